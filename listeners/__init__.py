@@ -1,0 +1,1 @@
+"""LISTEN/NOTIFY consumers: the projector, the stuck-job detector, subscriptions."""

@@ -1,0 +1,49 @@
+-- Named queries. Each block is headed `-- name --` plus one line of description.
+-- store/ loads them by name; no SQL strings live in Python logic.
+
+-- event_append --
+-- Append one transition; the guard trigger checks it and fills in version, states, attempt and hash.
+INSERT INTO vjm.job_events (job_id, type, data, actor, version, attempt, user_id, team_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+          actor, user_id, team_id, occurred_at;
+
+-- event_append_many --
+-- Append many transitions in one statement (one round trip), e.g. a bulk create.
+INSERT INTO vjm.job_events (job_id, type, data, actor, version, attempt, user_id, team_id)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::integer[],
+                     $6::integer[], $7::text[], $8::uuid[])
+RETURNING position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+          actor, user_id, team_id, occurred_at;
+
+-- event_get_stream --
+-- One job's events in version order.
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at, data
+  FROM vjm.job_events
+ WHERE job_id = $1
+ ORDER BY version;
+
+-- event_get_head --
+-- The latest event of one job.
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at, data
+  FROM vjm.job_events
+ WHERE job_id = $1
+ ORDER BY version DESC
+ LIMIT 1;
+
+-- event_get_after --
+-- Events after a (xact_id, position) cursor in commit-safe order: only transactions below
+-- the snapshot's xmin, which have all finished, so nothing that commits later can sort earlier.
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at, data
+  FROM vjm.job_events
+ WHERE (xact_id, position) > ($1::xid8, $2::bigint)
+   AND xact_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY xact_id, position
+ LIMIT $3;
+
+-- transition_get_all --
+-- The transition table as stored in the database.
+SELECT trigger, from_state, to_state, guard FROM vjm.transitions ORDER BY trigger, from_state, to_state;

@@ -1,0 +1,145 @@
+"""The video job state machine, defined once with `transitions`.
+
+The `transitions` Machine is the single, readable definition. At import time it
+is flattened into an immutable table (`TRANSITIONS`) so that checking a
+transition is a dict lookup, never a Machine built per job.
+
+Which component moves a job out of each state:
+- absent:     the user (create)
+- queued:     a processor (start), the user (cancel, update_metadata, delete)
+- processing: the processor (progress, complete, fail), the stuck detector (time_out),
+              the user (cancel, update_metadata)
+- completed, failed, cancelled: the user (retry, update_metadata, delete)
+- deleted:    nobody; it is a tombstone and the history stays
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Mapping
+
+from transitions import Machine
+
+
+class State(StrEnum):
+    """A job's status. `absent` is the pseudo-state before `create`."""
+
+    ABSENT = "absent"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DELETED = "deleted"
+
+
+class Trigger(StrEnum):
+    """Everything that can happen to a job; each is stored as an event type."""
+
+    CREATE = "create"
+    START = "start"
+    PROGRESS = "progress"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    CANCEL = "cancel"
+    RETRY = "retry"
+    TIME_OUT = "time_out"
+    UPDATE_METADATA = "update_metadata"
+    DELETE = "delete"
+
+
+class Guard(StrEnum):
+    """Named conditions; the same names are used by the SQL append trigger."""
+
+    HAS_ATTEMPTS_LEFT = "has_attempts_left"
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+
+
+LIVE_STATES = (State.QUEUED, State.PROCESSING, State.COMPLETED, State.FAILED, State.CANCELLED)
+TERMINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED, State.DELETED})
+# Triggers that name the attempt they belong to; a stale attempt is refused.
+FENCED_TRIGGERS = frozenset({Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.TIME_OUT})
+# Triggers reserved for processors (and the stuck detector); users fire the rest.
+PROCESSOR_TRIGGERS = frozenset(
+    {Trigger.START, Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.TIME_OUT}
+)
+USER_TRIGGERS = frozenset(Trigger) - PROCESSOR_TRIGGERS
+
+_DEFINITION = [
+    {"trigger": Trigger.CREATE, "source": State.ABSENT, "dest": State.QUEUED},
+    {"trigger": Trigger.START, "source": State.QUEUED, "dest": State.PROCESSING,
+     "conditions": [Guard.HAS_ATTEMPTS_LEFT]},
+    {"trigger": Trigger.PROGRESS, "source": State.PROCESSING, "dest": State.PROCESSING},
+    {"trigger": Trigger.COMPLETE, "source": State.PROCESSING, "dest": State.COMPLETED},
+    {"trigger": Trigger.FAIL, "source": State.PROCESSING, "dest": State.FAILED},
+    {"trigger": Trigger.CANCEL, "source": [State.QUEUED, State.PROCESSING], "dest": State.CANCELLED},
+    {"trigger": Trigger.RETRY, "source": [State.FAILED, State.CANCELLED], "dest": State.QUEUED},
+    {"trigger": Trigger.TIME_OUT, "source": State.PROCESSING, "dest": State.QUEUED,
+     "conditions": [Guard.HAS_ATTEMPTS_LEFT]},
+    {"trigger": Trigger.TIME_OUT, "source": State.PROCESSING, "dest": State.FAILED,
+     "conditions": [Guard.ATTEMPTS_EXHAUSTED]},
+    {"trigger": Trigger.UPDATE_METADATA, "source": list(LIVE_STATES), "dest": None},
+    {"trigger": Trigger.DELETE,
+     "source": [State.QUEUED, State.COMPLETED, State.FAILED, State.CANCELLED],
+     "dest": State.DELETED},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the transition table."""
+
+    trigger: Trigger
+    from_state: State
+    to_state: State
+    guard: Guard | None
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.value if isinstance(value, StrEnum) else value
+
+
+def build_machine() -> Machine:
+    """The `transitions` Machine: the human-readable source of truth."""
+    return Machine(
+        model=None,
+        states=[s.value for s in State],
+        transitions=[{k: _plain(v) for k, v in t.items()} for t in _DEFINITION],
+        initial=State.ABSENT.value,
+        auto_transitions=False,
+    )
+
+
+def _flatten(machine: Machine) -> tuple[Rule, ...]:
+    rules = []
+    for name, event in machine.events.items():
+        for source, transitions in event.transitions.items():
+            for t in transitions:
+                guards = [c.func for c in t.conditions]
+                rules.append(Rule(
+                    trigger=Trigger(name),
+                    from_state=State(source),
+                    to_state=State(t.dest if t.dest is not None else source),
+                    guard=Guard(guards[0]) if guards else None,
+                ))
+    return tuple(sorted(rules, key=lambda r: (r.trigger, r.from_state, r.to_state)))
+
+
+RULES: tuple[Rule, ...] = _flatten(build_machine())
+
+
+def _index(rules: tuple[Rule, ...]) -> Mapping[tuple[State, Trigger], tuple[Rule, ...]]:
+    table: dict[tuple[State, Trigger], list[Rule]] = {}
+    for rule in rules:
+        table.setdefault((rule.from_state, rule.trigger), []).append(rule)
+    return MappingProxyType({key: tuple(value) for key, value in table.items()})
+
+
+TRANSITIONS: Mapping[tuple[State, Trigger], tuple[Rule, ...]] = _index(RULES)
+ALLOWED_TRIGGERS: Mapping[State, frozenset[Trigger]] = MappingProxyType({
+    state: frozenset(t for (s, t) in TRANSITIONS if s == state) for state in State
+})

@@ -1,0 +1,76 @@
+"""Driver errors become vjm errors here, and only here (always `raise ... from exc`)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from statemachine import (
+    ALLOWED_TRIGGERS,
+    AccessDenied,
+    ConcurrencyConflict,
+    DatabaseUnavailable,
+    InvalidTransition,
+    JobNotFound,
+    StaleAttempt,
+    State,
+    ValidationError,
+    VJMError,
+)
+
+# SQLSTATEs raised by sql/ (the guard trigger and the append-only trigger).
+SQLSTATE_APPEND_ONLY = "VJ400"
+SQLSTATE_NOT_FOUND = "VJ404"
+SQLSTATE_CONFLICT = "VJ409"
+SQLSTATE_INVALID_TRANSITION = "VJ422"
+SQLSTATE_STALE_ATTEMPT = "VJ423"
+
+# Errors after which the same request may be sent again on a new connection.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def _allowed(state: str) -> frozenset[str]:
+    try:
+        return ALLOWED_TRIGGERS[State(state)]
+    except ValueError:
+        return frozenset()
+
+
+def translate_error(exc: BaseException, *, job_id: object = None, trigger: str | None = None,
+                    attempt: int | None = None) -> BaseException:
+    """Map a driver error to the vjm hierarchy; unknown errors are returned unchanged."""
+    if isinstance(exc, VJMError):
+        return exc
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return DatabaseUnavailable(f"database unavailable: {exc}")
+    if not isinstance(exc, asyncpg.PostgresError):
+        return exc
+    sqlstate = getattr(exc, "sqlstate", None)
+    state = getattr(exc, "detail", None) or ""
+    if sqlstate == SQLSTATE_NOT_FOUND:
+        return JobNotFound(job_id)
+    if sqlstate == SQLSTATE_INVALID_TRANSITION:
+        return InvalidTransition(trigger or "?", state, job_id=job_id, allowed=_allowed(state),
+                                 reason="no attempts left" if trigger == "start" and state == "queued" else None)
+    if sqlstate == SQLSTATE_STALE_ATTEMPT:
+        current = int(exc.hint) if getattr(exc, "hint", None) else None
+        return StaleAttempt(trigger or "?", state, job_id=job_id, held=attempt, current=current,
+                            allowed=_allowed(state))
+    if sqlstate == SQLSTATE_CONFLICT or isinstance(exc, asyncpg.UniqueViolationError):
+        return ConcurrencyConflict(job_id, message=f"job {job_id} was changed concurrently: {exc}")
+    if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)):
+        return ConcurrencyConflict(job_id, message=f"job {job_id}: {exc}")
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError) or sqlstate == SQLSTATE_APPEND_ONLY:
+        return AccessDenied(str(exc))
+    if isinstance(exc, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)):
+        return ValidationError(f"refused by the database: {exc}", field=getattr(exc, "column_name", None))
+    if isinstance(exc, (asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError)):
+        return DatabaseUnavailable(str(exc))
+    return exc

@@ -1,0 +1,138 @@
+"""The event store: append transitions (one round trip each) and read them back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from statemachine import Payload, Trigger, ValidationError, validate_payload
+
+from .errors import translate_error
+from .ids import new_job_id
+from .models import Event, event_from_row
+from .sqlfiles import load_queries
+
+log = structlog.get_logger("vjm.events")
+Executor = asyncpg.Pool | asyncpg.Connection
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A transition to append: what the writer chooses. The database fills in the rest."""
+
+    job_id: UUID
+    trigger: Trigger
+    data: dict[str, Any]
+    actor: str | None = None
+    expected_version: int | None = None
+    attempt: int | None = None
+    user_id: str | None = None
+    team_id: UUID | None = None
+
+    def args(self) -> tuple:
+        version = None if self.expected_version is None else self.expected_version + 1
+        return (self.job_id, self.trigger.value, self.data, self.actor, version,
+                self.attempt, self.user_id, self.team_id)
+
+
+def prepare_event(trigger: Trigger | str, data: dict[str, Any] | Payload | None = None, *,
+                  job_id: UUID | str | None = None, actor: str | None = None,
+                  expected_version: int | None = None, attempt: int | None = None,
+                  user_id: str | None = None, team_id: UUID | str | None = None) -> NewEvent:
+    """Validate a transition's payload and ids; raises ValidationError naming the field."""
+    payload = validate_payload(trigger, data)
+    trigger = Trigger(trigger)
+    if trigger is Trigger.CREATE:
+        if not user_id or not isinstance(user_id, str) or len(user_id) > 128:
+            raise ValidationError("user_id is required (1-128 characters)", field="user_id")
+    elif job_id is None:
+        raise ValidationError("job_id is required", field="job_id")
+    return NewEvent(
+        job_id=_as_uuid(job_id, "job_id") if job_id is not None else new_job_id(),
+        trigger=trigger,
+        data=payload.model_dump(mode="json", exclude_none=True),
+        actor=actor,
+        expected_version=_as_int(expected_version, "expected_version", minimum=0),
+        attempt=_as_int(attempt, "attempt", minimum=0),
+        user_id=user_id,
+        team_id=_as_uuid(team_id, "team_id") if team_id is not None else None,
+    )
+
+
+def _as_uuid(value: UUID | str, field: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise ValidationError(f"{field} must be a UUID, got {str(value)[:60]!r}", field=field) from None
+
+
+def _as_int(value: Any, field: str, *, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value > 2**31 - 1:
+        raise ValidationError(f"{field} must be an integer >= {minimum}", field=field)
+    return value
+
+
+class EventStore:
+    """Appends and reads vjm.job_events through a pool or a connection."""
+
+    def __init__(self, executor: Executor):
+        self._executor = executor
+        self._queries = load_queries()
+
+    def using(self, executor: Executor) -> "EventStore":
+        """The same store over another connection (e.g. inside a transaction)."""
+        return EventStore(executor)
+
+    async def append(self, event: NewEvent) -> Event:
+        """Append one transition in one round trip; raises a vjm error if it is refused."""
+        try:
+            row = await self._executor.fetchrow(self._queries["event_append"], *event.args())
+        except Exception as exc:
+            raise translate_error(exc, job_id=event.job_id, trigger=event.trigger.value,
+                                  attempt=event.attempt) from exc
+        stored = event_from_row(row, event.data)
+        log.debug("job_transitioned", job_id=str(stored.job_id), from_state=stored.from_state,
+                  to_state=stored.to_state, version=stored.version)
+        return stored
+
+    async def append_many(self, events: Sequence[NewEvent]) -> list[Event]:
+        """Append many transitions in one statement; all or nothing."""
+        if not events:
+            return []
+        columns = list(zip(*(e.args() for e in events)))
+        try:
+            rows = await self._executor.fetch(self._queries["event_append_many"], *columns)
+        except Exception as exc:
+            raise translate_error(exc, job_id=events[0].job_id, trigger=events[0].trigger.value) from exc
+        by_job = {e.job_id: e.data for e in events}
+        return [event_from_row(row, by_job[row["job_id"]]) for row in rows]
+
+    async def read_stream(self, job_id: UUID) -> list[Event]:
+        """Every event of one job, in version order (empty if unknown or not visible)."""
+        rows = await self._executor.fetch(self._queries["event_get_stream"], job_id)
+        return [event_from_row(r) for r in rows]
+
+    async def read_head(self, job_id: UUID) -> Event | None:
+        """The latest event of one job, or None."""
+        row = await self._executor.fetchrow(self._queries["event_get_head"], job_id)
+        return event_from_row(row) if row else None
+
+    async def read_after(self, cursor: tuple[int, int] = (0, 0), limit: int = 500) -> list[Event]:
+        """Events after `cursor` in commit-safe order (see the event_get_after query)."""
+        rows = await self._executor.fetch(self._queries["event_get_after"], cursor[0], cursor[1], limit)
+        return [event_from_row(r) for r in rows]
+
+    async def transition_table(self) -> list[tuple[str, str, str, str | None]]:
+        """vjm.transitions as tuples, for comparison with statemachine.RULES."""
+        rows = await self._executor.fetch(self._queries["transition_get_all"])
+        return [tuple(r) for r in rows]
+

@@ -1,0 +1,116 @@
+"""Forward-only migrations: numbered sql/NNN_name.sql files, one transaction each.
+
+Applied files are recorded in vjm.schema_migrations with a SHA-256 checksum; the
+runner refuses to start when an applied file has changed or is missing. Two
+processes migrating at once serialise on a session advisory lock, so the second
+finds the work done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from statemachine.errors import MigrationError
+
+from .sqlfiles import sql_dir
+
+log = structlog.get_logger("vjm.migrations")
+
+# Any fixed 64-bit key; chosen so it cannot collide with the projector's locks.
+MIGRATION_LOCK_KEY = 0x766A6D5F6D696772  # "vjm_migr"
+_FILENAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+_BOOTSTRAP = """
+CREATE SCHEMA IF NOT EXISTS vjm;
+CREATE TABLE IF NOT EXISTS vjm.schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text        NOT NULL,
+    checksum   text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file."""
+
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def discover_migrations(directory: Path | None = None) -> list[Migration]:
+    """All migration files in order; refuses duplicate numbers."""
+    found: dict[int, Migration] = {}
+    for path in sorted((directory or sql_dir()).glob("*.sql")):
+        match = _FILENAME.match(path.name)
+        if not match:
+            continue
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"two migrations numbered {version:03d}")
+        found[version] = Migration(version, match.group(2), path.read_text())
+    return [found[v] for v in sorted(found)]
+
+
+async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> list[int]:
+    """Apply pending migrations; returns the versions applied by this call."""
+    migrations = discover_migrations(directory)
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(_BOOTSTRAP)
+        applied = {r["version"]: r for r in await conn.fetch(
+            "SELECT version, name, checksum FROM vjm.schema_migrations")}
+        _check_applied(migrations, applied)
+        done = []
+        for migration in migrations:
+            if migration.version not in applied:
+                await _apply(conn, migration)
+                done.append(migration.version)
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+
+
+def _check_applied(migrations: list[Migration], applied: dict) -> None:
+    known = {m.version: m for m in migrations}
+    for version, row in sorted(applied.items()):
+        migration = known.get(version)
+        if migration is None:
+            raise MigrationError(
+                f"database has migration {version:03d}_{row['name']} which this vjm does not know; upgrade vjm")
+        if migration.checksum != row["checksum"]:
+            raise MigrationError(
+                f"migration {version:03d}_{migration.name}.sql changed after it was applied "
+                f"(checksum {row['checksum'][:12]} in the database, {migration.checksum[:12]} on disk); "
+                "migrations are forward-only: add a new file instead")
+
+
+async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:
+    async with conn.transaction():
+        await conn.execute(migration.sql)
+        await conn.execute(
+            "INSERT INTO vjm.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            migration.version, migration.name, migration.checksum)
+    log.info("migration_applied", version=migration.version, name=migration.name)
+
+
+async def migration_status(conn: asyncpg.Connection) -> dict[str, list[int]]:
+    """Which versions are applied and which are pending."""
+    exists = await conn.fetchval("SELECT to_regclass('vjm.schema_migrations') IS NOT NULL")
+    applied = set()
+    if exists:
+        applied = {r[0] for r in await conn.fetch("SELECT version FROM vjm.schema_migrations")}
+    known = [m.version for m in discover_migrations()]
+    return {"applied": sorted(applied), "pending": [v for v in known if v not in applied]}

@@ -1,0 +1,103 @@
+"""Test harness: one PostgreSQL per session, one migrated template, one clone per test.
+
+Where Postgres comes from: VJM_TEST_DATABASE_URL, else Docker (testcontainers),
+else an embedded pgserver in a temporary directory. Each test gets its own
+database made by `CREATE DATABASE ... TEMPLATE`, so tests are isolated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from store import EventStore, connect, create_pool, migrate, provide_postgres, with_database
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+async def _admin_execute(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator:
+    """A PostgreSQL server for the whole session (admin URL and its source)."""
+    with provide_postgres(env_vars=("VJM_TEST_DATABASE_URL",), temporary=True) as handle:
+        if handle.source == "embedded":
+            # A throwaway test server: durability buys nothing, speed does.
+            _run(_admin_execute(handle.url, "ALTER SYSTEM SET fsync = off",
+                                "ALTER SYSTEM SET synchronous_commit = off",
+                                "ALTER SYSTEM SET full_page_writes = off", "SELECT pg_reload_conf()"))
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server) -> Iterator[str]:
+    """A freshly migrated template database, dropped at the end of the session."""
+    name = f"vjm_tpl_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    _run(_admin_execute(pg_server.url, f'CREATE DATABASE "{name}"'))
+
+    async def _migrate() -> None:
+        conn = await connect(with_database(pg_server.url, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    _run(_migrate())
+    yield name
+    _run(_admin_execute(pg_server.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def database_url(pg_server, template_database) -> AsyncIterator[str]:
+    """A URL to this test's own database, cloned from the migrated template."""
+    name = f"vjm_test_{uuid.uuid4().hex[:12]}"
+    await _admin_execute(pg_server.url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield with_database(pg_server.url, name)
+    await _admin_execute(pg_server.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def empty_database_url(pg_server) -> AsyncIterator[str]:
+    """A URL to a new, empty (unmigrated) database."""
+    name = f"vjm_empty_{uuid.uuid4().hex[:12]}"
+    await _admin_execute(pg_server.url, f'CREATE DATABASE "{name}"')
+    yield with_database(pg_server.url, name)
+    await _admin_execute(pg_server.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def pool(database_url) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on this test's database, connected as the (owner) test user."""
+    p = await create_pool(database_url, min_size=1, max_size=10)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+def store(pool) -> EventStore:
+    """The event store over this test's pool."""
+    return EventStore(pool)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_logs() -> None:
+    """Info and above only, so failures are readable."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))

@@ -1,0 +1,107 @@
+"""Property: for random trigger sequences, the Python model and the database agree on every outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from statemachine import (
+    ConcurrencyConflict,
+    FENCED_TRIGGERS,
+    InvalidTransition,
+    JobNotFound,
+    StaleAttempt,
+    State,
+    Trigger,
+    check_attempt,
+    next_state,
+)
+from store import EventStore, connect, prepare_event
+from tests.factories import create_data
+
+SAMPLE_DATA = {
+    Trigger.CREATE: create_data(max_attempts=2),
+    Trigger.START: {"worker_id": "w"},
+    Trigger.PROGRESS: {"percent": 10},
+    Trigger.COMPLETE: {"output_paths": ["/out.mp4"], "processing_time": 3},
+    Trigger.FAIL: {"error": "boom"},
+    Trigger.CANCEL: {},
+    Trigger.RETRY: {},
+    Trigger.TIME_OUT: {},
+    Trigger.UPDATE_METADATA: {"clip_count": 2},
+    Trigger.DELETE: {},
+}
+
+
+@dataclass
+class Model:
+    """The Python side: the job's state as the statemachine package predicts it."""
+
+    state: State = State.ABSENT
+    attempt: int = 0
+    attempts_left: int = 0
+
+    def apply(self, trigger: Trigger, held: int | None) -> State:
+        if self.state is State.ABSENT and trigger is not Trigger.CREATE:
+            raise JobNotFound(None)
+        if trigger in FENCED_TRIGGERS and self.state is State.PROCESSING:
+            check_attempt(trigger, self.state, held=held, current=self.attempt)
+        target = next_state(self.state, trigger, attempts_left=self.attempts_left)
+        if trigger is Trigger.CREATE or trigger is Trigger.RETRY:
+            self.attempts_left = 2
+        if trigger is Trigger.START:
+            self.attempt, self.attempts_left = self.attempt + 1, self.attempts_left - 1
+        self.state = target
+        return target
+
+
+steps = st.lists(st.tuples(st.sampled_from(list(Trigger)), st.sampled_from(["current", "stale", "none"])),
+                 min_size=1, max_size=25)
+
+
+async def _outcome(store: EventStore, job_id: uuid.UUID, trigger: Trigger, held: int | None):
+    try:
+        event = await store.append(prepare_event(trigger, SAMPLE_DATA[trigger], job_id=job_id, attempt=held,
+                                                 user_id="prop"))
+        return ("ok", event.to_state.value)
+    except (InvalidTransition, JobNotFound, ConcurrencyConflict) as exc:
+        return (type(exc).__name__, None)
+
+
+def _predict(model: Model, trigger: Trigger, held: int | None):
+    try:
+        return ("ok", model.apply(trigger, held).value)
+    except (InvalidTransition, JobNotFound) as exc:
+        return (type(exc).__name__, None)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sequence=steps)
+def test_python_model_and_database_agree(database_url: str, sequence) -> None:
+    async def run() -> None:
+        conn = await connect(database_url)
+        store, model, job_id = EventStore(conn), Model(), uuid.uuid4()
+        try:
+            for trigger, fence in sequence:
+                held = {"current": model.attempt, "stale": model.attempt - 1, "none": None}[fence]
+                held = held if held is None or held >= 0 else None
+                expected = _predict(model, trigger, held)
+                actual = await _outcome(store, job_id, trigger, held)
+                if trigger is Trigger.CREATE and expected[0] != "ok":
+                    # A second create of an existing id: the model refuses it, the database reports a conflict.
+                    assert actual[0] == "ConcurrencyConflict"
+                    continue
+                assert actual == expected, (trigger, fence, model)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def test_stale_attempt_is_an_invalid_transition() -> None:
+    assert issubclass(StaleAttempt, InvalidTransition)

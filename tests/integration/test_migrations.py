@@ -1,0 +1,106 @@
+"""Migrations: idempotent, recorded with checksums, safe concurrently, shipped in the wheel."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from statemachine import MigrationError
+from store import connect, discover_migrations, migrate, migration_status
+from store.sqlfiles import sql_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_migrate_is_idempotent(empty_database_url: str) -> None:
+    conn = await connect(empty_database_url)
+    try:
+        first = await migrate(conn)
+        assert first == [m.version for m in discover_migrations()]
+        assert await migrate(conn) == []
+        rows = await conn.fetch("SELECT version, checksum FROM vjm.schema_migrations ORDER BY version")
+        assert [(r["version"], r["checksum"]) for r in rows] == [(m.version, m.checksum) for m in discover_migrations()]
+        assert (await migration_status(conn))["pending"] == []
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_migrations_apply_each_file_once(empty_database_url: str) -> None:
+    conns = [await connect(empty_database_url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(migrate(c) for c in conns))
+        applied = sorted(v for result in results for v in result)
+        assert applied == [m.version for m in discover_migrations()]
+        assert await conns[0].fetchval("SELECT count(*) FROM vjm.schema_migrations") == len(applied)
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_changed_applied_file_is_refused(empty_database_url: str, tmp_path: Path) -> None:
+    for path in sql_dir().glob("*.sql"):
+        shutil.copy(path, tmp_path / path.name)
+    conn = await connect(empty_database_url)
+    try:
+        await migrate(conn, tmp_path)
+        first = sorted(tmp_path.glob("001_*.sql"))[0]
+        first.write_text(first.read_text() + "\n-- sneaky edit\n")
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            await migrate(conn, tmp_path)
+    finally:
+        await conn.close()
+
+
+async def test_unknown_applied_migration_is_refused(database_url: str) -> None:
+    conn = await connect(database_url)
+    try:
+        await conn.execute("INSERT INTO vjm.schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')")
+        with pytest.raises(MigrationError, match="upgrade vjm"):
+            await migrate(conn)
+    finally:
+        await conn.close()
+
+
+def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, empty_database_url: str) -> None:
+    (tmp_path / "001_ok.sql").write_text("CREATE TABLE vjm.ok (x int);")
+    (tmp_path / "002_broken.sql").write_text("CREATE TABLE vjm.half (x int); SELECT 1/0;")
+
+    async def run() -> tuple[bool, bool, list]:
+        conn = await connect(empty_database_url)
+        try:
+            with pytest.raises(Exception, match="division by zero"):
+                await migrate(conn, tmp_path)
+            half = await conn.fetchval("SELECT to_regclass('vjm.half') IS NOT NULL")
+            ok = await conn.fetchval("SELECT to_regclass('vjm.ok') IS NOT NULL")
+            versions = [r[0] for r in await conn.fetch("SELECT version FROM vjm.schema_migrations")]
+            return ok, half, versions
+        finally:
+            await conn.close()
+
+    ok, half, versions = asyncio.run(run())
+    assert ok and not half and versions == [1]
+
+
+@pytest.mark.slow
+def test_sql_files_ship_inside_the_wheel_and_are_found_there(tmp_path: Path) -> None:
+    out = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(out)],
+                   cwd=ROOT, check=True, capture_output=True)
+    wheel = next(out.glob("vjm-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for migration in discover_migrations():
+        assert f"store/sql/{migration.version:03d}_{migration.name}.sql" in names
+    assert "store/sql/queries.sql" in names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    found = subprocess.run(
+        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]);"
+         "from store.sqlfiles import sql_dir; print(sql_dir())", str(site)],
+        check=True, capture_output=True, text=True).stdout.strip()
+    assert found == str(site / "store" / "sql")

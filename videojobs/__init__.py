@@ -1,0 +1,1 @@
+"""vjm application layer: VideoJobManager, configuration, CLI, HTTP API."""
