@@ -19,11 +19,22 @@ def sql_dir() -> Path:
 
 @cache
 def load_queries() -> dict[str, str]:
-    """Parse sql/queries.sql: blocks headed `-- name --` plus one line of description."""
+    """All named queries from sql/queries*.sql; a name defined twice is an error."""
+    queries: dict[str, str] = {}
+    for path in sorted(sql_dir().glob("queries*.sql")):
+        for name, body in _parse(path.read_text()).items():
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice ({path.name})")
+            queries[name] = body
+    return queries
+
+
+def _parse(text: str) -> dict[str, str]:
+    """Blocks headed `-- name --` plus one line of description."""
     queries: dict[str, str] = {}
     name = None
     lines: list[str] = []
-    for line in (sql_dir() / "queries.sql").read_text().splitlines():
+    for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("-- ") and stripped.endswith(" --") and len(stripped) > 6:
             if name:
