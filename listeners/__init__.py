@@ -1,1 +1,24 @@
-"""LISTEN/NOTIFY consumers: the projector, the stuck-job detector, subscriptions."""
+"""LISTEN/NOTIFY consumers: the projector (jobs, stats, change feed), the stuck-job
+detector, rebuild/verify, live subscriptions and read-your-writes waits.
+
+Depends on store/ and statemachine/ only.
+"""
+
+from store.projections import Checkpoint, Difference, JobChange, JobRow, LagSample
+
+from .batch import BatchResult, project_batch
+from .fold import Fold, ProjectionGap, fold
+from .notifications import BatchNotice, JobNotice, parse_notice
+from .projector import ProjectionResult, Projector, ProjectorConfig
+from .read_your_writes import ProjectionWatcher, wait_for_projection
+from .replay import RebuildResult, VerifyResult, rebuild_projections, verify_projections
+from .stuck_detector import DetectorResult, StuckDetector, StuckDetectorConfig
+from .subscriptions import JobChangeSubscription, subscribe_job_changes
+
+__all__ = [
+    "Checkpoint", "Difference", "JobChange", "JobRow", "LagSample", "BatchResult", "project_batch", "Fold",
+    "ProjectionGap", "fold", "BatchNotice", "JobNotice", "parse_notice", "ProjectionResult", "Projector",
+    "ProjectorConfig", "ProjectionWatcher", "wait_for_projection", "RebuildResult", "VerifyResult",
+    "rebuild_projections", "verify_projections", "DetectorResult", "StuckDetector", "StuckDetectorConfig",
+    "JobChangeSubscription", "subscribe_job_changes",
+]

@@ -1,0 +1,82 @@
+"""One apply transaction of the projector: read, fold, write, advance, notify.
+
+Why this is exactly-once: the checkpoint row is locked FOR UPDATE first, and the
+events are read after the cursor *in that row*, not after a cursor kept in
+memory. Whatever another applier (a projector that lost its leadership, a
+rebuild) committed before we got the lock is therefore already behind the
+cursor we read, and whatever we write commits atomically with the new cursor.
+A crash anywhere before COMMIT leaves rows, stats, feed and checkpoint as they
+were. The advisory lock only decides who *tries*; this row lock makes trying
+twice harmless.
+
+Commit-safe order: events are read with store's `event_get_after`, which only
+returns transactions below the snapshot's xmin, so an event that commits late
+can never sort before the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from store import EventStore
+from store.models import Event
+from store.projections import (
+    Checkpoint,
+    JobChange,
+    ProjectionWrite,
+    fetch_jobs,
+    lock_checkpoint,
+    write_projection,
+)
+
+from .fold import Fold, fold
+from .notifications import build_notices
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What one apply transaction did."""
+
+    events: int
+    jobs: int
+    notifications: int
+    cursor: tuple[int, int]
+    change_seq: int
+
+
+async def project_batch(conn: asyncpg.Connection, name: str, *, batch_size: int,
+                        per_job_limit: int) -> BatchResult:
+    """Apply the next batch of committed events to the read models, in one transaction."""
+    async with conn.transaction():
+        checkpoint = await lock_checkpoint(conn, name)
+        events = await EventStore(conn).read_after(checkpoint.cursor, batch_size)
+        if not events:
+            return BatchResult(0, 0, 0, checkpoint.cursor, checkpoint.change_seq)
+        before = await fetch_jobs(conn, list({e.job_id for e in events}))
+        write = build_write(fold(before, events), checkpoint, events, per_job_limit)
+        cursor, seq = events[-1].cursor, checkpoint.change_seq + len(write.changes)
+        await write_projection(conn, name, write, cursor, seq, len(events))
+    return BatchResult(len(events), len(write.changes), len(write.notifications), cursor, seq)
+
+
+def build_write(result: Fold, checkpoint: Checkpoint, events: list[Event], per_job_limit: int) -> ProjectionWrite:
+    """Turn a fold into the rows, deltas, feed entries and notices of one transaction."""
+    changes = _changes(result, checkpoint.change_seq)
+    return ProjectionWrite(
+        upserts=[row for row in result.rows.values() if row is not None],
+        deletes=[job_id for job_id, row in result.rows.items() if row is None],
+        stats=result.stats,
+        daily=result.daily,
+        changes=changes,
+        notifications=build_notices(changes, events[-1].cursor, len(events), per_job_limit),
+    )
+
+
+def _changes(result: Fold, seq: int) -> list[JobChange]:
+    """One feed entry per touched job, in the commit order of its last event."""
+    last = sorted(result.last_events.values(), key=lambda e: e.cursor)
+    return [JobChange(seq=seq + i, xact_id=e.xact_id, position=e.position, job_id=e.job_id, user_id=e.user_id,
+                      team_id=e.team_id, status=e.to_state.value, version=e.version)
+            for i, e in enumerate(last, start=1)]

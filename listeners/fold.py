@@ -1,0 +1,219 @@
+"""The read models as a pure function of the events.
+
+`fold(before, events)` takes the projected rows of the jobs an event batch touches
+and the batch (in commit order, or any order that keeps each job's versions in
+order) and returns the rows after it, the stats deltas and the daily-bucket deltas.
+The projector applies a fold per batch; rebuild and verify fold every event from
+nothing. Because both use this one function, "rebuild == live" is a real check of
+the incremental path (double or skipped applies), not of two implementations.
+
+Field rules, per event type (every event also sets status, attempt, attempts_left,
+version, last_activity_at and last_position):
+- create: all metadata; progress 0; created_at.
+- start: worker_id, started_at; clears the previous attempt's outcome (completed_at,
+  processing_time, output_paths, error_message, progress).
+- progress: progress_percent and clips_done when given.
+- complete: output_paths, completed_at, progress 100, processing_time as reported
+  by the processor, else computed from started_at.
+- fail: error_message, completed_at, computed processing_time.
+- cancel: completed_at; processing_time computed when it was processing.
+- time_out: error_message = the reason, worker_id cleared; to failed (no attempts
+  left) it is finished like fail; back to queued it is not finished.
+- retry: back to queued, not finished: completed_at and processing_time cleared,
+  worker cleared; the last error_message stays visible until the next start.
+- update_metadata: the given metadata fields.
+- delete: the row goes (history stays in vjm.job_events).
+
+Processing time is kept in whole milliseconds (stored as seconds, ms / 1000) so
+that stats can add and subtract it exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+from uuid import UUID
+
+from statemachine import VJMError
+from store.models import Event
+from store.projections import DailyKey, JobRow, StatsKey
+
+Row = dict[str, Any]
+STATUS_INDEX = {"queued": 1, "processing": 2, "completed": 3, "failed": 4, "cancelled": 5}
+METADATA_FIELDS = ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")
+
+
+class ProjectionGap(VJMError):
+    """An event arrived for a job the projection does not have (the read model is damaged)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """What a batch of events does to the read models."""
+
+    rows: dict[UUID, JobRow | None]          # every touched job after the batch; None = deleted
+    last_events: dict[UUID, Event]           # the last event of each touched job
+    stats: dict[StatsKey, list[int]]         # deltas, see store.projections.STATS_FIELDS
+    daily: dict[DailyKey, list[int]]         # deltas, see store.projections.DAILY_FIELDS
+
+
+def fold(before: Mapping[UUID, JobRow], events: Iterable[Event]) -> Fold:
+    """Apply `events` to the rows in `before`; pure, `before` is not modified."""
+    state: dict[UUID, Row | None] = {}
+    last: dict[UUID, Event] = {}
+    daily: dict[DailyKey, list[int]] = {}
+    for event in events:
+        job_id = event.job_id
+        if job_id not in state:
+            prior = before.get(job_id)
+            state[job_id] = dict(prior) if prior is not None else None
+        state[job_id] = apply_event(state[job_id], event)
+        last[job_id] = event
+        _count_daily(daily, state[job_id], event)
+    rows = {job_id: (JobRow.model_construct(**row) if row is not None else None) for job_id, row in state.items()}
+    return Fold(rows=rows, last_events=last, stats=stats_delta(before, rows), daily=daily)
+
+
+def apply_event(row: Row | None, event: Event) -> Row | None:
+    """One event applied to one job's row (a dict, changed in place and returned)."""
+    if event.type == "create":
+        row = _create(event)
+    elif row is None:
+        raise ProjectionGap(f"event {event.position} ({event.type}) for job {event.job_id} "
+                            "which is not in the projection")
+    elif event.type == "delete":
+        return None
+    else:
+        _HANDLERS[event.type](row, event)
+    row.update(status=event.to_state.value, attempt=event.attempt, attempts_left=event.attempts_left,
+               version=event.version, last_activity_at=event.occurred_at, last_position=event.position)
+    return row
+
+
+def _create(event: Event) -> Row:
+    data = event.data
+    return dict(
+        job_id=event.job_id, user_id=event.user_id, team_id=event.team_id,
+        max_attempts=data.get("max_attempts", event.attempts_left), worker_id=None,
+        original_filename=data["original_filename"], original_filesize=data["original_filesize"],
+        clip_count=data["clip_count"], quality_preset=data["quality_preset"],
+        enhancement_level=data["enhancement_level"], platform_target=data["platform_target"],
+        progress_percent=0.0, clips_done=0, output_paths=None, error_message=None,
+        created_at=event.occurred_at, started_at=None, completed_at=None, processing_time=None)
+
+
+def _start(row: Row, event: Event) -> None:
+    row.update(worker_id=event.data.get("worker_id"), started_at=event.occurred_at, completed_at=None,
+               processing_time=None, output_paths=None, error_message=None, progress_percent=0.0, clips_done=0)
+
+
+def _progress(row: Row, event: Event) -> None:
+    if event.data.get("percent") is not None:
+        row["progress_percent"] = float(event.data["percent"])
+    if event.data.get("clips_done") is not None:
+        row["clips_done"] = event.data["clips_done"]
+
+
+def _complete(row: Row, event: Event) -> None:
+    reported = event.data.get("processing_time")
+    millis = round(reported * 1000) if reported is not None else _elapsed_ms(row, event)
+    row.update(output_paths=list(event.data.get("output_paths", [])), completed_at=event.occurred_at,
+               progress_percent=100.0, processing_time=_seconds(millis))
+
+
+def _fail(row: Row, event: Event) -> None:
+    row.update(error_message=event.data["error"], completed_at=event.occurred_at,
+               processing_time=_seconds(_elapsed_ms(row, event)))
+
+
+def _cancel(row: Row, event: Event) -> None:
+    was_processing = event.from_state == "processing"
+    row.update(completed_at=event.occurred_at,
+               processing_time=_seconds(_elapsed_ms(row, event)) if was_processing else None)
+
+
+def _retry(row: Row, event: Event) -> None:
+    row.update(completed_at=None, processing_time=None, worker_id=None)
+
+
+def _time_out(row: Row, event: Event) -> None:
+    row.update(error_message=event.data.get("reason") or "timed out: no activity", worker_id=None)
+    if event.to_state == "failed":
+        row.update(completed_at=event.occurred_at, processing_time=_seconds(_elapsed_ms(row, event)))
+    else:
+        row.update(completed_at=None, processing_time=None)
+
+
+def _update_metadata(row: Row, event: Event) -> None:
+    row.update({k: event.data[k] for k in METADATA_FIELDS if event.data.get(k) is not None})
+
+
+_HANDLERS: dict[str, Callable[[Row, Event], None]] = {
+    "start": _start, "progress": _progress, "complete": _complete, "fail": _fail, "cancel": _cancel,
+    "retry": _retry, "time_out": _time_out, "update_metadata": _update_metadata,
+}
+
+
+def _elapsed_ms(row: Row, event: Event) -> int | None:
+    if row.get("started_at") is None:
+        return None
+    return max(0, round((event.occurred_at - row["started_at"]).total_seconds() * 1000))
+
+
+def _seconds(millis: int | None) -> float | None:
+    return None if millis is None else millis / 1000
+
+
+def scope_keys(user_id: str, team_id: UUID | None) -> list[StatsKey]:
+    """The stats scopes a job counts in: its user and, if any, its team."""
+    keys = [("user", user_id)]
+    if team_id is not None:
+        keys.append(("team", str(team_id)))
+    return keys
+
+
+def contribution(row: JobRow | Row | None) -> list[int]:
+    """What one job row adds to its scopes' counters (see STATS_FIELDS)."""
+    vector = [0] * 8
+    if row is None:
+        return vector
+    values = row if isinstance(row, dict) else row.__dict__
+    vector[0] = 1
+    vector[STATUS_INDEX[values["status"]]] = 1
+    if values["processing_time"] is not None:
+        vector[6] = 1
+        vector[7] = round(values["processing_time"] * 1000)
+    return vector
+
+
+def stats_delta(before: Mapping[UUID, JobRow], after: Mapping[UUID, JobRow | None]) -> dict[StatsKey, list[int]]:
+    """Counter deltas per scope for jobs whose rows changed from `before` to `after`."""
+    deltas: dict[StatsKey, list[int]] = {}
+    for job_id, new in after.items():
+        old = before.get(job_id)
+        for row, sign in ((old, -1), (new, 1)):
+            if row is None:
+                continue
+            vector = contribution(row)
+            for key in scope_keys(row.user_id, row.team_id):
+                total = deltas.setdefault(key, [0] * 8)
+                for i, value in enumerate(vector):
+                    total[i] += sign * value
+    return {k: v for k, v in deltas.items() if any(v)}
+
+
+def _count_daily(daily: dict[DailyKey, list[int]], row: Row | None, event: Event) -> None:
+    column = _DAILY_COLUMN.get(event.type)
+    if column is None or row is None or (event.type == "time_out" and event.to_state != "failed"):
+        return
+    millis = round(row["processing_time"] * 1000) if row["processing_time"] is not None else 0
+    day = event.occurred_at.astimezone(UTC).date()
+    for scope, scope_id in scope_keys(row["user_id"], row["team_id"]):
+        bucket = daily.setdefault((scope, scope_id, day), [0, 0, 0, 0])
+        bucket[column] += 1
+        bucket[3] += millis
+
+
+_DAILY_COLUMN = {"complete": 0, "fail": 1, "time_out": 1, "cancel": 2}

@@ -1,0 +1,224 @@
+"""The projector: turns vjm.job_events into vjm.jobs, vjm.job_stats and the change feed.
+
+Shape (River style): a validated `ProjectorConfig`, `run_once()` that catches up
+and returns a `ProjectionResult` (tests call it directly), and `start()`/`stop()`
+around a loop that calls it when woken by `vjm_events` or every `poll_interval`
+(NOTIFY is a doorbell and can be lost; polling alone projects everything).
+
+Leadership: every projector holds one dedicated connection. The active one holds
+a session advisory lock on it (`projection_leader_try_lock`); standbys retry the
+lock every `takeover_interval`, so when the leader's backend dies its lock goes
+with it and a standby takes over within about that interval. The apply
+transaction runs on the same connection as the lock, so a leader that lost its
+connection cannot commit anything; and the checkpoint row lock in
+listeners/batch.py makes even two simultaneous appliers harmless.
+
+Lag: `lag()` counts committed events after the checkpoint and how old the oldest
+is. Events of a transaction that committed *above* the xmin horizon wait until
+every older transaction ends; if an idle open transaction holds the horizon back
+longer than `horizon_warn_after`, `lag()` logs `projection_horizon_held` with
+the blocking backend's pid when it is visible to this role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from store.projections import (
+    LagSample,
+    ensure_checkpoint,
+    get_checkpoint,
+    prune_changes,
+    sample_lag,
+    try_lock_leadership,
+)
+
+from .batch import project_batch
+from .listening import CONNECTION_ERRORS, ListeningConnection
+
+log = structlog.get_logger("vjm.projector")
+
+
+class ProjectorConfig(BaseModel):
+    """Validated projector settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = Field(min_length=1)
+    name: str = Field("main", min_length=1, max_length=63)
+    batch_size: int = Field(1000, ge=1, le=20_000)
+    poll_interval: float = Field(1.0, gt=0, le=3600)
+    listen: bool = True
+    takeover_interval: float = Field(0.5, gt=0, le=60)
+    max_backoff: float = Field(5.0, gt=0, le=300)
+    notify_per_job_limit: int = Field(10, ge=0, le=50)
+    lag_interval: float = Field(5.0, gt=0)
+    horizon_warn_after: float = Field(30.0, ge=0)
+    change_retention: float = Field(7 * 86400.0, gt=0)
+    prune_interval: float = Field(3600.0, gt=0)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionResult:
+    """What one `run_once()` did; `leader` is False on a standby (nothing applied)."""
+
+    leader: bool
+    events: int = 0
+    batches: int = 0
+    jobs: int = 0
+    notifications: int = 0
+    cursor: tuple[int, int] | None = None
+
+
+class Projector:
+    """Projects events into the read models; see the module docstring."""
+
+    def __init__(self, config: ProjectorConfig):
+        self.config = config
+        channels = ("vjm_events",) if config.listen else ()
+        self._listening = ListeningConnection(config.database_url, channels, max_backoff=config.max_backoff)
+        self._lock = asyncio.Lock()
+        self._leader_pid: int | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._failures = 0
+        self.cursor: tuple[int, int] | None = None
+        self.last_lag: LagSample | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this projector holds the advisory lock on a live connection."""
+        conn = self._listening.connection
+        return conn is not None and self._leader_pid == conn.get_server_pid()
+
+    @property
+    def backend_pid(self) -> int | None:
+        """The server pid of this projector's connection (for monitoring and tests)."""
+        conn = self._listening.connection
+        return conn.get_server_pid() if conn is not None else None
+
+    async def run_once(self) -> ProjectionResult:
+        """Become leader if possible, then apply batches until caught up."""
+        async with self._lock:
+            conn = await self._listening.ensure()
+            if not await self._lead(conn):
+                return ProjectionResult(leader=False)
+            total = ProjectionResult(leader=True, cursor=self.cursor)
+            while True:
+                batch = await project_batch(conn, self.config.name, batch_size=self.config.batch_size,
+                                            per_job_limit=self.config.notify_per_job_limit)
+                self.cursor = batch.cursor
+                total = ProjectionResult(True, total.events + batch.events, total.batches + (batch.events > 0),
+                                         total.jobs + batch.jobs, total.notifications + batch.notifications,
+                                         batch.cursor)
+                if batch.events < self.config.batch_size:
+                    break
+        if total.events:
+            log.debug("projection_applied", events=total.events, batches=total.batches, jobs=total.jobs,
+                      cursor=list(total.cursor))
+        return total
+
+    async def _lead(self, conn) -> bool:
+        pid = conn.get_server_pid()
+        if self._leader_pid == pid:
+            return True
+        await ensure_checkpoint(conn, self.config.name)
+        if not await try_lock_leadership(conn, self.config.name):
+            return False
+        self._leader_pid = pid
+        checkpoint = await get_checkpoint(conn, self.config.name)
+        self.cursor = checkpoint.cursor
+        log.info("projector_leader_acquired", name=self.config.name, pid=pid, cursor=list(self.cursor))
+        return True
+
+    async def lag(self) -> LagSample:
+        """Events and seconds behind; warns when an open transaction holds the horizon back."""
+        async with self._lock:
+            conn = await self._listening.ensure()
+            checkpoint = await get_checkpoint(conn, self.config.name)
+            sample = await sample_lag(conn, checkpoint.cursor if checkpoint else (0, 0))
+        self.last_lag = sample
+        if sample.held_events and sample.held_seconds >= self.config.horizon_warn_after:
+            log.warning("projection_horizon_held", name=self.config.name, xmin=sample.xmin,
+                        held_events=sample.held_events, held_seconds=round(sample.held_seconds, 3),
+                        blocking_pid=sample.blocking_pid)
+        return sample
+
+    async def start(self) -> None:
+        """Run the loop in a background task until `stop()`."""
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self._run(), name=f"vjm-projector-{self.config.name}")
+
+    async def stop(self) -> None:
+        """Stop the loop and close the connection (which releases leadership)."""
+        self._stopping.set()
+        self._listening.ring()
+        if self._task is not None:
+            task, self._task = self._task, None
+            await task
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection without waiting for a loop."""
+        self._leader_pid = None
+        await self._listening.close()
+
+    async def __aenter__(self) -> Projector:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._serve()
+            except CONNECTION_ERRORS as exc:
+                self._failures += 1
+                log.warning("projector_connection_lost", name=self.config.name, error=repr(exc),
+                            failures=self._failures)
+            except Exception:  # noqa: BLE001 - logged; the loop never dies of one bad batch
+                self._failures += 1
+                log.exception("projector_batch_failed", name=self.config.name, failures=self._failures)
+            else:
+                continue
+            self._leader_pid = None
+            await self._pause(min(self.config.max_backoff, 0.05 * 2 ** min(self._failures, 10)))
+
+    async def _serve(self) -> None:
+        next_lag = next_prune = time.monotonic()
+        while not self._stopping.is_set():
+            token = self._listening.arm()
+            result = await self.run_once()
+            self._failures = 0
+            now = time.monotonic()
+            if result.leader and now >= next_lag:
+                next_lag = now + self.config.lag_interval
+                await self.lag()
+            if result.leader and now >= next_prune:
+                next_prune = now + self.config.prune_interval
+                await self._prune()
+            wait = self.config.poll_interval if result.leader else self.config.takeover_interval
+            await self._listening.wait(token, wait)
+            if self._listening.connection is None:
+                raise ConnectionError("projector connection lost")
+
+    async def _prune(self) -> None:
+        async with self._lock:
+            conn = await self._listening.ensure()
+            removed = await prune_changes(conn, self.config.change_retention)
+        if removed:
+            log.info("job_changes_pruned", name=self.config.name, removed=removed)
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass

@@ -1,0 +1,73 @@
+"""Live subscriptions for dashboards: an async iterator over job changes.
+
+The source of truth is the durable change feed vjm.job_changes, written by the
+projector in the same transaction as the projection and numbered by `seq` in
+commit order (see sql/002_projections.sql). A subscription LISTENs on vjm_jobs
+first, then reads the feed after its last `seq`; notifications only wake it.
+So a subscriber that reconnects, or resumes later with `after=<last seq seen>`,
+gets every change, in order, once. Event positions are not used as the resume
+token because they are handed out before commit and can become visible out of order.
+
+Visibility: rows are read under the connecting role; when RLS policies cover
+vjm.job_changes, each subscriber sees only its own and its teams' jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import structlog
+
+from store.projections import JobChange, fetch_changes
+
+from .listening import CONNECTION_ERRORS, ListeningConnection
+from .notifications import CHANNEL
+
+log = structlog.get_logger("vjm.subscriptions")
+
+
+class JobChangeSubscription:
+    """`async for change in JobChangeSubscription(url, after=seq)`: every change after `after`."""
+
+    def __init__(self, database_url: str, *, after: int = 0, batch_size: int = 500,
+                 poll_interval: float = 1.0, max_backoff: float = 5.0):
+        self.position = after
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._listening = ListeningConnection(database_url, (CHANNEL,), max_backoff=max_backoff)
+        self._closed = False
+
+    def __aiter__(self) -> AsyncIterator[JobChange]:
+        return self._changes()
+
+    async def _changes(self) -> AsyncIterator[JobChange]:
+        try:
+            while not self._closed:
+                token = self._listening.arm()
+                changes = await self._next_page()
+                for change in changes:
+                    self.position = change.seq
+                    yield change
+                if changes is not None and len(changes) < self._batch_size:
+                    await self._listening.wait(token, self._poll_interval)
+        finally:
+            await self._listening.close()
+
+    async def _next_page(self) -> list[JobChange] | None:
+        try:
+            conn = await self._listening.ensure()
+            return await fetch_changes(conn, self.position, self._batch_size)
+        except CONNECTION_ERRORS as exc:
+            log.warning("subscription_connection_lost", position=self.position, error=repr(exc))
+            return None
+
+    async def close(self) -> None:
+        """Stop iterating and close the connection."""
+        self._closed = True
+        self._listening.ring()
+        await self._listening.close()
+
+
+def subscribe_job_changes(database_url: str, *, after: int = 0, **options) -> JobChangeSubscription:
+    """An async iterator over job changes after change-feed sequence number `after`."""
+    return JobChangeSubscription(database_url, after=after, **options)

@@ -1,0 +1,308 @@
+-- Named queries of the listeners (projector, stuck detector, rebuild, subscriptions).
+-- Same format as queries.sql: `-- name --`, one line of description, the statement.
+
+-- projection_checkpoint_ensure --
+-- Create a projector's checkpoint row if it does not exist yet.
+INSERT INTO vjm.projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING;
+
+-- projection_checkpoint_get --
+-- A projector's checkpoint, without locking.
+SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoints WHERE name = $1;
+
+-- projection_checkpoint_lock --
+-- A projector's checkpoint, locked until the end of the transaction: one applier at a time.
+SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoints WHERE name = $1 FOR UPDATE;
+
+-- projection_checkpoint_advance --
+-- Move the checkpoint to the last applied event and change sequence number.
+UPDATE vjm.projection_checkpoints
+   SET xact_id = $2, position = $3, change_seq = $4, events = events + $5, updated_at = now()
+ WHERE name = $1;
+
+-- projection_leader_try_lock --
+-- Try to become the active projector: a session advisory lock held on the projector's connection.
+SELECT pg_try_advisory_lock(1986359920, hashtext('vjm_projector:' || $1));
+
+-- projection_leader_unlock --
+-- Give up leadership (closing the connection does the same).
+SELECT pg_advisory_unlock(1986359920, hashtext('vjm_projector:' || $1));
+
+-- projection_lag_get --
+-- Committed events after a cursor, and those held back behind the xmin horizon by an open transaction.
+WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+behind AS (
+    SELECT count(*) AS events,
+           min(e.occurred_at) AS oldest,
+           count(*) FILTER (WHERE e.xact_id >= h.xmin) AS held,
+           min(e.occurred_at) FILTER (WHERE e.xact_id >= h.xmin) AS oldest_held
+      FROM vjm.job_events e, horizon h
+     WHERE (e.xact_id, e.position) > ($1::xid8, $2::bigint)
+)
+SELECT h.xmin, b.events, b.held,
+       coalesce(extract(epoch FROM clock_timestamp() - b.oldest), 0)::float8 AS seconds_behind,
+       coalesce(extract(epoch FROM clock_timestamp() - b.oldest_held), 0)::float8 AS held_seconds,
+       (SELECT a.pid FROM pg_stat_activity a WHERE a.backend_xid = h.xmin::xid LIMIT 1) AS blocking_pid
+  FROM horizon h, behind b;
+
+-- job_get_many --
+-- Projected rows of the given jobs (the projector reads them inside its apply transaction).
+SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+       original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
+       platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+       started_at, completed_at, processing_time, last_activity_at, version, last_position
+  FROM vjm.jobs
+ WHERE job_id = ANY($1::uuid[]);
+
+-- job_upsert_many --
+-- Write projected rows, one array per column; output paths travel as JSON text (arrays of arrays do not unnest).
+INSERT INTO vjm.jobs AS j (job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+                           original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
+                           platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+                           started_at, completed_at, processing_time, last_activity_at, version, last_position)
+SELECT u.job_id, u.user_id, u.team_id, u.status, u.attempt, u.attempts_left, u.max_attempts, u.worker_id,
+       u.original_filename, u.original_filesize, u.clip_count, u.quality_preset, u.enhancement_level,
+       u.platform_target, u.progress_percent, u.clips_done,
+       CASE WHEN u.output_paths IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.output_paths::jsonb)) END,
+       u.error_message, u.created_at, u.started_at, u.completed_at, u.processing_time, u.last_activity_at,
+       u.version, u.last_position
+  FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::integer[], $6::smallint[], $7::smallint[],
+              $8::text[], $9::text[], $10::bigint[], $11::integer[], $12::text[], $13::text[], $14::text[],
+              $15::real[], $16::integer[], $17::text[], $18::text[], $19::timestamptz[], $20::timestamptz[],
+              $21::timestamptz[], $22::float8[], $23::timestamptz[], $24::integer[], $25::bigint[])
+       AS u(job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+            original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
+            platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+            started_at, completed_at, processing_time, last_activity_at, version, last_position)
+ON CONFLICT (job_id) DO UPDATE SET
+    user_id = excluded.user_id, team_id = excluded.team_id, status = excluded.status,
+    attempt = excluded.attempt, attempts_left = excluded.attempts_left, max_attempts = excluded.max_attempts,
+    worker_id = excluded.worker_id, original_filename = excluded.original_filename,
+    original_filesize = excluded.original_filesize, clip_count = excluded.clip_count,
+    quality_preset = excluded.quality_preset, enhancement_level = excluded.enhancement_level,
+    platform_target = excluded.platform_target, progress_percent = excluded.progress_percent,
+    clips_done = excluded.clips_done, output_paths = excluded.output_paths,
+    error_message = excluded.error_message, created_at = excluded.created_at,
+    started_at = excluded.started_at, completed_at = excluded.completed_at,
+    processing_time = excluded.processing_time, last_activity_at = excluded.last_activity_at,
+    version = excluded.version, last_position = excluded.last_position;
+
+-- job_delete_many --
+-- Remove deleted jobs from the projection (their events stay).
+DELETE FROM vjm.jobs WHERE job_id = ANY($1::uuid[]);
+
+-- job_stats_add_many --
+-- Add per-scope deltas to the stats counters (never a recount).
+INSERT INTO vjm.job_stats AS s (scope, scope_id, user_id, team_id, total_jobs, queued_jobs, processing_jobs,
+                                completed_jobs, failed_jobs, cancelled_jobs, timed_jobs, total_processing_ms)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::bigint[], $6::bigint[], $7::bigint[],
+                     $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
+ON CONFLICT (scope, scope_id) DO UPDATE SET
+    total_jobs = s.total_jobs + excluded.total_jobs,
+    queued_jobs = s.queued_jobs + excluded.queued_jobs,
+    processing_jobs = s.processing_jobs + excluded.processing_jobs,
+    completed_jobs = s.completed_jobs + excluded.completed_jobs,
+    failed_jobs = s.failed_jobs + excluded.failed_jobs,
+    cancelled_jobs = s.cancelled_jobs + excluded.cancelled_jobs,
+    timed_jobs = s.timed_jobs + excluded.timed_jobs,
+    total_processing_ms = s.total_processing_ms + excluded.total_processing_ms;
+
+-- job_stats_prune_empty --
+-- Drop counter rows of scopes that no longer have any job, so stats equal a recount exactly.
+DELETE FROM vjm.job_stats s
+ USING unnest($1::text[], $2::text[]) AS k(scope, scope_id)
+ WHERE s.scope = k.scope AND s.scope_id = k.scope_id AND s.total_jobs = 0;
+
+-- job_stats_daily_add_many --
+-- Add to the daily history buckets (completed, failed, cancelled, processing milliseconds).
+INSERT INTO vjm.job_stats_daily AS d (scope, scope_id, user_id, team_id, day, completed_jobs, failed_jobs,
+                                      cancelled_jobs, processing_ms)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::date[], $6::bigint[], $7::bigint[],
+                     $8::bigint[], $9::bigint[])
+ON CONFLICT (scope, scope_id, day) DO UPDATE SET
+    completed_jobs = d.completed_jobs + excluded.completed_jobs,
+    failed_jobs = d.failed_jobs + excluded.failed_jobs,
+    cancelled_jobs = d.cancelled_jobs + excluded.cancelled_jobs,
+    processing_ms = d.processing_ms + excluded.processing_ms;
+
+-- job_change_insert_many --
+-- Append to the change feed, numbered by the projector in its apply transaction.
+INSERT INTO vjm.job_changes (seq, xact_id, position, job_id, user_id, team_id, status, version)
+SELECT * FROM unnest($1::bigint[], $2::xid8[], $3::bigint[], $4::uuid[], $5::text[], $6::uuid[], $7::text[],
+                     $8::integer[]);
+
+-- job_change_get_after --
+-- The change feed after a sequence number, in order.
+SELECT seq, xact_id, position, job_id, user_id, team_id, status, version, changed_at
+  FROM vjm.job_changes
+ WHERE seq > $1
+ ORDER BY seq
+ LIMIT $2;
+
+-- job_change_prune --
+-- Forget feed entries older than the given number of seconds.
+DELETE FROM vjm.job_changes WHERE changed_at < now() - make_interval(secs => $1);
+
+-- projection_notify_many --
+-- Send the vjm_jobs notifications of a batch; delivered when the transaction commits, dropped on rollback.
+SELECT count(pg_notify('vjm_jobs', p)) FROM unnest($1::text[]) AS p;
+
+-- job_get_stuck --
+-- Processing jobs idle for longer than $1 seconds, oldest first (uses the partial index jobs_processing_activity).
+SELECT job_id, version, attempt, attempts_left,
+       extract(epoch FROM statement_timestamp() - last_activity_at)::float8 AS idle_seconds
+  FROM vjm.jobs
+ WHERE status = 'processing'
+   AND last_activity_at < statement_timestamp() - make_interval(secs => $1)
+ ORDER BY last_activity_at
+ LIMIT $2;
+
+-- event_get_all_by_job --
+-- Every event up to a commit-order cursor, grouped by job in version order (for replay).
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at, data
+  FROM vjm.job_events
+ WHERE (xact_id, position) <= ($1::xid8, $2::bigint)
+ ORDER BY job_id, version;
+
+-- replay_tables_create --
+-- Shadow tables for a replay, private to this transaction.
+CREATE TEMP TABLE jobs_replay (LIKE vjm.jobs INCLUDING DEFAULTS) ON COMMIT DROP;
+CREATE TEMP TABLE job_stats_replay (
+    scope text, scope_id text, user_id text, team_id uuid, total_jobs bigint, queued_jobs bigint,
+    processing_jobs bigint, completed_jobs bigint, failed_jobs bigint, cancelled_jobs bigint,
+    timed_jobs bigint, total_processing_ms bigint, PRIMARY KEY (scope, scope_id)) ON COMMIT DROP;
+CREATE TEMP TABLE job_stats_daily_replay (
+    scope text, scope_id text, user_id text, team_id uuid, day date, completed_jobs bigint,
+    failed_jobs bigint, cancelled_jobs bigint, processing_ms bigint, PRIMARY KEY (scope, scope_id, day)) ON COMMIT DROP;
+ALTER TABLE jobs_replay ADD PRIMARY KEY (job_id);
+
+-- jobs_replay_diff --
+-- Jobs whose live row differs from the replayed one (missing, extra or changed), as JSON.
+SELECT coalesce(l.job_id, r.job_id) AS key,
+       CASE WHEN l.job_id IS NULL THEN 'missing' WHEN r.job_id IS NULL THEN 'extra' ELSE 'different' END AS kind,
+       CASE WHEN l.job_id IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
+       CASE WHEN r.job_id IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
+  FROM vjm.jobs l
+  FULL JOIN pg_temp.jobs_replay r ON r.job_id = l.job_id
+ WHERE l.job_id IS NULL OR r.job_id IS NULL OR to_jsonb(l) <> to_jsonb(r)
+ ORDER BY 1
+ LIMIT $1;
+
+-- job_stats_replay_diff --
+-- Stats counters that differ from the replay.
+WITH live AS (SELECT scope, scope_id, user_id, team_id, total_jobs, queued_jobs, processing_jobs, completed_jobs,
+                     failed_jobs, cancelled_jobs, timed_jobs, total_processing_ms FROM vjm.job_stats),
+     replay AS (SELECT * FROM pg_temp.job_stats_replay)
+SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) AS key,
+       CASE WHEN l.scope IS NULL THEN 'missing' WHEN r.scope IS NULL THEN 'extra' ELSE 'different' END AS kind,
+       CASE WHEN l.scope IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
+       CASE WHEN r.scope IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
+  FROM live l
+  FULL JOIN replay r ON r.scope = l.scope AND r.scope_id = l.scope_id
+ WHERE l.scope IS NULL OR r.scope IS NULL OR to_jsonb(l) <> to_jsonb(r)
+ ORDER BY 1
+ LIMIT $1;
+
+-- job_stats_daily_replay_diff --
+-- Daily buckets that differ from the replay.
+WITH live AS (SELECT scope, scope_id, user_id, team_id, day, completed_jobs, failed_jobs, cancelled_jobs,
+                     processing_ms FROM vjm.job_stats_daily),
+     replay AS (SELECT * FROM pg_temp.job_stats_daily_replay)
+SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) || ':' || coalesce(l.day, r.day) AS key,
+       CASE WHEN l.scope IS NULL THEN 'missing' WHEN r.scope IS NULL THEN 'extra' ELSE 'different' END AS kind,
+       CASE WHEN l.scope IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
+       CASE WHEN r.scope IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
+  FROM live l
+  FULL JOIN replay r ON r.scope = l.scope AND r.scope_id = l.scope_id AND r.day = l.day
+ WHERE l.scope IS NULL OR r.scope IS NULL OR to_jsonb(l) <> to_jsonb(r)
+ ORDER BY 1
+ LIMIT $1;
+
+-- job_stats_recount_diff --
+-- Stats counters that differ from a recount over vjm.jobs (invariant 8).
+WITH recount AS (
+    SELECT s.scope, s.scope_id, s.user_id, s.team_id, count(*) AS total_jobs,
+           count(*) FILTER (WHERE j.status = 'queued') AS queued_jobs,
+           count(*) FILTER (WHERE j.status = 'processing') AS processing_jobs,
+           count(*) FILTER (WHERE j.status = 'completed') AS completed_jobs,
+           count(*) FILTER (WHERE j.status = 'failed') AS failed_jobs,
+           count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled_jobs,
+           count(j.processing_time) AS timed_jobs,
+           coalesce(sum(round(j.processing_time * 1000)), 0)::bigint AS total_processing_ms
+      FROM vjm.jobs j
+     CROSS JOIN LATERAL (VALUES ('user', j.user_id, j.user_id, NULL::uuid),
+                                ('team', j.team_id::text, NULL, j.team_id)) AS s(scope, scope_id, user_id, team_id)
+     WHERE s.scope_id IS NOT NULL
+     GROUP BY 1, 2, 3, 4
+),
+live AS (SELECT scope, scope_id, user_id, team_id, total_jobs, queued_jobs, processing_jobs, completed_jobs,
+                failed_jobs, cancelled_jobs, timed_jobs, total_processing_ms FROM vjm.job_stats)
+SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) AS key,
+       CASE WHEN l.scope IS NULL THEN 'missing' WHEN r.scope IS NULL THEN 'extra' ELSE 'different' END AS kind,
+       CASE WHEN l.scope IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
+       CASE WHEN r.scope IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
+  FROM live l
+  FULL JOIN recount r ON r.scope = l.scope AND r.scope_id = l.scope_id
+ WHERE l.scope IS NULL OR r.scope IS NULL OR to_jsonb(l) <> to_jsonb(r)
+ ORDER BY 1
+ LIMIT $1;
+
+-- jobs_replay_merge --
+-- Swap the replay in, in place: rows that differ are overwritten, missing ones added (readers are never blocked).
+INSERT INTO vjm.jobs AS j SELECT * FROM pg_temp.jobs_replay
+ON CONFLICT (job_id) DO UPDATE SET
+    user_id = excluded.user_id, team_id = excluded.team_id, status = excluded.status,
+    attempt = excluded.attempt, attempts_left = excluded.attempts_left, max_attempts = excluded.max_attempts,
+    worker_id = excluded.worker_id, original_filename = excluded.original_filename,
+    original_filesize = excluded.original_filesize, clip_count = excluded.clip_count,
+    quality_preset = excluded.quality_preset, enhancement_level = excluded.enhancement_level,
+    platform_target = excluded.platform_target, progress_percent = excluded.progress_percent,
+    clips_done = excluded.clips_done, output_paths = excluded.output_paths,
+    error_message = excluded.error_message, created_at = excluded.created_at,
+    started_at = excluded.started_at, completed_at = excluded.completed_at,
+    processing_time = excluded.processing_time, last_activity_at = excluded.last_activity_at,
+    version = excluded.version, last_position = excluded.last_position
+ WHERE j IS DISTINCT FROM excluded;
+
+-- jobs_replay_prune --
+-- Remove live jobs that the replay does not have.
+DELETE FROM vjm.jobs j WHERE NOT EXISTS (SELECT 1 FROM pg_temp.jobs_replay r WHERE r.job_id = j.job_id);
+
+-- job_stats_replay_merge --
+-- Replace the stats counters with the replayed ones, in place.
+INSERT INTO vjm.job_stats AS s (scope, scope_id, user_id, team_id, total_jobs, queued_jobs, processing_jobs,
+                                completed_jobs, failed_jobs, cancelled_jobs, timed_jobs, total_processing_ms)
+SELECT * FROM pg_temp.job_stats_replay
+ON CONFLICT (scope, scope_id) DO UPDATE SET
+    user_id = excluded.user_id, team_id = excluded.team_id, total_jobs = excluded.total_jobs,
+    queued_jobs = excluded.queued_jobs, processing_jobs = excluded.processing_jobs,
+    completed_jobs = excluded.completed_jobs, failed_jobs = excluded.failed_jobs,
+    cancelled_jobs = excluded.cancelled_jobs, timed_jobs = excluded.timed_jobs,
+    total_processing_ms = excluded.total_processing_ms
+ WHERE (s.total_jobs, s.queued_jobs, s.processing_jobs, s.completed_jobs, s.failed_jobs, s.cancelled_jobs,
+        s.timed_jobs, s.total_processing_ms)
+       IS DISTINCT FROM (excluded.total_jobs, excluded.queued_jobs, excluded.processing_jobs,
+        excluded.completed_jobs, excluded.failed_jobs, excluded.cancelled_jobs, excluded.timed_jobs,
+        excluded.total_processing_ms);
+
+-- job_stats_replay_prune --
+-- Remove stats rows that the replay does not have.
+DELETE FROM vjm.job_stats s
+ WHERE NOT EXISTS (SELECT 1 FROM pg_temp.job_stats_replay r WHERE r.scope = s.scope AND r.scope_id = s.scope_id);
+
+-- job_stats_daily_replay_merge --
+-- Replace the daily buckets with the replayed ones, in place.
+INSERT INTO vjm.job_stats_daily AS d (scope, scope_id, user_id, team_id, day, completed_jobs, failed_jobs,
+                                      cancelled_jobs, processing_ms)
+SELECT * FROM pg_temp.job_stats_daily_replay
+ON CONFLICT (scope, scope_id, day) DO UPDATE SET
+    completed_jobs = excluded.completed_jobs, failed_jobs = excluded.failed_jobs,
+    cancelled_jobs = excluded.cancelled_jobs, processing_ms = excluded.processing_ms
+ WHERE (d.completed_jobs, d.failed_jobs, d.cancelled_jobs, d.processing_ms)
+       IS DISTINCT FROM (excluded.completed_jobs, excluded.failed_jobs, excluded.cancelled_jobs, excluded.processing_ms);
+
+-- job_stats_daily_replay_prune --
+-- Remove daily buckets that the replay does not have.
+DELETE FROM vjm.job_stats_daily d
+ WHERE NOT EXISTS (SELECT 1 FROM pg_temp.job_stats_daily_replay r
+                    WHERE r.scope = d.scope AND r.scope_id = d.scope_id AND r.day = d.day);
