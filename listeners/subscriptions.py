@@ -41,17 +41,16 @@ class JobChangeSubscription:
         return self._changes()
 
     async def _changes(self) -> AsyncIterator[JobChange]:
-        try:
-            while not self._closed:
-                token = self._listening.arm()
-                changes = await self._next_page()
-                for change in changes:
-                    self.position = change.seq
-                    yield change
-                if changes is not None and len(changes) < self._batch_size:
-                    await self._listening.wait(token, self._poll_interval)
-        finally:
-            await self._listening.close()
+        # The connection outlives one `async for`: breaking out and iterating again resumes at
+        # `position` on the same LISTEN. `close()` (or `async with`) releases it.
+        while not self._closed:
+            token = self._listening.arm()
+            changes = await self._next_page()
+            for change in changes or ():
+                self.position = change.seq
+                yield change
+            if changes is None or len(changes) < self._batch_size:
+                await self._listening.wait(token, self._poll_interval if changes is not None else 0.05)
 
     async def _next_page(self) -> list[JobChange] | None:
         try:
@@ -66,6 +65,12 @@ class JobChangeSubscription:
         self._closed = True
         self._listening.ring()
         await self._listening.close()
+
+    async def __aenter__(self) -> JobChangeSubscription:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
 
 
 def subscribe_job_changes(database_url: str, *, after: int = 0, **options) -> JobChangeSubscription:

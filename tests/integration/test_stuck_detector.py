@@ -1,0 +1,104 @@
+"""The stuck-job detector: time_out through the event store, exactly once, fenced."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from listeners import StuckDetector, StuckDetectorConfig
+from statemachine import InvalidTransition, StaleAttempt
+from store import EventStore, prepare_event
+from store.sqlfiles import load_queries
+from tests.factories import create_job
+from tests.integration.conftest import assert_read_model_is_fold
+
+# timeout=0: every projected processing job counts as stuck, so the tests never wait for a clock.
+NOW = StuckDetectorConfig(timeout=0)
+
+
+async def _processing_jobs(store: EventStore, count: int, max_attempts: int = 3) -> list:
+    jobs = [await create_job(store, max_attempts=max_attempts) for _ in range(count)]
+    return [await store.append(prepare_event("start", {"worker_id": "slow"}, job_id=j.job_id)) for j in jobs]
+
+
+async def test_two_detectors_reset_each_stuck_job_once(pool, store: EventStore, make_projector) -> None:
+    started = await _processing_jobs(store, 12)
+    projector = make_projector()
+    await projector.run_once()
+    one, two = StuckDetector(pool, NOW), StuckDetector(pool, NOW)
+    first, second = await asyncio.gather(one.run_once(), two.run_once())
+    assert first.found == second.found == 12
+    assert first.reset + second.reset == 12
+    assert first.skipped + second.skipped == 12
+    counts = await pool.fetch("SELECT job_id, count(*) FROM vjm.job_events WHERE type = 'time_out' GROUP BY 1")
+    assert sorted(n for _, n in counts) == [1] * 12
+    assert {r["actor"] for r in await pool.fetch("SELECT actor FROM vjm.job_events WHERE type = 'time_out'")} == \
+        {"system:stuck_detector"}
+    # The worker that held attempt 1 reports late: refused, the job is not finished twice.
+    late = started[0]
+    with pytest.raises(InvalidTransition):
+        await store.append(prepare_event("complete", {"output_paths": ["/late.mp4"]}, job_id=late.job_id,
+                                         attempt=late.attempt))
+    await store.append(prepare_event("start", {"worker_id": "fresh"}, job_id=late.job_id))
+    with pytest.raises(StaleAttempt):
+        await store.append(prepare_event("complete", {"output_paths": ["/late.mp4"]}, job_id=late.job_id,
+                                         attempt=late.attempt))
+    await projector.run_once()
+    assert await pool.fetchval("SELECT count(*) FROM vjm.jobs WHERE status = 'queued'") == 11
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_events WHERE type = 'complete'") == 0
+    await assert_read_model_is_fold(projector.config.database_url)
+
+
+async def test_exhausted_job_fails(pool, store: EventStore, make_projector) -> None:
+    (started,) = await _processing_jobs(store, 1, max_attempts=1)
+    projector = make_projector()
+    await projector.run_once()
+    result = await StuckDetector(pool, NOW).run_once()
+    assert (result.found, result.failed, result.requeued) == (1, 1, 0)
+    await projector.run_once()
+    row = await pool.fetchrow("SELECT status, completed_at, error_message FROM vjm.jobs WHERE job_id = $1",
+                              started.job_id)
+    assert row["status"] == "failed" and row["completed_at"] is not None and "no activity" in row["error_message"]
+
+
+async def test_recent_activity_is_not_stuck(pool, store: EventStore, make_projector) -> None:
+    await _processing_jobs(store, 3)
+    await make_projector().run_once()
+    assert (await StuckDetector(pool, StuckDetectorConfig()).run_once()).found == 0  # default: 15 minutes
+
+
+async def test_activity_the_projection_has_not_seen_yet_wins(pool, store: EventStore, make_projector) -> None:
+    (started,) = await _processing_jobs(store, 1)
+    await make_projector().run_once()
+    await store.append(prepare_event("progress", {"percent": 5}, job_id=started.job_id, attempt=1))
+    result = await StuckDetector(pool, NOW).run_once()
+    assert (result.found, result.reset, result.skipped) == (1, 0, 1)  # the version guard refused the reset
+    assert (await store.read_head(started.job_id)).type == "progress"
+
+
+async def test_scan_uses_the_partial_index(pool) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + load_queries()["job_get_stuck"], 900.0, 100)
+    assert "jobs_processing_activity" in json.dumps(plan)
+
+
+async def test_start_and_stop_loop(pool, store: EventStore, make_projector) -> None:
+    (started,) = await _processing_jobs(store, 1)
+    await make_projector().run_once()
+    detector = StuckDetector(pool, StuckDetectorConfig(timeout=0, interval=0.05))
+    await detector.start()
+    try:
+        async with asyncio.timeout(10):
+            while (await store.read_head(started.job_id)).type != "time_out":
+                await asyncio.sleep(0.01)  # poll
+    finally:
+        await detector.stop()
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError):
+        StuckDetectorConfig(timeout=-1)
+    assert StuckDetectorConfig().timeout == 900
