@@ -9,9 +9,9 @@ A crash anywhere before COMMIT leaves rows, stats, feed and checkpoint as they
 were. The advisory lock only decides who *tries*; this row lock makes trying
 twice harmless.
 
-Commit-safe order: events are read with store's `event_get_after`, which only
-returns transactions below the snapshot's xmin, so an event that commits late
-can never sort before the checkpoint.
+Commit-safe order: events are read below `vjm.projection_horizon()`, the oldest
+transaction of this database still running (see sql/002_projections.sql), so an
+event that commits late can never sort before the checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from store import EventStore
 from store.models import Event
 from store.projections import (
     Checkpoint,
@@ -28,6 +27,7 @@ from store.projections import (
     ProjectionWrite,
     fetch_jobs,
     lock_checkpoint,
+    read_events_after,
     write_projection,
 )
 
@@ -51,7 +51,7 @@ async def project_batch(conn: asyncpg.Connection, name: str, *, batch_size: int,
     """Apply the next batch of committed events to the read models, in one transaction."""
     async with conn.transaction():
         checkpoint = await lock_checkpoint(conn, name)
-        events = await EventStore(conn).read_after(checkpoint.cursor, batch_size)
+        events = await read_events_after(conn, checkpoint.cursor, batch_size)
         if not events:
             return BatchResult(0, 0, 0, checkpoint.cursor, checkpoint.change_seq)
         before = await fetch_jobs(conn, list({e.job_id for e in events}))

@@ -14,7 +14,7 @@ connection cannot commit anything; and the checkpoint row lock in
 listeners/batch.py makes even two simultaneous appliers harmless.
 
 Lag: `lag()` counts committed events after the checkpoint and how old the oldest
-is. Events of a transaction that committed *above* the xmin horizon wait until
+is. Events of a transaction that committed *above* the horizon (vjm.projection_horizon) wait until
 every older transaction ends; if an idle open transaction holds the horizon back
 longer than `horizon_warn_after`, `lag()` logs `projection_horizon_held` with
 the blocking backend's pid when it is visible to this role.

@@ -2,7 +2,7 @@
 
 Both replay the events up to the projector's checkpoint C into temporary shadow
 tables. Every event at or below C belongs to a finished transaction (the
-checkpoint only ever passes the xmin horizon), so that set never changes.
+checkpoint only ever passes the commit-safe horizon), so that set never changes.
 
 - `verify_projections` runs in one REPEATABLE READ transaction: the live tables
   and C come from the same snapshot (the projector writes them atomically), so

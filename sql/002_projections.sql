@@ -3,6 +3,26 @@
 -- replaying gives the same rows. Only the projector writes them; rebuild merges a
 -- replay into them in place, so the policies and grants added by later migrations stay.
 
+-- The commit-safe horizon for this database: every transaction with a smaller
+-- xid has finished, or runs in another database (and so can never append here).
+-- The plain pg_snapshot_xmin(pg_current_snapshot()) is cluster-wide: an idle
+-- transaction in *any* database of the cluster would stall the projector. A
+-- running xid is skipped only when pg_stat_activity shows it belongs to a backend
+-- of another database; when that is not visible (no pg_read_all_stats), for
+-- prepared transactions and anything unknown, it counts, so the horizon falls
+-- back to the snapshot's xmin, never beyond it. STABLE: it sees the snapshot of
+-- the calling statement, the same one that then reads the events.
+CREATE FUNCTION vjm.projection_horizon() RETURNS xid8
+LANGUAGE sql STABLE PARALLEL RESTRICTED AS $$
+    SELECT coalesce(min(x.xid), pg_snapshot_xmax(pg_current_snapshot()))
+      FROM pg_snapshot_xip(pg_current_snapshot()) AS x(xid)
+     WHERE NOT EXISTS (
+        SELECT 1 FROM pg_stat_activity a
+         WHERE a.backend_xid = x.xid::xid
+           AND a.datid IS NOT NULL
+           AND a.datid <> (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+$$;
+
 -- The current state of every job that is not deleted.
 CREATE TABLE vjm.jobs (
     job_id            uuid PRIMARY KEY,

@@ -27,9 +27,19 @@ SELECT pg_try_advisory_lock(1986359920, hashtext('vjm_projector:' || $1));
 -- Give up leadership (closing the connection does the same).
 SELECT pg_advisory_unlock(1986359920, hashtext('vjm_projector:' || $1));
 
+-- projection_events_after --
+-- Events after a (xact_id, position) cursor in commit-safe order, below this database's horizon.
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at, data
+  FROM vjm.job_events
+ WHERE (xact_id, position) > ($1::xid8, $2::bigint)
+   AND xact_id < vjm.projection_horizon()
+ ORDER BY xact_id, position
+ LIMIT $3;
+
 -- projection_lag_get --
--- Committed events after a cursor, and those held back behind the xmin horizon by an open transaction.
-WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+-- Committed events after a cursor, and those held back behind the horizon by an open transaction.
+WITH horizon AS (SELECT vjm.projection_horizon() AS xmin),
 behind AS (
     SELECT count(*) AS events,
            min(e.occurred_at) AS oldest,

@@ -200,6 +200,12 @@ async def sample_lag(executor: Executor, cursor: tuple[int, int]) -> LagSample:
 
 # -- the apply transaction ---------------------------------------------------------------------
 
+async def read_events_after(conn: Executor, cursor: tuple[int, int], limit: int) -> list[Event]:
+    """Committed events after `cursor` in commit-safe order (vjm.projection_horizon)."""
+    rows = await conn.fetch(_q("projection_events_after"), cursor[0], cursor[1], limit)
+    return [event_from_row(r) for r in rows]
+
+
 async def fetch_jobs(conn: Executor, job_ids: Sequence[UUID]) -> dict[UUID, JobRow]:
     """Projected rows of these jobs, by id (absent ones are missing from the dict)."""
     rows = await conn.fetch(_q("job_get_many"), list(job_ids))

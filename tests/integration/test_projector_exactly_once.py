@@ -212,3 +212,18 @@ async def test_two_appliers_at_once_never_apply_twice(database_url: str, pool, w
     assert sum(counts) == len(events)
     assert (await _checkpoint(pool))["events"] == len(events)
     await assert_read_model_is_fold(database_url)
+
+
+async def test_open_transaction_in_another_database_does_not_stall(empty_database_url: str, pool,
+                                                                   store: EventStore, make_projector) -> None:
+    other = await connect(empty_database_url)
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.fetchval("SELECT pg_current_xact_id()")  # holds the cluster-wide xmin back
+        job = await create_job(store)
+        result = await make_projector().run_once()
+        assert result.events == 1 and result.cursor == job.cursor
+        await tx.rollback()
+    finally:
+        await other.close()
