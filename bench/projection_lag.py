@@ -1,0 +1,220 @@
+"""Projection lag, measured end to end: writer commit -> vjm_jobs notice carrying a cursor at or past it.
+
+1. Max write rate: `writers` connections walk jobs through create -> start -> progress -> complete,
+   one autocommit append each, with no projector running.
+2. Lag at 50% of that rate: the projector runs in its own process (LISTEN + 1 s polling, the
+   defaults); writers pace themselves to half the max rate; a listener on vjm_jobs records when
+   each notice arrives. An event's lag is the arrival time of the first notice whose cursor is
+   at or past the event's cursor, minus the time its append returned (same process clock).
+3. Bursts of 10,000 events (many concurrent writers, and one bulk statement): how many vjm_jobs
+   notifications the projector sends for each.
+
+`python -m bench.projection_lag [--smoke]` prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import logging
+import multiprocessing
+import statistics
+import sys
+import time
+from typing import Any
+
+import asyncpg
+import structlog
+
+from listeners import Projector, ProjectorConfig, parse_notice
+from store import EventStore, connect, create_pool, prepare_event
+
+from .common import bench_server, fresh_database
+
+CYCLE = ("create", "start", "progress", "complete")
+DATA = {
+    "create": {"original_filename": "clip.mp4", "original_filesize": 10_485_760, "clip_count": 5,
+               "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"},
+    "start": {"worker_id": "bench"},
+    "progress": {"percent": 50.0, "clips_done": 2},
+    "complete": {"output_paths": ["/out/1.mp4"], "processing_time": 12.5},
+}
+
+
+async def _append_cycle_step(store: EventStore, step: int, head) -> Any:
+    trigger = CYCLE[step % len(CYCLE)]
+    fenced = trigger in ("progress", "complete")
+    return await store.append(prepare_event(trigger, DATA[trigger], job_id=None if head is None else head.job_id,
+                                            user_id=f"bench{step % 16}", actor="bench",
+                                            attempt=head.attempt if fenced else None))
+
+
+async def _writer(store: EventStore, until: float, interval: float, out: list) -> None:
+    """Append until `until`; one append every `interval` seconds (0: as fast as possible)."""
+    head, step, next_at = None, 0, time.monotonic()
+    while (now := time.monotonic()) < until:
+        if interval and now < next_at:
+            await asyncio.sleep(next_at - now)  # pacing: open-loop schedule
+        next_at += interval
+        head = await _append_cycle_step(store, step, None if step % len(CYCLE) == 0 else head)
+        out.append((time.monotonic(), head.cursor))
+        step += 1
+
+
+async def max_write_rate(url: str, writers: int, seconds: float) -> float:
+    """Events per second that `writers` concurrent connections can append."""
+    pool = await create_pool(url, min_size=writers, max_size=writers)
+    try:
+        out: list = []
+        until = time.monotonic() + seconds
+        started = time.monotonic()
+        await asyncio.gather(*(_writer(EventStore(pool), until, 0, out) for _ in range(writers)))
+        return len(out) / (time.monotonic() - started)
+    finally:
+        await pool.close()
+
+
+def _projector_process(url: str, ready, stop) -> None:
+    quiet_logs()
+
+    async def main() -> None:
+        projector = Projector(ProjectorConfig(database_url=url))
+        await projector.start()
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)  # poll: a cross-process stop flag
+        await projector.stop()
+    asyncio.run(main())
+
+
+class NoticeLog:
+    """Arrival times and cursors of vjm_jobs notices."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.cursors: list[tuple[int, int]] = []
+        self.count = 0
+
+    def __call__(self, conn, pid, channel, payload) -> None:
+        notice = parse_notice(payload)
+        self.count += 1
+        if notice is not None:
+            self.times.append(time.monotonic())
+            self.cursors.append(tuple(notice.cursor))
+
+    def lag_of(self, committed_at: float, cursor: tuple[int, int]) -> float | None:
+        index = bisect.bisect_left(self.cursors, cursor)
+        return None if index == len(self.cursors) else max(0.0, self.times[index] - committed_at)
+
+
+async def _wait_projected(conn: asyncpg.Connection, cursor: tuple[int, int], timeout: float = 120) -> None:
+    async with asyncio.timeout(timeout):
+        while tuple(await conn.fetchrow("SELECT xact_id, position FROM vjm.projection_checkpoints "
+                                        "WHERE name = 'main'")) < cursor:
+            await asyncio.sleep(0.01)  # poll
+
+
+async def lag_at_rate(url: str, rate: float, writers: int, seconds: float, notices: NoticeLog,
+                      control: asyncpg.Connection) -> dict:
+    """p50/p99/max lag in ms with writers paced to `rate` events/s in total."""
+    pool = await create_pool(url, min_size=writers, max_size=writers)
+    try:
+        out: list = []
+        until = time.monotonic() + seconds
+        await asyncio.gather(*(_writer(EventStore(pool), until, writers / rate, out) for _ in range(writers)))
+    finally:
+        await pool.close()
+    await _wait_projected(control, max(c for _, c in out))
+    await control.execute("SELECT 1")  # let the last notices arrive
+    lags = sorted(1000 * notices.lag_of(t, c) for t, c in out)
+    return {"events": len(out), "rate_achieved": round(len(out) / seconds, 1),
+            "p50_ms": round(statistics.median(lags), 2), "p99_ms": round(lags[int(0.99 * (len(lags) - 1))], 2),
+            "max_ms": round(lags[-1], 2)}
+
+
+async def burst_notifications(url: str, events: int, writers: int, notices: NoticeLog,
+                              control: asyncpg.Connection, bulk: bool) -> dict:
+    """vjm_jobs notifications sent while the projector absorbs a burst of `events` events."""
+    before = notices.count
+    started = time.monotonic()
+    if bulk:
+        store = EventStore(control)
+        append = getattr(store, "append_creates", None) or store.append_many
+        last = (await append([prepare_event("create", DATA["create"], user_id="burst") for _ in range(events)]))[-1]
+        cursor = last.cursor
+    else:
+        pool = await create_pool(url, min_size=writers, max_size=writers)
+        try:
+            out: list = []
+            await asyncio.gather(*(_count_writer(EventStore(pool), events // writers, out) for _ in range(writers)))
+            cursor = max(c for _, c in out)
+        finally:
+            await pool.close()
+    await _wait_projected(control, cursor)
+    await control.execute("SELECT 1")
+    return {"events": events, "notifications": notices.count - before,
+            "seconds_to_project": round(time.monotonic() - started, 3)}
+
+
+async def _count_writer(store: EventStore, count: int, out: list) -> None:
+    head = None
+    for step in range(count):
+        head = await _append_cycle_step(store, step, None if step % len(CYCLE) == 0 else head)
+        out.append((0.0, head.cursor))
+
+
+async def run(url: str, smoke: bool) -> dict:
+    writers = 8 if smoke else 16
+    seconds = 2.0 if smoke else 10.0
+    max_rate = await max_write_rate(url, writers, seconds)
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    process = ctx.Process(target=_projector_process, args=(url, ready, stop), daemon=True)
+    process.start()
+    control = await connect(url)
+    notices = NoticeLog()
+    try:
+        await control.add_listener("vjm_jobs", notices)
+        if not await asyncio.to_thread(ready.wait, 60):
+            raise RuntimeError("projector process did not start")
+        await _wait_projected(control, tuple(await control.fetchrow(
+            "SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, position DESC LIMIT 1")))
+        lag = await lag_at_rate(url, max_rate / 2, writers, seconds, notices, control)
+        burst_events = 2000 if smoke else 10_000
+        burst = await burst_notifications(url, burst_events, 32, notices, control, bulk=False)
+        bulk = await burst_notifications(url, burst_events, 1, notices, control, bulk=True)
+    finally:
+        stop.set()
+        await asyncio.to_thread(process.join, 30)
+        await control.close()
+    return {"benchmark": "projection_lag", "smoke": smoke, "writers": writers,
+            "max_write_rate_events_per_s": round(max_rate, 1), "target_rate_events_per_s": round(max_rate / 2, 1),
+            "lag_at_half_max_rate": lag, "burst_concurrent": burst, "burst_bulk_statement": bulk}
+
+
+def main() -> None:
+    """Entry point: print the results as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="small and quick (< 30 s)")
+    args = parser.parse_args()
+
+    quiet_logs()
+
+    async def _main(admin_url: str) -> dict:
+        async with fresh_database(admin_url) as url:
+            return await run(url, args.smoke)
+
+    with bench_server() as admin_url:
+        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
+
+
+def quiet_logs() -> None:
+    """Warnings only, on stderr, so stdout stays one JSON document."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
+if __name__ == "__main__":
+    main()
