@@ -2,19 +2,16 @@
 -- store/ loads them by name; no SQL strings live in Python logic.
 
 -- event_append --
--- Append one transition; the guard trigger checks it and fills in version, states, attempt and hash.
-INSERT INTO vjm.job_events (job_id, type, data, actor, version, attempt, user_id, team_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
-          actor, user_id, team_id, occurred_at;
+-- Append one transition through the guard (vjm.append_event); one round trip.
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at
+  FROM vjm.append_event($1, $2, $3, $4, $5, $6, $7, $8);
 
--- event_append_many --
--- Append many transitions in one statement (one round trip), e.g. a bulk create.
-INSERT INTO vjm.job_events (job_id, type, data, actor, version, attempt, user_id, team_id)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::integer[],
-                     $6::integer[], $7::text[], $8::uuid[])
-RETURNING position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
-          actor, user_id, team_id, occurred_at;
+-- event_append_creates --
+-- Append many create events in one statement (one round trip), e.g. a bulk create.
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at
+  FROM vjm.append_creates($1::uuid[], $2::jsonb[], $3::text[], $4::text[], $5::uuid[]);
 
 -- event_get_stream --
 -- One job's events in version order.

@@ -35,8 +35,8 @@ class NewEvent:
     team_id: UUID | None = None
 
     def args(self) -> tuple:
-        version = None if self.expected_version is None else self.expected_version + 1
-        return (self.job_id, self.trigger.value, self.data, self.actor, version,
+        """The arguments of vjm.append_event, in order."""
+        return (self.job_id, self.trigger.value, self.data, self.actor, self.expected_version,
                 self.attempt, self.user_id, self.team_id)
 
 
@@ -104,13 +104,16 @@ class EventStore:
                   to_state=stored.to_state, version=stored.version)
         return stored
 
-    async def append_many(self, events: Sequence[NewEvent]) -> list[Event]:
-        """Append many transitions in one statement; all or nothing."""
+    async def append_creates(self, events: Sequence[NewEvent]) -> list[Event]:
+        """Append many create events in one statement; all or nothing."""
         if not events:
             return []
-        columns = list(zip(*(e.args() for e in events)))
+        if any(e.trigger is not Trigger.CREATE for e in events):
+            raise ValidationError("append_creates takes create events only", field="trigger")
+        columns = ([e.job_id for e in events], [e.data for e in events], [e.actor for e in events],
+                   [e.user_id for e in events], [e.team_id for e in events])
         try:
-            rows = await self._executor.fetch(self._queries["event_append_many"], *columns)
+            rows = await self._executor.fetch(self._queries["event_append_creates"], *columns)
         except Exception as exc:
             raise translate_error(exc, job_id=events[0].job_id, trigger=events[0].trigger.value) from exc
         by_job = {e.job_id: e.data for e in events}

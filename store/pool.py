@@ -73,10 +73,22 @@ async def connect(url: str, *, attempts: int = 5, max_delay: float = 15.0, **kwa
     return await retry_idempotent(_open, attempts=attempts, max_delay=max_delay)
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing beyond asyncpg's own rollback of an open transaction.
+
+    asyncpg's default reset sends `RESET ALL; UNLISTEN *; ...` on every release: a
+    second round trip for every one-statement append. vjm never sets session state
+    on pooled connections (identity and role are set with `is_local => true`, so they
+    end with the transaction, and listeners use dedicated connections), so that
+    round trip buys nothing.
+    """
+
+
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, attempts: int = 5,
                       max_delay: float = 15.0, **kwargs) -> asyncpg.Pool:
     """An asyncpg pool with codecs installed, created with connect retries."""
     async def _open() -> asyncpg.Pool:
+        kwargs.setdefault("reset", keep_session)
         return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
                                          init=init_connection, **kwargs)
     return await retry_idempotent(_open, attempts=attempts, max_delay=max_delay)

@@ -186,18 +186,31 @@ async def test_append_only_error_translates_to_access_denied(pool) -> None:
 
 async def test_database_refuses_illegal_transition_sent_as_raw_sql(pool, store: EventStore) -> None:
     job = await create_job(store)
-    raw = "INSERT INTO vjm.job_events (job_id, type, data, actor) VALUES ($1, $2, '{}', 'php-worker')"
-    with pytest.raises(asyncpg.PostgresError, match="cannot complete job .* in state queued"):
-        await pool.execute(raw, job.job_id, "complete")
+    # What a processor written in another language sends: the append function, as raw SQL.
+    raw = "SELECT version, to_state FROM vjm.append_event($1, $2, '{}'::jsonb, 'go-worker')"
+    with pytest.raises(asyncpg.PostgresError, match="cannot complete job .* in state queued") as info:
+        await pool.fetchrow(raw, job.job_id, "complete")
+    assert info.value.sqlstate == "VJ422" and info.value.detail == "queued"
     with pytest.raises(asyncpg.PostgresError, match="cannot explode"):
-        await pool.execute(raw, job.job_id, "explode")
-    # Forged columns are overwritten by the guard: the writer cannot choose version or states.
-    await pool.execute(
-        "INSERT INTO vjm.job_events (job_id, type, data, actor, from_state, to_state, user_id, attempt, attempts_left)"
-        " VALUES ($1, 'start', '{}', 'go-worker', 'failed', 'completed', 'mallory', 99, 9)", job.job_id)
-    head = await store.read_head(job.job_id)
-    assert (head.version, head.from_state, head.to_state, head.user_id, head.attempt, head.attempts_left) == \
-        (2, "queued", "processing", "user-123", 1, 2)
+        await pool.fetchrow(raw, job.job_id, "explode")
+    row = await pool.fetchrow(raw, job.job_id, "start")
+    assert tuple(row) == (2, "processing")
+    with pytest.raises(asyncpg.PostgresError, match="not found") as info:
+        await pool.fetchrow(raw, uuid.uuid4(), "start")
+    assert info.value.sqlstate == "VJ404"
+
+
+async def test_direct_insert_of_an_illegal_row_is_refused_by_constraints(pool, store: EventStore) -> None:
+    job = await create_job(store)
+    insert = ("INSERT INTO vjm.job_events (job_id, version, type, from_state, to_state, attempt, attempts_left,"
+              " actor, user_id, prev_hash, hash) VALUES ($1, 2, $2, $3, $4, 0, 3, 'owner', 'u', '\\x00', '\\x00')")
+    with pytest.raises(asyncpg.CheckViolationError, match="job_events_legal_transition"):
+        await pool.execute(insert, job.job_id, "complete", "queued", "completed")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await pool.execute("INSERT INTO vjm.job_events (job_id, version, type, to_state, attempt, attempts_left,"
+                           " actor, user_id, hash) VALUES ($1, 1, 'create', 'queued', 0, 3, 'owner', 'u', '\\x00')",
+                           job.job_id)
+    assert len(await store.read_stream(job.job_id)) == 1
 
 
 async def test_python_transition_table_equals_database_table(store: EventStore) -> None:
@@ -224,9 +237,10 @@ async def test_bad_payload_writes_nothing(pool, store: EventStore) -> None:
         with pytest.raises(ValidationError) as info:
             call()
         assert info.value.field
-    raw_bad = "INSERT INTO vjm.job_events (job_id, type, data, actor, user_id) VALUES ($1, 'create', $2, 'x', 'u')"
-    with pytest.raises(asyncpg.PostgresError):
-        await pool.execute(raw_bad, uuid.uuid4(), json.loads('[1, 2]'))
+    for data, user in ((json.loads("[1, 2]"), "u"), ({}, ""), ({}, "u" * 129)):
+        with pytest.raises(asyncpg.InvalidParameterValueError):
+            await pool.fetchrow("SELECT position FROM vjm.append_event($1, 'create', $2, 'x', NULL, NULL, $3)",
+                                uuid.uuid4(), data, user)
     assert await _count_events(pool) == before
 
 
@@ -246,7 +260,7 @@ async def test_notify_payload_is_a_small_doorbell(database_url: str, store: Even
 
 async def test_bulk_append_is_one_statement(pool, store: EventStore) -> None:
     events = [prepare_event("create", create_data(original_filename=f"v{i}.mp4"), user_id="bulk") for i in range(200)]
-    stored = await store.append_many(events)
+    stored = await store.append_creates(events)
     assert len(stored) == 200 and {e.version for e in stored} == {1}
     assert await pool.fetchval("SELECT count(DISTINCT job_id) FROM vjm.job_events WHERE user_id = 'bulk'") == 200
 

@@ -1,0 +1,121 @@
+"""Shared benchmark plumbing: a server, a fresh database per workload, environment facts, medians."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+
+from store import connect, migrate, provide_postgres, with_database
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@contextlib.contextmanager
+def bench_server(prefer_local: bool = True) -> Iterator[str]:
+    """Admin URL of the server to measure: VJM_BENCH_DATABASE_URL, the local one, else embedded."""
+    if os.environ.get("VJM_BENCH_DATABASE_URL"):
+        yield os.environ["VJM_BENCH_DATABASE_URL"]
+        return
+    if prefer_local and _answers(LOCAL_SERVER):
+        yield LOCAL_SERVER
+        return
+    with provide_postgres(env_vars=(), temporary=True, allow_docker=False) as handle:
+        yield handle.url
+
+
+def _answers(url: str) -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(url, timeout=2)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            return False
+        await conn.close()
+        return True
+    return asyncio.run(probe())
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str, *, migrated: bool = True) -> AsyncIterator[str]:
+    """A new database for one workload, dropped afterwards."""
+    name = f"vjm_bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(admin_url, name)
+    if migrated:
+        conn = await connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def server_facts(admin_url: str) -> dict:
+    """Postgres version and the settings that shape write throughput."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        version = await conn.fetchval("SELECT version()")
+        names = ["fsync", "synchronous_commit", "wal_sync_method", "shared_buffers", "max_connections",
+                 "commit_delay", "wal_level", "full_page_writes"]
+        rows = await conn.fetch("SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1)", names)
+    finally:
+        await conn.close()
+    return {"version": version, "settings": {r["name"]: f"{r['setting']}{r['unit'] or ''}" for r in rows},
+            "pg_test_fsync": pg_test_fsync()}
+
+
+def pg_test_fsync() -> dict:
+    """fdatasync ops/s of one 8 kB write, from pg_test_fsync (the embedded wheel ships it)."""
+    binary = shutil.which("pg_test_fsync")
+    if binary is None:
+        import pgserver
+
+        candidate = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_test_fsync"
+        binary = str(candidate) if candidate.exists() else None
+    if binary is None:
+        return {"error": "pg_test_fsync not found"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([binary, "-s", "1", "-f", str(Path(tmp) / "probe")], capture_output=True, text=True,
+                             timeout=60).stdout
+    for line in out.splitlines():
+        if line.strip().startswith("fdatasync"):
+            parts = line.split()
+            return {"fdatasync_ops_per_s": float(parts[1]), "usecs_per_op": float(parts[3])}
+    return {"raw": out[:400]}
+
+
+async def interleaved(variants: dict[str, Callable[[], Awaitable[float]]], runs: int) -> dict[str, dict]:
+    """One warm-up of each variant, then `runs` interleaved rounds; medians of the returned figure."""
+    for run in variants.values():
+        await run()
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, run in variants.items():
+            samples[name].append(await run())
+    return {name: {"median": statistics.median(v), "samples": v} for name, v in samples.items()}
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -1,0 +1,142 @@
+"""W1: transition writes per second, against raw asyncpg ceilings on a table of the same shape.
+
+Each writer owns its jobs and walks them through create -> start -> progress -> progress
+-> complete, one autocommit append per transition, through `EventStore.append` (the
+same call the VideoJobManager makes). The ceilings insert rows of the same shape into
+`bench_raw.job_events` (same columns, same indexes, no guard): one as a plain autocommit
+INSERT, one as a single statement INSERT ... RETURNING plus pg_notify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+
+import asyncpg
+
+from store import EventStore, create_pool, prepare_event
+from videojobs.logs import configure_logging
+
+from .common import bench_server, fresh_database, interleaved, server_facts
+
+CYCLE = ["create", "start", "progress", "progress", "complete"]
+DATA = {
+    "create": {"original_filename": "clip.mp4", "original_filesize": 10_485_760, "clip_count": 5,
+               "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"},
+    "start": {"worker_id": "bench-worker"},
+    "progress": {"percent": 50.0, "clips_done": 2},
+    "complete": {"output_paths": ["/out/1.mp4", "/out/2.mp4"], "processing_time": 12.5},
+}
+STATES = {"create": (None, "queued"), "start": ("queued", "processing"), "progress": ("processing", "processing"),
+          "complete": ("processing", "completed")}
+
+RAW_SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS bench_raw;
+CREATE TABLE IF NOT EXISTS bench_raw.job_events (LIKE vjm.job_events INCLUDING DEFAULTS INCLUDING IDENTITY);
+ALTER TABLE bench_raw.job_events ADD PRIMARY KEY (position);
+CREATE UNIQUE INDEX IF NOT EXISTS raw_stream ON bench_raw.job_events (job_id, version);
+CREATE INDEX IF NOT EXISTS raw_commit_order ON bench_raw.job_events (xact_id, position);
+"""
+RAW_COLUMNS = "(job_id, version, type, from_state, to_state, attempt, attempts_left, data, actor, user_id, hash)"
+RAW_INSERT = f"INSERT INTO bench_raw.job_events {RAW_COLUMNS} VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+RAW_INSERT_NOTIFY = (f"WITH ins AS ({RAW_INSERT} RETURNING position, job_id) "
+                     "SELECT position, pg_notify('vjm_bench', position::text) FROM ins")
+
+
+def _split(total: int, workers: int) -> list[int]:
+    per = max(len(CYCLE), total // workers // len(CYCLE) * len(CYCLE))
+    return [per] * workers
+
+
+async def _vjm_writer(store: EventStore, ops: int) -> None:
+    job_id, attempt = None, None
+    for i in range(ops):
+        trigger = CYCLE[i % len(CYCLE)]
+        event = await store.append(prepare_event(trigger, DATA[trigger], job_id=job_id, user_id="bench",
+                                                 actor="bench", attempt=attempt))
+        job_id, attempt = event.job_id, event.attempt if trigger != "complete" else None
+        if trigger == "complete":
+            job_id = None
+
+
+async def _raw_writer(pool: asyncpg.Pool, ops: int, statement: str) -> None:
+    job_id = uuid.uuid4()
+    for i in range(ops):
+        step = i % len(CYCLE)
+        trigger = CYCLE[step]
+        if step == 0:
+            job_id = uuid.uuid4()
+        from_state, to_state = STATES[trigger]
+        digest = hashlib.sha256(f"{job_id}{step}".encode()).digest()
+        await pool.fetchrow(statement, job_id, step + 1, trigger, from_state, to_state, 1, 2,
+                            DATA[trigger], "bench", "bench", digest)
+
+
+async def _timed(workers: list) -> float:
+    started = time.perf_counter()
+    await asyncio.gather(*workers)
+    return time.perf_counter() - started
+
+
+async def measure(url: str, connections: int, ops: int, runs: int) -> dict:
+    """Transitions/s of vjm and of both ceilings at one connection count, interleaved."""
+    pool = await create_pool(url, min_size=connections, max_size=connections)
+    store = EventStore(pool)
+    shares = _split(ops, connections)
+    total = sum(shares)
+
+    async def vjm() -> float:
+        return total / await _timed([_vjm_writer(store, n) for n in shares])
+
+    async def raw_insert() -> float:
+        return total / await _timed([_raw_writer(pool, n, RAW_INSERT) for n in shares])
+
+    async def raw_notify() -> float:
+        return total / await _timed([_raw_writer(pool, n, RAW_INSERT_NOTIFY) for n in shares])
+
+    try:
+        result = await interleaved({"vjm": vjm, "ceiling_insert": raw_insert, "ceiling_insert_notify": raw_notify},
+                                   runs)
+    finally:
+        await pool.close()
+    vjm_rate = result["vjm"]["median"]
+    return {
+        "connections": connections, "ops_per_run": total,
+        "vjm_per_s": round(vjm_rate), "ceiling_insert_per_s": round(result["ceiling_insert"]["median"]),
+        "ceiling_notify_per_s": round(result["ceiling_insert_notify"]["median"]),
+        "ratio_vs_notify_ceiling": round(vjm_rate / result["ceiling_insert_notify"]["median"], 3),
+        "ratio_vs_insert_ceiling": round(vjm_rate / result["ceiling_insert"]["median"], 3),
+    }
+
+
+async def run_w1(admin_url: str, *, connection_counts: tuple[int, ...], ops: int, runs: int) -> dict:
+    """The whole W1 workload on a fresh database."""
+    async with fresh_database(admin_url) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(RAW_SCHEMA)
+        finally:
+            await conn.close()
+        rows = [await measure(url, c, ops, runs) for c in connection_counts]
+    return {"workload": "W1 transition writes", "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
+    parser.add_argument("--embedded", action="store_true", help="use the embedded server, not 127.0.0.1:5432")
+    args = parser.parse_args()
+    configure_logging("WARNING")
+    ops, runs, counts = (500, 3, (1, 8)) if args.smoke else (4000, 3, (1, 8, 32))
+    with bench_server(prefer_local=not args.embedded) as admin_url:
+        result = asyncio.run(run_w1(admin_url, connection_counts=counts, ops=ops, runs=runs))
+        result["server"] = asyncio.run(server_facts(admin_url))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
