@@ -83,8 +83,8 @@ def _projector_process(url: str, ready, stop) -> None:
         projector = Projector(ProjectorConfig(database_url=url))
         await projector.start()
         ready.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.05)  # poll: a cross-process stop flag
+        while not stop.is_set():  # noqa: ASYNC110 - a multiprocessing flag, not an asyncio one
+            await asyncio.sleep(0.05)  # poll
         await projector.stop()
     asyncio.run(main())
 
@@ -109,9 +109,9 @@ class NoticeLog:
         return None if index == len(self.cursors) else max(0.0, self.times[index] - committed_at)
 
 
-async def _wait_projected(conn: asyncpg.Connection, cursor: tuple[int, int], timeout: float = 120) -> None:
-    async with asyncio.timeout(timeout):
-        while tuple(await conn.fetchrow("SELECT xact_id, position FROM vjm.projection_checkpoints "
+async def _wait_projected(conn: asyncpg.Connection, cursor: tuple[int, int], within: float = 120) -> None:
+    async with asyncio.timeout(within):
+        while tuple(await conn.fetchrow("SELECT xact_id, position FROM vjm.projection_checkpoints "  # noqa: ASYNC110
                                         "WHERE name = 'main'")) < cursor:
             await asyncio.sleep(0.01)  # poll
 

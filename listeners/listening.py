@@ -79,7 +79,7 @@ class ListeningConnection:
         """A token released by the next notification or disconnect."""
         return self._bell
 
-    async def wait(self, token: asyncio.Event, timeout: float) -> bool:
+    async def wait(self, token: asyncio.Event, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait that returns False
         """Wait until `token` is released or `timeout` passes; True if woken."""
         try:
             async with asyncio.timeout(timeout):

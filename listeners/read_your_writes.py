@@ -46,7 +46,7 @@ class ProjectionWatcher:
             self.reached = checkpoint.cursor
         return self.reached
 
-    async def wait_for(self, cursor: Cursor, timeout: float) -> bool:
+    async def wait_for(self, cursor: Cursor, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait that returns False
         """True once the projection has applied `cursor`; False if `timeout` seconds pass first."""
         target = (int(cursor[0]), int(cursor[1]))
         deadline = time.monotonic() + timeout
@@ -71,7 +71,7 @@ class ProjectionWatcher:
         await self.close()
 
 
-async def wait_for_projection(database_url: str, cursor: Cursor, timeout: float, *, name: str = "main") -> bool:
+async def wait_for_projection(database_url: str, cursor: Cursor, timeout: float, *, name: str = "main") -> bool:  # noqa: ASYNC109 - a bounded wait that returns False
     """One-off wait (opens and closes a connection); long-lived callers share a ProjectionWatcher."""
     async with ProjectionWatcher(database_url, name=name) as watcher:
         return await watcher.wait_for(cursor, timeout)

@@ -311,9 +311,9 @@ async def copy_replay_stats(conn: asyncpg.Connection, stats: Mapping[StatsKey, l
     """Bulk-load replayed stats counters and daily buckets into the shadow tables."""
     kept = {k: v for k, v in stats.items() if v[0] != 0}
     if kept:
-        await conn.copy_records_to_table("job_stats_replay", records=list(zip(*_stats_columns(kept))))
+        await conn.copy_records_to_table("job_stats_replay", records=list(zip(*_stats_columns(kept), strict=True)))
     if daily:
-        await conn.copy_records_to_table("job_stats_daily_replay", records=list(zip(*_daily_columns(daily))))
+        await conn.copy_records_to_table("job_stats_daily_replay", records=list(zip(*_daily_columns(daily), strict=True)))
 
 
 async def diff_replay(conn: asyncpg.Connection, limit: int = 100) -> list[Difference]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -106,14 +107,21 @@ async def assert_read_model_is_fold(database_url: str) -> None:
     assert result.ok, [d.model_dump(exclude={"live", "expected"}) for d in result.differences[:5]]
 
 
-async def wait_caught_up(pool, name: str = "main", timeout: float = 20) -> tuple[int, int]:
-    """Poll until the checkpoint reaches the last committed event (commit order)."""
-    async with asyncio.timeout(timeout):
+async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 10) -> None:
+    """Poll `check` until it is true; TimeoutError after `within` seconds."""
+    async with asyncio.timeout(within):
         while True:
-            last = await pool.fetchrow("SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, "
-                                       "position DESC LIMIT 1")
-            cp = await pool.fetchrow("SELECT xact_id, position FROM vjm.projection_checkpoints WHERE name = $1",
-                                     name)
-            if last is None or (cp is not None and tuple(cp) >= tuple(last)):
-                return tuple(cp) if cp else (0, 0)
-            await asyncio.sleep(0.01)  # poll
+            result = check()
+            if await result if inspect.isawaitable(result) else result:
+                return
+            await asyncio.sleep(0.01)  # poll: bounded by the deadline above, never a guessed wait
+
+
+async def wait_caught_up(pool, name: str = "main", within: float = 20) -> None:
+    """Poll until the checkpoint reaches the last committed event (commit order)."""
+    async def caught_up() -> bool:
+        last = await pool.fetchrow("SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, "
+                                   "position DESC LIMIT 1")
+        cp = await pool.fetchrow("SELECT xact_id, position FROM vjm.projection_checkpoints WHERE name = $1", name)
+        return last is None or (cp is not None and tuple(cp) >= tuple(last))
+    await eventually(caught_up, within)

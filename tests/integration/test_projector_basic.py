@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import asyncpg
@@ -11,7 +10,7 @@ from structlog.testing import capture_logs
 from listeners import BatchNotice, ProjectionWatcher, Projector, parse_notice, wait_for_projection
 from store import EventStore, connect, prepare_event
 from tests.factories import create_data, create_job
-from tests.integration.conftest import TEAMS, assert_read_model_is_fold
+from tests.integration.conftest import TEAMS, assert_read_model_is_fold, eventually
 
 TEAM = TEAMS[0]
 
@@ -42,8 +41,11 @@ async def _collect(database_url: str) -> tuple[asyncpg.Connection, list[str]]:
     return conn, received
 
 
-async def _drain_notifications(conn: asyncpg.Connection) -> None:
-    await conn.execute("SELECT 1")  # notifications that arrived are dispatched before the reply
+async def _wait_notifications(conn: asyncpg.Connection, received: list[str], count: int) -> None:
+    async def arrived() -> bool:
+        await conn.execute("SELECT 1")  # notifications that arrived are dispatched before the reply
+        return len(received) >= count
+    await eventually(arrived)
 
 
 async def test_small_batch_notifies_per_job_with_ids_and_states_only(database_url: str, store: EventStore,
@@ -54,10 +56,7 @@ async def test_small_batch_notifies_per_job_with_ids_and_states_only(database_ur
         await store.append(prepare_event("start", {"worker_id": "w1"}, job_id=job.job_id))
         await store.append(prepare_event("fail", {"error": "secret error text"}, job_id=job.job_id, attempt=1))
         result = await make_projector().run_once()
-        async with asyncio.timeout(10):
-            while len(received) < result.notifications:
-                await _drain_notifications(listener)
-                await asyncio.sleep(0.01)  # poll
+        await _wait_notifications(listener, received, result.notifications)
     finally:
         await listener.close()
     assert result.notifications == 1 and len(received) == 1  # one per job, not one per event
@@ -74,16 +73,13 @@ async def test_burst_sends_one_summary_per_batch(database_url: str, pool, store:
         bulk = getattr(store, "append_creates", None) or store.append_many  # renamed in the core branch
         await bulk([prepare_event("create", create_data(), user_id=f"u{i % 7}") for i in range(2000)])
         result = await make_projector(batch_size=500).run_once()
-        async with asyncio.timeout(10):
-            while len(received) < result.notifications:
-                await _drain_notifications(listener)
-                await asyncio.sleep(0.01)  # poll
+        await _wait_notifications(listener, received, result.notifications)
     finally:
         await listener.close()
     assert result.events == 2000 and result.batches == 4
     assert len(received) == result.notifications == 4
     notices = [parse_notice(p) for p in received]
-    assert all(isinstance(n, BatchNotice) and len(p) < 8000 for n, p in zip(notices, received))
+    assert all(isinstance(n, BatchNotice) and len(p) < 8000 for n, p in zip(notices, received, strict=True))
     assert [n.seq_to for n in notices] == [500, 1000, 1500, 2000]
     assert notices[-1].cursor == result.cursor
 

@@ -11,7 +11,7 @@ import pytest
 from listeners import Projector
 from store import EventStore, connect, prepare_event
 from tests.factories import create_data, create_job
-from tests.integration.conftest import assert_read_model_is_fold, wait_caught_up
+from tests.integration.conftest import assert_read_model_is_fold, eventually, wait_caught_up
 
 
 async def _checkpoint(pool) -> asyncpg.Record:
@@ -19,11 +19,11 @@ async def _checkpoint(pool) -> asyncpg.Record:
                                "WHERE name = 'main'")
 
 
-async def _wait_for_backend_state(pool, pid: int, wait_event_type: str, timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while await pool.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid) \
-                != wait_event_type:
-            await asyncio.sleep(0.01)  # poll
+async def _wait_for_backend_state(pool, pid: int, wait_event_type: str) -> None:
+    async def waiting() -> bool:
+        return await pool.fetchval("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid) \
+            == wait_event_type
+    await eventually(waiting)
 
 
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
@@ -110,21 +110,15 @@ async def test_listen_backend_killed(database_url: str, pool, store: EventStore,
     await projector.start()
     stop, written = asyncio.Event(), []
     load = asyncio.create_task(_keep_writing(store, stop, written))
-    async with asyncio.timeout(10):
-        while not (projector.is_leader and len(written) > 20):
-            await asyncio.sleep(0.01)  # poll
+    await eventually(lambda: projector.is_leader and len(written) > 20)
     first_pid = projector.backend_pid
     assert await pool.fetchval("SELECT pg_terminate_backend($1)", first_pid)
-    async with asyncio.timeout(10):
-        while not (projector.is_leader and projector.backend_pid not in (None, first_pid)):
-            await asyncio.sleep(0.01)  # poll
+    await eventually(lambda: projector.is_leader and projector.backend_pid not in (None, first_pid))
     target = len(written) + 20
-    async with asyncio.timeout(10):
-        while len(written) < target:
-            await asyncio.sleep(0.01)  # poll
+    await eventually(lambda: len(written) >= target)
     stop.set()
     await load
-    await wait_caught_up(pool, timeout=10)
+    await wait_caught_up(pool, within=10)
     assert (await _checkpoint(pool))["events"] == await pool.fetchval("SELECT count(*) FROM vjm.job_events")
     await assert_read_model_is_fold(database_url)
 
@@ -173,19 +167,13 @@ async def test_failover_under_load(database_url: str, pool, store: EventStore, m
     await second.start()
     stop, written = asyncio.Event(), []
     load = asyncio.create_task(_keep_writing(store, stop, written))
-    async with asyncio.timeout(10):
-        while not (first.is_leader or second.is_leader) or len(written) < 20:
-            await asyncio.sleep(0.01)  # poll
+    await eventually(lambda: (first.is_leader or second.is_leader) and len(written) >= 20)
     leader, standby = (first, second) if first.is_leader else (second, first)
     assert not standby.is_leader
     await pool.fetchval("SELECT pg_terminate_backend($1)", leader.backend_pid)
-    async with asyncio.timeout(5):  # takeover within seconds
-        while not standby.is_leader:
-            await asyncio.sleep(0.01)  # poll
+    await eventually(lambda: standby.is_leader, within=5)  # takeover within seconds
     target = len(written) + 20
-    async with asyncio.timeout(10):
-        while len(written) < target:
-            await asyncio.sleep(0.01)  # poll
+    await eventually(lambda: len(written) >= target)
     stop.set()
     await load
     await wait_caught_up(pool)

@@ -12,7 +12,7 @@ from statemachine import InvalidTransition, StaleAttempt
 from store import EventStore, prepare_event
 from store.sqlfiles import load_queries
 from tests.factories import create_job
-from tests.integration.conftest import assert_read_model_is_fold
+from tests.integration.conftest import assert_read_model_is_fold, eventually
 
 # timeout=0: every projected processing job counts as stuck, so the tests never wait for a clock.
 NOW = StuckDetectorConfig(timeout=0)
@@ -91,9 +91,9 @@ async def test_start_and_stop_loop(pool, store: EventStore, make_projector) -> N
     detector = StuckDetector(pool, StuckDetectorConfig(timeout=0, interval=0.05))
     await detector.start()
     try:
-        async with asyncio.timeout(10):
-            while (await store.read_head(started.job_id)).type != "time_out":
-                await asyncio.sleep(0.01)  # poll
+        async def reset() -> bool:
+            return (await store.read_head(started.job_id)).type == "time_out"
+        await eventually(reset)
     finally:
         await detector.stop()
 

@@ -6,6 +6,7 @@ import asyncio
 
 from listeners import JobChangeSubscription, Projector, subscribe_job_changes
 from store import EventStore
+from tests.integration.conftest import eventually
 
 
 async def _feed(pool) -> list[tuple]:
@@ -25,10 +26,10 @@ async def _change_seq(pool) -> int:
 
 
 async def _wait_projected(pool, projector: Projector, expected_events: int) -> None:
-    async with asyncio.timeout(15):
-        while await pool.fetchval("SELECT events FROM vjm.projection_checkpoints WHERE name = 'main'") \
-                < expected_events:
-            await asyncio.sleep(0.01)  # poll
+    async def projected() -> bool:
+        return await pool.fetchval("SELECT events FROM vjm.projection_checkpoints WHERE name = 'main'") \
+            >= expected_events
+    await eventually(projected, within=15)
 
 
 async def test_subscriber_resumes_without_gaps_or_duplicates(database_url: str, pool, store: EventStore,
@@ -41,9 +42,7 @@ async def test_subscriber_resumes_without_gaps_or_duplicates(database_url: str, 
     events = await workload(jobs=20, seed=21)
     await _wait_projected(pool, projector, len(events))
     target = await _change_seq(pool)
-    async with asyncio.timeout(15):
-        while not seen or seen[-1][0] < target:
-            await asyncio.sleep(0.01)  # poll
+    await eventually(lambda: bool(seen) and seen[-1][0] >= target, within=15)
     reader.cancel()
     await asyncio.gather(reader, return_exceptions=True)
     await first.close()

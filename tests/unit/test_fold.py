@@ -152,16 +152,16 @@ def test_incremental_batches_equal_one_fold(case) -> None:
     rows: dict = {}
     stats: dict = {}
     daily: dict = {}
-    for start, stop in zip([0, *cuts], [*cuts, len(events)]):
+    for start, stop in zip([0, *cuts], [*cuts, len(events)], strict=True):
         part = fold({k: v for k, v in rows.items() if v is not None}, events[start:stop])
         rows.update(part.rows)
         for total, delta in ((stats, part.stats), (daily, part.daily)):
             for key, vector in delta.items():
-                total[key] = [a + b for a, b in zip(total.get(key, [0] * len(vector)), vector)]
+                total[key] = [a + b for a, b in zip(total.get(key, [0] * len(vector)), vector, strict=True)]
     assert rows == whole.rows
     assert {k: v for k, v in daily.items() if any(v)} == whole.daily
     recount: dict = {}
     for row in (r for r in rows.values() if r is not None):
         for key in scope_keys(row.user_id, row.team_id):
-            recount[key] = [a + b for a, b in zip(recount.get(key, [0] * 8), contribution(row))]
+            recount[key] = [a + b for a, b in zip(recount.get(key, [0] * 8), contribution(row), strict=True)]
     assert {k: v for k, v in stats.items() if any(v)} == recount
