@@ -89,14 +89,20 @@ def _docker_postgres() -> Iterator[PostgresHandle]:
 
 @contextlib.contextmanager
 def _embedded_postgres(data_dir: Path | None, *, temporary: bool) -> Iterator[PostgresHandle]:
-    import pgserver
+    import warnings
+
+    with warnings.catch_warnings():  # pgserver's import-time platformdirs warning about XDG_RUNTIME_DIR
+        warnings.simplefilter("ignore")
+        import pgserver
 
     with contextlib.ExitStack() as stack:
         if temporary:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vjm-pg-")))
         data_dir = data_dir or default_data_dir()
         data_dir.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(data_dir, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(data_dir, cleanup_mode="stop")
         stack.callback(server.cleanup)
         log.info("postgres_embedded", data_dir=str(data_dir))
         yield PostgresHandle(url=server.get_uri(), source="embedded", stop=server.cleanup, data_dir=data_dir)

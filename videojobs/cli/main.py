@@ -1,0 +1,61 @@
+"""Entry point: parse arguments, run one command, turn errors into messages and exit codes.
+
+Exit codes: 0 success, 1 the command found a problem (e.g. verification failed),
+2 bad arguments or input, 3 database unavailable, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from statemachine import DatabaseUnavailable, MigrationError, ValidationError, VJMError
+
+from ..logs import configure_logging
+from . import demo, migrate
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+COMMANDS = (migrate, demo)
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every command registered."""
+    parser = argparse.ArgumentParser(prog="vjm", description="vjm, the video job manager.")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: VJM_LOG_LEVEL or WARNING)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `vjm` with `argv` and return the exit code (also used as the console script)."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level or "WARNING")
+    handler: Handler = args.handler
+    try:
+        return asyncio.run(handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except DatabaseUnavailable as exc:
+        print(f"error: database unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (ValidationError, MigrationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except VJMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except OSError as exc:
+        print(f"error: cannot reach the database: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Configuration from the environment, validated once (pydantic)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from store import default_data_dir
+
+
+class Settings(BaseModel):
+    """Everything vjm reads from the environment. Absent values have working defaults."""
+
+    model_config = ConfigDict(frozen=True)
+
+    database_url: str | None = Field(None, description="VJM_DATABASE_URL; absent: embedded Postgres")
+    data_dir: Path = Field(default_factory=default_data_dir, description="VJM_DATA_DIR for the embedded server")
+    jwt_secret: str | None = Field(None, description="VJM_JWT_SECRET for the HTTP API (HS256)")
+    jwt_audience: str | None = Field("authenticated", description="VJM_JWT_AUDIENCE")
+    stuck_timeout_seconds: float = Field(15 * 60, gt=0, description="VJM_STUCK_TIMEOUT_SECONDS")
+    pool_size: int = Field(10, ge=1, le=200, description="VJM_POOL_SIZE")
+    log_level: str = Field("INFO", description="VJM_LOG_LEVEL")
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Read VJM_* variables; keyword arguments win over the environment."""
+        env = {
+            "database_url": os.environ.get("VJM_DATABASE_URL") or None,
+            "jwt_secret": os.environ.get("VJM_JWT_SECRET") or None,
+            "jwt_audience": os.environ.get("VJM_JWT_AUDIENCE", "authenticated") or None,
+            "log_level": os.environ.get("VJM_LOG_LEVEL", "INFO"),
+        }
+        if os.environ.get("VJM_DATA_DIR"):
+            env["data_dir"] = Path(os.environ["VJM_DATA_DIR"]).expanduser()
+        if os.environ.get("VJM_STUCK_TIMEOUT_SECONDS"):
+            env["stuck_timeout_seconds"] = os.environ["VJM_STUCK_TIMEOUT_SECONDS"]
+        if os.environ.get("VJM_POOL_SIZE"):
+            env["pool_size"] = os.environ["VJM_POOL_SIZE"]
+        env.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(env)

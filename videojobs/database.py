@@ -1,0 +1,57 @@
+"""Where the application's database comes from: VJM_DATABASE_URL, else the embedded server.
+
+The embedded server (pgserver, PostgreSQL 16) keeps its data in Settings.data_dir
+across runs. Either way the schema is migrated before the URL is handed out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+import structlog
+
+from store import connect, migrate, provide_postgres, with_database
+
+from .config import Settings
+
+log = structlog.get_logger("vjm.database")
+EMBEDDED_DATABASE = "vjm"
+
+
+@contextlib.asynccontextmanager
+async def provide_database(settings: Settings, *, temporary: bool = False,
+                           migrated: bool = True) -> AsyncIterator[str]:
+    """Yield a database URL (migrated unless told otherwise): the configured one, or the embedded `vjm`."""
+    if settings.database_url:
+        if migrated:
+            await migrate_url(settings.database_url)
+        yield settings.database_url
+        return
+    with provide_postgres(env_vars=(), data_dir=settings.data_dir, temporary=temporary,
+                          allow_docker=False) as handle:
+        url = with_database(handle.url, EMBEDDED_DATABASE)
+        await _ensure_database(handle.url, EMBEDDED_DATABASE)
+        if migrated:
+            await migrate_url(url)
+        log.info("embedded_postgres_ready", data_dir=str(handle.data_dir))
+        yield url
+
+
+async def migrate_url(url: str) -> list[int]:
+    """Apply pending migrations to the database at `url`."""
+    conn = await connect(url)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def _ensure_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
