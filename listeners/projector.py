@@ -108,28 +108,32 @@ class Projector:
             conn = await self._listening.ensure()
             if not await self._lead(conn):
                 return ProjectionResult(leader=False)
-            total = ProjectionResult(leader=True, cursor=self.cursor)
-            while True:
-                batch = await project_batch(conn, self.config.name, batch_size=self.config.batch_size,
-                                            per_job_limit=self.config.notify_per_job_limit)
-                self.cursor = batch.cursor
-                total = ProjectionResult(True, total.events + batch.events, total.batches + (batch.events > 0),
-                                         total.jobs + batch.jobs, total.notifications + batch.notifications,
-                                         batch.cursor)
-                if batch.events < self.config.batch_size:
-                    break
+            total = await self._catch_up(conn)
         if total.events:
             log.debug("projection_applied", events=total.events, batches=total.batches, jobs=total.jobs,
                       cursor=list(total.cursor))
         return total
 
+    async def _catch_up(self, conn) -> ProjectionResult:
+        """Apply batches (one transaction each) until a batch comes back short."""
+        total = ProjectionResult(leader=True, cursor=self.cursor)
+        while True:
+            batch = await project_batch(conn, self.config.name, batch_size=self.config.batch_size,
+                                        per_job_limit=self.config.notify_per_job_limit)
+            self.cursor = batch.cursor
+            total = ProjectionResult(True, total.events + batch.events, total.batches + (batch.events > 0),
+                                     total.jobs + batch.jobs, total.notifications + batch.notifications,
+                                     batch.cursor)
+            if batch.events < self.config.batch_size:
+                return total
+
     async def _lead(self, conn) -> bool:
         pid = conn.get_server_pid()
         if self._leader_pid == pid:
             return True
-        await ensure_checkpoint(conn, self.config.name)
         if not await try_lock_leadership(conn, self.config.name):
             return False
+        await ensure_checkpoint(conn, self.config.name)
         self._leader_pid = pid
         checkpoint = await get_checkpoint(conn, self.config.name)
         self.cursor = checkpoint.cursor
