@@ -113,16 +113,17 @@ async def measure(url: str, connections: int, ops: int, runs: int) -> dict:
     }
 
 
-async def run_w1(admin_url: str, *, connection_counts: tuple[int, ...], ops: int, runs: int) -> dict:
-    """The whole W1 workload on a fresh database."""
-    async with fresh_database(admin_url) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(RAW_SCHEMA)
-        finally:
-            await conn.close()
-        rows = [await measure(url, c, ops, runs) for c in connection_counts]
-    return {"workload": "W1 transition writes", "rows": rows}
+async def run(url: str, smoke: bool) -> dict:
+    """The whole W1 workload on the (fresh, migrated) database at `url`."""
+    ops, runs, counts = (500, 3, (1, 8)) if smoke else (4000, 3, (1, 8, 32))
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(RAW_SCHEMA)
+    finally:
+        await conn.close()
+    rows = [await measure(url, c, ops, runs) for c in counts]
+    return {"benchmark": "write_path", "workload": "W1 transition writes", "smoke": smoke,
+            "runs": runs, "rows": rows}
 
 
 def main() -> None:
@@ -131,11 +132,15 @@ def main() -> None:
     parser.add_argument("--embedded", action="store_true", help="use the embedded server, not 127.0.0.1:5432")
     args = parser.parse_args()
     configure_logging("WARNING")
-    ops, runs, counts = (500, 3, (1, 8)) if args.smoke else (4000, 3, (1, 8, 32))
+
+    async def _main(admin_url: str) -> dict:
+        async with fresh_database(admin_url) as url:
+            result = await run(url, args.smoke)
+        result["server"] = await server_facts(admin_url)
+        return result
+
     with bench_server(prefer_local=not args.embedded) as admin_url:
-        result = asyncio.run(run_w1(admin_url, connection_counts=counts, ops=ops, runs=runs))
-        result["server"] = asyncio.run(server_facts(admin_url))
-    print(json.dumps(result, indent=2))
+        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
 
 
 if __name__ == "__main__":
