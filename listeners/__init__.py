@@ -11,9 +11,10 @@ from .fold import Fold, ProjectionGap, fold
 from .notifications import BatchNotice, JobNotice, parse_notice
 from .projector import ProjectionResult, Projector, ProjectorConfig
 from .read_your_writes import ProjectionWatcher, wait_for_projection
-from .replay import RebuildResult, VerifyResult, rebuild_projections, verify_projections
+from .replay import RebuildResult, rebuild_projections
 from .stuck_detector import DetectorResult, StuckDetector, StuckDetectorConfig
 from .subscriptions import JobChangeSubscription, subscribe_job_changes
+from .verify import VerifyResult, verify_projections
 
 __all__ = [
     "Checkpoint", "Difference", "JobChange", "JobRow", "LagSample", "BatchResult", "project_batch", "Fold",

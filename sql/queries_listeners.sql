@@ -186,47 +186,24 @@ CREATE TEMP TABLE job_stats_daily_replay (
     failed_jobs bigint, cancelled_jobs bigint, processing_ms bigint, PRIMARY KEY (scope, scope_id, day)) ON COMMIT DROP;
 ALTER TABLE jobs_replay ADD PRIMARY KEY (job_id);
 
--- jobs_replay_diff --
--- Jobs whose live row differs from the replayed one (missing, extra or changed), as JSON.
-SELECT coalesce(l.job_id, r.job_id) AS key,
-       CASE WHEN l.job_id IS NULL THEN 'missing' WHEN r.job_id IS NULL THEN 'extra' ELSE 'different' END AS kind,
-       CASE WHEN l.job_id IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
-       CASE WHEN r.job_id IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
-  FROM vjm.jobs l
-  FULL JOIN pg_temp.jobs_replay r ON r.job_id = l.job_id
- WHERE l.job_id IS NULL OR r.job_id IS NULL OR to_jsonb(l) <> to_jsonb(r)
- ORDER BY 1
- LIMIT $1;
+-- job_get_all --
+-- Every projected row in job_id order (verify streams it next to the replay).
+SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+       original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
+       platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+       started_at, completed_at, processing_time, last_activity_at, version, last_position
+  FROM vjm.jobs
+ ORDER BY job_id;
 
--- job_stats_replay_diff --
--- Stats counters that differ from the replay.
-WITH live AS (SELECT scope, scope_id, user_id, team_id, total_jobs, queued_jobs, processing_jobs, completed_jobs,
-                     failed_jobs, cancelled_jobs, timed_jobs, total_processing_ms FROM vjm.job_stats),
-     replay AS (SELECT * FROM pg_temp.job_stats_replay)
-SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) AS key,
-       CASE WHEN l.scope IS NULL THEN 'missing' WHEN r.scope IS NULL THEN 'extra' ELSE 'different' END AS kind,
-       CASE WHEN l.scope IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
-       CASE WHEN r.scope IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
-  FROM live l
-  FULL JOIN replay r ON r.scope = l.scope AND r.scope_id = l.scope_id
- WHERE l.scope IS NULL OR r.scope IS NULL OR to_jsonb(l) <> to_jsonb(r)
- ORDER BY 1
- LIMIT $1;
+-- job_stats_get_all --
+-- Every stats counter row.
+SELECT scope, scope_id, total_jobs, queued_jobs, processing_jobs, completed_jobs, failed_jobs, cancelled_jobs,
+       timed_jobs, total_processing_ms
+  FROM vjm.job_stats;
 
--- job_stats_daily_replay_diff --
--- Daily buckets that differ from the replay.
-WITH live AS (SELECT scope, scope_id, user_id, team_id, day, completed_jobs, failed_jobs, cancelled_jobs,
-                     processing_ms FROM vjm.job_stats_daily),
-     replay AS (SELECT * FROM pg_temp.job_stats_daily_replay)
-SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) || ':' || coalesce(l.day, r.day) AS key,
-       CASE WHEN l.scope IS NULL THEN 'missing' WHEN r.scope IS NULL THEN 'extra' ELSE 'different' END AS kind,
-       CASE WHEN l.scope IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
-       CASE WHEN r.scope IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
-  FROM live l
-  FULL JOIN replay r ON r.scope = l.scope AND r.scope_id = l.scope_id AND r.day = l.day
- WHERE l.scope IS NULL OR r.scope IS NULL OR to_jsonb(l) <> to_jsonb(r)
- ORDER BY 1
- LIMIT $1;
+-- job_stats_daily_get_all --
+-- Every daily bucket.
+SELECT scope, scope_id, day, completed_jobs, failed_jobs, cancelled_jobs, processing_ms FROM vjm.job_stats_daily;
 
 -- job_stats_recount_diff --
 -- Stats counters that differ from a recount over vjm.jobs (invariant 8).

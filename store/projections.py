@@ -316,15 +316,27 @@ async def copy_replay_stats(conn: asyncpg.Connection, stats: Mapping[StatsKey, l
         await conn.copy_records_to_table("job_stats_daily_replay", records=list(zip(*_daily_columns(daily), strict=True)))
 
 
-async def diff_replay(conn: asyncpg.Connection, limit: int = 100) -> list[Difference]:
-    """Live rows that differ from the shadow tables, then stats that differ from a recount."""
-    found: list[Difference] = []
-    for table, query in (("jobs", "jobs_replay_diff"), ("job_stats", "job_stats_replay_diff"),
-                         ("job_stats_daily", "job_stats_daily_replay_diff"),
-                         ("job_stats_recount", "job_stats_recount_diff")):
-        for row in await conn.fetch(_q(query), limit):
-            found.append(_difference(table, row))
-    return found
+async def stream_jobs(conn: asyncpg.Connection, prefetch: int = 5000) -> AsyncIterator[JobRow]:
+    """Every projected row in job_id order; call inside a transaction."""
+    async for row in conn.cursor(_q("job_get_all"), prefetch=prefetch):
+        yield JobRow.model_construct(**dict(row.items()))
+
+
+async def fetch_stats(executor: Executor) -> dict[StatsKey, list[int]]:
+    """Every stats counter row, as vectors in STATS_FIELDS order."""
+    rows = await executor.fetch(_q("job_stats_get_all"))
+    return {(r["scope"], r["scope_id"]): [r[f] for f in STATS_FIELDS] for r in rows}
+
+
+async def fetch_daily(executor: Executor) -> dict[DailyKey, list[int]]:
+    """Every daily bucket, as vectors in DAILY_FIELDS order."""
+    rows = await executor.fetch(_q("job_stats_daily_get_all"))
+    return {(r["scope"], r["scope_id"], r["day"]): [r[f] for f in DAILY_FIELDS] for r in rows}
+
+
+async def diff_stats_recount(executor: Executor, limit: int = 100) -> list[Difference]:
+    """Stats counters that differ from a recount over vjm.jobs (read-only)."""
+    return [_difference("job_stats_recount", row) for row in await executor.fetch(_q("job_stats_recount_diff"), limit)]
 
 
 def _difference(table: str, row: Any) -> Difference:

@@ -1,0 +1,155 @@
+"""Verify: compare the live read models with a replay of the events, and stats with a recount.
+
+It runs in one REPEATABLE READ, READ ONLY transaction, so it never gets a
+transaction id and never holds the commit-safe horizon back: the projector keeps
+projecting while a verify of any size runs. The live tables and the checkpoint C
+come from the same snapshot (the projector writes them atomically); the replay
+folds every event up to C. Rows are compared as two streams in job_id order
+(the replay streams events grouped by job), so memory stays flat; stats and
+daily buckets are per scope and compared as dicts; the stats are also recounted
+from vjm.jobs in SQL (invariant 8).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+
+from store import connect
+from store.projections import (
+    DAILY_FIELDS,
+    STATS_FIELDS,
+    Difference,
+    JobRow,
+    diff_stats_recount,
+    fetch_daily,
+    fetch_stats,
+    get_checkpoint,
+    stream_events_by_job,
+    stream_jobs,
+)
+
+from .fold import fold
+from .replay import add_into, chunks_by_job
+
+log = structlog.get_logger("vjm.replay")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Differences between the live read models and a replay/recount; `ok` when none."""
+
+    events: int
+    jobs: int
+    cursor: tuple[int, int]
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when live equals replay and stats equal a recount."""
+        return not self.differences
+
+    @property
+    def exit_code(self) -> int:
+        """0 when ok, 1 otherwise (for `vjm projections verify`)."""
+        return 0 if self.ok else 1
+
+
+@dataclass
+class _Replay:
+    """Replayed rows as a stream; stats, daily and counts fill in as it is consumed."""
+
+    stats: dict = field(default_factory=dict)
+    daily: dict = field(default_factory=dict)
+    events: int = 0
+    jobs: int = 0
+
+    async def rows(self, conn: asyncpg.Connection, upto: tuple[int, int]) -> AsyncIterator[JobRow]:
+        async for chunk in chunks_by_job(stream_events_by_job(conn, upto)):
+            result = fold({}, chunk)
+            add_into(self.stats, result.stats)
+            add_into(self.daily, result.daily)
+            self.events += len(chunk)
+            for row in result.rows.values():
+                if row is not None:
+                    self.jobs += 1
+                    yield row
+
+
+async def verify_projections(database_url: str, *, name: str = "main", limit: int = 100) -> VerifyResult:
+    """Compare the live read models with a replay, and stats with a recount."""
+    conn = await connect(database_url)
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            checkpoint = await get_checkpoint(conn, name)
+            cursor = checkpoint.cursor if checkpoint else (0, 0)
+            replay = _Replay()
+            differences = [d async for d in _diff_rows(stream_jobs(conn), replay.rows(conn, cursor))][:limit]
+            differences += _diff_vectors("job_stats", await fetch_stats(conn), _nonzero(replay.stats), STATS_FIELDS)
+            differences += _diff_vectors("job_stats_daily", await fetch_daily(conn), replay.daily, DAILY_FIELDS)
+            differences += await diff_stats_recount(conn, limit)
+    finally:
+        await conn.close()
+    result = VerifyResult(replay.events, replay.jobs, cursor, differences)
+    if not result.ok:
+        log.warning("projections_differ", name=name, differences=len(differences),
+                    first=differences[0].model_dump(mode="json", exclude={"live", "expected"}))
+    return result
+
+
+async def _diff_rows(live: AsyncIterator[JobRow], replay: AsyncIterator[JobRow]) -> AsyncIterator[Difference]:
+    """Merge-join two job_id-ordered streams."""
+    have, want = await anext(live, None), await anext(replay, None)
+    while have is not None or want is not None:
+        if want is None or (have is not None and have.job_id < want.job_id):
+            yield _job_difference("extra", have, None)
+            have = await anext(live, None)
+        elif have is None or want.job_id < have.job_id:
+            yield _job_difference("missing", None, want)
+            want = await anext(replay, None)
+        else:
+            if _comparable(have) != _comparable(want):
+                yield _job_difference("different", have, want)
+            have, want = await anext(live, None), await anext(replay, None)
+
+
+def _comparable(row: JobRow) -> dict[str, Any]:
+    """Row values as stored: progress_percent is a real (float4) column."""
+    values = dict(row)
+    values["progress_percent"] = struct.unpack("f", struct.pack("f", values["progress_percent"]))[0]
+    return values
+
+
+def _job_difference(kind: str, live: JobRow | None, expected: JobRow | None) -> Difference:
+    columns: tuple[str, ...] = ()
+    if live is not None and expected is not None:
+        a, b = _comparable(live), _comparable(expected)
+        columns = tuple(sorted(k for k in a if a[k] != b[k]))
+    key = (live or expected).job_id
+    return Difference(table="jobs", key=str(key), kind=kind, columns=columns,
+                      live=live.model_dump(mode="json") if live else None,
+                      expected=expected.model_dump(mode="json") if expected else None)
+
+
+def _nonzero(vectors: dict) -> dict:
+    return {k: v for k, v in vectors.items() if any(v)}
+
+
+def _diff_vectors(table: str, live: dict, expected: dict, fields: tuple[str, ...]) -> list[Difference]:
+    """Per-scope counters that are missing, extra or different."""
+    found = []
+    for key in sorted(set(live) | set(expected), key=str):
+        have, want = live.get(key), expected.get(key)
+        if have == want:
+            continue
+        kind = "missing" if have is None else "extra" if want is None else "different"
+        columns = tuple(f for f, a, b in zip(fields, have or [], want or [], strict=False) if a != b)
+        found.append(Difference(table=table, key=":".join(map(str, key)), kind=kind, columns=columns,
+                                live=dict(zip(fields, have, strict=True)) if have else None,
+                                expected=dict(zip(fields, want, strict=True)) if want else None))
+    return found
