@@ -161,7 +161,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     ev vjm.job_events;
     at timestamptz := clock_timestamp();
-    who text := coalesce(p_actor, vjm.current_user_id(), session_user);
+    who text := CASE WHEN vjm.may_fire('start') THEN coalesce(p_actor, vjm.current_user_id(), session_user) ELSE vjm.current_user_id() END;  -- only trusted callers name the actor; end users are recorded as their verified identity
     fresh_budget smallint;
 BEGIN
     IF jsonb_typeof(p_data) IS DISTINCT FROM 'object' OR length(who) NOT BETWEEN 1 AND 200 THEN
@@ -244,7 +244,7 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH input AS (
-        SELECT j.*, clock_timestamp() AS at, coalesce(j.actor, vjm.current_user_id(), session_user) AS who
+        SELECT j.*, clock_timestamp() AS at, CASE WHEN vjm.may_fire('start') THEN coalesce(j.actor, vjm.current_user_id(), session_user) ELSE vjm.current_user_id() END AS who
           FROM unnest(p_job_ids, p_data, p_actors, p_user_ids, p_team_ids) AS j(job_id, data, actor, user_id, team_id)
     )
     INSERT INTO vjm.job_events (job_id, version, type, from_state, to_state, attempt, attempts_left,

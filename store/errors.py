@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ArgumentError  # client-side: a bad query argument
 
 from statemachine import (
     ALLOWED_TRIGGERS,
@@ -48,6 +49,8 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
     """Map a driver error to the vjm hierarchy; unknown errors are returned unchanged."""
     if isinstance(exc, VJMError):
         return exc
+    if isinstance(exc, ArgumentError):  # an InterfaceError subclass, but nothing was sent: not transient
+        return ValidationError(f"invalid argument: {str(exc)[:200]}", field=None)
     if isinstance(exc, TRANSIENT_ERRORS):
         return DatabaseUnavailable(f"database unavailable: {exc}")
     if not isinstance(exc, asyncpg.PostgresError):

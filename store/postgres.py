@@ -114,3 +114,15 @@ def with_database(url: str, database: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def with_user(url: str, user: str, password: str | None = None) -> str:
+    """The same server URL logging in as another user (the old password is dropped)."""
+    from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "")
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if k not in ("user", "password")])
+    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, query, parts.fragment))
