@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from statemachine import DatabaseUnavailable
 from store import TRANSIENT_ERRORS, connect
+from store.identity import init_role_connection
 
 log = structlog.get_logger("vjm.listeners")
 
@@ -32,9 +33,10 @@ class ListeningConnection:
     """One connection LISTENing on `channels`, reopened on demand."""
 
     def __init__(self, database_url: str, channels: Sequence[str], *,
-                 on_notify: Callable[[str, str], None] | None = None,
+                 on_notify: Callable[[str, str], None] | None = None, role: str | None = None,
                  max_backoff: float = 5.0, give_up_after: float = 3600.0):
         self._url = database_url
+        self._role = role
         self._channels = tuple(channels)
         self._on_notify = on_notify
         self._max_backoff = max_backoff
@@ -62,7 +64,7 @@ class ListeningConnection:
         return self._conn
 
     async def _open(self) -> asyncpg.Connection:
-        conn = await connect(self._url, attempts=1)
+        conn = await connect_with_role(self._url, self._role, attempts=1)
         try:
             for channel in self._channels:
                 await conn.add_listener(channel, self._notified)
@@ -122,6 +124,17 @@ class ListeningConnection:
                 await asyncio.wait_for(conn.close(), 5)
             except (TimeoutError, *CONNECTION_ERRORS):
                 conn.terminate()
+
+
+async def connect_with_role(database_url: str, role: str | None, **kwargs) -> asyncpg.Connection:
+    """A dedicated connection that acts as run-time `role` (e.g. vjm_projector) for its session."""
+    conn = await connect(database_url, **kwargs)
+    try:
+        await init_role_connection(conn, role)
+    except BaseException:
+        conn.terminate()
+        raise
+    return conn
 
 
 def _log_reconnect(state) -> None:

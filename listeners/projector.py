@@ -50,6 +50,7 @@ class ProjectorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     database_url: str = Field(min_length=1)
+    role: str | None = None  # run-time role for the session, e.g. "vjm_projector" (log in as vjm_app)
     name: str = Field("main", min_length=1, max_length=63)
     batch_size: int = Field(1000, ge=1, le=20_000)
     poll_interval: float = Field(1.0, gt=0, le=3600)
@@ -81,7 +82,8 @@ class Projector:
     def __init__(self, config: ProjectorConfig):
         self.config = config
         channels = ("vjm_events",) if config.listen else ()
-        self._listening = ListeningConnection(config.database_url, channels, max_backoff=config.max_backoff)
+        self._listening = ListeningConnection(config.database_url, channels, role=config.role,
+                                              max_backoff=config.max_backoff)
         self._lock = asyncio.Lock()
         self._leader_pid: int | None = None
         self._stopping = asyncio.Event()

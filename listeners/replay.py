@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
-from store import connect
 from store.models import Event
 from store.projections import (
     copy_replay_jobs,
@@ -40,6 +39,7 @@ from store.projections import (
 )
 
 from .fold import fold
+from .listening import connect_with_role
 
 log = structlog.get_logger("vjm.replay")
 CHUNK_EVENTS = 5000
@@ -106,9 +106,9 @@ def add_into(total: dict, deltas: dict) -> None:
             current[i] += value
 
 
-async def rebuild_projections(database_url: str, *, name: str = "main") -> RebuildResult:
+async def rebuild_projections(database_url: str, *, name: str = "main", role: str | None = None) -> RebuildResult:
     """Replay all events into shadow tables and swap them into the live read models."""
-    conn = await connect(database_url)
+    conn = await connect_with_role(database_url, role)
     try:
         started = time.perf_counter()
         async with conn.transaction():

@@ -8,8 +8,10 @@ So a subscriber that reconnects, or resumes later with `after=<last seq seen>`,
 gets every change, in order, once. Event positions are not used as the resume
 token because they are handed out before commit and can become visible out of order.
 
-Visibility: rows are read under the connecting role; when RLS policies cover
-vjm.job_changes, each subscriber sees only its own and its teams' jobs.
+Visibility is the database's (RLS on vjm.job_changes): with `user_id`, every
+page is read in a transaction acting as that user (store.identity.acting_as,
+role vjm_authenticated by default), so a subscriber sees only its own and its
+teams' jobs; without it, the connection's own role decides (services, admins).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 
+from store.identity import AUTHENTICATED, acting_as
 from store.projections import JobChange, fetch_changes
 
 from .listening import CONNECTION_ERRORS, ListeningConnection
@@ -29,9 +32,12 @@ log = structlog.get_logger("vjm.subscriptions")
 class JobChangeSubscription:
     """`async for change in JobChangeSubscription(url, after=seq)`: every change after `after`."""
 
-    def __init__(self, database_url: str, *, after: int = 0, batch_size: int = 500,
-                 poll_interval: float = 1.0, max_backoff: float = 5.0):
+    def __init__(self, database_url: str, *, after: int = 0, user_id: str | None = None,
+                 role: str | None = None, batch_size: int = 500, poll_interval: float = 1.0,
+                 max_backoff: float = 5.0):
         self.position = after
+        self._user_id = user_id
+        self._role = role or (AUTHENTICATED if user_id is not None else None)
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._listening = ListeningConnection(database_url, (CHANNEL,), max_backoff=max_backoff)
@@ -55,7 +61,10 @@ class JobChangeSubscription:
     async def _next_page(self) -> list[JobChange] | None:
         try:
             conn = await self._listening.ensure()
-            return await fetch_changes(conn, self.position, self._batch_size)
+            if self._role is None:
+                return await fetch_changes(conn, self.position, self._batch_size)
+            async with acting_as(conn, role=self._role, user_id=self._user_id) as tx:
+                return await fetch_changes(tx, self.position, self._batch_size)
         except CONNECTION_ERRORS as exc:
             log.warning("subscription_connection_lost", position=self.position, error=repr(exc))
             return None

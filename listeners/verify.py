@@ -20,7 +20,6 @@ from typing import Any
 import asyncpg
 import structlog
 
-from store import connect
 from store.projections import (
     DAILY_FIELDS,
     STATS_FIELDS,
@@ -35,6 +34,7 @@ from store.projections import (
 )
 
 from .fold import fold
+from .listening import connect_with_role
 from .replay import add_into, chunks_by_job
 
 log = structlog.get_logger("vjm.replay")
@@ -81,9 +81,10 @@ class _Replay:
                     yield row
 
 
-async def verify_projections(database_url: str, *, name: str = "main", limit: int = 100) -> VerifyResult:
+async def verify_projections(database_url: str, *, name: str = "main", limit: int = 100,
+                             role: str | None = None) -> VerifyResult:
     """Compare the live read models with a replay, and stats with a recount."""
-    conn = await connect(database_url)
+    conn = await connect_with_role(database_url, role)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             checkpoint = await get_checkpoint(conn, name)

@@ -1,57 +1,48 @@
-"""The projector, rebuild and verify work as a NOSUPERUSER role with only the grants listed here."""
+"""The listeners under the real run-time roles and Row Level Security (sql/003, sql/004)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
+import asyncio
 
-import asyncpg
-import pytest
+from listeners import JobChangeSubscription, Projector, ProjectorConfig, rebuild_projections, verify_projections
+from store import EventStore
+from tests.factories import create_job
+from tests.integration.conftest import eventually
 
-from listeners import Projector, ProjectorConfig, rebuild_projections, verify_projections
-
-GRANTS = """
-GRANT USAGE ON SCHEMA vjm TO {role};
-GRANT SELECT ON vjm.job_events TO {role};
-GRANT SELECT, INSERT, UPDATE, DELETE ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_changes TO {role};
-GRANT SELECT, INSERT, UPDATE ON vjm.projection_checkpoints TO {role};
-GRANT EXECUTE ON FUNCTION vjm.projection_horizon() TO {role};
-GRANT TEMPORARY ON DATABASE "{database}" TO {role};
-GRANT pg_read_all_stats TO {role};
-"""
+PROJECTOR = "vjm_projector"
 
 
-def _as_role(url: str, role: str, password: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, f"{role}:{password}@{host}", parts.path, parts.query, parts.fragment))
-
-
-@pytest.fixture
-async def projector_url(database_url: str) -> AsyncIterator[str]:
-    role, password = f"vjm_projector_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS "
-                            f"PASSWORD '{password}'")
-        await admin.execute(GRANTS.format(role=role, database=await admin.fetchval("SELECT current_database()")))
-        yield _as_role(database_url, role, password)
-    finally:
-        await admin.execute(f"DROP OWNED BY {role}")
-        await admin.execute(f"DROP ROLE {role}")
-        await admin.close()
-
-
-async def test_projector_runs_as_a_plain_role(projector_url: str, workload) -> None:
+async def test_projector_rebuild_and_verify_run_as_vjm_projector(database_url: str, pool, workload) -> None:
     events = await workload(jobs=15, seed=4)
-    projector = Projector(ProjectorConfig(database_url=projector_url, batch_size=10))
+    projector = Projector(ProjectorConfig(database_url=database_url, role=PROJECTOR, batch_size=10))
     try:
         result = await projector.run_once()
         assert result.leader and result.events == len(events)
-        lag = await projector.lag()
-        assert lag.events_behind == 0
+        assert (await projector.lag()).events_behind == 0
+        who = await projector._listening.connection.fetchval("SELECT current_user")
+        assert who == PROJECTOR
     finally:
         await projector.stop()
-    assert (await rebuild_projections(projector_url)).events == len(events)
-    assert (await verify_projections(projector_url)).ok
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_changes") > 0
+    assert (await rebuild_projections(database_url, role=PROJECTOR)).events == len(events)
+    assert (await verify_projections(database_url, role=PROJECTOR)).ok
+
+
+async def test_a_user_subscription_sees_only_that_users_jobs(database_url: str, store: EventStore,
+                                                             make_projector) -> None:
+    mine = [await create_job(store, user_id="alice") for _ in range(3)]
+    await create_job(store, user_id="mallory")
+    await make_projector().run_once()
+    seen = []
+    async with JobChangeSubscription(database_url, user_id="alice", poll_interval=0.05) as subscription:
+        async def read() -> None:
+            async for change in subscription:
+                seen.append(change)
+        reader = asyncio.create_task(read())
+        try:
+            await eventually(lambda: len(seen) >= 3)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+    assert {c.job_id for c in seen} == {j.job_id for j in mine}
+    assert {c.user_id for c in seen} == {"alice"}
