@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 
+import asyncpg
 import pytest
 
 from listeners import StuckDetector, StuckDetectorConfig
 from statemachine import InvalidTransition, StaleAttempt
 from store import EventStore, prepare_event
+from store.identity import PROCESSOR, init_role_connection
 from store.sqlfiles import load_queries
 from tests.factories import create_job
 from tests.integration.conftest import assert_read_model_is_fold, eventually
@@ -102,3 +104,17 @@ def test_config_is_validated() -> None:
     with pytest.raises(ValueError):
         StuckDetectorConfig(timeout=-1)
     assert StuckDetectorConfig().timeout == 900
+
+
+async def test_detector_runs_as_vjm_processor(database_url: str, pool, store: EventStore, make_projector) -> None:
+    await _processing_jobs(store, 4)
+    await make_projector().run_once()
+    processor_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2,
+                                               init=lambda conn: init_role_connection(conn, PROCESSOR))
+    try:
+        assert await processor_pool.fetchval("SELECT current_user") == PROCESSOR
+        result = await StuckDetector(processor_pool, NOW).run_once()
+    finally:
+        await processor_pool.close()
+    assert (result.found, result.reset) == (4, 4)
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_events WHERE type = 'time_out'") == 4
