@@ -66,6 +66,16 @@ BEGIN
             END;
         END IF;
     END LOOP;
+    -- The owner may restore or replicate its tables with session_replication_role = replica
+    -- (pg_restore --disable-triggers does); the append-only trigger is ENABLE ALWAYS, so it
+    -- still fires. A shared catalog row: another database may be granting it right now.
+    IF NOT has_parameter_privilege('vjm_owner', 'session_replication_role', 'SET') THEN
+        BEGIN
+            GRANT SET ON PARAMETER session_replication_role TO vjm_owner;
+        EXCEPTION WHEN duplicate_object OR unique_violation OR internal_error THEN
+            NULL;  -- "tuple concurrently updated": the other migration granted it
+        END;
+    END IF;
     -- A migrator that is not a superuser (e.g. Supabase's `postgres`) must be a member of the
     -- owner role to hand objects to it and to SET ROLE vjm_owner in later migrations.
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)

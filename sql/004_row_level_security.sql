@@ -87,9 +87,46 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         ELSE false END
 $$;
 
+-- The shape of an end user's payload, for users who call vjm.append_event from a raw
+-- SQL client instead of through statemachine.payloads (which validates every field):
+-- a small object, only the keys the trigger knows, a file name and not a path, known
+-- enum values. Trusted callers are not checked here (their payloads come from Python).
+CREATE FUNCTION vjm.user_payload_ok(type text, data jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(jsonb_typeof(data) = 'object' AND octet_length(data::text) <= 4096
+        AND data - CASE type
+            WHEN 'create' THEN ARRAY['original_filename', 'original_filesize', 'clip_count', 'quality_preset',
+                                     'enhancement_level', 'platform_target', 'max_attempts']
+            WHEN 'update_metadata' THEN ARRAY['original_filename', 'clip_count', 'quality_preset',
+                                              'enhancement_level', 'platform_target']
+            ELSE ARRAY['reason'] END = '{}'::jsonb
+        AND (NOT data ? 'original_filename' OR (jsonb_typeof(data -> 'original_filename') = 'string'
+             AND length(data ->> 'original_filename') BETWEEN 1 AND 255
+             AND data ->> 'original_filename' !~ '[/\\[:cntrl:]]' AND data ->> 'original_filename' NOT IN ('.', '..')))
+        AND (NOT data ? 'platform_target' OR data ->> 'platform_target' IN ('tiktok', 'instagram', 'youtube_shorts'))
+        AND (NOT data ? 'quality_preset' OR data ->> 'quality_preset' IN ('draft', 'standard', 'pro', 'ultra'))
+        AND (NOT data ? 'enhancement_level' OR data ->> 'enhancement_level' IN ('none', 'basic', 'advanced', 'maximum'))
+        AND (NOT data ? 'reason' OR (jsonb_typeof(data -> 'reason') = 'string' AND length(data ->> 'reason') <= 500)),
+        false)
+$$;
+
+-- The owner's INSERT check on vjm.job_events, i.e. the last word on every append. Trusted
+-- callers pass at the cost of one setting lookup (may_fire already limited their triggers);
+-- an end user's event must have a sane payload, and a create must be their own.
+CREATE FUNCTION vjm.may_append(type text, job_user_id text, job_team_id uuid, data jsonb) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE vjm.caller_kind()
+        WHEN 'processor' THEN true
+        WHEN 'admin' THEN true
+        WHEN 'user' THEN vjm.user_payload_ok(type, data)
+                      AND (type <> 'create' OR vjm.may_create(job_user_id, job_team_id))
+        ELSE false END
+$$;
+
 REVOKE ALL ON FUNCTION vjm.current_team_ids() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vjm.current_team_ids() TO vjm_authenticated, vjm_admin;
-GRANT EXECUTE ON FUNCTION vjm.caller_role(), vjm.caller_kind(), vjm.may_create(text, uuid)
+GRANT EXECUTE ON FUNCTION vjm.caller_role(), vjm.caller_kind(), vjm.may_create(text, uuid),
+    vjm.user_payload_ok(text, jsonb), vjm.may_append(text, text, uuid, jsonb)
     TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
 
 -- Every table: ENABLE + FORCE. A table without a policy for a role shows it nothing.
@@ -119,10 +156,10 @@ CREATE POLICY everyone_read ON vjm.transitions FOR SELECT
 
 -- job_events: append-only (a trigger refuses UPDATE/DELETE/TRUNCATE even for the owner),
 -- written only by the append functions, which run as the owner: it reads every head and
--- inserts, and the insert is checked once more (a user's create: for themselves, in their teams).
+-- inserts, and the insert is checked once more (vjm.may_append: a user's payload and creates).
 CREATE POLICY owner_read ON vjm.job_events FOR SELECT TO vjm_owner USING (true);
 CREATE POLICY owner_append ON vjm.job_events FOR INSERT TO vjm_owner
-    WITH CHECK (type <> 'create' OR vjm.may_create(user_id, team_id));
+    WITH CHECK (vjm.may_append(type, user_id, team_id, data));
 CREATE POLICY user_read ON vjm.job_events FOR SELECT TO vjm_authenticated
     USING (user_id = (SELECT vjm.current_user_id()) OR team_id = ANY ((SELECT vjm.current_team_ids())::uuid[]));
 CREATE POLICY service_read ON vjm.job_events FOR SELECT TO vjm_processor, vjm_projector, vjm_admin USING (true);

@@ -1,0 +1,118 @@
+"""Teams and memberships: who sees whose jobs. RLS (sql/004) decides who may change them:
+a user creates teams they own, a team's owner adds and removes members, anyone may
+leave a team, an admin may do everything. Call these inside `acting_as(...)`.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict
+
+from statemachine import ValidationError
+
+from .errors import translate_error
+from .identity import validate_user_id
+from .sqlfiles import load_queries
+
+Executor = asyncpg.Pool | asyncpg.Connection
+MAX_TEAM_NAME = 200
+MEMBER_ROLES = frozenset({"owner", "member"})
+
+
+class Team(BaseModel):
+    """A team: its members see each other's team jobs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team_id: UUID
+    name: str
+    owner_id: str
+    created_at: datetime
+
+
+class TeamMember(BaseModel):
+    """One user's membership of one team."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team_id: UUID
+    user_id: str
+    role: str
+    added_at: datetime
+
+
+def _team_id(value: Any) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value)) if isinstance(value, str) else UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        raise ValidationError(f"team_id must be a UUID, got {str(value)[:60]!r}", field="team_id") from None
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_TEAM_NAME or len(value) > MAX_TEAM_NAME:
+        raise ValidationError(f"name must be 1-{MAX_TEAM_NAME} characters", field="name")
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in value):
+        raise ValidationError("name must not contain control or format characters", field="name")
+    return value
+
+
+def _user(value: Any) -> str:
+    user_id = validate_user_id(value)
+    if user_id is None:
+        raise ValidationError("user_id is required", field="user_id")
+    return user_id
+
+
+async def _run(executor: Executor, method: str, query: str, *args: Any) -> Any:
+    try:
+        return await getattr(executor, method)(load_queries()[query], *args)
+    except asyncpg.PostgresError as exc:
+        raise translate_error(exc) from exc
+
+
+async def create_team(conn: asyncpg.Connection, name: str, *, owner_id: str) -> Team:
+    """Create a team owned by `owner_id` (an end user may only name themselves) and make them its owner member."""
+    name, owner_id = _name(name), _user(owner_id)
+    async with conn.transaction():
+        row = await _run(conn, "fetchrow", "team_create", name, owner_id)
+        await _run(conn, "fetchrow", "team_member_add", row["team_id"], owner_id, "owner")
+    return Team.model_validate(dict(row.items()))
+
+
+async def add_team_member(executor: Executor, team_id: UUID | str, user_id: str, role: str = "member") -> TeamMember:
+    """Add `user_id` to a team (or change their role); AccessDenied unless the caller owns the team."""
+    if role not in MEMBER_ROLES:
+        raise ValidationError(f"role must be one of {sorted(MEMBER_ROLES)}", field="role")
+    row = await _run(executor, "fetchrow", "team_member_add", _team_id(team_id), _user(user_id), role)
+    return TeamMember.model_validate(dict(row.items()))
+
+
+async def remove_team_member(executor: Executor, team_id: UUID | str, user_id: str) -> bool:
+    """Remove a member; False when there was no such membership the caller may remove."""
+    row = await _run(executor, "fetchrow", "team_member_remove", _team_id(team_id), _user(user_id))
+    return row is not None
+
+
+async def list_teams(executor: Executor, limit: int = 100) -> list[Team]:
+    """The teams the caller may see (owned or member of)."""
+    rows = await _run(executor, "fetch", "team_get_visible", _limit(limit))
+    return [Team.model_validate(dict(r.items())) for r in rows]
+
+
+async def list_team_members(executor: Executor, team_id: UUID | str, limit: int = 1000) -> list[TeamMember]:
+    """The members of a team, as far as the caller may see them."""
+    rows = await _run(executor, "fetch", "team_member_get_many", _team_id(team_id), _limit(limit))
+    return [TeamMember.model_validate(dict(r.items())) for r in rows]
+
+
+def _limit(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise ValidationError("limit must be an integer between 1 and 10000", field="limit")
+    return value
