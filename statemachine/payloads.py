@@ -198,10 +198,19 @@ def validate_payload(trigger: Trigger | str, data: dict[str, Any] | Payload | No
         raise to_validation_error(exc) from exc
 
 
+# Tags pydantic puts in an error location for the member of a union; they are not field names.
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "date", "datetime", "uuid", "list", "dict", "none"})
+
+
+def _field_path(loc: tuple) -> str | None:
+    parts = [str(p) for p in loc
+             if isinstance(p, int) or (p not in _UNION_TAGS and "[" not in p and "-" not in p)]
+    return ".".join(parts) or None
+
+
 def to_validation_error(exc: pydantic.ValidationError) -> ValidationError:
     """Turn pydantic's error into ours, naming the first offending field."""
     errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    field = ".".join(str(p) for p in first["loc"]) or None
-    return ValidationError(f"{field or 'input'}: {first['msg']}", field=field,
-                           errors=[{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in errors])
+    field = _field_path(errors[0]["loc"])
+    return ValidationError(f"{field or 'input'}: {errors[0]['msg']}", field=field,
+                           errors=[{"field": _field_path(e["loc"]), "message": e["msg"]} for e in errors])

@@ -101,3 +101,13 @@ def _quiet_logs() -> None:
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+
+
+@pytest.fixture
+async def manager(database_url: str):
+    """A VideoJobManager on this test's database, with the projector and detector running in-process."""
+    from videojobs import Settings, connect
+
+    settings = Settings(database_url=database_url)
+    async with connect(settings=settings) as m:
+        yield m

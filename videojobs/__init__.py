@@ -1,1 +1,34 @@
-"""vjm application layer: VideoJobManager, configuration, CLI, HTTP API."""
+"""vjm application layer: `connect()` gives a VideoJobManager; also configuration, CLI and HTTP API."""
+
+from statemachine import (
+    AccessDenied,
+    ConcurrencyConflict,
+    DatabaseUnavailable,
+    InvalidTransition,
+    JobNotFound,
+    StaleAttempt,
+    ValidationError,
+    VJMError,
+)
+
+from .config import Settings
+from .connect import connect
+from .manager import VideoJobManager
+from .models import (
+    Attempt,
+    BulkResult,
+    DailyStats,
+    HistoryReport,
+    Job,
+    JobFilters,
+    JobPage,
+    JobStats,
+    PlatformStats,
+    Team,
+)
+
+__all__ = [
+    "connect", "VideoJobManager", "Settings", "Job", "JobPage", "JobFilters", "JobStats", "PlatformStats",
+    "DailyStats", "Attempt", "BulkResult", "Team", "HistoryReport", "VJMError", "ValidationError", "JobNotFound",
+    "InvalidTransition", "StaleAttempt", "ConcurrencyConflict", "AccessDenied", "DatabaseUnavailable",
+]

@@ -1,0 +1,131 @@
+-- Named queries of the VideoJobManager read side (store/jobs.py) and audit (store/audit.py).
+-- Same format as queries.sql: `-- name --`, one line of description, the statement.
+
+-- job_get --
+-- One projected job by id (RLS decides whether the caller sees it).
+SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+       original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
+       platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+       started_at, completed_at, processing_time, last_activity_at, version, last_position
+  FROM vjm.jobs
+ WHERE job_id = $1;
+
+-- job_find_page --
+-- A filtered page, newest first: keyset after ($9 created_at, $10 job_id) when given, else OFFSET $12.
+-- Scope: $1 user_id or $2 team_id (NULL: every job the caller may see).
+SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+       original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
+       platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+       started_at, completed_at, processing_time, last_activity_at, version, last_position
+  FROM vjm.jobs
+ WHERE ($1::text IS NULL OR user_id = $1)
+   AND ($2::uuid IS NULL OR team_id = $2)
+   AND ($3::text[] IS NULL OR status = ANY($3))
+   AND ($4::text IS NULL OR platform_target = $4)
+   AND ($5::text IS NULL OR quality_preset = $5)
+   AND ($6::text IS NULL OR enhancement_level = $6)
+   AND ($7::timestamptz IS NULL OR created_at >= $7)
+   AND ($8::timestamptz IS NULL OR created_at < $8)
+   AND ($9::timestamptz IS NULL OR (created_at, job_id) < ($9, $10::uuid))
+ ORDER BY created_at DESC, job_id DESC
+ LIMIT $11 OFFSET $12;
+
+-- job_count --
+-- How many jobs match the same filters as job_find_page (without the keyset).
+SELECT count(*)
+  FROM vjm.jobs
+ WHERE ($1::text IS NULL OR user_id = $1)
+   AND ($2::uuid IS NULL OR team_id = $2)
+   AND ($3::text[] IS NULL OR status = ANY($3))
+   AND ($4::text IS NULL OR platform_target = $4)
+   AND ($5::text IS NULL OR quality_preset = $5)
+   AND ($6::text IS NULL OR enhancement_level = $6)
+   AND ($7::timestamptz IS NULL OR created_at >= $7)
+   AND ($8::timestamptz IS NULL OR created_at < $8);
+
+-- job_stats_get --
+-- Counters of one scope, or the sum over every user scope the caller may see when $1 is NULL.
+SELECT coalesce(sum(total_jobs), 0)::bigint AS total_jobs,
+       coalesce(sum(queued_jobs), 0)::bigint AS queued_jobs,
+       coalesce(sum(processing_jobs), 0)::bigint AS processing_jobs,
+       coalesce(sum(completed_jobs), 0)::bigint AS completed_jobs,
+       coalesce(sum(failed_jobs), 0)::bigint AS failed_jobs,
+       coalesce(sum(cancelled_jobs), 0)::bigint AS cancelled_jobs,
+       coalesce(sum(timed_jobs), 0)::bigint AS timed_jobs,
+       coalesce(sum(total_processing_ms), 0)::bigint AS total_processing_ms
+  FROM vjm.job_stats
+ WHERE scope = coalesce($1, 'user') AND ($2::text IS NULL OR scope_id = $2);
+
+-- job_stats_daily_get --
+-- The daily series of one scope (or summed over users when $1 is NULL), oldest first, last $3 days.
+SELECT day, sum(completed_jobs)::bigint AS completed_jobs, sum(failed_jobs)::bigint AS failed_jobs,
+       sum(cancelled_jobs)::bigint AS cancelled_jobs, sum(processing_ms)::bigint AS processing_ms
+  FROM vjm.job_stats_daily
+ WHERE scope = coalesce($1, 'user') AND ($2::text IS NULL OR scope_id = $2)
+   AND day > (now() AT TIME ZONE 'UTC')::date - $3::integer
+ GROUP BY day
+ ORDER BY day;
+
+-- job_stats_platform_get --
+-- Jobs per platform and status for one scope ($1 'user'/'team', $2 its id; NULL: everything visible).
+SELECT platform_target, count(*) AS total_jobs,
+       count(*) FILTER (WHERE status = 'queued') AS queued_jobs,
+       count(*) FILTER (WHERE status = 'processing') AS processing_jobs,
+       count(*) FILTER (WHERE status = 'completed') AS completed_jobs,
+       count(*) FILTER (WHERE status = 'failed') AS failed_jobs,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled_jobs
+  FROM vjm.jobs
+ WHERE ($1::text IS NULL OR ($1 = 'user' AND user_id = $2) OR ($1 = 'team' AND team_id = $2::uuid))
+ GROUP BY platform_target
+ ORDER BY platform_target;
+
+-- job_claim_many --
+-- Take up to $2 queued jobs for worker $1 (optionally one platform): SKIP LOCKED plus the version guard.
+SELECT job_id, attempt, version, position, xact_id FROM vjm.claim_jobs($1, $2, $3);
+
+-- event_find_page --
+-- Audit search, keyset by position: events after $1 matching the optional filters, oldest first.
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at, data
+  FROM vjm.job_events
+ WHERE position > $1
+   AND ($2::text IS NULL OR actor = $2)
+   AND ($3::text IS NULL OR type = $3)
+   AND ($4::timestamptz IS NULL OR occurred_at >= $4)
+   AND ($5::timestamptz IS NULL OR occurred_at < $5)
+   AND ($6::text IS NULL OR user_id = $6)
+   AND ($7::uuid IS NULL OR team_id = $7)
+   AND ($8::uuid IS NULL OR job_id = $8)
+ ORDER BY position
+ LIMIT $9;
+
+-- event_get_stream_until --
+-- One job's events that happened at or before an instant, in version order (for as-of reads).
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at, data
+  FROM vjm.job_events
+ WHERE job_id = $1 AND occurred_at <= $2
+ ORDER BY version;
+
+-- event_verify_chain --
+-- Recompute every hash and link ($1: one job, or all): how many were checked, and the first broken event.
+WITH checked AS (
+    SELECT e.job_id, e.version, e.position,
+           e.hash = vjm.event_hash(e.prev_hash, e.job_id, e.version, e.type, e.from_state, e.to_state,
+                                   e.attempt, e.data, e.actor, e.user_id, e.team_id, e.occurred_at) AS hash_ok,
+           e.prev_hash IS NOT DISTINCT FROM lag(e.hash) OVER w AS link_ok,
+           e.version = row_number() OVER w AS version_ok
+      FROM vjm.job_events e
+     WHERE $1::uuid IS NULL OR e.job_id = $1
+    WINDOW w AS (PARTITION BY e.job_id ORDER BY e.version)
+)
+SELECT (SELECT count(*) FROM checked) AS checked, b.job_id, b.version, b.position,
+       b.hash_ok, b.link_ok, b.version_ok
+  FROM (SELECT 1) AS one
+  LEFT JOIN LATERAL (
+        SELECT * FROM checked c WHERE NOT (c.hash_ok AND c.link_ok AND c.version_ok)
+         ORDER BY c.position LIMIT 1) AS b ON true;
+
+-- event_get_last_cursor --
+-- The (xact_id, position) of the newest event, for waiting until the projection has caught up with it.
+SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, position DESC LIMIT 1;

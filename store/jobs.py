@@ -1,0 +1,144 @@
+"""Reads of the jobs projection for the VideoJobManager: one job, filtered pages, stats, claims.
+
+Rows leave as frozen models (JobRow, JobStatsRow, ...). Every query runs under the
+caller's Row Level Security: the same call returns different rows for different users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict
+
+from .errors import translate_error
+from .projections import JobRow
+from .sqlfiles import load_queries
+
+Executor = asyncpg.Pool | asyncpg.Connection
+
+
+def _q(name: str) -> str:
+    return load_queries()[name]
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """Filters and paging of a job list; None means "any"."""
+
+    user_id: str | None = None
+    team_id: UUID | None = None
+    statuses: tuple[str, ...] | None = None
+    platform_target: str | None = None
+    quality_preset: str | None = None
+    enhancement_level: str | None = None
+    created_from: datetime | None = None
+    created_before: datetime | None = None
+    after: tuple[datetime, UUID] | None = None  # keyset: (created_at, job_id) of the last row seen
+    limit: int = 50
+    offset: int = 0
+
+    def filter_args(self) -> tuple:
+        return (self.user_id, self.team_id, list(self.statuses) if self.statuses else None, self.platform_target,
+                self.quality_preset, self.enhancement_level, self.created_from, self.created_before)
+
+
+class StatsRow(BaseModel):
+    """Counters of one scope (or their sum)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total_jobs: int
+    queued_jobs: int
+    processing_jobs: int
+    completed_jobs: int
+    failed_jobs: int
+    cancelled_jobs: int
+    timed_jobs: int
+    total_processing_ms: int
+
+
+class DailyRow(BaseModel):
+    """One UTC day of finished work."""
+
+    model_config = ConfigDict(frozen=True)
+
+    day: date
+    completed_jobs: int
+    failed_jobs: int
+    cancelled_jobs: int
+    processing_ms: int
+
+
+class PlatformRow(BaseModel):
+    """Jobs of one platform, by status."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform_target: str
+    total_jobs: int
+    queued_jobs: int
+    processing_jobs: int
+    completed_jobs: int
+    failed_jobs: int
+    cancelled_jobs: int
+
+
+class ClaimRow(BaseModel):
+    """A job handed to a worker, with its attempt token."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: UUID
+    attempt: int
+    version: int
+    position: int
+    xact_id: int
+
+
+async def get_job(executor: Executor, job_id: UUID) -> JobRow | None:
+    """The projected job, or None when it does not exist or the caller may not see it."""
+    row = await executor.fetchrow(_q("job_get"), job_id)
+    return JobRow.model_validate(dict(row)) if row else None
+
+
+async def find_jobs(executor: Executor, query: JobQuery) -> list[JobRow]:
+    """One page of jobs, newest first (keyset when `query.after` is set, else OFFSET)."""
+    after_at, after_id = query.after if query.after else (None, None)
+    offset = 0 if query.after else query.offset
+    rows = await executor.fetch(_q("job_find_page"), *query.filter_args(), after_at, after_id, query.limit, offset)
+    return [JobRow.model_validate(dict(r)) for r in rows]
+
+
+async def count_jobs(executor: Executor, query: JobQuery) -> int:
+    """How many jobs match the filters of `query`."""
+    return await executor.fetchval(_q("job_count"), *query.filter_args())
+
+
+async def get_stats(executor: Executor, scope: str | None, scope_id: str | None) -> StatsRow:
+    """Counters of one scope ('user' or 'team'), or the sum over all visible users."""
+    row = await executor.fetchrow(_q("job_stats_get"), scope, scope_id)
+    return StatsRow.model_validate(dict(row))
+
+
+async def get_daily(executor: Executor, scope: str | None, scope_id: str | None, days: int) -> list[DailyRow]:
+    """The last `days` days of finished work, oldest first."""
+    rows = await executor.fetch(_q("job_stats_daily_get"), scope, scope_id, days)
+    return [DailyRow.model_validate(dict(r)) for r in rows]
+
+
+async def get_platforms(executor: Executor, scope: str | None, scope_id: str | None) -> list[PlatformRow]:
+    """Jobs per platform and status."""
+    rows = await executor.fetch(_q("job_stats_platform_get"), scope, scope_id)
+    return [PlatformRow.model_validate(dict(r)) for r in rows]
+
+
+async def claim_jobs(executor: Executor, worker_id: str, limit: int, platform: str | None) -> list[ClaimRow]:
+    """Atomically start up to `limit` queued jobs for `worker_id` (vjm.claim_jobs)."""
+    try:
+        rows = await executor.fetch(_q("job_claim_many"), worker_id, limit, platform)
+    except Exception as exc:
+        raise translate_error(exc, trigger="start") from exc
+    return [ClaimRow.model_validate(dict(r)) for r in rows]

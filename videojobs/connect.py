@@ -1,0 +1,73 @@
+"""`videojobs.connect()`: a ready VideoJobManager, with the listeners running in-process by default."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+import structlog
+
+from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
+from store.identity import ADMIN, PROCESSOR, create_role_pool
+
+from .config import Settings
+from .database import provide_database
+from .manager import VideoJobManager
+
+log = structlog.get_logger("vjm.connect")
+
+
+def login_of(url: str) -> str:
+    """The user a URL logs in as (libpq's default, the OS user, is not guessed: 'postgres')."""
+    parts = urlsplit(url)
+    return unquote(parts.username) if parts.username else "postgres"
+
+
+async def service_role_for(url: str) -> str:
+    """vjm_admin when the URL's login may act as it (superuser or member), else vjm_processor."""
+    conn = await asyncpg.connect(url)
+    try:
+        may_admin = await conn.fetchval(
+            "SELECT rolsuper OR pg_has_role(current_user, 'vjm_admin', 'MEMBER') FROM pg_roles"
+            " WHERE rolname = current_user")
+    finally:
+        await conn.close()
+    return ADMIN if may_admin else PROCESSOR
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str | None = None, *, listeners: bool = True, settings: Settings | None = None,
+                  service_role: str | None = None, consistency_timeout: float = 2.0) -> AsyncIterator[VideoJobManager]:
+    """Open a VideoJobManager on `url` (else VJM_DATABASE_URL, else the embedded Postgres).
+
+    The schema is migrated first. With `listeners=True` the projector (leader-elected,
+    so several processes may run it) and the stuck-job detector run in this process;
+    pass `listeners=False` when `vjm listen` runs them elsewhere.
+    """
+    settings = settings or Settings.from_env(database_url=url)
+    async with provide_database(settings) as database_url, contextlib.AsyncExitStack() as stack:
+        role = service_role or await service_role_for(database_url)
+        service = await create_role_pool(database_url, role=role, login=login_of(database_url),
+                                         max_size=settings.pool_size)
+        stack.push_async_callback(service.close)
+        users = await create_role_pool(database_url, role=None, max_size=settings.pool_size)
+        stack.push_async_callback(users.close)
+        watcher = ProjectionWatcher(database_url)
+        stack.push_async_callback(watcher.close)
+        if listeners:
+            await _start_listeners(stack, database_url, service, settings)
+        yield VideoJobManager(service, database_url=database_url, user_pool=users, watcher=watcher,
+                              consistency_timeout=consistency_timeout)
+
+
+async def _start_listeners(stack: contextlib.AsyncExitStack, url: str, pool: asyncpg.Pool,
+                           settings: Settings) -> None:
+    projector = Projector(ProjectorConfig(database_url=url))
+    await projector.start()
+    stack.push_async_callback(projector.close)
+    detector = StuckDetector(pool, StuckDetectorConfig(timeout=settings.stuck_timeout_seconds))
+    await detector.start()
+    stack.push_async_callback(detector.stop)
+    log.info("listeners_started", stuck_timeout=settings.stuck_timeout_seconds)

@@ -1,0 +1,40 @@
+"""VideoJobManager: the whole job API in Python, composed of small parts (one module each)."""
+
+from __future__ import annotations
+
+from .audit import AuditMixin
+from .bulk import BulkMixin
+from .core import Caller, ManagerCore
+from .maintenance import MaintenanceMixin
+from .processors import ProcessorsMixin
+from .reads import ReadsMixin
+from .stats import StatsMixin
+from .teams import TeamsMixin
+from .writes import WritesMixin
+
+
+class VideoJobManager(BulkMixin, WritesMixin, ReadsMixin, ProcessorsMixin, StatsMixin, TeamsMixin,
+                      MaintenanceMixin, AuditMixin, ManagerCore):
+    """Create, read, change and audit video jobs.
+
+    The plain manager acts as a trusted service; `as_user(user_id)` returns the same
+    API scoped by Row Level Security to what that user may see and do.
+    """
+
+    def as_user(self, user_id: str) -> "VideoJobManager":
+        """The same API acting as end user `user_id` (their jobs and their teams' jobs only)."""
+        from statemachine import ValidationError
+
+        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
+            raise ValidationError("user_id must be 1-128 characters", field="user_id")
+        return VideoJobManager(self._pool, database_url=self._url, user_pool=self._user_pool,
+                               caller=Caller(user_id=user_id),
+                               watcher=self._watcher, consistency_timeout=self._consistency_timeout)
+
+    @property
+    def user_id(self) -> str | None:
+        """The end user this manager acts as, or None for the trusted service."""
+        return self._caller.user_id
+
+
+__all__ = ["VideoJobManager", "Caller"]

@@ -1,0 +1,129 @@
+"""The shared core of VideoJobManager: who is calling, how to reach the database, read-your-writes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from listeners import ProjectionWatcher
+from listeners.fold import apply_event
+from statemachine import JobNotFound, ValidationError
+from store import Event, EventStore, NewEvent
+from store.events import prepare_event
+from store.jobs import get_job
+
+from ..models import Job
+
+log = structlog.get_logger("vjm.manager")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a manager acts as: a trusted service (no user), or one end user under RLS."""
+
+    user_id: str | None = None
+    role: str | None = None  # None: the pool's own session role
+
+    @property
+    def is_user(self) -> bool:
+        return self.user_id is not None
+
+
+class ManagerCore:
+    """State shared by every part of the manager, and the two primitives they use."""
+
+    def __init__(self, pool: asyncpg.Pool, *, database_url: str, user_pool: asyncpg.Pool | None = None,
+                 caller: Caller = Caller(), watcher: ProjectionWatcher | None = None,
+                 consistency_timeout: float = 2.0):
+        self._pool = pool  # the trusted service's pool (a session role, e.g. vjm_admin)
+        self._user_pool = user_pool or pool  # end users' pool: every request runs in acting_as()
+        self._url = database_url
+        self._caller = caller
+        self._watcher = watcher
+        self._consistency_timeout = consistency_timeout
+        self._last_write: tuple[int, int] | None = None
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection acting as the caller: plain for the service, a scoped transaction for a user."""
+        if not self._caller.is_user:
+            async with self._pool.acquire() as conn:
+                yield conn
+            return
+        from store.identity import acting_as
+
+        async with acting_as(self._user_pool, role=self._caller.role or "vjm_authenticated",
+                             user_id=self._caller.user_id) as conn:
+            yield conn
+
+    async def _append(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> Event:
+        """Validate and append one transition as the caller; remembers its position."""
+        event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self._actor(), **ids)
+        async with self._connection() as conn:
+            stored = await EventStore(conn).append(event)
+        self._remember(stored)
+        return stored
+
+    async def _append_prepared(self, events: list[NewEvent]) -> list[Event]:
+        async with self._connection() as conn:
+            stored = await EventStore(conn).append_creates(events)
+        for event in stored:
+            self._remember(event)
+        return stored
+
+    def _actor(self) -> str | None:
+        return self._caller.user_id
+
+    def _remember(self, event: Event) -> None:
+        self._remember_cursor(event.cursor)
+
+    def _remember_cursor(self, cursor: tuple[int, int]) -> None:
+        if self._last_write is None or cursor > self._last_write:
+            self._last_write = cursor
+
+    async def _read_your_writes(self) -> None:
+        """Wait (bounded) until the projection has applied this manager's last write."""
+        if self._last_write is None or self._watcher is None:
+            return
+        if not await self._watcher.wait_for(self._last_write, self._consistency_timeout):
+            log.warning("read_your_writes_timeout", cursor=self._last_write, timeout=self._consistency_timeout)
+
+    async def _job_after(self, event: Event) -> Job:
+        """The job as it is after `event`: the projection if it has caught up, else folded from events."""
+        return await self._job_at(event.job_id, event.version, event)
+
+    async def _job_at(self, job_id: UUID, version: int, event: Event | None = None) -> Job:
+        async with self._connection() as conn:
+            row = await get_job(conn, job_id)
+            if row is not None and row.version == version:
+                return Job.model_validate(row.model_dump())
+            if event is not None and row is not None and row.version == version - 1:
+                return _fold(row.model_dump(), [event])
+            events = [e for e in await EventStore(conn).read_stream(job_id) if e.version <= version]
+        if not events:
+            raise JobNotFound(job_id)
+        return _fold(None, events)
+
+
+def _fold(row: dict[str, Any] | None, events: list[Event]) -> Job:
+    for event in events:
+        row = apply_event(row, event)
+    if row is None:
+        raise JobNotFound(events[-1].job_id)
+    return Job.model_validate(row)
+
+
+def as_uuid(value: UUID | str, field: str = "job_id") -> UUID:
+    """A UUID from a UUID or its text; ValidationError naming `field` otherwise."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise ValidationError(f"{field} must be a UUID", field=field) from None

@@ -1,0 +1,92 @@
+"""Reading jobs: by id, by user, by team, with filters, offset or keyset pagination."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pydantic
+
+from statemachine import JobNotFound, ValidationError, to_validation_error
+from store.jobs import JobQuery, count_jobs, find_jobs, get_job
+
+from ..models import Job, JobFilters, JobPage, decode_cursor, encode_cursor
+from .core import ManagerCore, as_uuid
+
+MAX_LIMIT = 500
+MAX_OFFSET = 100_000
+
+
+class ReadsMixin(ManagerCore):
+    """get_job_by_id, get_user_jobs, get_team_jobs, list_jobs."""
+
+    async def get_job_by_id(self, job_id: UUID | str) -> Job:
+        """The job, or JobNotFound (also when the caller may not see it)."""
+        job_id = as_uuid(job_id)
+        await self._read_your_writes()
+        async with self._connection() as conn:
+            row = await get_job(conn, job_id)
+        if row is None:
+            raise JobNotFound(job_id)
+        return Job.model_validate(row.model_dump())
+
+    async def get_user_jobs(self, user_id: str, limit: int = 50, offset: int = 0,
+                            filters: JobFilters | dict[str, Any] | None = None, cursor: str | None = None) -> JobPage:
+        """One user's jobs, newest first. `cursor` (from next_cursor) pages by keyset; offset is kept too."""
+        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
+            raise ValidationError("user_id must be 1-128 characters", field="user_id")
+        return await self._page(JobQuery(user_id=user_id), limit, offset, filters, cursor)
+
+    async def get_team_jobs(self, team_id: UUID | str, limit: int = 50, offset: int = 0,
+                            filters: JobFilters | dict[str, Any] | None = None, cursor: str | None = None) -> JobPage:
+        """One team's jobs, newest first (same paging as get_user_jobs)."""
+        return await self._page(JobQuery(team_id=as_uuid(team_id, "team_id")), limit, offset, filters, cursor)
+
+    async def list_jobs(self, limit: int = 50, offset: int = 0, filters: JobFilters | dict[str, Any] | None = None,
+                        cursor: str | None = None) -> JobPage:
+        """Every job the caller may see (a user: their own and their teams'), newest first."""
+        return await self._page(JobQuery(), limit, offset, filters, cursor)
+
+    async def _page(self, scope: JobQuery, limit: int, offset: int, filters: Any, cursor: str | None) -> JobPage:
+        query = _query(scope, _limit(limit), _offset(offset), _filters(filters), cursor)
+        await self._read_your_writes()
+        async with self._connection() as conn:
+            rows = await find_jobs(conn, query)
+            total = await count_jobs(conn, query)
+        items = [Job.model_validate(r.model_dump()) for r in rows]
+        next_cursor = encode_cursor(items[-1].created_at, items[-1].job_id) if len(items) == query.limit else None
+        return JobPage(items=items, total=total, limit=query.limit, offset=query.offset, next_cursor=next_cursor)
+
+
+def _query(scope: JobQuery, limit: int, offset: int, filters: JobFilters, cursor: str | None) -> JobQuery:
+    return JobQuery(
+        user_id=scope.user_id, team_id=scope.team_id,
+        statuses=tuple(s.value for s in filters.status) if filters.status else None,
+        platform_target=filters.platform_target.value if filters.platform_target else None,
+        quality_preset=filters.quality_preset.value if filters.quality_preset else None,
+        enhancement_level=filters.enhancement_level.value if filters.enhancement_level else None,
+        created_from=filters.created_from(), created_before=filters.created_before(),
+        after=decode_cursor(cursor) if cursor else None, limit=limit, offset=0 if cursor else offset)
+
+
+def _filters(filters: JobFilters | dict[str, Any] | None) -> JobFilters:
+    if filters is None or isinstance(filters, JobFilters):
+        return filters or JobFilters()
+    if not isinstance(filters, dict):
+        raise ValidationError("filters must be a mapping", field="filters")
+    try:
+        return JobFilters.model_validate(filters)
+    except pydantic.ValidationError as exc:
+        raise to_validation_error(exc) from exc
+
+
+def _limit(limit: Any) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
+    return limit
+
+
+def _offset(offset: Any) -> int:
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise ValidationError(f"offset must be an integer from 0 to {MAX_OFFSET}", field="offset")
+    return offset

@@ -1,0 +1,52 @@
+"""Statistics from the incrementally maintained counters (never a COUNT(*) over jobs)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from statemachine import ValidationError
+from store.jobs import get_daily, get_platforms, get_stats
+
+from ..models import DailyStats, JobStats, PlatformStats
+from .core import ManagerCore, as_uuid
+
+
+class StatsMixin(ManagerCore):
+    """get_job_stats."""
+
+    async def get_job_stats(self, user_id: str | None = None, team_id: UUID | str | None = None,
+                            days: int = 30) -> JobStats:
+        """Counts by status, total and average processing time, a platform breakdown and a daily series.
+
+        For one user, one team, or (neither given) everything the caller may see.
+        """
+        scope, scope_id = _scope(user_id, team_id)
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 366:
+            raise ValidationError("days must be an integer from 1 to 366", field="days")
+        await self._read_your_writes()
+        async with self._connection() as conn:
+            counts = await get_stats(conn, scope, scope_id)
+            platforms = await get_platforms(conn, scope, scope_id)
+            daily = await get_daily(conn, scope, scope_id, days)
+        total_seconds = counts.total_processing_ms / 1000.0
+        return JobStats(
+            total_jobs=counts.total_jobs, queued_jobs=counts.queued_jobs, processing_jobs=counts.processing_jobs,
+            completed_jobs=counts.completed_jobs, failed_jobs=counts.failed_jobs,
+            cancelled_jobs=counts.cancelled_jobs, total_processing_time=total_seconds,
+            average_processing_time=total_seconds / counts.timed_jobs if counts.timed_jobs else None,
+            by_platform=[PlatformStats.model_validate(p.model_dump()) for p in platforms],
+            daily=[DailyStats(day=d.day, completed_jobs=d.completed_jobs, failed_jobs=d.failed_jobs,
+                              cancelled_jobs=d.cancelled_jobs, processing_seconds=d.processing_ms / 1000.0)
+                   for d in daily])
+
+
+def _scope(user_id: str | None, team_id: UUID | str | None) -> tuple[str | None, str | None]:
+    if user_id is not None and team_id is not None:
+        raise ValidationError("give user_id or team_id, not both", field="team_id")
+    if user_id is not None:
+        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
+            raise ValidationError("user_id must be 1-128 characters", field="user_id")
+        return "user", user_id
+    if team_id is not None:
+        return "team", str(as_uuid(team_id, "team_id"))
+    return None, None

@@ -1,0 +1,41 @@
+"""Teams: members see each other's team jobs; changes take effect on the next transaction."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from store.teams import TeamMember, add_team_member, create_team, list_team_members, list_teams, remove_team_member
+
+from ..models import Team
+from .core import ManagerCore
+
+
+class TeamsMixin(ManagerCore):
+    """create_team, add_team_member, remove_team_member, list_teams, list_team_members."""
+
+    async def create_team(self, name: str, owner_id: str) -> Team:
+        """Create a team owned (and joined) by `owner_id`."""
+        async with self._connection() as conn:
+            team = await create_team(conn, name, owner_id=owner_id)
+        return Team.model_validate(team.model_dump())
+
+    async def add_team_member(self, team_id: UUID | str, user_id: str, role: str = "member") -> TeamMember:
+        """Add `user_id` to the team (only its owner or an admin may)."""
+        async with self._connection() as conn:
+            return await add_team_member(conn, team_id, user_id, role)
+
+    async def remove_team_member(self, team_id: UUID | str, user_id: str) -> bool:
+        """Remove `user_id` from the team; True if they were a member."""
+        async with self._connection() as conn:
+            return await remove_team_member(conn, team_id, user_id)
+
+    async def list_teams(self, limit: int = 100) -> list[Team]:
+        """The teams the caller may see."""
+        async with self._connection() as conn:
+            teams = await list_teams(conn, limit)
+        return [Team.model_validate(t.model_dump()) for t in teams]
+
+    async def list_team_members(self, team_id: UUID | str, limit: int = 1000) -> list[TeamMember]:
+        """Members of one team that the caller may see."""
+        async with self._connection() as conn:
+            return await list_team_members(conn, team_id, limit)
