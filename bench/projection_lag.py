@@ -129,7 +129,10 @@ async def lag_at_rate(url: str, rate: float, writers: int, seconds: float, notic
     await _wait_projected(control, max(c for _, c in out))
     await control.execute("SELECT 1")  # let the last notices arrive
     lags = sorted(1000 * notices.lag_of(t, c) for t, c in out)
-    return {"events": len(out), "rate_achieved": round(len(out) / seconds, 1),
+    achieved = len(out) / seconds
+    return {"events": len(out), "rate_achieved": round(achieved, 1),
+            # A loaded machine cannot hold the pace; then the lag figures measure the machine.
+            "paced_as_planned": achieved >= 0.9 * rate,
             "p50_ms": round(statistics.median(lags), 2), "p99_ms": round(lags[int(0.99 * (len(lags) - 1))], 2),
             "max_ms": round(lags[-1], 2)}
 
