@@ -87,12 +87,12 @@ class CreateData(Payload):
     """The metadata of a new upload."""
 
     original_filename: Filename
-    original_filesize: Annotated[int, Field(ge=0, le=2**53)]
-    clip_count: Annotated[int, Field(ge=1, le=50)]
+    original_filesize: Annotated[int, Field(strict=True, ge=0, le=2**53)]
+    clip_count: Annotated[int, Field(strict=True, ge=1, le=50)]
     quality_preset: QualityPreset
     enhancement_level: EnhancementLevel
     platform_target: Platform
-    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT)] = 3
+    max_attempts: Annotated[int, Field(strict=True, ge=1, le=MAX_ATTEMPTS_LIMIT)] = 3
 
     _filename = field_validator("original_filename")(classmethod(lambda cls, v: _clean_filename(v)))
 
@@ -108,15 +108,15 @@ class StartData(Payload):
 class ProgressData(Payload):
     """How far the current attempt has got."""
 
-    percent: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
-    clips_done: Annotated[int, Field(ge=0, le=50)] | None = None
+    percent: Annotated[float, Field(strict=True, ge=0, le=100, allow_inf_nan=False)] | None = None
+    clips_done: Annotated[int, Field(strict=True, ge=0, le=50)] | None = None
 
 
 class CompleteData(Payload):
     """The clips were produced."""
 
     output_paths: Annotated[list[OutputPath], Field(max_length=MAX_OUTPUT_PATHS)]
-    processing_time: Annotated[float, Field(ge=0, le=7 * 24 * 3600, allow_inf_nan=False)] | None = None
+    processing_time: Annotated[float, Field(strict=True, ge=0, le=7 * 24 * 3600, allow_inf_nan=False)] | None = None
 
     @field_validator("output_paths")
     @classmethod
@@ -152,7 +152,7 @@ class MetadataData(Payload):
     """A change to the job's metadata; at least one field."""
 
     original_filename: Filename | None = None
-    clip_count: Annotated[int, Field(ge=1, le=50)] | None = None
+    clip_count: Annotated[int, Field(strict=True, ge=1, le=50)] | None = None
     quality_preset: QualityPreset | None = None
     enhancement_level: EnhancementLevel | None = None
     platform_target: Platform | None = None

@@ -19,6 +19,7 @@ from .sqlfiles import load_queries
 
 log = structlog.get_logger("vjm.events")
 Executor = asyncpg.Pool | asyncpg.Connection
+MAX_BULK_CREATES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,8 @@ class EventStore:
         """Append many create events in one statement; all or nothing."""
         if not events:
             return []
+        if len(events) > MAX_BULK_CREATES:
+            raise ValidationError(f"at most {MAX_BULK_CREATES} creates per call", field="events")
         if any(e.trigger is not Trigger.CREATE for e in events):
             raise ValidationError("append_creates takes create events only", field="trigger")
         columns = ([e.job_id for e in events], [e.data for e in events], [e.actor for e in events],
@@ -119,20 +122,29 @@ class EventStore:
         by_job = {e.job_id: e.data for e in events}
         return [event_from_row(row, by_job[row["job_id"]]) for row in rows]
 
-    async def read_stream(self, job_id: UUID) -> list[Event]:
+    async def read_stream(self, job_id: UUID | str) -> list[Event]:
         """Every event of one job, in version order (empty if unknown or not visible)."""
-        rows = await self._executor.fetch(self._queries["event_get_stream"], job_id)
+        rows = await self._read("event_get_stream", _as_uuid(job_id, "job_id"))
         return [event_from_row(r) for r in rows]
 
-    async def read_head(self, job_id: UUID) -> Event | None:
+    async def read_head(self, job_id: UUID | str) -> Event | None:
         """The latest event of one job, or None."""
-        row = await self._executor.fetchrow(self._queries["event_get_head"], job_id)
-        return event_from_row(row) if row else None
+        rows = await self._read("event_get_head", _as_uuid(job_id, "job_id"))
+        return event_from_row(rows[0]) if rows else None
 
     async def read_after(self, cursor: tuple[int, int] = (0, 0), limit: int = 500) -> list[Event]:
         """Events after `cursor` in commit-safe order (see the event_get_after query)."""
-        rows = await self._executor.fetch(self._queries["event_get_after"], cursor[0], cursor[1], limit)
+        if (not isinstance(cursor, tuple) or len(cursor) != 2
+                or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in cursor)):
+            raise ValidationError("cursor must be a pair of non-negative integers (xact_id, position)", field="cursor")
+        rows = await self._read("event_get_after", cursor[0], cursor[1], _as_int(limit, "limit", minimum=1))
         return [event_from_row(r) for r in rows]
+
+    async def _read(self, query: str, *args: Any) -> list[Any]:
+        try:
+            return await self._executor.fetch(self._queries[query], *args)
+        except Exception as exc:
+            raise translate_error(exc) from exc
 
     async def transition_table(self) -> list[tuple[str, str, str, str | None]]:
         """vjm.transitions as tuples, for comparison with statemachine.RULES."""

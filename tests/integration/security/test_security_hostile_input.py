@@ -159,11 +159,7 @@ async def test_unknown_job_ids_are_not_found_not_errors(tenants: Tenants, user_p
         await as_user(user_pool, "alice", "cancel", {}, job_id=uuid.uuid4())
 
 
-READ_GAPS = pytest.mark.xfail(strict=True, reason="store/events.py reads neither validate nor translate "
-                              "their arguments (asyncpg errors escape); see SECURITY.md, 'Known gaps'")
 
-
-@READ_GAPS
 @pytest.mark.parametrize("job_id", ["not-a-uuid", 12345, INJECTIONS[0]])
 async def test_read_functions_refuse_bad_ids_with_a_typed_error(job_id, tenants: Tenants, user_pool) -> None:
     async with acting_as(user_pool, user_id="alice") as conn:
@@ -171,7 +167,6 @@ async def test_read_functions_refuse_bad_ids_with_a_typed_error(job_id, tenants:
             await EventStore(conn).read_stream(job_id)
 
 
-@READ_GAPS
 @pytest.mark.parametrize("kwargs", [{"limit": -1}, {"limit": "10"}, {"cursor": ("a", "b")}])
 async def test_read_after_refuses_bad_cursors_with_a_typed_error(kwargs, tenants: Tenants, user_pool) -> None:
     async with acting_as(user_pool, user_id="alice") as conn:
