@@ -168,12 +168,12 @@ class Projector:
         if self._task is not None:
             task, self._task = self._task, None
             await task
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the connection without waiting for a loop."""
         self._leader_pid = None
         await self._listening.close()
+
+    async def close(self) -> None:
+        """The same as `stop()`: closing only the connection would let the loop reconnect."""
+        await self.stop()
 
     async def __aenter__(self) -> Projector:
         return self
