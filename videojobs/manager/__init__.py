@@ -29,7 +29,8 @@ class VideoJobManager(BulkMixin, WritesMixin, ReadsMixin, ProcessorsMixin, Stats
             raise ValidationError("user_id must be 1-128 characters", field="user_id")
         return VideoJobManager(self._pool, database_url=self._url, user_pool=self._user_pool,
                                caller=Caller(user_id=user_id),
-                               watcher=self._watcher, consistency_timeout=self._consistency_timeout)
+                               watcher=self._watcher, consistency_timeout=self._consistency_timeout,
+                               writes=self._writes)
 
     @property
     def user_id(self) -> str | None:

@@ -35,19 +35,30 @@ class Caller:
         return self.user_id is not None
 
 
+class WriteTracker:
+    """The newest commit-order cursor written through a manager and everything derived from it (as_user)."""
+
+    def __init__(self) -> None:
+        self.cursor: tuple[int, int] | None = None
+
+    def remember(self, cursor: tuple[int, int]) -> None:
+        if self.cursor is None or cursor > self.cursor:
+            self.cursor = cursor
+
+
 class ManagerCore:
     """State shared by every part of the manager, and the two primitives they use."""
 
     def __init__(self, pool: asyncpg.Pool, *, database_url: str, user_pool: asyncpg.Pool | None = None,
                  caller: Caller = Caller(), watcher: ProjectionWatcher | None = None,
-                 consistency_timeout: float = 2.0):
+                 consistency_timeout: float = 2.0, writes: WriteTracker | None = None):
         self._pool = pool  # the trusted service's pool (a session role, e.g. vjm_admin)
         self._user_pool = user_pool or pool  # end users' pool: every request runs in acting_as()
         self._url = database_url
         self._caller = caller
         self._watcher = watcher
         self._consistency_timeout = consistency_timeout
-        self._last_write: tuple[int, int] | None = None
+        self._writes = writes or WriteTracker()
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -84,15 +95,15 @@ class ManagerCore:
         self._remember_cursor(event.cursor)
 
     def _remember_cursor(self, cursor: tuple[int, int]) -> None:
-        if self._last_write is None or cursor > self._last_write:
-            self._last_write = cursor
+        self._writes.remember(cursor)
 
     async def _read_your_writes(self) -> None:
         """Wait (bounded) until the projection has applied this manager's last write."""
-        if self._last_write is None or self._watcher is None:
+        cursor = self._writes.cursor
+        if cursor is None or self._watcher is None:
             return
-        if not await self._watcher.wait_for(self._last_write, self._consistency_timeout):
-            log.warning("read_your_writes_timeout", cursor=self._last_write, timeout=self._consistency_timeout)
+        if not await self._watcher.wait_for(cursor, self._consistency_timeout):
+            log.warning("read_your_writes_timeout", cursor=cursor, timeout=self._consistency_timeout)
 
     async def _job_after(self, event: Event) -> Job:
         """The job as it is after `event`: the projection if it has caught up, else folded from events."""

@@ -1,0 +1,103 @@
+"""The manager under Row Level Security: A and B share team T1, C is alone in T2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import pytest
+
+from videojobs import AccessDenied, JobNotFound, VideoJobManager
+
+JOB = dict(original_filename="clip.mp4", original_filesize=10, clip_count=2, quality_preset="pro",
+           enhancement_level="basic", platform_target="tiktok")
+
+
+@dataclass
+class World:
+    t1: UUID
+    t2: UUID
+    jobs: dict[str, UUID]  # label -> job id
+
+
+@pytest.fixture
+async def world(manager: VideoJobManager) -> World:
+    t1 = (await manager.create_team("T1", "A")).team_id
+    await manager.add_team_member(t1, "B")
+    t2 = (await manager.create_team("T2", "C")).team_id
+    a, b, c = manager.as_user("A"), manager.as_user("B"), manager.as_user("C")
+    jobs = {
+        "a_private": (await a.create_job(user_id="A", **JOB)).job_id,
+        "a_team": (await a.create_job(user_id="A", team_id=t1, **JOB)).job_id,
+        "b_private": (await b.create_job(user_id="B", **JOB)).job_id,
+        "c_team": (await c.create_job(user_id="C", team_id=t2, **JOB)).job_id,
+    }
+    return World(t1, t2, jobs)
+
+
+VISIBLE = {"A": {"a_private", "a_team"}, "B": {"b_private", "a_team"}, "C": {"c_team"}}
+
+
+@pytest.mark.parametrize("user", ["A", "B", "C"])
+async def test_each_user_sees_exactly_their_jobs(manager: VideoJobManager, world: World, user: str) -> None:
+    scoped = manager.as_user(user)
+    expected = {world.jobs[label] for label in VISIBLE[user]}
+    assert {j.job_id for j in (await scoped.list_jobs(limit=100)).items} == expected
+    for label, job_id in world.jobs.items():
+        if label in VISIBLE[user]:
+            assert (await scoped.get_job_by_id(job_id)).job_id == job_id
+            assert len(await scoped.get_job_history(job_id)) == 1
+        else:
+            with pytest.raises(JobNotFound):
+                await scoped.get_job_by_id(job_id)
+            with pytest.raises(JobNotFound):
+                await scoped.get_job_history(job_id)
+            with pytest.raises(JobNotFound):
+                await scoped.cancel_job(job_id)
+    others = {"A": "C", "B": "C", "C": "A"}[user]
+    assert (await scoped.get_user_jobs(others)).items == []
+    assert (await scoped.get_job_stats(user_id=others)).total_jobs == 0
+    events = await scoped.find_events(limit=100)
+    assert {e.job_id for e in events.items} == expected
+
+
+async def test_team_members_see_team_jobs_and_stats(manager: VideoJobManager, world: World) -> None:
+    b = manager.as_user("B")
+    assert [j.job_id for j in (await b.get_team_jobs(world.t1)).items] == [world.jobs["a_team"]]
+    assert (await b.get_job_stats(team_id=world.t1)).total_jobs == 1
+    assert (await b.get_team_jobs(world.t2)).items == []
+    assert (await b.get_job_stats(team_id=world.t2)).total_jobs == 0
+
+
+async def test_a_user_cannot_create_for_someone_else_or_another_team(manager: VideoJobManager, world: World) -> None:
+    a = manager.as_user("A")
+    with pytest.raises(AccessDenied):
+        await a.create_job(user_id="B", **JOB)
+    with pytest.raises(AccessDenied):
+        await a.create_job(user_id="A", team_id=world.t2, **JOB)
+
+
+async def test_users_may_not_fire_processor_triggers(manager: VideoJobManager, world: World) -> None:
+    a = manager.as_user("A")
+    with pytest.raises(AccessDenied):
+        await a.start_processing(world.jobs["a_private"])
+    with pytest.raises(AccessDenied):
+        await a.claim_jobs("sneaky-worker")
+    cancelled = await a.cancel_job(world.jobs["a_private"])
+    assert cancelled.status == "cancelled"
+
+
+async def test_team_member_may_act_on_a_team_job_and_is_recorded_as_themselves(manager: VideoJobManager,
+                                                                               world: World) -> None:
+    b = manager.as_user("B")
+    await b.cancel_job(world.jobs["a_team"])
+    history = await manager.get_job_history(world.jobs["a_team"])
+    assert [(e.type, e.actor) for e in history] == [("create", "A"), ("cancel", "B")]
+
+
+async def test_membership_changes_take_effect_on_the_next_call(manager: VideoJobManager, world: World) -> None:
+    b = manager.as_user("B")
+    assert (await b.get_job_by_id(world.jobs["a_team"])).job_id == world.jobs["a_team"]
+    await manager.remove_team_member(world.t1, "B")
+    with pytest.raises(JobNotFound):
+        await b.get_job_by_id(world.jobs["a_team"])
