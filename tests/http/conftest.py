@@ -1,0 +1,83 @@
+"""HTTP API fixtures: an app on this test's database, an httpx client over ASGI, tokens, a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+import uvicorn
+
+from videojobs import Settings
+from videojobs.http import HttpOptions, create_app
+from videojobs.http.auth import SERVICE_ROLE, USER_ROLE, mint_token
+
+SECRET = "test-secret-for-the-http-api-0123456789"
+AUDIENCE = "authenticated"
+JOB = {"original_filename": "holiday.mp4", "original_filesize": 1_048_576, "clip_count": 3,
+       "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"}
+
+
+def token(sub: str | None, role: str = USER_ROLE, **claims) -> str:
+    """A valid token for `sub` (service tokens: role=SERVICE_ROLE)."""
+    return mint_token(SECRET, sub=sub, role=role, audience=AUDIENCE, **claims)
+
+
+def bearer(sub: str | None = None, role: str = USER_ROLE) -> dict[str, str]:
+    """Authorization headers for `sub`."""
+    return {"Authorization": f"Bearer {token(sub, role)}"}
+
+
+SERVICE = {"Authorization": f"Bearer {mint_token(SECRET, sub='worker-1', role=SERVICE_ROLE, audience=AUDIENCE, ttl_seconds=86400)}"}
+
+
+def http_settings(database_url: str) -> Settings:
+    """Settings of a test app."""
+    return Settings(database_url=database_url, jwt_secret=SECRET, jwt_audience=AUDIENCE)
+
+
+FAST = HttpOptions(sse_heartbeat_seconds=0.5, sse_poll_seconds=0.2, sse_team_refresh_seconds=1.0)
+
+
+@pytest.fixture
+def app(manager, database_url):
+    """The API on this test's manager (projector and detector running)."""
+    return create_app(manager, settings=http_settings(database_url), options=FAST)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to the app in-process (ASGI)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test") as c:
+        yield c
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+async def live_url(app) -> AsyncIterator[str]:
+    """The app served by uvicorn on 127.0.0.1 in this test's event loop (for streaming)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started, what="uvicorn to start")
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await asyncio.wait_for(task, 10)
+
+
+async def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll `predicate` until it is truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)  # poll

@@ -1,0 +1,100 @@
+"""Bearer JWT authentication: HS256, Supabase-style claims (`sub`, `role`, `aud`, `exp`).
+
+`authenticated` tokens act as the end user `sub` (every query under RLS, through
+`manager.as_user(sub)`); `service_role` tokens act as the trusted service
+(processors, admin). Every token must carry `exp`, and `aud` equal to the
+configured audience (VJM_JWT_AUDIENCE, default "authenticated"), service tokens
+included: one rule, no token class that skips the audience check. Set the
+audience to None to turn the check off (e.g. to accept Supabase's service key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+USER_ROLE, SERVICE_ROLE = "authenticated", "service_role"
+ALGORITHM = "HS256"
+LEEWAY_SECONDS = 5
+
+
+class AuthenticationFailed(Exception):
+    """No usable credentials: answered with 401 and a WWW-Authenticate challenge."""
+
+    def __init__(self, message: str, *, error: str = "invalid_token"):
+        super().__init__(message)
+        self.error = error
+
+
+class Forbidden(Exception):
+    """Authenticated, but this caller's role may not use the endpoint: 403."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The verified caller: the subject and whether it is the trusted service."""
+
+    sub: str | None
+    role: str
+
+    @property
+    def is_service(self) -> bool:
+        """True for service_role tokens (processors, admin)."""
+        return self.role == SERVICE_ROLE
+
+
+def decode_token(token: str, *, secret: str, audience: str | None) -> Principal:
+    """Verify signature, expiry and audience; AuthenticationFailed says which check failed."""
+    options: dict[str, Any] = {"require": ["exp", "role"] + (["aud"] if audience else []),
+                               "verify_aud": audience is not None}
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=audience, options=options,
+                            leeway=LEEWAY_SECONDS)
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationFailed("token has expired") from None
+    except jwt.InvalidAudienceError:
+        raise AuthenticationFailed("token audience is not accepted") from None
+    except jwt.InvalidSignatureError:
+        raise AuthenticationFailed("token signature is invalid") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthenticationFailed(f"token lacks the {exc.claim!r} claim") from None
+    except jwt.PyJWTError:
+        raise AuthenticationFailed("token is malformed") from None
+    return _principal(claims)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    role, sub = claims.get("role"), claims.get("sub")
+    if sub is not None and (not isinstance(sub, str) or not 1 <= len(sub) <= 128):
+        raise AuthenticationFailed("token 'sub' must be a string of 1-128 characters")
+    if role == USER_ROLE and sub is None:
+        raise AuthenticationFailed("token lacks the 'sub' claim")
+    if not isinstance(role, str):
+        raise AuthenticationFailed("token 'role' must be a string")
+    return Principal(sub=sub, role=role)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or AuthenticationFailed."""
+    if not authorization:
+        raise AuthenticationFailed("missing bearer token", error="invalid_request")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("authorization header must be 'Bearer <token>'", error="invalid_request")
+    return token.strip()
+
+
+def mint_token(secret: str, *, sub: str | None, role: str = USER_ROLE, audience: str | None = "authenticated",
+               ttl_seconds: int = 3600, **extra: Any) -> str:
+    """An HS256 token with Supabase-style claims (for dev tools, tests and benchmarks)."""
+    import time
+
+    now = int(time.time())
+    claims: dict[str, Any] = {"role": role, "iat": now, "exp": now + ttl_seconds, **extra}
+    if sub is not None:
+        claims["sub"] = sub
+    if audience is not None:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)

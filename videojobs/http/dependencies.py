@@ -1,0 +1,60 @@
+"""FastAPI dependencies: the app state, the verified caller, and the manager acting as that caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from videojobs import VideoJobManager
+
+from .auth import USER_ROLE, Forbidden, Principal, bearer_token, decode_token
+from .state import AppState
+
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearerAuth", bearerFormat="JWT",
+                           description="HS256 JWT signed with VJM_JWT_SECRET. Claims: `sub`, `role` "
+                                       "(`authenticated` or `service_role`), `aud`, `exp`.")
+
+
+def app_state(request: Request) -> AppState:
+    """The AppState of the running app."""
+    return request.app.state.vjm
+
+
+def principal(request: Request, state: Annotated[AppState, Depends(app_state)],
+              _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None) -> Principal:
+    """The verified caller of this request (401 when the token is missing or invalid)."""
+    token = bearer_token(request.headers.get("authorization"))
+    return decode_token(token, secret=state.settings.jwt_secret or "", audience=state.settings.jwt_audience)
+
+
+def caller_manager(who: Annotated[Principal, Depends(principal)],
+                   state: Annotated[AppState, Depends(app_state)]) -> VideoJobManager:
+    """The manager acting as the caller: `as_user(sub)` under RLS for users, the trusted one for services."""
+    manager = state.require_manager()
+    if who.is_service:
+        return manager
+    if who.role == USER_ROLE and who.sub:
+        return manager.as_user(who.sub)
+    raise Forbidden(f"role {who.role!r} may not use this API")
+
+
+def service_principal(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    """Only service_role tokens pass (processor and admin endpoints); others get 403."""
+    if not who.is_service:
+        raise Forbidden("this endpoint needs a service_role token")
+    return who
+
+
+def service_manager(_: Annotated[Principal, Depends(service_principal)],
+                    state: Annotated[AppState, Depends(app_state)]) -> VideoJobManager:
+    """The trusted manager, for service callers only."""
+    return state.require_manager()
+
+
+Caller = Annotated[Principal, Depends(principal)]
+Manager = Annotated[VideoJobManager, Depends(caller_manager)]
+ServiceCaller = Annotated[Principal, Depends(service_principal)]
+ServiceManager = Annotated[VideoJobManager, Depends(service_manager)]
+State = Annotated[AppState, Depends(app_state)]

@@ -1,0 +1,88 @@
+"""Prometheus metrics: request latency, transitions by type, stuck resets, projector lag, pool use.
+
+Each app has its own registry (several apps may live in one process, e.g. in tests).
+Transition counts come from the event log itself, tailed at scrape time through
+`manager.find_events(after=...)`, so they count every writer (other API processes,
+workers on the Python API, the stuck detector), not only this process's requests.
+The tail follows positions, which commit in nearly but not strictly increasing
+order, so a transition that commits late behind a newer one may be missed by the
+counter; counts are a monitoring signal, not the audit (the audit is the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_TAIL_PAGES = 20
+TAIL_PAGE = 1000
+
+
+class ApiMetrics:
+    """The app's metric families."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Histogram("vjm_http_request_duration_seconds", "HTTP request latency",
+                                  ("method", "route", "status"), registry=r,
+                                  buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.transitions = Counter("vjm_transitions", "Stored transitions by event type (from the event log)",
+                                   ("type",), registry=r)
+        self.stuck_resets = Counter("vjm_stuck_resets", "Jobs reset by the stuck-job detector (time_out events)",
+                                    registry=r)
+        self.jobs = Gauge("vjm_jobs", "Jobs by status (projection counters)", ("status",), registry=r)
+        self.lag_events = Gauge("vjm_projector_lag_events", "Committed events not yet projected", registry=r)
+        self.lag_seconds = Gauge("vjm_projector_lag_seconds", "Age of the oldest unprojected event", registry=r)
+        self.pool = Gauge("vjm_db_pool_connections", "Database pool connections", ("pool", "state"), registry=r)
+        self.sse_clients = Gauge("vjm_sse_clients", "Open event streams", registry=r)
+        self.tail_position = 0
+        self.tail_lock = asyncio.Lock()  # one scrape tails the log at a time: no double counts
+
+    def observe_transitions(self, events: list[Any]) -> None:
+        """Count a page of tailed events by type."""
+        for event in events:
+            kind = str(getattr(event.type, "value", event.type))
+            self.transitions.labels(type=kind).inc()
+            if kind == "time_out":
+                self.stuck_resets.inc()
+            self.tail_position = max(self.tail_position, event.position)
+
+    def observe_pool(self, name: str, pool: Any) -> None:
+        """Size, idle and in-use connections of an asyncpg pool."""
+        if pool is None:
+            return
+        size, idle = pool.get_size(), pool.get_idle_size()
+        self.pool.labels(pool=name, state="in_use").set(size - idle)
+        self.pool.labels(pool=name, state="idle").set(idle)
+        self.pool.labels(pool=name, state="max").set(pool.get_max_size())
+
+
+class RequestTimer:
+    """ASGI middleware observing every request's latency under its route template (not its raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(method=scope.get("method", "?"), route=route,
+                                         status=str(status)).observe(time.perf_counter() - started)

@@ -1,0 +1,110 @@
+"""Pure ASGI middleware: the body-size limit and the catch-all that turns any error into problem+json.
+
+Both are plain ASGI (not BaseHTTPMiddleware) so that streaming responses (SSE) pass
+through untouched and request bodies are counted before anything parses them.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .problems import problem_for, problem_response
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+class BodySizeLimit:
+    """413 for request bodies over `max_bytes`, declared (Content-Length) or chunked.
+
+    A declared length over the limit is refused before reading anything. Otherwise
+    the body is read here, counted, and replayed to the app in one message: the app
+    never sees a byte of a body that is too large.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY_BYTES):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _may_have_body(scope):
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        response = problem_response(413, "payload-too-large", "Payload too large",
+                                    f"request bodies are limited to {self.max_bytes} bytes",
+                                    instance=scope.get("path"), headers={"Connection": "close"})
+        await response(scope, _no_receive, send)
+
+
+class CatchAll:
+    """Any exception that escapes the app becomes a problem response (500 only for real bugs, logged)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # a streaming response already went out: nothing sane to add
+                raise
+            await problem_for(exc, scope.get("path"))(scope, receive, send)
+
+
+def _may_have_body(scope: Scope) -> bool:
+    headers = dict(scope.get("headers") or ())
+    return b"content-length" in headers or b"transfer-encoding" in headers or \
+        scope.get("method") not in ("GET", "HEAD", "OPTIONS")
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}

@@ -1,0 +1,46 @@
+"""The OpenAPI document: problem responses as application/problem+json, our 422 instead of FastAPI's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from .problems import PROBLEM_MEDIA_TYPE
+
+VALIDATION_REF = "#/components/schemas/ValidationProblem"
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Replace app.openapi with a builder that post-processes FastAPI's document once."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes, tags=app.openapi_tags)
+            _problem_media_types(schema)
+            _drop_fastapi_validation(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = build  # type: ignore[method-assign]
+
+
+def _problem_media_types(schema: dict[str, Any]) -> None:
+    """Every 4xx/5xx response is sent as application/problem+json: say so."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if code[:1] in "45" and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                if code == "422":
+                    response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": VALIDATION_REF}}}
+                    response["description"] = "Invalid input; `errors` names each field"
+
+
+def _drop_fastapi_validation(schema: dict[str, Any]) -> None:
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)

@@ -1,0 +1,61 @@
+"""Admin maintenance (service_role tokens): one endpoint, one action per request."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+
+from videojobs import VideoJobManager
+
+from ..dependencies import ServiceManager
+from ..schemas import (
+    BulkUpdate,
+    MaintenanceRequest,
+    MaintenanceResponse,
+    ResetStuck,
+    VerifyHistory,
+)
+from .common import problems
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+@router.post("/jobs/maintenance", response_model=MaintenanceResponse, summary="Run a maintenance action",
+             responses=problems(403, 404, 413))
+async def maintenance(request: Annotated[MaintenanceRequest, Body()], manager: ServiceManager,
+                      ) -> MaintenanceResponse:
+    """reset_stuck, bulk_update, rebuild_projections, verify_projections or verify_history."""
+    ok, result = await _run(manager, request)
+    return MaintenanceResponse(action=request.action, ok=ok, result=result)
+
+
+async def _run(manager: VideoJobManager, request: Any) -> tuple[bool, dict[str, Any]]:
+    if isinstance(request, ResetStuck):
+        outcome = await manager.reset_stuck_jobs(request.older_than_seconds)
+        return True, {**_plain(outcome), "reset": outcome.reset}
+    if isinstance(request, BulkUpdate):
+        fields = {k: v for k, v in (("reason", request.reason), ("error", request.error)) if v is not None}
+        results = await manager.bulk_update_status(request.job_ids, request.status, **fields)
+        items = [r.model_dump(mode="json") for r in results]
+        return all(r.ok for r in results), {"results": items, "applied": sum(r.ok for r in results)}
+    if isinstance(request, VerifyHistory):
+        report = await manager.verify_history(request.job_id)
+        return report.ok, report.model_dump(mode="json")
+    if request.action == "rebuild_projections":
+        rebuilt = await manager.rebuild_projections()
+        return True, {**_plain(rebuilt), "events_per_second": _finite(rebuilt.events_per_second)}
+    verified = await manager.verify_projections()
+    return verified.ok, {**_plain(verified), "ok": verified.ok}
+
+
+def _plain(result: Any) -> dict[str, Any]:
+    """A dataclass result as JSON-ready data."""
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(dataclasses.asdict(result))
+
+
+def _finite(value: float) -> float | None:
+    return value if value != float("inf") else None

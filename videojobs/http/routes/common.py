@@ -1,0 +1,24 @@
+"""What the routers share: the problem responses each route declares."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..problems import Problem, TransitionProblem, ValidationProblem
+
+_DESCRIPTIONS = {
+    401: "Missing, malformed, expired or wrongly signed bearer token (WWW-Authenticate says which)",
+    403: "The caller may not do this (role, or an action forbidden on a visible job)",
+    404: "No such job, or the caller may not see it",
+    409: "Illegal transition (with current_state and allowed_triggers), stale attempt, or concurrent change",
+    413: "Request body over the size limit",
+    422: "Invalid input; `errors` names each field",
+    503: "The database is unavailable; retry after the Retry-After header",
+}
+_MODELS: dict[int, Any] = {409: TransitionProblem, 422: ValidationProblem}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these problem status codes (always with 401, 422 and 503)."""
+    wanted = sorted(set(codes) | {401, 422, 503})
+    return {code: {"model": _MODELS.get(code, Problem), "description": _DESCRIPTIONS[code]} for code in wanted}

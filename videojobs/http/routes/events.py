@@ -1,0 +1,89 @@
+"""`GET /api/v1/events/stream`: server-sent events of the job changes the caller may see.
+
+Each event's `id` is the change feed's `seq` (vjm.job_changes, numbered in commit
+order), so `Last-Event-ID` (or `?after=`) resumes with no gap and no duplicate.
+End users' streams read the feed acting as them (RLS) and pass a VisibilityGuard;
+service streams see every change. Comment lines (`: ping`) are heartbeats.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Header, Query
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from listeners import JobChangeSubscription
+from statemachine import ValidationError
+
+from ..dependencies import Caller, Manager, State
+from ..schemas import JobChangeMessage
+from ..visibility import VisibilityGuard
+from .common import problems
+
+log = structlog.get_logger("vjm.http.stream")
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+MAX_SEQ = 2**63 - 1
+
+STREAM_DOC: dict[int | str, Any] = {200: {
+    "description": "`text/event-stream`: events `job_change` whose data is a JobChangeMessage and whose id is "
+                   "its seq, with `: ping` heartbeats",
+    "content": {"text/event-stream": {"schema": {"type": "string"}, "example":
+                'id: 17\nevent: job_change\ndata: {"seq": 17, "position": 42, "job_id": '
+                '"9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11", "user_id": "user-123", "team_id": null, '
+                '"status": "processing", "version": 2, "changed_at": "2025-01-01T12:00:01Z"}\n\n'}}}}
+
+
+def resume_point(last_event_id: str | None, after: int | None) -> int:
+    """Where to resume: Last-Event-ID (what a reconnecting browser sends) wins over `after`."""
+    if last_event_id is None or last_event_id.strip() == "":
+        return after or 0
+    text = last_event_id.strip()
+    if not text.isdigit() or int(text) > MAX_SEQ:
+        raise ValidationError("Last-Event-ID must be a change sequence number", field="header.last-event-id")
+    return int(text)
+
+
+@router.get("/stream", summary="Live job changes (server-sent events)", response_class=EventSourceResponse,
+            responses={**STREAM_DOC, **problems(403)})
+async def stream(who: Caller, manager: Manager, state: State,
+                 last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+                 after: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="Resume after this seq")]
+                 = None) -> EventSourceResponse:
+    """Every visible change after the resume point, in commit order, then live ones as they happen."""
+    start = resume_point(last_event_id, after)
+    guard = None if who.is_service else VisibilityGuard(manager, who.sub, state.options.sse_team_refresh_seconds)
+    if guard is not None:
+        await guard.refresh()  # also the preflight: a database that is down gives 503 before the stream starts
+    else:
+        await manager.list_teams(1)
+    subscription = JobChangeSubscription(_database_url(manager, state), after=start,
+                                         user_id=None if who.is_service else who.sub,
+                                         poll_interval=state.options.sse_poll_seconds)
+    log.info("stream_opened", user_id=who.sub, role=who.role, after=start)
+    return EventSourceResponse(_events(subscription, guard, state), ping=state.options.sse_heartbeat_seconds,
+                               headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def _events(subscription: JobChangeSubscription, guard: VisibilityGuard | None,
+                  state: Any) -> AsyncIterator[ServerSentEvent]:
+    state.metrics.sse_clients.inc()
+    try:
+        async for change in subscription:
+            if guard is not None and not await guard.allows(change):
+                continue
+            message = JobChangeMessage.model_validate(change.model_dump())
+            yield ServerSentEvent(data=json.dumps(message.model_dump(mode="json")), event="job_change",
+                                  id=str(change.seq))
+    finally:
+        state.metrics.sse_clients.dec()
+        await subscription.close()
+        log.info("stream_closed", position=subscription.position)
+
+
+def _database_url(manager: Any, state: Any) -> str:
+    """The database URL of the change feed (the manager has no public accessor yet)."""
+    return state.extras.get("database_url") or getattr(manager, "database_url", None) or manager._url

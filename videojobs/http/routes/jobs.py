@@ -1,0 +1,95 @@
+"""One job: create, read (now or as of an instant), change, delete, and its audit history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Path, Query, Response, status
+
+from statemachine import AccessDenied, ValidationError
+from videojobs import Job, VideoJobManager
+
+from ..dependencies import Caller, Manager
+from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, PatchJobRequest
+from .common import problems
+
+router = APIRouter(prefix="/api/v1", tags=["jobs"])
+JobId = Annotated[UUID, Path(description="The job id", examples=["9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11"])]
+STATUS_FIELDS = ("reason", "worker_id", "output_paths", "processing_time", "error", "attempt")
+METADATA_FIELDS = ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")
+_JOB_EXAMPLE = {"content": {"application/json": {"example": JOB_EXAMPLE}}}
+
+
+@router.post("/process", status_code=status.HTTP_201_CREATED, response_model=Job, summary="Create a job",
+             responses={201: _JOB_EXAMPLE, **problems(403, 404, 413)})
+async def create_job(request: Annotated[CreateJobRequest, Body()], who: Caller, manager: Manager,
+                     response: Response) -> Job:
+    """Create a job in status `queued` (201, with a Location header)."""
+    fields = request.model_dump(exclude={"user_id"}, mode="json")
+    job = await manager.create_job(user_id=_owner(request.user_id, who), **fields)
+    response.headers["Location"] = f"/api/v1/jobs/{job.job_id}"
+    return job
+
+
+def _owner(user_id: str | None, who: Any) -> str:
+    if who.is_service:
+        if user_id is None:
+            raise ValidationError("service callers must name the job's user_id", field="user_id")
+        return user_id
+    if user_id is not None and user_id != who.sub:
+        raise AccessDenied("end users create jobs for themselves only")
+    return who.sub
+
+
+@router.get("/jobs/{job_id}", response_model=Job, summary="Get a job (optionally as it was at an instant)",
+            responses={200: _JOB_EXAMPLE, **problems(403, 404)})
+async def get_job(job_id: JobId, manager: Manager,
+                  as_of: Annotated[datetime | None, Query(description="An instant (ISO 8601); the job as it "
+                                                          "was then, replayed from its events")] = None) -> Job:
+    """The job now, or replayed to `as_of`; 404 if it does not exist (then) or the caller may not see it."""
+    if as_of is None:
+        return await manager.get_job_by_id(job_id)
+    return await manager.get_job_as_of(job_id, as_of)
+
+
+@router.patch("/jobs/{job_id}", response_model=Job, summary="Change a job's status or metadata",
+              responses={200: _JOB_EXAMPLE, **problems(403, 404, 409, 413)})
+async def patch_job(job_id: JobId, request: Annotated[PatchJobRequest, Body()], manager: Manager) -> Job:
+    """A status change through the state machine, or a metadata change; never both in one request."""
+    given = request.model_dump(exclude_none=True, mode="json")
+    metadata = {k: v for k, v in given.items() if k in METADATA_FIELDS}
+    if request.status is not None:
+        if metadata or request.expected_version is not None:
+            name = next(iter(metadata), "expected_version")
+            raise ValidationError("change the status or the metadata, not both", field=name)
+        return await manager.update_job_status(job_id, request.status,
+                                               **{k: given[k] for k in STATUS_FIELDS if k in given})
+    return await _patch_metadata(manager, job_id, given, metadata, request.expected_version)
+
+
+async def _patch_metadata(manager: VideoJobManager, job_id: UUID, given: dict[str, Any],
+                          metadata: dict[str, Any], expected_version: int | None) -> Job:
+    stray = sorted(k for k in given if k in STATUS_FIELDS)
+    if stray:
+        raise ValidationError(f"{stray[0]} goes with a status change", field=stray[0])
+    if not metadata:
+        raise ValidationError("give a status or at least one metadata field", field="status")
+    return await manager.update_job_metadata(job_id, expected_version=expected_version, **metadata)
+
+
+@router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               summary="Delete a job (a tombstone; its history stays)", responses=problems(403, 404, 409))
+async def delete_job(job_id: JobId, manager: Manager,
+                     reason: Annotated[str | None, Query(max_length=1000)] = None) -> Response:
+    """Delete the job: it leaves the job lists; auditors still read its events."""
+    await manager.delete_job(job_id, reason)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/jobs/{job_id}/events", response_model=JobHistory, summary="A job's audit history",
+            responses=problems(403, 404))
+async def job_events(job_id: JobId, manager: Manager) -> JobHistory:
+    """Every event of the job in order: type, from/to state, actor, time and data."""
+    return JobHistory(job_id=job_id, events=await manager.get_job_history(job_id))

@@ -1,0 +1,62 @@
+"""Operations: `GET /healthz` and `GET /metrics` (no token: bind them to a private network)."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..dependencies import State
+from ..health import HealthReport, check_health, service_pool, user_pool
+from ..metrics import MAX_TAIL_PAGES, TAIL_PAGE
+from ..problems import is_database_unavailable
+from ..state import AppState
+
+log = structlog.get_logger("vjm.http")
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=HealthReport, summary="Health: database, projector lag, detector",
+            responses={503: {"model": HealthReport, "description": "The database is unreachable"}})
+async def healthz(state: State) -> JSONResponse:
+    """200 when the database answers (status ok or degraded); 503 with Retry-After when it does not."""
+    report = await check_health(state.manager, state.settings.stuck_timeout_seconds)
+    if report.status == "down":
+        return JSONResponse(report.model_dump(mode="json"), status_code=503,
+                            headers={"Retry-After": str(state.options.retry_after_seconds)})
+    return JSONResponse(report.model_dump(mode="json"))
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text exposition format"}})
+async def metrics(state: State) -> Response:
+    """Request latency, transitions by type, stuck resets, projector lag, jobs by status, pool use."""
+    try:
+        await _refresh(state)
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        log.warning("metrics_database_unavailable", error=repr(exc)[:200])
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _refresh(state: AppState) -> None:
+    manager, metrics = state.manager, state.metrics
+    if manager is None:
+        return
+    metrics.observe_pool("service", service_pool(manager))
+    metrics.observe_pool("users", user_pool(manager))
+    async with metrics.tail_lock:
+        for _ in range(MAX_TAIL_PAGES):
+            page = await manager.find_events(after=metrics.tail_position, limit=TAIL_PAGE)
+            metrics.observe_transitions(page.items)
+            if page.next_cursor is None:
+                break
+    stats = await manager.get_job_stats(days=1)
+    for status in ("queued", "processing", "completed", "failed", "cancelled"):
+        metrics.jobs.labels(status=status).set(getattr(stats, f"{status}_jobs"))
+    report = await check_health(manager, state.settings.stuck_timeout_seconds)
+    metrics.lag_events.set(getattr(report.projector, "events_behind", 0) or 0)
+    metrics.lag_seconds.set(getattr(report.projector, "seconds_behind", 0.0) or 0.0)

@@ -1,0 +1,216 @@
+"""Request and response bodies of the HTTP API, with the examples the OpenAPI document shows.
+
+Request models describe the shapes; the manager (and the database behind it) still
+validates every value, and its ValidationError becomes the same 422 problem.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from statemachine import EnhancementLevel, Platform, QualityPreset
+from store import Event
+from videojobs import Attempt, Job
+
+JOB_EXAMPLE = {
+    "job_id": "9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11", "user_id": "user-123", "team_id": None, "status": "queued",
+    "attempt": 0, "attempts_left": 3, "max_attempts": 3, "worker_id": None, "original_filename": "holiday.mp4",
+    "original_filesize": 104857600, "clip_count": 5, "quality_preset": "pro", "enhancement_level": "basic",
+    "platform_target": "tiktok", "progress_percent": 0.0, "clips_done": 0, "output_paths": None,
+    "error_message": None, "created_at": "2025-01-01T12:00:00Z", "started_at": None, "completed_at": None,
+    "processing_time": None, "last_activity_at": "2025-01-01T12:00:00Z", "version": 1, "last_position": 42}
+
+UserId = Annotated[str, Field(min_length=1, max_length=128)]
+WorkerId = Annotated[str, Field(min_length=1, max_length=128)]
+Reason = Annotated[str, Field(max_length=1000)]
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are refused (422 naming them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateJobRequest(Body):
+    """A new upload to cut into clips. `user_id` is the caller for end users; services must name it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "original_filename": "holiday.mp4", "original_filesize": 104857600, "clip_count": 5,
+        "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"}]})
+
+    original_filename: Annotated[str, Field(min_length=1, max_length=255)]
+    original_filesize: Annotated[int, Field(ge=0, le=2**53)]
+    clip_count: Annotated[int, Field(ge=1, le=50)]
+    quality_preset: QualityPreset
+    enhancement_level: EnhancementLevel
+    platform_target: Platform
+    team_id: UUID | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    user_id: UserId | None = Field(None, description="Owner of the job: service callers only (end users own "
+                                                     "the jobs they create)")
+
+
+class PatchJobRequest(Body):
+    """A status change (through the state machine) or a metadata change, not both at once."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"status": "cancelled", "reason": "uploaded the wrong file"},
+        {"clip_count": 8, "platform_target": "youtube_shorts", "expected_version": 1}]})
+
+    status: Literal["queued", "processing", "completed", "failed", "cancelled"] | None = Field(
+        None, description="queued = retry, cancelled = cancel (end users); processing/completed/failed are "
+                          "processor moves (service callers)")
+    reason: Reason | None = None
+    worker_id: WorkerId | None = None
+    output_paths: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=50)] | None = None
+    processing_time: Annotated[float, Field(ge=0, le=1e9)] | None = None
+    error: Annotated[str, Field(max_length=4000)] | None = None
+    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    original_filename: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    clip_count: Annotated[int, Field(ge=1, le=50)] | None = None
+    quality_preset: QualityPreset | None = None
+    enhancement_level: EnhancementLevel | None = None
+    platform_target: Platform | None = None
+    expected_version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
+        None, description="Metadata changes only: refuse (409) if the job has moved past this version")
+
+
+class JobPageResponse(BaseModel):
+    """One page of jobs. Pass `next_cursor` back as `cursor` for the next page (keyset paging)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [JOB_EXAMPLE], "total": 1, "limit": 50, "offset": 0, "next_cursor": None}]})
+
+    items: list[Job]
+    total: int
+    limit: int
+    offset: int
+    next_cursor: str | None = None
+
+
+class JobHistory(BaseModel):
+    """Every event of one job, oldest first (deleted jobs too)."""
+
+    job_id: UUID
+    events: list[Event]
+
+
+class ClaimRequest(Body):
+    """A worker asks for up to `limit` queued jobs, oldest first."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"worker_id": "worker-7", "limit": 2, "platform_target": "tiktok"}]})
+
+    worker_id: WorkerId
+    limit: Annotated[int, Field(ge=1, le=100)] = 1
+    platform_target: Platform | None = None
+
+
+class ClaimResponse(BaseModel):
+    """The jobs handed to the worker, each with its attempt token (empty when nothing is queued)."""
+
+    attempts: list[Attempt]
+
+
+class ProgressRequest(Body):
+    """Progress of the current attempt."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"attempt": 1, "percent": 40.0, "clips_done": 2, "worker_id": "worker-7"}]})
+
+    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    percent: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
+    clips_done: Annotated[int, Field(ge=0, le=50)] | None = None
+    worker_id: WorkerId | None = None
+
+
+class CompleteRequest(Body):
+    """The attempt produced its clips."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"attempt": 1, "output_paths": ["/out/clip1.mp4", "/out/clip2.mp4"], "processing_time": 42.5}]})
+
+    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    output_paths: Annotated[list[Annotated[str, Field(min_length=1, max_length=1024)]], Field(max_length=50)]
+    processing_time: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
+    worker_id: WorkerId | None = None
+
+
+class FailRequest(Body):
+    """The attempt failed; the job is re-queued while attempts are left."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"attempt": 1, "error": "ffmpeg exited with status 1"}]})
+
+    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    error: Annotated[str, Field(min_length=1, max_length=4000)]
+    worker_id: WorkerId | None = None
+
+
+class ResetStuck(Body):
+    """Time out processing jobs idle for longer than `older_than_seconds`."""
+
+    action: Literal["reset_stuck"]
+    older_than_seconds: Annotated[float, Field(ge=0, le=7 * 86400, allow_inf_nan=False)] = 900.0
+
+
+class BulkUpdate(Body):
+    """Move many jobs to one status; the answer has one result per job."""
+
+    action: Literal["bulk_update"]
+    job_ids: Annotated[list[UUID], Field(min_length=1, max_length=1000)]
+    status: Literal["queued", "processing", "completed", "failed", "cancelled"]
+    reason: Reason | None = None
+    error: Annotated[str, Field(max_length=4000)] | None = None
+
+
+class RebuildProjections(Body):
+    """Replay every event into fresh tables and swap them in."""
+
+    action: Literal["rebuild_projections"]
+
+
+class VerifyProjections(Body):
+    """Compare the live projection with a replay, and the stats with a recount."""
+
+    action: Literal["verify_projections"]
+
+
+class VerifyHistory(Body):
+    """Recompute the tamper-evidence hash chain of one job or of all events."""
+
+    action: Literal["verify_history"]
+    job_id: UUID | None = None
+
+
+MaintenanceRequest = Annotated[ResetStuck | BulkUpdate | RebuildProjections | VerifyProjections | VerifyHistory,
+                               Field(discriminator="action")]
+
+
+class MaintenanceResponse(BaseModel):
+    """What the action did; `result`'s fields depend on the action."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"action": "reset_stuck", "ok": True, "result": {"found": 1, "requeued": 1, "failed": 0, "skipped": 0}},
+        {"action": "verify_projections", "ok": True, "result": {"events": 120, "jobs": 30, "differences": []}}]})
+
+    action: str
+    ok: bool
+    result: dict[str, Any]
+
+
+class JobChangeMessage(BaseModel):
+    """The `data` of one `job_change` server-sent event; the event's `id` is `seq`."""
+
+    seq: int
+    position: int
+    job_id: UUID
+    user_id: str
+    team_id: UUID | None
+    status: str
+    version: int
+    changed_at: datetime | None = None
