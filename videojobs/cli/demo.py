@@ -1,121 +1,181 @@
-"""`vjm demo`: a scripted lifecycle on a throwaway embedded Postgres, printing every event.
+"""`vjm demo`: three users, two teams, 50 uploads and four processors on a throwaway PostgreSQL.
 
-Two uploads go through the machine: one completes, one fails, is retried, hangs,
-is reset by the stuck detector and finished by another worker; a late `complete`
-from the hung worker is refused by attempt fencing. The projector then folds the
-events into vjm.jobs and the projection is verified against a replay.
+About a minute, start to finish: uploads arrive (in bulk, then one by one),
+four simulated processors claim them and report progress clip by clip, some
+jobs fail (and a few are retried by their owners), one user cancels a job, and
+one processor hangs: the stuck detector (3 s timeout for the demo) re-queues its
+job, another processor finishes it, and attempt fencing refuses the hung
+processor's late `complete`. The projector keeps vjm.jobs and the statistics
+up to date from the events all along. At the end: the statistics, the rescued
+job's history, the audit-chain verification and the projection verification.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sys
-from uuid import UUID
 
-from listeners import Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig, verify_projections
-from statemachine import InvalidTransition
-from store import Event, EventStore, create_pool, prepare_event
-from store.projections import fetch_jobs
+from rich.live import Live
+
+from listeners import Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig, subscribe_job_changes
+from store.identity import create_role_pool
 
 from ..config import Settings
+from ..connect import connect, login_of, service_role_for
 from ..database import provide_database
+from ..logs import configure_logging
+from ..manager import VideoJobManager
+from .demo_actors import WORKERS, Cast, Processor
+from .demo_screen import DemoScreen
+from .render import counters_table, history_table, make_console, platform_table
+from .session import probe_database
 
-UPLOADS = {
-    "alice": dict(original_filename="holiday.mp4", original_filesize=48_213_004, clip_count=3,
-                  quality_preset="pro", enhancement_level="basic", platform_target="tiktok"),
-    "bob": dict(original_filename="cooking.mov", original_filesize=120_554_112, clip_count=5,
-                quality_preset="standard", enhancement_level="advanced", platform_target="youtube_shorts"),
-}
+STUCK_TIMEOUT = 3.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `demo` command."""
-    parser = sub.add_parser("demo", help="run a scripted lifecycle on a throwaway embedded Postgres",
-                            description=__doc__)
-    parser.add_argument("--database-url", help="use this database instead of a throwaway embedded one")
+    parser = sub.add_parser("demo", help="watch the whole system work for about a minute (throwaway Postgres)",
+                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", metavar="URL",
+                        help="use this (empty or migrated) database instead of a throwaway embedded one")
+    parser.add_argument("--pace", type=float, default=1.0, help=argparse.SUPPRESS)  # <1 runs faster (tests)
     parser.set_defaults(handler=run)
 
 
-def show(event: Event) -> None:
-    """Print one stored event as a line of the history."""
-    arrow = f"{event.from_state or '-':>10} -> {event.to_state:<10}"
-    print(f"  #{event.position:<4} job …{str(event.job_id)[-6:]} v{event.version:<2} {event.type:<15} {arrow}"
-          f" attempt {event.attempt}  by {event.actor}", flush=True)
-
-
 async def run(args: argparse.Namespace) -> int:
-    """Run the scenario; exit 0 when the projection verifies."""
+    """Run the scenario; exit 0 when everything verifies."""
+    if args.log_level is None:
+        configure_logging("ERROR")
+    console = make_console()
+    where = "the database at --database-url" if args.database_url else "a throwaway embedded PostgreSQL 16"
+    print(f"vjm demo: starting {where} and migrating ...", flush=True)
+    if args.database_url:
+        await probe_database(args.database_url)
     settings = Settings.from_env(database_url=args.database_url)
-    print("vjm demo: starting PostgreSQL and migrating ...", flush=True)
     async with provide_database(settings, temporary=args.database_url is None) as url:
-        pool = await create_pool(url, max_size=4)
-        try:
-            store = EventStore(pool)
-            happy = await _happy_path(store)
-            rough = await _rough_path(store, pool, url)
-            return await _project_and_verify(url, pool, [happy, rough])
-        finally:
-            await pool.close()
+        screen = DemoScreen(console, database="embedded PostgreSQL (throwaway)" if not args.database_url
+                            else "PostgreSQL at --database-url")
+        async with connect(settings=Settings(database_url=url), listeners=False) as manager:
+            cast = Cast(manager, screen, pace=max(0.05, args.pace))
+            async with _listeners(url, screen) as projector:
+                await _play(cast, projector)
+            return await _report(cast, console)
 
 
-async def _append(store: EventStore, trigger: str, data: dict, **kwargs) -> Event:
-    event = await store.append(prepare_event(trigger, data, **kwargs))
-    show(event)
-    return event
-
-
-async def _happy_path(store: EventStore) -> UUID:
-    print("\nalice uploads holiday.mp4; worker-1 turns it into 3 TikTok clips")
-    job = await _append(store, "create", UPLOADS["alice"], user_id="alice", actor="alice")
-    start = await _append(store, "start", {"worker_id": "worker-1"}, job_id=job.job_id, actor="worker-1")
-    for percent in (33.3, 66.7):
-        await _append(store, "progress", {"percent": percent, "clips_done": round(percent / 33.3)},
-                      job_id=job.job_id, attempt=start.attempt, actor="worker-1")
-    paths = [f"/processed/{job.job_id}/clip{i}.mp4" for i in (1, 2, 3)]
-    await _append(store, "complete", {"output_paths": paths, "processing_time": 120},
-                  job_id=job.job_id, attempt=start.attempt, actor="worker-1")
-    return job.job_id
-
-
-async def _rough_path(store: EventStore, pool, url: str) -> UUID:
-    print("\nbob uploads cooking.mov; the first try fails, the retry hangs and is rescued")
-    job = await _append(store, "create", UPLOADS["bob"], user_id="bob", actor="bob")
-    first = await _append(store, "start", {"worker_id": "worker-2"}, job_id=job.job_id, actor="worker-2")
-    await _append(store, "fail", {"error": "Invalid video format"}, job_id=job.job_id, attempt=first.attempt,
-                  actor="worker-2")
-    await _append(store, "retry", {"reason": "re-encoded upload"}, job_id=job.job_id, actor="bob")
-    hung = await _append(store, "start", {"worker_id": "worker-3"}, job_id=job.job_id, actor="worker-3")
-    print("  ... worker-3 goes silent; the stuck detector runs with a zero-second timeout")
-    async with Projector(ProjectorConfig(database_url=url, listen=False)) as projector:
-        await projector.run_once()  # the detector scans the projection
-    detector = StuckDetector(pool, StuckDetectorConfig(timeout=0))
-    result = await detector.run_once()
-    for event in await store.read_stream(job.job_id):
-        if event.type == "time_out":
-            show(event)
-    print(f"  stuck detector reset {result.reset} job(s)")
-    rescue = await _append(store, "start", {"worker_id": "worker-1"}, job_id=job.job_id, actor="worker-1")
+@contextlib.asynccontextmanager
+async def _listeners(url: str, screen: DemoScreen):
+    """The projector and a stuck detector with the demo's short timeout, plus a change-feed counter."""
+    projector = Projector(ProjectorConfig(database_url=url, poll_interval=0.5))
+    await projector.start()
+    pool = await create_role_pool(url, role=await service_role_for(url), login=login_of(url), max_size=2)
+    detector = StuckDetector(pool, StuckDetectorConfig(timeout=STUCK_TIMEOUT, interval=0.5))
+    await detector.start()
+    feed = subscribe_job_changes(url, after=0, poll_interval=0.5)
+    counter = asyncio.create_task(_count_changes(feed, screen))
     try:
-        await store.append(prepare_event("complete", {"output_paths": ["/late.mp4"]}, job_id=job.job_id,
-                                         attempt=hung.attempt, actor="worker-3"))
-    except InvalidTransition as refused:
-        print(f"  refused late complete from worker-3: {refused}")
-    await _append(store, "complete", {"output_paths": [f"/processed/{job.job_id}/clip{i}.mp4" for i in range(1, 6)]},
-                  job_id=job.job_id, attempt=rescue.attempt, actor="worker-1")
-    return job.job_id
+        yield projector
+    finally:
+        await detector.stop()
+        await feed.close()
+        counter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await counter
+        await projector.close()
+        await pool.close()
 
 
-async def _project_and_verify(url: str, pool, job_ids: list[UUID]) -> int:
-    async with Projector(ProjectorConfig(database_url=url, listen=False)) as projector:
-        await projector.run_once()
-    rows = await fetch_jobs(pool, job_ids)
-    print("\nthe projection (vjm.jobs), folded from the events:")
-    for job_id in job_ids:
-        row = rows[job_id]
-        print(f"  …{str(job_id)[-6:]} {row.user_id:<6} {row.status:<10} attempt {row.attempt}"
-              f"  processing_time {row.processing_time or 0:>7.1f}s  outputs {len(row.output_paths or [])}")
-    verdict = await verify_projections(url)
-    print(f"\nprojection verified against a replay of every event: "
-          f"{'ok' if verdict.ok else 'DIFFERENCES FOUND'} ({len(verdict.differences)} differences)")
+async def _count_changes(feed, screen: DemoScreen) -> None:
+    async for _change in feed:
+        screen.changes += 1
+
+
+async def _play(cast: Cast, projector: Projector) -> None:
+    """Users upload, processors work; the screen follows until every job has settled."""
+    screen = cast.screen
+    await cast.create_teams()
+    await cast.upload_first_wave()
+    processors = [Processor(name, cast) for name in WORKERS]
+    screen.note(f"{len(processors)} processors start claiming jobs (claim_jobs: oldest first, never twice); "
+                f"the stuck detector resets jobs idle for {STUCK_TIMEOUT:g}s")
+    tasks = [asyncio.create_task(p.run()) for p in processors]
+    tasks.append(asyncio.create_task(cast.upload_the_rest()))
+    with _screen(screen) as live:
+        await _follow(cast, tasks, live)
+        for processor in processors:
+            await asyncio.gather(*processor.background)
+        await projector.run_once()  # caught up: every event is in the projection
+        screen.stats = await cast.manager.get_job_stats()
+        if live is not None:
+            live.update(screen.render())
+    screen.note(f"all {cast.created} jobs settled; projector caught up")
+
+
+@contextlib.contextmanager
+def _screen(screen: DemoScreen):
+    if not screen.live:
+        yield None
+        return
+    with Live(screen.render(), console=screen.console, refresh_per_second=8, transient=False) as live:
+        yield live
+
+
+async def _follow(cast: Cast, tasks: list[asyncio.Task], live: Live | None) -> None:
+    """Refresh counters and the screen until the scenario's tasks are done (plain mode: a line every 5 s)."""
+    screen, last_line = cast.screen, 0.0
+    pending = set(tasks)
+    while pending:
+        done, pending = await asyncio.wait(pending, timeout=0.25)
+        for task in done:
+            task.result()  # a failing actor ends the demo with its error
+        screen.stats = await cast.manager.get_job_stats()
+        if live is not None:
+            live.update(screen.render())
+        elif screen.elapsed() - last_line >= 5:
+            last_line = screen.elapsed()
+            print(f"[{last_line:5.1f}s] {screen.status_line()}", flush=True)
+
+
+async def _report(cast: Cast, console) -> int:
+    """Statistics, the rescued job's history, then both verifications; 0 when all hold."""
+    manager, rescue = cast.manager, cast.rescue
+    stats = await manager.get_job_stats()
+    average = f"{stats.average_processing_time:.1f}s" if stats.average_processing_time is not None else "-"
+    console.print()
+    console.print(counters_table(stats, title="final statistics (vjm.job_stats)"))
+    console.print(platform_table(stats))
+    print(f"processing time: total {stats.total_processing_time:.1f}s, average {average} per completed job; "
+          f"{cast.screen.changes} changes streamed on the change feed")
+    problems = _scenario_problems(cast)
+    if rescue.job_id:
+        console.print(history_table(await manager.get_job_history(rescue.job_id),
+                                    title=f"the rescued job {rescue.job_id}", compact=True))
+        print(f"refused late complete from the hung worker (attempt {rescue.attempt}): {rescue.refusal}")
+    return await _verify(manager, problems)
+
+
+def _scenario_problems(cast: Cast) -> list[str]:
+    rescue, problems = cast.rescue, []
+    if rescue.job_id is None or rescue.rescued_by is None:
+        problems.append("the hung job was not rescued")
+    if rescue.refusal is None or rescue.refusal.startswith("ACCEPTED"):
+        problems.append("the hung worker's late complete was not refused")
+    return problems
+
+
+async def _verify(manager: VideoJobManager, problems: list[str]) -> int:
+    history = await manager.verify_history()
+    chain = "ok" if history.ok else f"BROKEN at job {history.first_broken_job_id} v{history.first_broken_version}"
+    print(f"audit chain verified: {chain} ({history.checked} events checked, {0 if history.ok else 1} broken links)")
+    projections = await manager.verify_projections()
+    for problem in problems:
+        print(f"scenario problem: {problem}")
+    failures = (0 if history.ok else 1) + len(projections.differences) + len(problems)
+    verdict = "ok" if projections.ok else "DIFFERENCES FOUND"
+    print(f"projection verified against a replay of every event ({projections.events} events, "
+          f"{projections.jobs} jobs): {verdict} ({len(projections.differences)} differences); "
+          f"verification failures: {failures}")
     sys.stdout.flush()
-    return verdict.exit_code
+    return 0 if failures == 0 else 1

@@ -15,10 +15,10 @@ from typing import Any
 from statemachine import DatabaseUnavailable, MigrationError, ValidationError, VJMError
 
 from ..logs import configure_logging
-from . import demo, migrate
+from . import audit, demo, jobs, listen, maintenance, migrate, projections, stats, up, watch
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-COMMANDS = (migrate, demo)
+COMMANDS = (up, demo, listen, watch, jobs, stats, migrate, projections, maintenance, audit)
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
