@@ -159,7 +159,7 @@ def _invalid(exc: ValidationError, instance: str | None) -> JSONResponse:
 
 
 def _request_invalid(exc: RequestValidationError, instance: str | None) -> JSONResponse:
-    errors = [{"field": _field(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
+    errors = [{"field": _field(_loc(e)), "message": str(e.get("msg", "invalid"))} for e in exc.errors()]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return problem_response(422, "validation-error", "Invalid request", detail, instance=instance, errors=errors)
 
@@ -181,6 +181,15 @@ def _unavailable(exc: BaseException, instance: str | None) -> JSONResponse:
     return problem_response(503, "database-unavailable", "Service unavailable",
                             "the database is unavailable; retry later", instance=instance,
                             headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _loc(error: dict[str, Any]) -> tuple:
+    """The error's location; a bad discriminator (`action`) is named, not reported as the whole body."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        tag = str((error.get("ctx") or {}).get("discriminator", "")).strip("'\"")
+        return loc + (tag,) if tag else loc
+    return loc
 
 
 def _field(loc: tuple | list) -> str:

@@ -1,0 +1,103 @@
+"""Lists, filters, paging, stats, and the tenant matrix over HTTP (A and B share a team, C is alone)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import JOB, SERVICE, bearer
+
+
+@pytest.fixture
+async def tenants(manager, client):
+    """A and B share team T; C is alone. Each creates jobs; A also one in T."""
+    team = await manager.create_team("studio", owner_id="user-a")
+    await manager.add_team_member(team.team_id, "user-b")
+    made = {}
+    for sub, extra in (("user-a", {}), ("user-a", {"team_id": str(team.team_id)}), ("user-b", {}),
+                       ("user-c", {})):
+        r = await client.post("/api/v1/process", json={**JOB, **extra}, headers=bearer(sub))
+        assert r.status_code == 201, r.text
+        made.setdefault(sub, []).append(r.json()["job_id"])
+    return {"team": str(team.team_id), "jobs": made, "team_job": made["user-a"][1]}
+
+
+async def test_user_jobs_filters_and_paging(client):
+    for platform in ("tiktok", "instagram", "tiktok"):
+        await client.post("/api/v1/process", json={**JOB, "platform_target": platform}, headers=bearer("dana"))
+    page = await client.get("/api/v1/user/jobs", params={"platform_target": "tiktok", "status": ["queued"]},
+                            headers=bearer("dana"))
+    assert page.status_code == 200 and page.json()["total"] == 2
+    first = (await client.get("/api/v1/user/jobs", params={"limit": 2}, headers=bearer("dana"))).json()
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    second = (await client.get("/api/v1/user/jobs", params={"limit": 2, "cursor": first["next_cursor"]},
+                               headers=bearer("dana"))).json()
+    ids = [j["job_id"] for j in first["items"] + second["items"]]
+    assert len(ids) == len(set(ids)) == 3
+    by_offset = (await client.get("/api/v1/user/jobs", params={"limit": 2, "offset": 2},
+                                  headers=bearer("dana"))).json()
+    assert [j["job_id"] for j in by_offset["items"]] == [second["items"][0]["job_id"]]
+    dated = await client.get("/api/v1/user/jobs", params={"date_from": "2000-01-01", "date_to": "2999-01-01"},
+                             headers=bearer("dana"))
+    assert dated.json()["total"] == 3
+    wrong = await client.get("/api/v1/user/jobs", params={"date_from": "2030-01-02", "date_to": "2030-01-01"},
+                             headers=bearer("dana"))
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "date_to"
+    junk = await client.get("/api/v1/user/jobs", params={"cursor": "garbage!"}, headers=bearer("dana"))
+    assert junk.status_code == 422 and junk.json()["errors"][0]["field"] == "cursor"
+
+
+async def test_user_stats(client):
+    await client.post("/api/v1/process", json=JOB, headers=bearer("erin"))
+    stats = await client.get("/api/v1/user/jobs/stats", headers=bearer("erin"))
+    assert stats.status_code == 200
+    assert stats.json()["total_jobs"] == 1 and stats.json()["queued_jobs"] == 1
+    service = await client.get("/api/v1/user/jobs/stats", params={"user_id": "erin"}, headers=SERVICE)
+    assert service.json()["total_jobs"] == 1
+    foreign = await client.get("/api/v1/user/jobs/stats", params={"user_id": "frank"}, headers=bearer("erin"))
+    assert foreign.status_code == 403
+
+
+async def test_tenant_matrix_lists(client, tenants):
+    jobs = tenants["jobs"]
+    own = {s: {j["job_id"] for j in (await client.get("/api/v1/user/jobs", headers=bearer(s))).json()["items"]}
+           for s in ("user-a", "user-b", "user-c")}
+    assert own == {"user-a": set(jobs["user-a"]), "user-b": set(jobs["user-b"]), "user-c": set(jobs["user-c"])}
+    visible = {s: {j["job_id"] for j in (await client.get("/api/v1/user/jobs", params={"scope": "visible"},
+                                                          headers=bearer(s))).json()["items"]}
+               for s in ("user-a", "user-b", "user-c")}
+    assert visible["user-b"] == set(jobs["user-b"]) | {tenants["team_job"]}
+    assert visible["user-c"] == set(jobs["user-c"])
+    for sub in ("user-a", "user-b"):
+        team = await client.get(f"/api/v1/teams/{tenants['team']}/jobs", headers=bearer(sub))
+        assert [j["job_id"] for j in team.json()["items"]] == [tenants["team_job"]]
+        stats = await client.get(f"/api/v1/teams/{tenants['team']}/jobs/stats", headers=bearer(sub))
+        assert stats.json()["total_jobs"] == 1
+    for path in (f"/api/v1/teams/{tenants['team']}/jobs", f"/api/v1/teams/{tenants['team']}/jobs/stats"):
+        outsider = await client.get(path, headers=bearer("user-c"))
+        assert outsider.status_code == 404
+    service = await client.get(f"/api/v1/teams/{tenants['team']}/jobs", headers=SERVICE)
+    assert service.json()["total"] == 1
+
+
+async def test_tenant_matrix_single_jobs(client, tenants):
+    jobs, team_job = tenants["jobs"], tenants["team_job"]
+    expectations = {  # (caller, job) -> may see
+        ("user-b", team_job): True, ("user-c", team_job): False, ("user-b", jobs["user-a"][0]): False,
+        ("user-a", jobs["user-b"][0]): False, ("user-c", jobs["user-a"][0]): False,
+        ("user-a", jobs["user-c"][0]): False,
+    }
+    for (sub, job_id), visible in expectations.items():
+        got = await client.get(f"/api/v1/jobs/{job_id}", headers=bearer(sub))
+        assert got.status_code == (200 if visible else 404), (sub, job_id)
+        history = await client.get(f"/api/v1/jobs/{job_id}/events", headers=bearer(sub))
+        assert history.status_code == (200 if visible else 404)
+        if not visible:
+            patch = await client.patch(f"/api/v1/jobs/{job_id}", json={"clip_count": 2}, headers=bearer(sub))
+            assert patch.status_code == 404
+            delete = await client.delete(f"/api/v1/jobs/{job_id}", headers=bearer(sub))
+            assert delete.status_code == 404
+            as_of = await client.get(f"/api/v1/jobs/{job_id}", params={"as_of": "2999-01-01T00:00:00Z"},
+                                     headers=bearer(sub))
+            assert as_of.status_code == 404
+    for job_id in jobs["user-c"]:
+        assert (await client.get(f"/api/v1/jobs/{job_id}", headers=bearer("user-c"))).status_code == 200
