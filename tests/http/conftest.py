@@ -74,9 +74,9 @@ async def live_url(app) -> AsyncIterator[str]:
     await asyncio.wait_for(task, 10)
 
 
-async def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll `predicate` until it is truthy, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: Callable[[], object], *, deadline_s: float = 10.0, what: str = "condition") -> None:
+    """Poll `predicate` until it is truthy, or fail after `deadline_s` seconds."""
+    deadline = time.monotonic() + deadline_s
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
