@@ -105,15 +105,35 @@ def pg_test_fsync() -> dict:
     return {"raw": out[:400]}
 
 
-async def interleaved(variants: dict[str, Callable[[], Awaitable[float]]], runs: int) -> dict[str, dict]:
+async def interleaved(variants: dict[str, Callable[[], Awaitable[float]]], runs: int,
+                      warm_up: bool = True) -> dict[str, dict]:
     """One warm-up of each variant, then `runs` interleaved rounds; medians of the returned figure."""
-    for run in variants.values():
+    for run in variants.values() if warm_up else ():
         await run()
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(runs):
         for name, run in variants.items():
             samples[name].append(await run())
     return {name: {"median": statistics.median(v), "samples": v} for name, v in samples.items()}
+
+
+async def interleaved_figures(variants: dict[str, Callable[[], Awaitable[dict[str, float]]]],
+                              runs: int) -> dict[str, dict]:
+    """Like `interleaved`, for runs that return several figures (e.g. p50 and p99): per-figure medians."""
+    for run in variants.values():
+        await run()
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, run in variants.items():
+            samples[name].append(await run())
+    return {name: {key: statistics.median(s[key] for s in v) for key in v[0]} | {"samples": v}
+            for name, v in samples.items()}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of `values`, nearest rank on the sorted list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -1,0 +1,247 @@
+"""W3: lifecycle drain of N jobs (create in batch, claim, complete) by vjm, procrastinate and PgQueuer.
+
+All three run in this process, against the same fresh database, with the same number of
+workers; a run creates `jobs` jobs in one batch call and ends when every one of them is
+finished. jobs/s of the whole run (create + drain); ratios are vjm / peer.
+
+- vjm: `videojobs.connect(url)` (projector and stuck detector running in-process, as a
+  processor deployment does); `bulk_create_jobs` (10,000 per call), then `workers` tasks
+  each loop `claim_jobs(worker_id, limit=batch)` and `complete_job(job_id, outputs,
+  attempt=...)` for every job claimed. Every transition is a validated, hash-chained event,
+  and the jobs table, stats and change feed are projected from them.
+- procrastinate: `App(PsycopgConnector(conninfo, min_size=max_size=workers + 2))`, a no-op
+  async task, `task.batch_defer_async(*jobs)` (one statement), then
+  `app.run_worker_async(concurrency=workers, wait=False)` (the worker exits when the queue is
+  empty). procrastinate fetches one job per fetch (it has no batch fetch); finished jobs are
+  kept (the default, `delete_jobs="never"`).
+- PgQueuer: `Queries(AsyncpgDriver(conn)).enqueue([...], [...], [...])` (one statement), then
+  `workers` QueueManagers, each on its own asyncpg connection, `run(batch_size=batch,
+  mode=QueueExecutionMode.drain)` with a no-op async entrypoint.
+
+Neither peer sends telemetry (checked in their sources: PgQueuer's OpenTelemetry/Sentry
+tracing is opt-in and not enabled here; procrastinate has none).
+
+`python -m bench.lifecycle [--smoke]` prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+import videojobs
+from store import EventStore, prepare_event
+from store.identity import ADMIN, create_role_pool
+from store.jobs import claim_jobs
+from videojobs.connect import login_of
+from videojobs.logs import configure_logging
+
+from .bulk_create import job_spec
+from .common import bench_server, fresh_database, interleaved, server_facts
+
+MANAGER_CHUNK = 10_000
+TARGETS = {"procrastinate": 3.0, "pgqueuer": 1.0}
+OUTPUTS = ["/out/1.mp4", "/out/2.mp4"]
+COMPLETE = {"output_paths": OUTPUTS, "processing_time": 1.5}
+# Many completes in one statement through the same guarded function (all or nothing here).
+BATCH_COMPLETE = """
+SELECT count(e.position)
+  FROM unnest($1::uuid[], $2::int[]) AS c(job_id, attempt),
+       LATERAL vjm.append_event(c.job_id, 'complete', $3::jsonb, $4, NULL, c.attempt) AS e
+"""
+
+
+async def vjm_drain(manager: videojobs.VideoJobManager, jobs: int, workers: int, batch: int) -> float:
+    """Create `jobs` jobs and have `workers` workers claim and complete them all; seconds."""
+    async def work(name: str) -> int:
+        attempts = await manager.claim_jobs(name, limit=batch)
+        for attempt in attempts:
+            await manager.complete_job(attempt.job_id, OUTPUTS, 1.5, attempt=attempt.attempt, actor=name)
+        return len(attempts)
+    return await _drain(manager, jobs, workers, work)
+
+
+async def vjm_store_drain(manager, pool: asyncpg.Pool, jobs: int, workers: int, batch: int) -> float:
+    """The same drain through the store layer: the SQL the manager sends, without its read-backs."""
+    store = EventStore(pool)
+
+    async def work(name: str) -> int:
+        claimed = await claim_jobs(pool, name, batch, None)
+        for row in claimed:
+            await store.append(prepare_event("complete", COMPLETE, job_id=row.job_id, attempt=row.attempt,
+                                             actor=name))
+        return len(claimed)
+    return await _drain(manager, jobs, workers, work)
+
+
+async def vjm_batch_drain(manager, pool: asyncpg.Pool, jobs: int, workers: int, batch: int) -> float:
+    """The drain with each claimed batch completed in one statement (the proposed `complete_jobs`)."""
+    async def work(name: str) -> int:
+        claimed = await claim_jobs(pool, name, batch, None)
+        if claimed:
+            await pool.fetchval(BATCH_COMPLETE, [r.job_id for r in claimed], [r.attempt for r in claimed],
+                                COMPLETE, name)
+        return len(claimed)
+    return await _drain(manager, jobs, workers, work)
+
+
+async def _drain(manager, jobs: int, workers: int, work: Callable[[str], Awaitable[int]]) -> float:
+    specs = [job_spec(i) for i in range(jobs)]
+    started = time.perf_counter()
+    for offset in range(0, jobs, MANAGER_CHUNK):
+        await manager.bulk_create_jobs(specs[offset:offset + MANAGER_CHUNK])
+    done = [0]
+
+    async def worker(name: str) -> None:
+        while done[0] < jobs:
+            finished = await work(name)
+            if not finished:
+                await asyncio.sleep(0.002)  # the rest are locked by others or not projected yet
+            done[0] += finished
+
+    await asyncio.gather(*(worker(f"w{i}") for i in range(workers)))
+    return time.perf_counter() - started
+
+
+@contextlib.asynccontextmanager
+async def procrastinate_app(url: str, workers: int):
+    """An open procrastinate App with its schema and a no-op task `transcode`."""
+    from procrastinate import App, PsycopgConnector
+
+    app = App(connector=PsycopgConnector(conninfo=url, min_size=workers + 2, max_size=workers + 2))
+
+    @app.task(name="transcode", queue="bench")
+    async def transcode(**job) -> None:
+        return None
+
+    async with app.open_async():
+        yield app, transcode
+
+
+async def procrastinate_drain(app, task, jobs: int, workers: int) -> float:
+    specs = [job_spec(i) for i in range(jobs)]
+    started = time.perf_counter()
+    await task.batch_defer_async(*specs)
+    await app.run_worker_async(queues=["bench"], concurrency=workers, wait=False, install_signal_handlers=False)
+    return time.perf_counter() - started
+
+
+async def pgqueuer_drain(url: str, queries, jobs: int, workers: int, batch: int) -> float:
+    from pgqueuer import AsyncpgDriver, Queries, QueueManager
+    from pgqueuer.types import QueueExecutionMode
+
+    payloads = [json.dumps(job_spec(i)).encode() for i in range(jobs)]
+    conns = [await asyncpg.connect(url) for _ in range(workers)]
+    try:
+        managers = []
+        for conn in conns:
+            qm = QueueManager(Queries(AsyncpgDriver(conn)))
+
+            @qm.entrypoint("transcode")
+            async def transcode(job) -> None:
+                return None
+            managers.append(qm)
+        started = time.perf_counter()
+        await queries.enqueue(["transcode"] * jobs, payloads, [0] * jobs)
+        await asyncio.gather(*(qm.run(batch_size=batch, mode=QueueExecutionMode.drain) for qm in managers))
+        elapsed = time.perf_counter() - started
+    finally:
+        for conn in conns:
+            await conn.close()
+    return elapsed
+
+
+async def measure(url: str, manager, pool: asyncpg.Pool, queries, jobs: int, workers: int, batch: int,
+                  runs: int, variants: bool) -> dict:
+    """jobs/s of the systems at one worker count, interleaved (warm-up with a tenth of the jobs)."""
+    async with procrastinate_app(url, workers) as (app, task):
+        def systems(n: int) -> dict[str, Callable[[], Awaitable[float]]]:
+            chosen = {
+                "vjm": lambda: _rate(n, vjm_drain(manager, n, workers, batch)),
+                "vjm_store": lambda: _rate(n, vjm_store_drain(manager, pool, n, workers, batch)),
+                "vjm_batch_complete": lambda: _rate(n, vjm_batch_drain(manager, pool, n, workers, batch)),
+                "procrastinate": lambda: _rate(n, procrastinate_drain(app, task, n, workers)),
+                "pgqueuer": lambda: _rate(n, pgqueuer_drain(url, queries, n, workers, batch)),
+            }
+            return chosen if variants else {k: v for k, v in chosen.items() if k in ("vjm", *TARGETS)}
+        for warm_up in systems(max(100, jobs // 10)).values():
+            await warm_up()
+        result = await interleaved(systems(jobs), runs, warm_up=False)
+    vjm = result["vjm"]["median"]
+    row = {"workers": workers, "batch_size": batch, "jobs": jobs,
+           **{f"{name}_jobs_per_s": round(r["median"], 1) for name, r in result.items()}}
+    for peer, target in TARGETS.items():
+        ratio = vjm / result[peer]["median"]
+        row[f"ratio_vs_{peer}"] = round(ratio, 3)
+        row[f"met_vs_{peer}"] = ratio >= target
+    row["samples"] = {name: [round(x, 1) for x in r["samples"]] for name, r in result.items()}
+    return row
+
+
+async def _rate(jobs: int, drain: Awaitable[float]) -> float:
+    return jobs / await drain
+
+
+async def install_peers(url: str, conn: asyncpg.Connection):
+    """Install both peers' schemas into the database; returns PgQueuer's Queries on `conn`."""
+    from pgqueuer import AsyncpgDriver, Queries
+
+    async with procrastinate_app(url, 1) as (app, _):
+        await app.schema_manager.apply_schema_async()
+    queries = Queries(AsyncpgDriver(conn))
+    await queries.install()
+    return queries
+
+
+async def run(url: str, smoke: bool) -> dict:
+    """The whole W3 workload on the (fresh, migrated) database at `url`.
+
+    The headline row (10,000 jobs, 8 workers) runs every variant; the sweep across worker
+    counts (for the plot) runs vjm and the two peers on fewer jobs, to keep `make bench` short.
+    """
+    batch, runs = 10, 3
+    plan = [(500, 4, True)] if smoke else [(10_000, 8, True), (2_000, 1, False), (2_000, 4, False),
+                                           (2_000, 16, False)]
+    for name in ("procrastinate", "pgqueuer", "psycopg", "psycopg.pool"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    conn = await asyncpg.connect(url)
+    pool = await create_role_pool(url, role=ADMIN, login=login_of(url), max_size=20)
+    try:
+        queries = await install_peers(url, conn)
+        async with videojobs.connect(url) as manager:
+            rows = [await measure(url, manager, pool, queries, jobs, n, batch, runs, variants)
+                    for jobs, n, variants in plan]
+    finally:
+        await pool.close()
+        await conn.close()
+    return {"benchmark": "lifecycle", "workload": "W3 lifecycle drain", "smoke": smoke, "runs": runs,
+            "targets": TARGETS, "rows": sorted(rows, key=lambda r: r["workers"]),
+            "headline_workers": plan[0][1]}
+
+
+def main() -> None:
+    """Entry point: print the results as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
+    args = parser.parse_args()
+    configure_logging("WARNING")
+
+    async def _main(admin_url: str) -> dict:
+        async with fresh_database(admin_url) as url:
+            result = await run(url, args.smoke)
+        result["server"] = await server_facts(admin_url)
+        return result
+
+    with bench_server() as admin_url:
+        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
