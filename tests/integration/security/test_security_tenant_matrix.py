@@ -206,3 +206,23 @@ async def test_admin_sees_and_may_do_everything(tenants: Tenants, pool) -> None:
                                                           job_id=uuid.uuid4()))
         started = await EventStore(conn).append(prepare_event("start", {}, job_id=job.job_id))
         assert started.to_state == "processing"
+
+
+async def test_a_role_inheriting_authenticated_gets_the_user_rules(tenants: Tenants, pool) -> None:
+    # Supabase: PostgREST switches to its own `authenticated` role, which is granted vjm_authenticated.
+    role = f"vjm_test_inherit_{uuid.uuid4().hex[:8]}"
+    await pool.execute(f'CREATE ROLE "{role}" NOLOGIN INHERIT; GRANT vjm_authenticated TO "{role}"')
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(f'SET LOCAL ROLE "{role}"')
+            await conn.execute("""SELECT set_config('request.jwt.claims', '{"sub": "carol"}', true)""")
+            assert await conn.fetchval("SELECT vjm.caller_kind()") == "user"
+            assert {r[0] for r in await conn.fetch("SELECT job_id FROM vjm.jobs")} == tenants.visible_to("carol")
+            job = next(iter(tenants.visible_to("carol")))
+            event = await EventStore(conn).append(prepare_event("update_metadata", {"clip_count": 9}, job_id=job,
+                                                                actor="mallory"))
+            assert event.actor == "carol"
+            with pytest.raises(AccessDenied):
+                await EventStore(conn).append(prepare_event("start", {}, job_id=job))
+    finally:
+        await pool.execute(f'DROP ROLE "{role}"')
