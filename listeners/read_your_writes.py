@@ -25,10 +25,12 @@ Cursor = tuple[int, int]
 class ProjectionWatcher:
     """Shared by any number of concurrent waiters; one connection."""
 
-    def __init__(self, database_url: str, *, name: str = "main", poll_interval: float = 1.0):
+    def __init__(self, database_url: str, *, name: str = "main", poll_interval: float = 1.0,
+                 role: str | None = None):
         self._name = name
         self._poll_interval = poll_interval
-        self._listening = ListeningConnection(database_url, (CHANNEL,), on_notify=self._notified)
+        # Reading vjm.projection_checkpoints takes a service role under RLS (e.g. vjm_processor).
+        self._listening = ListeningConnection(database_url, (CHANNEL,), on_notify=self._notified, role=role)
         self._query_lock = asyncio.Lock()
         self.reached: Cursor = (0, 0)
 
@@ -71,7 +73,8 @@ class ProjectionWatcher:
         await self.close()
 
 
-async def wait_for_projection(database_url: str, cursor: Cursor, timeout: float, *, name: str = "main") -> bool:  # noqa: ASYNC109 - a bounded wait that returns False
+async def wait_for_projection(database_url: str, cursor: Cursor, timeout: float, *, name: str = "main",  # noqa: ASYNC109 - a bounded wait that returns False
+                              role: str | None = None) -> bool:
     """One-off wait (opens and closes a connection); long-lived callers share a ProjectionWatcher."""
-    async with ProjectionWatcher(database_url, name=name) as watcher:
+    async with ProjectionWatcher(database_url, name=name, role=role) as watcher:
         return await watcher.wait_for(cursor, timeout)
