@@ -54,7 +54,7 @@ async def run(args: argparse.Namespace) -> int:
     print(f"vjm demo: starting {where} and migrating ...", flush=True)
     if args.database_url:
         await probe_database(args.database_url)
-    settings = Settings.from_env(database_url=args.database_url)
+    settings = Settings.from_env().model_copy(update={"database_url": args.database_url})  # never VJM_DATABASE_URL
     async with provide_database(settings, temporary=args.database_url is None) as url:
         screen = DemoScreen(console, database="embedded PostgreSQL (throwaway)" if not args.database_url
                             else "PostgreSQL at --database-url")

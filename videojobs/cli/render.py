@@ -96,8 +96,9 @@ def history_table(events: Iterable[Event], *, title: str | None = None, compact:
     table = Table(title=title, title_justify="left")
     names = ("#", "v", "event", "from", "to", "attempt", "actor", "at (UTC)") + (() if compact else ("data",))
     for name in names:
-        table.add_column(name, justify="right" if name in ("#", "v", "attempt") else "left", no_wrap=True,
-                         overflow="ellipsis")
+        wraps = name == "data"
+        table.add_column(name, justify="right" if name in ("#", "v", "attempt") else "left", no_wrap=not wraps,
+                         overflow="fold" if wraps else "ellipsis", max_width=48 if wraps else None)
     for event in events:
         data = ", ".join(f"{k}={_compact(v)}" for k, v in event.data.items() if v is not None)
         cells = [str(event.position), str(event.version), event.type.value,

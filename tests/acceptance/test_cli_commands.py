@@ -1,0 +1,315 @@
+"""Every `vjm` command run as a user would: the real console script in a subprocess, real Postgres.
+
+Each test checks the output and the exit code (0 ok, 1 problem found, 2 usage, 3 database
+unavailable). Data is written through a VideoJobManager with its projector running in this
+process; the subprocess is run off the event loop so that projector keeps working meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from videojobs import VideoJobManager
+
+VJM = str(Path(sys.executable).with_name("vjm"))
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
+UPLOAD = dict(original_filename="holiday.mp4", original_filesize=1_000_000, clip_count=3, quality_preset="pro",
+              enhancement_level="basic", platform_target="tiktok")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any database URL, so only --database-url decides."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VJM_DATABASE_URL", "VJM_JWT_SECRET")}
+    return {**env, "VJM_LOG_JSON": "1", **extra}
+
+
+def vjm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([VJM, *args], capture_output=True, text=True, timeout=timeout, env=clean_env())
+
+
+async def avjm(*args: str) -> subprocess.CompletedProcess:
+    return await asyncio.to_thread(vjm, *args)
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([VJM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env())
+
+
+async def first_line_with(process: subprocess.Popen, text: str, within: float = 60) -> str:
+    """Read stdout lines until one contains `text` (the process's own readiness signal)."""
+    def read() -> str:
+        for line in process.stdout:
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} never printed; stderr: {process.stderr.read()}")
+    return await asyncio.wait_for(asyncio.to_thread(read), within)
+
+
+async def finish(process: subprocess.Popen, *, terminate: bool) -> tuple[int, str, str]:
+    """SIGTERM it (or let it end by itself), wait, and return (exit code, rest of stdout, stderr)."""
+    if terminate:
+        process.send_signal(signal.SIGTERM)
+    try:
+        code = await asyncio.to_thread(process.wait, 30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return code, process.stdout.read(), process.stderr.read()
+
+
+async def seed(manager: VideoJobManager) -> dict:
+    """alice: one completed, one failed, two queued; bob: one queued."""
+    done = await manager.create_job(user_id="alice", **UPLOAD)
+    attempt = await manager.start_processing(done.job_id, "w1")
+    await manager.complete_job(done.job_id, ["/out/1.mp4"], 12.5, attempt.attempt, actor="w1")
+    failed = await manager.create_job(user_id="alice", **{**UPLOAD, "platform_target": "instagram"})
+    attempt = await manager.start_processing(failed.job_id, "w2")
+    await manager.fail_job(failed.job_id, "Invalid video format", attempt.attempt, actor="w2")
+    queued = [await manager.create_job(user_id="alice", **{**UPLOAD, "original_filename": f"q{i}.mp4"})
+              for i in range(2)]
+    bob = await manager.create_job(user_id="bob", **{**UPLOAD, "original_filename": "bob.mov"})
+    await manager.get_job_by_id(bob.job_id)  # read-your-writes: the projection has everything
+    return {"done": str(done.job_id), "failed": str(failed.job_id), "queued": [str(j.job_id) for j in queued],
+            "bob": str(bob.job_id)}
+
+
+# --- help and usage errors (no database needed) ---
+
+@pytest.mark.parametrize("command", [
+    [], ["up"], ["demo"], ["listen"], ["watch"], ["jobs"], ["jobs", "list"], ["jobs", "show"], ["jobs", "history"],
+    ["jobs", "cancel"], ["stats"], ["migrate"], ["projections"], ["projections", "rebuild"],
+    ["projections", "verify"], ["maintenance"], ["maintenance", "reset-stuck"], ["audit"], ["audit", "verify"]])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = vjm(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: vjm") and "--help" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["jobs", "list", "--limit", "many"], "invalid int value"),
+    (["jobs", "list", "--status", "exploded"], "invalid choice"),
+    (["jobs"], "required: ACTION"),
+    (["maintenance", "reset-stuck", "--older-than", "soon"], "is not a duration"),
+    (["jobs", "list", "--user", "a", "--team", "b"], "give --user or --team, not both"),
+    (["stats", "--user", "a", "--team", "b"], "give --user or --team, not both"),
+    (["watch", "--rows", "0"], "must be positive"),
+    (["jobs", "cancel"], "give job ids or --status"),
+])
+def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
+    result = vjm(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["jobs", "list"], ["jobs", "show", "01a22269-c5f0-70f7-b178-304bfe35888f"], ["stats"],
+    ["projections", "verify"], ["projections", "rebuild"], ["audit", "verify"],
+    ["maintenance", "reset-stuck"], ["listen"], ["watch"], ["up", "--port", "0"], ["demo"]])
+def test_an_unreachable_database_is_a_clear_error(command: list[str]) -> None:
+    started = time.monotonic()
+    result = vjm(*command, "--database-url", UNREACHABLE, timeout=60)
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert "error: database unavailable" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
+
+
+# --- reading jobs ---
+
+async def test_jobs_list_filters_and_prints_json_or_a_table(manager: VideoJobManager, database_url: str) -> None:
+    ids = await seed(manager)
+    everything = json.loads((await avjm("jobs", "list", "--database-url", database_url, "--json")).stdout)
+    assert everything["total"] == 5 and {j["job_id"] for j in everything["items"]} >= {ids["done"], ids["bob"]}
+    queued = json.loads((await avjm("jobs", "list", "--status", "queued", "--user", "alice",
+                                    "--database-url", database_url, "--json")).stdout)
+    assert sorted(j["job_id"] for j in queued["items"]) == sorted(ids["queued"])
+    paged = json.loads((await avjm("jobs", "list", "--limit", "2", "--database-url", database_url, "--json")).stdout)
+    assert len(paged["items"]) == 2 and paged["next_cursor"]
+    table = await avjm("jobs", "list", "--platform", "instagram", "--database-url", database_url)
+    assert table.returncode == 0 and "1 job(s)" in table.stdout and "failed" in table.stdout
+    assert ids["failed"][-8:] in table.stdout and "holiday.mp4" in table.stdout
+
+
+async def test_jobs_show_and_history(manager: VideoJobManager, database_url: str) -> None:
+    ids = await seed(manager)
+    shown = await avjm("jobs", "show", ids["done"], "--database-url", database_url, "--json")
+    job = json.loads(shown.stdout)
+    assert shown.returncode == 0 and job["status"] == "completed" and job["output_paths"] == ["/out/1.mp4"]
+    table = await avjm("jobs", "show", ids["failed"], "--database-url", database_url)
+    assert "Invalid video format" in table.stdout and "failed" in table.stdout
+    history = json.loads((await avjm("jobs", "history", ids["done"], "--database-url", database_url,
+                                     "--json")).stdout)
+    assert [e["type"] for e in history] == ["create", "start", "complete"]
+    assert [e["actor"] for e in history][1:] == ["w1", "w1"]
+    printed = await avjm("jobs", "history", ids["failed"], "--database-url", database_url)
+    assert printed.returncode == 0 and "fail" in printed.stdout and "w2" in printed.stdout
+
+
+async def test_unknown_and_malformed_job_ids(manager: VideoJobManager, database_url: str) -> None:
+    await seed(manager)
+    missing = await avjm("jobs", "show", "01a22269-c5f0-70f7-b178-304bfe35888f", "--database-url", database_url)
+    assert missing.returncode == 1 and "not found" in missing.stderr and "Traceback" not in missing.stderr
+    malformed = await avjm("jobs", "history", "not-a-uuid", "--database-url", database_url)
+    assert malformed.returncode == 2 and "job_id must be a UUID" in malformed.stderr
+
+
+async def test_as_a_user_row_level_security_decides(manager: VideoJobManager, database_url: str) -> None:
+    ids = await seed(manager)
+    bob = json.loads((await avjm("jobs", "list", "--as", "bob", "--database-url", database_url, "--json")).stdout)
+    assert [j["job_id"] for j in bob["items"]] == [ids["bob"]]
+    hidden = await avjm("jobs", "show", ids["done"], "--as", "bob", "--database-url", database_url)
+    assert hidden.returncode == 1 and "not found" in hidden.stderr
+    stats = json.loads((await avjm("stats", "--as", "bob", "--database-url", database_url, "--json")).stdout)
+    assert stats["total_jobs"] == 1
+
+
+async def test_stats(manager: VideoJobManager, database_url: str) -> None:
+    await seed(manager)
+    stats = json.loads((await avjm("stats", "--database-url", database_url, "--json")).stdout)
+    assert (stats["total_jobs"], stats["queued_jobs"], stats["completed_jobs"], stats["failed_jobs"]) == (5, 3, 1, 1)
+    assert stats["total_processing_time"] >= 12.5 and stats["average_processing_time"] > 0
+    alice = json.loads((await avjm("stats", "--user", "alice", "--database-url", database_url, "--json")).stdout)
+    assert alice["total_jobs"] == 4
+    table = await avjm("stats", "--database-url", database_url)
+    assert table.returncode == 0 and "jobs by status" in table.stdout and "instagram" in table.stdout
+
+
+async def test_bulk_cancel_reports_each_job(manager: VideoJobManager, database_url: str) -> None:
+    ids = await seed(manager)
+    result = await avjm("jobs", "cancel", *ids["queued"], ids["done"], "--reason", "wrong cut",
+                        "--database-url", database_url, "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and (report["total"], report["failed"]) == (3, 1)
+    refused = [r for r in report["results"] if not r["ok"]]
+    assert refused[0]["job_id"] == ids["done"] and "cancel" in refused[0]["error"]
+    retried = await avjm("jobs", "retry", "--status", "cancelled", "--database-url", database_url)
+    assert retried.returncode == 0 and "retry: 2 of 2 job(s) done, 0 refused" in retried.stdout
+
+
+# --- maintenance, projections, audit ---
+
+async def test_reset_stuck_requeues_an_idle_processing_job(manager: VideoJobManager, database_url: str) -> None:
+    ids = await seed(manager)
+    await manager.start_processing(ids["queued"][0], "w-hung")
+    await manager.get_job_by_id(ids["queued"][0])
+    kept = json.loads((await avjm("maintenance", "reset-stuck", "--older-than", "1h", "--database-url",
+                                  database_url, "--json")).stdout)
+    assert kept["found"] == 0
+    result = await avjm("maintenance", "reset-stuck", "--older-than", "0s", "--database-url", database_url)
+    assert result.returncode == 0 and "found 1, re-queued 1" in result.stdout
+    history = await manager.get_job_history(ids["queued"][0])
+    assert history[-1].type == "time_out" and history[-1].actor == "system:stuck_detector"
+
+
+async def test_projections_verify_finds_a_tampered_row_and_rebuild_repairs_it(manager: VideoJobManager, pool,
+                                                                             database_url: str) -> None:
+    ids = await seed(manager)
+    clean = await avjm("projections", "verify", "--database-url", database_url)
+    assert clean.returncode == 0 and "ok (0 differences)" in clean.stdout
+    await pool.execute("UPDATE vjm.jobs SET clip_count = clip_count + 1 WHERE job_id = $1::uuid", ids["bob"])
+    dirty = await avjm("projections", "verify", "--database-url", database_url, "--json")
+    report = json.loads(dirty.stdout)
+    assert dirty.returncode == 1 and not report["ok"] and report["differences"][0]["key"] == ids["bob"]
+    rebuilt = await avjm("projections", "rebuild", "--database-url", database_url)
+    assert rebuilt.returncode == 0 and "rebuilt:" in rebuilt.stdout and "events replayed" in rebuilt.stdout
+    again = await avjm("projections", "verify", "--database-url", database_url)
+    assert again.returncode == 0 and "ok (0 differences)" in again.stdout
+
+
+async def test_audit_verify_exits_1_when_the_chain_is_broken(manager: VideoJobManager, pool,
+                                                            database_url: str) -> None:
+    ids = await seed(manager)
+    ok = await avjm("audit", "verify", "--database-url", database_url)
+    assert ok.returncode == 0 and "audit chain verified: ok" in ok.stdout
+    async with pool.acquire() as conn:  # a superuser bypasses the append-only trigger on purpose
+        await conn.execute("ALTER TABLE vjm.job_events DISABLE TRIGGER job_events_append_only")
+        await conn.execute("UPDATE vjm.job_events SET data = '{\"error\": \"all good\"}' "
+                           "WHERE job_id = $1::uuid AND type = 'fail'", ids["failed"])
+        await conn.execute("ALTER TABLE vjm.job_events ENABLE ALWAYS TRIGGER job_events_append_only")
+    broken = await avjm("audit", "verify", "--database-url", database_url)
+    assert broken.returncode == 1 and f"BROKEN at job {ids['failed']} version 3" in broken.stdout
+    report = json.loads((await avjm("audit", "verify", "--database-url", database_url, "--json")).stdout)
+    assert report["ok"] is False and report["first_broken_job_id"] == ids["failed"]
+
+
+# --- services: listen, watch, up ---
+
+async def test_listen_projects_new_events_and_stops_on_sigterm(database_url: str) -> None:
+    from videojobs import Settings, connect
+
+    process = spawn("listen", "--database-url", database_url)
+    try:
+        await first_line_with(process, "projector and stuck detector running")
+        async with connect(settings=Settings(database_url=database_url), listeners=False,
+                           consistency_timeout=10) as writer:
+            job = await writer.create_job(user_id="alice", **UPLOAD)
+            deadline = time.monotonic() + 10
+            while (await writer.list_jobs()).total == 0:  # only `vjm listen` projects here
+                assert time.monotonic() < deadline, "vjm listen did not project the new job"
+                await asyncio.sleep(0.1)  # poll
+            assert (await writer.get_job_by_id(job.job_id)).status == "queued"
+    finally:
+        code, out, err = await finish(process, terminate=True)
+    assert code == 0 and "vjm listen: stopped" in out and "Traceback" not in err
+
+
+async def test_watch_prints_changes_as_they_happen(manager: VideoJobManager, database_url: str) -> None:
+    process = spawn("watch", "--user", "alice", "--max-changes", "2", "--database-url", database_url)
+    try:
+        await first_line_with(process, "vjm watch: watching job changes")
+        await manager.create_job(user_id="bob", **UPLOAD)  # filtered out
+        job = await manager.create_job(user_id="alice", **UPLOAD)
+        created = await first_line_with(process, "change", within=10)
+        await manager.start_processing(job.job_id, "w1")
+        started = await first_line_with(process, "change", within=10)
+    finally:
+        code, rest, err = await finish(process, terminate=False)
+    assert code == 0, err
+    assert str(job.job_id)[-8:] in created and "alice" in created and "queued" in created
+    assert str(job.job_id)[-8:] in started and "processing" in started and "change" not in rest
+
+
+async def test_up_serves_the_api_and_dashboard_and_stops_cleanly(database_url: str) -> None:
+    process = spawn("up", "--port", "0", "--database-url", database_url)
+    try:
+        line = await first_line_with(process, "vjm up: serving")
+        base = line.split("serving ")[1].split("/ ")[0]
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            health = await client.get("/healthz")
+            page = await client.get("/")
+            unauthorized = await client.get("/api/v1/user/jobs")
+        assert health.status_code == 200 and health.json()["database"]["status"] == "ok"
+        assert page.status_code == 200 and "vjm dashboard" in page.text
+        assert unauthorized.status_code == 401
+    finally:
+        code, out, err = await finish(process, terminate=True)
+    assert code == 0 and "vjm up: stopped" in out and "Traceback" not in err
+
+
+# --- the demo, from nothing ---
+
+def test_demo_on_a_throwaway_embedded_postgres_verifies_in_under_90_seconds() -> None:
+    started = time.monotonic()
+    result = vjm("demo", timeout=150)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    assert elapsed < 90, f"vjm demo took {elapsed:.0f}s"
+    lines = result.stdout.splitlines()
+    assert "throwaway embedded PostgreSQL" in lines[0]
+    assert any("hangs on job" in line for line in lines)
+    assert any("time_out" in line and "system:stuck_detector" in line for line in lines)
+    assert any(line.startswith("refused late complete") and "stale" in line for line in lines)
+    assert lines[-2].startswith("audit chain verified: ok") and "0 broken links" in lines[-2]
+    assert lines[-1].startswith("projection verified") and "ok (0 differences)" in lines[-1]
+    assert lines[-1].endswith("verification failures: 0")
+    assert "Traceback" not in result.stderr
