@@ -87,8 +87,8 @@ async function reload() {
   try {
     const page = await api(listPath());
     state.jobs = new Map(page.items.map((job) => [job.job_id, job]));
-    $("total").textContent = `${page.total} job(s)`;
     renderJobs();
+    if (page.total > page.items.length) $("total").textContent += ` of ${page.total}`;
   } catch (error) { if (error.message !== "401") $("error").textContent = error.message; }
   refreshStats();
 }
@@ -109,6 +109,7 @@ function renderJobs() {
   body.replaceChildren(...rows.map(jobRow));
   $("empty").hidden = rows.length > 0;
   document.title = `vjm · ${rows.length} job(s)`;
+  $("total").textContent = `${rows.length} shown`;
 }
 function jobRow(job) {
   const progress = el("td", {}, el("span", { class: "bar" }), `${Math.round(job.progress_percent)}%`);
@@ -144,7 +145,7 @@ function renderChart(daily) {
   const max = Math.max(1, ...days.map((d) => Math.max(d.completed_jobs, d.failed_jobs)));
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
   const plotH = H - pad.t - pad.b, slot = (W - pad.l - pad.r) / days.length, bw = Math.max(3, slot / 2 - 3);
-  for (const frac of [0, 0.5, 1]) {
+  for (const frac of max % 2 === 0 ? [0, 0.5, 1] : [0, 1]) {
     const y = pad.t + plotH * (1 - frac);
     svg.append(svgEl("line", { x1: pad.l, x2: W - pad.r, y1: y, y2: y, stroke: "#2a3541" }));
     svg.append(svgEl("text", { x: pad.l - 6, y: y + 4, "text-anchor": "end" }, String(Math.round(max * frac))));
