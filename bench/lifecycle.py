@@ -207,7 +207,7 @@ async def run(url: str, smoke: bool) -> dict:
     counts (for the plot) runs vjm and the two peers on fewer jobs, to keep `make bench` short.
     """
     batch, runs = 10, 3
-    plan = [(500, 4, True)] if smoke else [(10_000, 8, True), (2_000, 1, False), (2_000, 4, False),
+    plan = [(300, 4, True)] if smoke else [(10_000, 8, True), (2_000, 1, False), (2_000, 4, False),
                                            (2_000, 16, False)]
     for name in ("procrastinate", "pgqueuer", "psycopg", "psycopg.pool"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,153 @@
+"""The suite's report: a markdown table of every figure as a ratio, and a plot of W1 and W3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _yes(met: bool | None) -> str:
+    return "n/a" if met is None else ("yes" if met else "**no**")
+
+
+def markdown(report: dict, image: str | None = None) -> str:
+    """The headline figures as a markdown table (plus the plot, when there is one)."""
+    server = report["server"]
+    load = report.get("load_average_before")
+    lines = [f"Run of {report['date']} ({'smoke' if report['smoke'] else 'full'}), "
+             f"{server['version'].split(' on ')[0]}, fdatasync {server['pg_test_fsync'].get('usecs_per_op', '?')} "
+             f"us/op, load average before {load or '?'}, suite {report.get('wall_seconds', '?')} s.", "",
+             "| workload | figure | vjm | reference | ratio | target | met |", "|---|---|---|---|---|---|---|"]
+    w = report["workloads"]
+    for name, rows in (("write_path", _w1), ("bulk_create", _w2), ("lifecycle", _w3), ("projection_lag", _w4),
+                       ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http)):
+        if name in w:
+            lines += rows(w[name])
+    if image:
+        lines += ["", f"![W1 and W3 across connection and worker counts]({image})"]
+    return "\n".join(lines) + "\n"
+
+
+def _w1(r: dict) -> list[str]:
+    out = []
+    for row in r["rows"]:
+        c = row["connections"]
+        out.append(f"| W1 writes, {c} conn | transitions/s | {row['vjm_per_s']} | INSERT+NOTIFY "
+                   f"{row['ceiling_notify_per_s']} | {row['ratio_vs_notify_ceiling']} | >= 0.8 | "
+                   f"{_yes(row['ratio_vs_notify_ceiling'] >= 0.8)} |")
+        out.append(f"| W1 writes, {c} conn | transitions/s | {row['vjm_per_s']} | INSERT {row['ceiling_insert_per_s']}"
+                   f" | {row['ratio_vs_insert_ceiling']} | | |")
+    return out
+
+
+def _w2(r: dict) -> list[str]:
+    out = []
+    for row in r["rows"]:
+        out.append(f"| W2 bulk create {row['jobs']} (bulk_create_jobs) | rows/s | {row['vjm_rows_per_s']} | COPY "
+                   f"{row['copy_rows_per_s']} | {row['ratio_vs_copy']} | >= 0.25 | {_yes(row['met'])} |")
+        out.append(f"| W2 bulk create {row['jobs']} (EventStore.append_creates) | rows/s | "
+                   f"{row['vjm_store_rows_per_s']} | COPY {row['copy_rows_per_s']} | {row['store_ratio_vs_copy']} | "
+                   f"| |")
+    return out
+
+
+def _w3(r: dict) -> list[str]:
+    out = []
+    for row in r["rows"]:
+        label = f"W3 drain {row['jobs']}, {row['workers']} workers, batch {row['batch_size']}"
+        out.append(f"| {label} | jobs/s | {row['vjm_jobs_per_s']} | procrastinate {row['procrastinate_jobs_per_s']} | "
+                   f"{row['ratio_vs_procrastinate']} | >= 3 | {_yes(row['met_vs_procrastinate'])} |")
+        out.append(f"| {label} | jobs/s | {row['vjm_jobs_per_s']} | PgQueuer {row['pgqueuer_jobs_per_s']} | "
+                   f"{row['ratio_vs_pgqueuer']} | >= 1 | {_yes(row['met_vs_pgqueuer'])} |")
+        for variant, what in (("vjm_store", "store path, no read-backs"),
+                              ("vjm_batch_complete", "batch complete (proposed)")):
+            if f"{variant}_jobs_per_s" in row:
+                rate = row[f"{variant}_jobs_per_s"]
+                out.append(f"| {label}, {what} | jobs/s | {rate} | PgQueuer {row['pgqueuer_jobs_per_s']} | "
+                           f"{round(rate / row['pgqueuer_jobs_per_s'], 3)} | | |")
+    return out
+
+
+def _w4(r: dict) -> list[str]:
+    out = []
+    for fraction, lag in r.get("lag_by_fraction_of_max", {"50%": r["lag_at_half_max_rate"]}).items():
+        target = fraction == "50%"
+        paced = "" if lag.get("paced_as_planned", True) else " (pace not held)"
+        out.append(f"| W4 projection lag at {fraction} of max ({lag.get('rate_achieved')}/s){paced} | p50 / p99 ms | "
+                   f"{lag['p50_ms']} / {lag['p99_ms']} | 100 ms | {round(lag['p99_ms'] / 100, 3)} | "
+                   f"{'p99 < 100' if target else ''} | {_yes(lag['p99_ms'] < 100) if target else ''} |")
+    burst = r["burst_concurrent"]
+    out.append(f"| vjm_jobs notifications, burst | count | {burst['notifications']} | {burst['events']} events | "
+               f"{round(burst['notifications'] / burst['events'], 3)} | bounded | |")
+    return out
+
+
+def _w5(r: dict) -> list[str]:
+    d = r["dataset"]
+    out = []
+    for read, t in r["targets"].items():
+        out.append(f"| W5 {read} ({d['jobs']} jobs, {d['events']} events) | p99 ms (raw SQL) | {t['p99_ms']} "
+                   f"({t['raw_p99_ms']}) | target {t['target_ms']} ms | {t['ratio_to_target']} | < 1 | "
+                   f"{_yes(t['met'])} |")
+    f = r["figures"]
+    out.append(f"| W5 OFFSET page at depth {r['depth']} | p99 ms (raw SQL) | {f['offset_page']['p99_ms']} "
+               f"({f['offset_page_raw']['p99_ms']}) | keyset {f['keyset_page']['p99_ms']} | "
+               f"{round(f['offset_page']['p99_ms'] / f['keyset_page']['p99_ms'], 2)} | | |")
+    out.append(f"| W5 dataset build | events/s | {round(d['events'] / d['total_s'])} | {d['total_s']} s | | | |")
+    return out
+
+
+def _w6(r: dict) -> list[str]:
+    if r.get("blocked"):
+        return [f"| W6 SSE fan-out | | blocked: {r['blocked']} | | | p99 < 250 | n/a |"]
+    return [f"| W6 SSE fan-out, {r['subscribers']}/{r['subscribers_wanted']} subscribers, {r['write_rate_per_s']}"
+            f" writes/s | p50 / p99 ms | {r['p50_ms']} / {r['p99_ms']} | 250 ms | {r['ratio_to_target']} | "
+            f"p99 < 250 | {_yes(r['met'])} |"]
+
+
+def _rebuild(r: dict) -> list[str]:
+    rate = r["rebuild_from_empty"]["events_per_s"]
+    return [f"| rebuild from empty | events/s | {rate} | 20000 | {round(rate / 20000, 3)} | >= 1 | "
+            f"{_yes(rate >= 20000)} |"]
+
+
+def _http(r: dict) -> list[str]:
+    out = []
+    for row in r.get("rows", []):
+        out.append(f"| HTTP create+get, {row['clients']} clients | p50 ms | {row['http']['p50_ms']} | direct "
+                   f"{row['direct']['p50_ms']} | {row.get('ratio_p50')} | | |")
+    return out
+
+
+def plot(report: dict, path: Path) -> Path | None:
+    """W1 transitions/s across connections and W3 jobs/s across workers, side by side (PNG)."""
+    w1, w3 = report["workloads"].get("write_path"), report["workloads"].get("lifecycle")
+    if not w1 and not w3:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    if w1:
+        x = [r["connections"] for r in w1["rows"]]
+        for key, label in (("vjm_per_s", "vjm (EventStore.append)"), ("ceiling_notify_per_s", "INSERT+NOTIFY"),
+                           ("ceiling_insert_per_s", "INSERT")):
+            axes[0].plot(x, [r[key] for r in w1["rows"]], marker="o", label=label)
+        axes[0].set(title="W1 transition writes", xlabel="connections", ylabel="transitions/s", xscale="log")
+    if w3:
+        x = [r["workers"] for r in w3["rows"]]
+        for key, label in (("vjm_jobs_per_s", "vjm (VideoJobManager)"), ("procrastinate_jobs_per_s", "procrastinate"),
+                           ("pgqueuer_jobs_per_s", "PgQueuer")):
+            axes[1].plot(x, [r[key] for r in w3["rows"]], marker="o", label=label)
+        axes[1].set(title="W3 lifecycle drain", xlabel="workers", ylabel="jobs/s", xscale="log")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_ylim(bottom=0)
+    fig.suptitle(f"vjm benchmarks, {report['date']} ({'smoke' if report['smoke'] else 'full'})", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
