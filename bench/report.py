@@ -124,6 +124,7 @@ def plot(report: dict, path: Path) -> Path | None:
     if not w1 and not w3:
         return None
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -142,6 +143,8 @@ def plot(report: dict, path: Path) -> Path | None:
             axes[1].plot(x, [r[key] for r in w3["rows"]], marker="o", label=label)
         axes[1].set(title="W3 lifecycle drain", xlabel="workers", ylabel="jobs/s", xscale="log")
     for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
         ax.set_ylim(bottom=0)
