@@ -20,6 +20,11 @@ class PeriodicService:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
 
+    @property
+    def running(self) -> bool:
+        """True while the loop task is alive."""
+        return self._task is not None and not self._task.done()
+
     async def run_once(self) -> Any:
         """One pass of the service's work; subclasses implement it."""
         raise NotImplementedError

@@ -25,6 +25,11 @@ SQLSTATE_CONFLICT = "VJ409"
 SQLSTATE_INVALID_TRANSITION = "VJ422"
 SQLSTATE_STALE_ATTEMPT = "VJ423"
 
+# SQLSTATE classes meaning "the server is not there for us right now": connection
+# exceptions (08), operator intervention (57P: shutdown, starting up), and too many
+# connections (53300).
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300")
+
 # Errors after which the same request may be sent again on a new connection.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -55,7 +60,10 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
         return DatabaseUnavailable(f"database unavailable: {exc}")
     if not isinstance(exc, asyncpg.PostgresError):
         return exc
-    sqlstate = getattr(exc, "sqlstate", None)
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    if sqlstate.startswith(UNAVAILABLE_SQLSTATE_PREFIXES) or (
+            sqlstate == "55000" and "connections" in str(exc)):
+        return DatabaseUnavailable(f"database unavailable: {exc}")
     state = getattr(exc, "detail", None) or ""
     if sqlstate == SQLSTATE_NOT_FOUND:
         return JobNotFound(job_id)

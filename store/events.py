@@ -89,7 +89,7 @@ class EventStore:
         self._executor = executor
         self._queries = load_queries()
 
-    def using(self, executor: Executor) -> "EventStore":
+    def using(self, executor: Executor) -> EventStore:
         """The same store over another connection (e.g. inside a transaction)."""
         return EventStore(executor)
 

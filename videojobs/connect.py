@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import structlog
 
 from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
-from store.identity import ADMIN, PROCESSOR, create_role_pool
+from store.identity import ADMIN, PROCESSOR, PROJECTOR, create_role_pool
 
 from .config import Settings
 from .database import provide_database
@@ -49,25 +50,41 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
     settings = settings or Settings.from_env(database_url=url)
     async with provide_database(settings) as database_url, contextlib.AsyncExitStack() as stack:
         role = service_role or await service_role_for(database_url)
-        service = await create_role_pool(database_url, role=role, login=login_of(database_url),
-                                         max_size=settings.pool_size)
+        login = login_of(database_url)
+        service = await create_role_pool(database_url, role=role, login=login, max_size=settings.pool_size)
         stack.push_async_callback(service.close)
         users = await create_role_pool(database_url, role=None, max_size=settings.pool_size)
         stack.push_async_callback(users.close)
-        watcher = ProjectionWatcher(database_url)
+        # The watcher reads the projection checkpoint, which only service roles may see.
+        watcher = ProjectionWatcher(database_url, role=PROCESSOR)
         stack.push_async_callback(watcher.close)
+        manager = VideoJobManager(service, database_url=database_url, user_pool=users, watcher=watcher,
+                                  consistency_timeout=consistency_timeout)
         if listeners:
-            await _start_listeners(stack, database_url, service, settings)
-        yield VideoJobManager(service, database_url=database_url, user_pool=users, watcher=watcher,
-                              consistency_timeout=consistency_timeout)
+            manager.listeners = await start_listeners(stack, database_url, service, settings)
+        yield manager
 
 
-async def _start_listeners(stack: contextlib.AsyncExitStack, url: str, pool: asyncpg.Pool,
-                           settings: Settings) -> None:
-    projector = Projector(ProjectorConfig(database_url=url))
+@dataclass
+class Listeners:
+    """The projector and stuck detector running in this process."""
+
+    projector: Projector
+    detector: StuckDetector
+
+    @property
+    def detector_running(self) -> bool:
+        return self.detector.running
+
+
+async def start_listeners(stack: contextlib.AsyncExitStack, url: str, pool: asyncpg.Pool,
+                          settings: Settings) -> Listeners:
+    """Start the projector (as vjm_projector, leader-elected) and the stuck detector; stop them with `stack`."""
+    projector = Projector(ProjectorConfig(database_url=url, role=PROJECTOR))
     await projector.start()
-    stack.push_async_callback(projector.close)
+    stack.push_async_callback(projector.stop)
     detector = StuckDetector(pool, StuckDetectorConfig(timeout=settings.stuck_timeout_seconds))
     await detector.start()
     stack.push_async_callback(detector.stop)
     log.info("listeners_started", stuck_timeout=settings.stuck_timeout_seconds)
+    return Listeners(projector, detector)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -76,9 +76,9 @@ def _instant(value: datetime | date | None, *, end: bool) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        instant = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        instant = value if value.tzinfo else value.replace(tzinfo=UTC)
         return instant + timedelta(microseconds=1) if end else instant
-    start = datetime.combine(value, time.min, tzinfo=timezone.utc)
+    start = datetime.combine(value, time.min, tzinfo=UTC)
     return start + timedelta(days=1) if end else start
 
 

@@ -1,10 +1,9 @@
 """Health and gauges: database reachable, projector lag, detector keeping up, pool use.
 
-The manager has no public health API yet, so this reads through store's named
-queries (no SQL here) on the manager's service pool. A stuck-job detector that
-runs is visible from outside by its effect: no processing job stays idle for much
-longer than the stuck timeout. Jobs idle for twice the timeout mean it is not
-running (or not keeping up), and the report says so.
+The figures come from VideoJobManager.health(). A stuck-job detector is visible
+from outside by its effect: no processing job stays idle for much longer than the
+stuck timeout. Jobs idle for twice the timeout mean it is not running (or not
+keeping up); an in-process detector also reports whether its loop is alive.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from store.projections import find_stuck_jobs, get_checkpoint, sample_lag
 from videojobs import VideoJobManager
+from videojobs.manager import Health
 
 from .problems import is_database_unavailable
 
@@ -48,13 +47,13 @@ class HealthReport(BaseModel):
 
 
 def service_pool(manager: VideoJobManager) -> Any:
-    """The manager's service pool (no public accessor yet: see the report of issue 6)."""
-    return getattr(manager, "pool", None) or getattr(manager, "_pool", None)
+    """The manager's service pool."""
+    return manager.pool
 
 
 def user_pool(manager: VideoJobManager) -> Any:
     """The manager's end-user pool."""
-    return getattr(manager, "user_pool", None) or getattr(manager, "_user_pool", None)
+    return manager.user_pool
 
 
 async def check_health(manager: VideoJobManager | None, stuck_timeout: float) -> HealthReport:
@@ -65,28 +64,28 @@ async def check_health(manager: VideoJobManager | None, stuck_timeout: float) ->
         return HealthReport(status="down", database=down, projector=unknown, detector=unknown)
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-            projector, detector = await _probe(service_pool(manager), stuck_timeout)
+            found = await manager.health(stuck_timeout)
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise
         down = ComponentHealth(status="down", detail="database unreachable")
         unknown = ComponentHealth(status="unknown")
         return HealthReport(status="down", database=down, projector=unknown, detector=unknown)
+    projector, detector = _components(found, stuck_timeout)
     overall = "ok" if projector.status == detector.status == "ok" else "degraded"
     return HealthReport(status=overall, database=ComponentHealth(status="ok"), projector=projector,
                         detector=detector)
 
 
-async def _probe(pool: Any, stuck_timeout: float) -> tuple[ComponentHealth, ComponentHealth]:
-    async with pool.acquire() as conn:
-        checkpoint = await get_checkpoint(conn, PROJECTOR)
-        lag = await sample_lag(conn, checkpoint.cursor if checkpoint else (0, 0))
-        overdue = await find_stuck_jobs(conn, stuck_timeout * 2, 100)
-    lagging = checkpoint is None or lag.seconds_behind > LAG_DEGRADED_SECONDS
-    projector = ComponentHealth(status="degraded" if lagging else "ok", events_behind=lag.events_behind,
-                                seconds_behind=round(lag.seconds_behind, 3), held_events=lag.held_events,
-                                detail="never ran" if checkpoint is None else None)
-    detector = ComponentHealth(status="degraded" if overdue else "ok", overdue_jobs=len(overdue),
-                               stuck_timeout_seconds=stuck_timeout,
-                               detail="processing jobs idle for twice the stuck timeout" if overdue else None)
+def _components(found: Health, stuck_timeout: float) -> tuple[ComponentHealth, ComponentHealth]:
+    lagging = not found.projector_started or found.seconds_behind > LAG_DEGRADED_SECONDS
+    projector = ComponentHealth(status="degraded" if lagging else "ok", events_behind=found.events_behind,
+                                seconds_behind=round(found.seconds_behind, 3), held_events=found.held_events,
+                                detail="never ran" if not found.projector_started else None)
+    stopped = found.detector_running is False
+    degraded = bool(found.overdue_jobs) or stopped
+    detail = ("the in-process detector is not running" if stopped
+              else "processing jobs idle for twice the stuck timeout" if found.overdue_jobs else None)
+    detector = ComponentHealth(status="degraded" if degraded else "ok", overdue_jobs=found.overdue_jobs,
+                               stuck_timeout_seconds=stuck_timeout, running=found.detector_running, detail=detail)
     return projector, detector

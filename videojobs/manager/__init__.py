@@ -5,6 +5,7 @@ from __future__ import annotations
 from .audit import AuditMixin
 from .bulk import BulkMixin
 from .core import Caller, ManagerCore
+from .health import Health, HealthMixin
 from .maintenance import MaintenanceMixin
 from .processors import ProcessorsMixin
 from .reads import ReadsMixin
@@ -14,23 +15,25 @@ from .writes import WritesMixin
 
 
 class VideoJobManager(BulkMixin, WritesMixin, ReadsMixin, ProcessorsMixin, StatsMixin, TeamsMixin,
-                      MaintenanceMixin, AuditMixin, ManagerCore):
+                      MaintenanceMixin, AuditMixin, HealthMixin, ManagerCore):
     """Create, read, change and audit video jobs.
 
     The plain manager acts as a trusted service; `as_user(user_id)` returns the same
     API scoped by Row Level Security to what that user may see and do.
     """
 
-    def as_user(self, user_id: str) -> "VideoJobManager":
+    def as_user(self, user_id: str) -> VideoJobManager:
         """The same API acting as end user `user_id` (their jobs and their teams' jobs only)."""
         from statemachine import ValidationError
 
         if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
             raise ValidationError("user_id must be 1-128 characters", field="user_id")
-        return VideoJobManager(self._pool, database_url=self._url, user_pool=self._user_pool,
-                               caller=Caller(user_id=user_id),
-                               watcher=self._watcher, consistency_timeout=self._consistency_timeout,
-                               writes=self._writes)
+        scoped = VideoJobManager(self._pool, database_url=self._url, user_pool=self._user_pool,
+                                 caller=Caller(user_id=user_id),
+                                 watcher=self._watcher, consistency_timeout=self._consistency_timeout,
+                                 writes=self._writes)
+        scoped.listeners = self.listeners
+        return scoped
 
     @property
     def user_id(self) -> str | None:
@@ -38,4 +41,4 @@ class VideoJobManager(BulkMixin, WritesMixin, ReadsMixin, ProcessorsMixin, Stats
         return self._caller.user_id
 
 
-__all__ = ["VideoJobManager", "Caller"]
+__all__ = ["VideoJobManager", "Caller", "Health"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from uuid import UUID
 
 from listeners.fold import apply_event
@@ -68,7 +68,7 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
         return None
     if not isinstance(value, datetime):
         raise ValidationError(f"{field} must be a datetime", field=field)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _text(value: str | None, field: str) -> str | None:

@@ -14,8 +14,9 @@ import structlog
 from listeners import ProjectionWatcher
 from listeners.fold import apply_event
 from statemachine import JobNotFound, ValidationError
-from store import Event, EventStore, NewEvent
+from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
+from store.identity import AUTHENTICATED, acting_as
 from store.jobs import get_job
 
 from ..models import Job
@@ -60,18 +61,35 @@ class ManagerCore:
         self._consistency_timeout = consistency_timeout
         self._writes = writes or WriteTracker()
 
+    @property
+    def database_url(self) -> str:
+        """The URL of the database this manager works on."""
+        return self._url
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The trusted service's pool (its connections act as a service role)."""
+        return self._pool
+
+    @property
+    def user_pool(self) -> asyncpg.Pool:
+        """The pool end-user requests run on, each inside acting_as()."""
+        return self._user_pool
+
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A connection acting as the caller: plain for the service, a scoped transaction for a user."""
-        if not self._caller.is_user:
-            async with self._pool.acquire() as conn:
-                yield conn
-            return
-        from store.identity import acting_as
+        """A connection acting as the caller: plain for the service, a scoped transaction for a user.
 
-        async with acting_as(self._user_pool, role=self._caller.role or "vjm_authenticated",
-                             user_id=self._caller.user_id) as conn:
+        Failing to get one (server down, refusing connections) is DatabaseUnavailable.
+        """
+        async with self._open_connection() as conn:
             yield conn
+
+    def _open_connection(self):
+        if not self._caller.is_user:
+            return _translated(self._pool.acquire())
+        return _translated(acting_as(self._user_pool, role=self._caller.role or AUTHENTICATED,
+                                     user_id=self._caller.user_id))
 
     async def _append(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> Event:
         """Validate and append one transition as the caller; remembers its position."""
@@ -120,6 +138,22 @@ class ManagerCore:
         if not events:
             raise JobNotFound(job_id)
         return _fold(None, events)
+
+
+@contextlib.asynccontextmanager
+async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
+    """Enter `opening`; errors while entering become vjm errors (errors inside the block pass through)."""
+    try:
+        conn = await opening.__aenter__()
+    except Exception as exc:
+        raise translate_error(exc) from exc
+    try:
+        yield conn
+    except BaseException as exc:
+        if not await opening.__aexit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await opening.__aexit__(None, None, None)
 
 
 def _fold(row: dict[str, Any] | None, events: list[Event]) -> Job:

@@ -1,0 +1,42 @@
+"""Health of the moving parts: database, projector lag, stuck detector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from store.projections import find_stuck_jobs, get_checkpoint, sample_lag
+
+from .core import ManagerCore
+
+PROJECTOR = "main"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What `health()` found. The database answered, or `health()` raised DatabaseUnavailable."""
+
+    projector_started: bool           # a checkpoint exists: some projector has run
+    events_behind: int                # committed events the projection has not applied
+    seconds_behind: float             # age of the oldest of them
+    held_events: int                  # events waiting behind an open transaction (the horizon)
+    overdue_jobs: int                 # processing jobs idle for twice the stuck timeout
+    listeners_in_process: bool        # this process runs the projector and detector
+    detector_running: bool | None     # None when the detector runs elsewhere
+
+
+class HealthMixin(ManagerCore):
+    """health."""
+
+    listeners = None  # set by connect(): the in-process Projector and StuckDetector, if any
+
+    async def health(self, stuck_timeout: float) -> Health:
+        """Probe the projection's lag and the detector's effect (jobs idle for 2x the stuck timeout)."""
+        async with self._connection() as conn:
+            checkpoint = await get_checkpoint(conn, PROJECTOR)
+            lag = await sample_lag(conn, checkpoint.cursor if checkpoint else (0, 0))
+            overdue = await find_stuck_jobs(conn, stuck_timeout * 2, 100)
+        services = self.listeners
+        return Health(projector_started=checkpoint is not None, events_behind=lag.events_behind,
+                      seconds_behind=lag.seconds_behind, held_events=lag.held_events, overdue_jobs=len(overdue),
+                      listeners_in_process=services is not None,
+                      detector_running=services.detector_running if services is not None else None)
