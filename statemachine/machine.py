@@ -15,10 +15,10 @@ Which component moves a job out of each state:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Mapping
 
 from transitions import Machine
 

@@ -161,7 +161,7 @@ class MetadataData(Payload):
         classmethod(lambda cls, v: v if v is None else _clean_filename(v)))
 
     @pydantic.model_validator(mode="after")
-    def _not_empty(self) -> "MetadataData":
+    def _not_empty(self) -> MetadataData:
         if not self.model_dump(exclude_none=True):
             raise ValueError("at least one metadata field is required")
         return self

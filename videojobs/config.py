@@ -24,7 +24,7 @@ class Settings(BaseModel):
     log_level: str = Field("INFO", description="VJM_LOG_LEVEL")
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         """Read VJM_* variables; keyword arguments win over the environment."""
         env = {
             "database_url": os.environ.get("VJM_DATABASE_URL") or None,

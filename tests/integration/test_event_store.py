@@ -83,7 +83,7 @@ async def test_two_concurrent_starts_exactly_one_wins(database_url: str, store: 
 async def _wait_until_blocked(store: EventStore, conn: asyncpg.Connection) -> None:
     pid = conn.get_server_pid()
     async with asyncio.timeout(10):
-        while not await store._executor.fetchval(
+        while not await store._executor.fetchval(  # noqa: ASYNC110 - polls the server, not a local flag
                 "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid):
             await asyncio.sleep(0.01)  # poll: wait until B really waits on A's lock
 

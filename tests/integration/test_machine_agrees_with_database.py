@@ -6,13 +6,12 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statemachine import (
-    ConcurrencyConflict,
     FENCED_TRIGGERS,
+    ConcurrencyConflict,
     InvalidTransition,
     JobNotFound,
     StaleAttempt,

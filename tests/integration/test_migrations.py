@@ -49,7 +49,7 @@ async def test_changed_applied_file_is_refused(empty_database_url: str, tmp_path
     conn = await connect(empty_database_url)
     try:
         await migrate(conn, tmp_path)
-        first = sorted(tmp_path.glob("001_*.sql"))[0]
+        first = sorted(tmp_path.glob("001_*.sql"))[0]  # noqa: ASYNC240 - a test fixture file
         first.write_text(first.read_text() + "\n-- sneaky edit\n")
         with pytest.raises(MigrationError, match="changed after it was applied"):
             await migrate(conn, tmp_path)
