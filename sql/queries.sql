@@ -31,13 +31,14 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
  LIMIT 1;
 
 -- event_get_after --
--- Events after a (xact_id, position) cursor in commit-safe order: only transactions below
--- the snapshot's xmin, which have all finished, so nothing that commits later can sort earlier.
+-- Events after a (xact_id, position) cursor in commit-safe order: only transactions below this
+-- database's horizon (vjm.projection_horizon), which have all finished, so nothing that commits
+-- later can sort earlier.
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
        actor, user_id, team_id, occurred_at, data
   FROM vjm.job_events
  WHERE (xact_id, position) > ($1::xid8, $2::bigint)
-   AND xact_id < pg_snapshot_xmin(pg_current_snapshot())
+   AND xact_id < vjm.projection_horizon()
  ORDER BY xact_id, position
  LIMIT $3;
 
