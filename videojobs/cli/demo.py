@@ -146,7 +146,7 @@ async def _report(cast: Cast, console) -> int:
     console.print()
     console.print(counters_table(stats, title="final statistics (vjm.job_stats)"))
     console.print(platform_table(stats))
-    print(f"processing time: total {stats.total_processing_time:.1f}s, average {average} per completed job; "
+    print(f"processing time: total {stats.total_processing_time:.1f}s, average {average} per finished job; "
           f"{cast.screen.changes} changes streamed on the change feed")
     problems = _scenario_problems(cast)
     if rescue.job_id:

@@ -80,7 +80,7 @@ def platform_table(stats: JobStats) -> Table:
 def stats_renderable(stats: JobStats) -> Group:
     """Counters, processing times, the platform breakdown and the daily series."""
     average = f"{stats.average_processing_time:.1f}s" if stats.average_processing_time is not None else "-"
-    times = Text(f"processing time: total {stats.total_processing_time:.1f}s, average {average} per completed job")
+    times = Text(f"processing time: total {stats.total_processing_time:.1f}s, average {average} per finished job")
     daily = Table(title="by day (UTC)", title_justify="left")
     for name in ("day", "completed", "failed", "cancelled", "processing s"):
         daily.add_column(name, justify="left" if name == "day" else "right")
