@@ -20,6 +20,7 @@ class Settings(BaseModel):
     jwt_secret: str | None = Field(None, description="VJM_JWT_SECRET for the HTTP API (HS256)")
     jwt_audience: str | None = Field("authenticated", description="VJM_JWT_AUDIENCE")
     stuck_timeout_seconds: float = Field(15 * 60, gt=0, description="VJM_STUCK_TIMEOUT_SECONDS")
+    stuck_interval_seconds: float = Field(60, gt=0, le=86400, description="VJM_STUCK_INTERVAL_SECONDS")
     pool_size: int = Field(10, ge=1, le=200, description="VJM_POOL_SIZE")
     log_level: str = Field("INFO", description="VJM_LOG_LEVEL")
 
@@ -36,6 +37,8 @@ class Settings(BaseModel):
             env["data_dir"] = Path(os.environ["VJM_DATA_DIR"]).expanduser()
         if os.environ.get("VJM_STUCK_TIMEOUT_SECONDS"):
             env["stuck_timeout_seconds"] = os.environ["VJM_STUCK_TIMEOUT_SECONDS"]
+        if os.environ.get("VJM_STUCK_INTERVAL_SECONDS"):
+            env["stuck_interval_seconds"] = os.environ["VJM_STUCK_INTERVAL_SECONDS"]
         if os.environ.get("VJM_POOL_SIZE"):
             env["pool_size"] = os.environ["VJM_POOL_SIZE"]
         env.update({k: v for k, v in overrides.items() if v is not None})

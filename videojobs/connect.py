@@ -83,7 +83,8 @@ async def start_listeners(stack: contextlib.AsyncExitStack, url: str, pool: asyn
     projector = Projector(ProjectorConfig(database_url=url, role=PROJECTOR))
     await projector.start()
     stack.push_async_callback(projector.stop)
-    detector = StuckDetector(pool, StuckDetectorConfig(timeout=settings.stuck_timeout_seconds))
+    detector = StuckDetector(pool, StuckDetectorConfig(timeout=settings.stuck_timeout_seconds,
+                                                        interval=settings.stuck_interval_seconds))
     await detector.start()
     stack.push_async_callback(detector.stop)
     log.info("listeners_started", stuck_timeout=settings.stuck_timeout_seconds)

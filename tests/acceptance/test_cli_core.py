@@ -37,12 +37,3 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_help_lists_the_commands() -> None:
     result = vjm("--help")
     assert result.returncode == 0 and "migrate" in result.stdout and "demo" in result.stdout
-
-
-def test_demo_runs_the_lifecycle_and_verifies(empty_database_url: str) -> None:
-    result = vjm("demo", "--database-url", empty_database_url)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert any("time_out" in line and "system:stuck_detector" in line for line in lines)
-    assert any("refused late complete" in line for line in lines)
-    assert lines[-1].startswith("projection verified") and "ok (0 differences)" in lines[-1]

@@ -19,8 +19,6 @@ from rich.text import Text
 
 from listeners import JobChange, subscribe_job_changes
 from statemachine import JobNotFound
-from store import connect as connect_raw
-from store.projections import get_checkpoint
 
 from ..manager import VideoJobManager
 from ..models import JOB_STATUSES, Job
@@ -107,18 +105,13 @@ async def _load(manager: VideoJobManager, state: WatchState) -> None:
 
 
 async def _current_seq(manager: VideoJobManager) -> int:
-    conn = await connect_raw(manager._url, attempts=2, max_delay=2)
-    try:
-        checkpoint = await get_checkpoint(conn, "main")
-    finally:
-        await conn.close()
-    return checkpoint.change_seq if checkpoint else 0
+    return await manager.change_feed_position()
 
 
 async def _follow(manager: VideoJobManager, state: WatchState, after: int, stop: asyncio.Event,
                   live: Live | None) -> None:
     deadline = time.monotonic() + state.args.duration if state.args.duration else None
-    subscription = subscribe_job_changes(manager._url, after=after, user_id=manager.user_id, poll_interval=0.5)
+    subscription = subscribe_job_changes(manager.database_url, after=after, user_id=manager.user_id, poll_interval=0.5)
     stopper = asyncio.create_task(_stop_when(stop, deadline, subscription))
     try:
         async for change in subscription:

@@ -25,7 +25,7 @@ class Health:
 
 
 class HealthMixin(ManagerCore):
-    """health."""
+    """health, change_feed_position."""
 
     listeners = None  # set by connect(): the in-process Projector and StuckDetector, if any
 
@@ -40,3 +40,9 @@ class HealthMixin(ManagerCore):
                       seconds_behind=lag.seconds_behind, held_events=lag.held_events, overdue_jobs=len(overdue),
                       listeners_in_process=services is not None,
                       detector_running=services.detector_running if services is not None else None)
+
+    async def change_feed_position(self) -> int:
+        """The newest change-feed sequence number: subscribe after it to see only changes from now on."""
+        async with self._pool.acquire() as conn:  # the checkpoint is readable by service roles only
+            checkpoint = await get_checkpoint(conn, PROJECTOR)
+        return checkpoint.change_seq if checkpoint else 0

@@ -86,4 +86,4 @@ async def _events(subscription: JobChangeSubscription, guard: VisibilityGuard | 
 
 def _database_url(manager: Any, state: Any) -> str:
     """The database URL of the change feed (the manager has no public accessor yet)."""
-    return state.extras.get("database_url") or getattr(manager, "database_url", None) or manager._url
+    return state.extras.get("database_url") or manager.database_url
