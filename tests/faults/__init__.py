@@ -1,0 +1,1 @@
+"""Fault injection and model-based tests (issue 9): nothing lost, ever."""
