@@ -72,3 +72,28 @@ async def test_read_after_write_fails_fast_while_server_is_down(own_server, own_
                         await manager.get_job_by_id(job.job_id)
             except TimeoutError:
                 pytest.fail("get_job_by_id hung for 5 s with the server down (consistency_timeout=0.2)")
+
+
+async def test_http_api_answers_503_while_server_is_down(own_server, own_database: str) -> None:
+    import httpx
+
+    from tests.faults.test_api_fuzz import AUDIENCE, SECRET, auth
+    from videojobs.http import create_app
+
+    settings = Settings(database_url=own_database, jwt_secret=SECRET, jwt_audience=AUDIENCE)
+    async with connect_manager(settings=settings, listeners=False, consistency_timeout=0.2) as manager:
+        app = create_app(manager, settings=settings)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test") as client:
+            assert (await client.get("/api/v1/user/jobs", headers=auth("alice"))).status_code == 200
+            async with own_server.down():
+                async with asyncio.timeout(20):
+                    for path in ("/api/v1/user/jobs", "/api/v1/user/jobs/stats", "/healthz"):
+                        response = await client.get(path, headers=auth("alice"))
+                        assert response.status_code == 503, (path, response.status_code, response.text[:200])
+            await eventually(lambda: _ok(client), 20, "the API answers again after the restart")
+
+
+async def _ok(client) -> bool:
+    from tests.faults.test_api_fuzz import auth
+
+    return (await client.get("/api/v1/user/jobs", headers=auth("alice"))).status_code == 200
