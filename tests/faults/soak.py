@@ -34,23 +34,16 @@ from videojobs import Settings
 from videojobs import connect as connect_manager
 
 
-def _rss(pids: list[int]) -> dict[str, int]:
-    out = {}
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            out[f"{proc.name()}[{pid}]"] = proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return out
+def _postgres_rss(server) -> dict[str, int]:
+    """The server's RSS: the postmaster, and all its processes together (pids change across restarts)."""
+    postmaster = psutil.Process(server._server.get_pid())
+    children = postmaster.children()
+    return {"postgres postmaster": postmaster.memory_info().rss,
+            "postgres all processes": postmaster.memory_info().rss + sum(c.memory_info().rss for c in children)}
 
 
-def _postgres_pids(server) -> list[int]:
-    postmaster = server._server.get_pid()
-    return [postmaster] + [c.pid for c in psutil.Process(postmaster).children()]
-
-
-async def _users(manager, stop: asyncio.Event, stats: collections.Counter, rng: random.Random, writers: int) -> None:
+async def _users(manager, stop: asyncio.Event, stats: collections.Counter, rng: random.Random, writers: int,
+                 ledger: Ledger) -> None:
     """End users: read their lists (checking tenancy), cancel and retry their own jobs."""
     while not stop.is_set():
         user = f"writer{rng.randrange(writers)}"
@@ -64,9 +57,11 @@ async def _users(manager, stop: asyncio.Event, stats: collections.Counter, rng: 
                     job = rng.choice(page.items)
                     action = scoped.cancel_job if job.status in ("queued", "processing") else scoped.retry_job
                     try:
-                        await action(job.job_id)
+                        changed = await action(job.job_id)
+                        ledger.ack(changed.job_id, changed.version, "user")
                         stats["user_changes"] += 1
-                    except AMBIGUOUS:
+                    except AMBIGUOUS as exc:
+                        ledger.failed(exc)
                         raise
                     except Exception:  # noqa: BLE001 - the job moved on meanwhile: a refused transition
                         stats["user_refused"] += 1
@@ -121,7 +116,7 @@ async def soak(minutes: float, writers: int, seed: int) -> int:
     with owned_server() as server:
         url = await create_migrated_database(server.admin_url, "vjm_soak")
         me = psutil.Process()
-        rss_before = {**_rss([me.pid]), **_rss(_postgres_pids(server))}
+        rss_before = {"python (load, projector, listeners)": me.memory_info().rss, **_postgres_rss(server)}
         settings = Settings(database_url=url, pool_size=writers + 4)
         async with connect_manager(settings=settings, listeners=False, consistency_timeout=0.5) as manager:
             projector = Projector(ProjectorConfig(database_url=url, poll_interval=0.2, max_backoff=0.5))
@@ -129,7 +124,8 @@ async def soak(minutes: float, writers: int, seed: int) -> int:
             ledger, stop = Ledger(), asyncio.Event()
             faults, users = collections.Counter(), collections.Counter()
             tasks = [asyncio.create_task(_writer(manager, ledger, i, stop)) for i in range(writers)]
-            tasks += [asyncio.create_task(_users(manager, stop, users, random.Random(seed + 100 + i), writers))
+            tasks += [asyncio.create_task(_users(manager, stop, users, random.Random(seed + 100 + i), writers,
+                                                      ledger))
                       for i in range(2)]
             tasks.append(asyncio.create_task(_faults(server, url, projector, stop, faults, rng, ledger)))
             started = time.monotonic()
@@ -146,7 +142,7 @@ async def soak(minutes: float, writers: int, seed: int) -> int:
             crashed = [r for r in results if isinstance(r, BaseException)]
             report = await _reckon(url, manager, ledger, projector)
             await projector.stop()
-        rss_after = {**_rss([me.pid]), **_rss(_postgres_pids(server))}
+            rss_after = {"python (load, projector, listeners)": me.memory_info().rss, **_postgres_rss(server)}
     report.update(minutes=minutes, faults=dict(faults), users=dict(users), crashed_tasks=[repr(c) for c in crashed],
                   untranslated_errors=dict(collections.Counter(type(e).__name__ for e in ledger.unclear)),
                   rss_growth_mb={k: round((rss_after.get(k, 0) - v) / 2**20, 1) for k, v in rss_before.items()},
@@ -169,8 +165,8 @@ async def _reckon(url: str, manager, ledger: Ledger, projector: Projector) -> di
         rows = await conn.fetch("SELECT job_id, version, type FROM vjm.job_events")
     finally:
         await conn.close()
-    stored = collections.Counter((r["job_id"], r["version"], r["type"]) for r in rows)
-    missing = sum(1 for key in set(ledger.acknowledged) if stored[key] != 1)
+    stored = collections.Counter((r["job_id"], r["version"]) for r in rows)
+    missing = sum(1 for job_id, version, _ in set(ledger.acknowledged) if stored[(job_id, version)] != 1)
     verify = await verify_projections(url)
     history = await manager.verify_history()
     unacknowledged = total - len(set(ledger.acknowledged))

@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 
 from listeners import Projector, ProjectorConfig, subscribe_job_changes, verify_projections
-from statemachine import DatabaseUnavailable
+from statemachine import ConcurrencyConflict, DatabaseUnavailable, InvalidTransition
 from tests.faults.conftest import JOB, eventually, log_and_checkpoint, scaled, wait_projected
 from videojobs import Settings, VideoJobManager
 from videojobs import connect as connect_manager
@@ -76,7 +76,7 @@ async def _step(manager: VideoJobManager, rng: random.Random, job_id: UUID, stat
             return job.version, "complete"
         job = await manager.fail_job(job_id, "encoder crashed", attempt=attempt)
         return job.version, "fail"
-    if state == "failed":
+    if state in ("failed", "cancelled"):
         job = await manager.retry_job(job_id)
         return job.version, "retry"
     return None
@@ -97,6 +97,10 @@ async def _writer(manager: VideoJobManager, ledger: Ledger, seed: int, stop: asy
         while not stop.is_set():
             try:
                 done = await _step(manager, rng, job.job_id, state, attempt)
+            except (InvalidTransition, ConcurrencyConflict):  # someone else moved the job (soak: users, detector)
+                head = (await _until_available(manager, job.job_id))[-1]
+                state, attempt = head.to_state.value, head.attempt
+                continue
             except AMBIGUOUS as exc:
                 ledger.failed(exc)
                 head = (await _until_available(manager, job.job_id))[-1]
@@ -108,6 +112,8 @@ async def _writer(manager: VideoJobManager, ledger: Ledger, seed: int, stop: asy
             ledger.ack(job.job_id, version, kind)
             state = {"start": "processing", "progress": "processing", "complete": "completed",
                      "fail": "failed", "retry": "queued"}[kind]
+            if state == "queued" and kind == "retry" and rng.random() < 0.5:
+                break  # half of the retried jobs are left for the claimers of another day
             attempt += kind == "start"
 
 
