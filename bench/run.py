@@ -73,12 +73,13 @@ def main() -> None:
         report = asyncio.run(run_suite(admin_url, args.smoke, args.only))
     report["load_average_before"] = [round(x, 2) for x in load]
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    stamp = report["date"][:10] + ("-smoke" if args.smoke else "")
+    # A partial run (--only) never replaces the full run's files or the README table.
+    stamp = report["date"][:10] + ("-smoke" if args.smoke else "") + ("-" + "-".join(args.only) if args.only else "")
     write_json(RESULTS / f"{stamp}.json", report)
     image = plot(report, RESULTS / f"{stamp}.png")
     table = markdown(report, image=f"results/{image.name}" if image else None)
     (RESULTS / f"{stamp}.md").write_text(table)
-    if not args.smoke:
+    if not args.smoke and not args.only:
         update_readme(table)
     print(table)
 
