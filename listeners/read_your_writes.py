@@ -16,7 +16,7 @@ import time
 
 from store.projections import get_checkpoint
 
-from .listening import ListeningConnection
+from .listening import CONNECTION_ERRORS, ListeningConnection
 from .notifications import CHANNEL, parse_notice
 
 Cursor = tuple[int, int]
@@ -49,9 +49,19 @@ class ProjectionWatcher:
         return self.reached
 
     async def wait_for(self, cursor: Cursor, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait that returns False
-        """True once the projection has applied `cursor`; False if `timeout` seconds pass first."""
+        """True once the projection has applied `cursor`; False if `timeout` seconds pass first.
+
+        The bound holds whatever the database does: a refresh that cannot reconnect in
+        time counts as "not reached" (the caller's next query reports the outage).
+        """
         target = (int(cursor[0]), int(cursor[1]))
-        deadline = time.monotonic() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._wait(target, time.monotonic() + timeout)
+        except (TimeoutError, *CONNECTION_ERRORS):
+            return self.reached >= target
+
+    async def _wait(self, target: Cursor, deadline: float) -> bool:
         token = self._listening.arm()
         if self.reached >= target or await self.refresh() >= target:
             return True

@@ -37,6 +37,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
+    # "cannot switch to state N; another operation is in progress": a pooled connection
+    # whose server just shut down or killed the session (MagicStack/asyncpg#1069).
+    asyncpg.InternalClientError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
 )

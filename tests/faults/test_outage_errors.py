@@ -1,7 +1,7 @@
 """What callers see when the database goes away: a clear DatabaseUnavailable, quickly (issue 9, part 2).
 
 Each test here is the minimal reproduction of a product bug found by the server
-restart test; they are strict xfails until the product is fixed.
+restart test (each was a strict xfail until its fix landed).
 """
 
 from __future__ import annotations
@@ -18,20 +18,11 @@ from videojobs import Settings
 from videojobs import connect as connect_manager
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store/errors.py: TRANSIENT_ERRORS lacks asyncpg InternalClientError ('cannot switch to state 12; another "
-    "operation (2) is in progress'), which asyncpg raises on a pooled connection whose server sent FATAL "
-    "(shutdown, pg_terminate_backend) just before the query (MagicStack/asyncpg#1069); callers get the raw "
-    "driver error and listeners.JobChangeSubscription dies instead of reconnecting"))
 def test_internal_client_error_after_server_shutdown_is_transient() -> None:
     error = asyncpg.exceptions._base.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
     assert isinstance(translate_error(error), DatabaseUnavailable)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "videojobs/manager: reads (store/jobs.py get_job/find_jobs/..., and _job_after after every append) do not "
-    "translate driver errors; a connection lost mid-read surfaces as asyncpg.ConnectionDoesNotExistError, "
-    "not DatabaseUnavailable (an append that committed is then reported with a raw driver error)"))
 async def test_read_that_loses_its_connection_raises_database_unavailable(database_url: str) -> None:
     async with connect_manager(settings=Settings(database_url=database_url), listeners=False) as manager:
         job = await manager.create_job(user_id="u1", **JOB)
@@ -56,11 +47,6 @@ async def test_read_that_loses_its_connection_raises_database_unavailable(databa
             await blocker.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "listeners/read_your_writes.py: ProjectionWatcher.wait_for() calls refresh() -> ListeningConnection.ensure(), "
-    "which retries connecting for give_up_after=3600 s, ignoring the caller's timeout; so while the server is "
-    "down every manager read after a write hangs (consistency_timeout is not honoured) instead of raising "
-    "DatabaseUnavailable, and the HTTP API cannot answer 503"))
 async def test_read_after_write_fails_fast_while_server_is_down(own_server, own_database: str) -> None:
     settings = Settings(database_url=own_database)
     async with connect_manager(settings=settings, listeners=False, consistency_timeout=0.2) as manager:

@@ -142,7 +142,7 @@ class ManagerCore:
 
 @contextlib.asynccontextmanager
 async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
-    """Enter `opening`; errors while entering become vjm errors (errors inside the block pass through)."""
+    """Enter `opening`; driver errors while entering it or inside the block become vjm errors."""
     try:
         conn = await opening.__aenter__()
     except Exception as exc:
@@ -151,7 +151,10 @@ async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     except BaseException as exc:
         if not await opening.__aexit__(type(exc), exc, exc.__traceback__):
-            raise
+            translated = translate_error(exc) if isinstance(exc, Exception) else exc
+            if translated is exc:
+                raise
+            raise translated from exc
     else:
         await opening.__aexit__(None, None, None)
 
