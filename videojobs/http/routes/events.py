@@ -18,6 +18,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from listeners import JobChangeSubscription
 from statemachine import ValidationError
+from store.identity import PROCESSOR
 
 from ..dependencies import Caller, Manager, State
 from ..schemas import JobChangeMessage
@@ -62,6 +63,7 @@ async def stream(who: Caller, manager: Manager, state: State,
         await manager.list_teams(1)
     subscription = JobChangeSubscription(_database_url(manager, state), after=start,
                                          user_id=None if who.is_service else who.sub,
+                                         role=PROCESSOR if who.is_service else None,
                                          poll_interval=state.options.sse_poll_seconds)
     log.info("stream_opened", user_id=who.sub, role=who.role, after=start)
     return EventSourceResponse(_events(subscription, guard, state), ping=state.options.sse_heartbeat_seconds,
