@@ -54,18 +54,19 @@ def prepare_event(trigger: Trigger | str, data: dict[str, Any] | Payload | None 
     elif job_id is None:
         raise ValidationError("job_id is required", field="job_id")
     return NewEvent(
-        job_id=_as_uuid(job_id, "job_id") if job_id is not None else new_job_id(),
+        job_id=as_uuid(job_id, "job_id") if job_id is not None else new_job_id(),
         trigger=trigger,
         data=payload.model_dump(mode="json", exclude_none=True),
         actor=actor,
         expected_version=_as_int(expected_version, "expected_version", minimum=0),
         attempt=_as_int(attempt, "attempt", minimum=0),
         user_id=user_id,
-        team_id=_as_uuid(team_id, "team_id") if team_id is not None else None,
+        team_id=as_uuid(team_id, "team_id") if team_id is not None else None,
     )
 
 
-def _as_uuid(value: UUID | str, field: str) -> UUID:
+def as_uuid(value: UUID | str, field: str = "job_id") -> UUID:
+    """A UUID from a UUID or its text; ValidationError naming `field` otherwise."""
     if isinstance(value, UUID):
         return value
     try:
@@ -124,12 +125,12 @@ class EventStore:
 
     async def read_stream(self, job_id: UUID | str) -> list[Event]:
         """Every event of one job, in version order (empty if unknown or not visible)."""
-        rows = await self._read("event_get_stream", _as_uuid(job_id, "job_id"))
+        rows = await self._read("event_get_stream", as_uuid(job_id, "job_id"))
         return [event_from_row(r) for r in rows]
 
     async def read_head(self, job_id: UUID | str) -> Event | None:
         """The latest event of one job, or None."""
-        rows = await self._read("event_get_head", _as_uuid(job_id, "job_id"))
+        rows = await self._read("event_get_head", as_uuid(job_id, "job_id"))
         return event_from_row(rows[0]) if rows else None
 
     async def read_after(self, cursor: tuple[int, int] = (0, 0), limit: int = 500) -> list[Event]:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from statemachine import EnhancementLevel, Platform, QualityPreset, State, ValidationError
+from store.jobs import PlatformRow
 from store.projections import JobRow
+from store.teams import Team as TeamRow
 
 JOB_STATUSES = (State.QUEUED, State.PROCESSING, State.COMPLETED, State.FAILED, State.CANCELLED)
 
@@ -121,18 +123,8 @@ class Attempt(BaseModel):
     job: Job
 
 
-class PlatformStats(BaseModel):
+class PlatformStats(PlatformRow):
     """Jobs of one platform by status."""
-
-    model_config = ConfigDict(frozen=True)
-
-    platform_target: str
-    total_jobs: int
-    queued_jobs: int
-    processing_jobs: int
-    completed_jobs: int
-    failed_jobs: int
-    cancelled_jobs: int
 
 
 class DailyStats(BaseModel):
@@ -176,15 +168,8 @@ class BulkResult(BaseModel):
     error_type: str | None = None
 
 
-class Team(BaseModel):
+class Team(TeamRow):
     """A team: its members see each other's team jobs."""
-
-    model_config = ConfigDict(frozen=True)
-
-    team_id: UUID
-    name: str
-    owner_id: str
-    created_at: datetime
 
 
 class HistoryReport(BaseModel):
@@ -207,6 +192,3 @@ class EventPage(BaseModel):
     items: list[Any]
     next_cursor: int | None = None
 
-
-Limit = Annotated[int, Field(ge=1, le=1000)]
-Offset = Annotated[int, Field(ge=0, le=1_000_000)]

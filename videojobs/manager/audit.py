@@ -9,9 +9,10 @@ from listeners.fold import apply_event
 from statemachine import JobNotFound, Trigger, ValidationError
 from store import Event, EventStore
 from store.audit import EventQuery, find_events, read_stream_until, verify_chain
+from store.events import as_uuid
 
 from ..models import EventPage, HistoryReport, Job
-from .core import ManagerCore, as_uuid
+from .core import ManagerCore
 
 
 class AuditMixin(ManagerCore):

@@ -13,7 +13,7 @@ import structlog
 
 from listeners import ProjectionWatcher
 from listeners.fold import apply_event
-from statemachine import JobNotFound, ValidationError
+from statemachine import JobNotFound
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
 from store.identity import AUTHENTICATED, acting_as
@@ -165,13 +165,3 @@ def _fold(row: dict[str, Any] | None, events: list[Event]) -> Job:
     if row is None:
         raise JobNotFound(events[-1].job_id)
     return Job.model_validate(row)
-
-
-def as_uuid(value: UUID | str, field: str = "job_id") -> UUID:
-    """A UUID from a UUID or its text; ValidationError naming `field` otherwise."""
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        raise ValidationError(f"{field} must be a UUID", field=field) from None

@@ -8,10 +8,11 @@ from uuid import UUID
 import pydantic
 
 from statemachine import JobNotFound, ValidationError, to_validation_error
+from store.events import as_uuid
 from store.jobs import JobQuery, count_jobs, find_jobs, get_job
 
 from ..models import Job, JobFilters, JobPage, decode_cursor, encode_cursor
-from .core import ManagerCore, as_uuid
+from .core import ManagerCore
 
 MAX_LIMIT = 500
 MAX_OFFSET = 100_000

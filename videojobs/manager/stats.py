@@ -5,10 +5,11 @@ from __future__ import annotations
 from uuid import UUID
 
 from statemachine import ValidationError
+from store.events import as_uuid
 from store.jobs import get_daily, get_platforms, get_stats
 
 from ..models import DailyStats, JobStats, PlatformStats
-from .core import ManagerCore, as_uuid
+from .core import ManagerCore
 
 
 class StatsMixin(ManagerCore):

@@ -7,9 +7,10 @@ from uuid import UUID
 
 from statemachine import ALLOWED_TRIGGERS, InvalidTransition, State, ValidationError
 from store import Event
+from store.events import as_uuid
 
 from ..models import Attempt, Job
-from .core import ManagerCore, as_uuid
+from .core import ManagerCore
 
 # update_job_status(status) -> the trigger that reaches that status.
 STATUS_TRIGGERS = {
