@@ -23,12 +23,18 @@ class ProcessorsMixin(ManagerCore):
                 platform_target = Platform(platform_target).value
             except ValueError:
                 raise ValidationError("unknown platform_target", field="platform_target") from None
-        await self._read_your_writes()  # jobs this manager just created are claimable at once
-        async with self._connection() as conn:
-            claimed = await claim_jobs(conn, worker_id, limit, platform_target)
+        claimed = await self._claim(worker_id, limit, platform_target)
+        if len(claimed) < limit and await self._projection_behind():
+            # Jobs this manager just queued may not be in the projection yet: wait (bounded) once.
+            await self._read_your_writes()
+            claimed += await self._claim(worker_id, limit - len(claimed), platform_target)
         attempts = []
         for row in claimed:
             self._remember_cursor((row.xact_id, row.position))
             attempts.append(Attempt(job_id=row.job_id, attempt=row.attempt, worker_id=worker_id,
                                     job=await self._job_at(row.job_id, row.version)))
         return attempts
+
+    async def _claim(self, worker_id: str, limit: int, platform: str | None):
+        async with self._connection() as conn:
+            return await claim_jobs(conn, worker_id, limit, platform)

@@ -9,7 +9,7 @@ import pydantic
 
 from statemachine import JobNotFound, ValidationError, to_validation_error
 from store.events import as_uuid
-from store.jobs import JobQuery, count_jobs, find_jobs, get_job
+from store.jobs import JobQuery, count_jobs, find_jobs, get_job, get_stats
 
 from ..models import Job, JobFilters, JobPage, decode_cursor, encode_cursor
 from .core import ManagerCore
@@ -53,10 +53,27 @@ class ReadsMixin(ManagerCore):
         await self._read_your_writes()
         async with self._connection() as conn:
             rows = await find_jobs(conn, query)
-            total = await count_jobs(conn, query)
+            total = await _total(conn, query)
         items = [Job.model_validate(r.model_dump()) for r in rows]
         next_cursor = encode_cursor(items[-1].created_at, items[-1].job_id) if len(items) == query.limit else None
         return JobPage(items=items, total=total, limit=query.limit, offset=query.offset, next_cursor=next_cursor)
+
+
+STATUS_COUNTERS = {"queued": "queued_jobs", "processing": "processing_jobs", "completed": "completed_jobs",
+                   "failed": "failed_jobs", "cancelled": "cancelled_jobs"}
+
+
+async def _total(conn, query: JobQuery) -> int:
+    """How many jobs match: from the scope's counters when only the status narrows it, else a count."""
+    only_status = not (query.platform_target or query.quality_preset or query.enhancement_level
+                       or query.created_from or query.created_before)
+    if only_status and (query.user_id or query.team_id):
+        scope, scope_id = ("user", query.user_id) if query.user_id else ("team", str(query.team_id))
+        counters = await get_stats(conn, scope, scope_id)
+        if not query.statuses:
+            return counters.total_jobs
+        return sum(getattr(counters, STATUS_COUNTERS[s]) for s in set(query.statuses))
+    return await count_jobs(conn, query)
 
 
 def _query(scope: JobQuery, limit: int, offset: int, filters: JobFilters, cursor: str | None) -> JobQuery:
