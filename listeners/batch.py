@@ -69,6 +69,7 @@ def build_write(result: Fold, checkpoint: Checkpoint, events: list[Event], per_j
         deletes=[job_id for job_id, row in result.rows.items() if row is None],
         stats=result.stats,
         daily=result.daily,
+        platforms=result.platforms,
         changes=changes,
         notifications=build_notices(changes, events[-1].cursor, len(events), per_job_limit),
     )

@@ -2,7 +2,8 @@
 
 `fold(before, events)` takes the projected rows of the jobs an event batch touches
 and the batch (in commit order, or any order that keeps each job's versions in
-order) and returns the rows after it, the stats deltas and the daily-bucket deltas.
+order) and returns the rows after it, the stats deltas, the per-platform deltas and
+the daily-bucket deltas.
 The projector applies a fold per batch; rebuild and verify fold every event from
 nothing. Because both use this one function, "rebuild == live" is a real check of
 the incremental path (double or skipped applies), not of two implementations.
@@ -31,14 +32,14 @@ that stats can add and subtract it exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 from uuid import UUID
 
 from statemachine import VJMError
 from store.models import Event
-from store.projections import DailyKey, JobRow, StatsKey
+from store.projections import PLATFORM_FIELDS, DailyKey, JobRow, PlatformKey, StatsKey
 
 Row = dict[str, Any]
 STATUS_INDEX = {"queued": 1, "processing": 2, "completed": 3, "failed": 4, "cancelled": 5}
@@ -57,6 +58,7 @@ class Fold:
     last_events: dict[UUID, Event]           # the last event of each touched job
     stats: dict[StatsKey, list[int]]         # deltas, see store.projections.STATS_FIELDS
     daily: dict[DailyKey, list[int]]         # deltas, see store.projections.DAILY_FIELDS
+    platforms: dict[PlatformKey, list[int]] = field(default_factory=dict)  # deltas, PLATFORM_FIELDS
 
 
 def fold(before: Mapping[UUID, JobRow], events: Iterable[Event]) -> Fold:
@@ -73,7 +75,8 @@ def fold(before: Mapping[UUID, JobRow], events: Iterable[Event]) -> Fold:
         last[job_id] = event
         _count_daily(daily, state[job_id], event)
     rows = {job_id: (JobRow.model_construct(**row) if row is not None else None) for job_id, row in state.items()}
-    return Fold(rows=rows, last_events=last, stats=stats_delta(before, rows), daily=daily)
+    return Fold(rows=rows, last_events=last, stats=stats_delta(before, rows), daily=daily,
+                platforms=platform_delta(before, rows))
 
 
 def apply_event(row: Row | None, event: Event) -> Row | None:
@@ -199,6 +202,28 @@ def stats_delta(before: Mapping[UUID, JobRow], after: Mapping[UUID, JobRow | Non
             vector = contribution(row)
             for key in scope_keys(row.user_id, row.team_id):
                 total = deltas.setdefault(key, [0] * 8)
+                for i, value in enumerate(vector):
+                    total[i] += sign * value
+    return {k: v for k, v in deltas.items() if any(v)}
+
+
+def platform_delta(before: Mapping[UUID, JobRow],
+                   after: Mapping[UUID, JobRow | None]) -> dict[PlatformKey, list[int]]:
+    """Per-platform counter deltas per scope (see PLATFORM_FIELDS) for jobs whose rows changed.
+
+    The before row is taken out of its platform and the after row added to its own, so a
+    job whose platform_target changes (update_metadata) moves from one platform to the other.
+    """
+    width = len(PLATFORM_FIELDS)
+    deltas: dict[PlatformKey, list[int]] = {}
+    for job_id, new in after.items():
+        old = before.get(job_id)
+        for row, sign in ((old, -1), (new, 1)):
+            if row is None:
+                continue
+            vector = contribution(row)[:width]
+            for scope, scope_id in scope_keys(row.user_id, row.team_id):
+                total = deltas.setdefault((scope, scope_id, row.platform_target), [0] * width)
                 for i, value in enumerate(vector):
                     total[i] += sign * value
     return {k: v for k, v in deltas.items() if any(v)}

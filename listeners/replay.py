@@ -74,6 +74,7 @@ async def replay(conn: asyncpg.Connection, upto: tuple[int, int]) -> ReplayCount
     await create_replay_tables(conn)
     stats: dict = {}
     daily: dict = {}
+    platforms: dict = {}
     events = jobs = 0
     async for chunk in chunks_by_job(stream_events_by_job(conn, upto)):
         result = fold({}, chunk)
@@ -81,8 +82,9 @@ async def replay(conn: asyncpg.Connection, upto: tuple[int, int]) -> ReplayCount
         await copy_replay_jobs(conn, rows)
         add_into(stats, result.stats)
         add_into(daily, result.daily)
+        add_into(platforms, result.platforms)
         events, jobs = events + len(chunk), jobs + len(rows)
-    await copy_replay_stats(conn, stats, daily)
+    await copy_replay_stats(conn, stats, daily, platforms)
     return ReplayCount(events, jobs)
 
 

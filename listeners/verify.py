@@ -22,11 +22,13 @@ import structlog
 
 from store.projections import (
     DAILY_FIELDS,
+    PLATFORM_FIELDS,
     STATS_FIELDS,
     Difference,
     JobRow,
     diff_stats_recount,
     fetch_daily,
+    fetch_platform_stats,
     fetch_stats,
     get_checkpoint,
     stream_events_by_job,
@@ -66,6 +68,7 @@ class _Replay:
 
     stats: dict = field(default_factory=dict)
     daily: dict = field(default_factory=dict)
+    platforms: dict = field(default_factory=dict)
     events: int = 0
     jobs: int = 0
 
@@ -74,6 +77,7 @@ class _Replay:
             result = fold({}, chunk)
             add_into(self.stats, result.stats)
             add_into(self.daily, result.daily)
+            add_into(self.platforms, result.platforms)
             self.events += len(chunk)
             for row in result.rows.values():
                 if row is not None:
@@ -92,6 +96,8 @@ async def verify_projections(database_url: str, *, name: str = "main", limit: in
             replay = _Replay()
             differences = [d async for d in _diff_rows(stream_jobs(conn), replay.rows(conn, cursor))][:limit]
             differences += _diff_vectors("job_stats", await fetch_stats(conn), _nonzero(replay.stats), STATS_FIELDS)
+            differences += _diff_vectors("job_stats_platform", await fetch_platform_stats(conn),
+                                         _nonzero(replay.platforms), PLATFORM_FIELDS)
             differences += _diff_vectors("job_stats_daily", await fetch_daily(conn), replay.daily, DAILY_FIELDS)
             differences += await diff_stats_recount(conn, limit)
     finally:

@@ -67,15 +67,13 @@ SELECT day, sum(completed_jobs)::bigint AS completed_jobs, sum(failed_jobs)::big
  ORDER BY day;
 
 -- job_stats_platform_get --
--- Jobs per platform and status for one scope ($1 'user'/'team', $2 its id; NULL: everything visible).
-SELECT platform_target, count(*) AS total_jobs,
-       count(*) FILTER (WHERE status = 'queued') AS queued_jobs,
-       count(*) FILTER (WHERE status = 'processing') AS processing_jobs,
-       count(*) FILTER (WHERE status = 'completed') AS completed_jobs,
-       count(*) FILTER (WHERE status = 'failed') AS failed_jobs,
-       count(*) FILTER (WHERE status = 'cancelled') AS cancelled_jobs
-  FROM vjm.jobs
- WHERE ($1::text IS NULL OR ($1 = 'user' AND user_id = $2) OR ($1 = 'team' AND team_id = $2::uuid))
+-- Jobs per platform and status for one scope ($1 'user'/'team', $2 its id), or summed over every user scope
+-- the caller may see when $1 is NULL (as job_stats_get): read from the counters the projector keeps.
+SELECT platform_target, sum(total_jobs)::bigint AS total_jobs, sum(queued_jobs)::bigint AS queued_jobs,
+       sum(processing_jobs)::bigint AS processing_jobs, sum(completed_jobs)::bigint AS completed_jobs,
+       sum(failed_jobs)::bigint AS failed_jobs, sum(cancelled_jobs)::bigint AS cancelled_jobs
+  FROM vjm.job_stats_platform
+ WHERE scope = coalesce($1, 'user') AND ($2::text IS NULL OR scope_id = $2)
  GROUP BY platform_target
  ORDER BY platform_target;
 

@@ -122,6 +122,27 @@ DELETE FROM vjm.job_stats s
  USING unnest($1::text[], $2::text[]) AS k(scope, scope_id)
  WHERE s.scope = k.scope AND s.scope_id = k.scope_id AND s.total_jobs = 0;
 
+-- job_stats_platform_add_many --
+-- Add per-(scope, platform) deltas to the platform counters (never a recount).
+INSERT INTO vjm.job_stats_platform AS s (scope, scope_id, user_id, team_id, platform_target, total_jobs,
+                                         queued_jobs, processing_jobs, completed_jobs, failed_jobs, cancelled_jobs)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bigint[], $7::bigint[],
+                     $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
+ON CONFLICT (scope, scope_id, platform_target) DO UPDATE SET
+    total_jobs = s.total_jobs + excluded.total_jobs,
+    queued_jobs = s.queued_jobs + excluded.queued_jobs,
+    processing_jobs = s.processing_jobs + excluded.processing_jobs,
+    completed_jobs = s.completed_jobs + excluded.completed_jobs,
+    failed_jobs = s.failed_jobs + excluded.failed_jobs,
+    cancelled_jobs = s.cancelled_jobs + excluded.cancelled_jobs;
+
+-- job_stats_platform_prune_empty --
+-- Drop platform counter rows that no longer count any job, so they equal a recount exactly.
+DELETE FROM vjm.job_stats_platform s
+ USING unnest($1::text[], $2::text[], $3::text[]) AS k(scope, scope_id, platform_target)
+ WHERE s.scope = k.scope AND s.scope_id = k.scope_id AND s.platform_target = k.platform_target
+   AND s.total_jobs = 0;
+
 -- job_stats_daily_add_many --
 -- Add to the daily history buckets (completed, failed, cancelled, processing milliseconds).
 INSERT INTO vjm.job_stats_daily AS d (scope, scope_id, user_id, team_id, day, completed_jobs, failed_jobs,
@@ -184,6 +205,10 @@ CREATE TEMP TABLE job_stats_replay (
 CREATE TEMP TABLE job_stats_daily_replay (
     scope text, scope_id text, user_id text, team_id uuid, day date, completed_jobs bigint,
     failed_jobs bigint, cancelled_jobs bigint, processing_ms bigint, PRIMARY KEY (scope, scope_id, day)) ON COMMIT DROP;
+CREATE TEMP TABLE job_stats_platform_replay (
+    scope text, scope_id text, user_id text, team_id uuid, platform_target text, total_jobs bigint,
+    queued_jobs bigint, processing_jobs bigint, completed_jobs bigint, failed_jobs bigint, cancelled_jobs bigint,
+    PRIMARY KEY (scope, scope_id, platform_target)) ON COMMIT DROP;
 ALTER TABLE jobs_replay ADD PRIMARY KEY (job_id);
 
 -- job_get_all --
@@ -204,6 +229,12 @@ SELECT scope, scope_id, total_jobs, queued_jobs, processing_jobs, completed_jobs
 -- job_stats_daily_get_all --
 -- Every daily bucket.
 SELECT scope, scope_id, day, completed_jobs, failed_jobs, cancelled_jobs, processing_ms FROM vjm.job_stats_daily;
+
+-- job_stats_platform_get_all --
+-- Every platform counter row.
+SELECT scope, scope_id, platform_target, total_jobs, queued_jobs, processing_jobs, completed_jobs, failed_jobs,
+       cancelled_jobs
+  FROM vjm.job_stats_platform;
 
 -- job_stats_recount_diff --
 -- Stats counters that differ from a recount over vjm.jobs (invariant 8).
@@ -230,6 +261,34 @@ SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) AS 
        CASE WHEN r.scope IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
   FROM live l
   FULL JOIN recount r ON r.scope = l.scope AND r.scope_id = l.scope_id
+ WHERE l.scope IS NULL OR r.scope IS NULL OR to_jsonb(l) <> to_jsonb(r)
+ ORDER BY 1
+ LIMIT $1;
+
+-- job_stats_platform_recount_diff --
+-- Platform counters that differ from a recount over vjm.jobs.
+WITH recount AS (
+    SELECT s.scope, s.scope_id, s.user_id, s.team_id, j.platform_target, count(*) AS total_jobs,
+           count(*) FILTER (WHERE j.status = 'queued') AS queued_jobs,
+           count(*) FILTER (WHERE j.status = 'processing') AS processing_jobs,
+           count(*) FILTER (WHERE j.status = 'completed') AS completed_jobs,
+           count(*) FILTER (WHERE j.status = 'failed') AS failed_jobs,
+           count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled_jobs
+      FROM vjm.jobs j
+     CROSS JOIN LATERAL (VALUES ('user', j.user_id, j.user_id, NULL::uuid),
+                                ('team', j.team_id::text, NULL, j.team_id)) AS s(scope, scope_id, user_id, team_id)
+     WHERE s.scope_id IS NOT NULL
+     GROUP BY 1, 2, 3, 4, 5
+),
+live AS (SELECT scope, scope_id, user_id, team_id, platform_target, total_jobs, queued_jobs, processing_jobs,
+                completed_jobs, failed_jobs, cancelled_jobs FROM vjm.job_stats_platform)
+SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) || ':'
+           || coalesce(l.platform_target, r.platform_target) AS key,
+       CASE WHEN l.scope IS NULL THEN 'missing' WHEN r.scope IS NULL THEN 'extra' ELSE 'different' END AS kind,
+       CASE WHEN l.scope IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
+       CASE WHEN r.scope IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
+  FROM live l
+  FULL JOIN recount r ON r.scope = l.scope AND r.scope_id = l.scope_id AND r.platform_target = l.platform_target
  WHERE l.scope IS NULL OR r.scope IS NULL OR to_jsonb(l) <> to_jsonb(r)
  ORDER BY 1
  LIMIT $1;
@@ -293,3 +352,23 @@ ON CONFLICT (scope, scope_id, day) DO UPDATE SET
 DELETE FROM vjm.job_stats_daily d
  WHERE NOT EXISTS (SELECT 1 FROM pg_temp.job_stats_daily_replay r
                     WHERE r.scope = d.scope AND r.scope_id = d.scope_id AND r.day = d.day);
+
+-- job_stats_platform_replay_merge --
+-- Replace the platform counters with the replayed ones, in place.
+INSERT INTO vjm.job_stats_platform AS s (scope, scope_id, user_id, team_id, platform_target, total_jobs,
+                                         queued_jobs, processing_jobs, completed_jobs, failed_jobs, cancelled_jobs)
+SELECT * FROM pg_temp.job_stats_platform_replay
+ON CONFLICT (scope, scope_id, platform_target) DO UPDATE SET
+    user_id = excluded.user_id, team_id = excluded.team_id, total_jobs = excluded.total_jobs,
+    queued_jobs = excluded.queued_jobs, processing_jobs = excluded.processing_jobs,
+    completed_jobs = excluded.completed_jobs, failed_jobs = excluded.failed_jobs,
+    cancelled_jobs = excluded.cancelled_jobs
+ WHERE (s.total_jobs, s.queued_jobs, s.processing_jobs, s.completed_jobs, s.failed_jobs, s.cancelled_jobs)
+       IS DISTINCT FROM (excluded.total_jobs, excluded.queued_jobs, excluded.processing_jobs,
+        excluded.completed_jobs, excluded.failed_jobs, excluded.cancelled_jobs);
+
+-- job_stats_platform_replay_prune --
+-- Remove platform counter rows that the replay does not have.
+DELETE FROM vjm.job_stats_platform s
+ WHERE NOT EXISTS (SELECT 1 FROM pg_temp.job_stats_platform_replay r
+                    WHERE r.scope = s.scope AND r.scope_id = s.scope_id AND r.platform_target = s.platform_target);

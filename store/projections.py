@@ -23,6 +23,7 @@ from .sqlfiles import load_queries
 Executor = asyncpg.Pool | asyncpg.Connection
 StatsKey = tuple[str, str]            # (scope, scope_id)
 DailyKey = tuple[str, str, date]      # (scope, scope_id, day)
+PlatformKey = tuple[str, str, str]    # (scope, scope_id, platform_target)
 
 JOB_COLUMNS = (
     "job_id", "user_id", "team_id", "status", "attempt", "attempts_left", "max_attempts", "worker_id",
@@ -33,6 +34,8 @@ JOB_COLUMNS = (
 # Deltas and totals: total, queued, processing, completed, failed, cancelled, timed, processing ms.
 STATS_FIELDS = ("total_jobs", "queued_jobs", "processing_jobs", "completed_jobs", "failed_jobs",
                 "cancelled_jobs", "timed_jobs", "total_processing_ms")
+# Per scope and platform: the first six of STATS_FIELDS (a job's contribution, cut short).
+PLATFORM_FIELDS = STATS_FIELDS[:6]
 DAILY_FIELDS = ("completed_jobs", "failed_jobs", "cancelled_jobs", "processing_ms")
 
 
@@ -151,6 +154,7 @@ class ProjectionWrite:
     deletes: list[UUID] = field(default_factory=list)
     stats: dict[StatsKey, list[int]] = field(default_factory=dict)
     daily: dict[DailyKey, list[int]] = field(default_factory=dict)
+    platforms: dict[PlatformKey, list[int]] = field(default_factory=dict)
     changes: list[JobChange] = field(default_factory=list)
     notifications: list[str] = field(default_factory=list)
 
@@ -221,6 +225,8 @@ async def write_projection(conn: asyncpg.Connection, name: str, write: Projectio
         await conn.execute(_q("job_delete_many"), write.deletes)
     if write.stats:
         await _add_stats(conn, write.stats)
+    if write.platforms:
+        await _add_platform_stats(conn, write.platforms)
     if write.daily:
         await conn.execute(_q("job_stats_daily_add_many"), *_daily_columns(write.daily))
     if write.changes:
@@ -236,6 +242,13 @@ async def _add_stats(conn: asyncpg.Connection, stats: Mapping[StatsKey, list[int
     await conn.execute(_q("job_stats_prune_empty"), [k[0] for k in keys], [k[1] for k in keys])
 
 
+async def _add_platform_stats(conn: asyncpg.Connection, platforms: Mapping[PlatformKey, list[int]]) -> None:
+    await conn.execute(_q("job_stats_platform_add_many"), *_platform_columns(platforms))
+    keys = list(platforms)
+    await conn.execute(_q("job_stats_platform_prune_empty"), [k[0] for k in keys], [k[1] for k in keys],
+                       [k[2] for k in keys])
+
+
 def _job_columns(rows: Sequence[JobRow]) -> list[list[Any]]:
     # output_paths goes as JSON text: a list of lists would be sent as a 2-D array; see job_upsert_many.
     columns = [[getattr(r, c) for r in rows] for c in JOB_COLUMNS]
@@ -249,6 +262,14 @@ def _stats_columns(stats: Mapping[StatsKey, list[int]]) -> list[list[Any]]:
     columns: list[list[Any]] = [[k[0] for k in stats], [k[1] for k in stats],
                                 [o[0] for o in owners], [o[1] for o in owners]]
     columns += [[v[i] for v in stats.values()] for i in range(len(STATS_FIELDS))]
+    return columns
+
+
+def _platform_columns(platforms: Mapping[PlatformKey, list[int]]) -> list[list[Any]]:
+    owners = [scope_owner(k[0], k[1]) for k in platforms]
+    columns: list[list[Any]] = [[k[0] for k in platforms], [k[1] for k in platforms], [o[0] for o in owners],
+                                [o[1] for o in owners], [k[2] for k in platforms]]
+    columns += [[v[i] for v in platforms.values()] for i in range(len(PLATFORM_FIELDS))]
     return columns
 
 
@@ -307,11 +328,16 @@ async def copy_replay_jobs(conn: asyncpg.Connection, rows: Sequence[JobRow]) -> 
 
 
 async def copy_replay_stats(conn: asyncpg.Connection, stats: Mapping[StatsKey, list[int]],
-                            daily: Mapping[DailyKey, list[int]]) -> None:
-    """Bulk-load replayed stats counters and daily buckets into the shadow tables."""
+                            daily: Mapping[DailyKey, list[int]],
+                            platforms: Mapping[PlatformKey, list[int]] | None = None) -> None:
+    """Bulk-load replayed stats counters, platform counters and daily buckets into the shadow tables."""
     kept = {k: v for k, v in stats.items() if v[0] != 0}
     if kept:
         await conn.copy_records_to_table("job_stats_replay", records=list(zip(*_stats_columns(kept), strict=True)))
+    kept_platforms = {k: v for k, v in (platforms or {}).items() if v[0] != 0}
+    if kept_platforms:
+        await conn.copy_records_to_table("job_stats_platform_replay",
+                                         records=list(zip(*_platform_columns(kept_platforms), strict=True)))
     if daily:
         await conn.copy_records_to_table("job_stats_daily_replay", records=list(zip(*_daily_columns(daily), strict=True)))
 
@@ -328,6 +354,12 @@ async def fetch_stats(executor: Executor) -> dict[StatsKey, list[int]]:
     return {(r["scope"], r["scope_id"]): [r[f] for f in STATS_FIELDS] for r in rows}
 
 
+async def fetch_platform_stats(executor: Executor) -> dict[PlatformKey, list[int]]:
+    """Every platform counter row, as vectors in PLATFORM_FIELDS order."""
+    rows = await executor.fetch(_q("job_stats_platform_get_all"))
+    return {(r["scope"], r["scope_id"], r["platform_target"]): [r[f] for f in PLATFORM_FIELDS] for r in rows}
+
+
 async def fetch_daily(executor: Executor) -> dict[DailyKey, list[int]]:
     """Every daily bucket, as vectors in DAILY_FIELDS order."""
     rows = await executor.fetch(_q("job_stats_daily_get_all"))
@@ -335,8 +367,11 @@ async def fetch_daily(executor: Executor) -> dict[DailyKey, list[int]]:
 
 
 async def diff_stats_recount(executor: Executor, limit: int = 100) -> list[Difference]:
-    """Stats counters that differ from a recount over vjm.jobs (read-only)."""
-    return [_difference("job_stats_recount", row) for row in await executor.fetch(_q("job_stats_recount_diff"), limit)]
+    """Stats and platform counters that differ from a recount over vjm.jobs (read-only)."""
+    found = [_difference("job_stats_recount", row) for row in await executor.fetch(_q("job_stats_recount_diff"), limit)]
+    found += [_difference("job_stats_platform_recount", row)
+              for row in await executor.fetch(_q("job_stats_platform_recount_diff"), limit)]
+    return found
 
 
 def _difference(table: str, row: Any) -> Difference:
@@ -353,6 +388,8 @@ async def merge_replay(conn: asyncpg.Connection) -> dict[str, int]:
     changed: dict[str, int] = {}
     for table, merge, prune in (("jobs", "jobs_replay_merge", "jobs_replay_prune"),
                                 ("job_stats", "job_stats_replay_merge", "job_stats_replay_prune"),
+                                ("job_stats_platform", "job_stats_platform_replay_merge",
+                                 "job_stats_platform_replay_prune"),
                                 ("job_stats_daily", "job_stats_daily_replay_merge", "job_stats_daily_replay_prune")):
         merged = await conn.execute(_q(merge))
         pruned = await conn.execute(_q(prune))

@@ -101,6 +101,22 @@ def test_delete_removes_the_row_and_its_stats() -> None:
     assert after.stats == {("user", "u1"): [-1, -1, 0, 0, 0, 0, 0, 0], ("team", str(TEAM)): [-1, -1, 0, 0, 0, 0, 0, 0]}
 
 
+def test_platform_counters_follow_status_platform_changes_and_deletes() -> None:
+    h = History(uuid.uuid4(), team=None)
+    h.add("create", 0)
+    created = fold({}, h.events)
+    assert created.platforms == {("user", "u1", "tiktok"): [1, 1, 0, 0, 0, 0]}
+    h.add("start", 1)
+    h.add("update_metadata", 2, {"platform_target": "instagram"})
+    moved = fold({h.job_id: created.rows[h.job_id]}, h.events[1:])
+    assert moved.platforms == {("user", "u1", "tiktok"): [-1, -1, 0, 0, 0, 0],
+                               ("user", "u1", "instagram"): [1, 0, 1, 0, 0, 0]}
+    h.add("cancel", 3)
+    h.add("delete", 4)
+    gone = fold({h.job_id: moved.rows[h.job_id]}, h.events[3:])
+    assert gone.platforms == {("user", "u1", "instagram"): [-1, 0, -1, 0, 0, 0]}
+
+
 def test_event_for_unknown_job_is_a_gap() -> None:
     h = History(uuid.uuid4())
     h.add("create", 0)
@@ -152,16 +168,22 @@ def test_incremental_batches_equal_one_fold(case) -> None:
     rows: dict = {}
     stats: dict = {}
     daily: dict = {}
+    platforms: dict = {}
     for start, stop in zip([0, *cuts], [*cuts, len(events)], strict=True):
         part = fold({k: v for k, v in rows.items() if v is not None}, events[start:stop])
         rows.update(part.rows)
-        for total, delta in ((stats, part.stats), (daily, part.daily)):
+        for total, delta in ((stats, part.stats), (daily, part.daily), (platforms, part.platforms)):
             for key, vector in delta.items():
                 total[key] = [a + b for a, b in zip(total.get(key, [0] * len(vector)), vector, strict=True)]
     assert rows == whole.rows
     assert {k: v for k, v in daily.items() if any(v)} == whole.daily
     recount: dict = {}
+    by_platform: dict = {}
     for row in (r for r in rows.values() if r is not None):
         for key in scope_keys(row.user_id, row.team_id):
             recount[key] = [a + b for a, b in zip(recount.get(key, [0] * 8), contribution(row), strict=True)]
+            pkey = (*key, row.platform_target)
+            by_platform[pkey] = [a + b for a, b in zip(by_platform.get(pkey, [0] * 6), contribution(row)[:6],
+                                                       strict=True)]
     assert {k: v for k, v in stats.items() if any(v)} == recount
+    assert {k: v for k, v in platforms.items() if any(v)} == by_platform

@@ -1,0 +1,104 @@
+"""Per-platform counters (vjm.job_stats_platform): kept by the projector, equal to a recount, verified, rebuilt."""
+
+from __future__ import annotations
+
+from listeners import rebuild_projections, verify_projections
+from store.jobs import get_platforms
+from store.sqlfiles import load_queries
+from tests.integration.conftest import assert_read_model_is_fold
+
+PLATFORM_STATS = "SELECT * FROM vjm.job_stats_platform ORDER BY scope, scope_id, platform_target"
+COUNTERS = ("total_jobs", "queued_jobs", "processing_jobs", "completed_jobs", "failed_jobs", "cancelled_jobs")
+
+
+async def _project(make_projector, workload, rounds: int = 4) -> list:
+    projector = make_projector(batch_size=7)
+    events = []
+    for seed in range(rounds):
+        events += await workload(jobs=25, seed=seed + 20)
+        await projector.run_once()
+    return events
+
+
+async def _recount(pool) -> dict:
+    recount: dict = {}
+    for job in await pool.fetch("SELECT * FROM vjm.jobs"):
+        scopes = [("user", job["user_id"])] + ([("team", str(job["team_id"]))] if job["team_id"] else [])
+        for scope, scope_id in scopes:
+            counts = recount.setdefault((scope, scope_id, job["platform_target"]), dict.fromkeys(COUNTERS, 0))
+            counts["total_jobs"] += 1
+            counts[f"{job['status']}_jobs"] += 1
+    return recount
+
+
+async def test_platform_counters_equal_a_recount_after_a_random_workload(database_url: str, pool, workload,
+                                                                        make_projector) -> None:
+    events = await _project(make_projector, workload)
+    kinds = {e.type for e in events}
+    assert {"update_metadata", "delete", "retry"} <= kinds
+    created = {e.job_id: e.data["platform_target"] for e in events if e.type == "create"}
+    moved = {e.job_id for e in events
+             if e.type == "update_metadata" and e.data.get("platform_target") not in (None, created[e.job_id])}
+    assert moved, "the workload should move some jobs to another platform"
+
+    live = {(r["scope"], r["scope_id"], r["platform_target"]): {c: r[c] for c in COUNTERS}
+            for r in await pool.fetch(PLATFORM_STATS)}
+    assert live == await _recount(pool)
+    assert {r["platform_target"] for r in await pool.fetch(PLATFORM_STATS)} >= {"tiktok", "instagram"}
+    # Per scope the platforms add up to the scope's counters.
+    for stats in await pool.fetch("SELECT * FROM vjm.job_stats"):
+        parts = [v for k, v in live.items() if k[:2] == (stats["scope"], stats["scope_id"])]
+        assert {c: sum(p[c] for p in parts) for c in COUNTERS} == {c: stats[c] for c in COUNTERS}
+    await assert_read_model_is_fold(database_url)
+
+    # The read side returns the same breakdown (summed over users when no scope is given).
+    user = next(k for k in live if k[0] == "user")
+    rows = await get_platforms(pool, "user", user[1])
+    assert {r.platform_target: r.total_jobs for r in rows} == {k[2]: v["total_jobs"] for k, v in live.items()
+                                                                 if k[:2] == user[:2]}
+    everything: dict = {}
+    for key, counts in live.items():
+        if key[0] == "user":
+            everything[key[2]] = everything.get(key[2], 0) + counts["total_jobs"]
+    assert {r.platform_target: r.total_jobs for r in await get_platforms(pool, None, None)} == everything
+
+    result = await rebuild_projections(database_url)
+    assert result.changed["job_stats_platform"] == 0
+
+
+async def test_verify_reports_a_tampered_platform_counter_and_rebuild_repairs_it(database_url: str, pool, workload,
+                                                                                 make_projector) -> None:
+    await _project(make_projector, workload, rounds=2)
+    assert (await verify_projections(database_url)).ok
+    key = await pool.fetchrow("SELECT scope, scope_id, platform_target FROM vjm.job_stats_platform "
+                              "ORDER BY scope, scope_id, platform_target LIMIT 1")
+    await pool.execute("UPDATE vjm.job_stats_platform SET completed_jobs = completed_jobs + 1 "
+                       "WHERE scope = $1 AND scope_id = $2 AND platform_target = $3", *key)
+    result = await verify_projections(database_url)
+    assert not result.ok and result.exit_code == 1
+    by_table = {d.table: d for d in result.differences}
+    wanted = ":".join(key)
+    assert by_table["job_stats_platform"].key == wanted and by_table["job_stats_platform"].kind == "different"
+    assert by_table["job_stats_platform"].columns == ("completed_jobs",)
+    assert by_table["job_stats_platform_recount"].key == wanted
+    assert set(by_table) == {"job_stats_platform", "job_stats_platform_recount"}
+    repaired = await rebuild_projections(database_url)
+    assert repaired.changed["job_stats_platform"] == 1
+    assert (await verify_projections(database_url)).ok
+
+
+async def test_a_missing_platform_row_is_reported_and_restored(database_url: str, pool, workload,
+                                                               make_projector) -> None:
+    await _project(make_projector, workload, rounds=1)
+    await pool.execute("DELETE FROM vjm.job_stats_platform WHERE scope = 'team'")
+    result = await verify_projections(database_url)
+    kinds = {(d.table, d.kind) for d in result.differences}
+    assert ("job_stats_platform", "missing") in kinds and ("job_stats_platform_recount", "missing") in kinds
+    await rebuild_projections(database_url)
+    assert (await verify_projections(database_url)).ok
+
+
+async def test_platform_breakdown_reads_the_counters_not_the_jobs(pool) -> None:
+    query = load_queries()["job_stats_platform_get"]
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + query, "user", "u1"))
+    assert "job_stats_platform" in plan and "vjm.jobs" not in plan and " on jobs" not in plan
