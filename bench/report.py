@@ -146,7 +146,8 @@ def plot(report: dict, path: Path) -> Path | None:
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.lines:
+            ax.legend(fontsize=8)
         ax.set_ylim(bottom=0)
     fig.suptitle(f"vjm benchmarks, {report['date']} ({'smoke' if report['smoke'] else 'full'})", fontsize=10)
     fig.tight_layout()
