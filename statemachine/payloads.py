@@ -51,6 +51,8 @@ class EnhancementLevel(StrEnum):
 
 
 def _has_control_chars(text: str) -> bool:
+    if text.isprintable():  # fast path: every control, format, surrogate, private or unassigned char is not
+        return False
     return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in text)
 
 
