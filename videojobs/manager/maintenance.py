@@ -14,6 +14,7 @@ from listeners import (
     verify_projections,
 )
 from statemachine import ValidationError
+from store import translate_error
 from store.audit import last_cursor
 
 from .core import ManagerCore
@@ -29,7 +30,7 @@ class MaintenanceMixin(ManagerCore):
             raise ValidationError("older_than must be between 0 seconds and 7 days", field="older_than")
         await self._read_your_writes()
         detector = StuckDetector(self._pool, StuckDetectorConfig(timeout=float(seconds)))
-        result = await detector.run_once()
+        result = await _translated_call(detector.run_once())
         if result.reset:  # its time_out events were not written through this manager: wait for them too
             async with self._connection() as conn:
                 cursor = await last_cursor(conn)
@@ -39,9 +40,20 @@ class MaintenanceMixin(ManagerCore):
 
     async def rebuild_projections(self) -> RebuildResult:
         """Replay every event into fresh tables and swap them in; readers are never blocked."""
-        return await rebuild_projections(self._url)
+        return await _translated_call(rebuild_projections(self._url))
 
     async def verify_projections(self) -> VerifyResult:
         """Compare the live projection with a replay and the stats with a recount."""
         await self._read_your_writes()
-        return await verify_projections(self._url)
+        return await _translated_call(verify_projections(self._url))
+
+
+async def _translated_call(operation):
+    """Await `operation`; driver errors (e.g. the server going away) become vjm errors."""
+    try:
+        return await operation
+    except Exception as exc:
+        translated = translate_error(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
