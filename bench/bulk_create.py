@@ -11,8 +11,6 @@ same indexes) into `bench_raw.job_events`. Rows/s; the ratio is vjm / COPY.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import hashlib
 import json
 import time
@@ -22,9 +20,8 @@ import asyncpg
 
 import videojobs
 from store import EventStore, prepare_event
-from videojobs.logs import configure_logging
 
-from .common import bench_server, fresh_database, interleaved, server_facts
+from .common import interleaved, run_standalone
 from .write_path import RAW_SCHEMA
 
 MANAGER_CHUNK = 10_000  # VideoJobManager's MAX_BULK
@@ -108,20 +105,8 @@ async def _codecs(conn: asyncpg.Connection) -> None:
 
 
 def main() -> None:
-    """Entry point: print the results as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
-    args = parser.parse_args()
-    configure_logging("WARNING")
-
-    async def _main(admin_url: str) -> dict:
-        async with fresh_database(admin_url) as url:
-            result = await run(url, args.smoke)
-        result["server"] = await server_facts(admin_url)
-        return result
-
-    with bench_server() as admin_url:
-        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
+    """Entry point: this workload alone, results as JSON on stdout."""
+    run_standalone(run, __doc__)
 
 
 if __name__ == "__main__":

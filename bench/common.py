@@ -139,3 +139,25 @@ def percentile(values: list[float], q: float) -> float:
 def write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def run_standalone(run: Callable[[str, bool], Awaitable[dict]], doc: str | None) -> None:
+    """`python -m bench.<workload> [--smoke] [--embedded]`: one workload on a fresh database, JSON on stdout."""
+    import argparse
+
+    from videojobs.logs import configure_logging
+
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
+    parser.add_argument("--embedded", action="store_true", help="use the embedded server, not 127.0.0.1:5432")
+    args = parser.parse_args()
+    configure_logging("WARNING", json=True)  # logs on stderr; stdout stays one JSON document
+
+    async def _main(admin_url: str) -> dict:
+        async with fresh_database(admin_url) as url:
+            result = await run(url, args.smoke)
+        result["server"] = await server_facts(admin_url)
+        return result
+
+    with bench_server(prefer_local=not args.embedded) as admin_url:
+        print(json.dumps(asyncio.run(_main(admin_url)), indent=2, default=str))

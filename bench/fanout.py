@@ -16,7 +16,6 @@ connections; the result says how many were connected.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -31,9 +30,8 @@ from store import EventStore, create_pool, prepare_event
 from videojobs import Settings
 from videojobs.http import HttpOptions, create_app
 from videojobs.http.auth import SERVICE_ROLE, mint_token
-from videojobs.logs import configure_logging
 
-from .common import bench_server, fresh_database, percentile, server_facts
+from .common import percentile, run_standalone
 from .projection_lag import DATA
 
 SECRET = "bench-secret-0123456789-0123456789"
@@ -133,20 +131,8 @@ async def run(url: str, smoke: bool) -> dict:
 
 
 def main() -> None:
-    """Entry point: print the results as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
-    args = parser.parse_args()
-    configure_logging("WARNING")
-
-    async def _main(admin_url: str) -> dict:
-        async with fresh_database(admin_url) as url:
-            result = await run(url, args.smoke)
-        result["server"] = await server_facts(admin_url)
-        return result
-
-    with bench_server() as admin_url:
-        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
+    """Entry point: this workload alone, results as JSON on stdout."""
+    run_standalone(run, __doc__)
 
 
 if __name__ == "__main__":

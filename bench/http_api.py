@@ -8,9 +8,7 @@ gives the floor, and the difference is the HTTP layer's overhead.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import socket
 import statistics
 import time
@@ -21,9 +19,8 @@ import uvicorn
 from videojobs import Settings, VideoJobManager
 from videojobs.http import create_app
 from videojobs.http.auth import mint_token
-from videojobs.logs import configure_logging
 
-from .common import bench_server, fresh_database, server_facts
+from .common import run_standalone
 
 SECRET = "bench-secret-0123456789-0123456789"
 JOB = {"original_filename": "clip.mp4", "original_filesize": 10_485_760, "clip_count": 5,
@@ -102,20 +99,8 @@ async def run(url: str, smoke: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
-    parser.add_argument("--embedded", action="store_true", help="use the embedded server, not 127.0.0.1:5432")
-    args = parser.parse_args()
-    configure_logging("WARNING")
-
-    async def _main(admin_url: str) -> dict:
-        async with fresh_database(admin_url) as url:
-            result = await run(url, args.smoke)
-        result["server"] = await server_facts(admin_url)
-        return result
-
-    with bench_server(prefer_local=not args.embedded) as admin_url:
-        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
+    """Entry point: this workload alone, results as JSON on stdout."""
+    run_standalone(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ tracing is opt-in and not enabled here; procrastinate has none).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -41,10 +40,9 @@ from store import EventStore, prepare_event
 from store.identity import ADMIN, create_role_pool
 from store.jobs import claim_jobs
 from videojobs.connect import login_of
-from videojobs.logs import configure_logging
 
 from .bulk_create import job_spec
-from .common import bench_server, fresh_database, interleaved, server_facts
+from .common import interleaved, run_standalone
 
 MANAGER_CHUNK = 10_000
 TARGETS = {"procrastinate": 3.0, "pgqueuer": 1.0}
@@ -227,20 +225,8 @@ async def run(url: str, smoke: bool) -> dict:
 
 
 def main() -> None:
-    """Entry point: print the results as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
-    args = parser.parse_args()
-    configure_logging("WARNING")
-
-    async def _main(admin_url: str) -> dict:
-        async with fresh_database(admin_url) as url:
-            result = await run(url, args.smoke)
-        result["server"] = await server_facts(admin_url)
-        return result
-
-    with bench_server() as admin_url:
-        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
+    """Entry point: this workload alone, results as JSON on stdout."""
+    run_standalone(run, __doc__)
 
 
 if __name__ == "__main__":

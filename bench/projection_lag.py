@@ -15,24 +15,20 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import bisect
-import json
-import logging
 import multiprocessing
 import statistics
-import sys
 import time
 from typing import Any
 
 import asyncpg
-import structlog
 
 from listeners import Projector, ProjectorConfig, parse_notice
 from store import EventStore, connect, create_pool, prepare_event
+from videojobs.logs import configure_logging
 
-from .common import bench_server, fresh_database
+from .common import run_standalone
 
 CYCLE = ("create", "start", "progress", "complete")
 DATA = {
@@ -78,7 +74,7 @@ async def max_write_rate(url: str, writers: int, seconds: float) -> float:
 
 
 def _projector_process(url: str, ready, stop) -> None:
-    quiet_logs()
+    configure_logging("WARNING", json=True)
 
     async def main() -> None:
         projector = Projector(ProjectorConfig(database_url=url))
@@ -211,25 +207,8 @@ async def run(url: str, smoke: bool, max_rate: float | None = None) -> dict:
 
 
 def main() -> None:
-    """Entry point: print the results as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small and quick (< 30 s)")
-    args = parser.parse_args()
-
-    quiet_logs()
-
-    async def _main(admin_url: str) -> dict:
-        async with fresh_database(admin_url) as url:
-            return await run(url, args.smoke)
-
-    with bench_server() as admin_url:
-        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
-
-
-def quiet_logs() -> None:
-    """Warnings only, on stderr, so stdout stays one JSON document."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    """Entry point: this workload alone, results as JSON on stdout."""
+    run_standalone(run, __doc__)
 
 
 if __name__ == "__main__":

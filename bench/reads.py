@@ -24,7 +24,6 @@ role), and EXPLAIN ANALYZE of each raw query is kept (first lines).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -39,10 +38,9 @@ from store.identity import ADMIN, create_role_pool
 from store.projections import find_stuck_jobs
 from store.sqlfiles import load_queries
 from videojobs.connect import login_of
-from videojobs.logs import configure_logging
 from videojobs.models import encode_cursor
 
-from .common import bench_server, fresh_database, interleaved_figures, percentile, server_facts
+from .common import interleaved_figures, percentile, run_standalone
 
 TARGETS_MS = {"keyset_page": 2.0, "stats": 1.0, "stuck_scan": 1.0, "history": 1.0}
 CHUNK = 5_000
@@ -215,20 +213,8 @@ async def run(url: str, smoke: bool) -> dict:
 
 
 def main() -> None:
-    """Entry point: print the results as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
-    args = parser.parse_args()
-    configure_logging("WARNING")
-
-    async def _main(admin_url: str) -> dict:
-        async with fresh_database(admin_url) as url:
-            result = await run(url, args.smoke)
-        result["server"] = await server_facts(admin_url)
-        return result
-
-    with bench_server() as admin_url:
-        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
+    """Entry point: this workload alone, results as JSON on stdout."""
+    run_standalone(run, __doc__)
 
 
 if __name__ == "__main__":

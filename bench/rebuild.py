@@ -10,16 +10,14 @@ over identical tables and over emptied ones (events/s, target >= 20,000) and `ve
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import time
 
 from listeners import Projector, ProjectorConfig, rebuild_projections, verify_projections
 from store import EventStore, connect, create_pool, prepare_event
 
-from .common import bench_server, fresh_database
-from .projection_lag import DATA, quiet_logs
+from .common import run_standalone
+from .projection_lag import DATA
 
 STEPS = ("start", "progress", "complete")
 
@@ -95,18 +93,8 @@ async def _clear_read_models(url: str) -> None:
 
 
 def main() -> None:
-    """Entry point: print the results as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small and quick (< 30 s)")
-    args = parser.parse_args()
-    quiet_logs()
-
-    async def _main(admin_url: str) -> dict:
-        async with fresh_database(admin_url) as url:
-            return await run(url, args.smoke)
-
-    with bench_server() as admin_url:
-        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
+    """Entry point: this workload alone, results as JSON on stdout."""
+    run_standalone(run, __doc__)
 
 
 if __name__ == "__main__":

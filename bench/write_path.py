@@ -9,19 +9,16 @@ INSERT, one as a single statement INSERT ... RETURNING plus pg_notify.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
-import json
 import time
 import uuid
 
 import asyncpg
 
 from store import EventStore, create_pool, prepare_event
-from videojobs.logs import configure_logging
 
-from .common import bench_server, fresh_database, interleaved, server_facts
+from .common import interleaved, run_standalone
 
 CYCLE = ["create", "start", "progress", "progress", "complete"]
 DATA = {
@@ -127,20 +124,8 @@ async def run(url: str, smoke: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
-    parser.add_argument("--embedded", action="store_true", help="use the embedded server, not 127.0.0.1:5432")
-    args = parser.parse_args()
-    configure_logging("WARNING")
-
-    async def _main(admin_url: str) -> dict:
-        async with fresh_database(admin_url) as url:
-            result = await run(url, args.smoke)
-        result["server"] = await server_facts(admin_url)
-        return result
-
-    with bench_server(prefer_local=not args.embedded) as admin_url:
-        print(json.dumps(asyncio.run(_main(admin_url)), indent=2))
+    """Entry point: this workload alone, results as JSON on stdout."""
+    run_standalone(run, __doc__)
 
 
 if __name__ == "__main__":
