@@ -115,11 +115,6 @@ class ManagerCore:
     def _remember_cursor(self, cursor: tuple[int, int]) -> None:
         self._writes.remember(cursor)
 
-    async def _projection_behind(self) -> bool:
-        """True when this manager wrote something the projection may not have applied yet."""
-        cursor = self._writes.cursor
-        return cursor is not None and self._watcher is not None and self._watcher.reached < cursor
-
     async def _read_your_writes(self) -> None:
         """Wait (bounded) until the projection has applied this manager's last write."""
         cursor = self._writes.cursor

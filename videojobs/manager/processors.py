@@ -24,8 +24,9 @@ class ProcessorsMixin(ManagerCore):
             except ValueError:
                 raise ValidationError("unknown platform_target", field="platform_target") from None
         claimed = await self._claim(worker_id, limit, platform_target)
-        if len(claimed) < limit and await self._projection_behind():
-            # Jobs this manager just queued may not be in the projection yet: wait (bounded) once.
+        if len(claimed) < limit:
+            # Short: jobs this manager just queued may not be projected yet (wait, bounded; at once
+            # when they are), or the projector held a queued row's lock and SKIP LOCKED passed it.
             await self._read_your_writes()
             claimed += await self._claim(worker_id, limit - len(claimed), platform_target)
         attempts = []
