@@ -90,10 +90,6 @@ class EventStore:
         self._executor = executor
         self._queries = load_queries()
 
-    def using(self, executor: Executor) -> EventStore:
-        """The same store over another connection (e.g. inside a transaction)."""
-        return EventStore(executor)
-
     async def append(self, event: NewEvent) -> Event:
         """Append one transition in one round trip; raises a vjm error if it is refused."""
         try:
