@@ -38,7 +38,7 @@ import asyncpg
 import videojobs
 from store import EventStore, prepare_event
 from store.identity import ADMIN, create_role_pool
-from store.jobs import claim_jobs
+from store.job_streams import claim_jobs
 from videojobs.connect import login_of
 
 from .bulk_create import job_spec
@@ -71,7 +71,7 @@ async def vjm_store_drain(manager, pool: asyncpg.Pool, jobs: int, workers: int, 
     store = EventStore(pool)
 
     async def work(name: str) -> int:
-        claimed = await claim_jobs(pool, name, batch, None)
+        claimed = [stream[-1] for stream in await claim_jobs(pool, name, batch, None)]
         for row in claimed:
             await store.append(prepare_event("complete", COMPLETE, job_id=row.job_id, attempt=row.attempt,
                                              actor=name))
@@ -82,7 +82,7 @@ async def vjm_store_drain(manager, pool: asyncpg.Pool, jobs: int, workers: int, 
 async def vjm_batch_drain(manager, pool: asyncpg.Pool, jobs: int, workers: int, batch: int) -> float:
     """The drain with each claimed batch completed in one statement (the proposed `complete_jobs`)."""
     async def work(name: str) -> int:
-        claimed = await claim_jobs(pool, name, batch, None)
+        claimed = [stream[-1] for stream in await claim_jobs(pool, name, batch, None)]
         if claimed:
             await pool.fetchval(BATCH_COMPLETE, [r.job_id for r in claimed], [r.attempt for r in claimed],
                                 COMPLETE, name)

@@ -78,8 +78,26 @@ SELECT platform_target, sum(total_jobs)::bigint AS total_jobs, sum(queued_jobs):
  ORDER BY platform_target;
 
 -- job_claim_many --
--- Take up to $2 queued jobs for worker $1 (optionally one platform): SKIP LOCKED plus the version guard.
-SELECT job_id, attempt, version, position, xact_id FROM vjm.claim_jobs($1, $2, $3);
+-- Start up to $2 queued jobs for worker $1 (optionally one platform); the claimed jobs' whole streams.
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at, data
+  FROM vjm.claim_jobs($1, $2, $3);
+
+-- event_append_with_stream --
+-- Append one transition (as event_append) and, in the same round trip, the job's earlier events as of
+-- the statement's snapshot. An event committed between that snapshot and the append's head lookup is
+-- missing from them; the caller sees the gap in the versions and reads the stream again.
+WITH appended AS MATERIALIZED (
+    SELECT * FROM vjm.append_event($1, $2, $3, $4, $5, $6, $7, $8)
+)
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at, NULL::jsonb AS data
+  FROM appended
+UNION ALL
+SELECT e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt, e.attempts_left,
+       e.actor, e.user_id, e.team_id, e.occurred_at, e.data
+  FROM vjm.job_events e
+ WHERE e.job_id = (SELECT job_id FROM appended) AND e.version < (SELECT version FROM appended);
 
 -- event_find_page --
 -- Audit search, keyset by position: events after $1 matching the optional filters, oldest first.

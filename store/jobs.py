@@ -1,4 +1,4 @@
-"""Reads of the jobs projection for the VideoJobManager: one job, filtered pages, stats, claims.
+"""Reads of the jobs projection for the VideoJobManager: one job, filtered pages, stats.
 
 Rows leave as frozen models (JobRow, JobStatsRow, ...). Every query runs under the
 caller's Row Level Security: the same call returns different rows for different users.
@@ -13,7 +13,6 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from .errors import translate_error
 from .projections import JobRow
 from .sqlfiles import load_queries
 
@@ -86,18 +85,6 @@ class PlatformRow(BaseModel):
     cancelled_jobs: int
 
 
-class ClaimRow(BaseModel):
-    """A job handed to a worker, with its attempt token."""
-
-    model_config = ConfigDict(frozen=True)
-
-    job_id: UUID
-    attempt: int
-    version: int
-    position: int
-    xact_id: int
-
-
 async def get_job(executor: Executor, job_id: UUID) -> JobRow | None:
     """The projected job, or None when it does not exist or the caller may not see it."""
     row = await executor.fetchrow(_q("job_get"), job_id)
@@ -133,12 +120,3 @@ async def get_platforms(executor: Executor, scope: str | None, scope_id: str | N
     """Jobs per platform and status."""
     rows = await executor.fetch(_q("job_stats_platform_get"), scope, scope_id)
     return [PlatformRow.model_validate(dict(r)) for r in rows]
-
-
-async def claim_jobs(executor: Executor, worker_id: str, limit: int, platform: str | None) -> list[ClaimRow]:
-    """Atomically start up to `limit` queued jobs for `worker_id` (vjm.claim_jobs)."""
-    try:
-        rows = await executor.fetch(_q("job_claim_many"), worker_id, limit, platform)
-    except Exception as exc:
-        raise translate_error(exc, trigger="start") from exc
-    return [ClaimRow.model_validate(dict(r)) for r in rows]

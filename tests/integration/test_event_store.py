@@ -63,12 +63,37 @@ async def test_two_concurrent_starts_exactly_one_wins(database_url: str, store: 
     job = await create_job(store)
     a, b = await connect(database_url), await connect(database_url)
     try:
-        # A starts and holds its transaction open, so B's start must wait on the same version.
+        # A starts and holds its transaction open; B's start waits for A's hold on the
+        # job's queue entry, then finds the job processing: the loser is told why.
         tx = a.transaction()
         await tx.start()
         await EventStore(a).append(prepare_event("start", {"worker_id": "A"}, job_id=job.job_id))
         racer = asyncio.create_task(EventStore(b).append(prepare_event("start", {"worker_id": "B"},
                                                                        job_id=job.job_id)))
+        await _wait_until_blocked(store, b)
+        await tx.commit()
+        with pytest.raises(InvalidTransition) as info:
+            await racer
+        assert info.value.trigger == "start" and info.value.state == "processing"
+    finally:
+        await a.close()
+        await b.close()
+    stream = await store.read_stream(job.job_id)
+    assert [(e.type, e.data.get("worker_id")) for e in stream] == [("create", None), ("start", "A")]
+
+
+async def test_two_writers_on_one_version_conflict(database_url: str, store: EventStore) -> None:
+    job = await create_job(store)
+    started = await store.append(prepare_event("start", {"worker_id": "w"}, job_id=job.job_id))
+    a, b = await connect(database_url), await connect(database_url)
+    try:
+        # Both read the same head; B's insert of the same version waits on A's, then loses.
+        tx = a.transaction()
+        await tx.start()
+        await EventStore(a).append(prepare_event("progress", {"percent": 10.0}, job_id=job.job_id,
+                                                 attempt=started.attempt))
+        racer = asyncio.create_task(EventStore(b).append(prepare_event("progress", {"percent": 20.0},
+                                                                       job_id=job.job_id, attempt=started.attempt)))
         await _wait_until_blocked(store, b)
         await tx.commit()
         with pytest.raises(ConcurrencyConflict):
@@ -77,7 +102,8 @@ async def test_two_concurrent_starts_exactly_one_wins(database_url: str, store: 
         await a.close()
         await b.close()
     stream = await store.read_stream(job.job_id)
-    assert [(e.type, e.data.get("worker_id")) for e in stream] == [("create", None), ("start", "A")]
+    assert [(e.type, e.data.get("percent")) for e in stream][-1] == ("progress", 10.0)
+    assert [e.version for e in stream] == [1, 2, 3]
 
 
 async def _wait_until_blocked(store: EventStore, conn: asyncpg.Connection) -> None:

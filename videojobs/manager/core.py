@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 import structlog
@@ -17,7 +16,7 @@ from statemachine import JobNotFound
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
 from store.identity import AUTHENTICATED, acting_as
-from store.jobs import get_job
+from store.job_streams import append_with_stream
 
 from ..models import Job
 
@@ -99,6 +98,21 @@ class ManagerCore:
         self._remember(stored)
         return stored
 
+    async def _append_job(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> tuple[Event, Job]:
+        """As _append, and the job as it is after the event, in the same round trip.
+
+        The job is folded from its events (store.job_streams), not read from the
+        projection, which is usually one event behind right after a write.
+        """
+        event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self._actor(), **ids)
+        async with self._connection() as conn:
+            if event.trigger == "create":
+                stream = [await EventStore(conn).append(event)]
+            else:
+                stream = await append_with_stream(conn, event)
+        self._remember(stream[-1])
+        return stream[-1], fold_job(stream)
+
     async def _append_prepared(self, events: list[NewEvent]) -> list[Event]:
         async with self._connection() as conn:
             stored = await EventStore(conn).append_creates(events)
@@ -123,22 +137,6 @@ class ManagerCore:
         if not await self._watcher.wait_for(cursor, self._consistency_timeout):
             log.warning("read_your_writes_timeout", cursor=cursor, timeout=self._consistency_timeout)
 
-    async def _job_after(self, event: Event) -> Job:
-        """The job as it is after `event`: the projection if it has caught up, else folded from events."""
-        return await self._job_at(event.job_id, event.version, event)
-
-    async def _job_at(self, job_id: UUID, version: int, event: Event | None = None) -> Job:
-        async with self._connection() as conn:
-            row = await get_job(conn, job_id)
-            if row is not None and row.version == version:
-                return Job.model_validate(row.model_dump())
-            if event is not None and row is not None and row.version == version - 1:
-                return _fold(row.model_dump(), [event])
-            events = [e for e in await EventStore(conn).read_stream(job_id) if e.version <= version]
-        if not events:
-            raise JobNotFound(job_id)
-        return _fold(None, events)
-
 
 @contextlib.asynccontextmanager
 async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
@@ -159,7 +157,9 @@ async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
         await opening.__aexit__(None, None, None)
 
 
-def _fold(row: dict[str, Any] | None, events: list[Event]) -> Job:
+def fold_job(events: list[Event]) -> Job:
+    """A job from its whole stream, in version order (the projector's fold, one job)."""
+    row = None
     for event in events:
         row = apply_event(row, event)
     if row is None:

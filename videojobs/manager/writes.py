@@ -33,46 +33,45 @@ class WritesMixin(ManagerCore):
         data = dict(original_filename=original_filename, original_filesize=original_filesize,
                     clip_count=clip_count, quality_preset=quality_preset, enhancement_level=enhancement_level,
                     platform_target=platform_target, max_attempts=max_attempts)
-        event = await self._append("create", data, user_id=user_id, team_id=team_id)
-        return await self._job_after(event)
+        _, job = await self._append_job("create", data, user_id=user_id, team_id=team_id)
+        return job
 
     async def start_processing(self, job_id: UUID | str, worker_id: str | None = None) -> Attempt:
         """Move a queued job to processing (sets started_at); returns the attempt token to report with."""
-        event = await self._append("start", {"worker_id": worker_id}, job_id=as_uuid(job_id),
-                                   actor=worker_id or None)
-        return Attempt(job_id=event.job_id, attempt=event.attempt, worker_id=worker_id,
-                       job=await self._job_after(event))
+        event, job = await self._append_job("start", {"worker_id": worker_id}, job_id=as_uuid(job_id),
+                                            actor=worker_id or None)
+        return Attempt(job_id=event.job_id, attempt=event.attempt, worker_id=worker_id, job=job)
 
     async def report_progress(self, job_id: UUID | str, attempt: int, percent: float | None = None,
                               clips_done: int | None = None, *, actor: str | None = None) -> Job:
         """Record progress of the current attempt (a stale attempt is refused)."""
-        event = await self._append("progress", {"percent": percent, "clips_done": clips_done},
-                                   job_id=as_uuid(job_id), attempt=_attempt(attempt, required=True), actor=actor)
-        return await self._job_after(event)
+        _, job = await self._append_job("progress", {"percent": percent, "clips_done": clips_done},
+                                         job_id=as_uuid(job_id), attempt=_attempt(attempt, required=True), actor=actor)
+        return job
 
     async def complete_job(self, job_id: UUID | str, output_paths: list[str], processing_time: float | None = None,
                            attempt: int | None = None, *, actor: str | None = None) -> Job:
         """Mark a processing job completed with its output files (sets completed_at, processing_time)."""
-        event = await self._append("complete", {"output_paths": output_paths, "processing_time": processing_time},
-                                   job_id=as_uuid(job_id), attempt=_attempt(attempt), actor=actor)
-        return await self._job_after(event)
+        _, job = await self._append_job("complete", {"output_paths": output_paths, "processing_time": processing_time},
+                                         job_id=as_uuid(job_id), attempt=_attempt(attempt), actor=actor)
+        return job
 
     async def fail_job(self, job_id: UUID | str, error: str, attempt: int | None = None, *,
                        actor: str | None = None) -> Job:
         """Mark a processing job failed with an error message."""
-        event = await self._append("fail", {"error": error}, job_id=as_uuid(job_id), attempt=_attempt(attempt),
-                                   actor=actor)
-        return await self._job_after(event)
+        _, job = await self._append_job("fail", {"error": error}, job_id=as_uuid(job_id), attempt=_attempt(attempt),
+                                         actor=actor)
+        return job
 
     async def cancel_job(self, job_id: UUID | str, reason: str | None = None) -> Job:
         """Cancel a queued or processing job."""
-        event = await self._append("cancel", {"reason": reason}, job_id=as_uuid(job_id))
-        return await self._job_after(event)
+        _, job = await self._append_job("cancel", {"reason": reason}, job_id=as_uuid(job_id))
+        return job
 
     async def retry_job(self, job_id: UUID | str, reason: str | None = None) -> Job:
         """Queue a failed or cancelled job again, with a fresh attempt budget."""
-        event = await self._append("retry", {"reason": reason}, job_id=as_uuid(job_id))
-        return await self._job_after(event)
+        _, job = await self._append_job("retry", {"reason": reason}, job_id=as_uuid(job_id))
+        return job
 
     async def update_job_metadata(self, job_id: UUID | str, *, expected_version: int | None = None,
                                   **fields: Any) -> Job:
@@ -80,9 +79,9 @@ class WritesMixin(ManagerCore):
         unknown = sorted(set(fields) - set(METADATA_FIELDS))
         if unknown:
             raise ValidationError(f"unknown metadata field {unknown[0]!r}", field=unknown[0])
-        event = await self._append("update_metadata", fields, job_id=as_uuid(job_id),
-                                   expected_version=expected_version)
-        return await self._job_after(event)
+        _, job = await self._append_job("update_metadata", fields, job_id=as_uuid(job_id),
+                                         expected_version=expected_version)
+        return job
 
     async def update_job_status(self, job_id: UUID | str, status: str, **fields: Any) -> Job:
         """The specification's generic form: reach `status` through the trigger that leads there.
