@@ -169,6 +169,14 @@ SELECT seq, xact_id, position, job_id, user_id, team_id, status, version, change
  ORDER BY seq
  LIMIT $2;
 
+-- job_change_get_last --
+-- The newest sequence number in the change feed (0 when it is empty).
+SELECT coalesce(max(seq), 0) FROM vjm.job_changes;
+
+-- job_change_visible_many --
+-- Which of these feed rows each viewer may read: RLS on vjm.job_changes decides, per viewer (sql/014).
+SELECT seq, viewer FROM vjm.job_changes_visible($1::bigint[], $2::text[]);
+
 -- job_change_prune --
 -- Forget feed entries older than the given number of seconds.
 DELETE FROM vjm.job_changes WHERE changed_at < now() - make_interval(secs => $1);

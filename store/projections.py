@@ -294,6 +294,18 @@ async def fetch_changes(executor: Executor, after_seq: int, limit: int) -> list[
     return [JobChange.model_validate(dict(r.items())) for r in rows]
 
 
+async def fetch_last_change_seq(executor: Executor) -> int:
+    """The newest change-feed sequence number (0 when the feed is empty)."""
+    return int(await executor.fetchval(_q("job_change_get_last")))
+
+
+async def fetch_change_visibility(conn: asyncpg.Connection, seqs: Sequence[int],
+                                  viewers: Sequence[str]) -> set[tuple[int, str]]:
+    """(seq, viewer) pairs RLS lets each viewer read (sql/014); call acting as vjm_authenticated."""
+    rows = await conn.fetch(_q("job_change_visible_many"), list(seqs), list(viewers))
+    return {(r["seq"], r["viewer"]) for r in rows}
+
+
 async def prune_changes(executor: Executor, older_than_seconds: float) -> int:
     """Delete change-feed entries older than the given age; returns how many."""
     status = await executor.execute(_q("job_change_prune"), float(older_than_seconds))

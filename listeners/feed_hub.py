@@ -1,0 +1,340 @@
+"""One change-feed reader per process, fanned out to many subscribers (e.g. SSE streams).
+
+A JobChangeSubscription owns a LISTEN connection, so a hundred dashboards would hold a
+hundred connections. A ChangeFeedHub holds one: woken by vjm_jobs (or its poll interval,
+since NOTIFY can be lost) it reads each new page of vjm.job_changes once, as a service
+role, and appends each subscriber's share of the page to that subscriber's bounded
+in-memory buffer.
+
+Who may see what is still the database's decision. For the end users subscribed at the
+moment, the hub asks in one statement which (seq, user) pairs are visible:
+vjm.job_changes_visible (sql/014) evaluates the row-level security policy of
+vjm.job_changes itself once per user, with that user's identity and current teams, so
+a user removed from a team stops receiving its changes from the next page on. Service
+subscribers (user_id None) receive every row, as they would read them.
+
+Joining, and resuming after a seq: a subscriber behind the hub reads the feed itself,
+acting as its user (RLS) through a pooled connection, one short query per page. When a
+read comes back short it has every row it may see up to `head`, the hub's position
+before that read. Registering happens without an await between checking the hub's
+position and joining its subscriber set, so no page can be dispatched in between:
+- if the hub is still at `head` (or behind the subscriber), it simply joins;
+- else it joins first and reads once more: pages the hub dispatches meanwhile land in
+  its buffer, and the overlap with the read is dropped by seq.
+Either way every visible change arrives once, in seq order, with no gap.
+
+Slow subscribers never hold anyone up: a buffer holds at most `queue_size` changes, and
+a page that does not fit ends that subscription (reason "overflow"). The hub drops it
+at once and never waits for it; the subscriber still receives what its buffer holds,
+in order, and then its iterator ends, so a client that reconnects from the last seq it
+received (SSE Last-Event-ID) loses nothing.
+
+The hub's connection is reopened with backoff when it is lost (ListeningConnection);
+the hub then reads on from its position, so subscribers see a delay, never a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from store.identity import AUTHENTICATED, PROCESSOR, acting_as, validate_role, validate_user_id
+from store.projections import JobChange, fetch_change_visibility, fetch_changes, fetch_last_change_seq
+
+from .listening import CONNECTION_ERRORS, ListeningConnection
+from .notifications import CHANNEL
+
+log = structlog.get_logger("vjm.feed_hub")
+
+OVERFLOW, CLOSED, SHUTDOWN = "overflow", "closed", "shutdown"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHubConfig:
+    """Settings of a ChangeFeedHub."""
+
+    database_url: str
+    role: str = PROCESSOR  # the hub's own connection reads every row of the feed as this service role
+    page_size: int = 500
+    queue_size: int = 1000  # changes buffered per subscriber; one more ends it (OVERFLOW)
+    poll_interval: float = 1.0  # read even without a notification
+    max_backoff: float = 5.0
+
+    def __post_init__(self) -> None:
+        validate_role(self.role)
+        if self.page_size < 1 or self.queue_size < 1 or self.poll_interval <= 0 or self.max_backoff <= 0:
+            raise ValueError("page_size and queue_size must be positive, intervals above zero")
+
+
+class ChangeFeedHub:
+    """Reads the change feed once and fans it out: `hub.subscribe(after=seq, user_id=...)`."""
+
+    def __init__(self, config: FeedHubConfig, *, service_pool: asyncpg.Pool, user_pool: asyncpg.Pool):
+        self.config = config
+        self.position: int | None = None  # the last seq dispatched; None until the first connection
+        self.overflows = 0
+        self._service_pool, self._user_pool = service_pool, user_pool
+        self._listening = ListeningConnection(config.database_url, (CHANNEL,), role=config.role,
+                                              max_backoff=config.max_backoff)
+        self._open: set[FeedSubscription] = set()
+        self._live: set[FeedSubscription] = set()
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._closed = False
+
+    @property
+    def subscribers(self) -> int:
+        """Open subscriptions (catching up or live)."""
+        return len(self._open)
+
+    @property
+    def live_subscribers(self) -> int:
+        """Subscriptions fed by the hub (caught up)."""
+        return len(self._live)
+
+    @property
+    def connected(self) -> bool:
+        """True while the hub's own connection is open."""
+        return self._listening.connection is not None
+
+    @property
+    def reconnects(self) -> int:
+        """How often the hub's connection was reopened after the first."""
+        return max(0, self._listening.reconnects - 1)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def start(self) -> None:
+        """Start the reader task (it connects in the background, with backoff)."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._run(), name="vjm-change-feed-hub")
+
+    async def wait_ready(self) -> None:
+        """Wait until the hub knows its position (its first connection), or is closed."""
+        await self._ready.wait()
+
+    def subscribe(self, *, after: int = 0, user_id: str | None = None) -> FeedSubscription:
+        """Every change after seq `after` that `user_id` may see (None: a service, every change)."""
+        subscription = FeedSubscription(self, after=after, user_id=validate_user_id(user_id))
+        if self._closed:
+            subscription._end(SHUTDOWN)
+        else:
+            self._open.add(subscription)
+        return subscription
+
+    async def close(self) -> None:
+        """Stop reading, end every subscription (reason "shutdown") and close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ready.set()
+        for subscription in list(self._open):
+            self._end(subscription, SHUTDOWN)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._listening.close()
+        log.info("feed_hub_closed", position=self.position)
+
+    async def __aenter__(self) -> ChangeFeedHub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # -- the reader ----------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Read the next page after the hub's position and dispatch it; returns its size."""
+        conn = await self._listening.ensure()
+        if self.position is None:
+            self.position = await fetch_last_change_seq(conn)
+            self._ready.set()
+            log.info("feed_hub_started", position=self.position)
+        page = await fetch_changes(conn, self.position, self.config.page_size)
+        if page:
+            visible = await self._visibility(conn, page)
+            self._dispatch(page, visible)
+        return len(page)
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._closed:
+            token = self._listening.arm()
+            try:
+                read = await self.run_once()
+            except Exception as exc:  # noqa: BLE001 - the reader never stops; the page is read again
+                failures += 1
+                self._log_failure(exc)
+                await asyncio.sleep(min(self.config.max_backoff, 0.05 * 2 ** min(failures, 10)))
+                continue
+            failures = 0
+            if read < self.config.page_size:
+                await self._listening.wait(token, self.config.poll_interval)
+
+    def _log_failure(self, exc: Exception) -> None:
+        if isinstance(exc, CONNECTION_ERRORS):
+            log.warning("feed_hub_connection_lost", position=self.position, error=repr(exc)[:200])
+        else:
+            log.error("feed_hub_page_failed", position=self.position, error=repr(exc)[:500], exc_info=exc)
+
+    async def _visibility(self, conn: asyncpg.Connection, page: list[JobChange]) -> set[tuple[int, str]]:
+        """(seq, user) pairs of this page that the live end users may see, as the database decides.
+
+        Subscribers may join while the query runs: ask again for users not asked yet until
+        none are left, so that the dispatch right after (no await) covers every live user.
+        """
+        seqs = [change.seq for change in page]
+        visible: set[tuple[int, str]] = set()
+        asked: set[str] = set()
+        while viewers := sorted(_users(self._live) - asked):
+            async with acting_as(conn, role=AUTHENTICATED) as tx:
+                visible |= await fetch_change_visibility(tx, seqs, viewers)
+            asked.update(viewers)
+        return visible
+
+    def _dispatch(self, page: list[JobChange], visible: set[tuple[int, str]]) -> None:
+        """Append each live subscriber's share of the page; end those whose buffer would overflow."""
+        for subscription in list(self._live):
+            user = subscription.user_id
+            share = page if user is None else [c for c in page if (c.seq, user) in visible]
+            if share and not subscription._offer(share):
+                self.overflows += 1
+                log.warning("feed_subscriber_overflow", user_id=user, position=subscription.position,
+                            buffered=subscription.buffered, queue_size=self.config.queue_size)
+                self._end(subscription, OVERFLOW)
+        self.position = page[-1].seq
+
+    # -- for subscriptions -----------------------------------------------------------------------
+
+    async def read_after(self, user_id: str | None, after: int) -> list[JobChange]:
+        """One page of the feed after `after` as `user_id` sees it (RLS), on a pooled connection.
+
+        Retried with backoff while the database is unreachable; [] once the hub is closed.
+        """
+        delay = 0.05
+        while not self._closed:
+            try:
+                return await self._read_page(user_id, after)
+            except CONNECTION_ERRORS as exc:
+                log.warning("feed_catch_up_retry", user_id=user_id, after=after, error=repr(exc)[:200])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.max_backoff)
+        return []
+
+    async def _read_page(self, user_id: str | None, after: int) -> list[JobChange]:
+        if user_id is None:
+            return await fetch_changes(self._service_pool, after, self.config.page_size)
+        async with acting_as(self._user_pool, role=AUTHENTICATED, user_id=user_id) as conn:
+            return await fetch_changes(conn, after, self.config.page_size)
+
+    def _join(self, subscription: FeedSubscription) -> bool:
+        """Make a subscription live; True if it is already level with the hub. No await inside."""
+        if subscription not in self._open:
+            return True
+        self._live.add(subscription)
+        return self.position is not None and subscription.position >= self.position
+
+    def _end(self, subscription: FeedSubscription, reason: str) -> None:
+        self._open.discard(subscription)
+        self._live.discard(subscription)
+        subscription._end(reason)
+
+
+class FeedSubscription:
+    """`async for change in hub.subscribe(after=seq)`: catch-up from the database, then live."""
+
+    def __init__(self, hub: ChangeFeedHub, *, after: int, user_id: str | None):
+        self.position = after  # the last seq delivered (or known to hold nothing for this subscriber)
+        self.user_id = user_id
+        self.ended: str | None = None  # why it ended: overflow, closed, shutdown
+        self._hub = hub
+        self._buffer: deque[JobChange] = deque()
+        self._wake = asyncio.Event()
+
+    @property
+    def buffered(self) -> int:
+        """Changes waiting in the buffer."""
+        return len(self._buffer)
+
+    def __aiter__(self) -> AsyncIterator[JobChange]:
+        return self._changes()
+
+    async def _changes(self) -> AsyncIterator[JobChange]:
+        try:
+            async for change in self._catch_up():
+                yield change
+            while True:
+                while self._buffer:
+                    change = self._buffer.popleft()
+                    if change.seq > self.position:
+                        self.position = change.seq
+                        yield change
+                if self.ended is not None:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+        finally:
+            if self.ended is None:
+                self._hub._end(self, CLOSED)
+
+    async def _catch_up(self) -> AsyncIterator[JobChange]:
+        """Read the feed from the database until level with the hub, then join it (module docstring)."""
+        hub = self._hub
+        await hub.wait_ready()
+        joined = False
+        while self.ended is None:
+            head = hub.position or 0
+            page = await hub.read_after(self.user_id, self.position)
+            for change in page:
+                if change.seq > self.position:
+                    self.position = change.seq
+                    yield change
+            if len(page) >= hub.config.page_size:
+                continue
+            if joined:
+                return
+            self.position = max(self.position, head)  # a short read holds every visible row up to head
+            joined = True
+            if hub._join(self):
+                return
+
+    def _offer(self, changes: Iterable[JobChange]) -> bool:
+        """Buffer the changes this subscriber has not had; False (nothing buffered) if they do not fit."""
+        fresh = [change for change in changes if change.seq > self.position]
+        if len(self._buffer) + len(fresh) > self._hub.config.queue_size:
+            return False
+        self._buffer.extend(fresh)
+        if fresh:
+            self._wake.set()
+        return True
+
+    def _end(self, reason: str) -> None:
+        if self.ended is None:
+            self.ended = reason
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Leave the hub; the iterator ends after what is already buffered."""
+        if self.ended is None:
+            self._hub._end(self, CLOSED)
+
+    async def __aenter__(self) -> FeedSubscription:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+def _users(subscriptions: Iterable[FeedSubscription]) -> set[str]:
+    return {s.user_id for s in subscriptions if s.user_id is not None}
