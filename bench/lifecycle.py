@@ -6,9 +6,11 @@ finished. jobs/s of the whole run (create + drain); ratios are vjm / peer.
 
 - vjm: `videojobs.connect(url)` (projector and stuck detector running in-process, as a
   processor deployment does); `bulk_create_jobs` (10,000 per call), then `workers` tasks
-  each loop `claim_jobs(worker_id, limit=batch)` and `complete_job(job_id, outputs,
-  attempt=...)` for every job claimed. Every transition is a validated, hash-chained event,
-  and the jobs table, stats and change feed are projected from them.
+  each loop `claim_jobs(worker_id, limit=batch)` and report the claimed batch done with one
+  `complete_jobs([...])` call (as PgQueuer acknowledges a batch at once); the
+  `vjm_one_by_one` variant calls `complete_job` per job instead. Every transition is a
+  validated, hash-chained event, and the jobs table, stats and change feed are projected
+  from them.
 - procrastinate: `App(PsycopgConnector(conninfo, min_size=max_size=workers + 2))`, a no-op
   async task, `task.batch_defer_async(*jobs)` (one statement), then
   `app.run_worker_async(concurrency=workers, wait=False)` (the worker exits when the queue is
@@ -36,10 +38,6 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 import videojobs
-from store import EventStore, prepare_event
-from store.identity import ADMIN, create_role_pool
-from store.job_streams import claim_jobs
-from videojobs.connect import login_of
 
 from .bulk_create import job_spec
 from .common import interleaved, run_standalone
@@ -47,46 +45,28 @@ from .common import interleaved, run_standalone
 MANAGER_CHUNK = 10_000
 TARGETS = {"procrastinate": 3.0, "pgqueuer": 1.0}
 OUTPUTS = ["/out/1.mp4", "/out/2.mp4"]
-COMPLETE = {"output_paths": OUTPUTS, "processing_time": 1.5}
-# Many completes in one statement through the same guarded function (all or nothing here).
-BATCH_COMPLETE = """
-SELECT count(e.position)
-  FROM unnest($1::uuid[], $2::int[]) AS c(job_id, attempt),
-       LATERAL vjm.append_event(c.job_id, 'complete', $3::jsonb, $4, NULL, c.attempt) AS e
-"""
 
 
 async def vjm_drain(manager: videojobs.VideoJobManager, jobs: int, workers: int, batch: int) -> float:
-    """Create `jobs` jobs and have `workers` workers claim and complete them all; seconds."""
+    """Create `jobs` jobs; `workers` workers claim a batch and report it done together; seconds."""
+    async def work(name: str) -> int:
+        attempts = await manager.claim_jobs(name, limit=batch)
+        if attempts:
+            results = await manager.complete_jobs([
+                {"job_id": a.job_id, "attempt": a.attempt, "output_paths": OUTPUTS, "processing_time": 1.5}
+                for a in attempts], actor=name)
+            assert all(r.ok for r in results), results
+        return len(attempts)
+    return await _drain(manager, jobs, workers, work)
+
+
+async def vjm_one_by_one_drain(manager: videojobs.VideoJobManager, jobs: int, workers: int, batch: int) -> float:
+    """The same drain, each claimed job reported on its own with complete_job (one commit per job)."""
     async def work(name: str) -> int:
         attempts = await manager.claim_jobs(name, limit=batch)
         for attempt in attempts:
             await manager.complete_job(attempt.job_id, OUTPUTS, 1.5, attempt=attempt.attempt, actor=name)
         return len(attempts)
-    return await _drain(manager, jobs, workers, work)
-
-
-async def vjm_store_drain(manager, pool: asyncpg.Pool, jobs: int, workers: int, batch: int) -> float:
-    """The same drain through the store layer: the SQL the manager sends, without its read-backs."""
-    store = EventStore(pool)
-
-    async def work(name: str) -> int:
-        claimed = [stream[-1] for stream in await claim_jobs(pool, name, batch, None)]
-        for row in claimed:
-            await store.append(prepare_event("complete", COMPLETE, job_id=row.job_id, attempt=row.attempt,
-                                             actor=name))
-        return len(claimed)
-    return await _drain(manager, jobs, workers, work)
-
-
-async def vjm_batch_drain(manager, pool: asyncpg.Pool, jobs: int, workers: int, batch: int) -> float:
-    """The drain with each claimed batch completed in one statement (the proposed `complete_jobs`)."""
-    async def work(name: str) -> int:
-        claimed = [stream[-1] for stream in await claim_jobs(pool, name, batch, None)]
-        if claimed:
-            await pool.fetchval(BATCH_COMPLETE, [r.job_id for r in claimed], [r.attempt for r in claimed],
-                                COMPLETE, name)
-        return len(claimed)
     return await _drain(manager, jobs, workers, work)
 
 
@@ -101,7 +81,7 @@ async def _drain(manager, jobs: int, workers: int, work: Callable[[str], Awaitab
         while done[0] < jobs:
             finished = await work(name)
             if not finished:
-                await asyncio.sleep(0.002)  # the rest are locked by others or not projected yet
+                await asyncio.sleep(0.002)  # the rest are claimed by others and not yet reported
             done[0] += finished
 
     await asyncio.gather(*(worker(f"w{i}") for i in range(workers)))
@@ -156,15 +136,14 @@ async def pgqueuer_drain(url: str, queries, jobs: int, workers: int, batch: int)
     return elapsed
 
 
-async def measure(url: str, manager, pool: asyncpg.Pool, queries, jobs: int, workers: int, batch: int,
+async def measure(url: str, manager, queries, jobs: int, workers: int, batch: int,
                   runs: int, variants: bool) -> dict:
     """jobs/s of the systems at one worker count, interleaved (warm-up with a tenth of the jobs)."""
     async with procrastinate_app(url, workers) as (app, task):
         def systems(n: int) -> dict[str, Callable[[], Awaitable[float]]]:
             chosen = {
                 "vjm": lambda: _rate(n, vjm_drain(manager, n, workers, batch)),
-                "vjm_store": lambda: _rate(n, vjm_store_drain(manager, pool, n, workers, batch)),
-                "vjm_batch_complete": lambda: _rate(n, vjm_batch_drain(manager, pool, n, workers, batch)),
+                "vjm_one_by_one": lambda: _rate(n, vjm_one_by_one_drain(manager, n, workers, batch)),
                 "procrastinate": lambda: _rate(n, procrastinate_drain(app, task, n, workers)),
                 "pgqueuer": lambda: _rate(n, pgqueuer_drain(url, queries, n, workers, batch)),
             }
@@ -210,14 +189,12 @@ async def run(url: str, smoke: bool) -> dict:
     for name in ("procrastinate", "pgqueuer", "psycopg", "psycopg.pool"):
         logging.getLogger(name).setLevel(logging.WARNING)
     conn = await asyncpg.connect(url)
-    pool = await create_role_pool(url, role=ADMIN, login=login_of(url), max_size=20)
     try:
         queries = await install_peers(url, conn)
         async with videojobs.connect(url) as manager:
-            rows = [await measure(url, manager, pool, queries, jobs, n, batch, runs, variants)
+            rows = [await measure(url, manager, queries, jobs, n, batch, runs, variants)
                     for jobs, n, variants in plan]
     finally:
-        await pool.close()
         await conn.close()
     return {"benchmark": "lifecycle", "workload": "W3 lifecycle drain", "smoke": smoke, "runs": runs,
             "targets": TARGETS, "rows": sorted(rows, key=lambda r: r["workers"]),

@@ -58,8 +58,7 @@ def _w3(r: dict) -> list[str]:
                    f"{row['ratio_vs_procrastinate']} | >= 3 | {_yes(row['met_vs_procrastinate'])} |")
         out.append(f"| {label} | jobs/s | {row['vjm_jobs_per_s']} | PgQueuer {row['pgqueuer_jobs_per_s']} | "
                    f"{row['ratio_vs_pgqueuer']} | >= 1 | {_yes(row['met_vs_pgqueuer'])} |")
-        for variant, what in (("vjm_store", "store path, no read-backs"),
-                              ("vjm_batch_complete", "batch complete (proposed)")):
+        for variant, what in (("vjm_one_by_one", "complete_job per job"),):
             if f"{variant}_jobs_per_s" in row:
                 rate = row[f"{variant}_jobs_per_s"]
                 out.append(f"| {label}, {what} | jobs/s | {rate} | PgQueuer {row['pgqueuer_jobs_per_s']} | "

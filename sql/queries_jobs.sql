@@ -83,6 +83,13 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
        actor, user_id, team_id, occurred_at, data
   FROM vjm.claim_jobs($1, $2, $3);
 
+-- event_append_many --
+-- Up to 50 transitions in one statement, each judged on its own (vjm.append_events): error rows carry
+-- the 1-based item, the rest are the whole streams of the jobs that took an event.
+SELECT item, error_code, error_message, error_detail, error_hint, position, xact_id, job_id, version, type,
+       from_state, to_state, attempt, attempts_left, actor, user_id, team_id, occurred_at, data
+  FROM vjm.append_events($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::int[]);
+
 -- event_append_with_stream --
 -- Append one transition (as event_append) and, in the same round trip, the job's earlier events as of
 -- the statement's snapshot. An event committed between that snapshot and the append's head lookup is

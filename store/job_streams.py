@@ -9,9 +9,12 @@ the earlier ones), and the caller folds them (listeners.fold) into the job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import asyncpg
+
+from statemachine import VJMError
 
 from .errors import translate_error
 from .events import EventStore, NewEvent
@@ -54,3 +57,40 @@ async def append_with_stream(executor: Executor, event: NewEvent) -> list[Event]
         return [*earlier, appended]
     stream = [e for e in await EventStore(executor).read_stream(event.job_id) if e.version < appended.version]
     return [*stream, appended]
+
+
+MAX_APPENDS_PER_CALL = 50  # vjm.append_events: one subtransaction per item, at most 50 per transaction
+
+
+async def append_events(executor: Executor, events: Sequence[NewEvent]) -> list[list[Event] | VJMError]:
+    """Append many transitions (no creates), each judged on its own; one round trip per 50.
+
+    Per item, in order: the job's whole stream after the batch, or the typed error
+    that refused it (the others still apply). Each call of up to 50 is one
+    transaction: a failure of the call itself (connection lost) raises.
+    """
+    results: list[list[Event] | VJMError] = []
+    for start in range(0, len(events), MAX_APPENDS_PER_CALL):
+        results += await _append_chunk(executor, events[start:start + MAX_APPENDS_PER_CALL])
+    return results
+
+
+async def _append_chunk(executor: Executor, events: Sequence[NewEvent]) -> list[list[Event] | VJMError]:
+    columns = ([e.job_id for e in events], [e.trigger.value for e in events], [e.data for e in events],
+               [e.actor for e in events], [e.attempt for e in events], [e.expected_version for e in events])
+    try:
+        rows = await executor.fetch(load_queries()["event_append_many"], *columns)
+    except Exception as exc:
+        raise translate_error(exc) from exc
+    refused: dict[int, VJMError] = {}
+    streams: dict[UUID, list[Event]] = {}
+    for row in rows:
+        if row["item"] is None:
+            streams.setdefault(row["job_id"], []).append(event_from_row(row))
+            continue
+        event = events[row["item"] - 1]
+        error = asyncpg.PostgresError.new({"S": "ERROR", "C": row["error_code"], "M": row["error_message"],
+                                           "D": row["error_detail"], "H": row["error_hint"]})
+        translated = translate_error(error, job_id=event.job_id, trigger=event.trigger.value, attempt=event.attempt)
+        refused[row["item"] - 1] = translated if isinstance(translated, VJMError) else VJMError(str(error))
+    return [refused[i] if i in refused else streams[e.job_id] for i, e in enumerate(events)]

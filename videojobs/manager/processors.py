@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from statemachine import Platform, ValidationError
-from store.job_streams import claim_jobs
+from typing import Any
 
-from ..models import Attempt
+from statemachine import Platform, ValidationError
+from store.events import as_uuid, prepare_event
+from store.job_streams import append_events, claim_jobs
+
+from ..models import Attempt, BulkResult
 from .core import ManagerCore, fold_job
+
+MAX_COMPLETIONS = 10_000
+COMPLETION_FIELDS = frozenset({"job_id", "attempt", "output_paths", "processing_time"})
 
 
 class ProcessorsMixin(ManagerCore):
-    """claim_jobs."""
+    """claim_jobs, complete_jobs."""
 
     async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: str | None = None) -> list[Attempt]:
         """Start up to `limit` queued jobs for `worker_id`, oldest first; two workers never get the same job.
@@ -37,3 +43,45 @@ class ProcessorsMixin(ManagerCore):
             attempts.append(Attempt(job_id=started.job_id, attempt=started.attempt, worker_id=worker_id,
                                     job=fold_job(stream)))
         return attempts
+
+    async def complete_jobs(self, completions: list[dict[str, Any]], *, actor: str | None = None) -> list[BulkResult]:
+        """Complete many processing jobs at once: one round trip and one commit per 50 jobs.
+
+        Each completion is `{"job_id", "attempt", "output_paths", "processing_time"}` (the
+        last optional), as `complete_job` takes them. Returns a result per completion, in
+        order: the completed job, or the typed error that refused it (a stale attempt, a
+        job no longer processing); the others complete all the same. A malformed
+        completion raises ValidationError naming it, and nothing is written.
+        """
+        if not isinstance(completions, list) or not 1 <= len(completions) <= MAX_COMPLETIONS:
+            raise ValidationError(f"completions must be a list of 1 to {MAX_COMPLETIONS}", field="completions")
+        events = [_completion(i, c, actor or self._actor()) for i, c in enumerate(completions)]
+        async with self._connection() as conn:
+            outcomes = await append_events(conn, events)
+        results = []
+        for event, outcome in zip(events, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                results.append(BulkResult(job_id=str(event.job_id), ok=False, error=str(outcome),
+                                          error_type=type(outcome).__name__))
+            else:
+                self._remember(outcome[-1])
+                results.append(BulkResult(job_id=str(event.job_id), ok=True, job=fold_job(outcome)))
+        return results
+
+
+def _completion(index: int, completion: Any, actor: str | None):
+    if not isinstance(completion, dict):
+        raise ValidationError(f"completions[{index}] must be an object", field=f"completions.{index}")
+    unknown = sorted(set(completion) - COMPLETION_FIELDS)
+    if unknown:
+        raise ValidationError(f"completions[{index}]: unknown field {unknown[0]!r}",
+                              field=f"completions.{index}.{unknown[0]}")
+    attempt = completion.get("attempt")
+    try:
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+            raise ValidationError("attempt must be the positive integer returned by claim_jobs", field="attempt")
+        return prepare_event("complete", {"output_paths": completion.get("output_paths", []),
+                                          "processing_time": completion.get("processing_time")},
+                             job_id=as_uuid(completion.get("job_id")), attempt=attempt, actor=actor)
+    except ValidationError as exc:
+        raise ValidationError(f"completions[{index}]: {exc}", field=f"completions.{index}.{exc.field}") from exc

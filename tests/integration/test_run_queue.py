@@ -1,0 +1,165 @@
+"""The run queue (vjm.job_queue) and batch completion (complete_jobs, vjm.append_events)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from store import EventStore, connect, prepare_event
+from videojobs import AccessDenied, InvalidTransition, Settings, StaleAttempt, ValidationError, VideoJobManager
+from videojobs import connect as connect_manager
+
+JOB = dict(user_id="u1", original_filename="clip.mp4", original_filesize=10, clip_count=2,
+           quality_preset="standard", enhancement_level="basic", platform_target="tiktok")
+OUTPUTS = ["/out/a.mp4"]
+
+QUEUED_HEADS = """
+SELECT coalesce(array_agg(job_id ORDER BY job_id), '{}') FROM (
+    SELECT DISTINCT ON (job_id) job_id, to_state FROM vjm.job_events ORDER BY job_id, version DESC) h
+ WHERE to_state = 'queued'
+"""
+QUEUE = "SELECT coalesce(array_agg(job_id ORDER BY job_id), '{}') FROM vjm.job_queue"
+
+
+async def test_the_queue_holds_exactly_the_jobs_whose_head_is_queued(pool, workload) -> None:
+    await workload(jobs=30, seed=7, concurrency=6, steps=10)  # mostly to an end state, through retries
+    await workload(jobs=30, seed=8, concurrency=6, steps=2)   # many still queued
+    assert await pool.fetchval(QUEUE) == await pool.fetchval(QUEUED_HEADS)
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_queue") > 0  # the workload left some queued
+
+
+async def test_claims_do_not_need_the_projector(database_url: str) -> None:
+    async with connect_manager(settings=Settings(database_url=database_url), listeners=False) as manager:
+        created = [await manager.create_job(**JOB) for _ in range(3)]
+        got = await manager.claim_jobs("w", limit=5)
+    assert [a.job_id for a in got] == [job.job_id for job in created]  # oldest first, none projected yet
+    assert all(a.job.status == "processing" and a.job.worker_id == "w" and a.attempt == 1 for a in got)
+    assert got[0].job.original_filename == JOB["original_filename"]
+
+
+async def test_a_requeued_job_keeps_its_place_and_its_current_platform(manager: VideoJobManager) -> None:
+    first = await manager.create_job(**JOB)
+    second = await manager.create_job(**JOB)
+    [attempt] = await manager.claim_jobs("w", limit=1)
+    assert attempt.job_id == first.job_id
+    await manager.fail_job(first.job_id, "boom", attempt=attempt.attempt)
+    await manager.update_job_metadata(first.job_id, platform_target="instagram")
+    await manager.retry_job(first.job_id)
+    assert [a.job_id for a in await manager.claim_jobs("w", limit=5, platform_target="tiktok")] == [second.job_id]
+    [again] = await manager.claim_jobs("w", limit=5, platform_target="instagram")
+    assert again.job_id == first.job_id and again.attempt == 2
+
+
+async def test_a_metadata_change_while_queued_moves_the_job_between_platforms(manager: VideoJobManager) -> None:
+    job = await manager.create_job(**JOB)
+    await manager.update_job_metadata(job.job_id, platform_target="youtube_shorts")
+    assert await manager.claim_jobs("w", platform_target="tiktok") == []
+    assert [a.job_id for a in await manager.claim_jobs("w", platform_target="youtube_shorts")] == [job.job_id]
+
+
+async def test_cancelled_and_deleted_jobs_leave_the_queue(manager: VideoJobManager, pool) -> None:
+    cancelled = await manager.create_job(**JOB)
+    deleted = await manager.create_job(**JOB)
+    await manager.cancel_job(cancelled.job_id)
+    await manager.delete_job(deleted.job_id)
+    assert await manager.claim_jobs("w", limit=5) == []
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_queue") == 0
+
+
+async def test_a_cancel_racing_a_claim_waits_for_it_instead_of_deadlocking(database_url: str, store: EventStore,
+                                                                            pool) -> None:
+    job = await store.append(prepare_event("create", dict(
+        original_filename="a.mp4", original_filesize=1, clip_count=1, quality_preset="standard",
+        enhancement_level="basic", platform_target="tiktok"), user_id="u1"))
+    claimer, canceller = await connect(database_url), await connect(database_url)
+    try:
+        tx = claimer.transaction()
+        await tx.start()
+        claimed = await claimer.fetch("SELECT job_id FROM vjm.claim_jobs('w', 1)")
+        assert {r["job_id"] for r in claimed} == {job.job_id}
+        cancel = asyncio.create_task(EventStore(canceller).append(
+            prepare_event("cancel", {"reason": "changed my mind"}, job_id=job.job_id)))
+        async with asyncio.timeout(10):
+            while not await pool.fetchval(  # noqa: ASYNC110 - polls the server until the cancel waits on the claim
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
+                    canceller.get_server_pid()):
+                await asyncio.sleep(0.01)
+        await tx.commit()
+        cancelled = await asyncio.wait_for(cancel, 10)
+    finally:
+        await claimer.close()
+        await canceller.close()
+    assert (cancelled.from_state, cancelled.to_state) == ("processing", "cancelled")
+    assert [e.type for e in await store.read_stream(job.job_id)] == ["create", "start", "cancel"]
+
+
+async def test_complete_jobs_completes_a_claimed_batch(manager: VideoJobManager) -> None:
+    await manager.bulk_create_jobs([JOB] * 120)
+    attempts = await manager.claim_jobs("w", limit=120)
+    results = await manager.complete_jobs([
+        {"job_id": a.job_id, "attempt": a.attempt, "output_paths": OUTPUTS, "processing_time": 2.5}
+        for a in attempts])
+    assert [r.job_id for r in results] == [str(a.job_id) for a in attempts]
+    assert all(r.ok and r.job.status == "completed" and r.job.output_paths == OUTPUTS for r in results)
+    assert all(r.job.processing_time == 2.5 and r.job.version == 3 for r in results)
+    stats = await manager.get_job_stats()
+    assert stats.completed_jobs == 120 and stats.processing_jobs == 0
+
+
+async def test_complete_jobs_reports_each_refusal_and_applies_the_rest(manager: VideoJobManager, pool) -> None:
+    await manager.bulk_create_jobs([JOB] * 3)
+    good, stale, _ = await manager.claim_jobs("w", limit=3)
+    await manager.fail_job(stale.job_id, "lost", attempt=stale.attempt)
+    await manager.retry_job(stale.job_id)
+    [restarted] = await manager.claim_jobs("w2", limit=1)
+    assert restarted.job_id == stale.job_id and restarted.attempt == 2
+    queued = await manager.create_job(**JOB)
+    unknown = uuid.uuid4()
+    before = await pool.fetchval("SELECT count(*) FROM vjm.job_events")
+    results = await manager.complete_jobs([
+        {"job_id": good.job_id, "attempt": good.attempt, "output_paths": OUTPUTS},
+        {"job_id": stale.job_id, "attempt": stale.attempt, "output_paths": OUTPUTS},
+        {"job_id": queued.job_id, "attempt": 1, "output_paths": OUTPUTS},
+        {"job_id": unknown, "attempt": 1, "output_paths": OUTPUTS},
+    ])
+    assert [(r.ok, r.error_type) for r in results] == [
+        (True, None), (False, StaleAttempt.__name__), (False, InvalidTransition.__name__), (False, "JobNotFound")]
+    assert "attempt 1 is stale, current attempt is 2" in results[1].error
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_events") == before + 1
+    assert (await manager.get_job_by_id(stale.job_id)).status == "processing"
+
+
+async def test_a_user_may_not_complete_jobs(manager: VideoJobManager) -> None:
+    job = await manager.create_job(**JOB)
+    [attempt] = await manager.claim_jobs("w")
+    [result] = await manager.as_user("u1").complete_jobs([{"job_id": job.job_id, "attempt": attempt.attempt}])
+    assert not result.ok and result.error_type == AccessDenied.__name__
+    assert (await manager.get_job_by_id(job.job_id)).status == "processing"
+
+
+@pytest.mark.parametrize(("completions", "field"), [
+    ([], "completions"),
+    ("nope", "completions"),
+    ([{"job_id": "not-a-uuid", "attempt": 1}], "completions.0.job_id"),
+    ([{"job_id": str(uuid.uuid4()), "attempt": 1}, {"job_id": str(uuid.uuid4()), "attempt": 0}],
+     "completions.1.attempt"),
+    ([{"job_id": str(uuid.uuid4()), "attempt": 1, "colour": "red"}], "completions.0.colour"),
+    ([{"job_id": str(uuid.uuid4()), "attempt": 1, "output_paths": "x"}], "completions.0.output_paths"),
+])
+async def test_a_malformed_completion_is_refused_before_anything_is_written(
+        manager: VideoJobManager, pool, completions, field) -> None:
+    before = await pool.fetchval("SELECT count(*) FROM vjm.job_events")
+    with pytest.raises(ValidationError) as info:
+        await manager.complete_jobs(completions)
+    assert info.value.field == field
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_events") == before
+
+
+async def test_append_events_takes_at_most_fifty_per_call(pool) -> None:
+    ids = [uuid.uuid4()] * 51
+    with pytest.raises(asyncpg.InvalidParameterValueError, match="at most 50"):
+        await pool.fetch("SELECT * FROM vjm.append_events($1, $2, $3, $4, $5, $6)", ids, ["complete"] * 51,
+                         ["{}"] * 51, [None] * 51, [1] * 51, [None] * 51)
