@@ -23,8 +23,9 @@ position and joining its subscriber set, so no page can be dispatched in between
   its buffer, and the overlap with the read is dropped by seq.
 Either way every visible change arrives once, in seq order, with no gap.
 
-Slow subscribers never hold anyone up: a buffer holds at most `queue_size` changes, and
-a page that does not fit ends that subscription (reason "overflow"). The hub drops it
+Slow subscribers never hold anyone up: a page that finds a subscriber's buffer already
+holding `queue_size` changes ends that subscription (reason "overflow"); a buffer below
+that takes the whole page, so it never exceeds queue_size + page_size. The hub drops it
 at once and never waits for it; the subscriber still receives what its buffer holds,
 in order, and then its iterator ends, so a client that reconnects from the last seq it
 received (SSE Last-Event-ID) loses nothing.
@@ -62,7 +63,7 @@ class FeedHubConfig:
     database_url: str
     role: str = PROCESSOR  # the hub's own connection reads every row of the feed as this service role
     page_size: int = 500
-    queue_size: int = 1000  # changes buffered per subscriber; one more ends it (OVERFLOW)
+    queue_size: int = 1000  # a subscriber with this many changes buffered is ended by the next page (OVERFLOW)
     poll_interval: float = 1.0  # read even without a notification
     max_backoff: float = 5.0
 
@@ -310,10 +311,14 @@ class FeedSubscription:
                 return
 
     def _offer(self, changes: Iterable[JobChange]) -> bool:
-        """Buffer the changes this subscriber has not had; False (nothing buffered) if they do not fit."""
-        fresh = [change for change in changes if change.seq > self.position]
-        if len(self._buffer) + len(fresh) > self._hub.config.queue_size:
+        """Buffer the changes this subscriber has not had; False (nothing buffered) if it is already full.
+
+        A page is taken whole by a buffer below `queue_size`, so one large page never ends a
+        subscriber that keeps up; a buffer holds fewer than queue_size + page_size changes.
+        """
+        if len(self._buffer) >= self._hub.config.queue_size:
             return False
+        fresh = [change for change in changes if change.seq > self.position]
         self._buffer.extend(fresh)
         if fresh:
             self._wake.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -62,16 +63,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.asynccontextmanager
+async def serve(app, *, lifespan: str = "on", send_buffer: int | None = None) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on 127.0.0.1 in this event loop; yields its base URL.
+
+    `send_buffer` sets SO_SNDBUF on the listening socket (accepted connections inherit it), so
+    that a response to a client that stops reading blocks the server after kilobytes, not megabytes.
+    """
+    listener = socket.socket()
+    if send_buffer is not None:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    await wait_until(lambda: server.started or task.done(), what="uvicorn to start")
+    if task.done():
+        task.result()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
 @pytest.fixture
 async def live_url(app) -> AsyncIterator[str]:
-    """The app served by uvicorn on 127.0.0.1 in this test's event loop (for streaming)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started, what="uvicorn to start")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    """The app served by uvicorn on 127.0.0.1 in this test's event loop (for streaming), lifespan included."""
+    async with serve(app) as url:
+        yield url
 
 
 async def wait_until(predicate: Callable[[], object], *, deadline_s: float = 10.0, what: str = "condition") -> None:

@@ -94,18 +94,32 @@ def _lifespan(state: AppState, factory: ManagerFactory | None):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if factory is None:
-            yield
+            async with _feed_hub(state):
+                yield
             return
         async with factory() as manager:
             state.manager = manager
             log.info("http_api_started")
             try:
-                yield
+                async with _feed_hub(state):
+                    yield
             finally:
                 state.manager = None
                 log.info("http_api_stopped")
 
     return lifespan
+
+
+@contextlib.asynccontextmanager
+async def _feed_hub(state: AppState) -> AsyncIterator[None]:
+    """The shared change-feed reader runs with the app (it connects in the background) and is closed,
+    ending every event stream, before the manager and its pools."""
+    if state.manager is not None:
+        await state.require_feed_hub()
+    try:
+        yield
+    finally:
+        await state.close_feed_hub()
 
 
 def _install_errors(app: FastAPI) -> None:

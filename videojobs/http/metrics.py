@@ -1,4 +1,4 @@
-"""Prometheus metrics: request latency, transitions by type, stuck resets, projector lag, pool use.
+"""Prometheus metrics: request latency, transitions by type, stuck resets, projector lag, pool use, streams.
 
 Each app has its own registry (several apps may live in one process, e.g. in tests).
 Transition counts come from the event log itself, tailed at scrape time through
@@ -40,6 +40,12 @@ class ApiMetrics:
         self.lag_seconds = Gauge("vjm_projector_lag_seconds", "Age of the oldest unprojected event", registry=r)
         self.pool = Gauge("vjm_db_pool_connections", "Database pool connections", ("pool", "state"), registry=r)
         self.sse_clients = Gauge("vjm_sse_clients", "Open event streams", registry=r)
+        self.sse_overflows = Counter("vjm_sse_overflow_disconnects",
+                                     "Event streams ended because their client fell too far behind", registry=r)
+        self.sse_feed_connected = Gauge("vjm_sse_feed_connected",
+                                        "1 while the shared change-feed reader holds its connection", registry=r)
+        self.sse_feed_reconnects = Gauge("vjm_sse_feed_reconnects",
+                                         "Times the shared change-feed reader reopened its connection", registry=r)
         self.tail_position = 0
         self.tail_lock = asyncio.Lock()  # one scrape tails the log at a time: no double counts
 
@@ -51,6 +57,12 @@ class ApiMetrics:
             if kind == "time_out":
                 self.stuck_resets.inc()
             self.tail_position = max(self.tail_position, event.position)
+
+    def observe_feed_hub(self, hub: Any) -> None:
+        """Whether the shared change-feed reader is connected, and how often it reconnected."""
+        self.sse_feed_connected.set(1 if hub is not None and hub.connected else 0)
+        if hub is not None:
+            self.sse_feed_reconnects.set(hub.reconnects)
 
     def observe_pool(self, name: str, pool: Any) -> None:
         """Size, idle and in-use connections of an asyncpg pool."""

@@ -1,10 +1,12 @@
-"""What the app holds while it runs: the trusted manager, settings, metrics, options."""
+"""What the app holds while it runs: the trusted manager, settings, metrics, options, the feed hub."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from listeners.feed_hub import ChangeFeedHub, FeedHubConfig
 from videojobs import Settings, VideoJobManager
 
 from .metrics import ApiMetrics
@@ -18,6 +20,8 @@ class HttpOptions:
     sse_heartbeat_seconds: float = 15.0
     sse_poll_seconds: float = 1.0
     sse_team_refresh_seconds: float = 30.0
+    sse_queue_size: int = 1000  # changes buffered per stream; a stream that falls further behind is ended
+    sse_page_size: int = 500  # change-feed rows per read (the shared reader and each stream's catch-up)
     retry_after_seconds: int = 5
 
 
@@ -30,6 +34,8 @@ class AppState:
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     manager: VideoJobManager | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    feed_hub: ChangeFeedHub | None = None
+    _hub_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def require_manager(self) -> VideoJobManager:
         """The service manager; DatabaseUnavailable while the app has none (starting, or its database is down)."""
@@ -38,3 +44,28 @@ class AppState:
 
             raise DatabaseUnavailable("the job manager is not connected yet")
         return self.manager
+
+    async def require_feed_hub(self) -> ChangeFeedHub:
+        """The one change-feed reader of this app, shared by every event stream; started on first use.
+
+        The lifespan starts it with the app and closes it at shutdown (ending every stream);
+        an app served without its lifespan starts it here, on the first stream.
+        """
+        async with self._hub_lock:
+            if self.feed_hub is None:
+                manager = self.require_manager()
+                options = self.options
+                config = FeedHubConfig(database_url=self.extras.get("database_url") or manager.database_url,
+                                       page_size=options.sse_page_size, queue_size=options.sse_queue_size,
+                                       poll_interval=options.sse_poll_seconds)
+                hub = ChangeFeedHub(config, service_pool=manager.pool, user_pool=manager.user_pool)
+                await hub.start()
+                self.feed_hub = hub
+            return self.feed_hub
+
+    async def close_feed_hub(self) -> None:
+        """Close the feed hub, if one runs: every event stream ends (clients resume with Last-Event-ID)."""
+        async with self._hub_lock:
+            hub, self.feed_hub = self.feed_hub, None
+        if hub is not None:
+            await hub.close()

@@ -1,7 +1,8 @@
 """A second, Python-side check of what an end user's event stream may carry.
 
-The stream reads the change feed acting as the user, so RLS already filters it
-(listeners.subscriptions). This guard re-checks every change against the user's
+The database already decided what the stream carries: its catch-up reads the feed
+acting as the user (RLS), and the shared feed hub asks vjm.job_changes_visible, which
+applies the same RLS policy per user (listeners/feed_hub.py). This guard re-checks every change against the user's
 id and team ids, as `manager.as_user(sub).list_teams()` reports them, refreshed
 every `refresh_seconds`. A change that fails the cached check triggers one fresh
 lookup before it is dropped, so a new membership never loses an event, while a

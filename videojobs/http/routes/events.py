@@ -2,8 +2,19 @@
 
 Each event's `id` is the change feed's `seq` (vjm.job_changes, numbered in commit
 order), so `Last-Event-ID` (or `?after=`) resumes with no gap and no duplicate.
-End users' streams read the feed acting as them (RLS) and pass a VisibilityGuard;
-service streams see every change. Comment lines (`: ping`) are heartbeats.
+Comment lines (`: ping`) are heartbeats.
+
+Every stream of the app is fed by one ChangeFeedHub (listeners/feed_hub.py, started
+with the app): one database connection reads the feed once for all of them, whatever
+their number. A stream that resumes behind the hub catches up through the pooled
+connections first. What an end user's stream carries is decided by the database (the
+RLS policy of vjm.job_changes, for the catch-up and for the hub's pages alike) and
+checked once more here by a VisibilityGuard; service streams see every change.
+
+A stream whose client reads too slowly to keep up (more than `sse_queue_size` changes
+behind) is ended after the changes already buffered for it, with a comment line saying
+so; the client reconnects with Last-Event-ID and loses nothing. The reader and the
+other streams never wait for it.
 """
 
 from __future__ import annotations
@@ -16,9 +27,8 @@ import structlog
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from listeners import JobChangeSubscription
+from listeners.feed_hub import OVERFLOW, ChangeFeedHub
 from statemachine import ValidationError
-from store.identity import PROCESSOR
 
 from ..dependencies import Caller, Manager, State
 from ..schemas import JobChangeMessage
@@ -61,17 +71,17 @@ async def stream(who: Caller, manager: Manager, state: State,
         await guard.refresh()  # also the preflight: a database that is down gives 503 before the stream starts
     else:
         await manager.list_teams(1)
-    subscription = JobChangeSubscription(_database_url(manager, state), after=start,
-                                         user_id=None if who.is_service else who.sub,
-                                         role=PROCESSOR if who.is_service else None,
-                                         poll_interval=state.options.sse_poll_seconds)
+    hub = await state.require_feed_hub()
     log.info("stream_opened", user_id=who.sub, role=who.role, after=start)
-    return EventSourceResponse(_events(subscription, guard, state), ping=state.options.sse_heartbeat_seconds,
+    return EventSourceResponse(_events(hub, start, None if who.is_service else who.sub, guard, state),
+                               ping=state.options.sse_heartbeat_seconds,
                                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-async def _events(subscription: JobChangeSubscription, guard: VisibilityGuard | None,
+async def _events(hub: ChangeFeedHub, start: int, user_id: str | None, guard: VisibilityGuard | None,
                   state: Any) -> AsyncIterator[ServerSentEvent]:
+    # Subscribed here, not in the route: a response that never starts leaves nothing behind.
+    subscription = hub.subscribe(after=start, user_id=user_id)
     state.metrics.sse_clients.inc()
     try:
         async for change in subscription:
@@ -80,12 +90,11 @@ async def _events(subscription: JobChangeSubscription, guard: VisibilityGuard | 
             message = JobChangeMessage.model_validate(change.model_dump())
             yield ServerSentEvent(data=json.dumps(message.model_dump(mode="json")), event="job_change",
                                   id=str(change.seq))
+        if subscription.ended == OVERFLOW:
+            state.metrics.sse_overflows.inc()
+            yield ServerSentEvent(comment="too far behind: reconnect with Last-Event-ID to resume")
     finally:
         state.metrics.sse_clients.dec()
         await subscription.close()
-        log.info("stream_closed", position=subscription.position)
-
-
-def _database_url(manager: Any, state: Any) -> str:
-    """The database URL of the change feed (the manager has no public accessor yet)."""
-    return state.extras.get("database_url") or manager.database_url
+        log.info("stream_closed", user_id=user_id, position=subscription.position,
+                 reason=subscription.ended or "client")

@@ -44,6 +44,7 @@ async def metrics(state: State) -> Response:
 
 async def _refresh(state: AppState) -> None:
     manager, metrics = state.manager, state.metrics
+    metrics.observe_feed_hub(state.feed_hub)
     if manager is None:
         return
     metrics.observe_pool("service", service_pool(manager))
