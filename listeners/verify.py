@@ -7,7 +7,8 @@ come from the same snapshot (the projector writes them atomically); the replay
 folds every event up to C. Rows are compared as two streams in job_id order
 (the replay streams events grouped by job), so memory stays flat; stats and
 daily buckets are per scope and compared as dicts; the stats are also recounted
-from vjm.jobs in SQL (invariant 8).
+from vjm.jobs in SQL (invariant 8). The run queue (vjm.job_queue, kept by the append
+functions, not by the projector) is checked against the heads in the log.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from store.jobs import diff_run_queue
 from store.projections import (
     DAILY_FIELDS,
     PLATFORM_FIELDS,
@@ -100,6 +102,7 @@ async def verify_projections(database_url: str, *, name: str = "main", limit: in
                                          _nonzero(replay.platforms), PLATFORM_FIELDS)
             differences += _diff_vectors("job_stats_daily", await fetch_daily(conn), replay.daily, DAILY_FIELDS)
             differences += await diff_stats_recount(conn, limit)
+            differences += await diff_run_queue(conn, limit)
     finally:
         await conn.close()
     result = VerifyResult(replay.events, replay.jobs, cursor, differences)

@@ -29,12 +29,12 @@ CREATE TABLE vjm.job_queue (
 
 CREATE INDEX job_queue_order ON vjm.job_queue (created_at, job_id);
 
--- Only the append and claim functions (SECURITY DEFINER, run as the owner) touch it;
--- admins may read it for diagnostics.
-GRANT SELECT ON vjm.job_queue TO vjm_admin;
+-- Only the append and claim functions (SECURITY DEFINER, run as the owner) write it;
+-- admins and the projector's verify read it (vjm projections verify checks it against the log).
+GRANT SELECT ON vjm.job_queue TO vjm_admin, vjm_projector;
 ALTER TABLE vjm.job_queue ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY owner_all ON vjm.job_queue TO vjm_owner USING (true) WITH CHECK (true);
-CREATE POLICY admin_read ON vjm.job_queue FOR SELECT TO vjm_admin USING (true);
+CREATE POLICY service_read ON vjm.job_queue FOR SELECT TO vjm_admin, vjm_projector USING (true);
 
 -- The platform a job targets now: its create event, or the latest metadata change of it.
 CREATE FUNCTION vjm.job_platform(p_job_id uuid) RETURNS text

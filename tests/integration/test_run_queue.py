@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
+from listeners import verify_projections
 from store import EventStore, connect, prepare_event
 from videojobs import AccessDenied, InvalidTransition, Settings, StaleAttempt, ValidationError, VideoJobManager
 from videojobs import connect as connect_manager
@@ -163,3 +164,15 @@ async def test_append_events_takes_at_most_fifty_per_call(pool) -> None:
     with pytest.raises(asyncpg.InvalidParameterValueError, match="at most 50"):
         await pool.fetch("SELECT * FROM vjm.append_events($1, $2, $3, $4, $5, $6)", ids, ["complete"] * 51,
                          ["{}"] * 51, [None] * 51, [1] * 51, [None] * 51)
+
+
+async def test_verify_checks_the_run_queue_against_the_log(database_url: str, pool, workload, make_projector) -> None:
+    await workload(jobs=20, seed=8, concurrency=4, steps=2)
+    await make_projector().run_once()
+    assert (await verify_projections(database_url)).ok
+    lost, moved = await pool.fetch("SELECT job_id FROM vjm.job_queue ORDER BY job_id LIMIT 2")
+    await pool.execute("DELETE FROM vjm.job_queue WHERE job_id = $1", lost["job_id"])
+    await pool.execute("UPDATE vjm.job_queue SET platform_target = 'myspace' WHERE job_id = $1", moved["job_id"])
+    result = await verify_projections(database_url)
+    found = {(d.key, d.kind, d.columns) for d in result.differences if d.table == "job_queue"}
+    assert found == {(str(lost["job_id"]), "missing", ()), (str(moved["job_id"]), "different", ("platform_target",))}
