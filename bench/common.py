@@ -161,3 +161,50 @@ def run_standalone(run: Callable[[str, bool], Awaitable[dict]], doc: str | None)
 
     with bench_server(prefer_local=not args.embedded) as admin_url:
         print(json.dumps(asyncio.run(_main(admin_url)), indent=2, default=str))
+
+
+@contextlib.asynccontextmanager
+async def projector_process(url: str) -> AsyncIterator[None]:
+    """The projector in a process of its own (as `vjm listen` runs it) while the block runs."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    process = ctx.Process(target=_run_projector, args=(url, ready, stop), daemon=True)
+    process.start()
+    try:
+        if not await asyncio.to_thread(ready.wait, 60):
+            raise RuntimeError("projector process did not start")
+        yield
+    finally:
+        stop.set()
+        await asyncio.to_thread(process.join, 30)
+
+
+def _run_projector(url: str, ready, stop) -> None:
+    from listeners import Projector, ProjectorConfig
+    from videojobs.logs import configure_logging
+
+    configure_logging("WARNING", json=True)
+
+    async def main() -> None:
+        projector = Projector(ProjectorConfig(database_url=url))
+        await projector.start()
+        ready.set()
+        while not stop.is_set():  # noqa: ASYNC110 - a multiprocessing flag, not an asyncio one
+            await asyncio.sleep(0.05)  # poll
+        await projector.stop()
+    asyncio.run(main())
+
+
+async def wait_projected(conn: asyncpg.Connection, cursor: tuple[int, int] | None = None,
+                         within: float = 120) -> None:
+    """Until the projector's checkpoint reaches `cursor` (default: the newest event committed now)."""
+    if cursor is None:
+        row = await conn.fetchrow("SELECT xact_id, position FROM vjm.job_events "
+                                  "ORDER BY xact_id DESC, position DESC LIMIT 1")
+        cursor = tuple(row) if row else (0, 0)
+    async with asyncio.timeout(within):
+        while tuple(await conn.fetchrow("SELECT xact_id, position FROM vjm.projection_checkpoints "  # noqa: ASYNC110
+                                        "WHERE name = 'main'") or (0, 0)) < cursor:
+            await asyncio.sleep(0.01)  # poll

@@ -4,13 +4,15 @@ All three run in this process, against the same fresh database, with the same nu
 workers; a run creates `jobs` jobs in one batch call and ends when every one of them is
 finished. jobs/s of the whole run (create + drain); ratios are vjm / peer.
 
-- vjm: `videojobs.connect(url)` (projector and stuck detector running in-process, as a
-  processor deployment does); `bulk_create_jobs` (10,000 per call), then `workers` tasks
+- vjm: `videojobs.connect(url, listeners=False)` for the workers, and the projector in a
+  process of its own (as `vjm listen` runs it next to a processor fleet), projecting every
+  event while the drain runs; `bulk_create_jobs` (10,000 per call), then `workers` tasks
   each loop `claim_jobs(worker_id, limit=batch)` and report the claimed batch done with one
   `complete_jobs([...])` call (as PgQueuer acknowledges a batch at once); the
   `vjm_one_by_one` variant calls `complete_job` per job instead. Every transition is a
   validated, hash-chained event, and the jobs table, stats and change feed are projected
-  from them.
+  from them. The time the projector then needs to show the last completion is reported too
+  (`vjm_projection_catch_up_s`); it is not in jobs/s, as the peers have no read model.
 - procrastinate: `App(PsycopgConnector(conninfo, min_size=max_size=workers + 2))`, a no-op
   async task, `task.batch_defer_async(*jobs)` (one statement), then
   `app.run_worker_async(concurrency=workers, wait=False)` (the worker exits when the queue is
@@ -32,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 
@@ -40,7 +43,7 @@ import asyncpg
 import videojobs
 
 from .bulk_create import job_spec
-from .common import interleaved, run_standalone
+from .common import interleaved, projector_process, run_standalone, wait_projected
 
 MANAGER_CHUNK = 10_000
 TARGETS = {"procrastinate": 3.0, "pgqueuer": 1.0}
@@ -70,6 +73,9 @@ async def vjm_one_by_one_drain(manager: videojobs.VideoJobManager, jobs: int, wo
     return await _drain(manager, jobs, workers, work)
 
 
+CATCH_UP: list[float] = []  # seconds from the end of each vjm drain until the projection showed it
+
+
 async def _drain(manager, jobs: int, workers: int, work: Callable[[str], Awaitable[int]]) -> float:
     specs = [job_spec(i) for i in range(jobs)]
     started = time.perf_counter()
@@ -85,7 +91,14 @@ async def _drain(manager, jobs: int, workers: int, work: Callable[[str], Awaitab
             done[0] += finished
 
     await asyncio.gather(*(worker(f"w{i}") for i in range(workers)))
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    conn = await asyncpg.connect(manager.database_url)
+    try:
+        await wait_projected(conn)
+    finally:
+        await conn.close()
+    CATCH_UP.append(time.perf_counter() - started - elapsed)
+    return elapsed
 
 
 @contextlib.asynccontextmanager
@@ -150,6 +163,7 @@ async def measure(url: str, manager, queries, jobs: int, workers: int, batch: in
             return chosen if variants else {k: v for k, v in chosen.items() if k in ("vjm", *TARGETS)}
         for warm_up in systems(max(100, jobs // 10)).values():
             await warm_up()
+        CATCH_UP.clear()
         result = await interleaved(systems(jobs), runs, warm_up=False)
     vjm = result["vjm"]["median"]
     row = {"workers": workers, "batch_size": batch, "jobs": jobs,
@@ -158,6 +172,7 @@ async def measure(url: str, manager, queries, jobs: int, workers: int, batch: in
         ratio = vjm / result[peer]["median"]
         row[f"ratio_vs_{peer}"] = round(ratio, 3)
         row[f"met_vs_{peer}"] = ratio >= target
+    row["vjm_projection_catch_up_s"] = round(statistics.median(CATCH_UP), 3)
     row["samples"] = {name: [round(x, 1) for x in r["samples"]] for name, r in result.items()}
     return row
 
@@ -191,7 +206,7 @@ async def run(url: str, smoke: bool) -> dict:
     conn = await asyncpg.connect(url)
     try:
         queries = await install_peers(url, conn)
-        async with videojobs.connect(url) as manager:
+        async with projector_process(url), videojobs.connect(url, listeners=False) as manager:
             rows = [await measure(url, manager, queries, jobs, n, batch, runs, variants)
                     for jobs, n, variants in plan]
     finally:

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import multiprocessing
 import statistics
 import time
 from typing import Any
 
 import asyncpg
 
-from listeners import Projector, ProjectorConfig, parse_notice
+from listeners import parse_notice
 from store import EventStore, connect, create_pool, prepare_event
-from videojobs.logs import configure_logging
 
-from .common import run_standalone
+from .common import projector_process, run_standalone, wait_projected
 
 CYCLE = ("create", "start", "progress", "complete")
 DATA = {
@@ -73,19 +71,6 @@ async def max_write_rate(url: str, writers: int, seconds: float) -> float:
         await pool.close()
 
 
-def _projector_process(url: str, ready, stop) -> None:
-    configure_logging("WARNING", json=True)
-
-    async def main() -> None:
-        projector = Projector(ProjectorConfig(database_url=url))
-        await projector.start()
-        ready.set()
-        while not stop.is_set():  # noqa: ASYNC110 - a multiprocessing flag, not an asyncio one
-            await asyncio.sleep(0.05)  # poll
-        await projector.stop()
-    asyncio.run(main())
-
-
 class NoticeLog:
     """Arrival times and cursors of vjm_jobs notices."""
 
@@ -106,13 +91,6 @@ class NoticeLog:
         return None if index == len(self.cursors) else max(0.0, self.times[index] - committed_at)
 
 
-async def _wait_projected(conn: asyncpg.Connection, cursor: tuple[int, int], within: float = 120) -> None:
-    async with asyncio.timeout(within):
-        while tuple(await conn.fetchrow("SELECT xact_id, position FROM vjm.projection_checkpoints "  # noqa: ASYNC110
-                                        "WHERE name = 'main'")) < cursor:
-            await asyncio.sleep(0.01)  # poll
-
-
 async def lag_at_rate(url: str, rate: float, writers: int, seconds: float, notices: NoticeLog,
                       control: asyncpg.Connection) -> dict:
     """p50/p99/max lag in ms with writers paced to `rate` events/s in total."""
@@ -123,7 +101,7 @@ async def lag_at_rate(url: str, rate: float, writers: int, seconds: float, notic
         await asyncio.gather(*(_writer(EventStore(pool), until, writers / rate, out) for _ in range(writers)))
     finally:
         await pool.close()
-    await _wait_projected(control, max(c for _, c in out))
+    await wait_projected(control, max(c for _, c in out))
     await control.execute("SELECT 1")  # let the last notices arrive
     lags = sorted(1000 * notices.lag_of(t, c) for t, c in out)
     achieved = len(out) / seconds
@@ -152,7 +130,7 @@ async def burst_notifications(url: str, events: int, writers: int, notices: Noti
             cursor = max(c for _, c in out)
         finally:
             await pool.close()
-    await _wait_projected(control, cursor)
+    await wait_projected(control, cursor)
     await control.execute("SELECT 1")
     return {"events": events, "notifications": notices.count - before,
             "seconds_to_project": round(time.monotonic() - started, 3)}
@@ -175,26 +153,18 @@ async def run(url: str, smoke: bool, max_rate: float | None = None) -> dict:
     seconds = 2.0 if smoke else 8.0
     measured = await max_write_rate(url, writers, seconds)
     max_rate = max_rate or measured
-    ctx = multiprocessing.get_context("spawn")
-    ready, stop = ctx.Event(), ctx.Event()
-    process = ctx.Process(target=_projector_process, args=(url, ready, stop), daemon=True)
-    process.start()
     control = await connect(url)
     notices = NoticeLog()
     try:
         await control.add_listener("vjm_jobs", notices)
-        if not await asyncio.to_thread(ready.wait, 60):
-            raise RuntimeError("projector process did not start")
-        await _wait_projected(control, tuple(await control.fetchrow(
-            "SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, position DESC LIMIT 1")))
-        lags = {f"{int(f * 100)}%": await lag_at_rate(url, max_rate * f, writers, seconds, notices, control)
-                for f in FRACTIONS}
-        burst_events = 2000 if smoke else 10_000
-        burst = await burst_notifications(url, burst_events, 32, notices, control, bulk=False)
-        bulk = await burst_notifications(url, burst_events, 1, notices, control, bulk=True)
+        async with projector_process(url):
+            await wait_projected(control)
+            lags = {f"{int(f * 100)}%": await lag_at_rate(url, max_rate * f, writers, seconds, notices, control)
+                    for f in FRACTIONS}
+            burst_events = 2000 if smoke else 10_000
+            burst = await burst_notifications(url, burst_events, 32, notices, control, bulk=False)
+            bulk = await burst_notifications(url, burst_events, 1, notices, control, bulk=True)
     finally:
-        stop.set()
-        await asyncio.to_thread(process.join, 30)
         await control.close()
     for fraction, lag in lags.items():
         lag["target_rate_events_per_s"] = round(max_rate * int(fraction[:-1]) / 100, 1)
