@@ -256,7 +256,7 @@ class FeedSubscription:
     """`async for change in hub.subscribe(after=seq)`: catch-up from the database, then live."""
 
     def __init__(self, hub: ChangeFeedHub, *, after: int, user_id: str | None):
-        self.position = after  # the last seq delivered (or known to hold nothing for this subscriber)
+        self.position = after  # the last seq handed out (or known to hold nothing for this subscriber)
         self.user_id = user_id
         self.ended: str | None = None  # why it ended: overflow, closed, shutdown
         self._hub = hub
@@ -272,24 +272,37 @@ class FeedSubscription:
         return self._changes()
 
     async def _changes(self) -> AsyncIterator[JobChange]:
-        try:
-            async for change in self._catch_up():
+        async for batch in self.batches():
+            for change in batch:
                 yield change
+
+    async def batches(self) -> AsyncIterator[list[JobChange]]:
+        """The same changes, a list at a time: all that is available at once (a writer sends it in one go)."""
+        try:
+            async for page in self._catch_up():
+                yield page
             while True:
-                while self._buffer:
-                    change = self._buffer.popleft()
-                    if change.seq > self.position:
-                        self.position = change.seq
-                        yield change
-                if self.ended is not None:
+                batch = self._take()
+                if batch:
+                    yield batch
+                elif self.ended is not None:
                     return
-                self._wake.clear()
-                await self._wake.wait()
+                else:
+                    self._wake.clear()
+                    await self._wake.wait()
         finally:
             if self.ended is None:
                 self._hub._end(self, CLOSED)
 
-    async def _catch_up(self) -> AsyncIterator[JobChange]:
+    def _take(self) -> list[JobChange]:
+        """Everything buffered that this subscriber has not had yet (the buffer is emptied)."""
+        batch = [change for change in self._buffer if change.seq > self.position]
+        self._buffer.clear()
+        if batch:
+            self.position = batch[-1].seq
+        return batch
+
+    async def _catch_up(self) -> AsyncIterator[list[JobChange]]:
         """Read the feed from the database until level with the hub, then join it (module docstring)."""
         hub = self._hub
         await hub.wait_ready()
@@ -297,10 +310,10 @@ class FeedSubscription:
         while self.ended is None:
             head = hub.position or 0
             page = await hub.read_after(self.user_id, self.position)
-            for change in page:
-                if change.seq > self.position:
-                    self.position = change.seq
-                    yield change
+            fresh = [change for change in page if change.seq > self.position]
+            if fresh:
+                self.position = fresh[-1].seq
+                yield fresh
             if len(page) >= hub.config.page_size:
                 continue
             if joined:

@@ -19,6 +19,7 @@ other streams never wait for it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -29,6 +30,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from listeners.feed_hub import OVERFLOW, ChangeFeedHub
 from statemachine import ValidationError
+from store.projections import JobChange
 
 from ..dependencies import Caller, Manager, State
 from ..schemas import JobChangeMessage
@@ -78,18 +80,24 @@ async def stream(who: Caller, manager: Manager, state: State,
                                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
+@functools.lru_cache(maxsize=4096)
+def encode_change(change: JobChange) -> bytes:
+    """The SSE bytes of one change: encoded once per process, however many streams carry it."""
+    message = JobChangeMessage.model_validate(change.model_dump())
+    return ServerSentEvent(data=json.dumps(message.model_dump(mode="json")), event="job_change",
+                           id=str(change.seq)).encode()
+
+
 async def _events(hub: ChangeFeedHub, start: int, user_id: str | None, guard: VisibilityGuard | None,
-                  state: Any) -> AsyncIterator[ServerSentEvent]:
+                  state: Any) -> AsyncIterator[ServerSentEvent | bytes]:
     # Subscribed here, not in the route: a response that never starts leaves nothing behind.
     subscription = hub.subscribe(after=start, user_id=user_id)
     state.metrics.sse_clients.inc()
     try:
-        async for change in subscription:
-            if guard is not None and not await guard.allows(change):
-                continue
-            message = JobChangeMessage.model_validate(change.model_dump())
-            yield ServerSentEvent(data=json.dumps(message.model_dump(mode="json")), event="job_change",
-                                  id=str(change.seq))
+        async for batch in subscription.batches():  # one write per batch, not per change
+            chunk = b"".join([encode_change(c) for c in batch if guard is None or await guard.allows(c)])
+            if chunk:
+                yield chunk
         if subscription.ended == OVERFLOW:
             state.metrics.sse_overflows.inc()
             yield ServerSentEvent(comment="too far behind: reconnect with Last-Event-ID to resume")
