@@ -43,7 +43,9 @@ MAX_SEQ = 2**63 - 1
 
 STREAM_DOC: dict[int | str, Any] = {200: {
     "description": "`text/event-stream`: events `job_change` whose data is a JobChangeMessage and whose id is "
-                   "its seq, with `: ping` heartbeats",
+                   "its seq, with `: ping` heartbeats. A client that falls too far behind (it reads slower than "
+                   "changes arrive) gets what was buffered for it, a comment line, and the end of the stream: "
+                   "reconnect with `Last-Event-ID` to resume with nothing lost.",
     "content": {"text/event-stream": {"schema": {"type": "string"}, "example":
                 'id: 17\nevent: job_change\ndata: {"seq": 17, "position": 42, "job_id": '
                 '"9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11", "user_id": "user-123", "team_id": null, '
