@@ -111,6 +111,7 @@ class ChangeFeedHub:
 
     @property
     def closed(self) -> bool:
+        """True once close() was called."""
         return self._closed
 
     async def start(self) -> None:
