@@ -1,10 +1,11 @@
 """W2: bulk create of 10k and 100k jobs, against `copy_records_to_table` of the same rows.
 
-vjm: `VideoJobManager.bulk_create_jobs` (validated jobs, one `vjm.append_creates` statement per
-call of at most 10,000 jobs, hash-chained create events, Job models back) and, as a second
-figure, `EventStore.append_creates` with up to 100,000 prepared events in one statement.
-Ceiling: asyncpg's binary COPY of rows of the same shape (same columns, a client-side sha256,
-same indexes) into `bench_raw.job_events`. Rows/s; the ratio is vjm / COPY.
+vjm: `VideoJobManager.bulk_create_jobs` (validated jobs, one `vjm.append_create_batch` statement
+per call of at most 10,000 jobs, hash-chained create events, run-queue entries, Job models back)
+and, as a second figure, `EventStore.append_creates` with up to 100,000 prepared events in one
+statement (Event models back). Ceiling: asyncpg's binary COPY of rows of the same shape (same
+columns, same indexes) into `bench_raw.job_events`; its rows and their sha256 are computed in the
+client before the clock starts, so the ceiling times the COPY alone. Rows/s; the ratio is vjm / COPY.
 
 `python -m bench.bulk_create [--smoke]` prints one JSON object.
 """

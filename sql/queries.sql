@@ -8,10 +8,11 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
   FROM vjm.append_event($1, $2, $3, $4, $5, $6, $7, $8);
 
 -- event_append_creates --
--- Append many create events in one statement (one round trip), e.g. a bulk create.
-SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
-       actor, user_id, team_id, occurred_at
-  FROM vjm.append_creates($1::uuid[], $2::jsonb[], $3::text[], $4::text[], $5::uuid[]);
+-- Append many create events in one statement (one round trip), e.g. a bulk create. The payloads
+-- are one JSON array (text: the pool's jsonb codec would encode it once more); back come only
+-- the columns the database decides, in no particular order.
+SELECT position, xact_id, job_id, attempts_left, actor, occurred_at
+  FROM vjm.append_create_batch($1::uuid[], $2::text::jsonb, $3::text[], $4::text[], $5::uuid[]);
 
 -- event_get_stream --
 -- One job's events in version order.
