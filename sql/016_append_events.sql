@@ -43,6 +43,7 @@ BEGIN
        OR coalesce(cardinality(p_expected_versions), 0) <> n THEN
         RAISE EXCEPTION 'every argument array must have % elements', n USING ERRCODE = '22023';
     END IF;
+    PERFORM set_config('vjm.quiet_doorbell', 'on', true);  -- one doorbell for the batch (see append_event)
     FOR i IN 1 .. n LOOP
         BEGIN
             PERFORM vjm.append_event(p_job_ids[i], p_types[i], p_data[i], p_actors[i], p_expected_versions[i],
@@ -59,6 +60,10 @@ BEGIN
                                 NULL::timestamptz, NULL::jsonb;
         END;
     END LOOP;
+    PERFORM set_config('vjm.quiet_doorbell', 'off', true);
+    IF cardinality(applied) > 0 THEN
+        PERFORM pg_notify('vjm_events', json_build_object('count', cardinality(applied))::text);
+    END IF;
     RETURN QUERY
     SELECT NULL::integer, NULL::text, NULL::text, NULL::text, NULL::text,
            e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import asyncpg
@@ -176,3 +177,22 @@ async def test_verify_checks_the_run_queue_against_the_log(database_url: str, po
     result = await verify_projections(database_url)
     found = {(d.key, d.kind, d.columns) for d in result.differences if d.table == "job_queue"}
     assert found == {(str(lost["job_id"]), "missing", ()), (str(moved["job_id"]), "different", ("platform_target",))}
+
+
+async def test_a_batch_rings_the_doorbell_once(database_url: str, manager: VideoJobManager) -> None:
+    await manager.bulk_create_jobs([JOB] * 6)
+    listener = await connect(database_url)
+    doorbells: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await listener.add_listener("vjm_events", lambda *args: doorbells.put_nowait(args[3]))
+        attempts = await manager.claim_jobs("w", limit=6)
+        await manager.complete_jobs([{"job_id": a.job_id, "attempt": a.attempt} for a in attempts])
+        single = await manager.create_job(**JOB)
+        await listener.execute("SELECT 1")  # notifications sent before this round trip have arrived
+        received = [json.loads(await asyncio.wait_for(doorbells.get(), 5)) for _ in range(3)]
+    finally:
+        await listener.close()
+    assert received[0] == {"type": "start", "count": 6}
+    assert received[1] == {"count": 6}
+    assert received[2]["job_id"] == str(single.job_id) and received[2]["type"] == "create"
+    assert doorbells.empty()
