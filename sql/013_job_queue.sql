@@ -54,6 +54,26 @@ SELECT h.job_id, c.occurred_at, vjm.job_platform(h.job_id)
   JOIN vjm.job_events c ON c.job_id = h.job_id AND c.version = 1
  WHERE h.to_state = 'queued';
 
+-- The transition table as an expression: vjm.next_state(trigger, from_state, attempts_left)
+-- is the state the trigger leads to, or NULL when it is not allowed. Generated from
+-- vjm.transitions (which stays the one table, compared with the Python machine by a
+-- test), as a CASE that plpgsql evaluates in a fraction of a microsecond; the lookup
+-- query it replaces in append_event cost 3 us per append.
+DO $$
+DECLARE
+    cases text;
+BEGIN
+    SELECT string_agg(format('WHEN trigger = %L AND from_state = %L%s THEN %L', t.trigger, t.from_state,
+                             CASE t.guard WHEN 'has_attempts_left' THEN ' AND attempts_left > 0'
+                                          WHEN 'attempts_exhausted' THEN ' AND attempts_left = 0'
+                                          ELSE '' END, t.to_state),
+                      ' ' ORDER BY t.trigger, t.from_state, t.guard)
+      INTO cases FROM vjm.transitions t;
+    EXECUTE format('CREATE FUNCTION vjm.next_state(trigger text, from_state text, attempts_left smallint) '
+                   'RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT CASE %s END $f$', cases);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vjm.append_event(
     p_job_id uuid, p_type text, p_data jsonb DEFAULT '{}', p_actor text DEFAULT NULL,
     p_expected_version integer DEFAULT NULL, p_attempt integer DEFAULT NULL,
@@ -94,11 +114,7 @@ BEGIN
             DELETE FROM vjm.job_queue q WHERE q.job_id = p_job_id;
         END IF;
         SELECT e.* INTO head FROM vjm.job_events e WHERE e.job_id = p_job_id ORDER BY e.version DESC LIMIT 1;
-        SELECT t.to_state INTO next_state FROM vjm.transitions t
-         WHERE t.trigger = p_type AND t.from_state = head.to_state
-           AND (t.guard IS NULL
-                OR (t.guard = 'has_attempts_left' AND head.attempts_left > 0)
-                OR (t.guard = 'attempts_exhausted' AND head.attempts_left = 0));
+        next_state := vjm.next_state(p_type, head.to_state, head.attempts_left);
         IF next_state IS NULL
            OR (p_expected_version IS NOT NULL AND head.version <> p_expected_version)
            OR (p_attempt IS NOT NULL AND head.attempt <> p_attempt

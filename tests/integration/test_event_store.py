@@ -16,8 +16,11 @@ from statemachine import (
     InvalidTransition,
     JobNotFound,
     StaleAttempt,
+    State,
+    Trigger,
     ValidationError,
 )
+from statemachine.check import next_state
 from store import EventStore, connect, prepare_event
 from tests.factories import create_data, create_job
 
@@ -243,6 +246,21 @@ async def test_python_transition_table_equals_database_table(store: EventStore) 
     python = sorted((r.trigger.value, r.from_state.value, r.to_state.value, r.guard.value if r.guard else None)
                     for r in RULES)
     assert sorted(await store.transition_table()) == python
+
+
+async def test_the_databases_next_state_agrees_with_the_python_machine(pool) -> None:
+    cases = [(s, t, left) for s in State for t in Trigger for left in (0, 1, 2)]
+    rows = await pool.fetch("SELECT c.i, vjm.next_state(c.t, c.s, c.n) AS to_state"
+                            "  FROM unnest($1::int[], $2::text[], $3::text[], $4::smallint[]) AS c(i, t, s, n)",
+                            list(range(len(cases))), [t.value for _, t, _ in cases], [s.value for s, _, _ in cases],
+                            [n for _, _, n in cases])
+    database = {r["i"]: r["to_state"] for r in rows}
+    for i, (state, trigger, left) in enumerate(cases):
+        try:
+            expected = next_state(state, trigger, attempts_left=left).value
+        except InvalidTransition:
+            expected = None
+        assert database[i] == expected, (state, trigger, left)
 
 
 async def test_bad_payload_writes_nothing(pool, store: EventStore) -> None:
