@@ -83,3 +83,28 @@ async def _ok(client) -> bool:
     from tests.faults.test_api_fuzz import auth
 
     return (await client.get("/api/v1/user/jobs", headers=auth("alice"))).status_code == 200
+
+
+async def test_a_user_write_that_loses_its_connection_at_commit_raises_database_unavailable(database_url: str) -> None:
+    # A deferred trigger holds the user's COMMIT open; the backend is killed while it waits there.
+    admin = await asyncpg.connect(database_url)
+    await admin.execute("""
+        CREATE FUNCTION public.hold_commit() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+        CREATE CONSTRAINT TRIGGER hold_commit AFTER INSERT ON vjm.job_events
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.type = 'cancel') EXECUTE FUNCTION public.hold_commit();
+        GRANT EXECUTE ON FUNCTION public.hold_commit() TO PUBLIC""")
+    try:
+        async with connect_manager(settings=Settings(database_url=database_url), listeners=False) as manager:
+            job = await manager.create_job(user_id="u1", **JOB)
+            cancel = asyncio.create_task(manager.as_user("u1").cancel_job(job.job_id))
+
+            async def committing_pid() -> int | None:
+                return await admin.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                                            " AND wait_event = 'PgSleep' LIMIT 1")
+            await eventually(committing_pid, 10, "the user's COMMIT is held by the deferred trigger")
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", await committing_pid())
+            with pytest.raises(DatabaseUnavailable):
+                await cancel
+    finally:
+        await admin.close()

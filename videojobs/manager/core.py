@@ -154,7 +154,10 @@ async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
                 raise
             raise translated from exc
     else:
-        await opening.__aexit__(None, None, None)
+        try:
+            await opening.__aexit__(None, None, None)  # e.g. the COMMIT of a user's transaction
+        except Exception as exc:
+            raise translate_error(exc) from exc
 
 
 def fold_job(events: list[Event]) -> Job:
