@@ -196,41 +196,62 @@ END
 $$;
 
 -- Claims: the oldest queued jobs, locked with SKIP LOCKED so that concurrent claimers
--- never meet, each started through vjm.append_event. Returns the claimed jobs' whole
--- streams (create ... start), so that the caller can build each job without another
--- round trip and without waiting for the projection. No subtransaction per job: the
--- locked queue row guarantees the job is queued (every writer that takes a job out of
--- the queue deletes this row first).
+-- never meet, taken out of the queue and started in one INSERT: the columns are the
+-- ones vjm.append_event computes for a start (the same next_state, hash chain, RLS
+-- insert check and CHECK constraint apply), set-based, because a claim of ten jobs
+-- spent 90 us per job in ten append_event calls. The locked queue row guarantees the
+-- job is queued (every writer that takes a job out of the queue deletes its row
+-- first), so a job that cannot start means the queue and the log disagree: that
+-- raises, and `vjm projections verify` names the job. Returns the claimed jobs' whole
+-- streams (create ... start), so that the caller builds each job without another
+-- round trip and without waiting for the projection.
 DROP FUNCTION vjm.claim_jobs(text, integer, text);
 CREATE FUNCTION vjm.claim_jobs(p_worker_id text, p_limit integer, p_platform text DEFAULT NULL)
 RETURNS SETOF vjm.job_events
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    candidate uuid;
-    claimed uuid[] := '{}';
+    claimed uuid[];
+    started integer;
+    at timestamptz := clock_timestamp();
     worker jsonb := jsonb_build_object('worker_id', p_worker_id);
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
         RAISE EXCEPTION 'limit must be between 1 and 1000' USING ERRCODE = '22023';
     END IF;
+    IF length(p_worker_id) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'worker_id must be 1-200 characters' USING ERRCODE = '22023';
+    END IF;
     IF NOT vjm.may_fire('start') THEN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
     END IF;
-    PERFORM set_config('vjm.quiet_doorbell', 'on', true);
-    FOR candidate IN
+    SELECT array_agg(q.job_id) INTO claimed FROM (
         SELECT q.job_id FROM vjm.job_queue q
          WHERE p_platform IS NULL OR q.platform_target = p_platform
          ORDER BY q.created_at, q.job_id
          LIMIT p_limit
-         FOR UPDATE SKIP LOCKED
-    LOOP
-        PERFORM vjm.append_event(candidate, 'start', worker, p_worker_id);
-        claimed := claimed || candidate;
-    END LOOP;
-    PERFORM set_config('vjm.quiet_doorbell', 'off', true);
-    IF cardinality(claimed) > 0 THEN
-        PERFORM pg_notify('vjm_events', json_build_object('type', 'start', 'count', cardinality(claimed))::text);
+           FOR UPDATE SKIP LOCKED) q;
+    IF claimed IS NULL THEN
+        RETURN;
     END IF;
+    DELETE FROM vjm.job_queue q WHERE q.job_id = ANY (claimed);
+    INSERT INTO vjm.job_events (job_id, version, type, from_state, to_state, attempt, attempts_left,
+                                data, actor, user_id, team_id, occurred_at, prev_hash, hash)
+    SELECT h.job_id, h.version + 1, 'start', h.to_state, n.to_state, h.attempt + 1, h.attempts_left - 1,
+           worker, p_worker_id, h.user_id, h.team_id, at, h.hash,
+           vjm.event_hash(h.hash, h.job_id, h.version + 1, 'start', h.to_state, n.to_state, h.attempt + 1,
+                          worker, p_worker_id, h.user_id, h.team_id, at)
+      FROM unnest(claimed) AS c(job_id)
+     CROSS JOIN LATERAL (SELECT e.job_id, e.version, e.to_state, e.attempt, e.attempts_left, e.user_id, e.team_id,
+                                e.hash
+                           FROM vjm.job_events e WHERE e.job_id = c.job_id ORDER BY e.version DESC LIMIT 1) h
+     CROSS JOIN LATERAL (SELECT vjm.next_state('start', h.to_state, h.attempts_left) AS to_state) n
+     WHERE n.to_state IS NOT NULL AND vjm.can_see_job(h.user_id, h.team_id);
+    GET DIAGNOSTICS started = ROW_COUNT;
+    IF started <> cardinality(claimed) THEN
+        RAISE EXCEPTION 'the run queue disagrees with the log: % queued jobs cannot start', cardinality(claimed) - started
+            USING ERRCODE = 'XX000', HINT = 'vjm projections verify lists them';
+    END IF;
+    PERFORM pg_notify('vjm_events', json_build_object('type', 'start', 'count', started)::text);
     RETURN QUERY SELECT e.* FROM vjm.job_events e WHERE e.job_id = ANY (claimed) ORDER BY e.job_id, e.version;
 END
 $$;

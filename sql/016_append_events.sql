@@ -30,6 +30,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     n integer := coalesce(cardinality(p_job_ids), 0);
     applied uuid[] := '{}';
+    now_at timestamptz := clock_timestamp();
     code text;
     message text;
     detail text;
@@ -43,8 +44,51 @@ BEGIN
        OR coalesce(cardinality(p_expected_versions), 0) <> n THEN
         RAISE EXCEPTION 'every argument array must have % elements', n USING ERRCODE = '22023';
     END IF;
+    -- The common case, a processor reporting a batch (progress, complete, fail; each job
+    -- once): one INSERT for all of them, with the columns and checks of append_event
+    -- (next_state, expected version, attempt fence, rights, payload). Items it does not
+    -- take go through append_event one by one below, which applies them or says why
+    -- not; a race with another writer (unique violation) sends every item there.
+    IF n > 0 AND p_types <@ ARRAY['progress', 'complete', 'fail']
+       AND (SELECT count(DISTINCT u.id) FROM unnest(p_job_ids) AS u(id)) = n THEN
+        BEGIN
+            WITH input AS (
+                SELECT i.* FROM unnest(p_job_ids, p_types, p_data, p_actors, p_attempts, p_expected_versions)
+                         AS i(j_id, j_type, j_data, j_actor, j_attempt, j_expected)
+            ), ready AS (
+                SELECT i.*, h.version AS h_version, h.to_state AS h_state, h.attempt AS h_attempt,
+                       h.attempts_left AS h_left, h.user_id AS h_user, h.team_id AS h_team, h.hash AS h_hash,
+                       vjm.next_state(i.j_type, h.to_state, h.attempts_left) AS h_next,
+                       CASE WHEN vjm.may_fire('start') THEN coalesce(i.j_actor, vjm.current_user_id(), session_user)
+                            ELSE vjm.current_user_id() END AS who
+                  FROM input i
+                 CROSS JOIN LATERAL (SELECT e.version, e.to_state, e.attempt, e.attempts_left, e.user_id, e.team_id,
+                                            e.hash
+                                       FROM vjm.job_events e WHERE e.job_id = i.j_id
+                                      ORDER BY e.version DESC LIMIT 1) h
+            ), inserted AS (
+                INSERT INTO vjm.job_events AS ins (job_id, version, type, from_state, to_state, attempt, attempts_left,
+                                                   data, actor, user_id, team_id, occurred_at, prev_hash, hash)
+                SELECT r.j_id, r.h_version + 1, r.j_type, r.h_state, r.h_next, r.h_attempt, r.h_left, r.j_data, r.who,
+                       r.h_user, r.h_team, now_at, r.h_hash,
+                       vjm.event_hash(r.h_hash, r.j_id, r.h_version + 1, r.j_type, r.h_state, r.h_next, r.h_attempt,
+                                      r.j_data, r.who, r.h_user, r.h_team, now_at)
+                  FROM ready r
+                 WHERE r.h_next IS NOT NULL
+                   AND (r.j_expected IS NULL OR r.h_version = r.j_expected)
+                   AND (r.j_attempt IS NULL OR r.h_attempt = r.j_attempt)
+                   AND jsonb_typeof(r.j_data) = 'object' AND length(r.who) BETWEEN 1 AND 200
+                   AND vjm.may_fire(r.j_type) AND vjm.can_see_job(r.h_user, r.h_team)
+                RETURNING ins.job_id
+            )
+            SELECT coalesce(array_agg(x.job_id), '{}') INTO applied FROM inserted x;
+        EXCEPTION WHEN unique_violation THEN
+            applied := '{}';
+        END;
+    END IF;
     PERFORM set_config('vjm.quiet_doorbell', 'on', true);  -- one doorbell for the batch (see append_event)
     FOR i IN 1 .. n LOOP
+        CONTINUE WHEN p_job_ids[i] = ANY (applied);
         BEGIN
             PERFORM vjm.append_event(p_job_ids[i], p_types[i], p_data[i], p_actors[i], p_expected_versions[i],
                                      p_attempts[i]);

@@ -196,3 +196,31 @@ async def test_a_batch_rings_the_doorbell_once(database_url: str, manager: Video
     assert received[1] == {"count": 6}
     assert received[2]["job_id"] == str(single.job_id) and received[2]["type"] == "create"
     assert doorbells.empty()
+
+
+async def test_complete_jobs_falls_back_to_one_by_one_when_another_writer_races_it(
+        database_url: str, manager: VideoJobManager, pool) -> None:
+    await manager.bulk_create_jobs([JOB] * 2)
+    raced, other = await manager.claim_jobs("w", limit=2)
+    writer = await connect(database_url)
+    try:
+        # Another writer's progress on `raced` is in flight: the batch's one INSERT collides with it.
+        tx = writer.transaction()
+        await tx.start()
+        await EventStore(writer).append(prepare_event("progress", {"percent": 50.0}, job_id=raced.job_id,
+                                                      attempt=raced.attempt))
+        batch = asyncio.create_task(manager.complete_jobs([
+            {"job_id": raced.job_id, "attempt": raced.attempt, "output_paths": OUTPUTS},
+            {"job_id": other.job_id, "attempt": other.attempt, "output_paths": OUTPUTS}]))
+        async with asyncio.timeout(10):
+            while not await pool.fetchval(  # noqa: ASYNC110 - polls the server until the batch waits on the writer
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"):
+                await asyncio.sleep(0.01)
+        await tx.commit()
+        results = await asyncio.wait_for(batch, 10)
+    finally:
+        await writer.close()
+    assert [r.ok for r in results] == [True, True]
+    assert [e.type for e in await EventStore(pool).read_stream(raced.job_id)] == ["create", "start", "progress",
+                                                                                  "complete"]
+    assert results[0].job.version == 4 and results[0].job.status == "completed"
