@@ -224,3 +224,19 @@ async def test_complete_jobs_falls_back_to_one_by_one_when_another_writer_races_
     assert [e.type for e in await EventStore(pool).read_stream(raced.job_id)] == ["create", "start", "progress",
                                                                                   "complete"]
     assert results[0].job.version == 4 and results[0].job.status == "completed"
+
+
+async def test_bulk_status_changes_go_fifty_at_a_time_and_respect_tenancy(manager: VideoJobManager, pool) -> None:
+    mine = await manager.bulk_create_jobs([JOB] * 120)
+    theirs = await manager.create_job(**{**JOB, "user_id": "u2"})
+    ids = [job.job_id for job in mine] + [theirs.job_id]
+    results = await manager.as_user("u1").bulk_update_status(ids, "cancelled", reason="tidy up")
+    assert [r.ok for r in results] == [True] * 120 + [False]
+    assert results[-1].error_type == "JobNotFound"  # another user's job is invisible, not forbidden
+    assert all(r.job.status == "cancelled" for r in results[:120])
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_events WHERE type = 'cancel'") == 120
+    assert (await manager.get_job_by_id(theirs.job_id)).status == "queued"
+    deleted = await manager.as_user("u1").bulk_delete_jobs(ids[:60])
+    assert all(r.ok and r.job is None for r in deleted)
+    refused = await manager.bulk_update_status(ids[:2], "bogus")
+    assert [(r.ok, r.error_type) for r in refused] == [(False, "ValidationError")] * 2

@@ -8,12 +8,13 @@ from uuid import UUID
 from listeners.fold import created_row
 from statemachine import ValidationError, VJMError
 from store import EventStore, NewEvent
-from store.events import NewCreates, prepare_creates, prepare_event
+from store.events import NewCreates, as_uuid, prepare_creates, prepare_event
+from store.job_streams import append_events
 from store.models import construct_valid
 
 from ..models import BulkResult, Job
-from .core import ManagerCore
-from .writes import WritesMixin
+from .core import ManagerCore, fold_job
+from .writes import WritesMixin, status_transition
 
 MAX_BULK = 10_000
 CREATE_FIELDS = ("user_id", "original_filename", "original_filesize", "clip_count", "quality_preset",
@@ -39,25 +40,49 @@ class BulkMixin(WritesMixin, ManagerCore):
             batch.positions, creates.data, strict=True)]
 
     async def bulk_update_status(self, job_ids: list[UUID | str], status: str, **fields: Any) -> list[BulkResult]:
-        """Move each job to `status`; returns, per job, the new job or the error that stopped it."""
-        results = []
-        for job_id in _ids(job_ids):
-            results.append(await self._one(job_id, self.update_job_status(job_id, status, **dict(fields))))
-        return results
+        """Move each job to `status`; returns, per job, the new job or the error that stopped it.
+
+        One round trip and one commit per 50 jobs (vjm.append_events): a refused job
+        (wrong state, unknown, not the caller's, a malformed id) is reported and the
+        others still change.
+        """
+        ids = _ids(job_ids)
+        try:
+            trigger, data, extra = status_transition(status, fields)
+        except VJMError as exc:
+            return [_refused(job_id, exc) for job_id in ids]
+        return await self._apply_each(ids, trigger, data, extra)
 
     async def bulk_delete_jobs(self, job_ids: list[UUID | str]) -> list[BulkResult]:
-        """Delete each job (tombstones); returns a result per job."""
-        results = []
-        for job_id in _ids(job_ids):
-            results.append(await self._one(job_id, self.delete_job(job_id)))
+        """Delete each job (tombstones); returns a result per job, as bulk_update_status does."""
+        return await self._apply_each(_ids(job_ids), "delete", {"reason": None}, {})
+
+    async def _apply_each(self, job_ids: list[Any], trigger: str, data: dict[str, Any],
+                          extra: dict[str, Any]) -> list[BulkResult]:
+        results: list[BulkResult | None] = [None] * len(job_ids)
+        events, slots = [], []
+        for i, job_id in enumerate(job_ids):
+            try:
+                events.append(prepare_event(trigger, data, job_id=as_uuid(job_id), **{
+                    **extra, "actor": extra.get("actor") or self._actor()}))
+                slots.append(i)
+            except VJMError as exc:
+                results[i] = _refused(job_id, exc)
+        if events:
+            async with self._connection() as conn:
+                outcomes = await append_events(conn, events)
+            for i, outcome in zip(slots, outcomes, strict=True):
+                if isinstance(outcome, VJMError):
+                    results[i] = _refused(job_ids[i], outcome)
+                else:
+                    self._remember(outcome[-1])
+                    results[i] = BulkResult(job_id=str(job_ids[i]), ok=True,
+                                            job=fold_job(outcome) if outcome[-1].type != "delete" else None)
         return results
 
-    async def _one(self, job_id: Any, operation) -> BulkResult:
-        try:
-            outcome = await operation
-        except VJMError as exc:
-            return BulkResult(job_id=str(job_id), ok=False, error=str(exc), error_type=type(exc).__name__)
-        return BulkResult(job_id=str(job_id), ok=True, job=outcome if isinstance(outcome, Job) else None)
+
+def _refused(job_id: Any, error: VJMError) -> BulkResult:
+    return BulkResult(job_id=str(job_id), ok=False, error=str(error), error_type=type(error).__name__)
 
 
 def _ids(job_ids: Any) -> list[Any]:

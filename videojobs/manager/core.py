@@ -13,7 +13,7 @@ import structlog
 from listeners import ProjectionWatcher
 from listeners.fold import apply_event
 from statemachine import JobNotFound
-from store import Event, EventStore, NewEvent, translate_error
+from store import Event, EventStore, translate_error
 from store.events import prepare_event
 from store.identity import AUTHENTICATED, acting_as
 from store.job_streams import append_with_stream
@@ -112,13 +112,6 @@ class ManagerCore:
                 stream = await append_with_stream(conn, event)
         self._remember(stream[-1])
         return stream[-1], fold_job(stream)
-
-    async def _append_prepared(self, events: list[NewEvent]) -> list[Event]:
-        async with self._connection() as conn:
-            stored = await EventStore(conn).append_creates(events)
-        for event in stored:
-            self._remember(event)
-        return stored
 
     def _actor(self) -> str | None:
         return self._caller.user_id

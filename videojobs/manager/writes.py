@@ -89,23 +89,31 @@ class WritesMixin(ManagerCore):
         processing: worker_id; completed: output_paths, processing_time, attempt;
         failed: error (or error_message), attempt; cancelled, queued: reason.
         """
-        trigger = _trigger_for(status)
-        if trigger == "start":
-            return (await self.start_processing(job_id, fields.pop("worker_id", None), **_none(fields))).job
-        if trigger == "complete":
-            return await self.complete_job(job_id, fields.pop("output_paths", []),
-                                           fields.pop("processing_time", None), fields.pop("attempt", None),
-                                           **_none(fields))
-        if trigger == "fail":
-            error = fields.pop("error", None) or fields.pop("error_message", None)
-            return await self.fail_job(job_id, error or "", fields.pop("attempt", None), **_none(fields))
-        if trigger == "cancel":
-            return await self.cancel_job(job_id, fields.pop("reason", None), **_none(fields))
-        return await self.retry_job(job_id, fields.pop("reason", None), **_none(fields))
+        trigger, data, ids = status_transition(status, fields)
+        _, job = await self._append_job(trigger, data, job_id=as_uuid(job_id), **ids)
+        return job
 
     async def delete_job(self, job_id: UUID | str, reason: str | None = None) -> Event:
         """Delete a job: a tombstone event. It leaves the jobs table; its history stays for auditors."""
         return await self._append("delete", {"reason": reason}, job_id=as_uuid(job_id))
+
+
+def status_transition(status: str, fields: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """update_job_status(status, **fields) as (trigger, payload, ids): the methods above, by status."""
+    trigger, fields = _trigger_for(status), dict(fields)
+    if trigger == "start":
+        worker_id = fields.pop("worker_id", None)
+        data, ids = {"worker_id": worker_id}, {"actor": worker_id or None}
+    elif trigger == "complete":
+        data = {"output_paths": fields.pop("output_paths", []), "processing_time": fields.pop("processing_time", None)}
+        ids = {"attempt": _attempt(fields.pop("attempt", None))}
+    elif trigger == "fail":
+        error = fields.pop("error", None) or fields.pop("error_message", None)
+        data, ids = {"error": error or ""}, {"attempt": _attempt(fields.pop("attempt", None))}
+    else:
+        data, ids = {"reason": fields.pop("reason", None)}, {}
+    _none(fields)
+    return trigger, data, ids
 
 
 def _trigger_for(status: str) -> str:
