@@ -145,16 +145,15 @@ BEGIN
                                head.attempt + (p_type = 'start')::int, p_data, who, head.user_id, head.team_id, at))
         RETURNING * INTO ev;
     END IF;
-    -- The doorbell: ids and states only (DESIGN invariant 7). Delivered at commit,
-    -- dropped on rollback. The batch functions (claim_jobs, append_events) silence it
-    -- for their items and ring once per statement: every notifying commit queues
-    -- behind the one before it, so fewer, larger notifications commit faster. (A
-    -- session that sets vjm.quiet_doorbell itself only delays its own projection
-    -- until the projector's next poll.)
+    -- The doorbell: the event's position and nothing else (DESIGN: doorbell only; the
+    -- projector reads the log, and nobody listening learns whose job moved). Delivered
+    -- at commit, dropped on rollback. Every notifying commit queues behind the one
+    -- before it for the notification queue, so the payload is kept tiny, and the batch
+    -- functions (claim_jobs, append_events) silence it for their items and ring once per
+    -- statement. (A session that sets vjm.quiet_doorbell itself only delays its own
+    -- projection until the projector's next poll.)
     IF current_setting('vjm.quiet_doorbell', true) IS DISTINCT FROM 'on' THEN
-        PERFORM pg_notify('vjm_events', json_build_object(
-            'position', ev.position, 'job_id', ev.job_id, 'version', ev.version, 'type', ev.type,
-            'to_state', ev.to_state, 'user_id', ev.user_id, 'team_id', ev.team_id)::text);
+        PERFORM pg_notify('vjm_events', '{"position":' || ev.position || '}');
     END IF;
     RETURN ev;
 END

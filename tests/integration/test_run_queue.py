@@ -194,7 +194,7 @@ async def test_a_batch_rings_the_doorbell_once(database_url: str, manager: Video
         await listener.close()
     assert received[0] == {"type": "start", "count": 6}
     assert received[1] == {"count": 6}
-    assert received[2]["job_id"] == str(single.job_id) and received[2]["type"] == "create"
+    assert received[2] == {"position": (await manager.get_job_history(single.job_id))[0].position}
     assert doorbells.empty()
 
 
