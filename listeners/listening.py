@@ -127,8 +127,15 @@ class ListeningConnection:
 
 
 async def connect_with_role(database_url: str, role: str | None, **kwargs) -> asyncpg.Connection:
-    """A dedicated connection that acts as run-time `role` (e.g. vjm_projector) for its session."""
-    conn = await connect(database_url, **kwargs)
+    """A dedicated connection that acts as run-time `role` (e.g. vjm_projector) for its session.
+
+    Its statements are planned for their arguments every time (plan_cache_mode =
+    force_custom_plan): these sessions live for days, and a generic plan made while a
+    table was small (`job_id = ANY($1)` as a sequential scan of vjm.jobs) would stay
+    in use as the table grew. They run a few statements per batch, so planning is cheap.
+    """
+    settings = {"plan_cache_mode": "force_custom_plan", **kwargs.pop("server_settings", {})}
+    conn = await connect(database_url, server_settings=settings, **kwargs)
     try:
         await init_role_connection(conn, role)
     except BaseException:

@@ -251,7 +251,11 @@ BEGIN
             USING ERRCODE = 'XX000', HINT = 'vjm projections verify lists them';
     END IF;
     PERFORM pg_notify('vjm_events', json_build_object('type', 'start', 'count', started)::text);
-    RETURN QUERY SELECT e.* FROM vjm.job_events e WHERE e.job_id = ANY (claimed) ORDER BY e.job_id, e.version;
+    -- Each stream by its own index scan: `job_id = ANY (claimed)` was planned once, as a
+    -- sequential scan, while the log was small, and the cached plan stayed one as it grew.
+    RETURN QUERY SELECT e.* FROM unnest(claimed) AS c(job_id)
+     CROSS JOIN LATERAL (SELECT s.* FROM vjm.job_events s WHERE s.job_id = c.job_id
+                          ORDER BY s.version LIMIT 100000) e;
 END
 $$;
 
