@@ -1,5 +1,6 @@
 """LISTEN/NOTIFY consumers: the projector (jobs, stats, change feed), the stuck-job
-detector, rebuild/verify, live subscriptions and read-your-writes waits.
+detector, rebuild/verify, live subscriptions (one per consumer, or many sharing a
+ChangeFeedHub) and read-your-writes waits.
 
 Depends on store/ and statemachine/ only.
 """
@@ -7,6 +8,7 @@ Depends on store/ and statemachine/ only.
 from store.projections import Checkpoint, Difference, JobChange, JobRow, LagSample
 
 from .batch import BatchResult, project_batch
+from .feed_hub import ChangeFeedHub, FeedHubConfig, FeedSubscription
 from .fold import Fold, ProjectionGap, fold
 from .notifications import BatchNotice, JobNotice, parse_notice
 from .projector import ProjectionResult, Projector, ProjectorConfig
@@ -21,5 +23,5 @@ __all__ = [
     "ProjectionGap", "fold", "BatchNotice", "JobNotice", "parse_notice", "ProjectionResult", "Projector",
     "ProjectorConfig", "ProjectionWatcher", "wait_for_projection", "RebuildResult", "VerifyResult",
     "rebuild_projections", "verify_projections", "DetectorResult", "StuckDetector", "StuckDetectorConfig",
-    "JobChangeSubscription", "subscribe_job_changes",
+    "JobChangeSubscription", "subscribe_job_changes", "ChangeFeedHub", "FeedHubConfig", "FeedSubscription",
 ]

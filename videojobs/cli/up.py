@@ -63,6 +63,8 @@ async def run(args: argparse.Namespace) -> int:
             _announce(server, settings, generated)
             await asyncio.wait({serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
             print("vjm up: stopping ...", flush=True)
+            # Open event streams first: uvicorn waits for every response to end before it stops.
+            await app.state.vjm.close_feed_hub()
             server.should_exit = True
         await serving
         if not server.started:
