@@ -58,6 +58,9 @@ def _w3(r: dict) -> list[str]:
                    f"{row['ratio_vs_procrastinate']} | >= 3 | {_yes(row['met_vs_procrastinate'])} |")
         out.append(f"| {label} | jobs/s | {row['vjm_jobs_per_s']} | PgQueuer {row['pgqueuer_jobs_per_s']} | "
                    f"{row['ratio_vs_pgqueuer']} | >= 1 | {_yes(row['met_vs_pgqueuer'])} |")
+        if "vjm_projection_catch_up_s" in row:
+            out.append(f"| {label}, projection shows the last completion | s after the drain | "
+                       f"{row['vjm_projection_catch_up_s']} | | | | |")
         for variant, what in (("vjm_one_by_one", "complete_job per job"),):
             if f"{variant}_jobs_per_s" in row:
                 rate = row[f"{variant}_jobs_per_s"]
