@@ -75,6 +75,10 @@ BEGIN
     SELECT array_agg(c.position) INTO positions
       FROM vjm.append_create_batch(p_job_ids, CASE WHEN array_position(p_data, NULL) IS NULL THEN to_jsonb(p_data) END,
                                    p_actors, p_user_ids, p_team_ids) c;
-    RETURN QUERY SELECT e.* FROM vjm.job_events e WHERE e.position = ANY (positions) ORDER BY e.position;
+    -- One index probe per event (a cached `position = ANY (...)` plan made on an empty log
+    -- would stay a sequential scan; see 013).
+    RETURN QUERY SELECT e.* FROM unnest(positions) WITH ORDINALITY AS p(pos, n)
+     CROSS JOIN LATERAL (SELECT s.* FROM vjm.job_events s WHERE s.position = p.pos LIMIT 1) e
+     ORDER BY p.pos;
 END
 $$;
