@@ -97,3 +97,38 @@ async def test_maintenance_actions(client):
     assert one["ok"] is True
     bad = await client.post("/api/v1/admin/jobs/maintenance", json={"action": "explode"}, headers=SERVICE)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "action"
+
+
+async def test_complete_a_claimed_batch_in_one_request(client):
+    await _queued(client, 3)
+    claimed = await client.post("/api/v1/processor/jobs/claim", json={"worker_id": "w2", "limit": 3},
+                                headers=SERVICE)
+    attempts = claimed.json()["attempts"]
+    first = attempts[0]
+    await client.post(f"/api/v1/processor/jobs/{first['job_id']}/complete",
+                      json={"attempt": 1, "output_paths": ["/o/early.mp4"]}, headers=SERVICE)
+    body = {"worker_id": "w2", "completions": [
+        {"job_id": a["job_id"], "attempt": a["attempt"], "output_paths": [f"/o/{i}.mp4"], "processing_time": 2.0}
+        for i, a in enumerate(attempts)]}
+    done = await client.post("/api/v1/processor/jobs/complete", json=body, headers=SERVICE)
+    assert done.status_code == 200
+    payload = done.json()
+    assert payload["applied"] == 2
+    assert [(r["ok"], r["error_type"]) for r in payload["results"]] == [
+        (False, "InvalidTransition"), (True, None), (True, None)]
+    assert all(r["job"]["status"] == "completed" for r in payload["results"][1:])
+    assert payload["results"][2]["job"]["output_paths"] == ["/o/2.mp4"]
+    history = await client.get(f"/api/v1/jobs/{attempts[1]['job_id']}/events", headers=bearer("alice"))
+    assert history.json()["events"][-1]["actor"] == "w2"
+
+
+async def test_batch_complete_refuses_bad_input_and_end_users(client):
+    url = "/api/v1/processor/jobs/complete"
+    one = {"job_id": str(uuid.uuid4()), "attempt": 1, "output_paths": []}
+    assert (await client.post(url, json={"completions": []}, headers=SERVICE)).status_code == 422
+    assert (await client.post(url, json={"completions": [{**one, "attempt": 0}]}, headers=SERVICE)).status_code == 422
+    assert (await client.post(url, json={"completions": [{**one, "colour": "red"}]},
+                              headers=SERVICE)).status_code == 422
+    assert (await client.post(url, json={"completions": [one]}, headers=bearer("alice"))).status_code == 403
+    unknown = await client.post(url, json={"completions": [one]}, headers=SERVICE)
+    assert unknown.status_code == 200 and unknown.json()["results"][0]["error_type"] == "JobNotFound"

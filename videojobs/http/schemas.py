@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from statemachine import EnhancementLevel, Platform, QualityPreset
 from store import Event
-from videojobs import Attempt, Job
+from videojobs import Attempt, BulkResult, Job
 
 JOB_EXAMPLE = {
     "job_id": "9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11", "user_id": "user-123", "team_id": None, "status": "queued",
@@ -138,6 +138,36 @@ class CompleteRequest(Body):
     output_paths: Annotated[list[Annotated[str, Field(min_length=1, max_length=1024)]], Field(max_length=50)]
     processing_time: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
     worker_id: WorkerId | None = None
+
+
+class Completion(Body):
+    """One attempt of a batch that produced its clips."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: UUID
+    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    output_paths: Annotated[list[Annotated[str, Field(min_length=1, max_length=1024)]], Field(max_length=50)]
+    processing_time: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
+
+
+class CompleteBatchRequest(Body):
+    """Many attempts that produced their clips, reported together (what claim handed out)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"worker_id": "worker-7", "completions": [
+            {"job_id": "0190d3c4-5b6a-7c8d-9e0f-a1b2c3d4e5f6", "attempt": 1, "output_paths": ["/out/a.mp4"],
+             "processing_time": 12.5}]}]})
+
+    completions: Annotated[list[Completion], Field(min_length=1, max_length=1000)]
+    worker_id: WorkerId | None = None
+
+
+class CompleteBatchResponse(BaseModel):
+    """One result per completion, in order: the completed job, or the error that refused it."""
+
+    results: list[BulkResult]
+    applied: int
 
 
 class FailRequest(Body):

@@ -10,7 +10,15 @@ from fastapi import APIRouter, Body, Path
 from videojobs import Job
 
 from ..dependencies import ServiceCaller, ServiceManager
-from ..schemas import ClaimRequest, ClaimResponse, CompleteRequest, FailRequest, ProgressRequest
+from ..schemas import (
+    ClaimRequest,
+    ClaimResponse,
+    CompleteBatchRequest,
+    CompleteBatchResponse,
+    CompleteRequest,
+    FailRequest,
+    ProgressRequest,
+)
 from .common import problems
 
 router = APIRouter(prefix="/api/v1/processor/jobs", tags=["processors"])
@@ -24,6 +32,22 @@ async def claim(request: Annotated[ClaimRequest, Body()], manager: ServiceManage
     attempts = await manager.claim_jobs(request.worker_id, request.limit,
                                         request.platform_target.value if request.platform_target else None)
     return ClaimResponse(attempts=attempts)
+
+
+@router.post("/complete", response_model=CompleteBatchResponse, summary="Complete many attempts at once",
+             responses=problems(403, 413))
+async def complete_batch(request: Annotated[CompleteBatchRequest, Body()], who: ServiceCaller,
+                         manager: ServiceManager) -> CompleteBatchResponse:
+    """Report a batch of finished attempts in one request (one commit per 50 jobs).
+
+    Each completion is judged on its own: the answer has a result per completion, in
+    order, and a stale attempt or a job that is no longer processing does not stop the others.
+    """
+    results = await manager.complete_jobs(
+        [{"job_id": c.job_id, "attempt": c.attempt, "output_paths": c.output_paths,
+          "processing_time": c.processing_time} for c in request.completions],
+        actor=request.worker_id or who.sub)
+    return CompleteBatchResponse(results=results, applied=sum(r.ok for r in results))
 
 
 @router.post("/{job_id}/progress", response_model=Job, summary="Report progress of an attempt",
