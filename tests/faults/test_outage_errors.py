@@ -108,3 +108,23 @@ async def test_a_user_write_that_loses_its_connection_at_commit_raises_database_
                 await cancel
     finally:
         await admin.close()
+
+
+class _DropsOnExit:
+    """An acquire context whose release fails the way asyncpg's does when the server dropped the socket."""
+
+    async def __aenter__(self):
+        return object()
+
+    async def __aexit__(self, *exc_info):
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+
+@pytest.mark.parametrize("body_error", [None, asyncpg.ConnectionDoesNotExistError("lost"), ValueError("bug")])
+async def test_a_connection_lost_while_being_released_is_database_unavailable(body_error) -> None:
+    from videojobs.manager.core import _translated
+
+    with pytest.raises(DatabaseUnavailable):
+        async with _translated(_DropsOnExit()):
+            if body_error is not None:
+                raise body_error

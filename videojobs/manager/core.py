@@ -141,7 +141,11 @@ async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
     try:
         yield conn
     except BaseException as exc:
-        if not await opening.__aexit__(type(exc), exc, exc.__traceback__):
+        try:
+            suppressed = await opening.__aexit__(type(exc), exc, exc.__traceback__)
+        except Exception as exit_exc:  # e.g. releasing a connection the server just dropped
+            raise translate_error(exit_exc) from exc
+        if not suppressed:
             translated = translate_error(exc) if isinstance(exc, Exception) else exc
             if translated is exc:
                 raise
