@@ -21,13 +21,13 @@ from typing import Any
 import asyncpg
 import structlog
 
-from store.jobs import diff_run_queue
 from store.projections import (
     DAILY_FIELDS,
     PLATFORM_FIELDS,
     STATS_FIELDS,
     Difference,
     JobRow,
+    diff_run_queue,
     diff_stats_recount,
     fetch_daily,
     fetch_platform_stats,

@@ -9,7 +9,7 @@ the earlier ones), and the caller folds them (listeners.fold) into the job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 import asyncpg
@@ -34,10 +34,7 @@ async def claim_jobs(executor: Executor, worker_id: str, limit: int, platform: s
         rows = await executor.fetch(load_queries()["job_claim_many"], worker_id, limit, platform)
     except Exception as exc:
         raise translate_error(exc, trigger="start") from exc
-    streams: dict[UUID, list[Event]] = {}
-    for row in rows:
-        streams.setdefault(row["job_id"], []).append(event_from_row(row))
-    return sorted(streams.values(), key=lambda stream: stream[-1].position)
+    return sorted(_streams(rows).values(), key=lambda stream: stream[-1].position)
 
 
 async def append_with_stream(executor: Executor, event: NewEvent) -> list[Event]:
@@ -83,14 +80,21 @@ async def _append_chunk(executor: Executor, events: Sequence[NewEvent]) -> list[
     except Exception as exc:
         raise translate_error(exc) from exc
     refused: dict[int, VJMError] = {}
-    streams: dict[UUID, list[Event]] = {}
     for row in rows:
         if row["item"] is None:
-            streams.setdefault(row["job_id"], []).append(event_from_row(row))
             continue
         event = events[row["item"] - 1]
         error = asyncpg.PostgresError.new({"S": "ERROR", "C": row["error_code"], "M": row["error_message"],
                                            "D": row["error_detail"], "H": row["error_hint"]})
         translated = translate_error(error, job_id=event.job_id, trigger=event.trigger.value, attempt=event.attempt)
         refused[row["item"] - 1] = translated if isinstance(translated, VJMError) else VJMError(str(error))
+    streams = _streams(row for row in rows if row["item"] is None)
     return [refused[i] if i in refused else streams[e.job_id] for i, e in enumerate(events)]
+
+
+def _streams(rows: Iterable[asyncpg.Record]) -> dict[UUID, list[Event]]:
+    """Event rows grouped by job, each job's in the order they came (version order)."""
+    streams: dict[UUID, list[Event]] = {}
+    for row in rows:
+        streams.setdefault(row["job_id"], []).append(event_from_row(row))
+    return streams

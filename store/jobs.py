@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from .projections import Difference, JobRow
+from .projections import JobRow
 from .sqlfiles import load_queries
 
 Executor = asyncpg.Pool | asyncpg.Connection
@@ -121,13 +121,3 @@ async def get_platforms(executor: Executor, scope: str | None, scope_id: str | N
     rows = await executor.fetch(_q("job_stats_platform_get"), scope, scope_id)
     return [PlatformRow.model_validate(dict(r)) for r in rows]
 
-
-async def diff_run_queue(executor: Executor, limit: int = 100) -> list[Difference]:
-    """Entries of the run queue (vjm.job_queue) that differ from the log: missing, extra or different."""
-    found = []
-    for row in await executor.fetch(_q("job_queue_diff"), limit):
-        live, expected = row["live"], row["replay"]
-        columns = tuple(sorted(k for k in (live or {}) if expected and live[k] != expected[k]))
-        found.append(Difference(table="job_queue", key=row["key"], kind=row["kind"], columns=columns,
-                                live=live, expected=expected))
-    return found

@@ -11,6 +11,7 @@ import pytest
 
 from listeners import verify_projections
 from store import EventStore, connect, prepare_event
+from tests.integration.conftest import eventually
 from videojobs import AccessDenied, InvalidTransition, Settings, StaleAttempt, ValidationError, VideoJobManager
 from videojobs import connect as connect_manager
 
@@ -84,11 +85,8 @@ async def test_a_cancel_racing_a_claim_waits_for_it_instead_of_deadlocking(datab
         assert {r["job_id"] for r in claimed} == {job.job_id}
         cancel = asyncio.create_task(EventStore(canceller).append(
             prepare_event("cancel", {"reason": "changed my mind"}, job_id=job.job_id)))
-        async with asyncio.timeout(10):
-            while not await pool.fetchval(  # noqa: ASYNC110 - polls the server until the cancel waits on the claim
-                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1",
-                    canceller.get_server_pid()):
-                await asyncio.sleep(0.01)
+        await eventually(lambda: pool.fetchval(  # the cancel waits on the claim's queue row
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", canceller.get_server_pid()))
         await tx.commit()
         cancelled = await asyncio.wait_for(cancel, 10)
     finally:
@@ -212,10 +210,8 @@ async def test_complete_jobs_falls_back_to_one_by_one_when_another_writer_races_
         batch = asyncio.create_task(manager.complete_jobs([
             {"job_id": raced.job_id, "attempt": raced.attempt, "output_paths": OUTPUTS},
             {"job_id": other.job_id, "attempt": other.attempt, "output_paths": OUTPUTS}]))
-        async with asyncio.timeout(10):
-            while not await pool.fetchval(  # noqa: ASYNC110 - polls the server until the batch waits on the writer
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"):
-                await asyncio.sleep(0.01)
+        await eventually(lambda: pool.fetchval(  # the batch's INSERT waits on the writer's
+            "SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"))
         await tx.commit()
         results = await asyncio.wait_for(batch, 10)
     finally:

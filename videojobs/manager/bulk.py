@@ -9,11 +9,10 @@ from listeners.fold import created_row
 from statemachine import ValidationError, VJMError
 from store import EventStore, NewEvent
 from store.events import NewCreates, as_uuid, prepare_creates, prepare_event
-from store.job_streams import append_events
 from store.models import construct_valid
 
 from ..models import BulkResult, Job
-from .core import ManagerCore, fold_job
+from .core import ManagerCore, refused
 from .writes import WritesMixin, status_transition
 
 MAX_BULK = 10_000
@@ -50,7 +49,7 @@ class BulkMixin(WritesMixin, ManagerCore):
         try:
             trigger, data, extra = status_transition(status, fields)
         except VJMError as exc:
-            return [_refused(job_id, exc) for job_id in ids]
+            return [refused(job_id, exc) for job_id in ids]
         return await self._apply_each(ids, trigger, data, extra)
 
     async def bulk_delete_jobs(self, job_ids: list[UUID | str]) -> list[BulkResult]:
@@ -67,22 +66,12 @@ class BulkMixin(WritesMixin, ManagerCore):
                     **extra, "actor": extra.get("actor") or self._actor()}))
                 slots.append(i)
             except VJMError as exc:
-                results[i] = _refused(job_id, exc)
+                results[i] = refused(job_id, exc)
         if events:
-            async with self._connection() as conn:
-                outcomes = await append_events(conn, events)
-            for i, outcome in zip(slots, outcomes, strict=True):
-                if isinstance(outcome, VJMError):
-                    results[i] = _refused(job_ids[i], outcome)
-                else:
-                    self._remember(outcome[-1])
-                    results[i] = BulkResult(job_id=str(job_ids[i]), ok=True,
-                                            job=fold_job(outcome) if outcome[-1].type != "delete" else None)
+            applied = await self._append_each(events, [job_ids[i] for i in slots])
+            for i, result in zip(slots, applied, strict=True):
+                results[i] = result
         return results
-
-
-def _refused(job_id: Any, error: VJMError) -> BulkResult:
-    return BulkResult(job_id=str(job_id), ok=False, error=str(error), error_type=type(error).__name__)
 
 
 def _ids(job_ids: Any) -> list[Any]:

@@ -12,13 +12,13 @@ import structlog
 
 from listeners import ProjectionWatcher
 from listeners.fold import apply_event
-from statemachine import JobNotFound
-from store import Event, EventStore, translate_error
+from statemachine import JobNotFound, VJMError
+from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
 from store.identity import AUTHENTICATED, acting_as
-from store.job_streams import append_with_stream
+from store.job_streams import append_events, append_with_stream
 
-from ..models import Job
+from ..models import BulkResult, Job
 
 log = structlog.get_logger("vjm.manager")
 
@@ -113,6 +113,20 @@ class ManagerCore:
         self._remember(stream[-1])
         return stream[-1], fold_job(stream)
 
+    async def _append_each(self, events: list[NewEvent], job_ids: list[Any]) -> list[BulkResult]:
+        """Many transitions, each judged on its own (vjm.append_events); a result per event, under its job id."""
+        async with self._connection() as conn:
+            outcomes = await append_events(conn, events)
+        results = []
+        for job_id, outcome in zip(job_ids, outcomes, strict=True):
+            if isinstance(outcome, VJMError):
+                results.append(refused(job_id, outcome))
+                continue
+            self._remember(outcome[-1])
+            results.append(BulkResult(job_id=str(job_id), ok=True,
+                                      job=fold_job(outcome) if outcome[-1].type != "delete" else None))
+        return results
+
     def _actor(self) -> str | None:
         return self._caller.user_id
 
@@ -165,3 +179,8 @@ def fold_job(events: list[Event]) -> Job:
     if row is None:
         raise JobNotFound(events[-1].job_id)
     return Job.model_validate(row)
+
+
+def refused(job_id: Any, error: VJMError) -> BulkResult:
+    """The result of a bulk item that was not applied."""
+    return BulkResult(job_id=str(job_id), ok=False, error=str(error), error_type=type(error).__name__)

@@ -6,7 +6,7 @@ from typing import Any
 
 from statemachine import Platform, ValidationError
 from store.events import as_uuid, prepare_event
-from store.job_streams import append_events, claim_jobs
+from store.job_streams import claim_jobs
 
 from ..models import Attempt, BulkResult
 from .core import ManagerCore, fold_job
@@ -56,18 +56,7 @@ class ProcessorsMixin(ManagerCore):
         if not isinstance(completions, list) or not 1 <= len(completions) <= MAX_COMPLETIONS:
             raise ValidationError(f"completions must be a list of 1 to {MAX_COMPLETIONS}", field="completions")
         events = [_completion(i, c, actor or self._actor()) for i, c in enumerate(completions)]
-        async with self._connection() as conn:
-            outcomes = await append_events(conn, events)
-        results = []
-        for event, outcome in zip(events, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                results.append(BulkResult(job_id=str(event.job_id), ok=False, error=str(outcome),
-                                          error_type=type(outcome).__name__))
-            else:
-                self._remember(outcome[-1])
-                results.append(BulkResult(job_id=str(event.job_id), ok=True, job=fold_job(outcome)))
-        return results
-
+        return await self._append_each(events, [event.job_id for event in events])
 
 def _completion(index: int, completion: Any, actor: str | None):
     if not isinstance(completion, dict):
