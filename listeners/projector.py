@@ -5,6 +5,13 @@ and returns a `ProjectionResult` (tests call it directly), and `start()`/`stop()
 around a loop that calls it when woken by `vjm_events` or every `poll_interval`
 (NOTIFY is a doorbell and can be lost; polling alone projects everything).
 
+The doorbell (sql/017_doorbell.sql): appends ring only while a listener sleeps
+holding the doorbell lock, because every notifying commit queues behind the
+server's one notify lock. After catching up, the loop arms the doorbell and sleeps
+until rung; when it cannot arm because appends are in flight, it polls every
+`busy_poll_interval` instead (longer each time nothing new turns up), so under load
+it projects in batches and nobody rings.
+
 Leadership: every projector holds one dedicated connection. The active one holds
 a session advisory lock on it (`projection_leader_try_lock`); standbys retry the
 lock every `takeover_interval`, so when the leader's backend dies its lock goes
@@ -31,9 +38,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from store.projections import (
     LagSample,
+    arm_doorbell,
     ensure_checkpoint,
     get_checkpoint,
     prune_changes,
+    release_doorbell,
     sample_lag,
     try_lock_leadership,
 )
@@ -54,6 +63,7 @@ class ProjectorConfig(BaseModel):
     name: str = Field("main", min_length=1, max_length=63)
     batch_size: int = Field(1000, ge=1, le=20_000)
     poll_interval: float = Field(1.0, gt=0, le=3600)
+    busy_poll_interval: float = Field(0.005, gt=0, le=60)
     listen: bool = True
     takeover_interval: float = Field(0.5, gt=0, le=60)
     max_backoff: float = Field(5.0, gt=0, le=300)
@@ -89,6 +99,7 @@ class Projector:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._failures = 0
+        self._busy_wait = config.busy_poll_interval
         self.cursor: tuple[int, int] | None = None
         self.last_lag: LagSample | None = None
 
@@ -210,10 +221,36 @@ class Projector:
             if result.leader and now >= next_prune:
                 next_prune = now + self.config.prune_interval
                 await self._prune()
-            wait = self.config.poll_interval if result.leader else self.config.takeover_interval
-            await self._listening.wait(token, wait)
+            if result.leader:
+                await self._sleep(token, result)
+            else:
+                await self._listening.wait(token, self.config.takeover_interval)
             if self._listening.connection is None:
                 raise ConnectionError("projector connection lost")
+
+    async def _sleep(self, token: asyncio.Event, result: ProjectionResult) -> None:
+        """Until there may be more to project: rung, polled, or soon while appends are in flight."""
+        if not self.config.listen:
+            await self._listening.wait(token, self.config.poll_interval)
+            return
+        async with self._lock:
+            state = await arm_doorbell(await self._listening.ensure(), self.cursor or (0, 0))
+        if state == "armed":
+            self._busy_wait = self.config.busy_poll_interval
+            try:
+                await self._listening.wait(token, self.config.poll_interval)
+            finally:
+                async with self._lock:
+                    if self._listening.connection is not None:  # a lost session took the lock with it
+                        await release_doorbell(self._listening.connection)
+            return
+        if state == "pending" and result.events:
+            return  # more committed while we projected: straight on
+        # In flight, or held above the horizon: poll, backing off while nothing new arrives.
+        moved = result.events > 0
+        self._busy_wait = (self.config.busy_poll_interval if moved
+                           else min(self._busy_wait * 2, self.config.poll_interval))
+        await self._listening.wait(token, self._busy_wait)
 
     async def _prune(self) -> None:
         async with self._lock:

@@ -27,6 +27,14 @@ SELECT pg_try_advisory_lock(1986359920, hashtext('vjm_projector:' || $1));
 -- Give up leadership (closing the connection does the same).
 SELECT pg_advisory_unlock(1986359920, hashtext('vjm_projector:' || $1));
 
+-- projection_doorbell_arm --
+-- About to sleep after catching up to the cursor: 'armed' (doorbell lock held), 'pending' or 'busy' (sql/017).
+SELECT vjm.arm_doorbell($1::xid8, $2::bigint);
+
+-- projection_doorbell_release --
+-- Awake: appends stop ringing.
+SELECT vjm.release_doorbell();
+
 -- projection_events_after --
 -- Events after a (xact_id, position) cursor in commit-safe order, below this database's horizon.
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,

@@ -195,6 +195,16 @@ async def unlock_leadership(conn: asyncpg.Connection, name: str) -> None:
     await conn.fetchval(_q("projection_leader_unlock"), name)
 
 
+async def arm_doorbell(conn: asyncpg.Connection, cursor: tuple[int, int]) -> str:
+    """Before sleeping: 'armed' (appends now ring; release it on waking), 'pending' or 'busy'."""
+    return await conn.fetchval(_q("projection_doorbell_arm"), cursor[0], cursor[1])
+
+
+async def release_doorbell(conn: asyncpg.Connection) -> None:
+    """After waking from an 'armed' sleep: appends stop ringing."""
+    await conn.fetchval(_q("projection_doorbell_release"))
+
+
 async def sample_lag(executor: Executor, cursor: tuple[int, int]) -> LagSample:
     """Events after `cursor`, and those held behind the horizon by an open transaction."""
     row = await executor.fetchrow(_q("projection_lag_get"), cursor[0], cursor[1])

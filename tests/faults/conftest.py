@@ -177,7 +177,10 @@ async def own_database(own_server: OwnedServer) -> str:
 
 
 class NotificationCounter:
-    """A dedicated connection LISTENing on channels, counting what arrives (and keeping payloads)."""
+    """A dedicated connection LISTENing on channels, counting what arrives (and keeping payloads).
+
+    Listening on vjm_events, it holds the doorbell (sql/017), so that every append rings.
+    """
 
     def __init__(self, url: str, channels: tuple[str, ...] = ("vjm_jobs",)):
         self._url = url
@@ -195,6 +198,8 @@ class NotificationCounter:
         self._conn = await asyncpg.connect(self._url)
         for channel in self._channels:
             await self._conn.add_listener(channel, self._on)
+        if "vjm_events" in self._channels:
+            await self._conn.execute("SELECT vjm.hold_doorbell()")
         return self
 
     async def __aexit__(self, *exc) -> None:

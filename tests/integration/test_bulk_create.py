@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
 import asyncpg
 import pytest
 
-from store import EventStore, connect, prepare_event
+from store import EventStore, prepare_event
+from tests.doorbell import ringing_doorbell
 from tests.factories import create_data
 from videojobs import ValidationError, VideoJobManager
 
@@ -63,15 +63,11 @@ async def test_append_creates_returns_the_events_as_stored(store: EventStore, po
 
 
 async def test_one_doorbell_per_batch(database_url: str, store: EventStore) -> None:
-    listener = await connect(database_url)
-    received: asyncio.Queue[str] = asyncio.Queue()
-    await listener.add_listener("vjm_events", lambda *args: received.put_nowait(args[3]))
-    try:
+    async with ringing_doorbell(database_url) as doorbells:
         await store.append_creates([prepare_event("create", create_data(), user_id="u") for _ in range(20)])
-        assert json.loads(await asyncio.wait_for(received.get(), 10)) == {"type": "create", "count": 20}
-    finally:
-        await listener.close()
-    assert received.empty()
+        assert await doorbells.next() == {"type": "create", "count": 20}
+        await doorbells.settle()
+        assert doorbells.empty()
 
 
 async def test_the_jsonb_array_form_still_returns_whole_rows(pool) -> None:

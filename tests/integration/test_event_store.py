@@ -22,6 +22,7 @@ from statemachine import (
 )
 from statemachine.check import next_state
 from store import EventStore, connect, prepare_event
+from tests.doorbell import ringing_doorbell
 from tests.factories import create_data, create_job
 
 
@@ -289,14 +290,9 @@ async def test_bad_payload_writes_nothing(pool, store: EventStore) -> None:
 
 
 async def test_notify_payload_is_a_small_doorbell(database_url: str, store: EventStore) -> None:
-    listener = await connect(database_url)
-    received: asyncio.Queue[str] = asyncio.Queue()
-    await listener.add_listener("vjm_events", lambda *args: received.put_nowait(args[3]))
-    try:
+    async with ringing_doorbell(database_url) as doorbells:
         job = await create_job(store, original_filename="secret-plans.mp4")
-        payload = json.loads(await asyncio.wait_for(received.get(), 10))
-    finally:
-        await listener.close()
+        payload = await doorbells.next()
     assert payload == {"position": job.position}  # a doorbell: nothing about whose job or what
 
 

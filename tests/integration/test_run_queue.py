@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 
 import asyncpg
@@ -11,6 +10,7 @@ import pytest
 
 from listeners import verify_projections
 from store import EventStore, connect, prepare_event
+from tests.doorbell import ringing_doorbell
 from tests.integration.conftest import eventually
 from videojobs import AccessDenied, InvalidTransition, Settings, StaleAttempt, ValidationError, VideoJobManager
 from videojobs import connect as connect_manager
@@ -179,21 +179,17 @@ async def test_verify_checks_the_run_queue_against_the_log(database_url: str, po
 
 async def test_a_batch_rings_the_doorbell_once(database_url: str, manager: VideoJobManager) -> None:
     await manager.bulk_create_jobs([JOB] * 6)
-    listener = await connect(database_url)
-    doorbells: asyncio.Queue[str] = asyncio.Queue()
-    try:
-        await listener.add_listener("vjm_events", lambda *args: doorbells.put_nowait(args[3]))
+    async with ringing_doorbell(database_url) as doorbells:
         attempts = await manager.claim_jobs("w", limit=6)
         await manager.complete_jobs([{"job_id": a.job_id, "attempt": a.attempt} for a in attempts])
         single = await manager.create_job(**JOB)
-        await listener.execute("SELECT 1")  # notifications sent before this round trip have arrived
-        received = [json.loads(await asyncio.wait_for(doorbells.get(), 5)) for _ in range(3)]
-    finally:
-        await listener.close()
+        await doorbells.settle()
+        received = [await doorbells.next(5) for _ in range(3)]
+        empty = doorbells.empty()
     assert received[0] == {"type": "start", "count": 6}
     assert received[1] == {"count": 6}
     assert received[2] == {"position": (await manager.get_job_history(single.job_id))[0].position}
-    assert doorbells.empty()
+    assert empty
 
 
 async def test_complete_jobs_falls_back_to_one_by_one_when_another_writer_races_it(

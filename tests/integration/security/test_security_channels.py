@@ -8,6 +8,7 @@ import json
 import pytest
 
 from store.identity import connect_as
+from tests.doorbell import ringing_doorbell
 
 from .conftest import SECRET_ERROR, SECRET_FILENAME, SECRET_PATH, build_tenants, eventually
 
@@ -33,8 +34,9 @@ async def test_listeners_hear_doorbells_only(database_url: str, user_pool, proce
     try:
         for channel in CHANNELS:
             await spy.add_listener(channel, lambda _c, _pid, ch, payload: heard.append((ch, payload)))
-        await build_tenants(user_pool, processor_pool, database_url)
-        await eventually(lambda: {ch for ch, _ in heard} == set(CHANNELS), within=30)
+        async with ringing_doorbell(database_url):  # someone waits, so every append rings for all listeners
+            await build_tenants(user_pool, processor_pool, database_url)
+            await eventually(lambda: {ch for ch, _ in heard} == set(CHANNELS), within=30)
     finally:
         await spy.close()
     for channel, payload in heard:

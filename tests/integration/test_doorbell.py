@@ -1,0 +1,139 @@
+"""The doorbell rings only while someone waits for it (sql/017_doorbell.sql).
+
+Appends ring vjm_events only when a session holds the doorbell lock; the projector
+holds it only while it sleeps, and must never sleep through an event that committed
+without ringing. The projectors here poll once a minute, so only the doorbell or the
+busy poll can make them project within the tests' deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import asyncpg
+
+from listeners import Projector
+from store import EventStore, connect, prepare_event
+from store.identity import connect_as
+from tests.doorbell import Doorbells, listening
+from tests.factories import create_data, create_job
+from tests.integration.conftest import eventually
+
+HOLDS_DOORBELL = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1986359921 "
+                  "AND objid = 0 AND mode = 'ExclusiveLock' AND granted AND pid = $1")
+ARM = "SELECT vjm.arm_doorbell($1::xid8, $2::bigint)"
+
+
+async def _rang_before_marker(bells: Doorbells, pool) -> list[str]:
+    """Doorbells that arrived before a marker notified now (notifications arrive in commit order)."""
+    await pool.execute("SELECT pg_notify('vjm_events', 'marker')")
+    rang = []
+    while (payload := await asyncio.wait_for(bells.received.get(), 10)) != "marker":
+        rang.append(payload)
+    return rang
+
+
+async def test_appends_ring_only_while_the_doorbell_is_held(database_url: str, pool, store: EventStore) -> None:
+    async with listening(database_url, hold=False) as bells:
+        job = await create_job(store)
+        await store.append(prepare_event("start", {"worker_id": "w"}, job_id=job.job_id))
+        assert await _rang_before_marker(bells, pool) == []  # listening alone asks for nothing
+
+        await bells.conn.execute("SELECT vjm.hold_doorbell()")
+        progress = await store.append(prepare_event("progress", {"percent": 10}, job_id=job.job_id, attempt=1))
+        assert await bells.next() == {"position": progress.position}
+
+        assert await bells.conn.fetchval("SELECT vjm.release_doorbell()") is True
+        await store.append(prepare_event("progress", {"percent": 20}, job_id=job.job_id, attempt=1))
+        assert await _rang_before_marker(bells, pool) == []
+
+
+async def test_arm_doorbell_reports_busy_pending_and_armed(database_url: str, pool, store: EventStore) -> None:
+    first = await create_job(store)
+    projector = await connect_as(database_url, role="vjm_projector")
+    writer = await connect(database_url)
+    try:
+        async with listening(database_url, hold=False) as bells:
+            tx = writer.transaction()
+            await tx.start()
+            in_flight = await EventStore(writer).append(prepare_event("create", create_data(), user_id="u"))
+            # The writer looked for a waiter and holds the doorbell shared until it commits.
+            assert await projector.fetchval(ARM, *first.cursor) == "busy"
+            await tx.commit()
+            assert await projector.fetchval(ARM, *first.cursor) == "pending"  # committed after the cursor
+            assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+
+            assert await projector.fetchval(ARM, *in_flight.cursor) == "armed"
+            assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 1
+            rung = await create_job(store)
+            assert await bells.next() == {"position": rung.position}  # it waits, so appends ring
+            assert await projector.fetchval("SELECT vjm.release_doorbell()") is True
+            assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+    finally:
+        await writer.close()
+        await projector.close()
+
+
+async def _armed(pool, projector: Projector) -> bool:
+    return projector.backend_pid is not None and await pool.fetchval(HOLDS_DOORBELL, projector.backend_pid) == 1
+
+
+async def _projected(pool, job_ids) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM vjm.jobs WHERE job_id = ANY($1)", list(job_ids)) == len(job_ids)
+
+
+async def test_a_sleeping_projector_is_woken_by_the_doorbell(pool, store: EventStore, make_projector) -> None:
+    projector: Projector = make_projector(poll_interval=60)
+    await projector.start()
+    await eventually(lambda: _armed(pool, projector))
+    job = await create_job(store)
+    await eventually(lambda: _projected(pool, [job.job_id]), within=5)
+
+
+async def test_appends_in_flight_when_the_projector_goes_to_sleep_are_projected(
+        database_url: str, pool, store: EventStore, make_projector) -> None:
+    writer = await connect(database_url)
+    try:
+        tx = writer.transaction()
+        await tx.start()
+        late = await EventStore(writer).append(prepare_event("create", create_data(), user_id="late"))
+        projector: Projector = make_projector(poll_interval=60)
+        await projector.start()
+
+        async def tried_to_arm() -> bool:
+            return projector.backend_pid is not None and await pool.fetchval(
+                "SELECT query LIKE '%arm_doorbell%' FROM pg_stat_activity WHERE pid = $1", projector.backend_pid)
+        await eventually(tried_to_arm)
+        assert not await _armed(pool, projector)  # the writer holds the doorbell shared: the projector polls
+        await tx.commit()  # no doorbell rings for this append: nobody was waiting when it looked
+    finally:
+        await writer.close()
+    await eventually(lambda: _projected(pool, [late.job_id]), within=5)
+
+
+async def test_racing_writers_never_leave_an_event_unprojected(database_url: str, pool, make_projector) -> None:
+    projector: Projector = make_projector(poll_interval=60)
+    await projector.start()
+    writers = [await connect(database_url) for _ in range(6)]
+    rng = random.Random(17)
+    created: list = []
+
+    async def write(conn: asyncpg.Connection) -> None:
+        store = EventStore(conn)
+        for _ in range(200):
+            job = await store.append(prepare_event("create", create_data(), user_id="racer"))
+            created.append(job.job_id)
+            if rng.random() < 0.5:
+                await store.append(prepare_event("start", {"worker_id": "w"}, job_id=job.job_id))
+            # pacing: gaps of 0-4 ms let the projector catch up and arm between appends, the race under test
+            await asyncio.sleep(rng.uniform(0, 0.004))
+    try:
+        await asyncio.gather(*(write(conn) for conn in writers))
+    finally:
+        for conn in writers:
+            await conn.close()
+    await eventually(lambda: _projected(pool, created), within=10)
+    last = await pool.fetchrow("SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, position DESC "
+                               "LIMIT 1")
+    await eventually(lambda: projector.cursor == (last["xact_id"], last["position"]), within=10)
