@@ -5,12 +5,19 @@ Each writer owns its jobs and walks them through create -> start -> progress -> 
 same call the VideoJobManager makes). The ceilings insert rows of the same shape into
 `bench_raw.job_events` (same columns, same indexes, no guard): one as a plain autocommit
 INSERT, one as a single statement INSERT ... RETURNING plus pg_notify.
+
+vjm's doorbell rings only while a listener waits (sql/017_doorbell.sql), so it is measured
+three ways: with nobody waiting (`vjm`); with a session holding the doorbell the whole
+run, so that every append notifies as the ceiling does (`vjm_ringing`); and, at 8
+connections, with the projector projecting in a process of its own (`vjm_projected`,
+the production shape: it arms the doorbell whenever it has caught up).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import statistics
 import time
 import uuid
 
@@ -18,7 +25,7 @@ import asyncpg
 
 from store import EventStore, create_pool, prepare_event
 
-from .common import interleaved, run_standalone
+from .common import interleaved, projector_process, run_standalone, wait_projected
 
 CYCLE = ["create", "start", "progress", "progress", "complete"]
 DATA = {
@@ -79,8 +86,8 @@ async def _timed(workers: list) -> float:
     return time.perf_counter() - started
 
 
-async def measure(url: str, connections: int, ops: int, runs: int) -> dict:
-    """Transitions/s of vjm and of both ceilings at one connection count, interleaved."""
+async def measure(url: str, connections: int, ops: int, runs: int, with_projector: bool = False) -> dict:
+    """Transitions/s of vjm (three ways) and of both ceilings at one connection count, interleaved."""
     pool = await create_pool(url, min_size=connections, max_size=connections)
     store = EventStore(pool)
     shares = _split(ops, connections)
@@ -95,19 +102,49 @@ async def measure(url: str, connections: int, ops: int, runs: int) -> dict:
     async def raw_notify() -> float:
         return total / await _timed([_raw_writer(pool, n, RAW_INSERT_NOTIFY) for n in shares])
 
+    async def vjm_ringing() -> float:
+        holder = await asyncpg.connect(url)
+        try:
+            await holder.execute("SELECT vjm.hold_doorbell()")
+            return await vjm()
+        finally:
+            await holder.close()
+
     try:
-        result = await interleaved({"vjm": vjm, "ceiling_insert": raw_insert, "ceiling_insert_notify": raw_notify},
-                                   runs)
+        result = await interleaved({"vjm": vjm, "vjm_ringing": vjm_ringing, "ceiling_insert": raw_insert,
+                                    "ceiling_insert_notify": raw_notify}, runs)
+        projected = await _with_projector(url, vjm, runs) if with_projector else None
     finally:
         await pool.close()
-    vjm_rate = result["vjm"]["median"]
-    return {
+    vjm_rate, ringing = result["vjm"]["median"], result["vjm_ringing"]["median"]
+    notify_ceiling, insert_ceiling = result["ceiling_insert_notify"]["median"], result["ceiling_insert"]["median"]
+    row = {
         "connections": connections, "ops_per_run": total,
-        "vjm_per_s": round(vjm_rate), "ceiling_insert_per_s": round(result["ceiling_insert"]["median"]),
-        "ceiling_notify_per_s": round(result["ceiling_insert_notify"]["median"]),
-        "ratio_vs_notify_ceiling": round(vjm_rate / result["ceiling_insert_notify"]["median"], 3),
-        "ratio_vs_insert_ceiling": round(vjm_rate / result["ceiling_insert"]["median"], 3),
+        "vjm_per_s": round(vjm_rate), "vjm_ringing_per_s": round(ringing),
+        "ceiling_insert_per_s": round(insert_ceiling), "ceiling_notify_per_s": round(notify_ceiling),
+        "ratio_vs_notify_ceiling": round(vjm_rate / notify_ceiling, 3),
+        "ratio_vs_insert_ceiling": round(vjm_rate / insert_ceiling, 3),
+        "ringing_ratio_vs_notify_ceiling": round(ringing / notify_ceiling, 3),
     }
+    if projected is not None:
+        row |= {"vjm_projected_per_s": round(projected),
+                "projected_ratio_vs_notify_ceiling": round(projected / notify_ceiling, 3)}
+    return row
+
+
+async def _with_projector(url: str, vjm, runs: int) -> float:
+    """vjm's rate while the projector projects every append in its own process (median of `runs`)."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with projector_process(url):
+            await wait_projected(conn)
+            rates = []
+            for _ in range(runs):
+                rates.append(await vjm())
+                await wait_projected(conn)  # each run starts with the projector caught up and asleep
+    finally:
+        await conn.close()
+    return statistics.median(rates)
 
 
 async def run(url: str, smoke: bool) -> dict:
@@ -118,7 +155,7 @@ async def run(url: str, smoke: bool) -> dict:
         await conn.execute(RAW_SCHEMA)
     finally:
         await conn.close()
-    rows = [await measure(url, c, ops, runs) for c in counts]
+    rows = [await measure(url, c, ops, runs, with_projector=c == 8) for c in counts]
     return {"benchmark": "write_path", "workload": "W1 transition writes", "smoke": smoke,
             "runs": runs, "rows": rows}
 
