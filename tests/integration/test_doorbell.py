@@ -137,3 +137,13 @@ async def test_racing_writers_never_leave_an_event_unprojected(database_url: str
     last = await pool.fetchrow("SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, position DESC "
                                "LIMIT 1")
     await eventually(lambda: projector.cursor == (last["xact_id"], last["position"]), within=10)
+
+
+async def test_every_append_function_rings_through_the_doorbell(pool) -> None:
+    async def functions(pattern: str) -> set[str]:
+        rows = await pool.fetch("SELECT proname FROM pg_proc WHERE pronamespace = 'vjm'::regnamespace "
+                                "AND prosrc LIKE $1", pattern)
+        return {r["proname"] for r in rows}
+    assert await functions("%vjm_events%") - await functions("%vjm.ring_doorbell(%") == {"ring_doorbell"}
+    assert {"append_event", "append_events", "append_create_batch", "claim_jobs"} <= await functions(
+        "%vjm.ring_doorbell(%")
