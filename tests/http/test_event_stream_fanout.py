@@ -243,6 +243,37 @@ async def test_a_slow_client_is_ended_and_the_other_streams_keep_flowing(manager
             await stream.stop()
 
 
+async def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(manager, database_url) -> None:
+    options = HttpOptions(sse_heartbeat_seconds=60, sse_poll_seconds=0.2, sse_queue_size=8,
+                          sse_send_timeout_seconds=1.0)
+    app = create_app(manager, settings=http_settings(database_url), options=options)
+    clients = app.state.vjm.metrics.sse_clients._value
+    async with serve(app, send_buffer=4096) as url, client_for(url) as client:
+        fast = Stream(client, bearer("alice"))
+        sock, address = _slow_socket(url)
+        await asyncio.get_running_loop().sock_connect(sock, address)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
+        writer.write(f"GET {STREAM} HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer('alice')['Authorization']}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        await writer.drain()
+        await wait_until(lambda: hub_of(app) is not None and hub_of(app).live_subscribers == 2,
+                         what="both streams live")
+        made: list = []
+        for _ in range(20):  # until the silent client's socket is full and its buffer overflows (bounded)
+            made += await manager.bulk_create_jobs([job("alice") for _ in range(100)])
+            await fast.until(await projected(manager, made))
+            if hub_of(app).overflows:
+                break
+        assert hub_of(app).overflows == 1, "the silent stream never fell behind"
+        # Its response is stuck writing to a full socket; without a send timeout it stays open forever.
+        await wait_until(lambda: clients.get() == 1, what="the silent stream to be ended by the send timeout")
+        more = await manager.bulk_create_jobs([job("alice")])
+        await fast.until(await projected(manager, more))
+        assert fast.ids == await feed_as(manager, "alice") and not fast.task.done()
+        writer.close()
+        await fast.stop()
+
+
 async def test_streams_carry_only_the_users_own_and_team_jobs_and_team_removal_applies(live_url, app,
                                                                                     manager) -> None:
     team = await manager.create_team("crew", owner_id="alice")

@@ -14,7 +14,9 @@ checked once more here by a VisibilityGuard; service streams see every change.
 A stream whose client reads too slowly to keep up (more than `sse_queue_size` changes
 behind) is ended after the changes already buffered for it, with a comment line saying
 so; the client reconnects with Last-Event-ID and loses nothing. The reader and the
-other streams never wait for it.
+other streams never wait for it. A client that stops reading altogether (its socket
+full, the connection still open) would hold its response in a write forever: a write
+that waits longer than `sse_send_timeout_seconds` ends the stream and its connection.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ async def stream(who: Caller, manager: Manager, state: State,
     log.info("stream_opened", user_id=who.sub, role=who.role, after=start)
     return EventSourceResponse(_events(hub, start, None if who.is_service else who.sub, guard, state),
                                ping=state.options.sse_heartbeat_seconds,
+                               send_timeout=state.options.sse_send_timeout_seconds,
                                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
