@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +10,12 @@ from uuid import UUID
 import asyncpg
 import pydantic_core
 import structlog
-from asyncpg.pgproto.pgproto import UUID as DriverUUID
 
 from statemachine import Payload, State, Trigger, ValidationError, validate_payload
 from statemachine.payloads import validate_creates
 
 from .errors import translate_error
-from .ids import new_job_id
+from .ids import new_job_id, new_job_ids
 from .models import CreatedBatch, Event, construct_valid, event_from_row
 from .sqlfiles import load_queries
 
@@ -103,18 +100,6 @@ def prepare_creates(data: list[dict[str, Any]], user_ids: list[str], team_ids: l
             raise ValidationError(f"{index}: user_id is required (1-128 characters)", field=f"{index}.user_id")
     teams = [t if t is None or isinstance(t, UUID) else as_uuid(t, f"{i}.team_id") for i, t in enumerate(team_ids)]
     return NewCreates(new_job_ids(len(data)), payloads, list(actors), list(user_ids), teams)
-
-
-def new_job_ids(count: int) -> list[UUID]:
-    """`count` UUIDv7s laid out as store.ids.new_job_id, from one clock reading and one urandom call.
-
-    asyncpg's UUID (a uuid.UUID, built from bytes in C) costs a quarter of one uuid.UUID(int=...).
-    """
-    millis = (time.time_ns() // 1_000_000) & ((1 << 48) - 1)
-    head = millis << 80 | 0x7 << 76 | 0b10 << 62
-    raw = os.urandom(10 * count)
-    rand = (int.from_bytes(raw[i:i + 10], "big") for i in range(0, 10 * count, 10))
-    return [DriverUUID((head | ((r >> 62) & 0xFFF) << 64 | (r & ((1 << 62) - 1))).to_bytes(16, "big")) for r in rand]
 
 
 def as_uuid(value: UUID | str, field: str = "job_id") -> UUID:

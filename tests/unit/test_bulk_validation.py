@@ -15,6 +15,7 @@ from listeners.fold import apply_event, created_row
 from statemachine import CreateData, State, Trigger, ValidationError, validate_payload
 from statemachine.payloads import DEFAULT_MAX_ATTEMPTS, CreateFields, validate_creates
 from store.events import NewCreates, new_job_ids, prepare_creates, prepare_event
+from store.ids import new_job_id
 from store.models import Event, construct_valid, event_from_row
 from tests.factories import create_data
 from videojobs.manager.bulk import _prepare_creates
@@ -88,6 +89,9 @@ def test_batch_ids_are_uuid7_of_now() -> None:
     now = datetime.now(UTC).timestamp() * 1000
     assert len(millis) == 1 and abs(millis.pop() - now) < 5000
     assert all(isinstance(j, uuid.UUID) and uuid.UUID(str(j)) == j for j in ids)
+    assert all(j.version == 7 and j.variant == uuid.RFC_4122 for j in ids)
+    one = new_job_id()  # the single-id path lays out the same bits, a moment later
+    assert (one.version, one.variant) == (7, uuid.RFC_4122) and 0 <= (one.int >> 80) - (ids[0].int >> 80) < 5000
 
 
 def _jobs(n: int) -> list[dict[str, Any]]:
