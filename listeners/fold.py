@@ -38,7 +38,7 @@ from typing import Any
 from uuid import UUID
 
 from statemachine import State, VJMError
-from store.models import Event
+from store.models import Event, construct_valid
 from store.projections import PLATFORM_FIELDS, DailyKey, JobRow, PlatformKey, StatsKey
 
 Row = dict[str, Any]
@@ -75,7 +75,7 @@ def fold(before: Mapping[UUID, JobRow], events: Iterable[Event]) -> Fold:
         state[job_id] = apply_event(state[job_id], event)
         last[job_id] = event
         _count_daily(daily, state[job_id], event)
-    rows = {job_id: (JobRow.model_construct(**row) if row is not None else None) for job_id, row in state.items()}
+    rows = {job_id: (construct_valid(JobRow, row) if row is not None else None) for job_id, row in state.items()}
     return Fold(rows=rows, last_events=last, stats=stats_delta(before, rows), daily=daily,
                 platforms=platform_delta(before, rows))
 

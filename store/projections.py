@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from .models import Event, event_from_row
+from .models import Event, construct_valid, event_from_row
 from .sqlfiles import load_queries
 
 Executor = asyncpg.Pool | asyncpg.Connection
@@ -223,7 +223,7 @@ async def read_events_after(conn: Executor, cursor: tuple[int, int], limit: int)
 async def fetch_jobs(conn: Executor, job_ids: Sequence[UUID]) -> dict[UUID, JobRow]:
     """Projected rows of these jobs, by id (absent ones are missing from the dict)."""
     rows = await conn.fetch(_q("job_get_many"), list(job_ids))
-    return {r["job_id"]: JobRow.model_construct(**dict(r.items())) for r in rows}
+    return {r["job_id"]: construct_valid(JobRow, dict(r.items())) for r in rows}
 
 
 async def write_projection(conn: asyncpg.Connection, name: str, write: ProjectionWrite,
@@ -367,7 +367,7 @@ async def copy_replay_stats(conn: asyncpg.Connection, stats: Mapping[StatsKey, l
 async def stream_jobs(conn: asyncpg.Connection, prefetch: int = 5000) -> AsyncIterator[JobRow]:
     """Every projected row in job_id order; call inside a transaction."""
     async for row in conn.cursor(_q("job_get_all"), prefetch=prefetch):
-        yield JobRow.model_construct(**dict(row.items()))
+        yield construct_valid(JobRow, dict(row.items()))
 
 
 async def fetch_stats(executor: Executor) -> dict[StatsKey, list[int]]:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from listeners.fold import ProjectionGap, contribution, fold, scope_keys
 from statemachine import InvalidTransition, State, Trigger, next_state
 from store.models import Event
+from store.projections import JobRow
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TEAM = uuid.UUID("7d9b5c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f")
@@ -176,6 +177,8 @@ def test_incremental_batches_equal_one_fold(case) -> None:
             for key, vector in delta.items():
                 total[key] = [a + b for a, b in zip(total.get(key, [0] * len(vector)), vector, strict=True)]
     assert rows == whole.rows
+    for row in (r for r in whole.rows.values() if r is not None):  # built unvalidated: every field, right types
+        assert row == JobRow.model_validate(row.model_dump()) and row.model_fields_set == set(JobRow.model_fields)
     assert {k: v for k, v in daily.items() if any(v)} == whole.daily
     recount: dict = {}
     by_platform: dict = {}
