@@ -9,8 +9,10 @@ The doorbell (sql/017_doorbell.sql): appends ring only while a listener sleeps
 holding the doorbell lock, because every notifying commit queues behind the
 server's one notify lock. After catching up, the loop arms the doorbell and sleeps
 until rung; when it cannot arm because appends are in flight, it polls every
-`busy_poll_interval` instead (longer each time nothing new turns up), so under load
-it projects in batches and nobody rings.
+`busy_poll_interval` instead (doubling up to `busy_poll_max` while nothing new turns
+up), so under load it projects in batches and nobody rings. If it cannot arm for
+`horizon_warn_after` seconds with nothing to project, it logs `doorbell_unavailable`
+with the sessions that hold the lock.
 
 Leadership: every projector holds one dedicated connection. The active one holds
 a session advisory lock on it (`projection_leader_try_lock`); standbys retry the
@@ -34,11 +36,12 @@ import time
 from dataclasses import dataclass
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from store.projections import (
     LagSample,
     arm_doorbell,
+    doorbell_holders,
     ensure_checkpoint,
     get_checkpoint,
     prune_changes,
@@ -64,6 +67,7 @@ class ProjectorConfig(BaseModel):
     batch_size: int = Field(1000, ge=1, le=20_000)
     poll_interval: float = Field(1.0, gt=0, le=3600)
     busy_poll_interval: float = Field(0.005, gt=0, le=60)
+    busy_poll_max: float = Field(0.05, gt=0, le=60)
     listen: bool = True
     takeover_interval: float = Field(0.5, gt=0, le=60)
     max_backoff: float = Field(5.0, gt=0, le=300)
@@ -72,6 +76,12 @@ class ProjectorConfig(BaseModel):
     horizon_warn_after: float = Field(30.0, ge=0)
     change_retention: float = Field(7 * 86400.0, gt=0)
     prune_interval: float = Field(3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _busy_polls_in_order(self) -> ProjectorConfig:
+        if self.busy_poll_interval > self.busy_poll_max:
+            raise ValueError("busy_poll_interval must not exceed busy_poll_max")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,7 @@ class Projector:
         self._task: asyncio.Task | None = None
         self._failures = 0
         self._busy_wait = config.busy_poll_interval
+        self._unarmed_since: float | None = None
         self.cursor: tuple[int, int] | None = None
         self.last_lag: LagSample | None = None
 
@@ -236,7 +247,7 @@ class Projector:
         async with self._lock:
             state = await arm_doorbell(await self._listening.ensure(), self.cursor or (0, 0))
         if state == "armed":
-            self._busy_wait = self.config.busy_poll_interval
+            self._busy_wait, self._unarmed_since = self.config.busy_poll_interval, None
             try:
                 await self._listening.wait(token, self.config.poll_interval)
             finally:
@@ -244,13 +255,29 @@ class Projector:
                     if self._listening.connection is not None:  # a lost session took the lock with it
                         await release_doorbell(self._listening.connection)
             return
-        if state == "pending" and result.events:
-            return  # more committed while we projected: straight on
-        # In flight, or held above the horizon: poll, backing off while nothing new arrives.
+        if state == "pending":
+            return  # readable events committed after the catch-up: straight on
+        # 'busy' (appends in flight) or 'held' (behind an open transaction): poll, backing off
+        # while nothing new arrives.
         moved = result.events > 0
-        self._busy_wait = (self.config.busy_poll_interval if moved
-                           else min(self._busy_wait * 2, self.config.poll_interval))
+        ceiling = min(self.config.busy_poll_max, self.config.poll_interval)
+        self._busy_wait = (self.config.busy_poll_interval if moved else min(self._busy_wait * 2, ceiling))
+        if state == "busy" and not moved:
+            await self._warn_if_doorbell_unavailable()
+        else:
+            self._unarmed_since = None
         await self._listening.wait(token, self._busy_wait)
+
+    async def _warn_if_doorbell_unavailable(self) -> None:
+        now = time.monotonic()
+        if self._unarmed_since is None:
+            self._unarmed_since = now
+        elif now - self._unarmed_since >= self.config.horizon_warn_after:
+            self._unarmed_since = now  # at most once per horizon_warn_after
+            async with self._lock:
+                holders = await doorbell_holders(await self._listening.ensure())
+            log.warning("doorbell_unavailable", name=self.config.name, holders=holders,
+                        seconds=round(self.config.horizon_warn_after, 1))
 
     async def _prune(self) -> None:
         async with self._lock:

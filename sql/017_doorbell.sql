@@ -24,7 +24,11 @@
 -- ring at all. A raw-SQL listener that wants a doorbell for every append holds the lock
 -- for as long as it listens (vjm.hold_doorbell()); the projector holds it only while it
 -- sleeps. Notifications go to every session LISTENing on vjm_events, whoever holds it.
--- Losing a doorbell still only delays (DESIGN invariant 7): the projector also polls.
+-- One session arms at a time (the leading projector): a second one finds the lock taken
+-- and polls. The holder's own appends do not ring (its lock does not conflict with itself).
+-- Losing a doorbell still only delays (DESIGN invariant 7): the projector also polls, at
+-- most 50 ms apart while it cannot arm, so a session that sits on the lock (any role may
+-- take an advisory lock) costs latency, never data.
 
 SET LOCAL ROLE vjm_owner;  -- objects are owned by vjm_owner from birth (see 003_roles.sql)
 
@@ -32,8 +36,8 @@ SET LOCAL ROLE vjm_owner;  -- objects are owned by vjm_owner from birth (see 003
 -- so that plpgsql inlines it as one simple expression in the append functions.
 CREATE FUNCTION vjm.ring_doorbell(payload text) RETURNS void
 LANGUAGE sql VOLATILE AS $$
-    SELECT CASE WHEN pg_try_advisory_xact_lock_shared(1986359921, 0) THEN NULL
-                ELSE pg_notify('vjm_events', payload) END
+    SELECT CASE WHEN pg_catalog.pg_try_advisory_xact_lock_shared(1986359921, 0) THEN NULL
+                ELSE pg_catalog.pg_notify('vjm_events', payload) END
 $$;
 REVOKE ALL ON FUNCTION vjm.ring_doorbell(text) FROM PUBLIC;
 
@@ -51,9 +55,11 @@ BEGIN
         EXECUTE replace(f.definition, 'pg_notify(''vjm_events'', ', 'vjm.ring_doorbell(');
         rewritten := rewritten + 1;
     END LOOP;
-    IF rewritten < 4 OR EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = 'vjm'::regnamespace
-                                   AND p.proname <> 'ring_doorbell' AND p.prosrc LIKE '%vjm_events%'
-                                   AND p.prosrc NOT LIKE '%vjm.ring_doorbell(%') THEN
+    -- Nothing else may notify vjm_events itself (tests/integration/test_doorbell.py checks
+    -- the same after every migration).
+    IF rewritten = 0 OR EXISTS (SELECT 1 FROM pg_proc p WHERE p.pronamespace = 'vjm'::regnamespace
+                                   AND p.proname <> 'ring_doorbell'
+                                   AND p.prosrc ~* '(pg_notify\s*\(\s*''vjm_events''|\mnotify\s+vjm_events)') THEN
         RAISE EXCEPTION 'doorbell rewrite incomplete (% functions rewritten)', rewritten;
     END IF;
 END
@@ -62,20 +68,40 @@ $$;
 -- For a listener about to sleep, after it caught up to (after_xact, after_position):
 --   'armed'   it holds the doorbell lock and nothing committed after its cursor: sleep
 --             until rung (or the poll interval), then vjm.release_doorbell();
---   'pending' events committed after the cursor (perhaps above the horizon): look again;
---   'busy'    appends are in flight (or another listener holds the lock): poll soon.
--- Only 'armed' leaves the lock held. VOLATILE: the look at the log takes its snapshot
--- after the lock is taken, which is what makes the wake-up safe (see above).
+--   'pending' events committed after the cursor that it can read now: look again;
+--   'held'    events committed after the cursor, above the horizon (an older transaction
+--             is still open): poll;
+--   'busy'    appends are in flight (or another session holds the lock): poll soon.
+-- Only 'armed' leaves the lock held, also when the look at the log fails. READ COMMITTED
+-- and VOLATILE: the look at the log must take its snapshot after the lock is taken,
+-- which is what makes the wake-up safe (see above).
 CREATE FUNCTION vjm.arm_doorbell(after_xact xid8, after_position bigint) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    horizon xid8;
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'vjm.arm_doorbell needs READ COMMITTED, not %', current_setting('transaction_isolation')
+            USING ERRCODE = '25000', HINT = 'its look at the log must see what committed before the lock was taken';
+    END IF;
     IF NOT pg_try_advisory_lock(1986359921, 0) THEN
         RETURN 'busy';
     END IF;
-    IF EXISTS (SELECT 1 FROM vjm.job_events e WHERE (e.xact_id, e.position) > (after_xact, after_position)) THEN
-        PERFORM pg_advisory_unlock(1986359921, 0);
-        RETURN 'pending';
-    END IF;
+    BEGIN
+        horizon := vjm.projection_horizon();
+        IF EXISTS (SELECT 1 FROM vjm.job_events e
+                    WHERE (e.xact_id, e.position) > (after_xact, after_position) AND e.xact_id < horizon) THEN
+            PERFORM pg_advisory_unlock(1986359921, 0);
+            RETURN 'pending';
+        END IF;
+        IF EXISTS (SELECT 1 FROM vjm.job_events e WHERE (e.xact_id, e.position) > (after_xact, after_position)) THEN
+            PERFORM pg_advisory_unlock(1986359921, 0);
+            RETURN 'held';
+        END IF;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM pg_advisory_unlock(1986359921, 0);  -- a session lock outlives the error: never leave it held
+        RAISE;
+    END;
     RETURN 'armed';
 END
 $$;
@@ -90,4 +116,4 @@ LANGUAGE sql VOLATILE AS $$ SELECT pg_advisory_unlock(1986359921, 0) $$;
 
 REVOKE ALL ON FUNCTION vjm.arm_doorbell(xid8, bigint), vjm.hold_doorbell(), vjm.release_doorbell() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION vjm.arm_doorbell(xid8, bigint), vjm.hold_doorbell(), vjm.release_doorbell()
-    TO vjm_projector, vjm_processor, vjm_admin;
+    TO vjm_projector, vjm_admin;

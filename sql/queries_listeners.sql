@@ -35,6 +35,13 @@ SELECT vjm.arm_doorbell($1::xid8, $2::bigint);
 -- Awake: appends stop ringing.
 SELECT vjm.release_doorbell();
 
+-- projection_doorbell_holders --
+-- Who holds the doorbell lock, when the projector cannot arm it for long.
+SELECT pid, mode, granted FROM pg_locks
+ WHERE locktype = 'advisory' AND classid = 1986359921 AND objid = 0 AND objsubid = 2
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ ORDER BY pid;
+
 -- projection_events_after --
 -- Events after a (xact_id, position) cursor in commit-safe order, below this database's horizon.
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,

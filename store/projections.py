@@ -205,6 +205,11 @@ async def release_doorbell(conn: asyncpg.Connection) -> None:
     await conn.fetchval(_q("projection_doorbell_release"))
 
 
+async def doorbell_holders(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """The sessions holding the doorbell lock (pid, mode), for a warning."""
+    return [dict(r.items()) for r in await conn.fetch(_q("projection_doorbell_holders"))]
+
+
 async def sample_lag(executor: Executor, cursor: tuple[int, int]) -> LagSample:
     """Events after `cursor`, and those held behind the horizon by an open transaction."""
     row = await executor.fetchrow(_q("projection_lag_get"), cursor[0], cursor[1])

@@ -12,6 +12,8 @@ import asyncio
 import random
 
 import asyncpg
+import pytest
+from structlog.testing import capture_logs
 
 from listeners import Projector
 from store import EventStore, connect, prepare_event
@@ -49,10 +51,10 @@ async def test_appends_ring_only_while_the_doorbell_is_held(database_url: str, p
         assert await _rang_before_marker(bells, pool) == []
 
 
-async def test_arm_doorbell_reports_busy_pending_and_armed(database_url: str, pool, store: EventStore) -> None:
+async def test_arm_doorbell_reports_busy_pending_held_and_armed(database_url: str, pool, store: EventStore) -> None:
     first = await create_job(store)
     projector = await connect_as(database_url, role="vjm_projector")
-    writer = await connect(database_url)
+    writer, bystander = await connect(database_url), await connect(database_url)
     try:
         async with listening(database_url, hold=False) as bells:
             tx = writer.transaction()
@@ -64,14 +66,76 @@ async def test_arm_doorbell_reports_busy_pending_and_armed(database_url: str, po
             assert await projector.fetchval(ARM, *first.cursor) == "pending"  # committed after the cursor
             assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
 
-            assert await projector.fetchval(ARM, *in_flight.cursor) == "armed"
+            # An older transaction still open holds the horizon: the newer event waits above it.
+            held = bystander.transaction()
+            await held.start()
+            await bystander.fetchval("SELECT pg_current_xact_id()")
+            above = await create_job(store)
+            assert await projector.fetchval(ARM, *in_flight.cursor) == "held"
+            await held.rollback()
+            assert await projector.fetchval(ARM, *in_flight.cursor) == "pending"
+
+            assert await projector.fetchval(ARM, *above.cursor) == "armed"
             assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 1
             rung = await create_job(store)
             assert await bells.next() == {"position": rung.position}  # it waits, so appends ring
             assert await projector.fetchval("SELECT vjm.release_doorbell()") is True
             assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
     finally:
-        await writer.close()
+        for conn in (writer, bystander, projector):
+            await conn.close()
+
+
+async def test_arm_doorbell_looks_at_the_log_after_taking_the_lock(database_url: str, pool,
+                                                                    store: EventStore) -> None:
+    """A commit that lands while the arming statement is already running must be seen."""
+    first = await create_job(store)
+    projector = await connect_as(database_url, role="vjm_projector")
+    gate = await connect(database_url)
+    try:
+        await gate.execute("SELECT pg_advisory_lock(42)")
+        # The statement takes its snapshot, then waits on the gate before it calls arm_doorbell.
+        arming = asyncio.create_task(projector.fetchval(
+            "WITH gate AS MATERIALIZED (SELECT pg_advisory_lock_shared(42)) "
+            "SELECT vjm.arm_doorbell($1::xid8, $2::bigint) FROM gate", *first.cursor))
+        await eventually(lambda: pool.fetchval(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", projector.get_server_pid()))
+        await create_job(store)  # commits while nobody holds the doorbell: it does not ring
+        await gate.execute("SELECT pg_advisory_unlock(42)")
+        assert await arming == "pending"
+        assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+    finally:
+        await gate.close()
+        await projector.close()
+
+
+async def test_arm_doorbell_refuses_a_snapshot_taken_before_the_lock(database_url: str, pool,
+                                                                     store: EventStore) -> None:
+    first = await create_job(store)
+    projector = await connect_as(database_url, role="vjm_projector")
+    try:
+        await projector.execute("SET default_transaction_isolation = 'repeatable read'")
+        with pytest.raises(asyncpg.PostgresError, match="READ COMMITTED"):
+            await projector.fetchval(ARM, *first.cursor)
+        assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+    finally:
+        await projector.close()
+
+
+async def test_a_failed_arm_leaves_no_lock_behind(database_url: str, pool, store: EventStore) -> None:
+    first = await create_job(store)
+    projector = await connect_as(database_url, role="vjm_projector")
+    blocker = await connect(database_url)
+    try:
+        await projector.execute("SET lock_timeout = '100ms'")
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE vjm.job_events IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(asyncpg.LockNotAvailableError):  # the look at the log fails, lock in hand
+                await projector.fetchval(ARM, *first.cursor)
+        assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+        assert await projector.fetchval(ARM, *first.cursor) == "armed"  # and arming works again
+    finally:
+        await blocker.close()
         await projector.close()
 
 
@@ -142,8 +206,26 @@ async def test_racing_writers_never_leave_an_event_unprojected(database_url: str
 async def test_every_append_function_rings_through_the_doorbell(pool) -> None:
     async def functions(pattern: str) -> set[str]:
         rows = await pool.fetch("SELECT proname FROM pg_proc WHERE pronamespace = 'vjm'::regnamespace "
-                                "AND prosrc LIKE $1", pattern)
+                                "AND prosrc ~* $1", pattern)
         return {r["proname"] for r in rows}
-    assert await functions("%vjm_events%") - await functions("%vjm.ring_doorbell(%") == {"ring_doorbell"}
+    # Only the doorbell itself notifies vjm_events, however it is spelled.
+    assert await functions(r"(pg_notify\s*\(\s*'vjm_events'|\mnotify\s+vjm_events)") == {"ring_doorbell"}
     assert {"append_event", "append_events", "append_create_batch", "claim_jobs"} <= await functions(
-        "%vjm.ring_doorbell(%")
+        r"vjm\.ring_doorbell\(")
+
+
+async def test_a_session_sitting_on_the_doorbell_costs_latency_not_data(database_url: str, pool,
+                                                                        make_projector) -> None:
+    squatter = await connect_as(database_url, role=None)  # the least privileged login can take the lock
+    try:
+        await squatter.execute("SELECT pg_advisory_lock_shared(1986359921, 0)")
+        projector: Projector = make_projector(poll_interval=60, horizon_warn_after=0.3)
+        with capture_logs() as logs:
+            await projector.start()
+            job = await create_job(EventStore(pool))  # nobody can arm, so nothing rings: the busy poll finds it
+            await eventually(lambda: _projected(pool, [job.job_id]), within=5)
+            await eventually(lambda: any(e["event"] == "doorbell_unavailable" for e in logs), within=5)
+        warning = next(e for e in logs if e["event"] == "doorbell_unavailable")
+        assert squatter.get_server_pid() in [h["pid"] for h in warning["holders"]]
+    finally:
+        await squatter.close()
