@@ -229,3 +229,14 @@ async def test_a_session_sitting_on_the_doorbell_costs_latency_not_data(database
         assert squatter.get_server_pid() in [h["pid"] for h in warning["holders"]]
     finally:
         await squatter.close()
+
+
+async def test_the_projector_arms_under_a_repeatable_read_database_default(database_url: str, pool,
+                                                                          make_projector) -> None:
+    await pool.execute(f"ALTER DATABASE {database_url.rsplit('/', 1)[1]} SET default_transaction_isolation "
+                       "= 'repeatable read'")
+    projector: Projector = make_projector(poll_interval=60)
+    await projector.start()
+    await eventually(lambda: _armed(pool, projector))  # its session pins READ COMMITTED
+    job = await create_job(EventStore(pool))
+    await eventually(lambda: _projected(pool, [job.job_id]), within=5)
