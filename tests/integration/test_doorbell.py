@@ -231,10 +231,9 @@ async def test_a_session_sitting_on_the_doorbell_costs_latency_not_data(database
         await squatter.close()
 
 
-async def test_the_projector_arms_under_a_repeatable_read_database_default(database_url: str, pool,
-                                                                          make_projector) -> None:
-    await pool.execute(f"ALTER DATABASE {database_url.rsplit('/', 1)[1]} SET default_transaction_isolation "
-                       "= 'repeatable read'")
+async def test_the_projector_arms_under_a_repeatable_read_database_default(pool, make_projector) -> None:
+    await pool.execute("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation "
+                       "= ''repeatable read''', current_database()); END $$")
     projector: Projector = make_projector(poll_interval=60)
     await projector.start()
     await eventually(lambda: _armed(pool, projector))  # its session pins READ COMMITTED
