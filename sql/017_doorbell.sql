@@ -78,7 +78,7 @@ $$;
 CREATE FUNCTION vjm.arm_doorbell(after_xact xid8, after_position bigint) RETURNS text
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    horizon xid8;
+    readable boolean;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'vjm.arm_doorbell needs READ COMMITTED, not %', current_setting('transaction_isolation')
@@ -88,15 +88,12 @@ BEGIN
         RETURN 'busy';
     END IF;
     BEGIN
-        horizon := vjm.projection_horizon();
-        IF EXISTS (SELECT 1 FROM vjm.job_events e
-                    WHERE (e.xact_id, e.position) > (after_xact, after_position) AND e.xact_id < horizon) THEN
+        -- The first event after the cursor in commit order: readable if any is (it has the lowest xact_id).
+        SELECT e.xact_id < vjm.projection_horizon() INTO readable FROM vjm.job_events e
+         WHERE (e.xact_id, e.position) > (after_xact, after_position) ORDER BY e.xact_id, e.position LIMIT 1;
+        IF FOUND THEN
             PERFORM pg_advisory_unlock(1986359921, 0);
-            RETURN 'pending';
-        END IF;
-        IF EXISTS (SELECT 1 FROM vjm.job_events e WHERE (e.xact_id, e.position) > (after_xact, after_position)) THEN
-            PERFORM pg_advisory_unlock(1986359921, 0);
-            RETURN 'held';
+            RETURN CASE WHEN readable THEN 'pending' ELSE 'held' END;
         END IF;
     EXCEPTION WHEN OTHERS OR query_canceled THEN
         PERFORM pg_advisory_unlock(1986359921, 0);  -- a session lock outlives the error: never leave it held

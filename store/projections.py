@@ -196,7 +196,7 @@ async def unlock_leadership(conn: asyncpg.Connection, name: str) -> None:
 
 
 async def arm_doorbell(conn: asyncpg.Connection, cursor: tuple[int, int]) -> str:
-    """Before sleeping: 'armed' (appends now ring; release it on waking), 'pending' or 'busy'."""
+    """Before sleeping: 'armed' (appends now ring; release it on waking), 'pending', 'held' or 'busy' (sql/017)."""
     return await conn.fetchval(_q("projection_doorbell_arm"), cursor[0], cursor[1])
 
 
@@ -205,8 +205,8 @@ async def release_doorbell(conn: asyncpg.Connection) -> None:
     await conn.fetchval(_q("projection_doorbell_release"))
 
 
-async def doorbell_holders(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-    """The sessions holding the doorbell lock (pid, mode), for a warning."""
+async def doorbell_holders(conn: Executor) -> list[dict[str, Any]]:
+    """The sessions holding or awaiting the doorbell lock (pid, mode, granted)."""
     return [dict(r.items()) for r in await conn.fetch(_q("projection_doorbell_holders"))]
 
 

@@ -34,15 +34,7 @@ async def test_read_that_loses_its_connection_raises_database_unavailable(databa
             read = asyncio.create_task(manager.get_job_history(job.job_id))  # warm-up: not blocked (events)
             await read
             read = asyncio.create_task(manager.get_job_by_id(job.job_id))
-
-            async def blocked_pid() -> int | None:
-                return await blocker.fetchval(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                    " AND pid <> pg_backend_pid() LIMIT 1")
-            await eventually(blocked_pid, 10, "the read waits on the lock")
-            assert await blocker.fetchval("SELECT pg_terminate_backend($1)", await blocked_pid())
-            with pytest.raises(DatabaseUnavailable):
-                await read
+            await _kill_the_waiter(blocker, "wait_event_type = 'Lock'", read, "the read waits on the lock")
         finally:
             await blocker.close()
 
@@ -98,16 +90,21 @@ async def test_a_user_write_that_loses_its_connection_at_commit_raises_database_
         async with connect_manager(settings=Settings(database_url=database_url), listeners=False) as manager:
             job = await manager.create_job(user_id="u1", **JOB)
             cancel = asyncio.create_task(manager.as_user("u1").cancel_job(job.job_id))
-
-            async def committing_pid() -> int | None:
-                return await admin.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                                            " AND wait_event = 'PgSleep' LIMIT 1")
-            await eventually(committing_pid, 10, "the user's COMMIT is held by the deferred trigger")
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", await committing_pid())
-            with pytest.raises(DatabaseUnavailable):
-                await cancel
+            await _kill_the_waiter(admin, "wait_event = 'PgSleep'", cancel,
+                                   "the user's COMMIT is held by the deferred trigger")
     finally:
         await admin.close()
+
+
+async def _kill_the_waiter(admin: asyncpg.Connection, waiting: str, call: asyncio.Task, what: str) -> None:
+    """Terminate the backend of this database that waits as `waiting` (SQL); `call` must raise DatabaseUnavailable."""
+    async def waiter_pid() -> int | None:
+        return await admin.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                                    f" AND pid <> pg_backend_pid() AND {waiting} LIMIT 1")
+    await eventually(waiter_pid, 10, what)
+    assert await admin.fetchval("SELECT pg_terminate_backend($1)", await waiter_pid())
+    with pytest.raises(DatabaseUnavailable):
+        await call
 
 
 class _DropsOnExit:

@@ -181,6 +181,30 @@ def _slow_socket(url: str) -> socket.socket:
     return sock, (host, int(port))
 
 
+async def _open_unread_stream(url: str, app) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Alice's stream on a socket the test does not read from (yet), once the hub has it beside `fast`."""
+    sock, address = _slow_socket(url)
+    await asyncio.get_running_loop().sock_connect(sock, address)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
+    writer.write(f"GET {STREAM} HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer('alice')['Authorization']}\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    await writer.drain()
+    await wait_until(lambda: hub_of(app) is not None and hub_of(app).live_subscribers == 2,
+                     what="both streams live")
+    return reader, writer
+
+
+async def _write_until_overflow(manager, app, fast: Stream) -> None:
+    """Create jobs until the unread stream's socket is full and its buffer overflows (bounded)."""
+    made: list = []
+    for _ in range(20):
+        made += await manager.bulk_create_jobs([job("alice") for _ in range(100)])
+        await fast.until(await projected(manager, made))
+        if hub_of(app).overflows:
+            break
+    assert hub_of(app).overflows == 1, "the unread stream never fell behind"
+
+
 async def _read_to_end(reader: asyncio.StreamReader) -> tuple[list[dict], list[str]]:
     """Everything the server sends until it closes: (job_change events, comment lines)."""
     parser = h11.Connection(h11.CLIENT)
@@ -211,22 +235,8 @@ async def test_a_slow_client_is_ended_and_the_other_streams_keep_flowing(manager
     app = create_app(manager, settings=http_settings(database_url), options=options)
     async with serve(app, send_buffer=4096) as url, client_for(url) as client:
         fast = Stream(client, bearer("alice"))
-        sock, address = _slow_socket(url)
-        await asyncio.get_running_loop().sock_connect(sock, address)
-        reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
-        request = f"GET {STREAM} HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer('alice')['Authorization']}\r\n" \
-                  "Connection: close\r\n\r\n"
-        writer.write(request.encode())
-        await writer.drain()
-        await wait_until(lambda: hub_of(app) is not None and hub_of(app).live_subscribers == 2,
-                         what="both streams live")
-        made: list = []
-        for _ in range(20):  # until the slow client's socket is full and its buffer overflows (bounded)
-            made += await manager.bulk_create_jobs([job("alice") for _ in range(100)])
-            await fast.until(await projected(manager, made))
-            if hub_of(app).overflows:
-                break
-        assert hub_of(app).overflows == 1, "the slow stream never fell behind"
+        reader, writer = await _open_unread_stream(url, app)
+        await _write_until_overflow(manager, app, fast)
         assert hub_of(app).live_subscribers == 1 and not fast.task.done()
         truth = await feed_as(manager, "alice")
         assert fast.ids == truth, "the fast stream lost or repeated something"
@@ -250,21 +260,8 @@ async def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(manager,
     clients = app.state.vjm.metrics.sse_clients._value
     async with serve(app, send_buffer=4096) as url, client_for(url) as client:
         fast = Stream(client, bearer("alice"))
-        sock, address = _slow_socket(url)
-        await asyncio.get_running_loop().sock_connect(sock, address)
-        reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
-        writer.write(f"GET {STREAM} HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer('alice')['Authorization']}\r\n"
-                     "Connection: close\r\n\r\n".encode())
-        await writer.drain()
-        await wait_until(lambda: hub_of(app) is not None and hub_of(app).live_subscribers == 2,
-                         what="both streams live")
-        made: list = []
-        for _ in range(20):  # until the silent client's socket is full and its buffer overflows (bounded)
-            made += await manager.bulk_create_jobs([job("alice") for _ in range(100)])
-            await fast.until(await projected(manager, made))
-            if hub_of(app).overflows:
-                break
-        assert hub_of(app).overflows == 1, "the silent stream never fell behind"
+        _, writer = await _open_unread_stream(url, app)
+        await _write_until_overflow(manager, app, fast)
         # Its response is stuck writing to a full socket; without a send timeout it stays open forever.
         await wait_until(lambda: clients.get() == 1, what="the silent stream to be ended by the send timeout")
         more = await manager.bulk_create_jobs([job("alice")])

@@ -18,13 +18,17 @@ from structlog.testing import capture_logs
 from listeners import Projector
 from store import EventStore, connect, prepare_event
 from store.identity import connect_as
+from store.projections import doorbell_holders
 from tests.doorbell import Doorbells, listening
 from tests.factories import create_data, create_job
 from tests.integration.conftest import eventually
 
-HOLDS_DOORBELL = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1986359921 "
-                  "AND objid = 0 AND mode = 'ExclusiveLock' AND granted AND pid = $1")
 ARM = "SELECT vjm.arm_doorbell($1::xid8, $2::bigint)"
+
+
+async def _holds_doorbell(pool, pid: int) -> bool:
+    """Whether session `pid` holds the doorbell lock exclusively (a listener that armed or holds it)."""
+    return any(h["pid"] == pid and h["mode"] == "ExclusiveLock" and h["granted"] for h in await doorbell_holders(pool))
 
 
 async def _rang_before_marker(bells: Doorbells, pool) -> list[str]:
@@ -64,7 +68,7 @@ async def test_arm_doorbell_reports_busy_pending_held_and_armed(database_url: st
             assert await projector.fetchval(ARM, *first.cursor) == "busy"
             await tx.commit()
             assert await projector.fetchval(ARM, *first.cursor) == "pending"  # committed after the cursor
-            assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+            assert not await _holds_doorbell(pool, projector.get_server_pid())
 
             # An older transaction still open holds the horizon: the newer event waits above it.
             held = bystander.transaction()
@@ -76,11 +80,11 @@ async def test_arm_doorbell_reports_busy_pending_held_and_armed(database_url: st
             assert await projector.fetchval(ARM, *in_flight.cursor) == "pending"
 
             assert await projector.fetchval(ARM, *above.cursor) == "armed"
-            assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 1
+            assert await _holds_doorbell(pool, projector.get_server_pid())
             rung = await create_job(store)
             assert await bells.next() == {"position": rung.position}  # it waits, so appends ring
             assert await projector.fetchval("SELECT vjm.release_doorbell()") is True
-            assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+            assert not await _holds_doorbell(pool, projector.get_server_pid())
     finally:
         for conn in (writer, bystander, projector):
             await conn.close()
@@ -103,7 +107,7 @@ async def test_arm_doorbell_looks_at_the_log_after_taking_the_lock(database_url:
         await create_job(store)  # commits while nobody holds the doorbell: it does not ring
         await gate.execute("SELECT pg_advisory_unlock(42)")
         assert await arming == "pending"
-        assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+        assert not await _holds_doorbell(pool, projector.get_server_pid())
     finally:
         await gate.close()
         await projector.close()
@@ -117,7 +121,7 @@ async def test_arm_doorbell_refuses_a_snapshot_taken_before_the_lock(database_ur
         await projector.execute("SET default_transaction_isolation = 'repeatable read'")
         with pytest.raises(asyncpg.PostgresError, match="READ COMMITTED"):
             await projector.fetchval(ARM, *first.cursor)
-        assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+        assert not await _holds_doorbell(pool, projector.get_server_pid())
     finally:
         await projector.close()
 
@@ -132,7 +136,7 @@ async def test_a_failed_arm_leaves_no_lock_behind(database_url: str, pool, store
             await blocker.execute("LOCK TABLE vjm.job_events IN ACCESS EXCLUSIVE MODE")
             with pytest.raises(asyncpg.LockNotAvailableError):  # the look at the log fails, lock in hand
                 await projector.fetchval(ARM, *first.cursor)
-        assert await pool.fetchval(HOLDS_DOORBELL, projector.get_server_pid()) == 0
+        assert not await _holds_doorbell(pool, projector.get_server_pid())
         assert await projector.fetchval(ARM, *first.cursor) == "armed"  # and arming works again
     finally:
         await blocker.close()
@@ -140,7 +144,7 @@ async def test_a_failed_arm_leaves_no_lock_behind(database_url: str, pool, store
 
 
 async def _armed(pool, projector: Projector) -> bool:
-    return projector.backend_pid is not None and await pool.fetchval(HOLDS_DOORBELL, projector.backend_pid) == 1
+    return projector.backend_pid is not None and await _holds_doorbell(pool, projector.backend_pid)
 
 
 async def _projected(pool, job_ids) -> bool:
@@ -190,8 +194,8 @@ async def test_racing_writers_never_leave_an_event_unprojected(database_url: str
             created.append(job.job_id)
             if rng.random() < 0.5:
                 await store.append(prepare_event("start", {"worker_id": "w"}, job_id=job.job_id))
-            # pacing: gaps of 0-4 ms let the projector catch up and arm between appends, the race under test
-            await asyncio.sleep(rng.uniform(0, 0.004))
+            # Gaps of 0-4 ms let the projector catch up and arm between appends: the race under test.
+            await asyncio.sleep(rng.uniform(0, 0.004))  # deliberate pacing of the load
     try:
         await asyncio.gather(*(write(conn) for conn in writers))
     finally:
