@@ -1,9 +1,14 @@
-"""Forward-only migrations: numbered sql/NNN_name.sql files, one transaction each.
+"""The schema: a baseline (sql/schema/, the current schema by concern) and forward-only migrations.
 
-Applied files are recorded in vjm.schema_migrations with a SHA-256 checksum; the
-runner refuses to start when an applied file has changed or is missing. Two
-processes migrating at once serialise on a session advisory lock, so the second
-finds the work done.
+A new database gets the baseline, which already contains every migration in
+sql/migrations/: they are recorded as applied without running. A database built from
+an earlier baseline gets the numbered migrations it lacks (sql/migrations/NNN_name.sql),
+one transaction each. Applied migrations are recorded in vjm.schema_migrations with a
+SHA-256 checksum; the runner refuses to start when an applied migration has changed or
+is unknown, and refuses a database migrated with the numbering vjm used before the
+baseline. Two processes migrating at once serialise on a session advisory lock, so the
+second finds the work done. tests/integration/test_schema_catalog.py checks that the
+baseline and "earlier baseline + migrations" build the same catalog.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ log = structlog.get_logger("vjm.migrations")
 # Any fixed 64-bit key; chosen so it cannot collide with the projector's locks.
 MIGRATION_LOCK_KEY = 0x766A6D5F6D696772  # "vjm_migr"
 _FILENAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+BASELINE = 0  # the version vjm.schema_migrations records for the baseline
+PRE_BASELINE = (
+    "this database was migrated by a vjm from before the baseline schema (migrations {versions}); "
+    "there is no upgrade path from that numbering: create a new database, or DROP SCHEMA vjm CASCADE "
+    "(this deletes its jobs and history), then run `vjm migrate`")
 
 _BOOTSTRAP = """
 CREATE SCHEMA IF NOT EXISTS vjm;
@@ -51,9 +61,17 @@ class Migration:
 
 
 def discover_migrations(directory: Path | None = None) -> list[Migration]:
-    """All migration files in order; refuses duplicate numbers."""
+    """The baseline (version 0, when `directory`/schema has files) and the numbered migrations, in order."""
+    root = directory or sql_dir()
+    schema = sorted((root / "schema").glob("*.sql"))
+    baseline = [Migration(BASELINE, "baseline", "\n".join(p.read_text() for p in schema))] if schema else []
+    return baseline + _numbered(root / "migrations")
+
+
+def _numbered(directory: Path) -> list[Migration]:
+    """The files NNN_name.sql of `directory` in order; refuses duplicate numbers."""
     found: dict[int, Migration] = {}
-    for path in sorted((directory or sql_dir()).glob("*.sql")):
+    for path in sorted(directory.glob("*.sql")):
         match = _FILENAME.match(path.name)
         if not match:
             continue
@@ -73,6 +91,8 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> li
         applied = {r["version"]: r for r in await conn.fetch(
             "SELECT version, name, checksum FROM vjm.schema_migrations")}
         _check_applied(migrations, applied)
+        if migrations and migrations[0].version == BASELINE and BASELINE not in applied:
+            return await _install(conn, migrations)
         done = []
         for migration in migrations:
             if migration.version not in applied:
@@ -85,7 +105,11 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> li
 
 def _check_applied(migrations: list[Migration], applied: dict) -> None:
     known = {m.version: m for m in migrations}
+    if BASELINE in known and applied and BASELINE not in applied:
+        raise MigrationError(PRE_BASELINE.format(versions=", ".join(f"{v:03d}" for v in sorted(applied))))
     for version, row in sorted(applied.items()):
+        if version == BASELINE:
+            continue  # the baseline is the current schema: it changes with every migration
         migration = known.get(version)
         if migration is None:
             raise MigrationError(
@@ -95,6 +119,17 @@ def _check_applied(migrations: list[Migration], applied: dict) -> None:
                 f"migration {version:03d}_{migration.name}.sql changed after it was applied "
                 f"(checksum {row['checksum'][:12]} in the database, {migration.checksum[:12]} on disk); "
                 "migrations are forward-only: add a new file instead")
+
+
+async def _install(conn: asyncpg.Connection, migrations: list[Migration]) -> list[int]:
+    """A new database: the baseline, with every numbered migration (it contains them) recorded as applied."""
+    async with conn.transaction():
+        await conn.execute(migrations[0].sql)
+        await conn.executemany(
+            "INSERT INTO vjm.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            [(m.version, m.name, m.checksum) for m in migrations])
+    log.info("schema_installed", migrations=len(migrations) - 1)
+    return [m.version for m in migrations]
 
 
 async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:

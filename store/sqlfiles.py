@@ -10,18 +10,18 @@ _HERE = Path(__file__).resolve().parent
 
 @cache
 def sql_dir() -> Path:
-    """The directory holding migrations and queries.sql."""
+    """The directory holding schema/, migrations/ and queries/."""
     for candidate in (_HERE / "sql", _HERE.parent / "sql"):
-        if (candidate / "queries.sql").is_file():
+        if (candidate / "queries").is_dir() and (candidate / "schema").is_dir():
             return candidate
     raise FileNotFoundError(f"vjm sql/ directory not found near {_HERE}")
 
 
 @cache
 def load_queries() -> dict[str, str]:
-    """All named queries from sql/queries*.sql; a name defined twice is an error."""
+    """All named queries from sql/queries/*.sql; a name defined twice is an error."""
     queries: dict[str, str] = {}
-    for path in sorted(sql_dir().glob("queries*.sql")):
+    for path in sorted((sql_dir() / "queries").glob("*.sql")):
         for name, body in _parse(path.read_text()).items():
             if name in queries:
                 raise ValueError(f"query {name!r} is defined twice ({path.name})")

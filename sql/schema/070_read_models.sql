@@ -1,27 +1,7 @@
--- Read models derived from vjm.job_events by listeners/ (the projector).
--- They are a pure function of the events (listeners/fold.py): dropping them and
--- replaying gives the same rows. Only the projector writes them; rebuild merges a
--- replay into them in place, so the policies and grants added by later migrations stay.
-
--- The commit-safe horizon for this database: every transaction with a smaller
--- xid has finished, or runs in another database (and so can never append here).
--- The plain pg_snapshot_xmin(pg_current_snapshot()) is cluster-wide: an idle
--- transaction in *any* database of the cluster would stall the projector. A
--- running xid is skipped only when pg_stat_activity shows it belongs to a backend
--- of another database; when that is not visible (no pg_read_all_stats), for
--- prepared transactions and anything unknown, it counts, so the horizon falls
--- back to the snapshot's xmin, never beyond it. STABLE: it sees the snapshot of
--- the calling statement, the same one that then reads the events.
-CREATE FUNCTION vjm.projection_horizon() RETURNS xid8
-LANGUAGE sql STABLE PARALLEL RESTRICTED AS $$
-    SELECT coalesce(min(x.xid), pg_snapshot_xmax(pg_current_snapshot()))
-      FROM pg_snapshot_xip(pg_current_snapshot()) AS x(xid)
-     WHERE NOT EXISTS (
-        SELECT 1 FROM pg_stat_activity a
-         WHERE a.backend_xid = x.xid::xid
-           AND a.datid IS NOT NULL
-           AND a.datid <> (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
-$$;
+-- The read models: derived from vjm.job_events by the projector (listeners/). They are a
+-- pure function of the events (listeners/fold.py): dropping them and replaying gives the
+-- same rows. Only the projector writes them; rebuild merges a replay into them in place.
+SET LOCAL ROLE vjm_owner;
 
 -- The current state of every job that is not deleted.
 CREATE TABLE vjm.jobs (
@@ -74,6 +54,7 @@ CREATE TABLE vjm.job_stats (
     cancelled_jobs          bigint NOT NULL DEFAULT 0,
     timed_jobs              bigint NOT NULL DEFAULT 0,
     total_processing_ms     bigint NOT NULL DEFAULT 0,
+    -- For SQL dashboards reading the table directly:
     total_processing_time   double precision GENERATED ALWAYS AS (total_processing_ms / 1000.0) STORED,
     average_processing_time double precision GENERATED ALWAYS AS
         (CASE WHEN timed_jobs > 0 THEN total_processing_ms / 1000.0 / timed_jobs END) STORED,
@@ -94,8 +75,27 @@ CREATE TABLE vjm.job_stats_daily (
     failed_jobs    bigint NOT NULL DEFAULT 0,
     cancelled_jobs bigint NOT NULL DEFAULT 0,
     processing_ms  bigint NOT NULL DEFAULT 0,
-    processing_seconds double precision GENERATED ALWAYS AS (processing_ms / 1000.0) STORED,
     PRIMARY KEY (scope, scope_id, day)
+);
+
+-- Jobs per platform and status per scope, kept next to vjm.job_stats: the fold emits
+-- per-(scope, scope_id, platform_target) deltas from a job's row before and after a batch,
+-- so a job whose platform changes moves between platforms. A row whose total drops to 0
+-- is deleted, so the counters equal a recount exactly.
+CREATE TABLE vjm.job_stats_platform (
+    scope           text   NOT NULL CHECK (scope IN ('user', 'team')),
+    scope_id        text   NOT NULL,
+    user_id         text,
+    team_id         uuid,
+    platform_target text   NOT NULL,
+    total_jobs      bigint NOT NULL DEFAULT 0,
+    queued_jobs     bigint NOT NULL DEFAULT 0,
+    processing_jobs bigint NOT NULL DEFAULT 0,
+    completed_jobs  bigint NOT NULL DEFAULT 0,
+    failed_jobs     bigint NOT NULL DEFAULT 0,
+    cancelled_jobs  bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (scope, scope_id, platform_target),
+    CHECK ((scope = 'user') = (user_id IS NOT NULL) AND (scope = 'team') = (team_id IS NOT NULL))
 );
 
 -- Where each projector has got to, in commit-safe order (xact_id, position), and
@@ -132,3 +132,64 @@ CREATE TABLE vjm.job_changes (
 
 CREATE INDEX job_changes_job ON vjm.job_changes (job_id, seq);
 CREATE INDEX job_changes_changed_at ON vjm.job_changes (changed_at);
+
+-- Which change-feed rows each of several end users may read, in one statement.
+--
+-- The HTTP API reads each new page of vjm.job_changes once (as a service role) and fans
+-- it out to every open event stream of the process (listeners/feed_hub.py). Which user
+-- may receive which row is not re-implemented anywhere: for each viewer, this function
+-- sets that viewer's identity (request.jwt.claims, transaction-local, as acting_as does)
+-- and reads the given rows of vjm.job_changes under the caller's own role, which must be
+-- vjm_authenticated. So the row-level security policy user_read on vjm.job_changes
+-- (row_level_security.sql), with vjm.current_user_id() and vjm.current_team_ids()
+-- evaluated afresh for each viewer, is what decides; a change to that policy applies here
+-- too, and a user removed from a team stops seeing its rows at the next call.
+--
+-- SECURITY INVOKER on purpose: as the owner, RLS would show every row to every viewer.
+-- A caller that is not an end user (a service role sees every row, whoever the viewer)
+-- is refused rather than given a wrong answer. It grants nothing new: an end user's
+-- session could set request.jwt.claims itself; identity is set by the application.
+-- The identity the caller had is restored before returning.
+CREATE FUNCTION vjm.job_changes_visible(p_seqs bigint[], p_viewers text[])
+RETURNS TABLE (seq bigint, viewer text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    saved constant text := coalesce(current_setting('request.jwt.claims', true), '');
+    v text;
+BEGIN
+    IF vjm.caller_kind() IS DISTINCT FROM 'user' THEN
+        RAISE EXCEPTION 'vjm.job_changes_visible runs as vjm_authenticated: row level security decides'
+            USING ERRCODE = '42501';
+    END IF;
+    FOREACH v IN ARRAY coalesce(p_viewers, '{}') LOOP
+        CONTINUE WHEN v IS NULL;
+        PERFORM set_config('request.jwt.claims', jsonb_build_object('sub', v, 'role', 'authenticated')::text, true);
+        RETURN QUERY SELECT c.seq, v FROM vjm.job_changes c WHERE c.seq = ANY (p_seqs);
+    END LOOP;
+    PERFORM set_config('request.jwt.claims', saved, true);
+END
+$$;
+
+-- A job as it was just before each given version: its projected row (JSON, NULL when the
+-- projection does not have it yet) and the events between that row and the version. A
+-- writer folds them with its new event into the job as it is now (listeners.fold), so a
+-- write reads the projection's lag, never the job's whole history. One row per event of
+-- that gap, or one row without an event when there is none. SECURITY INVOKER: the
+-- caller's row level security applies. `progress_percent` goes out as float8, the value a
+-- driver reads from the real column.
+CREATE FUNCTION vjm.jobs_before(p_job_ids uuid[], p_versions integer[])
+RETURNS TABLE (job_id uuid, base jsonb, "position" bigint, xact_id xid8, version integer, type text,
+               from_state text, to_state text, attempt integer, attempts_left smallint, actor text, user_id text,
+               team_id uuid, occurred_at timestamptz, data jsonb)
+LANGUAGE sql STABLE AS $$
+    SELECT w.job_id, b.base, e.position, e.xact_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
+           e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.data
+      FROM unnest(p_job_ids, p_versions) AS w(job_id, version)
+      LEFT JOIN LATERAL (
+            SELECT j.version, to_jsonb(j) || jsonb_build_object('progress_percent', j.progress_percent::float8) AS base
+              FROM vjm.jobs j WHERE j.job_id = w.job_id) b ON true
+      LEFT JOIN LATERAL (
+            SELECT s.* FROM vjm.job_events s
+             WHERE s.job_id = w.job_id AND s.version > coalesce(b.version, 0) AND s.version < w.version
+             ORDER BY s.version) e ON true
+$$;

@@ -21,14 +21,14 @@ UPDATE vjm.projection_checkpoints
 
 -- projection_leader_try_lock --
 -- Try to become the active projector: a session advisory lock held on the projector's connection.
-SELECT pg_try_advisory_lock(1986359920, hashtext('vjm_projector:' || $1));
+SELECT vjm.try_lead_projector($1);
 
 -- projection_leader_unlock --
 -- Give up leadership (closing the connection does the same).
-SELECT pg_advisory_unlock(1986359920, hashtext('vjm_projector:' || $1));
+SELECT vjm.stop_leading_projector($1);
 
 -- projection_doorbell_arm --
--- About to sleep after catching up to the cursor: 'armed' (doorbell lock held), 'pending' or 'busy' (sql/017).
+-- About to sleep after catching up to the cursor: 'armed' (doorbell lock held), 'pending', 'held' or 'busy'.
 SELECT vjm.arm_doorbell($1::xid8, $2::bigint);
 
 -- projection_doorbell_release --
@@ -37,20 +37,7 @@ SELECT vjm.release_doorbell();
 
 -- projection_doorbell_holders --
 -- Who holds the doorbell lock, when the projector cannot arm it for long.
-SELECT pid, mode, granted FROM pg_locks
- WHERE locktype = 'advisory' AND classid = 1986359921 AND objid = 0 AND objsubid = 2
-   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
- ORDER BY pid;
-
--- projection_events_after --
--- Events after a (xact_id, position) cursor in commit-safe order, below this database's horizon.
-SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
-       actor, user_id, team_id, occurred_at, data
-  FROM vjm.job_events
- WHERE (xact_id, position) > ($1::xid8, $2::bigint)
-   AND xact_id < vjm.projection_horizon()
- ORDER BY xact_id, position
- LIMIT $3;
+SELECT pid, mode, granted FROM vjm.doorbell_holders();
 
 -- projection_lag_get --
 -- Committed events after a cursor, and those held back behind the horizon by an open transaction.
@@ -189,7 +176,7 @@ SELECT seq, xact_id, position, job_id, user_id, team_id, status, version, change
 SELECT coalesce(max(seq), 0) FROM vjm.job_changes;
 
 -- job_change_visible_many --
--- Which of these feed rows each viewer may read: RLS on vjm.job_changes decides, per viewer (sql/014).
+-- Which of these feed rows each viewer may read: RLS on vjm.job_changes decides, per viewer (vjm.job_changes_visible).
 SELECT seq, viewer FROM vjm.job_changes_visible($1::bigint[], $2::text[]);
 
 -- job_change_prune --

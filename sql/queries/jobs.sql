@@ -78,33 +78,60 @@ SELECT platform_target, sum(total_jobs)::bigint AS total_jobs, sum(queued_jobs):
  ORDER BY platform_target;
 
 -- job_claim_many --
--- Start up to $2 queued jobs for worker $1 (optionally one platform); the claimed jobs' whole streams.
-SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
-       actor, user_id, team_id, occurred_at, data
-  FROM vjm.claim_jobs($1, $2, $3);
+-- Start up to $2 queued jobs for worker $1 (optionally one platform): kind 'new' rows are the start events in
+-- claim order, kind 'before' rows what each job was before it (vjm.jobs_before), to fold the jobs from.
+WITH claimed AS MATERIALIZED (
+    SELECT * FROM vjm.claim_jobs($1, $2, $3)
+)
+SELECT 'new' AS kind, c.position, c.xact_id, c.job_id, c.version, c.type, c.from_state, c.to_state, c.attempt,
+       c.attempts_left, c.actor, c.user_id, c.team_id, c.occurred_at, c.data, NULL::jsonb AS base
+  FROM claimed c
+UNION ALL
+SELECT 'before', b.position, b.xact_id, b.job_id, b.version, b.type, b.from_state, b.to_state, b.attempt,
+       b.attempts_left, b.actor, b.user_id, b.team_id, b.occurred_at, b.data, b.base
+  FROM (SELECT array_agg(c.job_id) AS ids, array_agg(c.version) AS versions FROM claimed c) k
+ CROSS JOIN LATERAL vjm.jobs_before(k.ids, k.versions) b
+ WHERE k.ids IS NOT NULL;
 
 -- event_append_many --
--- Up to 50 transitions in one statement, each judged on its own (vjm.append_events): error rows carry
--- the 1-based item, the rest are the whole streams of the jobs that took an event.
-SELECT item, error_code, error_message, error_detail, error_hint, position, xact_id, job_id, version, type,
-       from_state, to_state, attempt, attempts_left, actor, user_id, team_id, occurred_at, data
-  FROM vjm.append_events($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::int[]);
+-- Up to 50 transitions in one statement, each judged on its own (vjm.append_events): kind 'new' rows, one per
+-- item, carry its error or its event; kind 'before' rows what each changed job was before (vjm.jobs_before).
+WITH results AS MATERIALIZED (
+    SELECT * FROM vjm.append_events($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::int[])
+)
+SELECT 'new' AS kind, r.item, r.error_code, r.error_message, r.error_detail, r.error_hint, r.position, r.xact_id,
+       r.job_id, r.version, r.type, r.from_state, r.to_state, r.attempt, r.attempts_left, r.actor, r.user_id,
+       r.team_id, r.occurred_at, r.data, NULL::jsonb AS base
+  FROM results r
+UNION ALL
+SELECT 'before', NULL, NULL, NULL, NULL, NULL, b.position, b.xact_id, b.job_id, b.version, b.type, b.from_state,
+       b.to_state, b.attempt, b.attempts_left, b.actor, b.user_id, b.team_id, b.occurred_at, b.data, b.base
+  FROM (SELECT array_agg(r.job_id) AS ids, array_agg(r.version) AS versions FROM results r
+         WHERE r.error_code IS NULL) k
+ CROSS JOIN LATERAL vjm.jobs_before(k.ids, k.versions) b
+ WHERE k.ids IS NOT NULL;
 
--- event_append_with_stream --
--- Append one transition (as event_append) and, in the same round trip, the job's earlier events as of
--- the statement's snapshot. An event committed between that snapshot and the append's head lookup is
--- missing from them; the caller sees the gap in the versions and reads the stream again.
+-- event_append_with_job --
+-- Append one transition (as event_append): the kind 'new' row is the event, kind 'before' rows what the job was
+-- before it (vjm.jobs_before), as of the statement's snapshot. An event committed between that snapshot and the
+-- append's head lookup is missing from them; the caller sees the gap in the versions and reads job_get_before.
 WITH appended AS MATERIALIZED (
     SELECT * FROM vjm.append_event($1, $2, $3, $4, $5, $6, $7, $8)
 )
-SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
-       actor, user_id, team_id, occurred_at, NULL::jsonb AS data
-  FROM appended
+SELECT 'new' AS kind, a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt,
+       a.attempts_left, a.actor, a.user_id, a.team_id, a.occurred_at, NULL::jsonb AS data, NULL::jsonb AS base
+  FROM appended a
 UNION ALL
-SELECT e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt, e.attempts_left,
-       e.actor, e.user_id, e.team_id, e.occurred_at, e.data
-  FROM vjm.job_events e
- WHERE e.job_id = (SELECT job_id FROM appended) AND e.version < (SELECT version FROM appended);
+SELECT 'before', b.position, b.xact_id, b.job_id, b.version, b.type, b.from_state, b.to_state, b.attempt,
+       b.attempts_left, b.actor, b.user_id, b.team_id, b.occurred_at, b.data, b.base
+  FROM appended a
+ CROSS JOIN LATERAL vjm.jobs_before(ARRAY[a.job_id], ARRAY[a.version]) b;
+
+-- job_get_before --
+-- What jobs $1 were just before versions $2: their projected rows and the events since (vjm.jobs_before).
+SELECT job_id, base, position, xact_id, version, type, from_state, to_state, attempt, attempts_left, actor,
+       user_id, team_id, occurred_at, data
+  FROM vjm.jobs_before($1::uuid[], $2::int[]);
 
 -- event_find_page --
 -- Audit search, keyset by position: events after $1 matching the optional filters, oldest first.

@@ -1,0 +1,102 @@
+-- Roles and the owner of the schema.
+--
+-- Roles are cluster-wide: several vjm databases in one cluster share them, and two
+-- databases may run this file at the same moment. So roles are created only when
+-- missing, and a CREATE or GRANT that loses a race to another database (duplicate_object,
+-- unique_violation) counts as done. Nothing here ALTERs a role that is already right:
+-- two concurrent ALTERs of one pg_authid row fail with "tuple concurrently updated".
+--
+--   vjm_owner          NOLOGIN; owns the schema and every object in it. The SECURITY DEFINER
+--                      write functions (vjm.append_event, ...) run as it.
+--   vjm_authenticated  end users: their own and their teams' jobs; user triggers only.
+--   vjm_processor      video workers and the stuck detector: read every job, fire the
+--                      processor triggers on any job.
+--   vjm_projector      the projector: reads every event, writes the read models. Appends nothing.
+--   vjm_admin          maintenance: reads everything, fires every trigger, manages teams.
+--   vjm_app            the application's login. NOINHERIT: on its own it holds no privilege
+--                      at all; each transaction (or a service pool's session) picks a run-time
+--                      role with SET ROLE. A code path that forgets to pick one fails closed
+--                      (permission denied) instead of running with the union of all roles.
+--                      Not a member of vjm_admin: a leaked application credential must not
+--                      be a maintenance credential; grant vjm_admin to an operator's login.
+-- Run-time roles are NOSUPERUSER NOBYPASSRLS and own nothing (tests/integration/test_security_catalog.py).
+--
+-- Privileges are in grants.sql, policies in row_level_security.sql.
+
+DO $$
+DECLARE
+    wanted constant text[][] := ARRAY[
+        ['vjm_owner',         'NOLOGIN NOINHERIT'],
+        ['vjm_authenticated', 'NOLOGIN NOINHERIT'],
+        ['vjm_processor',     'NOLOGIN NOINHERIT'],
+        ['vjm_projector',     'NOLOGIN NOINHERIT'],
+        ['vjm_admin',         'NOLOGIN NOINHERIT'],
+        ['vjm_app',           'LOGIN NOINHERIT']];
+    i int;
+BEGIN
+    FOR i IN 1 .. array_length(wanted, 1) LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = wanted[i][1]) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I %s NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS',
+                               wanted[i][1], wanted[i][2]);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- another database's migration created it first
+            END;
+        END IF;
+    END LOOP;
+    -- A role that exists with dangerous attributes (created by hand) is a configuration
+    -- error, not something to fix silently under a concurrent migration.
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ANY (ARRAY['vjm_owner', 'vjm_authenticated', 'vjm_processor',
+                                                                 'vjm_projector', 'vjm_admin', 'vjm_app'])
+                                         AND (rolsuper OR rolbypassrls)) THEN
+        RAISE EXCEPTION 'a vjm_* role is SUPERUSER or BYPASSRLS; fix it with ALTER ROLE ... NOSUPERUSER NOBYPASSRLS'
+            USING ERRCODE = '42501';
+    END IF;
+END
+$$;
+
+DO $$
+DECLARE
+    member_of text;
+BEGIN
+    FOREACH member_of IN ARRAY ARRAY['vjm_authenticated', 'vjm_processor', 'vjm_projector'] LOOP
+        IF NOT pg_has_role('vjm_app', member_of, 'MEMBER') THEN
+            BEGIN
+                EXECUTE format('GRANT %I TO vjm_app', member_of);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END;
+        END IF;
+    END LOOP;
+    -- The owner may restore or replicate its tables with session_replication_role = replica
+    -- (pg_restore --disable-triggers does); the append-only trigger is ENABLE ALWAYS, so it
+    -- still fires. A shared catalog row: another database may be granting it right now.
+    IF NOT has_parameter_privilege('vjm_owner', 'session_replication_role', 'SET') THEN
+        BEGIN
+            GRANT SET ON PARAMETER session_replication_role TO vjm_owner;
+        EXCEPTION WHEN duplicate_object OR unique_violation OR internal_error THEN
+            NULL;  -- "tuple concurrently updated": the other migration granted it
+        END;
+    END IF;
+    -- A migrator that is not a superuser (e.g. Supabase's `postgres`) must be a member of the
+    -- owner role to hand objects to it and to SET ROLE vjm_owner in later migrations.
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND NOT pg_has_role(current_user, 'vjm_owner', 'MEMBER') THEN
+        BEGIN
+            EXECUTE format('GRANT vjm_owner TO %I', current_user);
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
+    END IF;
+END
+$$;
+
+-- The schema and the migrations ledger (created by the migrations runner) belong to the
+-- owner; every later file runs as the owner, so what it creates is owned correctly from birth.
+ALTER SCHEMA vjm OWNER TO vjm_owner;
+ALTER TABLE vjm.schema_migrations OWNER TO vjm_owner;
+
+-- Functions the owner creates are not callable by PUBLIC: grants.sql says who may call each.
+-- New tables get no grant by default either: a new table is reachable by nobody until
+-- grants.sql says who may use it.
+ALTER DEFAULT PRIVILEGES FOR ROLE vjm_owner IN SCHEMA vjm REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;

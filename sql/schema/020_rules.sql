@@ -1,0 +1,107 @@
+-- The rules of the job machine, as tables. Each must equal its source in statemachine/
+-- (tests/integration/test_machine_agrees_with_database.py compares them):
+--   vjm.transitions    statemachine.RULES: which trigger leads from which state to which
+--   vjm.trigger_rules  statemachine.PROCESSOR_TRIGGERS and FENCED_TRIGGERS
+--   vjm.job_defaults   statemachine.payloads.DEFAULT_MAX_ATTEMPTS
+-- The functions at the end are compiled from these tables when the schema is built, so
+-- that the write path evaluates a rule as an expression instead of a lookup.
+SET LOCAL ROLE vjm_owner;
+
+CREATE TABLE vjm.transitions (
+    trigger    text NOT NULL,
+    from_state text NOT NULL,
+    to_state   text NOT NULL,
+    guard      text CHECK (guard IN ('has_attempts_left', 'attempts_exhausted')),
+    PRIMARY KEY (trigger, from_state, to_state)
+);
+
+INSERT INTO vjm.transitions (trigger, from_state, to_state, guard) VALUES
+    ('create',          'absent',     'queued',     NULL),
+    ('start',           'queued',     'processing', 'has_attempts_left'),
+    ('progress',        'processing', 'processing', NULL),
+    ('complete',        'processing', 'completed',  NULL),
+    ('fail',            'processing', 'failed',     NULL),
+    ('cancel',          'queued',     'cancelled',  NULL),
+    ('cancel',          'processing', 'cancelled',  NULL),
+    ('retry',           'failed',     'queued',     NULL),
+    ('retry',           'cancelled',  'queued',     NULL),
+    ('time_out',        'processing', 'queued',     'has_attempts_left'),
+    ('time_out',        'processing', 'failed',     'attempts_exhausted'),
+    ('update_metadata', 'queued',     'queued',     NULL),
+    ('update_metadata', 'processing', 'processing', NULL),
+    ('update_metadata', 'completed',  'completed',  NULL),
+    ('update_metadata', 'failed',     'failed',     NULL),
+    ('update_metadata', 'cancelled',  'cancelled',  NULL),
+    ('delete',          'queued',     'deleted',    NULL),
+    ('delete',          'completed',  'deleted',    NULL),
+    ('delete',          'failed',     'deleted',    NULL),
+    ('delete',          'cancelled',  'deleted',    NULL);
+
+-- Who fires each trigger (admins fire every one), and whether it carries the attempt token:
+-- a fenced trigger that names an attempt other than the job's current one is refused.
+CREATE TABLE vjm.trigger_rules (
+    trigger  text    PRIMARY KEY,
+    fired_by text    NOT NULL CHECK (fired_by IN ('processor', 'user')),
+    fenced   boolean NOT NULL
+);
+
+INSERT INTO vjm.trigger_rules (trigger, fired_by, fenced) VALUES
+    ('create',          'user',      false),
+    ('start',           'processor', false),
+    ('progress',        'processor', true),
+    ('complete',        'processor', true),
+    ('fail',            'processor', true),
+    ('time_out',        'processor', true),
+    ('cancel',          'user',      false),
+    ('retry',           'user',      false),
+    ('update_metadata', 'user',      false),
+    ('delete',          'user',      false);
+
+-- Defaults a create takes when its payload leaves them out. One row.
+CREATE TABLE vjm.job_defaults (
+    max_attempts smallint NOT NULL,
+    one_row      boolean  PRIMARY KEY DEFAULT true CHECK (one_row)
+);
+
+INSERT INTO vjm.job_defaults (max_attempts) VALUES (3);
+
+-- Compiled rules, IMMUTABLE LANGUAGE sql so that the planner inlines them:
+--   vjm.next_state(trigger, from_state, attempts_left)  the state the trigger leads to, NULL if illegal
+--   vjm.fired_by_processor(trigger)                     true for processor triggers
+--   vjm.fenced(trigger)                                 true for triggers that carry the attempt token
+--   vjm.default_max_attempts()                          the attempt budget of a create without one
+--   vjm.moves_in_queue(trigger)                         true for triggers that take a job into or out
+--                                                       of the run queue or change its place there
+DO $$
+DECLARE
+    transitions text;
+    processor text;
+    fenced text;
+    queue_movers text;
+    budget smallint;
+BEGIN
+    SELECT string_agg(format('WHEN trigger = %L AND from_state = %L%s THEN %L', t.trigger, t.from_state,
+                             CASE t.guard WHEN 'has_attempts_left' THEN ' AND attempts_left > 0'
+                                          WHEN 'attempts_exhausted' THEN ' AND attempts_left = 0'
+                                          ELSE '' END, t.to_state),
+                      ' ' ORDER BY t.trigger, t.from_state, t.guard)
+      INTO transitions FROM vjm.transitions t;
+    SELECT string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fired_by = 'processor'),
+           string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fenced)
+      INTO processor, fenced FROM vjm.trigger_rules r;
+    SELECT d.max_attempts INTO budget FROM vjm.job_defaults d;
+    SELECT string_agg(DISTINCT quote_literal(t.trigger), ', ') INTO queue_movers FROM vjm.transitions t
+     WHERE 'queued' IN (t.from_state, t.to_state) AND t.from_state <> 'absent';
+    EXECUTE format('CREATE FUNCTION vjm.next_state(trigger text, from_state text, attempts_left smallint) '
+                   'RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT CASE %s END $f$', transitions);
+    EXECUTE format('CREATE FUNCTION vjm.fired_by_processor(trigger text) RETURNS boolean '
+                   'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', processor);
+    EXECUTE format('CREATE FUNCTION vjm.fenced(trigger text) RETURNS boolean '
+                   'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', fenced);
+    EXECUTE format('CREATE FUNCTION vjm.default_max_attempts() RETURNS smallint '
+                   'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT %s::smallint $f$', budget);
+    EXECUTE format('CREATE FUNCTION vjm.moves_in_queue(trigger text) RETURNS boolean '
+                   'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$',
+                   queue_movers);
+END
+$$;

@@ -1,0 +1,187 @@
+-- Teams, identity and rights: who is calling, which jobs they may see, which triggers
+-- they may fire. The guard (write_api.sql) and the policies (row_level_security.sql) ask
+-- these functions; nothing else decides.
+SET LOCAL ROLE vjm_owner;
+
+-- Teams: a user sees the jobs of every team they belong to. Membership is read on
+-- every statement (no cache), so adding or removing a member takes effect at once.
+CREATE TABLE vjm.teams (
+    team_id    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name       text        NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    owner_id   text        NOT NULL CHECK (length(owner_id) BETWEEN 1 AND 128),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE vjm.team_members (
+    team_id  uuid        NOT NULL REFERENCES vjm.teams (team_id) ON DELETE CASCADE,
+    user_id  text        NOT NULL CHECK (length(user_id) BETWEEN 1 AND 128),
+    role     text        NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'member')),
+    added_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (team_id, user_id)
+);
+
+-- The lookup behind every user-scoped policy: "which teams is this user in".
+CREATE INDEX team_members_user ON vjm.team_members (user_id, team_id);
+
+-- Identity, Supabase/PostgREST compatible: the `sub` claim of request.jwt.claims, falling
+-- back to the older request.jwt.claim.sub setting. Set per transaction only
+-- (store.identity.acting_as), so a pooled connection never carries it over.
+CREATE FUNCTION vjm.current_user_id() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(
+        nullif(nullif(current_setting('request.jwt.claims', true), ''), 'null')::jsonb ->> 'sub',
+        nullif(current_setting('request.jwt.claim.sub', true), '')
+    )
+$$;
+
+-- The role the caller acts as. Inside a SECURITY DEFINER function current_user is the
+-- owner, but the `role` setting is still what the caller chose with SET ROLE (or
+-- set_config('role', ..., true)); 'none' when they logged in as a role and never switched.
+-- It cannot be forged: setting it goes through SET ROLE's membership check.
+CREATE FUNCTION vjm.caller_role() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE current_setting('role') WHEN 'none' THEN session_user::text ELSE current_setting('role') END
+$$;
+
+-- The slow path of caller_kind(), for callers that are not a run-time role by name:
+-- the owner, a login granted a vjm role with INHERIT (e.g. Supabase's `authenticated`),
+-- judged by the privileges it holds, most powerful first. Not inlined, never on the hot path.
+CREATE FUNCTION vjm.caller_kind_by_membership() RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    r constant name := vjm.caller_role();
+BEGIN
+    RETURN CASE WHEN pg_has_role(r, 'vjm_admin', 'USAGE') OR pg_has_role(r, 'vjm_owner', 'USAGE') THEN 'admin'
+                WHEN pg_has_role(r, 'vjm_processor', 'USAGE') THEN 'processor'
+                WHEN pg_has_role(r, 'vjm_projector', 'USAGE') THEN 'projector'
+                WHEN pg_has_role(r, 'vjm_authenticated', 'USAGE') THEN 'user'
+                ELSE 'none' END;
+END
+$$;
+
+-- What kind of caller this is: processor, user, projector, admin or none. Run-time roles
+-- by name; a superuser by the is_superuser setting, which (like `role`) describes the
+-- caller, not the SECURITY DEFINER owner, and which nobody can set; anything else by
+-- the privileges it holds.
+CREATE FUNCTION vjm.caller_kind() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE current_setting('role')
+        WHEN 'vjm_processor' THEN 'processor'
+        WHEN 'vjm_authenticated' THEN 'user'
+        WHEN 'vjm_projector' THEN 'projector'
+        WHEN 'vjm_admin' THEN 'admin'
+        ELSE CASE WHEN current_setting('is_superuser') = 'on' THEN 'admin'
+                  ELSE vjm.caller_kind_by_membership() END
+    END
+$$;
+
+-- The teams the current user belongs to, read afresh by every statement (membership
+-- changes apply to the next statement). SECURITY DEFINER so that the team_members
+-- policy can use it without recursing into itself; it only ever returns the caller's
+-- own memberships. plpgsql, so its plan is cached per session.
+CREATE FUNCTION vjm.current_team_ids() RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN ARRAY(SELECT m.team_id FROM vjm.team_members m WHERE m.user_id = vjm.current_user_id());
+END
+$$;
+
+-- Stricter than seeing: a user creates jobs only for themselves, and only in a team they are in.
+CREATE FUNCTION vjm.may_create(job_user_id text, job_team_id uuid) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE vjm.caller_kind()
+        WHEN 'admin' THEN true
+        WHEN 'user' THEN coalesce(job_user_id = vjm.current_user_id(), false)
+                      AND (job_team_id IS NULL OR coalesce(job_team_id = ANY (vjm.current_team_ids()), false))
+        ELSE false END
+$$;
+
+-- The shape of an end user's payload, for users who call vjm.append_event from a raw
+-- SQL client instead of through statemachine.payloads (which validates every field):
+-- a small object, only the keys the trigger knows, a file name and not a path, known
+-- enum values. Trusted callers are not checked here (their payloads come from Python).
+CREATE FUNCTION vjm.user_payload_ok(type text, data jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(jsonb_typeof(data) = 'object' AND octet_length(data::text) <= 4096
+        AND data - CASE type
+            WHEN 'create' THEN ARRAY['original_filename', 'original_filesize', 'clip_count', 'quality_preset',
+                                     'enhancement_level', 'platform_target', 'max_attempts']
+            WHEN 'update_metadata' THEN ARRAY['original_filename', 'clip_count', 'quality_preset',
+                                              'enhancement_level', 'platform_target']
+            ELSE ARRAY['reason'] END = '{}'::jsonb
+        AND (NOT data ? 'original_filename' OR (jsonb_typeof(data -> 'original_filename') = 'string'
+             AND length(data ->> 'original_filename') BETWEEN 1 AND 255
+             AND data ->> 'original_filename' !~ '[/\\[:cntrl:]]' AND data ->> 'original_filename' NOT IN ('.', '..')))
+        AND (NOT data ? 'platform_target' OR data ->> 'platform_target' IN ('tiktok', 'instagram', 'youtube_shorts'))
+        AND (NOT data ? 'quality_preset' OR data ->> 'quality_preset' IN ('draft', 'standard', 'pro', 'ultra'))
+        AND (NOT data ? 'enhancement_level' OR data ->> 'enhancement_level' IN ('none', 'basic', 'advanced', 'maximum'))
+        AND (NOT data ? 'reason' OR (jsonb_typeof(data -> 'reason') = 'string' AND length(data ->> 'reason') <= 500)),
+        false)
+$$;
+
+-- The rules, for every kind of caller. Processors may fire exactly the processor triggers
+-- (vjm.trigger_rules), not cancel: a worker that gives up fails the attempt,
+-- and cancelling is the user's call. The stuck detector runs as vjm_processor (it reads
+-- vjm.jobs and fires time_out). The projector appends nothing. Users see their own and
+-- their teams' jobs; their events must have a sane payload, and their creates be their own.
+CREATE FUNCTION vjm.may_fire_as_caller(trigger text) RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN coalesce(CASE vjm.caller_kind()
+        WHEN 'processor' THEN vjm.fired_by_processor(trigger)
+        WHEN 'user' THEN NOT vjm.fired_by_processor(trigger)
+        WHEN 'admin' THEN true
+        ELSE false END, false);
+END
+$$;
+
+CREATE FUNCTION vjm.can_see_job_as_caller(job_user_id text, job_team_id uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN CASE vjm.caller_kind()
+        WHEN 'processor' THEN true
+        WHEN 'admin' THEN true
+        WHEN 'projector' THEN true
+        WHEN 'user' THEN coalesce(job_user_id = vjm.current_user_id(), false)
+                      OR coalesce(job_team_id = ANY (vjm.current_team_ids()), false)
+        ELSE false END;
+END
+$$;
+
+CREATE FUNCTION vjm.may_append_as_caller(type text, job_user_id text, job_team_id uuid, data jsonb)
+RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN CASE vjm.caller_kind()
+        WHEN 'processor' THEN true
+        WHEN 'admin' THEN true
+        WHEN 'user' THEN vjm.user_payload_ok(type, data)
+                      AND (type <> 'create' OR vjm.may_create(job_user_id, job_team_id))
+        ELSE false END;
+END
+$$;
+
+-- The authorisation hooks of the guard (write_api.sql), and the owner's INSERT check on
+-- vjm.job_events (the last word on every append). LANGUAGE sql STABLE with no sub-select,
+-- so the planner inlines them into the guard's statement, and deliberately tiny: the
+-- trusted callers of the hot path (processor, admin, a superuser) are decided by setting
+-- lookups alone, and everyone else goes through one plpgsql call with the full rules above.
+CREATE FUNCTION vjm.may_fire(trigger text) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE current_setting('role')
+        WHEN 'vjm_processor' THEN vjm.fired_by_processor(trigger)
+        WHEN 'vjm_admin' THEN true
+        ELSE current_setting('is_superuser') = 'on' OR vjm.may_fire_as_caller(trigger) END
+$$;
+
+CREATE FUNCTION vjm.can_see_job(job_user_id text, job_team_id uuid) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT current_setting('role') IN ('vjm_processor', 'vjm_admin', 'vjm_projector')
+        OR current_setting('is_superuser') = 'on' OR vjm.can_see_job_as_caller(job_user_id, job_team_id)
+$$;
+
+CREATE FUNCTION vjm.may_append(type text, job_user_id text, job_team_id uuid, data jsonb) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT current_setting('role') IN ('vjm_processor', 'vjm_admin')
+        OR current_setting('is_superuser') = 'on' OR vjm.may_append_as_caller(type, job_user_id, job_team_id, data)
+$$;

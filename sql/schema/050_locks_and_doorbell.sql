@@ -1,0 +1,112 @@
+-- Advisory locks, each under one name, and the vjm_events doorbell.
+SET LOCAL ROLE vjm_owner;
+
+-- The advisory lock keys. Two-integer keys (class, object): pg_locks shows them as
+-- classid, objid and objsubid = 2. The migrations runner's lock is the one key that must
+-- exist before the schema does: store.migrations.MIGRATION_LOCK_KEY.
+CREATE FUNCTION vjm.doorbell_lock_class() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1986359921 $$;
+
+CREATE FUNCTION vjm.projector_lock_class() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1986359920 $$;
+
+-- The projector named `name` leads while it holds this session lock on its connection.
+CREATE FUNCTION vjm.try_lead_projector(name text) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+    SELECT pg_try_advisory_lock(vjm.projector_lock_class(), hashtext('vjm_projector:' || name))
+$$;
+
+CREATE FUNCTION vjm.stop_leading_projector(name text) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+    SELECT pg_advisory_unlock(vjm.projector_lock_class(), hashtext('vjm_projector:' || name))
+$$;
+
+-- The doorbell rings only when someone is waiting for it.
+--
+-- Every transaction that calls pg_notify takes one lock for the whole server at commit
+-- and keeps it through its WAL flush, so notifying commits run one at a time, ours and
+-- every other application's on the same server. A doorbell only has to ring for a
+-- listener that is asleep. So a listener that goes to sleep holds the doorbell lock
+-- (vjm.doorbell_lock_class(), 0) exclusively, as a session lock; an append rings only when
+-- it cannot take the same lock shared for its transaction. Appends hold it shared until
+-- they commit, so they do not get in each other's way.
+--
+-- No wake-up is lost: an append takes the shared lock after it has inserted, and keeps it
+-- until it commits. A listener that then takes the exclusive lock (without waiting,
+-- vjm.arm_doorbell) knows that every append which looked and found nobody waiting has
+-- committed: it looks at the log once more with a fresh snapshot and sleeps only if it
+-- found nothing new. An append that looks after that finds the lock taken and rings.
+-- While appends are in flight the listener cannot take the lock; it polls instead.
+--
+-- A raw-SQL listener that wants a doorbell for every append holds the lock for as long as
+-- it listens (vjm.hold_doorbell()). One session arms at a time; the holder's own appends
+-- do not ring (its lock does not conflict with itself). Losing a doorbell only delays:
+-- the projector also polls, at most 50 ms apart while it cannot arm, so a session that
+-- sits on the lock costs latency, never data.
+--
+-- The payload, one shape for every append (listeners.listening.Doorbell parses it):
+--   {"position": <the newest position appended>, "count": <events appended>}
+-- Positions only: anyone may LISTEN, so no ids, users or states go on the channel.
+
+-- Ring vjm_events for `count` events up to `newest`, if a listener waits. LANGUAGE sql and
+-- no sub-select, so that plpgsql inlines it as one simple expression.
+CREATE FUNCTION vjm.ring_doorbell(newest bigint, count integer) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+    SELECT CASE WHEN pg_catalog.pg_try_advisory_xact_lock_shared(vjm.doorbell_lock_class(), 0) THEN NULL
+                ELSE pg_catalog.pg_notify('vjm_events', '{"position":' || newest || ',"count":' || count || '}') END
+$$;
+
+-- For a listener about to sleep, after it caught up to (after_xact, after_position):
+--   'armed'   it holds the doorbell lock and nothing committed after its cursor: sleep
+--             until rung (or the poll interval), then vjm.release_doorbell();
+--   'pending' events committed after the cursor that it can read now: look again;
+--   'held'    events committed after the cursor, above the horizon (an older transaction
+--             is still open): poll;
+--   'busy'    appends are in flight (or another session holds the lock): poll soon.
+-- Only 'armed' leaves the lock held, also when the look at the log fails. READ COMMITTED
+-- and VOLATILE: the look at the log must take its snapshot after the lock is taken,
+-- which is what makes the wake-up safe (see above).
+CREATE FUNCTION vjm.arm_doorbell(after_xact xid8, after_position bigint) RETURNS text
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    readable boolean;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'vjm.arm_doorbell needs READ COMMITTED, not %', current_setting('transaction_isolation')
+            USING ERRCODE = '25000', HINT = 'its look at the log must see what committed before the lock was taken';
+    END IF;
+    IF NOT pg_try_advisory_lock(vjm.doorbell_lock_class(), 0) THEN
+        RETURN 'busy';
+    END IF;
+    BEGIN
+        -- The first event after the cursor in commit order: readable if any is (it has the lowest xact_id).
+        SELECT e.xact_id < vjm.projection_horizon() INTO readable FROM vjm.job_events e
+         WHERE (e.xact_id, e.position) > (after_xact, after_position) ORDER BY e.xact_id, e.position LIMIT 1;
+        IF FOUND THEN
+            PERFORM pg_advisory_unlock(vjm.doorbell_lock_class(), 0);
+            RETURN CASE WHEN readable THEN 'pending' ELSE 'held' END;
+        END IF;
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM pg_advisory_unlock(vjm.doorbell_lock_class(), 0);  -- a session lock outlives the error
+        RAISE;
+    END;
+    RETURN 'armed';
+END
+$$;
+
+-- Hold the doorbell lock, waiting for appends in flight: every later append rings.
+CREATE FUNCTION vjm.hold_doorbell() RETURNS void
+LANGUAGE sql VOLATILE AS $$ SELECT pg_advisory_lock(vjm.doorbell_lock_class(), 0) $$;
+
+-- Let go of the doorbell lock (true if it was held). Closing the session does the same.
+CREATE FUNCTION vjm.release_doorbell() RETURNS boolean
+LANGUAGE sql VOLATILE AS $$ SELECT pg_advisory_unlock(vjm.doorbell_lock_class(), 0) $$;
+
+-- Who holds or waits for the doorbell lock in this database (for a projector that cannot arm).
+CREATE FUNCTION vjm.doorbell_holders() RETURNS TABLE (pid integer, mode text, granted boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT l.pid, l.mode, l.granted FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.classid = vjm.doorbell_lock_class() AND l.objid = 0 AND l.objsubid = 2
+       AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+     ORDER BY l.pid
+$$;

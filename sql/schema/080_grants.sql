@@ -1,0 +1,57 @@
+-- Who may use what. Row Level Security (row_level_security.sql) then narrows every
+-- SELECT/INSERT/UPDATE/DELETE to the rows each role may touch; without a grant here a role
+-- cannot even try. Nothing is granted to PUBLIC.
+SET LOCAL ROLE vjm_owner;
+
+GRANT USAGE ON SCHEMA vjm TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
+
+-- The rules and the helpers that policies and queries evaluate as the caller.
+GRANT SELECT ON vjm.transitions, vjm.trigger_rules, vjm.job_defaults
+    TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
+GRANT EXECUTE ON FUNCTION
+    vjm.next_state(text, text, smallint), vjm.fired_by_processor(text), vjm.fenced(text), vjm.default_max_attempts(),
+    vjm.moves_in_queue(text), vjm.event_hash(bytea, uuid, integer, text, text, text, integer, jsonb, text, text, uuid,
+                                              timestamptz),
+    vjm.projection_horizon(), vjm.current_user_id(), vjm.caller_role(), vjm.caller_kind(),
+    vjm.caller_kind_by_membership(), vjm.may_create(text, uuid), vjm.user_payload_ok(text, jsonb),
+    vjm.may_fire_as_caller(text), vjm.can_see_job_as_caller(text, uuid),
+    vjm.may_append_as_caller(text, text, uuid, jsonb), vjm.may_fire(text), vjm.can_see_job(text, uuid),
+    vjm.may_append(text, text, uuid, jsonb), vjm.doorbell_lock_class(), vjm.projector_lock_class(),
+    vjm.jobs_before(uuid[], integer[])
+    TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
+-- Only a user's own memberships; services never ask.
+GRANT EXECUTE ON FUNCTION vjm.current_team_ids() TO vjm_authenticated, vjm_admin;
+
+-- The log: readable through RLS; written only through the write API.
+GRANT SELECT ON vjm.job_events TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.append_event(uuid, text, jsonb, text, integer, integer, text, uuid),
+    vjm.append_events(uuid[], text[], jsonb[], text[], integer[], integer[])
+    TO vjm_authenticated, vjm_processor, vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.append_create_batch(uuid[], jsonb, text[], text[], uuid[]),
+    vjm.append_creates(uuid[], jsonb[], text[], text[], uuid[])
+    TO vjm_authenticated, vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.claim_jobs(text, integer, text) TO vjm_processor, vjm_admin;
+
+-- The run queue: written by the guard only; admins and the projector's verify read it.
+GRANT SELECT ON vjm.run_queue, vjm.job_queue TO vjm_admin, vjm_projector;
+
+-- The doorbell and the projector's leadership: the projector and admins.
+GRANT EXECUTE ON FUNCTION vjm.arm_doorbell(xid8, bigint), vjm.hold_doorbell(), vjm.release_doorbell(),
+    vjm.doorbell_holders(), vjm.try_lead_projector(text), vjm.stop_leading_projector(text)
+    TO vjm_projector, vjm_admin;
+
+-- Read models: the projector writes them; users read their rows; processors read jobs (the
+-- stuck detector scans vjm.jobs) and the change feed (a service token's event stream);
+-- admins read everything.
+GRANT SELECT, INSERT, UPDATE, DELETE ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_stats_platform,
+    vjm.job_changes, vjm.projection_checkpoints TO vjm_projector;
+GRANT SELECT ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_stats_platform, vjm.job_changes
+    TO vjm_authenticated;
+GRANT SELECT ON vjm.jobs, vjm.job_changes, vjm.projection_checkpoints TO vjm_processor;
+GRANT SELECT ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_stats_platform, vjm.job_changes,
+    vjm.projection_checkpoints, vjm.schema_migrations TO vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.job_changes_visible(bigint[], text[]) TO vjm_authenticated;
+
+-- Teams: users read the teams they are in and manage the teams they own (RLS decides);
+-- admins manage all of them.
+GRANT SELECT, INSERT, UPDATE, DELETE ON vjm.teams, vjm.team_members TO vjm_authenticated, vjm_admin;
