@@ -6,7 +6,7 @@ same call the VideoJobManager makes). The ceilings insert rows of the same shape
 `bench_raw.job_events` (same columns, same indexes, no guard): one as a plain autocommit
 INSERT, one as a single statement INSERT ... RETURNING plus pg_notify.
 
-vjm's doorbell rings only while a listener waits (sql/017_doorbell.sql), so it is measured
+vjm's doorbell rings only while a listener waits (sql/schema/050_locks_and_doorbell.sql), so it is measured
 three ways: with nobody waiting (`vjm`); with a session holding the doorbell the whole
 run, so that every append notifies as the ceiling does (`vjm_ringing`); and, at 8
 connections, with the projector projecting in a process of its own (`vjm_projected`,

@@ -10,7 +10,7 @@ were. The advisory lock only decides who *tries*; this row lock makes trying
 twice harmless.
 
 Commit-safe order: events are read below `vjm.projection_horizon()`, the oldest
-transaction of this database still running (see sql/002_projections.sql), so an
+transaction of this database still running (see vjm.projection_horizon in sql/schema/030_event_log.sql), so an
 event that commits late can never sort before the checkpoint.
 """
 

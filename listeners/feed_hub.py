@@ -8,7 +8,7 @@ in-memory buffer.
 
 Who may see what is still the database's decision. For the end users subscribed at the
 moment, the hub asks in one statement which (seq, user) pairs are visible:
-vjm.job_changes_visible (sql/014) evaluates the row-level security policy of
+vjm.job_changes_visible (vjm.job_changes_visible) evaluates the row-level security policy of
 vjm.job_changes itself once per user, with that user's identity and current teams, so
 a user removed from a team stops receiving its changes from the next page on. Service
 subscribers (user_id None) receive every row, as they would read them.

@@ -70,6 +70,30 @@ def build_notices(changes: Sequence[JobChange], cursor: tuple[int, int], events:
                         position=cursor[1], cursor=cursor).model_dump_json()]
 
 
+class Doorbell(BaseModel):
+    """A `vjm_events` payload: `count` events were appended, the newest at `position`.
+
+    One shape for every append (sql/schema/050_locks_and_doorbell.sql). A doorbell says
+    only that the log grew: readers read the log, never the payload, for what changed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    position: int = Field(ge=1)
+    count: int = Field(ge=1)
+
+
+_DOORBELL = pydantic.TypeAdapter(Doorbell)
+
+
+def parse_doorbell(payload: str) -> Doorbell | None:
+    """Parse a vjm_events payload; None for anything unrecognised (never raises)."""
+    try:
+        return _DOORBELL.validate_json(payload)
+    except (pydantic.ValidationError, ValueError):
+        return None
+
+
 def parse_notice(payload: str) -> JobNotice | BatchNotice | None:
     """Parse a vjm_jobs payload; None for anything unrecognised (never raises)."""
     try:

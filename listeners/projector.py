@@ -5,7 +5,7 @@ and returns a `ProjectionResult` (tests call it directly), and `start()`/`stop()
 around a loop that calls it when woken by `vjm_events` or every `poll_interval`
 (NOTIFY is a doorbell and can be lost; polling alone projects everything).
 
-The doorbell (sql/017_doorbell.sql): appends ring only while a listener sleeps
+The doorbell (sql/schema/050_locks_and_doorbell.sql): appends ring only while a listener sleeps
 holding the doorbell lock, because every notifying commit queues behind the
 server's one notify lock. After catching up, the loop arms the doorbell and sleeps
 until rung; when it cannot arm because appends are in flight, it polls every
@@ -52,6 +52,7 @@ from store.projections import (
 
 from .batch import project_batch
 from .listening import CONNECTION_ERRORS, ListeningConnection
+from .notifications import Doorbell, parse_doorbell
 
 log = structlog.get_logger("vjm.projector")
 
@@ -103,7 +104,7 @@ class Projector:
         self.config = config
         channels = ("vjm_events",) if config.listen else ()
         self._listening = ListeningConnection(config.database_url, channels, role=config.role,
-                                              max_backoff=config.max_backoff)
+                                              max_backoff=config.max_backoff, on_notify=self._rang)
         self._lock = asyncio.Lock()
         self._leader_pid: int | None = None
         self._stopping = asyncio.Event()
@@ -113,6 +114,15 @@ class Projector:
         self._unarmed_since: float | None = None
         self.cursor: tuple[int, int] | None = None
         self.last_lag: LagSample | None = None
+        self.last_doorbell: Doorbell | None = None
+
+    def _rang(self, channel: str, payload: str) -> None:
+        """A doorbell woke the loop (the listening connection wakes it); keep the newest position it named."""
+        doorbell = parse_doorbell(payload)
+        if doorbell is None:
+            log.warning("doorbell_unrecognised", channel=channel, payload=payload[:200])
+        elif self.last_doorbell is None or doorbell.position > self.last_doorbell.position:
+            self.last_doorbell = doorbell
 
     @property
     def is_leader(self) -> bool:

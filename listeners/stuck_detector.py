@@ -12,7 +12,7 @@ and the version the detector observed, so:
   is skipped the same way, so a lagging projection never resets a live job;
 - the worker still holding the old attempt is refused by attempt fencing when it
   reports late (StaleAttempt).
-The guard in sql/001 sends the job back to `queued`, or to `failed` when it has no
+The guard (sql/schema/060_write_api.sql) sends the job back to `queued`, or to `failed` when it has no
 attempts left.
 """
 

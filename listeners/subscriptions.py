@@ -2,7 +2,7 @@
 
 The source of truth is the durable change feed vjm.job_changes, written by the
 projector in the same transaction as the projection and numbered by `seq` in
-commit order (see sql/002_projections.sql). A subscription LISTENs on vjm_jobs
+commit order (see vjm.projection_horizon in sql/schema/030_event_log.sql). A subscription LISTENs on vjm_jobs
 first, then reads the feed after its last `seq`; notifications only wake it.
 So a subscriber that reconnects, or resumes later with `after=<last seq seen>`,
 gets every change, in order, once. Event positions are not used as the resume

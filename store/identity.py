@@ -1,6 +1,6 @@
 """Who is asking: a run-time role and a user identity, per transaction, and role pools.
 
-PostgreSQL decides what a caller sees (sql/004_row_level_security.sql) from two
+PostgreSQL decides what a caller sees (sql/schema/090_row_level_security.sql) from two
 settings: the role (`SET ROLE`) and the user (`request.jwt.claims`, read by
 `vjm.current_user_id()`). The application logs in as `vjm_app`, which holds no
 privilege of its own (NOINHERIT), and picks a role in one of two ways:

@@ -196,7 +196,7 @@ async def unlock_leadership(conn: asyncpg.Connection, name: str) -> None:
 
 
 async def arm_doorbell(conn: asyncpg.Connection, cursor: tuple[int, int]) -> str:
-    """Before sleeping: 'armed' (appends now ring; release it on waking), 'pending', 'held' or 'busy' (sql/017)."""
+    """Before sleeping: 'armed' (appends now ring; release it on waking), 'pending', 'held' or 'busy' (vjm.arm_doorbell)."""
     return await conn.fetchval(_q("projection_doorbell_arm"), cursor[0], cursor[1])
 
 
@@ -221,7 +221,7 @@ async def sample_lag(executor: Executor, cursor: tuple[int, int]) -> LagSample:
 
 async def read_events_after(conn: Executor, cursor: tuple[int, int], limit: int) -> list[Event]:
     """Committed events after `cursor` in commit-safe order (vjm.projection_horizon)."""
-    rows = await conn.fetch(_q("projection_events_after"), cursor[0], cursor[1], limit)
+    rows = await conn.fetch(_q("event_get_after"), cursor[0], cursor[1], limit)
     return [event_from_row(r) for r in rows]
 
 
@@ -316,7 +316,7 @@ async def fetch_last_change_seq(executor: Executor) -> int:
 
 async def fetch_change_visibility(conn: asyncpg.Connection, seqs: Sequence[int],
                                   viewers: Sequence[str]) -> set[tuple[int, str]]:
-    """(seq, viewer) pairs RLS lets each viewer read (sql/014); call acting as vjm_authenticated."""
+    """(seq, viewer) pairs RLS lets each viewer read (vjm.job_changes_visible); call acting as vjm_authenticated."""
     rows = await conn.fetch(_q("job_change_visible_many"), list(seqs), list(viewers))
     return {(r["seq"], r["viewer"]) for r in rows}
 

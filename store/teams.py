@@ -1,4 +1,4 @@
-"""Teams and memberships: who sees whose jobs. RLS (sql/004) decides who may change them:
+"""Teams and memberships: who sees whose jobs. RLS (sql/schema/090_row_level_security.sql) decides who may change them:
 a user creates teams they own, a team's owner adds and removes members, anyone may
 leave a team, an admin may do everything. Call these inside `acting_as(...)`.
 """

@@ -1,4 +1,4 @@
-"""A listener that holds the doorbell (sql/017_doorbell.sql), so that every append rings.
+"""A listener that holds the doorbell (sql/schema/050_locks_and_doorbell.sql), so that every append rings.
 
 Appends ring `vjm_events` only while some session holds the doorbell lock; a test that
 counts doorbells holds it for as long as it listens, as a raw-SQL listener would.

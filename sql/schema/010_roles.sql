@@ -97,6 +97,7 @@ ALTER SCHEMA vjm OWNER TO vjm_owner;
 ALTER TABLE vjm.schema_migrations OWNER TO vjm_owner;
 
 -- Functions the owner creates are not callable by PUBLIC: grants.sql says who may call each.
+-- (Global, not IN SCHEMA: per-schema default privileges can only add to the global ones.)
 -- New tables get no grant by default either: a new table is reachable by nobody until
 -- grants.sql says who may use it.
-ALTER DEFAULT PRIVILEGES FOR ROLE vjm_owner IN SCHEMA vjm REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE vjm_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;

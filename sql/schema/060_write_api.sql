@@ -39,7 +39,7 @@ CREATE TABLE vjm.run_queue (
 CREATE INDEX run_queue_claim_order ON vjm.run_queue (created_at, job_id) WHERE queued;
 
 -- The jobs that are queued right now, in the shape operators and verify read.
-CREATE VIEW vjm.job_queue AS
+CREATE VIEW vjm.job_queue WITH (security_invoker = true) AS
     SELECT q.job_id, q.created_at, q.platform_target FROM vjm.run_queue q WHERE q.queued;
 
 -- Raise a refusal the guard decided (strict callers want the error, not a row).
@@ -75,7 +75,6 @@ DECLARE
     n constant integer := coalesce(cardinality(p_job_ids), 0);
     trusted constant boolean := vjm.may_fire('start');  -- only trusted callers name the actor
     caller constant text := vjm.current_user_id();
-    at constant timestamptz := clock_timestamp();
 BEGIN
     IF jsonb_typeof(p_data) IS DISTINCT FROM 'array' OR jsonb_array_length(p_data) <> n
        OR coalesce(cardinality(p_types), 0) <> n OR coalesce(cardinality(p_actors), 0) <> n
@@ -95,7 +94,8 @@ BEGIN
     -- A new statement, so a new snapshot: the heads are read after the queue entries are locked.
     RETURN QUERY
     WITH input AS (
-        SELECT i.*, CASE WHEN trusted THEN coalesce(i.j_actor, caller, session_user) ELSE caller END AS who
+        SELECT i.*, CASE WHEN trusted THEN coalesce(i.j_actor, caller, session_user) ELSE caller END AS who,
+               clock_timestamp() AS at
           FROM ROWS FROM (unnest(p_job_ids), unnest(p_types), jsonb_array_elements(p_data), unnest(p_actors),
                           unnest(p_attempts), unnest(p_expected_versions), unnest(p_user_ids), unnest(p_team_ids))
                WITH ORDINALITY AS i(j_id, j_type, j_data, j_actor, j_attempt, j_expected, j_user, j_team, j_item)
@@ -123,12 +123,13 @@ BEGIN
                                               vjm.default_max_attempts())
                    ELSE h.h_left END::smallint AS new_left,
                CASE
-                   WHEN jsonb_typeof(h.j_data) IS DISTINCT FROM 'object'
-                        OR coalesce(length(h.who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
+                   WHEN jsonb_typeof(h.j_data) IS DISTINCT FROM 'object' THEN 'data'
                    WHEN h.j_type = 'create' THEN CASE
                         WHEN coalesce(length(h.j_user), 0) NOT BETWEEN 1 AND 128 THEN 'user_id'
                         WHEN NOT (vjm.may_fire('create') AND vjm.can_see_job(h.j_user, h.j_team)) THEN 'create'
+                        WHEN coalesce(length(h.who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
                         WHEN NOT vjm.may_append('create', h.j_user, h.j_team, h.j_data) THEN 'payload' END
+                   WHEN coalesce(length(h.who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
                    WHEN h.h_version IS NULL OR NOT vjm.can_see_job(h.h_user, h.h_team) THEN 'VJ404'
                    WHEN NOT vjm.may_fire(h.j_type) THEN '42501'
                    WHEN h.j_expected IS NOT NULL AND h.j_expected <> h.h_version THEN 'VJ409'
@@ -142,9 +143,9 @@ BEGIN
         INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
                                          data, actor, user_id, team_id, occurred_at, prev_hash, hash)
         SELECT d.j_id, d.new_version, d.j_type, d.h_state, d.h_next, d.new_attempt, d.new_left, d.j_data, d.who,
-               d.owner, d.team, at, d.h_hash,
+               d.owner, d.team, d.at, d.h_hash,
                vjm.event_hash(d.h_hash, d.j_id, d.new_version, d.j_type, d.h_state, d.h_next, d.new_attempt,
-                              d.j_data, d.who, d.owner, d.team, at)
+                              d.j_data, d.who, d.owner, d.team, d.at)
           FROM decided d
          WHERE d.refusal IS NULL
          ORDER BY d.j_id  -- one lock order for every batch

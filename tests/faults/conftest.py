@@ -179,7 +179,7 @@ async def own_database(own_server: OwnedServer) -> str:
 class NotificationCounter:
     """A dedicated connection LISTENing on channels, counting what arrives (and keeping payloads).
 
-    Listening on vjm_events, it holds the doorbell (sql/017), so that every append rings.
+    Listening on vjm_events, it holds the doorbell (sql/schema/050_locks_and_doorbell.sql), so that every append rings.
     """
 
     def __init__(self, url: str, channels: tuple[str, ...] = ("vjm_jobs",)):

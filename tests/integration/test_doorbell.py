@@ -1,4 +1,4 @@
-"""The doorbell rings only while someone waits for it (sql/017_doorbell.sql).
+"""The doorbell rings only while someone waits for it (sql/schema/050_locks_and_doorbell.sql).
 
 Appends ring vjm_events only when a session holds the doorbell lock; the projector
 holds it only while it sleeps, and must never sleep through an event that committed
@@ -48,7 +48,7 @@ async def test_appends_ring_only_while_the_doorbell_is_held(database_url: str, p
 
         await bells.conn.execute("SELECT vjm.hold_doorbell()")
         progress = await store.append(prepare_event("progress", {"percent": 10}, job_id=job.job_id, attempt=1))
-        assert await bells.next() == {"position": progress.position}
+        assert await bells.next() == {"position": progress.position, "count": 1}
 
         assert await bells.conn.fetchval("SELECT vjm.release_doorbell()") is True
         await store.append(prepare_event("progress", {"percent": 20}, job_id=job.job_id, attempt=1))
@@ -82,7 +82,7 @@ async def test_arm_doorbell_reports_busy_pending_held_and_armed(database_url: st
             assert await projector.fetchval(ARM, *above.cursor) == "armed"
             assert await _holds_doorbell(pool, projector.get_server_pid())
             rung = await create_job(store)
-            assert await bells.next() == {"position": rung.position}  # it waits, so appends ring
+            assert await bells.next() == {"position": rung.position, "count": 1}  # it waits, so appends ring
             assert await projector.fetchval("SELECT vjm.release_doorbell()") is True
             assert not await _holds_doorbell(pool, projector.get_server_pid())
     finally:
@@ -214,8 +214,11 @@ async def test_every_append_function_rings_through_the_doorbell(pool) -> None:
         return {r["proname"] for r in rows}
     # Only the doorbell itself notifies vjm_events, however it is spelled.
     assert await functions(r"(pg_notify\s*\(\s*'vjm_events'|\mnotify\s+vjm_events)") == {"ring_doorbell"}
-    assert {"append_event", "append_events", "append_create_batch", "claim_jobs"} <= await functions(
-        r"vjm\.ring_doorbell\(")
+    # The guard rings (when its caller asks), and the batch append rings once for its rounds.
+    assert await functions(r"vjm\.ring_doorbell\(") == {"guard_append", "append_events"}
+    # Every entry point appends through the guard.
+    assert {"append_event", "append_events", "append_create_batch", "append_creates", "claim_jobs"} <= await functions(
+        r"vjm\.guard_append\(")
 
 
 async def test_a_session_sitting_on_the_doorbell_costs_latency_not_data(database_url: str, pool,

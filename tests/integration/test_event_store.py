@@ -293,7 +293,7 @@ async def test_notify_payload_is_a_small_doorbell(database_url: str, store: Even
     async with ringing_doorbell(database_url) as doorbells:
         job = await create_job(store, original_filename="secret-plans.mp4")
         payload = await doorbells.next()
-    assert payload == {"position": job.position}  # a doorbell: nothing about whose job or what
+    assert payload == {"position": job.position, "count": 1}  # a doorbell: nothing about whose job or what
 
 
 async def test_bulk_append_is_one_statement(pool, store: EventStore) -> None:

@@ -1,4 +1,5 @@
-"""Migrations: idempotent, recorded with checksums, safe concurrently, shipped in the wheel."""
+"""Migrations: the baseline plus numbered files, idempotent, recorded with checksums, safe concurrently,
+refusing the old numbering, shipped in the wheel."""
 
 from __future__ import annotations
 
@@ -43,16 +44,21 @@ async def test_concurrent_migrations_apply_each_file_once(empty_database_url: st
             await c.close()
 
 
+def _copy_sql(target: Path) -> Path:
+    shutil.copytree(sql_dir(), target)
+    return target
+
+
 async def test_changed_applied_file_is_refused(empty_database_url: str, tmp_path: Path) -> None:
-    for path in sql_dir().glob("*.sql"):
-        shutil.copy(path, tmp_path / path.name)
+    root = _copy_sql(tmp_path / "sql")
+    (root / "migrations" / "001_extra.sql").write_text("CREATE TABLE vjm.extra (x int);")
     conn = await connect(empty_database_url)
     try:
-        await migrate(conn, tmp_path)
-        first = sorted(tmp_path.glob("001_*.sql"))[0]  # noqa: ASYNC240 - a test fixture file
+        await migrate(conn, root)
+        first = root / "migrations" / "001_extra.sql"
         first.write_text(first.read_text() + "\n-- sneaky edit\n")
         with pytest.raises(MigrationError, match="changed after it was applied"):
-            await migrate(conn, tmp_path)
+            await migrate(conn, root)
     finally:
         await conn.close()
 
@@ -68,8 +74,9 @@ async def test_unknown_applied_migration_is_refused(database_url: str) -> None:
 
 
 def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, empty_database_url: str) -> None:
-    (tmp_path / "001_ok.sql").write_text("CREATE TABLE vjm.ok (x int);")
-    (tmp_path / "002_broken.sql").write_text("CREATE TABLE vjm.half (x int); SELECT 1/0;")
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "001_ok.sql").write_text("CREATE TABLE vjm.ok (x int);")
+    (tmp_path / "migrations" / "002_broken.sql").write_text("CREATE TABLE vjm.half (x int); SELECT 1/0;")
 
     async def run() -> tuple[bool, bool, list]:
         conn = await connect(empty_database_url)
@@ -87,6 +94,32 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, empty_databas
     assert ok and not half and versions == [1]
 
 
+async def test_a_database_migrated_with_the_old_numbering_is_refused(empty_database_url: str) -> None:
+    conn = await connect(empty_database_url)
+    try:
+        await conn.execute("CREATE SCHEMA vjm; CREATE TABLE vjm.schema_migrations (version integer PRIMARY KEY, "
+                           "name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        await conn.execute("INSERT INTO vjm.schema_migrations (version, name, checksum) "
+                           "VALUES (1, 'event_store', 'x'), (17, 'doorbell', 'y')")
+        with pytest.raises(MigrationError, match="before the baseline schema .*001, 017.*new database"):
+            await migrate(conn)
+        assert await conn.fetchval("SELECT to_regclass('vjm.job_events')") is None  # nothing was applied
+    finally:
+        await conn.close()
+
+
+async def test_a_new_database_records_the_migrations_its_baseline_contains(empty_database_url: str,
+                                                                           tmp_path: Path) -> None:
+    root = _copy_sql(tmp_path / "sql")
+    (root / "migrations" / "001_in_baseline.sql").write_text("SELECT 1/0;")  # would fail if it ran
+    conn = await connect(empty_database_url)
+    try:
+        assert await migrate(conn, root) == [0, 1]
+        assert await migrate(conn, root) == []
+    finally:
+        await conn.close()
+
+
 @pytest.mark.slow
 def test_sql_files_ship_inside_the_wheel_and_are_found_there(tmp_path: Path) -> None:
     out = tmp_path / "dist"
@@ -94,9 +127,9 @@ def test_sql_files_ship_inside_the_wheel_and_are_found_there(tmp_path: Path) -> 
                    cwd=ROOT, check=True, capture_output=True)
     wheel = next(out.glob("vjm-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for migration in discover_migrations():
-        assert f"store/sql/{migration.version:03d}_{migration.name}.sql" in names
-    assert "store/sql/queries.sql" in names
+    for kind in ("schema", "migrations", "queries"):
+        for path in (sql_dir() / kind).glob("*.sql"):
+            assert f"store/sql/{kind}/{path.name}" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     found = subprocess.run(

@@ -1,4 +1,4 @@
-"""The listeners under the real run-time roles and Row Level Security (sql/003, sql/004)."""
+"""The listeners under the real run-time roles and Row Level Security (sql/schema/010_roles.sql, 090_row_level_security.sql)."""
 
 from __future__ import annotations
 

@@ -181,14 +181,14 @@ async def test_a_batch_rings_the_doorbell_once(database_url: str, manager: Video
     await manager.bulk_create_jobs([JOB] * 6)
     async with ringing_doorbell(database_url) as doorbells:
         attempts = await manager.claim_jobs("w", limit=6)
-        await manager.complete_jobs([{"job_id": a.job_id, "attempt": a.attempt} for a in attempts])
+        done = await manager.complete_jobs([{"job_id": a.job_id, "attempt": a.attempt} for a in attempts])
         single = await manager.create_job(**JOB)
         await doorbells.settle()
         received = [await doorbells.next(5) for _ in range(3)]
         empty = doorbells.empty()
-    assert received[0] == {"type": "start", "count": 6}
-    assert received[1] == {"count": 6}
-    assert received[2] == {"position": (await manager.get_job_history(single.job_id))[0].position}
+    assert received[0] == {"position": max(a.job.last_position for a in attempts), "count": 6}
+    assert received[1] == {"position": max(r.job.last_position for r in done), "count": 6}
+    assert received[2] == {"position": (await manager.get_job_history(single.job_id))[0].position, "count": 1}
     assert empty
 
 

@@ -16,7 +16,7 @@ from statemachine import JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
 from store.identity import AUTHENTICATED, acting_as
-from store.job_streams import append_events, append_with_stream
+from store.job_writes import JobHistory, append_events, append_returning_job
 
 from ..models import BulkResult, Job
 
@@ -101,17 +101,18 @@ class ManagerCore:
     async def _append_job(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> tuple[Event, Job]:
         """As _append, and the job as it is after the event, in the same round trip.
 
-        The job is folded from its events (store.job_streams), not read from the
-        projection, which is usually one event behind right after a write.
+        The job is folded from its projected row and the events since (store.job_writes),
+        never replayed from its whole history.
         """
         event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self._actor(), **ids)
         async with self._connection() as conn:
             if event.trigger == "create":
-                stream = [await EventStore(conn).append(event)]
+                stored = await EventStore(conn).append(event)
+                history = JobHistory(stored, None, [stored])
             else:
-                stream = await append_with_stream(conn, event)
-        self._remember(stream[-1])
-        return stream[-1], fold_job(stream)
+                history = await append_returning_job(conn, event)
+        self._remember(history.event)
+        return history.event, fold_job(history)
 
     async def _append_each(self, events: list[NewEvent], job_ids: list[Any]) -> list[BulkResult]:
         """Many transitions, each judged on its own (vjm.append_events); a result per event, under its job id."""
@@ -122,9 +123,9 @@ class ManagerCore:
             if isinstance(outcome, VJMError):
                 results.append(refused(job_id, outcome))
                 continue
-            self._remember(outcome[-1])
+            self._remember(outcome.event)
             results.append(BulkResult(job_id=str(job_id), ok=True,
-                                      job=fold_job(outcome) if outcome[-1].type != "delete" else None))
+                                      job=fold_job(outcome) if outcome.event.type != "delete" else None))
         return results
 
     def _actor(self) -> str | None:
@@ -171,13 +172,13 @@ async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
             raise translate_error(exc) from exc
 
 
-def fold_job(events: list[Event]) -> Job:
-    """A job from its whole stream, in version order (the projector's fold, one job)."""
-    row = None
-    for event in events:
+def fold_job(history: JobHistory) -> Job:
+    """A job as it is after a write: its row before, with the events since applied (the projector's fold)."""
+    row = dict(history.base) if history.base is not None else None
+    for event in history.since:
         row = apply_event(row, event)
     if row is None:
-        raise JobNotFound(events[-1].job_id)
+        raise JobNotFound(history.event.job_id)
     return Job.model_validate(row)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from statemachine import Platform, ValidationError
 from store.events import as_uuid, prepare_event
-from store.job_streams import claim_jobs
+from store.job_writes import claim_jobs
 
 from ..models import Attempt, BulkResult
 from .core import ManagerCore, fold_job
@@ -35,13 +35,13 @@ class ProcessorsMixin(ManagerCore):
             except ValueError:
                 raise ValidationError("unknown platform_target", field="platform_target") from None
         async with self._connection() as conn:
-            streams = await claim_jobs(conn, worker_id, limit, platform_target)
+            histories = await claim_jobs(conn, worker_id, limit, platform_target)
         attempts = []
-        for stream in streams:
-            started = stream[-1]
+        for history in histories:
+            started = history.event
             self._remember(started)
             attempts.append(Attempt(job_id=started.job_id, attempt=started.attempt, worker_id=worker_id,
-                                    job=fold_job(stream)))
+                                    job=fold_job(history)))
         return attempts
 
     async def complete_jobs(self, completions: list[dict[str, Any]], *, actor: str | None = None) -> list[BulkResult]:

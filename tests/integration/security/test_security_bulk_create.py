@@ -1,4 +1,4 @@
-"""Bulk creates by end users: the same rules as one create, asked once per statement (sql/015)."""
+"""Bulk creates by end users: the same rules as one create, through vjm.append_create_batch."""
 
 from __future__ import annotations
 
