@@ -104,3 +104,33 @@ def test_python_model_and_database_agree(database_url: str, sequence) -> None:
 
 def test_stale_attempt_is_an_invalid_transition() -> None:
     assert issubclass(StaleAttempt, InvalidTransition)
+
+
+async def test_the_rule_tables_equal_the_python_machine(pool) -> None:
+    """vjm.trigger_rules and vjm.job_defaults are statemachine's rules, and so are the functions compiled from them."""
+    from statemachine import PROCESSOR_TRIGGERS
+    from statemachine.payloads import DEFAULT_MAX_ATTEMPTS
+
+    rows = await pool.fetch("SELECT trigger, fired_by, fenced, vjm.fired_by_processor(trigger) AS compiled_processor,"
+                            " vjm.fenced(trigger) AS compiled_fenced FROM vjm.trigger_rules")
+    assert {r["trigger"] for r in rows} == {t.value for t in Trigger}
+    for row in rows:
+        trigger = Trigger(row["trigger"])
+        assert row["fired_by"] == ("processor" if trigger in PROCESSOR_TRIGGERS else "user"), trigger
+        assert row["fenced"] is (trigger in FENCED_TRIGGERS), trigger
+        assert row["compiled_processor"] is (trigger in PROCESSOR_TRIGGERS), trigger
+        assert row["compiled_fenced"] is (trigger in FENCED_TRIGGERS), trigger
+    assert await pool.fetchval("SELECT max_attempts FROM vjm.job_defaults") == DEFAULT_MAX_ATTEMPTS
+    assert await pool.fetchval("SELECT vjm.default_max_attempts()") == DEFAULT_MAX_ATTEMPTS
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_defaults") == 1
+
+
+async def test_the_queue_movers_are_the_triggers_that_enter_or_leave_queued(pool) -> None:
+    """vjm.moves_in_queue: exactly the triggers with a transition into or out of `queued` (not create)."""
+    from statemachine import RULES
+
+    expected = {rule.trigger.value for rule in RULES if rule.trigger is not Trigger.CREATE
+                and State.QUEUED in (rule.from_state, rule.to_state)}
+    rows = await pool.fetch("SELECT t, vjm.moves_in_queue(t) AS moves FROM unnest($1::text[]) t",
+                            [t.value for t in Trigger])
+    assert {r["t"] for r in rows if r["moves"]} == expected
