@@ -46,8 +46,8 @@ async def _started_job(store: EventStore):
 async def test_a_write_reads_the_same_rows_for_3_events_and_for_3000(database_url: str, pool, store: EventStore,
                                                                       make_projector) -> None:
     small, big = await _started_job(store), await _started_job(store)
-    await pool.execute("DO $$ BEGIN FOR i IN 1 .. %d LOOP PERFORM vjm.append_event('%s', 'progress', "
-                       "'{\"percent\": 1}', NULL, NULL, 1); END LOOP; END $$" % (HISTORY - 2, big))
+    await pool.execute(f"DO $$ BEGIN FOR i IN 1 .. {HISTORY - 2} LOOP PERFORM vjm.append_event('{big}', 'progress', "
+                       "'{\"percent\": 1}', NULL, NULL, 1); END LOOP; END $$")
     assert await pool.fetchval("SELECT count(*) FROM vjm.job_events WHERE job_id = $1", big) == HISTORY
     await make_projector().run_once()  # the projection has caught up, as it has in a running system
     queries = load_queries()
