@@ -148,7 +148,7 @@ BEGIN
                               d.j_data, d.who, d.owner, d.team, d.at)
           FROM decided d
          WHERE d.refusal IS NULL
-         ORDER BY d.j_id  -- one lock order for every batch
+         ORDER BY d.j_item  -- positions follow the order of the items
         ON CONFLICT (job_id, version) DO NOTHING
         RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
                   e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
