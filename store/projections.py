@@ -2,7 +2,7 @@
 
 listeners/ decide *what* to write (listeners/fold.py is pure); this module only
 moves rows in and out, set-based (one array per column, `unnest`), with the
-named queries of sql/queries_listeners.sql. Rows leave as frozen pydantic models.
+named queries of sql/queries/listeners.sql. Rows leave as frozen pydantic models.
 """
 
 from __future__ import annotations

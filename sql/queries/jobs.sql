@@ -1,5 +1,5 @@
 -- Named queries of the VideoJobManager read side (store/jobs.py) and audit (store/audit.py).
--- Same format as queries.sql: `-- name --`, one line of description, the statement.
+-- Same format as events.sql: `-- name --`, one line of description, the statement.
 
 -- job_get --
 -- One projected job by id (RLS decides whether the caller sees it).

@@ -1,5 +1,5 @@
 -- Named queries of the listeners (projector, stuck detector, rebuild, subscriptions).
--- Same format as queries.sql: `-- name --`, one line of description, the statement.
+-- Same format as events.sql: `-- name --`, one line of description, the statement.
 
 -- projection_checkpoint_ensure --
 -- Create a projector's checkpoint row if it does not exist yet.
@@ -247,7 +247,7 @@ SELECT scope, scope_id, platform_target, total_jobs, queued_jobs, processing_job
   FROM vjm.job_stats_platform;
 
 -- job_stats_recount_diff --
--- Stats counters that differ from a recount over vjm.jobs (invariant 8).
+-- Stats counters that differ from a recount over vjm.jobs (docs/ARCHITECTURE.md, invariant 8).
 WITH recount AS (
     SELECT s.scope, s.scope_id, s.user_id, s.team_id, count(*) AS total_jobs,
            count(*) FILTER (WHERE j.status = 'queued') AS queued_jobs,

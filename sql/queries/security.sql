@@ -1,5 +1,5 @@
 -- Named queries of identity and teams (store/identity.py, store/teams.py).
--- Same format as queries.sql: `-- name --`, one line of description, the statement.
+-- Same format as events.sql: `-- name --`, one line of description, the statement.
 
 -- identity_set --
 -- Act as a run-time role and a user for the rest of this transaction only (is_local: reverts at COMMIT/ROLLBACK).

@@ -19,7 +19,7 @@
 --                      (permission denied) instead of running with the union of all roles.
 --                      Not a member of vjm_admin: a leaked application credential must not
 --                      be a maintenance credential; grant vjm_admin to an operator's login.
--- Run-time roles are NOSUPERUSER NOBYPASSRLS and own nothing (tests/integration/test_security_catalog.py).
+-- Run-time roles are NOSUPERUSER NOBYPASSRLS and own nothing (tests/integration/security/test_security_catalog.py).
 --
 -- Privileges are in grants.sql, policies in row_level_security.sql.
 

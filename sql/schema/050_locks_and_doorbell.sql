@@ -44,7 +44,7 @@ $$;
 -- the projector also polls, at most 50 ms apart while it cannot arm, so a session that
 -- sits on the lock costs latency, never data.
 --
--- The payload, one shape for every append (listeners.listening.Doorbell parses it):
+-- The payload, one shape for every append (listeners.notifications.Doorbell parses it):
 --   {"position": <the newest position appended>, "count": <events appended>}
 -- Positions only: anyone may LISTEN, so no ids, users or states go on the channel.
 

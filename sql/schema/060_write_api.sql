@@ -148,7 +148,9 @@ BEGIN
                               d.j_data, d.who, d.owner, d.team, d.at)
           FROM decided d
          WHERE d.refusal IS NULL
-         ORDER BY d.j_item  -- positions follow the order of the items
+         -- Creates in the order given (their positions are the feed's order); transitions by job, one
+         -- lock order on the (job_id, version) index for every batch.
+         ORDER BY CASE WHEN d.j_type = 'create' THEN d.j_item END, d.j_id
         ON CONFLICT (job_id, version) DO NOTHING
         RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
                   e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,

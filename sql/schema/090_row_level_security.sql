@@ -3,7 +3,7 @@
 -- Every table in vjm has ENABLE and FORCE ROW LEVEL SECURITY: with FORCE the owner is
 -- subject to policies too, so vjm_owner (as whom the SECURITY DEFINER write functions run)
 -- gets explicit policies. Superusers and BYPASSRLS roles skip RLS; no vjm run-time role is
--- either (tests/integration/test_security_catalog.py). Identity is vjm.current_user_id(),
+-- either (tests/integration/security/test_security_catalog.py). Identity is vjm.current_user_id(),
 -- the role the caller's SET ROLE (vjm.caller_role()), both in teams_and_rights.sql.
 --
 -- The user predicate, written out in each policy: "mine, or one of my teams'". The identity

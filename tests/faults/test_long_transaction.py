@@ -2,7 +2,7 @@
 
 An idle session holds a transaction id in the same database (the classic "idle in
 transaction" client). Events that commit after it began sort after its xid in
-commit-safe order, so the projector must hold them back (invariant 4) and say so:
+commit-safe order, so the projector must hold them back (docs/ARCHITECTURE.md, invariant 4) and say so:
 `lag()` counts them as held and logs `projection_horizon_held` with the blocking
 backend's pid. When the transaction ends (commit, carrying its own late event, or
 rollback) everything is projected exactly once.

@@ -196,7 +196,7 @@ class JobSystem(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def late_worker(self, data) -> None:
-        """A worker from an earlier attempt reports: fenced off (invariant 5)."""
+        """A worker from an earlier attempt reports: fenced off (docs/ARCHITECTURE.md, invariant 5)."""
         job_id = self._pick(data, {"processing"})
         if job_id is not None and self.jobs[job_id].attempt > 1:
             with pytest.raises(StaleAttempt):

@@ -1,4 +1,4 @@
-"""Nothing skipped, nothing twice (invariant 4): late commits, rollbacks, races, crashes, failover."""
+"""Nothing skipped, nothing twice (docs/ARCHITECTURE.md, invariant 4): late commits, rollbacks, races, crashes, failover."""
 
 from __future__ import annotations
 

@@ -48,4 +48,5 @@ def _print(status: dict, as_json: bool) -> None:
         print(json.dumps(status))
         return
     for key, versions in status.items():
-        print(f"{key.replace('_', ' ')}: {', '.join(f'{v:03d}' for v in versions) or 'none'}")
+        names = ["baseline" if v == 0 else f"{v:03d}" for v in versions]
+        print(f"{key.replace('_', ' ')}: {', '.join(names) or 'none'}")
