@@ -7,8 +7,9 @@ come from the same snapshot (the projector writes them atomically); the replay
 folds every event up to C. Rows are compared as two streams in job_id order
 (the replay streams events grouped by job), so memory stays flat; stats and
 daily buckets are per scope and compared as dicts; the stats are also recounted
-from vjm.jobs in SQL (docs/ARCHITECTURE.md, invariant 8). The run queue (vjm.job_queue, kept by the append
-functions, not by the projector) is checked against the heads in the log.
+from vjm.jobs in SQL (docs/ARCHITECTURE.md, invariant 8). The run queue (vjm.run_queue, kept by the
+guard, not by the projector) is checked against the log: an entry per job that is
+not deleted, queued exactly when its head is, with its place, platform and budget.
 """
 
 from __future__ import annotations

@@ -402,7 +402,7 @@ async def diff_stats_recount(executor: Executor, limit: int = 100) -> list[Diffe
 
 
 async def diff_run_queue(executor: Executor, limit: int = 100) -> list[Difference]:
-    """Entries of the run queue (vjm.job_queue, kept by the append functions) that differ from the log."""
+    """Entries of the run queue (vjm.run_queue, kept by the guard) that differ from the log."""
     return [_difference("job_queue", row) for row in await executor.fetch(_q("job_queue_diff"), limit)]
 
 

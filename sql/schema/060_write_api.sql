@@ -191,7 +191,8 @@ BEGIN
                    WHEN 'VJ404' THEN format('job %s not found', o.j_id)
                    WHEN '42501' THEN format('not allowed to %s job %s', o.j_type, o.j_id)
                    WHEN 'VJ409' THEN format('job %s is at version %s, expected %s', o.j_id, o.h_version, o.j_expected)
-                   WHEN 'race' THEN format('job %s changed while this %s was being appended', o.j_id, o.j_type)
+                   WHEN 'race' THEN CASE WHEN o.j_type = 'create' THEN format('job %s already exists', o.j_id)
+                                    ELSE format('job %s changed while this %s was being appended', o.j_id, o.j_type) END
                    WHEN 'VJ423' THEN format('attempt %s of job %s is stale, current attempt is %s', o.j_attempt,
                                             o.j_id, o.h_attempt)
                    WHEN 'VJ422' THEN format('cannot %s job %s in state %s', o.j_type, o.j_id, o.h_state)
