@@ -72,6 +72,8 @@ INSERT INTO vjm.job_defaults (max_attempts) VALUES (3);
 --   vjm.default_max_attempts()                          the attempt budget of a create without one
 --   vjm.moves_in_queue(trigger)                         true for triggers that take a job into or out
 --                                                       of the run queue or change its place there
+--   vjm.legal_event(type, from_state, to_state)         true for a row of vjm.transitions (the log's CHECK;
+--                                                       plpgsql, so that it is not parsed again per INSERT)
 DO $$
 DECLARE
     transitions text;
@@ -79,6 +81,7 @@ DECLARE
     fenced text;
     queue_movers text;
     budget smallint;
+    legal text[];
 BEGIN
     SELECT string_agg(format('WHEN trigger = %L AND from_state = %L%s THEN %L', t.trigger, t.from_state,
                              CASE t.guard WHEN 'has_attempts_left' THEN ' AND attempts_left > 0'
@@ -100,6 +103,12 @@ BEGIN
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', fenced);
     EXECUTE format('CREATE FUNCTION vjm.default_max_attempts() RETURNS smallint '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT %s::smallint $f$', budget);
+    SELECT array_agg(t.trigger || ':' || CASE t.from_state WHEN 'absent' THEN '' ELSE t.from_state END || ':'
+                     || t.to_state ORDER BY t.trigger, t.from_state, t.to_state)
+      INTO legal FROM vjm.transitions t;
+    EXECUTE format('CREATE FUNCTION vjm.legal_event(type text, from_state text, to_state text) RETURNS boolean '
+                   'LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$ BEGIN RETURN (type || '':'' || '
+                   'coalesce(from_state, '''') || '':'' || to_state) = ANY (%L::text[]); END $f$', legal);
     EXECUTE format('CREATE FUNCTION vjm.moves_in_queue(trigger text) RETURNS boolean '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$',
                    queue_movers);

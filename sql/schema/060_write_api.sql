@@ -42,39 +42,166 @@ CREATE INDEX run_queue_claim_order ON vjm.run_queue (created_at, job_id) WHERE q
 CREATE VIEW vjm.job_queue WITH (security_invoker = true) AS
     SELECT q.job_id, q.created_at, q.platform_target FROM vjm.run_queue q WHERE q.queued;
 
--- Raise a refusal the guard decided (strict callers want the error, not a row).
-CREATE FUNCTION vjm.refuse(code text, message text, detail text, hint text) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+-- What the guard appended for one item: the stored event's columns without its payload
+-- (the caller has it), and the platform it names, if any (the run queue keeps it).
+CREATE TYPE vjm.appended AS (
+    "position" bigint, xact_id xid8, job_id uuid, version integer, type text, from_state text, to_state text,
+    attempt integer, attempts_left smallint, actor text, user_id text, team_id uuid, occurred_at timestamptz,
+    prev_hash bytea, hash bytea, platform_target text
+);
+
+-- A job's attempt budget: what a retry grants.
+CREATE FUNCTION vjm.job_budget(p_job_id uuid) RETURNS smallint
+LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message, DETAIL = coalesce(detail, ''), HINT = coalesce(hint, '');
+    RETURN coalesce((SELECT q.max_attempts FROM vjm.run_queue q WHERE q.job_id = p_job_id), vjm.default_max_attempts());
 END
 $$;
 
--- The guard. Arrays of equal length, one element per item; a job at most once per call
--- (the caller splits a batch that names a job twice into rounds). p_data is a JSON array
+-- What the guard decided for one item: the event to append, or why not (`refusal`, NULL
+-- when it may), with the head it was judged on.
+CREATE TYPE vjm.decision AS (
+    job_id uuid, version integer, type text, from_state text, to_state text, attempt integer,
+    attempts_left smallint, data jsonb, actor text, user_id text, team_id uuid, occurred_at timestamptz,
+    prev_hash bytea, hash bytea, refusal text, head_version integer, head_attempt integer
+);
+
+-- The rules of every append, here and nowhere else: what one item would append, from the
+-- job's head (its latest event) and the event alone, or why it may not. In order: the
+-- payload is an object and the actor (`p_who`, who is recorded) 1-200 characters; for a
+-- create, the owner and the caller's right to create for them; else that the caller sees
+-- the job, may fire the trigger, the expected version, the attempt fence and the
+-- transition; last, the payload and owner rules for this caller (vjm.may_append). The new
+-- version, states, attempt counters and hash follow from the head. Refusals: data,
+-- user_id (22023); create, forbidden, payload (42501); VJ404 no such job (or not
+-- visible); VJ409 expected version differs; VJ422 illegal transition; VJ423 stale attempt
+-- (vjm.refusal_error words them). A create reads nothing, so its rules are an expression
+-- the planner inlines into the guard's statement (a bulk import is one statement); a
+-- transition reads its head in plpgsql, whose statements are planned once per session.
+CREATE FUNCTION vjm.decide_create(
+    p_job_id uuid, p_data jsonb, p_who text, p_user_id text, p_team_id uuid, p_at timestamptz
+) RETURNS SETOF vjm.decision
+LANGUAGE sql STABLE ROWS 1 AS $$
+    SELECT p_job_id, 1, 'create', NULL, 'queued', 0,
+           coalesce((p_data ->> 'max_attempts')::smallint, vjm.default_max_attempts()), p_data, p_who, p_user_id,
+           p_team_id, p_at, NULL::bytea,
+           vjm.event_hash(NULL, p_job_id, 1, 'create', NULL, 'queued', 0, p_data, p_who, p_user_id, p_team_id, p_at),
+           CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object' THEN 'data'
+                WHEN coalesce(length(p_user_id), 0) NOT BETWEEN 1 AND 128 THEN 'user_id'
+                WHEN NOT (vjm.may_fire('create') AND vjm.can_see_job(p_user_id, p_team_id)) THEN 'create'
+                WHEN coalesce(length(p_who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
+                WHEN NOT vjm.may_append('create', p_user_id, p_team_id, p_data) THEN 'payload' END,
+           NULL::integer, NULL::integer
+$$;
+
+CREATE FUNCTION vjm.decide_transition(
+    p_job_id uuid, p_type text, p_data jsonb, p_who text, p_attempt integer, p_expected integer, p_at timestamptz
+) RETURNS vjm.decision
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    d vjm.decision;
+    h record;
+BEGIN
+    SELECT e.version, e.to_state, e.attempt, e.attempts_left, e.user_id, e.team_id, e.hash INTO h
+      FROM vjm.job_events e WHERE e.job_id = p_job_id ORDER BY e.version DESC LIMIT 1;
+    -- Few, whole expressions: plpgsql prepares each one again in every transaction.
+    d := ROW(p_job_id, h.version + 1, p_type, h.to_state, vjm.next_state(p_type, h.to_state, h.attempts_left),
+             h.attempt + (p_type = 'start')::integer,
+             CASE p_type WHEN 'start' THEN h.attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(p_job_id)
+                         ELSE h.attempts_left END,
+             p_data, p_who, h.user_id, h.team_id, p_at, h.hash, NULL,
+             CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object'
+                       OR coalesce(length(p_who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
+                  WHEN h.version IS NULL OR NOT vjm.can_see_job(h.user_id, h.team_id) THEN 'VJ404'
+                  WHEN NOT vjm.may_fire(p_type) THEN 'forbidden'
+                  WHEN p_expected IS NOT NULL AND p_expected <> h.version THEN 'VJ409'
+                  WHEN p_attempt IS NOT NULL AND p_attempt <> h.attempt AND vjm.fenced(p_type)
+                      THEN CASE WHEN h.to_state = 'processing' THEN 'VJ423' ELSE 'VJ422' END
+                  WHEN vjm.next_state(p_type, h.to_state, h.attempts_left) IS NULL THEN 'VJ422'
+                  WHEN NOT vjm.may_append(p_type, h.user_id, h.team_id, p_data) THEN 'payload' END,
+             h.version, h.attempt)::vjm.decision;
+    IF d.refusal IS NULL THEN
+        d.hash := vjm.event_hash(d.prev_hash, p_job_id, d.version, p_type, d.from_state, d.to_state, d.attempt,
+                                 p_data, p_who, d.user_id, d.team_id, p_at);
+    END IF;
+    RETURN d;
+END
+$$;
+
+-- One item, either kind: a row of the guard's statements (the planner inlines it there).
+CREATE FUNCTION vjm.decide(
+    p_job_id uuid, p_type text, p_data jsonb, p_who text, p_attempt integer, p_expected integer,
+    p_user_id text, p_team_id uuid, p_at timestamptz
+) RETURNS SETOF vjm.decision
+LANGUAGE sql STABLE ROWS 1 AS $$
+    SELECT c.* FROM vjm.decide_create(p_job_id, p_data, p_who, p_user_id, p_team_id, p_at) c WHERE p_type = 'create'
+    UNION ALL
+    SELECT t.* FROM vjm.decide_transition(p_job_id, p_type, p_data, p_who, p_attempt, p_expected, p_at) t
+     WHERE p_type <> 'create'
+$$;
+
+-- A refusal as the error a caller sees: SQLSTATE, message, detail (the job's state), hint
+-- (the current attempt, for a stale one). 'race': another writer appended this version first.
+CREATE FUNCTION vjm.refusal_error(
+    refusal text, job_id uuid, type text, user_id text, team_id uuid, head_state text, head_version integer,
+    expected integer, attempt integer, head_attempt integer
+) RETURNS TABLE (code text, message text, detail text, hint text)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE refusal WHEN 'data' THEN '22023' WHEN 'user_id' THEN '22023' WHEN 'create' THEN '42501'
+                        WHEN 'forbidden' THEN '42501' WHEN 'payload' THEN '42501' WHEN 'race' THEN 'VJ409'
+                        ELSE refusal END,
+           CASE refusal
+               WHEN 'data' THEN 'data must be a JSON object and actor 1-200 characters'
+               WHEN 'user_id' THEN 'user_id must be 1-128 characters'
+               WHEN 'create' THEN format('not allowed to create a job for user %s in team %s', user_id,
+                                         coalesce(team_id::text, '<NULL>'))
+               WHEN 'payload' THEN format('%s of job %s refused by row-level security (vjm.may_append): '
+                                          'a payload or owner this caller may not write', type, job_id)
+               WHEN 'VJ404' THEN format('job %s not found', job_id)
+               WHEN 'forbidden' THEN format('not allowed to %s job %s', type, job_id)
+               WHEN 'VJ409' THEN format('job %s is at version %s, expected %s', job_id, head_version, expected)
+               WHEN 'race' THEN format('job %s changed while this %s was being appended', job_id, type)
+               WHEN 'VJ423' THEN format('attempt %s of job %s is stale, current attempt is %s', attempt, job_id,
+                                        head_attempt)
+               WHEN 'VJ422' THEN format('cannot %s job %s in state %s', type, job_id, head_state)
+           END,
+           CASE WHEN refusal NOT IN ('data', 'user_id', 'create', 'VJ404') THEN head_state END,
+           CASE WHEN refusal = 'VJ423' THEN head_attempt::text END
+$$;
+
+-- A refused item: its 1-based number in the batch, and the error a caller sees.
+CREATE TYPE vjm.refusal AS (item integer, job_id uuid, code text, message text, detail text, hint text);
+
+-- What the guard did with a batch: the events it appended (in the order inserted) and the
+-- items it refused (in item order).
+CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
+
+-- The guard. Arrays of equal length, one element per item, inserted in the order given; a
+-- job at most once per call (the caller splits a batch that names a job twice into rounds). p_data is a JSON array
 -- of the payloads. p_user_ids and p_team_ids are read for creates only; every other event
 -- takes its owner from the head. p_ring: ring the doorbell once for what was appended.
 -- p_strict: raise the first refusal instead of returning it (nothing is then appended).
 --
--- One row per item, in item order: the appended event's columns (its payload is the
--- caller's), or the refusal (error_code and the rest). An item that lost a race with
--- another writer (the unique (job_id, version) index) is refused with VJ409 and nothing
--- else changes; the caller may send it again.
+-- An item that lost a race with another writer (the unique (job_id, version) index) is
+-- refused with VJ409 and nothing else changes; the caller may send it again. Only the
+-- owner may call it: the entry points below are SECURITY DEFINER and pin the search_path
+-- it runs with. It returns one value, not rows, so that a one-item call is one expression.
 CREATE FUNCTION vjm.guard_append(
     p_job_ids uuid[], p_types text[], p_data jsonb, p_actors text[], p_attempts integer[],
     p_expected_versions integer[], p_user_ids text[], p_team_ids uuid[], p_ring boolean, p_strict boolean
-) RETURNS TABLE (
-    item integer, error_code text, error_message text, error_detail text, error_hint text,
-    "position" bigint, xact_id xid8, job_id uuid, version integer, type text, from_state text, to_state text,
-    attempt integer, attempts_left smallint, actor text, user_id text, team_id uuid, occurred_at timestamptz,
-    prev_hash bytea, hash bytea
-)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp ROWS 50 AS $$
-#variable_conflict use_column
+) RETURNS vjm.outcome
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     n constant integer := coalesce(cardinality(p_job_ids), 0);
     trusted constant boolean := vjm.may_fire('start');  -- only trusted callers name the actor
     caller constant text := vjm.current_user_id();
+    movers boolean := n = 1 AND vjm.moves_in_queue(p_types[1]);  -- does an item move a job in the run queue
+    moving uuid[];  -- the jobs whose queue entries the items move
+    entry uuid;
+    ev vjm.appended;
+    result vjm.outcome;
+    newest bigint;
+    r record;
 BEGIN
     IF jsonb_typeof(p_data) IS DISTINCT FROM 'array' OR jsonb_array_length(p_data) <> n
        OR coalesce(cardinality(p_types), 0) <> n OR coalesce(cardinality(p_actors), 0) <> n
@@ -82,132 +209,123 @@ BEGIN
        OR coalesce(cardinality(p_user_ids), 0) <> n OR coalesce(cardinality(p_team_ids), 0) <> n THEN
         RAISE EXCEPTION 'every argument must have % elements', n USING ERRCODE = '22023';
     END IF;
-    IF n > 1 AND (SELECT count(DISTINCT j) FROM unnest(p_job_ids) AS j) <> n THEN
-        RAISE EXCEPTION 'a job may appear once per call' USING ERRCODE = '22023';
+    -- (A condition with a sub-select is a query each time: only batches of more than one ask.)
+    IF n > 1 AND NOT 'create' = ALL (p_types) THEN  -- (a repeated create fails on the unique index)
+        IF (SELECT count(DISTINCT j) FROM unnest(p_job_ids) AS j) <> n THEN
+            RAISE EXCEPTION 'a job may appear once per call' USING ERRCODE = '22023';
+        END IF;
+        movers := coalesce((SELECT bool_or(vjm.moves_in_queue(t)) FROM unnest(p_types) t), false);
     END IF;
-    IF (n = 1 AND vjm.moves_in_queue(p_types[1])) OR n > 1 THEN
-        PERFORM 1 FROM vjm.run_queue q
-         WHERE q.job_id IN (SELECT i.id FROM unnest(p_job_ids, p_types) AS i(id, t) WHERE vjm.moves_in_queue(i.t))
-         ORDER BY q.job_id
-           FOR UPDATE OF q;
+    IF movers THEN  -- queue entries first (the lock order above), in job order, each by its key
+        moving := p_job_ids;
+        IF n > 1 THEN
+            moving := ARRAY(SELECT i.id FROM unnest(p_job_ids, p_types) AS i(id, t) WHERE vjm.moves_in_queue(i.t)
+                             ORDER BY i.id);
+        END IF;
+        FOREACH entry IN ARRAY moving LOOP
+            PERFORM 1 FROM vjm.run_queue q WHERE q.job_id = entry FOR UPDATE;
+        END LOOP;
     END IF;
     -- A new statement, so a new snapshot: the heads are read after the queue entries are locked.
-    RETURN QUERY
-    WITH input AS (
-        SELECT i.*, CASE WHEN trusted THEN coalesce(i.j_actor, caller, session_user) ELSE caller END AS who,
-               clock_timestamp() AS at
-          FROM ROWS FROM (unnest(p_job_ids), unnest(p_types), jsonb_array_elements(p_data), unnest(p_actors),
-                          unnest(p_attempts), unnest(p_expected_versions), unnest(p_user_ids), unnest(p_team_ids))
-               WITH ORDINALITY AS i(j_id, j_type, j_data, j_actor, j_attempt, j_expected, j_user, j_team, j_item)
-    ), heads AS (
-        SELECT i.*, h.version AS h_version, h.to_state AS h_state, h.attempt AS h_attempt,
-               h.attempts_left AS h_left, h.user_id AS h_user, h.team_id AS h_team, h.hash AS h_hash,
-               CASE WHEN i.j_type = 'create' THEN 'queued' ELSE vjm.next_state(i.j_type, h.to_state, h.attempts_left)
-               END AS h_next
-          FROM input i
-          LEFT JOIN LATERAL (
-                SELECT e.version, e.to_state, e.attempt, e.attempts_left, e.user_id, e.team_id, e.hash
-                  FROM vjm.job_events e
-                 WHERE e.job_id = i.j_id AND i.j_type <> 'create'
-                 ORDER BY e.version DESC LIMIT 1) h ON true
-    ), decided AS MATERIALIZED (
-        SELECT h.*,
-               CASE WHEN h.j_type = 'create' THEN h.j_user ELSE h.h_user END AS owner,
-               CASE WHEN h.j_type = 'create' THEN h.j_team ELSE h.h_team END AS team,
-               coalesce(h.h_version, 0) + 1 AS new_version,
-               coalesce(h.h_attempt, 0) + (h.j_type = 'start')::integer AS new_attempt,
-               CASE h.j_type
-                   WHEN 'create' THEN coalesce((h.j_data ->> 'max_attempts')::smallint, vjm.default_max_attempts())
-                   WHEN 'start' THEN h.h_left - 1
-                   WHEN 'retry' THEN coalesce((SELECT q.max_attempts FROM vjm.run_queue q WHERE q.job_id = h.j_id),
-                                              vjm.default_max_attempts())
-                   ELSE h.h_left END::smallint AS new_left,
-               CASE
-                   WHEN jsonb_typeof(h.j_data) IS DISTINCT FROM 'object' THEN 'data'
-                   WHEN h.j_type = 'create' THEN CASE
-                        WHEN coalesce(length(h.j_user), 0) NOT BETWEEN 1 AND 128 THEN 'user_id'
-                        WHEN NOT (vjm.may_fire('create') AND vjm.can_see_job(h.j_user, h.j_team)) THEN 'create'
-                        WHEN coalesce(length(h.who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
-                        WHEN NOT vjm.may_append('create', h.j_user, h.j_team, h.j_data) THEN 'payload' END
-                   WHEN coalesce(length(h.who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
-                   WHEN h.h_version IS NULL OR NOT vjm.can_see_job(h.h_user, h.h_team) THEN 'VJ404'
-                   WHEN NOT vjm.may_fire(h.j_type) THEN '42501'
-                   WHEN h.j_expected IS NOT NULL AND h.j_expected <> h.h_version THEN 'VJ409'
-                   WHEN h.j_attempt IS NOT NULL AND h.j_attempt <> h.h_attempt AND vjm.fenced(h.j_type)
-                        THEN CASE WHEN h.h_state = 'processing' THEN 'VJ423' ELSE 'VJ422' END
-                   WHEN h.h_next IS NULL THEN 'VJ422'
-                   WHEN NOT vjm.may_append(h.j_type, h.h_user, h.h_team, h.j_data) THEN 'payload'
-               END AS refusal
-          FROM heads h
-    ), inserted AS (
-        INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
-                                         data, actor, user_id, team_id, occurred_at, prev_hash, hash)
-        SELECT d.j_id, d.new_version, d.j_type, d.h_state, d.h_next, d.new_attempt, d.new_left, d.j_data, d.who,
-               d.owner, d.team, d.at, d.h_hash,
-               vjm.event_hash(d.h_hash, d.j_id, d.new_version, d.j_type, d.h_state, d.h_next, d.new_attempt,
-                              d.j_data, d.who, d.owner, d.team, d.at)
-          FROM decided d
-         WHERE d.refusal IS NULL
-         -- Creates in the order given (their positions are the feed's order); transitions by job, one
-         -- lock order on the (job_id, version) index for every batch.
-         ORDER BY CASE WHEN d.j_type = 'create' THEN d.j_item END, d.j_id
-        ON CONFLICT (job_id, version) DO NOTHING
-        RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
-                  e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
-                  e.data ->> 'platform_target' AS platform
-    ), entered AS (
-        INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued)
-        SELECT x.job_id, x.occurred_at, x.platform, x.attempts_left, true FROM inserted x WHERE x.type = 'create'
-    ), moved AS (
-        UPDATE vjm.run_queue q SET queued = (x.to_state = 'queued'), platform_target = coalesce(x.platform, q.platform_target)
-          FROM inserted x
-         WHERE q.job_id = x.job_id AND x.type NOT IN ('create', 'delete')
-           AND ('queued' IN (x.from_state, x.to_state) OR x.platform IS NOT NULL)
-    ), removed AS (
-        DELETE FROM vjm.run_queue q USING inserted x WHERE q.job_id = x.job_id AND x.type = 'delete'
-    ), rung AS (  -- after every insert of the statement (the aggregate reads them all), as the doorbell requires
-        SELECT vjm.ring_doorbell(a.newest, a.appended) IS NULL AS rang
-          FROM (SELECT max(x.position) AS newest, count(*)::integer AS appended FROM inserted x) a
-         WHERE p_ring AND a.appended > 0
-    ), outcome AS (
-        SELECT d.*, x.position, x.xact_id, x.version, x.from_state, x.to_state, x.attempt, x.attempts_left,
-               x.actor, x.user_id, x.team_id, x.occurred_at, x.prev_hash, x.hash,
-               CASE WHEN x.position IS NOT NULL THEN NULL WHEN d.refusal IS NULL THEN 'race'
-                    ELSE d.refusal END AS why
-          FROM decided d
-          LEFT JOIN inserted x ON x.job_id = d.j_id
-          LEFT JOIN rung ON true
-    ), explained AS (
-        SELECT o.*,
-               CASE o.why WHEN 'data' THEN '22023' WHEN 'user_id' THEN '22023' WHEN 'create' THEN '42501'
-                          WHEN 'payload' THEN '42501' WHEN 'race' THEN 'VJ409' ELSE o.why END AS code,
-               CASE o.why
-                   WHEN 'data' THEN 'data must be a JSON object and actor 1-200 characters'
-                   WHEN 'user_id' THEN 'user_id must be 1-128 characters'
-                   WHEN 'create' THEN format('not allowed to create a job for user %s in team %s', o.j_user,
-                                             coalesce(o.j_team::text, '<NULL>'))
-                   WHEN 'payload' THEN format('%s of job %s refused by row-level security (vjm.may_append): '
-                                              'a payload or owner this caller may not write', o.j_type, o.j_id)
-                   WHEN 'VJ404' THEN format('job %s not found', o.j_id)
-                   WHEN '42501' THEN format('not allowed to %s job %s', o.j_type, o.j_id)
-                   WHEN 'VJ409' THEN format('job %s is at version %s, expected %s', o.j_id, o.h_version, o.j_expected)
-                   WHEN 'race' THEN CASE WHEN o.j_type = 'create' THEN format('job %s already exists', o.j_id)
-                                    ELSE format('job %s changed while this %s was being appended', o.j_id, o.j_type) END
-                   WHEN 'VJ423' THEN format('attempt %s of job %s is stale, current attempt is %s', o.j_attempt,
-                                            o.j_id, o.h_attempt)
-                   WHEN 'VJ422' THEN format('cannot %s job %s in state %s', o.j_type, o.j_id, o.h_state)
-               END AS message
-          FROM outcome o
-    )
-    SELECT CASE WHEN p_strict AND x.why IS NOT NULL
-                THEN vjm.refuse(x.code, x.message, x.h_state, CASE x.why WHEN 'VJ423' THEN x.h_attempt::text END)
-                ELSE x.j_item::integer END,
-           x.code, x.message, CASE WHEN x.why IS NOT NULL THEN x.h_state END,
-           CASE x.why WHEN 'VJ423' THEN x.h_attempt::text END,
-           x.position, x.xact_id, x.j_id, x.version, x.j_type, x.from_state, x.to_state, x.attempt, x.attempts_left,
-           x.actor, x.user_id, x.team_id, x.occurred_at, x.prev_hash, x.hash
-      FROM explained x
-     ORDER BY x.j_item;
+    -- Items are inserted in the order given: the entry points pass creates in their order (the
+    -- feed's order) and transitions by job (one lock order on the (job_id, version) index).
+    -- Creates and transitions are decided by their own rules (vjm.decide_create, an expression the
+    -- planner inlines, so that a bulk import is one lean statement; vjm.decide_transition, which
+    -- reads the head) and inserted alike. Only the statements for the kinds present run.
+    result.appended := '{}';
+    IF 'create' = ANY (p_types) THEN
+        -- A new job enters the run queue in the same statement. A job id that exists already fails
+        -- the whole call (unique_violation): creates are all or nothing.
+        WITH appended AS (
+            INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
+                                             data, actor, user_id, team_id, occurred_at, prev_hash, hash)
+            SELECT d.job_id, d.version, d.type, d.from_state, d.to_state, d.attempt, d.attempts_left, d.data,
+                   d.actor, d.user_id, d.team_id, d.occurred_at, d.prev_hash, d.hash
+              FROM ROWS FROM (unnest(p_job_ids), unnest(p_types), jsonb_array_elements(p_data), unnest(p_actors),
+                              unnest(p_user_ids), unnest(p_team_ids))
+                   AS i(job_id, type, data, actor, user_id, team_id)
+             CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,  -- once per item: its time and its hash
+                                        CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
+                                             ELSE caller END AS who) t
+             CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data, t.who, i.user_id, i.team_id, t.at) d
+             WHERE i.type = 'create' AND d.refusal IS NULL
+            RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
+                      e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
+                      e.data ->> 'platform_target' AS platform_target
+        ), queued AS (
+            INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued)
+            SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true FROM appended a
+        )
+        SELECT coalesce(array_agg(a::vjm.appended), '{}'), max(a.position) INTO result.appended, newest
+          FROM appended a;
+    END IF;
+    IF n > 0 AND NOT 'create' = ALL (p_types) THEN
+        WITH appended AS (
+            INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
+                                             data, actor, user_id, team_id, occurred_at, prev_hash, hash)
+            SELECT d.job_id, d.version, d.type, d.from_state, d.to_state, d.attempt, d.attempts_left, d.data,
+                   d.actor, d.user_id, d.team_id, d.occurred_at, d.prev_hash, d.hash
+              FROM ROWS FROM (unnest(p_job_ids), unnest(p_types), jsonb_array_elements(p_data), unnest(p_actors),
+                              unnest(p_attempts), unnest(p_expected_versions))
+                   AS i(job_id, type, data, actor, attempt, expected)
+             CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,
+                                        CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
+                                             ELSE caller END AS who) t
+             CROSS JOIN LATERAL vjm.decide_transition(i.job_id, i.type, i.data, t.who, i.attempt, i.expected, t.at) d
+             WHERE i.type <> 'create' AND d.refusal IS NULL
+            ON CONFLICT (job_id, version) DO NOTHING
+            RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
+                      e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
+                      e.data ->> 'platform_target'
+        )
+        SELECT result.appended || coalesce(array_agg(a::vjm.appended), '{}'), greatest(newest, max(a.position))
+          INTO result.appended, newest
+          FROM appended a;
+    END IF;
+    result.refused := '{}';
+    IF cardinality(result.appended) < n THEN
+        -- Why the rest was refused, decided again on what is committed now (a race loser's head moved).
+        FOR r IN SELECT i.item, i.job_id, x.*
+                   FROM ROWS FROM (unnest(p_job_ids), unnest(p_types), jsonb_array_elements(p_data), unnest(p_actors),
+                                   unnest(p_attempts), unnest(p_expected_versions), unnest(p_user_ids),
+                                   unnest(p_team_ids))
+                        WITH ORDINALITY AS i(job_id, type, data, actor, attempt, expected, user_id, team_id, item)
+                  CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,
+                                             CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
+                                                  ELSE caller END AS who) t
+                  CROSS JOIN LATERAL vjm.decide(i.job_id, i.type, i.data, t.who, i.attempt, i.expected, i.user_id,
+                                                i.team_id, t.at) d
+                  CROSS JOIN LATERAL vjm.refusal_error(coalesce(d.refusal, 'race'), i.job_id, i.type, i.user_id,
+                                                       i.team_id, d.from_state, d.head_version, i.expected,
+                                                       i.attempt, d.head_attempt) x
+                  WHERE i.job_id <> ALL (SELECT a.job_id FROM unnest(result.appended) a)
+                  ORDER BY i.item LOOP
+            IF p_strict THEN
+                RAISE EXCEPTION USING ERRCODE = r.code, MESSAGE = r.message, DETAIL = coalesce(r.detail, ''),
+                                      HINT = coalesce(r.hint, '');
+            END IF;
+            result.refused := result.refused || ROW(r.item, r.job_id, r.code, r.message, r.detail, r.hint)::vjm.refusal;
+        END LOOP;
+    END IF;
+    IF newest IS NULL THEN
+        RETURN result;
+    END IF;
+    -- The run queue follows the log, in the same transaction (a create's entry came with it).
+    IF movers THEN  -- one statement per entry, each by its key: plans that stay index lookups as the queue grows
+        FOREACH ev IN ARRAY result.appended LOOP
+            IF ev.type = 'delete' THEN
+                DELETE FROM vjm.run_queue q WHERE q.job_id = ev.job_id;
+            ELSIF vjm.moves_in_queue(ev.type) THEN
+                UPDATE vjm.run_queue q SET queued = (ev.to_state = 'queued'),
+                                           platform_target = coalesce(ev.platform_target, q.platform_target)
+                 WHERE q.job_id = ev.job_id;
+            END IF;
+        END LOOP;
+    END IF;
+    IF p_ring THEN  -- after every insert, as the doorbell requires
+        PERFORM vjm.ring_doorbell(newest, cardinality(result.appended));
+    END IF;
+    RETURN result;
 END
 $$;
 
@@ -220,13 +338,12 @@ CREATE FUNCTION vjm.append_event(
 ) RETURNS vjm.job_events
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    g record;
+    a vjm.appended := (vjm.guard_append(ARRAY[p_job_id], ARRAY[p_type], jsonb_build_array(p_data), ARRAY[p_actor],
+                                        ARRAY[p_attempt], ARRAY[p_expected_version], ARRAY[p_user_id],
+                                        ARRAY[p_team_id], true, true)).appended[1];
 BEGIN
-    SELECT * INTO g FROM vjm.guard_append(ARRAY[p_job_id], ARRAY[p_type], jsonb_build_array(p_data), ARRAY[p_actor],
-                                          ARRAY[p_attempt], ARRAY[p_expected_version], ARRAY[p_user_id],
-                                          ARRAY[p_team_id], true, true);
-    RETURN ROW(g.position, g.xact_id, g.job_id, g.version, g.type, g.from_state, g.to_state, g.attempt,
-               g.attempts_left, p_data, g.actor, g.user_id, g.team_id, g.occurred_at, g.prev_hash, g.hash)::vjm.job_events;
+    RETURN ROW(a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt,
+               a.attempts_left, p_data, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash)::vjm.job_events;
 END
 $$;
 
@@ -249,10 +366,14 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 #variable_conflict use_column
 DECLARE
     n constant integer := coalesce(cardinality(p_job_ids), 0);
+    rounds constant integer := (SELECT max(c) FROM (SELECT count(*) AS c FROM unnest(p_job_ids) AS j GROUP BY j) per_job);
+    events vjm.appended[] := array_fill(NULL::vjm.appended, ARRAY[n]);  -- per item: its event,
+    errors vjm.refusal[] := array_fill(NULL::vjm.refusal, ARRAY[n]);      -- or why not
     todo integer[];
     again integer[];
-    rounds integer;
-    g record;
+    o vjm.outcome;
+    a vjm.appended;
+    f vjm.refusal;
     i integer;
     applied integer := 0;
     newest bigint;
@@ -268,39 +389,34 @@ BEGIN
     IF 'create' = ANY (p_types) THEN
         RAISE EXCEPTION 'vjm.append_events takes no creates: use vjm.append_create_batch' USING ERRCODE = '22023';
     END IF;
-    SELECT max(c) INTO rounds FROM (SELECT count(*) AS c FROM unnest(p_job_ids) AS j GROUP BY j) AS per_job;
     FOR r IN 1 .. coalesce(rounds, 0) LOOP
-        -- The r-th item of each job.
-        todo := ARRAY(SELECT o.i FROM (SELECT k.i, row_number() OVER (PARTITION BY k.j ORDER BY k.i) AS nth
+        -- The r-th item of each job, in job order.
+        todo := ARRAY(SELECT o.i FROM (SELECT k.i, k.j, row_number() OVER (PARTITION BY k.j ORDER BY k.i) AS nth
                                          FROM unnest(p_job_ids) WITH ORDINALITY AS k(j, i)) AS o
-                       WHERE o.nth = r ORDER BY o.i);
+                       WHERE o.nth = r ORDER BY o.j);
         FOR try IN 1 .. 3 LOOP
             EXIT WHEN cardinality(todo) = 0;
+            o := vjm.guard_append(
+                ARRAY(SELECT p_job_ids[t] FROM unnest(todo) AS t), ARRAY(SELECT p_types[t] FROM unnest(todo) AS t),
+                to_jsonb(ARRAY(SELECT p_data[t] FROM unnest(todo) AS t)),
+                ARRAY(SELECT p_actors[t] FROM unnest(todo) AS t), ARRAY(SELECT p_attempts[t] FROM unnest(todo) AS t),
+                ARRAY(SELECT p_expected_versions[t] FROM unnest(todo) AS t),
+                array_fill(NULL::text, ARRAY[cardinality(todo)]), array_fill(NULL::uuid, ARRAY[cardinality(todo)]),
+                false, false);
             again := '{}';
-            FOR g IN SELECT * FROM vjm.guard_append(
-                        ARRAY(SELECT p_job_ids[t] FROM unnest(todo) AS t), ARRAY(SELECT p_types[t] FROM unnest(todo) AS t),
-                        to_jsonb(ARRAY(SELECT p_data[t] FROM unnest(todo) AS t)),
-                        ARRAY(SELECT p_actors[t] FROM unnest(todo) AS t), ARRAY(SELECT p_attempts[t] FROM unnest(todo) AS t),
-                        ARRAY(SELECT p_expected_versions[t] FROM unnest(todo) AS t),
-                        array_fill(NULL::text, ARRAY[cardinality(todo)]), array_fill(NULL::uuid, ARRAY[cardinality(todo)]),
-                        false, false) LOOP
-                i := todo[g.item];
-                IF g.error_code = 'VJ409' AND p_expected_versions[i] IS NULL AND try < 3 THEN
+            FOREACH f IN ARRAY o.refused LOOP
+                i := todo[f.item];
+                IF f.code = 'VJ409' AND p_expected_versions[i] IS NULL AND try < 3 THEN
                     again := again || i;  -- lost a race: judge it again on the head the winner left
-                    CONTINUE;
+                ELSE
+                    errors[i] := f;
                 END IF;
-                item := i;
-                error_code := g.error_code; error_message := g.error_message;
-                error_detail := g.error_detail; error_hint := g.error_hint;
-                "position" := g.position; xact_id := g.xact_id; job_id := p_job_ids[i]; version := g.version;
-                type := g.type; from_state := g.from_state; to_state := g.to_state; attempt := g.attempt;
-                attempts_left := g.attempts_left; actor := g.actor; user_id := g.user_id; team_id := g.team_id;
-                occurred_at := g.occurred_at; data := CASE WHEN g.error_code IS NULL THEN p_data[i] END;
-                RETURN NEXT;
-                IF g.error_code IS NULL THEN
-                    applied := applied + 1;
-                    newest := greatest(newest, g.position);
-                END IF;
+            END LOOP;
+            FOREACH a IN ARRAY o.appended LOOP
+                i := todo[array_position(ARRAY(SELECT p_job_ids[t] FROM unnest(todo) AS t), a.job_id)];
+                events[i] := a;
+                applied := applied + 1;
+                newest := greatest(newest, a.position);
             END LOOP;
             todo := again;
         END LOOP;
@@ -308,6 +424,13 @@ BEGIN
     IF applied > 0 THEN
         PERFORM vjm.ring_doorbell(newest, applied);
     END IF;
+    RETURN QUERY
+    SELECT k, (errors[k]).code, (errors[k]).message, (errors[k]).detail, (errors[k]).hint, (events[k]).position,
+           (events[k]).xact_id, p_job_ids[k], (events[k]).version, (events[k]).type, (events[k]).from_state,
+           (events[k]).to_state, (events[k]).attempt, (events[k]).attempts_left, (events[k]).actor,
+           (events[k]).user_id, (events[k]).team_id, (events[k]).occurred_at,
+           CASE WHEN (events[k]).position IS NOT NULL THEN p_data[k] END
+      FROM generate_series(1, n) AS k;
 END
 $$;
 
@@ -323,7 +446,7 @@ DECLARE
     claimed uuid[];
     n integer;
     worker constant jsonb := jsonb_build_object('worker_id', p_worker_id);
-    g record;
+    o vjm.outcome;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
         RAISE EXCEPTION 'limit must be between 1 and 1000' USING ERRCODE = '22023';
@@ -344,19 +467,19 @@ BEGIN
         RETURN;
     END IF;
     n := cardinality(claimed);
-    FOR g IN SELECT * FROM vjm.guard_append(claimed, array_fill('start'::text, ARRAY[n]),
-                                            (SELECT jsonb_agg(worker) FROM generate_series(1, n)),
-                                            array_fill(p_worker_id, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
-                                            array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::text, ARRAY[n]),
-                                            array_fill(NULL::uuid, ARRAY[n]), true, false) LOOP
-        IF g.error_code IS NOT NULL THEN
-            RAISE EXCEPTION 'the run queue disagrees with the log: queued job % cannot start (%)', g.job_id,
-                            g.error_message USING ERRCODE = 'XX000', HINT = 'vjm projections verify lists them';
-        END IF;
-        RETURN NEXT ROW(g.position, g.xact_id, g.job_id, g.version, g.type, g.from_state, g.to_state, g.attempt,
-                        g.attempts_left, worker, g.actor, g.user_id, g.team_id, g.occurred_at, g.prev_hash,
-                        g.hash)::vjm.job_events;
-    END LOOP;
+    o := vjm.guard_append(claimed, array_fill('start'::text, ARRAY[n]),
+                          (SELECT jsonb_agg(worker) FROM generate_series(1, n)), array_fill(p_worker_id, ARRAY[n]),
+                          array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
+                          array_fill(NULL::text, ARRAY[n]), array_fill(NULL::uuid, ARRAY[n]), true, false);
+    IF cardinality(o.refused) > 0 THEN
+        RAISE EXCEPTION 'the run queue disagrees with the log: queued job % cannot start (%)', o.refused[1].job_id,
+                        o.refused[1].message USING ERRCODE = 'XX000', HINT = 'vjm projections verify lists them';
+    END IF;
+    RETURN QUERY
+    SELECT a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt, a.attempts_left,
+           worker, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash
+      FROM unnest(o.appended) a
+     ORDER BY array_position(claimed, a.job_id);
 END
 $$;
 
@@ -375,29 +498,34 @@ BEGIN
         RAISE EXCEPTION 'at most 100000 creates per call, got %', n USING ERRCODE = '22023';
     END IF;
     RETURN QUERY
-    SELECT g.position, g.xact_id, g.job_id, g.attempts_left, g.actor, g.occurred_at
-      FROM vjm.guard_append(p_job_ids, array_fill('create'::text, ARRAY[n]), p_data, p_actors,
-                            array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
-                            p_user_ids, p_team_ids, true, true) g;
+    SELECT a.position, a.xact_id, a.job_id, a.attempts_left, a.actor, a.occurred_at
+      FROM unnest((vjm.guard_append(p_job_ids, array_fill('create'::text, ARRAY[n]), p_data, p_actors,
+                                    array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
+                                    p_user_ids, p_team_ids, true, true)).appended) a;
 END
 $$;
 
--- vjm.append_create_batch for SQL callers: the payloads as jsonb[], the stored rows back.
+-- vjm.append_create_batch for SQL callers: the payloads as jsonb[], the stored rows back, in
+-- the order given.
 CREATE FUNCTION vjm.append_creates(
     p_job_ids uuid[], p_data jsonb[], p_actors text[], p_user_ids text[], p_team_ids uuid[]
 ) RETURNS SETOF vjm.job_events
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n constant integer := coalesce(cardinality(p_job_ids), 0);
+    o vjm.outcome;
 BEGIN
     IF n > 100000 THEN
         RAISE EXCEPTION 'at most 100000 creates per call, got %', n USING ERRCODE = '22023';
     END IF;
+    o := vjm.guard_append(p_job_ids, array_fill('create'::text, ARRAY[n]), coalesce(to_jsonb(p_data), '[]'), p_actors,
+                          array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
+                          p_user_ids, p_team_ids, true, true);
     RETURN QUERY
-    SELECT g.position, g.xact_id, g.job_id, g.version, g.type, g.from_state, g.to_state, g.attempt, g.attempts_left,
-           p_data[g.item], g.actor, g.user_id, g.team_id, g.occurred_at, g.prev_hash, g.hash
-      FROM vjm.guard_append(p_job_ids, array_fill('create'::text, ARRAY[n]), coalesce(to_jsonb(p_data), '[]'), p_actors,
-                            array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
-                            p_user_ids, p_team_ids, true, true) g;
+    SELECT a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt, a.attempts_left,
+           i.data, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash
+      FROM unnest(o.appended) a
+      JOIN unnest(p_job_ids, p_data) WITH ORDINALITY AS i(job_id, data, n) ON i.job_id = a.job_id
+     ORDER BY i.n;
 END
 $$;
