@@ -11,6 +11,7 @@ projection's lag, not on the job's history.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,6 @@ from .sqlfiles import load_queries
 
 Executor = asyncpg.Pool | asyncpg.Connection
 Row = dict[str, Any]
-JOB_COLUMNS = tuple(JobRow.model_fields)  # vjm.jobs, column by column
 MAX_APPENDS_PER_CALL = 50  # vjm.append_events takes at most 50 transitions per call
 
 
@@ -145,6 +145,7 @@ async def _read_before(executor: Executor, events: list[Event]) -> list[asyncpg.
         raise translate_error(exc) from exc
 
 
-def _job_row(base: asyncpg.Record) -> Row:
-    """A vjm.jobs row (a composite value, decoded by the driver) as the projector folds it."""
-    return dict(zip(JOB_COLUMNS, base, strict=True))
+def _job_row(base: Any) -> Row:
+    """A vjm.jobs row sent as JSON, with its column types back (what the projector folds)."""
+    values = json.loads(base) if isinstance(base, str) else base
+    return JobRow.model_validate(values).model_dump()

@@ -84,7 +84,7 @@ WITH claimed AS MATERIALIZED (
     SELECT * FROM vjm.claim_jobs($1, $2, $3)
 )
 SELECT 'new' AS kind, c.position, c.xact_id, c.job_id, c.version, c.type, c.from_state, c.to_state, c.attempt,
-       c.attempts_left, c.actor, c.user_id, c.team_id, c.occurred_at, c.data, NULL::vjm.jobs AS base
+       c.attempts_left, c.actor, c.user_id, c.team_id, c.occurred_at, c.data, NULL::jsonb AS base
   FROM claimed c
 UNION ALL
 SELECT 'before', b.position, b.xact_id, b.job_id, b.version, b.type, b.from_state, b.to_state, b.attempt,
@@ -101,7 +101,7 @@ WITH results AS MATERIALIZED (
 )
 SELECT 'new' AS kind, r.item, r.error_code, r.error_message, r.error_detail, r.error_hint, r.position, r.xact_id,
        r.job_id, r.version, r.type, r.from_state, r.to_state, r.attempt, r.attempts_left, r.actor, r.user_id,
-       r.team_id, r.occurred_at, r.data, NULL::vjm.jobs AS base
+       r.team_id, r.occurred_at, r.data, NULL::jsonb AS base
   FROM results r
 UNION ALL
 SELECT 'before', NULL, NULL, NULL, NULL, NULL, b.position, b.xact_id, b.job_id, b.version, b.type, b.from_state,
@@ -119,7 +119,7 @@ WITH appended AS MATERIALIZED (
     SELECT * FROM vjm.append_event($1, $2, $3, $4, $5, $6, $7, $8)
 )
 SELECT 'new' AS kind, a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt,
-       a.attempts_left, a.actor, a.user_id, a.team_id, a.occurred_at, NULL::jsonb AS data, NULL::vjm.jobs AS base
+       a.attempts_left, a.actor, a.user_id, a.team_id, a.occurred_at, NULL::jsonb AS data, NULL::jsonb AS base
   FROM appended a
 UNION ALL
 SELECT 'before', b.position, b.xact_id, b.job_id, b.version, b.type, b.from_state, b.to_state, b.attempt,

@@ -170,21 +170,24 @@ BEGIN
 END
 $$;
 
--- A job as it was just before each given version: its projected row (NULL when the
+-- A job as it was just before each given version: its projected row (JSON, NULL when the
 -- projection does not have it yet) and the events between that row and the version. A
 -- writer folds them with its new event into the job as it is now (listeners.fold), so a
 -- write reads the projection's lag, never the job's whole history. One row per event of
 -- that gap, or one row without an event when there is none. SECURITY INVOKER: the
--- caller's row level security applies.
+-- caller's row level security applies. `progress_percent` goes out as float8, the value a
+-- driver reads from the real column.
 CREATE FUNCTION vjm.jobs_before(p_job_ids uuid[], p_versions integer[])
-RETURNS TABLE (job_id uuid, base vjm.jobs, "position" bigint, xact_id xid8, version integer, type text,
+RETURNS TABLE (job_id uuid, base jsonb, "position" bigint, xact_id xid8, version integer, type text,
                from_state text, to_state text, attempt integer, attempts_left smallint, actor text, user_id text,
                team_id uuid, occurred_at timestamptz, data jsonb)
 LANGUAGE sql STABLE AS $$
-    SELECT w.job_id, b.j, e.position, e.xact_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
+    SELECT w.job_id, b.base, e.position, e.xact_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
            e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.data
       FROM unnest(p_job_ids, p_versions) AS w(job_id, version)
-      LEFT JOIN LATERAL (SELECT j, j.version FROM vjm.jobs j WHERE j.job_id = w.job_id) b ON true
+      LEFT JOIN LATERAL (
+            SELECT j.version, to_jsonb(j) || jsonb_build_object('progress_percent', j.progress_percent::float8) AS base
+              FROM vjm.jobs j WHERE j.job_id = w.job_id) b ON true
       LEFT JOIN LATERAL (
             SELECT s.* FROM vjm.job_events s
              WHERE s.job_id = w.job_id AND s.version > coalesce(b.version, 0) AND s.version < w.version
