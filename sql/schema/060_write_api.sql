@@ -369,7 +369,8 @@ DECLARE
     rounds constant integer := (SELECT max(c) FROM (SELECT count(*) AS c FROM unnest(p_job_ids) AS j GROUP BY j) per_job);
     events vjm.appended[] := array_fill(NULL::vjm.appended, ARRAY[n]);  -- per item: its event,
     errors vjm.refusal[] := array_fill(NULL::vjm.refusal, ARRAY[n]);      -- or why not
-    todo integer[];
+    todo integer[];  -- this round's items
+    ids uuid[];      -- and their jobs
     again integer[];
     o vjm.outcome;
     a vjm.appended;
@@ -396,8 +397,9 @@ BEGIN
                        WHERE o.nth = r ORDER BY o.j);
         FOR try IN 1 .. 3 LOOP
             EXIT WHEN cardinality(todo) = 0;
+            ids := ARRAY(SELECT p_job_ids[t] FROM unnest(todo) AS t);
             o := vjm.guard_append(
-                ARRAY(SELECT p_job_ids[t] FROM unnest(todo) AS t), ARRAY(SELECT p_types[t] FROM unnest(todo) AS t),
+                ids, ARRAY(SELECT p_types[t] FROM unnest(todo) AS t),
                 to_jsonb(ARRAY(SELECT p_data[t] FROM unnest(todo) AS t)),
                 ARRAY(SELECT p_actors[t] FROM unnest(todo) AS t), ARRAY(SELECT p_attempts[t] FROM unnest(todo) AS t),
                 ARRAY(SELECT p_expected_versions[t] FROM unnest(todo) AS t),
@@ -413,7 +415,7 @@ BEGIN
                 END IF;
             END LOOP;
             FOREACH a IN ARRAY o.appended LOOP
-                i := todo[array_position(ARRAY(SELECT p_job_ids[t] FROM unnest(todo) AS t), a.job_id)];
+                i := todo[array_position(ids, a.job_id)];
                 events[i] := a;
                 applied := applied + 1;
                 newest := greatest(newest, a.position);
