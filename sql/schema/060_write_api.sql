@@ -128,18 +128,6 @@ BEGIN
 END
 $$;
 
--- One item, either kind: a row of the guard's statements (the planner inlines it there).
-CREATE FUNCTION vjm.decide(
-    p_job_id uuid, p_type text, p_data jsonb, p_who text, p_attempt integer, p_expected integer,
-    p_user_id text, p_team_id uuid, p_at timestamptz
-) RETURNS SETOF vjm.decision
-LANGUAGE sql STABLE ROWS 1 AS $$
-    SELECT c.* FROM vjm.decide_create(p_job_id, p_data, p_who, p_user_id, p_team_id, p_at) c WHERE p_type = 'create'
-    UNION ALL
-    SELECT t.* FROM vjm.decide_transition(p_job_id, p_type, p_data, p_who, p_attempt, p_expected, p_at) t
-     WHERE p_type <> 'create'
-$$;
-
 -- A refusal as the error a caller sees: SQLSTATE, message, detail (the job's state), hint
 -- (the current attempt, for a stale one). 'race': another writer appended this version first.
 CREATE FUNCTION vjm.refusal_error(
@@ -176,16 +164,22 @@ CREATE TYPE vjm.refusal AS (item integer, job_id uuid, code text, message text, 
 -- items it refused (in item order).
 CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
 
--- The guard. Arrays of equal length, one element per item, inserted in the order given; a
--- job at most once per call (the caller splits a batch that names a job twice into rounds). p_data is a JSON array
--- of the payloads. p_user_ids and p_team_ids are read for creates only; every other event
--- takes its owner from the head. p_ring: ring the doorbell once for what was appended.
--- p_strict: raise the first refusal instead of returning it (nothing is then appended).
+-- The guard. Arrays of equal length, one element per item; either all creates or no
+-- create at all (the entry points never mix them); a job at most once per call (the caller
+-- splits a batch that names a job twice into rounds). p_data is a JSON array of the
+-- payloads. p_user_ids and p_team_ids are read for creates only; every other event takes
+-- its owner from the head. p_ring: ring the doorbell once for what was appended. p_strict:
+-- raise the first refusal instead of returning it (nothing is then appended).
 --
--- An item that lost a race with another writer (the unique (job_id, version) index) is
--- refused with VJ409 and nothing else changes; the caller may send it again. Only the
--- owner may call it: the entry points below are SECURITY DEFINER and pin the search_path
--- it runs with. It returns one value, not rows, so that a one-item call is one expression.
+-- Creates are one statement for the whole batch (a bulk import is one lean INSERT; a job id
+-- that exists already fails the call with unique_violation). Transitions are judged and
+-- inserted one by one, in the order given (the entry points pass them by job: one lock
+-- order on the (job_id, version) index): each judgement is a new statement, so it reads a
+-- head committed after the queue entries were locked. An item that lost a race with
+-- another writer (the unique (job_id, version) index) is refused: with the reason the
+-- winner's head gives, or VJ409 'race' if there is none (the caller may send it again). Only the owner may call it: the entry points below are
+-- SECURITY DEFINER and pin the search_path it runs with. It returns one value, not rows,
+-- so that a one-item call is one expression.
 CREATE FUNCTION vjm.guard_append(
     p_job_ids uuid[], p_types text[], p_data jsonb, p_actors text[], p_attempts integer[],
     p_expected_versions integer[], p_user_ids text[], p_team_ids uuid[], p_ring boolean, p_strict boolean
@@ -193,13 +187,13 @@ CREATE FUNCTION vjm.guard_append(
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     n constant integer := coalesce(cardinality(p_job_ids), 0);
+    creates constant boolean := p_types[1] = 'create';
     trusted constant boolean := vjm.may_fire('start');  -- only trusted callers name the actor
     caller constant text := vjm.current_user_id();
-    movers boolean := n = 1 AND vjm.moves_in_queue(p_types[1]);  -- does an item move a job in the run queue
-    moving uuid[];  -- the jobs whose queue entries the items move
-    entry uuid;
+    result vjm.outcome := ROW('{}', '{}');
+    verdict vjm.decision;
     ev vjm.appended;
-    result vjm.outcome;
+    entry uuid;
     newest bigint;
     r record;
 BEGIN
@@ -209,46 +203,26 @@ BEGIN
        OR coalesce(cardinality(p_user_ids), 0) <> n OR coalesce(cardinality(p_team_ids), 0) <> n THEN
         RAISE EXCEPTION 'every argument must have % elements', n USING ERRCODE = '22023';
     END IF;
-    -- (A condition with a sub-select is a query each time: only batches of more than one ask.)
-    IF n > 1 AND NOT 'create' = ALL (p_types) THEN  -- (a repeated create fails on the unique index)
-        IF (SELECT count(DISTINCT j) FROM unnest(p_job_ids) AS j) <> n THEN
-            RAISE EXCEPTION 'a job may appear once per call' USING ERRCODE = '22023';
-        END IF;
-        movers := coalesce((SELECT bool_or(vjm.moves_in_queue(t)) FROM unnest(p_types) t), false);
+    IF n = 0 THEN
+        RETURN result;
     END IF;
-    IF movers THEN  -- queue entries first (the lock order above), in job order, each by its key
-        moving := p_job_ids;
-        IF n > 1 THEN
-            moving := ARRAY(SELECT i.id FROM unnest(p_job_ids, p_types) AS i(id, t) WHERE vjm.moves_in_queue(i.t)
-                             ORDER BY i.id);
+    IF creates THEN
+        IF NOT 'create' = ALL (p_types) THEN
+            RAISE EXCEPTION 'a call appends creates or transitions, not both' USING ERRCODE = '22023';
         END IF;
-        FOREACH entry IN ARRAY moving LOOP
-            PERFORM 1 FROM vjm.run_queue q WHERE q.job_id = entry FOR UPDATE;
-        END LOOP;
-    END IF;
-    -- A new statement, so a new snapshot: the heads are read after the queue entries are locked.
-    -- Items are inserted in the order given: the entry points pass creates in their order (the
-    -- feed's order) and transitions by job (one lock order on the (job_id, version) index).
-    -- Creates and transitions are decided by their own rules (vjm.decide_create, an expression the
-    -- planner inlines, so that a bulk import is one lean statement; vjm.decide_transition, which
-    -- reads the head) and inserted alike. Only the statements for the kinds present run.
-    result.appended := '{}';
-    IF 'create' = ANY (p_types) THEN
-        -- A new job enters the run queue in the same statement. A job id that exists already fails
-        -- the whole call (unique_violation): creates are all or nothing.
+        -- A new job enters the run queue in the same statement.
         WITH appended AS (
             INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
                                              data, actor, user_id, team_id, occurred_at, prev_hash, hash)
             SELECT d.job_id, d.version, d.type, d.from_state, d.to_state, d.attempt, d.attempts_left, d.data,
                    d.actor, d.user_id, d.team_id, d.occurred_at, d.prev_hash, d.hash
-              FROM ROWS FROM (unnest(p_job_ids), unnest(p_types), jsonb_array_elements(p_data), unnest(p_actors),
-                              unnest(p_user_ids), unnest(p_team_ids))
-                   AS i(job_id, type, data, actor, user_id, team_id)
+              FROM ROWS FROM (unnest(p_job_ids), jsonb_array_elements(p_data), unnest(p_actors), unnest(p_user_ids),
+                              unnest(p_team_ids)) AS i(job_id, data, actor, user_id, team_id)
              CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,  -- once per item: its time and its hash
                                         CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
                                              ELSE caller END AS who) t
              CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data, t.who, i.user_id, i.team_id, t.at) d
-             WHERE i.type = 'create' AND d.refusal IS NULL
+             WHERE d.refusal IS NULL
             RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
                       e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
                       e.data ->> 'platform_target' AS platform_target
@@ -258,71 +232,87 @@ BEGIN
         )
         SELECT coalesce(array_agg(a::vjm.appended), '{}'), max(a.position) INTO result.appended, newest
           FROM appended a;
-    END IF;
-    IF n > 0 AND NOT 'create' = ALL (p_types) THEN
-        WITH appended AS (
-            INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
-                                             data, actor, user_id, team_id, occurred_at, prev_hash, hash)
-            SELECT d.job_id, d.version, d.type, d.from_state, d.to_state, d.attempt, d.attempts_left, d.data,
-                   d.actor, d.user_id, d.team_id, d.occurred_at, d.prev_hash, d.hash
-              FROM ROWS FROM (unnest(p_job_ids), unnest(p_types), jsonb_array_elements(p_data), unnest(p_actors),
-                              unnest(p_attempts), unnest(p_expected_versions))
-                   AS i(job_id, type, data, actor, attempt, expected)
-             CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,
-                                        CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
-                                             ELSE caller END AS who) t
-             CROSS JOIN LATERAL vjm.decide_transition(i.job_id, i.type, i.data, t.who, i.attempt, i.expected, t.at) d
-             WHERE i.type <> 'create' AND d.refusal IS NULL
-            ON CONFLICT (job_id, version) DO NOTHING
-            RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
-                      e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
-                      e.data ->> 'platform_target'
-        )
-        SELECT result.appended || coalesce(array_agg(a::vjm.appended), '{}'), greatest(newest, max(a.position))
-          INTO result.appended, newest
-          FROM appended a;
-    END IF;
-    result.refused := '{}';
-    IF cardinality(result.appended) < n THEN
-        -- Why the rest was refused, decided again on what is committed now (a race loser's head moved).
-        FOR r IN SELECT i.item, i.job_id, x.*
-                   FROM ROWS FROM (unnest(p_job_ids), unnest(p_types), jsonb_array_elements(p_data), unnest(p_actors),
-                                   unnest(p_attempts), unnest(p_expected_versions), unnest(p_user_ids),
-                                   unnest(p_team_ids))
-                        WITH ORDINALITY AS i(job_id, type, data, actor, attempt, expected, user_id, team_id, item)
-                  CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,
-                                             CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
-                                                  ELSE caller END AS who) t
-                  CROSS JOIN LATERAL vjm.decide(i.job_id, i.type, i.data, t.who, i.attempt, i.expected, i.user_id,
-                                                i.team_id, t.at) d
-                  CROSS JOIN LATERAL vjm.refusal_error(coalesce(d.refusal, 'race'), i.job_id, i.type, i.user_id,
-                                                       i.team_id, d.from_state, d.head_version, i.expected,
-                                                       i.attempt, d.head_attempt) x
-                  WHERE i.job_id <> ALL (SELECT a.job_id FROM unnest(result.appended) a)
-                  ORDER BY i.item LOOP
-            IF p_strict THEN
-                RAISE EXCEPTION USING ERRCODE = r.code, MESSAGE = r.message, DETAIL = coalesce(r.detail, ''),
-                                      HINT = coalesce(r.hint, '');
+        IF cardinality(result.appended) < n THEN  -- why the rest was refused
+            FOR r IN SELECT i.item, i.job_id, x.*
+                       FROM ROWS FROM (unnest(p_job_ids), jsonb_array_elements(p_data), unnest(p_actors),
+                                       unnest(p_user_ids), unnest(p_team_ids))
+                            WITH ORDINALITY AS i(job_id, data, actor, user_id, team_id, item)
+                      CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data,
+                                                           CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
+                                                                ELSE caller END, i.user_id, i.team_id, now()) d
+                      CROSS JOIN LATERAL vjm.refusal_error(d.refusal, i.job_id, 'create', i.user_id, i.team_id,
+                                                           NULL, NULL, NULL, NULL, NULL) x
+                      WHERE d.refusal IS NOT NULL
+                      ORDER BY i.item LOOP
+                IF p_strict THEN
+                    RAISE EXCEPTION USING ERRCODE = r.code, MESSAGE = r.message, DETAIL = coalesce(r.detail, ''),
+                                          HINT = coalesce(r.hint, '');
+                END IF;
+                result.refused := result.refused || ROW(r.item, r.job_id, r.code, r.message, r.detail, r.hint)::vjm.refusal;
+            END LOOP;
+        END IF;
+    ELSE
+        IF n > 1 AND (SELECT count(DISTINCT j) FROM unnest(p_job_ids) AS j) <> n THEN
+            RAISE EXCEPTION 'a job may appear once per call' USING ERRCODE = '22023';
+        END IF;
+        -- Queue entries first (the lock order above), in job order, each by its key.
+        IF n = 1 THEN
+            IF vjm.moves_in_queue(p_types[1]) THEN
+                PERFORM 1 FROM vjm.run_queue q WHERE q.job_id = p_job_ids[1] FOR UPDATE;
             END IF;
-            result.refused := result.refused || ROW(r.item, r.job_id, r.code, r.message, r.detail, r.hint)::vjm.refusal;
+        ELSE
+            FOR entry IN SELECT i.id FROM unnest(p_job_ids, p_types) AS i(id, t) WHERE vjm.moves_in_queue(i.t)
+                          ORDER BY i.id LOOP
+                PERFORM 1 FROM vjm.run_queue q WHERE q.job_id = entry FOR UPDATE;
+            END LOOP;
+        END IF;
+        FOR k IN 1 .. n LOOP
+            verdict := vjm.decide_transition(p_job_ids[k], p_types[k], p_data -> (k - 1),
+                                             CASE WHEN trusted THEN coalesce(p_actors[k], caller, session_user)
+                                                  ELSE caller END,
+                                             p_attempts[k], p_expected_versions[k], clock_timestamp());
+            IF verdict.refusal IS NULL THEN
+                INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
+                                                 data, actor, user_id, team_id, occurred_at, prev_hash, hash)
+                VALUES (verdict.job_id, verdict.version, verdict.type, verdict.from_state, verdict.to_state,
+                        verdict.attempt, verdict.attempts_left, verdict.data, verdict.actor, verdict.user_id,
+                        verdict.team_id, verdict.occurred_at, verdict.prev_hash, verdict.hash)
+                ON CONFLICT (job_id, version) DO NOTHING
+                RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
+                          e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
+                          e.data ->> 'platform_target' INTO ev;
+                IF NOT FOUND THEN  -- another writer appended this version first: why, on the winner's head
+                    verdict := vjm.decide_transition(p_job_ids[k], p_types[k], p_data -> (k - 1), verdict.actor,
+                                                     p_attempts[k], p_expected_versions[k], verdict.occurred_at);
+                    verdict.refusal := coalesce(verdict.refusal, 'race');
+                END IF;
+            END IF;
+            IF verdict.refusal IS NULL THEN
+                result.appended := result.appended || ev;
+                newest := ev.position;
+                -- The run queue follows the log, in the same transaction.
+                IF ev.type = 'delete' THEN
+                    DELETE FROM vjm.run_queue q WHERE q.job_id = ev.job_id;
+                ELSIF vjm.moves_in_queue(ev.type) THEN
+                    UPDATE vjm.run_queue q SET queued = (ev.to_state = 'queued'),
+                                               platform_target = coalesce(ev.platform_target, q.platform_target)
+                     WHERE q.job_id = ev.job_id;
+                END IF;
+            ELSE
+                SELECT x.* INTO r
+                  FROM vjm.refusal_error(verdict.refusal, p_job_ids[k], p_types[k], verdict.user_id, verdict.team_id,
+                                         verdict.from_state, verdict.head_version, p_expected_versions[k], p_attempts[k],
+                                         verdict.head_attempt) x;
+                IF p_strict THEN
+                    RAISE EXCEPTION USING ERRCODE = r.code, MESSAGE = r.message, DETAIL = coalesce(r.detail, ''),
+                                          HINT = coalesce(r.hint, '');
+                END IF;
+                result.refused := result.refused
+                                  || ROW(k, p_job_ids[k], r.code, r.message, r.detail, r.hint)::vjm.refusal;
+            END IF;
         END LOOP;
     END IF;
-    IF newest IS NULL THEN
-        RETURN result;
-    END IF;
-    -- The run queue follows the log, in the same transaction (a create's entry came with it).
-    IF movers THEN  -- one statement per entry, each by its key: plans that stay index lookups as the queue grows
-        FOREACH ev IN ARRAY result.appended LOOP
-            IF ev.type = 'delete' THEN
-                DELETE FROM vjm.run_queue q WHERE q.job_id = ev.job_id;
-            ELSIF vjm.moves_in_queue(ev.type) THEN
-                UPDATE vjm.run_queue q SET queued = (ev.to_state = 'queued'),
-                                           platform_target = coalesce(ev.platform_target, q.platform_target)
-                 WHERE q.job_id = ev.job_id;
-            END IF;
-        END LOOP;
-    END IF;
-    IF p_ring THEN  -- after every insert, as the doorbell requires
+    IF p_ring AND newest IS NOT NULL THEN  -- after every insert, as the doorbell requires
         PERFORM vjm.ring_doorbell(newest, cardinality(result.appended));
     END IF;
     RETURN result;
