@@ -83,12 +83,15 @@ DECLARE
     budget smallint;
     legal text[];
 BEGIN
-    SELECT string_agg(format('WHEN trigger = %L AND from_state = %L%s THEN %L', t.trigger, t.from_state,
-                             CASE t.guard WHEN 'has_attempts_left' THEN ' AND attempts_left > 0'
-                                          WHEN 'attempts_exhausted' THEN ' AND attempts_left = 0'
-                                          ELSE '' END, t.to_state),
-                      ' ' ORDER BY t.trigger, t.from_state, t.guard)
-      INTO transitions FROM vjm.transitions t;
+    -- One simple CASE on 'trigger:from_state' (a short expression: PostgreSQL compiles it again in
+    -- every transaction); a guarded pair becomes a CASE on attempts_left.
+    SELECT string_agg(format('WHEN %L THEN %s', g.pair, g.target), ' ' ORDER BY g.pair) INTO transitions
+      FROM (SELECT t.trigger || ':' || t.from_state AS pair,
+                   CASE WHEN count(*) = 1 AND bool_and(t.guard IS NULL) THEN quote_literal(min(t.to_state))
+                        ELSE 'CASE ' || string_agg(format('WHEN attempts_left %s 0 THEN %L',
+                                                          CASE t.guard WHEN 'has_attempts_left' THEN '>' ELSE '=' END,
+                                                          t.to_state), ' ' ORDER BY t.guard) || ' END' END AS target
+              FROM vjm.transitions t GROUP BY t.trigger, t.from_state) g;
     SELECT string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fired_by = 'processor'),
            string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fenced)
       INTO processor, fenced FROM vjm.trigger_rules r;
@@ -96,7 +99,8 @@ BEGIN
     SELECT string_agg(DISTINCT quote_literal(t.trigger), ', ') INTO queue_movers FROM vjm.transitions t
      WHERE 'queued' IN (t.from_state, t.to_state) AND t.from_state <> 'absent';
     EXECUTE format('CREATE FUNCTION vjm.next_state(trigger text, from_state text, attempts_left smallint) '
-                   'RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT CASE %s END $f$', transitions);
+                   'RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT CASE trigger || '':'' || from_state %s END $f$',
+                   transitions);
     EXECUTE format('CREATE FUNCTION vjm.fired_by_processor(trigger text) RETURNS boolean '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', processor);
     EXECUTE format('CREATE FUNCTION vjm.fenced(trigger text) RETURNS boolean '

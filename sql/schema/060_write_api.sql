@@ -101,11 +101,13 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     d vjm.decision;
     h record;
+    target text;
 BEGIN
     SELECT e.version, e.to_state, e.attempt, e.attempts_left, e.user_id, e.team_id, e.hash INTO h
       FROM vjm.job_events e WHERE e.job_id = p_job_id ORDER BY e.version DESC LIMIT 1;
-    -- Few, whole expressions: plpgsql prepares each one again in every transaction.
-    d := ROW(p_job_id, h.version + 1, p_type, h.to_state, vjm.next_state(p_type, h.to_state, h.attempts_left),
+    -- Few, small expressions: plpgsql compiles each one again in every transaction.
+    target := vjm.next_state(p_type, h.to_state, h.attempts_left);
+    d := ROW(p_job_id, h.version + 1, p_type, h.to_state, target,
              h.attempt + (p_type = 'start')::integer,
              CASE p_type WHEN 'start' THEN h.attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(p_job_id)
                          ELSE h.attempts_left END,
@@ -117,7 +119,7 @@ BEGIN
                   WHEN p_expected IS NOT NULL AND p_expected <> h.version THEN 'VJ409'
                   WHEN p_attempt IS NOT NULL AND p_attempt <> h.attempt AND vjm.fenced(p_type)
                       THEN CASE WHEN h.to_state = 'processing' THEN 'VJ423' ELSE 'VJ422' END
-                  WHEN vjm.next_state(p_type, h.to_state, h.attempts_left) IS NULL THEN 'VJ422'
+                  WHEN target IS NULL THEN 'VJ422'
                   WHEN NOT vjm.may_append(p_type, h.user_id, h.team_id, p_data) THEN 'payload' END,
              h.version, h.attempt)::vjm.decision;
     IF d.refusal IS NULL THEN
