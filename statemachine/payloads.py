@@ -1,83 +1,83 @@
-"""Event payloads: one frozen pydantic model per event type, with real bounds.
+"""Event payloads: one frozen pydantic model per event type, built from the rule table.
 
-These are the only shapes ever written into `vjm.job_events.data`.
+These are the only shapes ever written into `vjm.job_events.data`. The rules (keys,
+types, bounds, characters) are `statemachine.payload_rules.PAYLOAD_RULES`; the database
+enforces the same table with `vjm.payload_ok` (sql/schema/025_payload_rules.sql), so a
+raw SQL caller gets no further than Python would let it.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from enum import StrEnum
+import functools
+import re
 from typing import Annotated, Any, NotRequired
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from .errors import ValidationError
 from .machine import Trigger
+from .payload_rules import (
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_ATTEMPTS_LIMIT,
+    MAX_ERROR_TEXT,
+    MAX_FILENAME,
+    MAX_OUTPUT_PATHS,
+    MAX_PATH_LENGTH,
+    MAX_REASON,
+    MAX_WORKER_ID,
+    SHAPE_RULES,
+    Chars,
+    EnhancementLevel,
+    FieldRule,
+    Kind,
+    Platform,
+    QualityPreset,
+    rules_of,
+)
 
-MAX_FILENAME = 255
-MAX_OUTPUT_PATHS = 100
-MAX_PATH_LENGTH = 1024
-MAX_ERROR_TEXT = 4000
-MAX_REASON = 500
-MAX_WORKER_ID = 128
-MAX_ATTEMPTS_LIMIT = 20
+__all__ = ["DEFAULT_MAX_ATTEMPTS", "MAX_ATTEMPTS_LIMIT", "MAX_ERROR_TEXT", "MAX_FILENAME", "MAX_OUTPUT_PATHS",
+           "MAX_PATH_LENGTH", "MAX_REASON", "MAX_WORKER_ID", "PAYLOADS", "CompleteData", "CreateData",
+           "CreateFields", "EnhancementLevel", "FailData", "MetadataData", "Payload", "Platform", "ProgressData",
+           "QualityPreset", "ReasonData", "StartData", "TimeOutData", "VoidData", "field_type", "to_validation_error",
+           "validate_creates", "validate_payload"]
 
-
-class Platform(StrEnum):
-    """Where the clips are published."""
-
-    TIKTOK = "tiktok"
-    INSTAGRAM = "instagram"
-    YOUTUBE_SHORTS = "youtube_shorts"
-
-
-class QualityPreset(StrEnum):
-    """Output quality chosen by the user."""
-
-    DRAFT = "draft"
-    STANDARD = "standard"
-    PRO = "pro"
-    ULTRA = "ultra"
-
-
-class EnhancementLevel(StrEnum):
-    """How much post-processing (denoise, upscale, colour) is applied."""
-
-    NONE = "none"
-    BASIC = "basic"
-    ADVANCED = "advanced"
-    MAXIMUM = "maximum"
+_REFUSALS = {
+    Chars.NAME: "must be a file name: not blank, not . or .., without path separators, control, format or "
+                "line separator characters",
+    Chars.LINE: "must not contain control, format or line separator characters",
+    Chars.TEXT: "must not contain NUL characters",
+}
 
 
-def _has_control_chars(text: str) -> bool:
-    if text.isprintable():  # fast path: every control, format, surrogate, private or unassigned char is not
-        return False
-    return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in text)
+def _refusing(chars: Chars) -> AfterValidator:
+    match = re.compile(chars.value).search
+    message = _REFUSALS[chars]
+
+    def check(value: str) -> str:
+        if match(value):
+            raise ValueError(message)
+        return value
+    return AfterValidator(check)
 
 
-def _clean_filename(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    if "/" in value or "\\" in value:
-        raise ValueError("must not contain path separators")
-    if _has_control_chars(value):
-        raise ValueError("must not contain control or format characters")
-    if value in {".", ".."}:
-        raise ValueError("must be a file name")
-    return value
-
-
-def _clean_text(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-Filename = Annotated[str, Field(min_length=1, max_length=MAX_FILENAME)]
-OutputPath = Annotated[str, Field(min_length=1, max_length=MAX_PATH_LENGTH)]
-Text = Annotated[str, Field(max_length=MAX_REASON)]
+@functools.cache
+def field_type(rule: FieldRule) -> Any:
+    """The pydantic type of one rule (without its optionality): strict numbers (no bools, no
+    numeric strings), strict strings with their length and characters, the choice's enum.
+    One object per rule, so that CreateData and CreateFields declare identical types."""
+    if rule.kind is Kind.CHOICE:
+        return rule.choices
+    if rule.kind is Kind.INTEGER:
+        return Annotated[int, Field(strict=True, ge=rule.minimum, le=rule.maximum)]
+    if rule.kind is Kind.NUMBER:
+        return Annotated[float, Field(strict=True, ge=rule.minimum, le=rule.maximum, allow_inf_nan=False)]
+    text = Annotated[str, Field(strict=True, min_length=rule.min_length, max_length=rule.max_length),
+                     _refusing(rule.chars)]
+    if rule.kind is Kind.STRING:
+        return text
+    return Annotated[list[text], Field(max_length=rule.max_items)]
 
 
 class Payload(BaseModel):
@@ -86,113 +86,56 @@ class Payload(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False, str_strip_whitespace=False)
 
 
-# A create's fields, shared by CreateData and CreateFields (the same rules, two shapes).
-UploadFilename = Annotated[Filename, AfterValidator(_clean_filename)]
-FileSize = Annotated[int, Field(strict=True, ge=0, le=2**53)]
-ClipCount = Annotated[int, Field(strict=True, ge=1, le=50)]
-MaxAttempts = Annotated[int, Field(strict=True, ge=1, le=MAX_ATTEMPTS_LIMIT)]
-DEFAULT_MAX_ATTEMPTS = 3
-
-
-class CreateData(Payload):
-    """The metadata of a new upload."""
-
-    original_filename: UploadFilename
-    original_filesize: FileSize
-    clip_count: ClipCount
-    quality_preset: QualityPreset
-    enhancement_level: EnhancementLevel
-    platform_target: Platform
-    max_attempts: MaxAttempts = DEFAULT_MAX_ATTEMPTS
-
-
-class CreateFields(TypedDict):
-    """CreateData's fields as a plain dict: bulk creates validate straight into the stored form.
-
-    Keep the two in step (tests/unit/test_bulk_validation.py checks that they declare the
-    same fields and accept, refuse and store alike).
-    """
-
-    __pydantic_config__ = ConfigDict(extra="forbid", strict=False, str_strip_whitespace=False,
-                                     use_enum_values=True)
-
-    original_filename: UploadFilename
-    original_filesize: FileSize
-    clip_count: ClipCount
-    quality_preset: QualityPreset
-    enhancement_level: EnhancementLevel
-    platform_target: Platform
-    max_attempts: NotRequired[MaxAttempts]
-
-
-class StartData(Payload):
-    """A processor took the job."""
-
-    worker_id: Annotated[str, Field(min_length=1, max_length=MAX_WORKER_ID)] | None = None
-
-    _worker = field_validator("worker_id")(classmethod(lambda cls, v: v if v is None else _clean_text(v)))
-
-
-class ProgressData(Payload):
-    """How far the current attempt has got."""
-
-    percent: Annotated[float, Field(strict=True, ge=0, le=100, allow_inf_nan=False)] | None = None
-    clips_done: Annotated[int, Field(strict=True, ge=0, le=50)] | None = None
-
-
-class CompleteData(Payload):
-    """The clips were produced."""
-
-    output_paths: Annotated[list[OutputPath], Field(max_length=MAX_OUTPUT_PATHS)]
-    processing_time: Annotated[float, Field(strict=True, ge=0, le=7 * 24 * 3600, allow_inf_nan=False)] | None = None
-
-    @field_validator("output_paths")
-    @classmethod
-    def _paths(cls, paths: list[str]) -> list[str]:
-        for path in paths:
-            if _has_control_chars(path):
-                raise ValueError("paths must not contain control characters")
-        return paths
-
-
-class FailData(Payload):
-    """The processor gave up on this attempt."""
-
-    error: Annotated[str, Field(min_length=1, max_length=MAX_ERROR_TEXT)]
-
-    _error = field_validator("error")(classmethod(lambda cls, v: _clean_text(v)))
-
-
-class ReasonData(Payload):
-    """Cancel, retry and delete may say why."""
-
-    reason: Text | None = None
-
-
-class TimeOutData(Payload):
-    """The stuck detector reset the job."""
-
-    reason: Text | None = None
-    idle_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-
-
-class MetadataData(Payload):
-    """A change to the job's metadata; at least one field."""
-
-    original_filename: Filename | None = None
-    clip_count: Annotated[int, Field(strict=True, ge=1, le=50)] | None = None
-    quality_preset: QualityPreset | None = None
-    enhancement_level: EnhancementLevel | None = None
-    platform_target: Platform | None = None
-
-    _filename = field_validator("original_filename")(
-        classmethod(lambda cls, v: v if v is None else _clean_filename(v)))
+class _AtLeastOne(Payload):
+    """A payload that must name at least one field (with a value that is not null)."""
 
     @pydantic.model_validator(mode="after")
-    def _not_empty(self) -> MetadataData:
+    def _not_empty(self) -> _AtLeastOne:
         if not self.model_dump(exclude_none=True):
-            raise ValueError("at least one metadata field is required")
+            raise ValueError(f"at least one field is required: {', '.join(type(self).model_fields)}")
         return self
+
+
+def _model(name: str, trigger: Trigger, doc: str) -> type[Payload]:
+    fields: dict[str, Any] = {}
+    for rule in rules_of(trigger):
+        kind = field_type(rule)
+        if rule.required:
+            fields[rule.key] = (kind, ...)
+        elif rule.nullable:
+            fields[rule.key] = (kind | None, None)
+        else:
+            fields[rule.key] = (kind, rule.default)
+    shape = next(s for s in SHAPE_RULES if s.trigger is trigger)
+    model = pydantic.create_model(name, __base__=_AtLeastOne if shape.at_least_one else Payload,
+                                  __module__=__name__, __doc__=doc, **fields)
+    return model
+
+
+CreateData = _model("CreateData", Trigger.CREATE, "The metadata of a new upload.")
+StartData = _model("StartData", Trigger.START, "A processor took the job.")
+ProgressData = _model("ProgressData", Trigger.PROGRESS, "How far the current attempt has got.")
+CompleteData = _model("CompleteData", Trigger.COMPLETE, "The clips were produced.")
+FailData = _model("FailData", Trigger.FAIL, "The processor gave up on this attempt.")
+ReasonData = _model("ReasonData", Trigger.CANCEL, "Cancel, retry and delete may say why.")
+TimeOutData = _model("TimeOutData", Trigger.TIME_OUT, "The stuck detector reset the job.")
+MetadataData = _model("MetadataData", Trigger.UPDATE_METADATA, "A change to the job's metadata; at least one field.")
+VoidData = _model("VoidData", Trigger.VOID, "An admin voids an earlier event of the job (by position), with a reason.")
+
+
+def _create_fields() -> Any:
+    annotations: dict[str, Any] = {}
+    for rule in rules_of(Trigger.CREATE):
+        annotations[rule.key] = field_type(rule) if rule.required else NotRequired[field_type(rule)]
+    fields = TypedDict("CreateFields", annotations)  # type: ignore[operator]
+    fields.__pydantic_config__ = ConfigDict(extra="forbid", strict=False, str_strip_whitespace=False,
+                                            use_enum_values=True)
+    fields.__doc__ = ("CreateData's fields as a plain dict: bulk creates validate straight into the stored form "
+                      "(the same rows of the rule table, so the two accept, refuse and store alike).")
+    return fields
+
+
+CreateFields = _create_fields()
 
 
 PAYLOADS: dict[Trigger, type[Payload]] = {
@@ -206,6 +149,7 @@ PAYLOADS: dict[Trigger, type[Payload]] = {
     Trigger.TIME_OUT: TimeOutData,
     Trigger.UPDATE_METADATA: MetadataData,
     Trigger.DELETE: ReasonData,
+    Trigger.VOID: VoidData,
 }
 
 
