@@ -145,7 +145,7 @@ def run_standalone(run: Callable[[str, bool], Awaitable[dict]], doc: str | None)
     """`python -m bench.<workload> [--smoke] [--embedded]`: one workload on a fresh database, JSON on stdout."""
     import argparse
 
-    from videojobs.logs import configure_logging
+    from store.logs import configure_logging
 
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
     parser.add_argument("--smoke", action="store_true", help="small and quick (CI)")
@@ -183,7 +183,7 @@ async def projector_process(url: str) -> AsyncIterator[None]:
 
 def _run_projector(url: str, ready, stop) -> None:
     from listeners import Projector, ProjectorConfig
-    from videojobs.logs import configure_logging
+    from store.logs import configure_logging
 
     configure_logging("WARNING", json=True)
 

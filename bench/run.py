@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from videojobs.logs import configure_logging
+from store.logs import configure_logging
 
 from . import bulk_create, fanout, lifecycle, projection_lag, reads, rebuild, write_path
 from .common import bench_server, fresh_database, server_facts, write_json

@@ -1,9 +1,5 @@
 """vjm application layer: `connect()` gives a VideoJobManager; also configuration, CLI and HTTP API."""
 
-import os as _os
-
-import structlog as _structlog
-
 from statemachine import (
     AccessDenied,
     ConcurrencyConflict,
@@ -17,7 +13,6 @@ from statemachine import (
 
 from .config import Settings
 from .connect import connect
-from .logs import configure_logging as _configure_logging
 from .manager import VideoJobManager
 from .models import (
     Attempt,
@@ -38,6 +33,3 @@ __all__ = [
     "InvalidTransition", "StaleAttempt", "ConcurrencyConflict", "AccessDenied", "DatabaseUnavailable",
 ]
 
-if not _structlog.is_configured():
-    # structlog's own default prints every debug line to stdout; a library should be quiet.
-    _configure_logging(_os.environ.get("VJM_LOG_LEVEL", "WARNING"))

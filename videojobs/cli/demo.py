@@ -21,11 +21,11 @@ from rich.live import Live
 
 from listeners import Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig, subscribe_job_changes
 from store.identity import create_role_pool
+from store.logs import configure_logging
 
 from ..config import Settings
 from ..connect import connect, login_of, service_role_for
 from ..database import provide_database
-from ..logs import configure_logging
 from ..manager import VideoJobManager
 from .demo_actors import WORKERS, Cast, Processor
 from .demo_screen import DemoScreen

@@ -13,8 +13,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from statemachine import DatabaseUnavailable, MigrationError, ValidationError, VJMError
+from store.logs import configure_logging
 
-from ..logs import configure_logging
 from . import audit, demo, jobs, listen, maintenance, migrate, projections, stats, up, watch
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
