@@ -15,11 +15,15 @@ up), so under load it projects in batches and nobody rings. If it cannot arm for
 with the sessions that hold the lock.
 
 Leadership: every projector holds one dedicated connection. The active one holds
-a session advisory lock on it (`projection_leader_try_lock`); standbys retry the
-lock every `takeover_interval`, so when the leader's backend dies its lock goes
-with it and a standby takes over within about that interval. The apply
-transaction runs on the same connection as the lock, so a leader that lost its
-connection cannot commit anything; and the checkpoint row lock in
+the lease of its name in vjm.projector_leases (`vjm.try_lead_projector`), a row
+only vjm_projector may write, so no other role can squat it (an advisory lock
+could be taken by any session). The lease names the leader's backend pid; it
+binds while that backend lives and the leader renews it (every `lease_ttl`/3,
+also between batches of a long catch-up). Standbys try every `takeover_interval`:
+when the leader's backend dies its lease is free at once, when the leader hangs
+it is free after `lease_ttl`. A standby logs `projector_standby` with the
+holder's pid every `standby_log_interval`; a leader that finds its lease taken
+logs `projector_leadership_lost` and stands by. The checkpoint row lock in
 listeners/batch.py makes even two simultaneous appliers harmless.
 
 Lag: `lag()` counts committed events after the checkpoint and how old the oldest
@@ -44,6 +48,7 @@ from store.projections import (
     doorbell_holders,
     ensure_checkpoint,
     get_checkpoint,
+    get_leadership,
     prune_changes,
     release_doorbell,
     sample_lag,
@@ -77,6 +82,8 @@ class ProjectorConfig(BaseModel):
     horizon_warn_after: float = Field(30.0, ge=0)
     change_retention: float = Field(7 * 86400.0, gt=0)
     prune_interval: float = Field(3600.0, gt=0)
+    lease_ttl: float = Field(30.0, ge=1, le=86400)  # at least 3 x poll_interval is used
+    standby_log_interval: float = Field(60.0, gt=0)
 
     @model_validator(mode="after")
     def _busy_polls_in_order(self) -> ProjectorConfig:
@@ -107,6 +114,8 @@ class Projector:
                                               max_backoff=config.max_backoff, on_notify=self._rang)
         self._lock = asyncio.Lock()
         self._leader_pid: int | None = None
+        self._renew_at = 0.0
+        self._standby_logged_at: float | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._failures = 0
@@ -126,7 +135,7 @@ class Projector:
 
     @property
     def is_leader(self) -> bool:
-        """True while this projector holds the advisory lock on a live connection."""
+        """True while this projector holds its lease (as of its last renewal) on a live connection."""
         conn = self._listening.connection
         return conn is not None and self._leader_pid == conn.get_server_pid()
 
@@ -152,6 +161,8 @@ class Projector:
         """Apply batches (one transaction each) until a batch comes back short."""
         total = ProjectionResult(leader=True, cursor=self.cursor)
         while True:
+            if time.monotonic() >= self._renew_at and not await self._lead(conn):
+                return total  # the lease was lost during a long catch-up: stand by
             batch = await project_batch(conn, self.config.name, batch_size=self.config.batch_size,
                                         per_job_limit=self.config.notify_per_job_limit)
             self.cursor = batch.cursor
@@ -162,17 +173,39 @@ class Projector:
                 return total
 
     async def _lead(self, conn) -> bool:
+        """Take the lease, or renew it when due; False on a standby."""
         pid = conn.get_server_pid()
+        if self._leader_pid == pid and time.monotonic() < self._renew_at:
+            return True
+        ttl = max(self.config.lease_ttl, 3 * self.config.poll_interval)  # a sleeping leader renews on waking
+        due = time.monotonic() + ttl / 3
+        if not await try_lock_leadership(conn, self.config.name, ttl):
+            if self._leader_pid == pid:
+                log.warning("projector_leadership_lost", name=self.config.name, pid=pid)
+            self._leader_pid = None
+            await self._log_standby(conn)
+            return False
+        self._renew_at, self._standby_logged_at = due, None
         if self._leader_pid == pid:
             return True
-        if not await try_lock_leadership(conn, self.config.name):
-            return False
         await ensure_checkpoint(conn, self.config.name)
         self._leader_pid = pid
         checkpoint = await get_checkpoint(conn, self.config.name)
         self.cursor = checkpoint.cursor
         log.info("projector_leader_acquired", name=self.config.name, pid=pid, cursor=list(self.cursor))
         return True
+
+    async def _log_standby(self, conn) -> None:
+        """Who leads instead of us: logged when we start standing by, then every standby_log_interval."""
+        now = time.monotonic()
+        if self._standby_logged_at is not None and now - self._standby_logged_at < self.config.standby_log_interval:
+            return
+        self._standby_logged_at = now
+        lease = await get_leadership(conn, self.config.name) or {}
+        log.info("projector_standby", name=self.config.name, pid=conn.get_server_pid(),
+                 holder_pid=lease.get("holder_pid"), holder_live=lease.get("live"),
+                 acquired_at=_iso(lease.get("acquired_at")), renewed_at=_iso(lease.get("renewed_at")),
+                 expires_at=_iso(lease.get("expires_at")))
 
     async def lag(self) -> LagSample:
         """Events and seconds behind; warns when an open transaction holds the horizon back."""
@@ -302,3 +335,7 @@ class Projector:
                 await self._stopping.wait()
         except TimeoutError:
             pass
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None

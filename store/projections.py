@@ -185,14 +185,20 @@ async def lock_checkpoint(conn: asyncpg.Connection, name: str) -> Checkpoint:
     return Checkpoint.model_validate(dict(row.items()))
 
 
-async def try_lock_leadership(conn: asyncpg.Connection, name: str) -> bool:
-    """Try to take the projector's session advisory lock on this connection."""
-    return bool(await conn.fetchval(_q("projection_leader_try_lock"), name))
+async def try_lock_leadership(conn: asyncpg.Connection, name: str, ttl: float = 30.0) -> bool:
+    """Take or renew the projector's lease (vjm.projector_leases) for `ttl` seconds; True while this session leads."""
+    return bool(await conn.fetchval(_q("projection_leader_try_lock"), name, float(ttl)))
 
 
 async def unlock_leadership(conn: asyncpg.Connection, name: str) -> None:
-    """Release the projector's advisory lock."""
+    """Give the projector's lease up."""
     await conn.fetchval(_q("projection_leader_unlock"), name)
+
+
+async def get_leadership(executor: Executor, name: str) -> dict[str, Any] | None:
+    """Who holds the projector's lease: name, holder_pid, acquired_at, renewed_at, expires_at, live."""
+    row = await executor.fetchrow(_q("projection_leader_get"), name)
+    return dict(row.items()) if row else None
 
 
 async def arm_doorbell(conn: asyncpg.Connection, cursor: tuple[int, int]) -> str:

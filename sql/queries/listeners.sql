@@ -20,12 +20,19 @@ UPDATE vjm.projection_checkpoints
  WHERE name = $1;
 
 -- projection_leader_try_lock --
--- Try to become the active projector: a session advisory lock held on the projector's connection.
-SELECT vjm.try_lead_projector($1);
+-- Take or renew the projector's lease for $2 seconds (vjm.projector_leases): true while this session leads.
+SELECT vjm.try_lead_projector($1, make_interval(secs => $2::float8));
 
 -- projection_leader_unlock --
--- Give up leadership (closing the connection does the same).
+-- Give up leadership (closing the connection frees the lease too).
 SELECT vjm.stop_leading_projector($1);
+
+-- projection_leader_get --
+-- Who holds the projector's lease, and whether it still binds (for a standby's log and status).
+SELECT l.name, l.holder_pid, l.acquired_at, l.renewed_at, l.expires_at,
+       vjm.projector_lease_live(l) AS live
+  FROM vjm.projector_leases l
+ WHERE l.name = $1;
 
 -- projection_doorbell_arm --
 -- About to sleep after catching up to the cursor: 'armed' (doorbell lock held), 'pending', 'held' or 'busy'.

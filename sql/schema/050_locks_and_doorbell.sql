@@ -7,18 +7,73 @@ SET LOCAL ROLE vjm_owner;
 CREATE FUNCTION vjm.doorbell_lock_class() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1986359921 $$;
 
-CREATE FUNCTION vjm.projector_lock_class() RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1986359920 $$;
+-- Projector leadership: a lease, one row per projector name, that only vjm_projector (and
+-- the owner) may write. Not an advisory lock: any session may take any advisory key, so a
+-- session that took the leader's key first kept every projector from projecting.
+--
+-- The leader is the session whose pid the row names, while that lease is live:
+--   * the holder's backend still exists (pg_stat_activity shows every backend's pid,
+--     database and login to every role) in the same database, under the same login and
+--     since the same server start, so a crashed leader's lease is free at once;
+--   * and it renewed the lease before expires_at, so a leader that hangs with its
+--     session open (or a pid reused by an unrelated backend) loses it after its ttl.
+-- A projector calls vjm.try_lead_projector(name, ttl) to take the lease or renew it (every
+-- ttl/3); a standby calls it every takeover interval. An apply transaction does not need
+-- the lease to be safe: the checkpoint row lock makes two appliers harmless (listeners/batch.py).
+CREATE TABLE vjm.projector_leases (
+    name            text        PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),
+    holder_pid      integer,
+    holder_login    oid,                 -- the holder's session_user, as pg_stat_activity.usesysid
+    server_started  timestamptz,         -- pg_postmaster_start_time() when it was taken
+    acquired_at     timestamptz,
+    renewed_at      timestamptz,
+    expires_at      timestamptz,
+    CHECK ((holder_pid IS NULL) = (expires_at IS NULL))
+);
+INSERT INTO vjm.projector_leases (name) VALUES ('main');
 
--- The projector named `name` leads while it holds this session lock on its connection.
-CREATE FUNCTION vjm.try_lead_projector(name text) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$
-    SELECT pg_try_advisory_lock(vjm.projector_lock_class(), hashtext('vjm_projector:' || name))
+-- Whether a lease still binds: its holder's backend is alive and it has not expired.
+CREATE FUNCTION vjm.projector_lease_live(lease vjm.projector_leases) RETURNS boolean
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT lease.holder_pid IS NOT NULL AND lease.expires_at > clock_timestamp()
+       AND lease.server_started = pg_postmaster_start_time()
+       AND EXISTS (SELECT 1 FROM pg_stat_activity a
+                    WHERE a.pid = lease.holder_pid AND a.usesysid = lease.holder_login
+                      AND a.datid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
 $$;
 
+-- Take or renew the lease of projector `name` for `ttl`; true while this session leads.
+-- SECURITY INVOKER: only a role that may UPDATE vjm.projector_leases (vjm_projector, the
+-- owner) gets anywhere; everyone else fails on the table's privileges.
+CREATE FUNCTION vjm.try_lead_projector(name text, ttl interval DEFAULT interval '30 seconds') RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF ttl IS NULL OR ttl < interval '1 second' OR ttl > interval '1 day' THEN
+        RAISE EXCEPTION 'a projector lease lasts between 1 second and 1 day, not %', ttl USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO vjm.projector_leases AS l (name) VALUES (try_lead_projector.name) ON CONFLICT DO NOTHING;
+    UPDATE vjm.projector_leases AS l
+       SET holder_pid = pg_backend_pid(),
+           holder_login = (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user),
+           server_started = pg_postmaster_start_time(),
+           acquired_at = CASE WHEN l.holder_pid = pg_backend_pid() AND l.server_started = pg_postmaster_start_time()
+                              THEN l.acquired_at ELSE clock_timestamp() END,
+           renewed_at = clock_timestamp(),
+           expires_at = clock_timestamp() + ttl
+     WHERE l.name = try_lead_projector.name
+       AND (l.holder_pid IS NULL OR l.holder_pid = pg_backend_pid() OR NOT vjm.projector_lease_live(l));
+    RETURN FOUND;
+END
+$$;
+
+-- Give the lease up (true if this session held it). Closing the session frees it too.
 CREATE FUNCTION vjm.stop_leading_projector(name text) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$
-    SELECT pg_advisory_unlock(vjm.projector_lock_class(), hashtext('vjm_projector:' || name))
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE vjm.projector_leases AS l SET holder_pid = NULL, expires_at = NULL, renewed_at = clock_timestamp()
+     WHERE l.name = stop_leading_projector.name AND l.holder_pid = pg_backend_pid();
+    RETURN FOUND;
+END
 $$;
 
 -- The doorbell rings only when someone is waiting for it.

@@ -16,7 +16,7 @@ GRANT EXECUTE ON FUNCTION
     vjm.caller_kind_by_membership(), vjm.may_create(text, uuid), vjm.user_payload_ok(text, jsonb),
     vjm.may_fire_as_caller(text), vjm.can_see_job_as_caller(text, uuid),
     vjm.may_append_as_caller(text, text, uuid, jsonb), vjm.may_fire(text), vjm.can_see_job(text, uuid),
-    vjm.may_append(text, text, uuid, jsonb), vjm.doorbell_lock_class(), vjm.projector_lock_class(),
+    vjm.may_append(text, text, uuid, jsonb), vjm.doorbell_lock_class(),
     vjm.jobs_before(uuid[], integer[])
     TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
 -- Only a user's own memberships; services never ask.
@@ -35,10 +35,16 @@ GRANT EXECUTE ON FUNCTION vjm.claim_jobs(text, integer, text) TO vjm_processor, 
 -- The run queue: written by the guard only; admins and the projector's verify read it.
 GRANT SELECT ON vjm.run_queue, vjm.job_queue TO vjm_admin, vjm_projector;
 
--- The doorbell and the projector's leadership: the projector and admins.
+-- The doorbell: the projector and admins.
 GRANT EXECUTE ON FUNCTION vjm.arm_doorbell(xid8, bigint), vjm.hold_doorbell(), vjm.release_doorbell(),
-    vjm.doorbell_holders(), vjm.try_lead_projector(text), vjm.stop_leading_projector(text)
-    TO vjm_projector, vjm_admin;
+    vjm.doorbell_holders() TO vjm_projector, vjm_admin;
+-- The projector's leadership: only the projector may take or renew a lease (the functions are
+-- SECURITY INVOKER: the table's UPDATE privilege is what counts); admins may see who holds it.
+GRANT SELECT, INSERT, UPDATE ON vjm.projector_leases TO vjm_projector;
+GRANT SELECT ON vjm.projector_leases TO vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.try_lead_projector(text, interval), vjm.stop_leading_projector(text)
+    TO vjm_projector;
+GRANT EXECUTE ON FUNCTION vjm.projector_lease_live(vjm.projector_leases) TO vjm_projector, vjm_admin;
 
 -- Read models: the projector writes them; users read their rows; processors read jobs (the
 -- stuck detector scans vjm.jobs) and the change feed (a service token's event stream);

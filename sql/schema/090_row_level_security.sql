@@ -26,6 +26,7 @@ ALTER TABLE vjm.trigger_rules          ENABLE ROW LEVEL SECURITY, FORCE ROW LEVE
 ALTER TABLE vjm.job_defaults           ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.teams                  ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.team_members           ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.projector_leases       ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 -- schema_migrations: the migrator (a superuser) bypasses RLS; the owner and admins read it.
 CREATE POLICY owner_all ON vjm.schema_migrations TO vjm_owner USING (true) WITH CHECK (true);
@@ -95,6 +96,11 @@ CREATE POLICY service_read ON vjm.run_queue FOR SELECT TO vjm_admin, vjm_project
 CREATE POLICY owner_all ON vjm.projection_checkpoints TO vjm_owner USING (true) WITH CHECK (true);
 CREATE POLICY projector_all ON vjm.projection_checkpoints TO vjm_projector USING (true) WITH CHECK (true);
 CREATE POLICY service_read ON vjm.projection_checkpoints FOR SELECT TO vjm_processor, vjm_admin USING (true);
+
+-- projector_leases: who leads each projector; only the projector takes or renews a lease.
+CREATE POLICY owner_all ON vjm.projector_leases TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY projector_all ON vjm.projector_leases TO vjm_projector USING (true) WITH CHECK (true);
+CREATE POLICY admin_read ON vjm.projector_leases FOR SELECT TO vjm_admin USING (true);
 
 -- teams: members and the owner see a team; a user creates teams they own and manages them.
 CREATE POLICY owner_all ON vjm.teams TO vjm_owner USING (true) WITH CHECK (true);
