@@ -30,6 +30,7 @@ from .sqlfiles import load_queries
 Executor = asyncpg.Pool | asyncpg.Connection
 Row = dict[str, Any]
 MAX_APPENDS_PER_CALL = 50  # vjm.append_events takes at most 50 transitions per call
+LATEST = 2**31 - 1  # a version above every job's head: "up to now"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,19 @@ def _refusal(row: asyncpg.Record, event: NewEvent) -> VJMError:
     return translated if isinstance(translated, VJMError) else VJMError(str(error))
 
 
+async def read_job_now(executor: Executor, job_id: UUID) -> tuple[Row | None, list[Event]]:
+    """The job as it is now, whatever the projection's lag: its projected row and the events since, in one snapshot.
+
+    Both are read under the caller's row level security; nothing comes back for a job the
+    caller may not see or that does not exist.
+    """
+    bases: dict[UUID, Row | None] = {}
+    known: dict[UUID, dict[int, Event]] = {}
+    _collect(await _read_before_versions(executor, [job_id], [LATEST]), bases, known)
+    events = known.get(job_id, {})
+    return bases.get(job_id), [events[v] for v in sorted(events)]
+
+
 async def _histories(executor: Executor, appended: list[Event], before: Iterable[asyncpg.Record]) -> list[JobHistory]:
     """Each appended event's history, from vjm.jobs_before rows; re-read for a job whose gap the snapshot missed."""
     bases: dict[UUID, Row | None] = {}
@@ -138,9 +152,12 @@ def _chain(base: Row | None, known: dict[int, Event], version: int) -> list[Even
 
 
 async def _read_before(executor: Executor, events: list[Event]) -> list[asyncpg.Record]:
+    return await _read_before_versions(executor, [e.job_id for e in events], [e.version for e in events])
+
+
+async def _read_before_versions(executor: Executor, job_ids: list[UUID], versions: list[int]) -> list[asyncpg.Record]:
     try:
-        return await executor.fetch(load_queries()["job_get_before"], [e.job_id for e in events],
-                                    [e.version for e in events])
+        return await executor.fetch(load_queries()["job_get_before"], job_ids, versions)
     except Exception as exc:
         raise translate_error(exc) from exc
 

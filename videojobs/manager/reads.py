@@ -7,9 +7,11 @@ from uuid import UUID
 
 import pydantic
 
+from listeners.fold import apply_event
 from statemachine import JobNotFound, ValidationError, to_validation_error
 from store.events import as_uuid
-from store.jobs import JobQuery, count_jobs, find_jobs, get_job, get_stats
+from store.job_writes import read_job_now
+from store.jobs import JobQuery, count_jobs, find_jobs, get_stats
 
 from ..models import Job, JobFilters, JobPage, decode_cursor, encode_cursor
 from .core import ManagerCore
@@ -22,14 +24,20 @@ class ReadsMixin(ManagerCore):
     """get_job_by_id, get_user_jobs, get_team_jobs, list_jobs."""
 
     async def get_job_by_id(self, job_id: UUID | str) -> Job:
-        """The job, or JobNotFound (also when the caller may not see it)."""
+        """The job as it is now, or JobNotFound (also when the caller may not see it).
+
+        Its projected row and the events the projection has not applied yet, folded: true
+        whether or not a projector runs, and without waiting for one.
+        """
         job_id = as_uuid(job_id)
-        await self._read_your_writes()
         async with self._connection() as conn:
-            row = await get_job(conn, job_id)
+            base, since = await read_job_now(conn, job_id)
+        row = dict(base) if base is not None else None
+        for event in since:
+            row = apply_event(row, event)
         if row is None:
             raise JobNotFound(job_id)
-        return Job.model_validate(row.model_dump())
+        return Job.model_validate(row)
 
     async def get_user_jobs(self, user_id: str, limit: int = 50, offset: int = 0,
                             filters: JobFilters | dict[str, Any] | None = None, cursor: str | None = None) -> JobPage:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
-from statemachine import AccessDenied, JobNotFound, ValidationError
+from statemachine import AccessDenied, ValidationError
 from videojobs import Job, VideoJobManager
 
 from ..dependencies import Caller, Manager
@@ -51,12 +51,7 @@ async def get_job(job_id: JobId, manager: Manager,
     """The job now, or replayed to `as_of`; 404 if it does not exist (then) or the caller may not see it."""
     if as_of is not None:
         return await manager.get_job_as_of(job_id, as_of)
-    try:
-        return await manager.get_job_by_id(job_id)
-    except JobNotFound:
-        # Read-your-writes across requests: a job created by the previous request may not be
-        # projected yet. Its events are the truth (read under the same RLS), so replay them.
-        return await manager.get_job_as_of(job_id, datetime.now(UTC))
+    return await manager.get_job_by_id(job_id)  # as it is now, projected or not
 
 
 @router.patch("/jobs/{job_id}", response_model=Job, summary="Change a job's status or metadata",
