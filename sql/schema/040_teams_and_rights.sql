@@ -96,34 +96,12 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         ELSE false END
 $$;
 
--- The shape of an end user's payload, for users who call vjm.append_event from a raw
--- SQL client instead of through statemachine.payloads (which validates every field):
--- a small object, only the keys the trigger knows, a file name and not a path, known
--- enum values. Trusted callers are not checked here (their payloads come from Python).
-CREATE FUNCTION vjm.user_payload_ok(type text, data jsonb) RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(jsonb_typeof(data) = 'object' AND octet_length(data::text) <= 4096
-        AND data - CASE type
-            WHEN 'create' THEN ARRAY['original_filename', 'original_filesize', 'clip_count', 'quality_preset',
-                                     'enhancement_level', 'platform_target', 'max_attempts']
-            WHEN 'update_metadata' THEN ARRAY['original_filename', 'clip_count', 'quality_preset',
-                                              'enhancement_level', 'platform_target']
-            ELSE ARRAY['reason'] END = '{}'::jsonb
-        AND (NOT data ? 'original_filename' OR (jsonb_typeof(data -> 'original_filename') = 'string'
-             AND length(data ->> 'original_filename') BETWEEN 1 AND 255
-             AND data ->> 'original_filename' !~ '[/\\[:cntrl:]]' AND data ->> 'original_filename' NOT IN ('.', '..')))
-        AND (NOT data ? 'platform_target' OR data ->> 'platform_target' IN ('tiktok', 'instagram', 'youtube_shorts'))
-        AND (NOT data ? 'quality_preset' OR data ->> 'quality_preset' IN ('draft', 'standard', 'pro', 'ultra'))
-        AND (NOT data ? 'enhancement_level' OR data ->> 'enhancement_level' IN ('none', 'basic', 'advanced', 'maximum'))
-        AND (NOT data ? 'reason' OR (jsonb_typeof(data -> 'reason') = 'string' AND length(data ->> 'reason') <= 500)),
-        false)
-$$;
-
 -- The rules, for every kind of caller. Processors may fire exactly the processor triggers
 -- (vjm.trigger_rules), not cancel: a worker that gives up fails the attempt,
 -- and cancelling is the user's call. The stuck detector runs as vjm_processor (it reads
 -- vjm.jobs and fires time_out). The projector appends nothing. Users see their own and
--- their teams' jobs; their events must have a sane payload, and their creates be their own.
+-- their teams' jobs, and their creates must be their own. Payloads are not a matter of who
+-- calls: the guard checks every caller's with vjm.payload_ok (payload_rules.sql).
 CREATE FUNCTION vjm.may_fire_as_caller(trigger text) RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 BEGIN
@@ -155,8 +133,7 @@ BEGIN
     RETURN CASE vjm.caller_kind()
         WHEN 'processor' THEN true
         WHEN 'admin' THEN true
-        WHEN 'user' THEN vjm.user_payload_ok(type, data)
-                      AND (type <> 'create' OR vjm.may_create(job_user_id, job_team_id))
+        WHEN 'user' THEN type <> 'create' OR vjm.may_create(job_user_id, job_team_id)
         ELSE false END;
 END
 $$;

@@ -71,7 +71,9 @@ CREATE TYPE vjm.decision AS (
 -- payload is an object and the actor (`p_who`, who is recorded) 1-200 characters; for a
 -- create, the owner and the caller's right to create for them; else that the caller sees
 -- the job, may fire the trigger, the expected version, the attempt fence and the
--- transition; last, the payload and owner rules for this caller (vjm.may_append). The new
+-- transition; last, the payload rules of the trigger, for every caller (vjm.payload_ok,
+-- compiled from statemachine's rule table: payload_rules.sql), and the owner rules for
+-- this caller (vjm.may_append). The new
 -- version, states, attempt counters and hash follow from the head. Refusals: data,
 -- user_id (22023); create, forbidden, payload (42501); VJ404 no such job (or not
 -- visible); VJ409 expected version differs; VJ422 illegal transition; VJ423 stale attempt
@@ -83,14 +85,19 @@ CREATE FUNCTION vjm.decide_create(
 ) RETURNS SETOF vjm.decision
 LANGUAGE sql STABLE ROWS 1 AS $$
     SELECT p_job_id, 1, 'create', NULL, 'queued', 0,
-           coalesce((p_data ->> 'max_attempts')::smallint, vjm.default_max_attempts()), p_data, p_who, p_user_id,
+           -- A cast that cannot fail: a max_attempts that breaks the rules is refused below.
+           coalesce(CASE WHEN jsonb_typeof(p_data -> 'max_attempts') = 'number'
+                          AND (p_data -> 'max_attempts')::numeric BETWEEN -32768 AND 32767
+                         THEN (p_data -> 'max_attempts')::numeric::smallint END, vjm.default_max_attempts()),
+           p_data, p_who, p_user_id,
            p_team_id, p_at, NULL::bytea,
            vjm.event_hash(NULL, p_job_id, 1, 'create', NULL, 'queued', 0, p_data, p_who, p_user_id, p_team_id, p_at),
            CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object' THEN 'data'
                 WHEN coalesce(length(p_user_id), 0) NOT BETWEEN 1 AND 128 THEN 'user_id'
                 WHEN NOT (vjm.may_fire('create') AND vjm.can_see_job(p_user_id, p_team_id)) THEN 'create'
                 WHEN coalesce(length(p_who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
-                WHEN NOT vjm.may_append('create', p_user_id, p_team_id, p_data) THEN 'payload' END,
+                WHEN NOT (vjm.payload_ok('create', p_data) AND vjm.may_append('create', p_user_id, p_team_id, p_data))
+                    THEN 'payload' END,
            NULL::integer, NULL::integer
 $$;
 
@@ -120,7 +127,8 @@ BEGIN
                   WHEN p_attempt IS NOT NULL AND p_attempt <> h.attempt AND vjm.fenced(p_type)
                       THEN CASE WHEN h.to_state = 'processing' THEN 'VJ423' ELSE 'VJ422' END
                   WHEN target IS NULL THEN 'VJ422'
-                  WHEN NOT vjm.may_append(p_type, h.user_id, h.team_id, p_data) THEN 'payload' END,
+                  WHEN NOT (vjm.payload_ok(p_type, p_data) AND vjm.may_append(p_type, h.user_id, h.team_id, p_data))
+                      THEN 'payload' END,
              h.version, h.attempt)::vjm.decision;
     IF d.refusal IS NULL THEN
         d.hash := vjm.event_hash(d.prev_hash, p_job_id, d.version, p_type, d.from_state, d.to_state, d.attempt,
@@ -145,8 +153,9 @@ LANGUAGE sql IMMUTABLE AS $$
                WHEN 'user_id' THEN 'user_id must be 1-128 characters'
                WHEN 'create' THEN format('not allowed to create a job for user %s in team %s', user_id,
                                          coalesce(team_id::text, '<NULL>'))
-               WHEN 'payload' THEN format('%s of job %s refused by row-level security (vjm.may_append): '
-                                          'a payload or owner this caller may not write', type, job_id)
+               WHEN 'payload' THEN format('%s of job %s refused by row-level security: its payload breaks the rules '
+                                          'of %s (vjm.payload_ok), or it names an owner this caller may not write '
+                                          '(vjm.may_append)', type, job_id, type)
                WHEN 'VJ404' THEN format('job %s not found', job_id)
                WHEN 'forbidden' THEN format('not allowed to %s job %s', type, job_id)
                WHEN 'VJ409' THEN format('job %s is at version %s, expected %s', job_id, head_version, expected)
@@ -445,8 +454,8 @@ BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
         RAISE EXCEPTION 'limit must be between 1 and 1000' USING ERRCODE = '22023';
     END IF;
-    IF coalesce(length(p_worker_id), 0) NOT BETWEEN 1 AND 200 THEN
-        RAISE EXCEPTION 'worker_id must be 1-200 characters' USING ERRCODE = '22023';
+    IF p_worker_id IS NULL OR NOT vjm.payload_ok('start', worker) THEN  -- the start events' payload
+        RAISE EXCEPTION 'worker_id breaks the payload rules of start (1-128 characters)' USING ERRCODE = '22023';
     END IF;
     IF NOT vjm.may_fire('start') THEN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';

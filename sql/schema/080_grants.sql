@@ -6,14 +6,16 @@ SET LOCAL ROLE vjm_owner;
 GRANT USAGE ON SCHEMA vjm TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
 
 -- The rules and the helpers that policies and queries evaluate as the caller.
-GRANT SELECT ON vjm.transitions, vjm.trigger_rules, vjm.job_defaults
+GRANT SELECT ON vjm.transitions, vjm.trigger_rules, vjm.job_defaults, vjm.payload_chars, vjm.payload_rules,
+    vjm.payload_shapes
     TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
 GRANT EXECUTE ON FUNCTION
     vjm.next_state(text, text, smallint), vjm.fired_by_processor(text), vjm.fenced(text), vjm.default_max_attempts(),
     vjm.moves_in_queue(text), vjm.event_hash(bytea, uuid, integer, text, text, text, integer, jsonb, text, text, uuid,
                                               timestamptz),
     vjm.projection_horizon(), vjm.current_user_id(), vjm.caller_role(), vjm.caller_kind(),
-    vjm.caller_kind_by_membership(), vjm.may_create(text, uuid), vjm.user_payload_ok(text, jsonb),
+    vjm.caller_kind_by_membership(), vjm.may_create(text, uuid), vjm.payload_ok(text, jsonb),
+    vjm.payload_strings_ok(jsonb, integer, integer, integer, text),
     vjm.may_fire_as_caller(text), vjm.can_see_job_as_caller(text, uuid),
     vjm.may_append_as_caller(text, text, uuid, jsonb), vjm.may_fire(text), vjm.can_see_job(text, uuid),
     vjm.may_append(text, text, uuid, jsonb), vjm.doorbell_lock_class(),

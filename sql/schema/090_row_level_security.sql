@@ -24,6 +24,9 @@ ALTER TABLE vjm.job_stats_platform     ENABLE ROW LEVEL SECURITY, FORCE ROW LEVE
 ALTER TABLE vjm.run_queue              ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.trigger_rules          ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.job_defaults           ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.payload_chars          ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.payload_rules          ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.payload_shapes         ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.teams                  ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.team_members           ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.projector_leases       ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -42,10 +45,19 @@ CREATE POLICY everyone_read ON vjm.trigger_rules FOR SELECT
 CREATE POLICY owner_all ON vjm.job_defaults TO vjm_owner USING (true) WITH CHECK (true);
 CREATE POLICY everyone_read ON vjm.job_defaults FOR SELECT
     TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin USING (true);
+CREATE POLICY owner_all ON vjm.payload_chars TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY everyone_read ON vjm.payload_chars FOR SELECT
+    TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin USING (true);
+CREATE POLICY owner_all ON vjm.payload_rules TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY everyone_read ON vjm.payload_rules FOR SELECT
+    TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin USING (true);
+CREATE POLICY owner_all ON vjm.payload_shapes TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY everyone_read ON vjm.payload_shapes FOR SELECT
+    TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin USING (true);
 
 -- job_events: append-only (a trigger refuses UPDATE/DELETE/TRUNCATE even for the owner),
 -- written only by the append functions, which run as the owner: it reads every head and
--- inserts, and the insert is checked once more (vjm.may_append: a user's payload and creates).
+-- inserts, and the insert is checked once more (vjm.may_append: a user's creates).
 CREATE POLICY owner_read ON vjm.job_events FOR SELECT TO vjm_owner USING (true);
 CREATE POLICY owner_append ON vjm.job_events FOR INSERT TO vjm_owner
     WITH CHECK (vjm.may_append(type, user_id, team_id, data));
