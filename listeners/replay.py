@@ -33,6 +33,7 @@ from store.projections import (
     copy_replay_jobs,
     copy_replay_stats,
     create_replay_tables,
+    lift_statement_timeout,
     lock_checkpoint,
     merge_replay,
     stream_events_by_job,
@@ -114,6 +115,7 @@ async def rebuild_projections(database_url: str, *, name: str = "main", role: st
     try:
         started = time.perf_counter()
         async with conn.transaction():
+            await lift_statement_timeout(conn)  # a replay of the whole log outlasts any login's statement_timeout
             checkpoint = await lock_checkpoint(conn, name)
             count = await replay(conn, checkpoint.cursor)
             changed = await merge_replay(conn)

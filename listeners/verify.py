@@ -34,6 +34,7 @@ from store.projections import (
     fetch_platform_stats,
     fetch_stats,
     get_checkpoint,
+    lift_statement_timeout,
     stream_events_by_job,
     stream_jobs,
 )
@@ -94,6 +95,7 @@ async def verify_projections(database_url: str, *, name: str = "main", limit: in
     conn = await connect_with_role(database_url, role)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await lift_statement_timeout(conn)  # a replay of the whole log outlasts any login's statement_timeout
             checkpoint = await get_checkpoint(conn, name)
             cursor = checkpoint.cursor if checkpoint else (0, 0)
             replay = _Replay()

@@ -201,6 +201,11 @@ async def get_leadership(executor: Executor, name: str) -> dict[str, Any] | None
     return dict(row.items()) if row else None
 
 
+async def lift_statement_timeout(conn: asyncpg.Connection) -> None:
+    """Inside a maintenance transaction: no statement_timeout until it ends (SET LOCAL)."""
+    await conn.fetchval(_q("maintenance_statement_timeout_lift"))
+
+
 async def arm_doorbell(conn: asyncpg.Connection, cursor: tuple[int, int]) -> str:
     """Before sleeping: 'armed' (appends now ring; release it on waking), 'pending', 'held' or 'busy' (vjm.arm_doorbell)."""
     return await conn.fetchval(_q("projection_doorbell_arm"), cursor[0], cursor[1])

@@ -34,6 +34,10 @@ SELECT l.name, l.holder_pid, l.acquired_at, l.renewed_at, l.expires_at,
   FROM vjm.projector_leases l
  WHERE l.name = $1;
 
+-- maintenance_statement_timeout_lift --
+-- No statement_timeout for the rest of this transaction (rebuild, verify: one replay of the whole log).
+SELECT set_config('statement_timeout', '0', true);
+
 -- projection_doorbell_arm --
 -- About to sleep after catching up to the cursor: 'armed' (doorbell lock held), 'pending', 'held' or 'busy'.
 SELECT vjm.arm_doorbell($1::xid8, $2::bigint);

@@ -101,3 +101,45 @@ ALTER TABLE vjm.schema_migrations OWNER TO vjm_owner;
 -- New tables get no grant by default either: a new table is reachable by nobody until
 -- grants.sql says who may use it.
 ALTER DEFAULT PRIVILEGES FOR ROLE vjm_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- Time limits per login, so that a forgotten transaction or a runaway statement cannot hold
+-- the projection's horizon (vjm.projection_horizon) or locks for long. Set on the logins,
+-- because PostgreSQL applies a role's settings when it logs in, not on SET ROLE:
+--   vjm_app       end users' requests (HTTP): short statements, short transactions;
+--   vjm_worker    processors, the stuck detector, the change-feed reader: claims and appends;
+--   vjm_listener  the projector: apply batches of up to 20,000 events. Its LISTEN sessions
+--                 sit "idle", not "idle in transaction", so the idle limit never ends them.
+-- An operator's login (a member of vjm_admin) is the deployment's to limit. Rebuild and
+-- verify lift statement_timeout for their own transaction (SET LOCAL, listeners/replay.py,
+-- listeners/verify.py). Only a missing setting is set, so a deployment's own
+--   ALTER ROLE vjm_app SET statement_timeout = '30s';
+-- survives later migrations (in this database or another one of the cluster). A session
+-- may still SET its own limits: they protect against accidents, and /healthz and /metrics
+-- name the pid of a transaction that holds the horizon back.
+DO $$
+DECLARE
+    wanted constant text[][] := ARRAY[
+        ['vjm_app',      'statement_timeout',                   '15s'],
+        ['vjm_app',      'idle_in_transaction_session_timeout', '15s'],
+        ['vjm_worker',   'statement_timeout',                   '30s'],
+        ['vjm_worker',   'idle_in_transaction_session_timeout', '30s'],
+        ['vjm_listener', 'statement_timeout',                   '60s'],
+        ['vjm_listener', 'idle_in_transaction_session_timeout', '60s']];
+    i int;
+BEGIN
+    FOR i IN 1 .. array_length(wanted, 1) LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = wanted[i][1]);
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) AS c(setting)
+                               WHERE s.setrole = wanted[i][1]::regrole AND s.setdatabase = 0
+                                 AND c.setting LIKE wanted[i][2] || '=%');
+        BEGIN
+            EXECUTE format('ALTER ROLE %I SET %I = %L', wanted[i][1], wanted[i][2], wanted[i][3]);
+        EXCEPTION WHEN unique_violation OR internal_error THEN
+            NULL;  -- "tuple concurrently updated": another database's migration set it
+        WHEN insufficient_privilege THEN  -- a migrator without CREATEROLE: the operator sets them
+            RAISE WARNING 'could not set % for %; run: ALTER ROLE % SET % = %', wanted[i][2], wanted[i][1],
+                wanted[i][1], wanted[i][2], quote_literal(wanted[i][3]);
+        END;
+    END LOOP;
+END
+$$;
