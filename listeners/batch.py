@@ -9,6 +9,14 @@ A crash anywhere before COMMIT leaves rows, stats, feed and checkpoint as they
 were. The advisory lock only decides who *tries*; this row lock makes trying
 twice harmless.
 
+Failure: when the fold or the writes fail (an event the fold cannot apply, a value a
+column cannot hold), the transaction rolls back and `BatchFailed` names the batch's
+events; listeners/faults.py then finds the one event that fails. Errors that say
+nothing about the events (connection lost, statement cancelled, deadlock) pass through.
+
+Voids: the events an admin voided (`void` events in the log) among the batch's jobs are
+read in the same transaction and the fold skips them (listeners/fold.py).
+
 Commit-safe order: events are read below `vjm.projection_horizon()`, the oldest
 transaction of this database still running (see vjm.projection_horizon in sql/schema/030_event_log.sql), so an
 event that commits late can never sort before the checkpoint.
@@ -20,6 +28,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from store.faults import fetch_void_targets
 from store.models import Event
 from store.projections import (
     Checkpoint,
@@ -31,8 +40,23 @@ from store.projections import (
     write_projection,
 )
 
-from .fold import Fold, fold
+from .fold import Fold, Voids, fold
+from .listening import CONNECTION_ERRORS
 from .notifications import build_notices
+
+# Errors of the moment, not of the events: the projector retries the same batch after a pause.
+RETRY_ERRORS = (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError,
+                    asyncpg.SerializationError, asyncpg.LockNotAvailableError,
+                    asyncpg.InsufficientResourcesError, asyncpg.OperatorInterventionError)
+
+
+class BatchFailed(Exception):
+    """A batch could not be applied (rolled back): its events, in commit order, and the error."""
+
+    def __init__(self, events: list[Event], cause: BaseException):
+        super().__init__(f"{len(events)} events from position {events[0].position}: {type(cause).__name__}: {cause}")
+        self.events = events
+        self.cause = cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +78,17 @@ async def project_batch(conn: asyncpg.Connection, name: str, *, batch_size: int,
         events = await read_events_after(conn, checkpoint.cursor, batch_size)
         if not events:
             return BatchResult(0, 0, 0, checkpoint.cursor, checkpoint.change_seq)
-        before = await fetch_jobs(conn, list({e.job_id for e in events}))
-        write = build_write(fold(before, events), checkpoint, events, per_job_limit)
-        cursor, seq = events[-1].cursor, checkpoint.change_seq + len(write.changes)
-        await write_projection(conn, name, write, cursor, seq, len(events))
+        job_ids = list({e.job_id for e in events})
+        before = await fetch_jobs(conn, job_ids)
+        voids = Voids.of(await fetch_void_targets(conn, job_ids))
+        try:
+            write = build_write(fold(before, events, voids), checkpoint, events, per_job_limit)
+            cursor, seq = events[-1].cursor, checkpoint.change_seq + len(write.changes)
+            await write_projection(conn, name, write, cursor, seq, len(events))
+        except RETRY_ERRORS:
+            raise
+        except Exception as exc:
+            raise BatchFailed(events, exc) from exc
     return BatchResult(len(events), len(write.changes), len(write.notifications), cursor, seq)
 
 

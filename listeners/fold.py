@@ -24,6 +24,15 @@ version, last_activity_at and last_position):
   worker cleared; the last error_message stays visible until the next start.
 - update_metadata: the given metadata fields.
 - delete: the row goes (history stays in vjm.job_events).
+- void (an admin's): changes nothing but the fields every event sets.
+
+Voided events (`Voids`: an admin appended `void` naming them, because the projector
+could not apply them): their payload is skipped, their state change stands (status,
+attempt, attempts_left, version, last_activity_at, last_position: the guard computed
+those, the run queue already follows them); no daily bucket counts them. A voided
+create means the job is not projected at all: its row goes, and every later event of
+that job is skipped. The voids come from the log (store.projections.fetch_voids), so
+the projector, rebuild and verify skip the same events.
 
 Processing time is kept in whole milliseconds (stored as seconds, ms / 1000) so
 that stats can add and subtract it exactly.
@@ -52,6 +61,26 @@ class ProjectionGap(VJMError):
 
 
 @dataclass(frozen=True, slots=True)
+class Voids:
+    """Events the fold skips: `positions` voided; `jobs` whose create is voided (never projected)."""
+
+    positions: frozenset[int] = frozenset()
+    jobs: frozenset[UUID] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.positions)
+
+    @classmethod
+    def of(cls, targets: Iterable[tuple[int, UUID, str]]) -> Voids:
+        """From (position, job_id, type) of each voided event."""
+        targets = list(targets)
+        return cls(frozenset(p for p, _, _ in targets), frozenset(j for _, j, t in targets if t == "create"))
+
+
+NO_VOIDS = Voids()
+
+
+@dataclass(frozen=True, slots=True)
 class Fold:
     """What a batch of events does to the read models."""
 
@@ -62,8 +91,8 @@ class Fold:
     platforms: dict[PlatformKey, list[int]] = field(default_factory=dict)  # deltas, PLATFORM_FIELDS
 
 
-def fold(before: Mapping[UUID, JobRow], events: Iterable[Event]) -> Fold:
-    """Apply `events` to the rows in `before`; pure, `before` is not modified."""
+def fold(before: Mapping[UUID, JobRow], events: Iterable[Event], voids: Voids = NO_VOIDS) -> Fold:
+    """Apply `events` to the rows in `before`, skipping what `voids` names; pure, `before` is not modified."""
     state: dict[UUID, Row | None] = {}
     last: dict[UUID, Event] = {}
     daily: dict[DailyKey, list[int]] = {}
@@ -71,7 +100,11 @@ def fold(before: Mapping[UUID, JobRow], events: Iterable[Event]) -> Fold:
         job_id = event.job_id
         if job_id not in state:
             prior = before.get(job_id)
-            state[job_id] = dict(prior) if prior is not None else None
+            state[job_id] = dict(prior) if prior is not None and job_id not in voids.jobs else None
+        if voids and (event.position in voids.positions or job_id in voids.jobs):
+            state[job_id] = apply_voided(state[job_id], event, voids)
+            last[job_id] = event
+            continue
         state[job_id] = apply_event(state[job_id], event)
         last[job_id] = event
         _count_daily(daily, state[job_id], event)
@@ -85,13 +118,53 @@ def apply_event(row: Row | None, event: Event) -> Row | None:
     if event.type == "create":
         return _create(event)
     if row is None:
+        if event.type == "void":  # a void of an event of a job that is deleted (or whose create is voided)
+            return None
         raise ProjectionGap(f"event {event.position} ({event.type}) for job {event.job_id} "
                             "which is not in the projection")
     if event.type == "delete":
         return None
-    _HANDLERS[event.type](row, event)
+    if event.type != "void":
+        _HANDLERS[event.type](row, event)
     row.update(status=_STATUS[event.to_state], attempt=event.attempt, attempts_left=event.attempts_left,
                version=event.version, last_activity_at=event.occurred_at, last_position=event.position)
+    return row
+
+
+def apply_voided(row: Row | None, event: Event, voids: Voids = NO_VOIDS) -> Row | None:
+    """A voided event, or any event of a job whose create is voided: only the state change stands."""
+    if row is None or event.job_id in voids.jobs or event.type == "create":
+        return None
+    if event.type == "delete":
+        return None
+    row.update(status=_STATUS[event.to_state], attempt=event.attempt, attempts_left=event.attempts_left,
+               version=event.version, last_activity_at=event.occurred_at, last_position=event.position)
+    return row
+
+
+def voids_in(events: Iterable[Event]) -> set[int]:
+    """The positions the `void` events among `events` name (a job's own stream holds its voids)."""
+    found = set()
+    for event in events:
+        if event.type == "void":
+            position = event.data.get("position")
+            if isinstance(position, int) and not isinstance(position, bool):
+                found.add(position)
+    return found
+
+
+def apply_stream(row: Row | None, events: Iterable[Event]) -> Row | None:
+    """One job's events (in version order, from just after `row`) applied to it, honouring the voids among them.
+
+    For callers that hold a job's own stream (a write's events since the projected row, a
+    job as of an instant): a job's voids are in its stream, after the events they name.
+    """
+    events = list(events)
+    voided = voids_in(events)
+    if any(e.type == "create" and e.position in voided for e in events):
+        return None
+    for event in events:
+        row = apply_voided(row, event) if event.position in voided else apply_event(row, event)
     return row
 
 

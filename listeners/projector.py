@@ -55,7 +55,10 @@ from store.projections import (
     try_lock_leadership,
 )
 
-from .batch import project_batch
+from store.faults import ProjectorFault, get_fault
+
+from .batch import BatchFailed, project_batch
+from .faults import isolate, resumed
 from .listening import CONNECTION_ERRORS, ListeningConnection
 from .notifications import Doorbell, parse_doorbell
 
@@ -102,6 +105,7 @@ class ProjectionResult:
     jobs: int = 0
     notifications: int = 0
     cursor: tuple[int, int] | None = None
+    fault: ProjectorFault | None = None  # stopped at an event it cannot apply (listeners/faults.py)
 
 
 class Projector:
@@ -122,6 +126,8 @@ class Projector:
         self._busy_wait = config.busy_poll_interval
         self._unarmed_since: float | None = None
         self.cursor: tuple[int, int] | None = None
+        self.fault: ProjectorFault | None = None  # where it is stopped (listeners/faults.py)
+        self._fault_pid: int | None = None        # the leadership whose stop `fault` reflects
         self.last_lag: LagSample | None = None
         self.last_doorbell: Doorbell | None = None
 
@@ -158,18 +164,34 @@ class Projector:
         return total
 
     async def _catch_up(self, conn) -> ProjectionResult:
-        """Apply batches (one transaction each) until a batch comes back short."""
+        """Apply batches (one transaction each) until a batch comes back short or an event cannot be applied."""
         total = ProjectionResult(leader=True, cursor=self.cursor)
+        if self._fault_pid != self._leader_pid:  # a new leader learns where the last one stopped
+            self.fault, self._fault_pid = await get_fault(conn, self.config.name), self._leader_pid
         while True:
             if time.monotonic() >= self._renew_at and not await self._lead(conn):
                 return total  # the lease was lost during a long catch-up: stand by
-            batch = await project_batch(conn, self.config.name, batch_size=self.config.batch_size,
-                                        per_job_limit=self.config.notify_per_job_limit)
+            size = 1 if self.fault is not None else self.config.batch_size  # stopped: retry that one event
+            try:
+                batch = await project_batch(conn, self.config.name, batch_size=size,
+                                            per_job_limit=self.config.notify_per_job_limit)
+            except BatchFailed as failed:
+                found = await isolate(conn, self.config.name, failed, per_job_limit=self.config.notify_per_job_limit)
+                self.cursor, self.fault = found.cursor or self.cursor, found.fault
+                total = ProjectionResult(True, total.events + found.events, total.batches + found.batches,
+                                         total.jobs + found.jobs, total.notifications + found.notifications,
+                                         self.cursor, found.fault)
+                if found.fault is not None:
+                    return total
+                continue
             self.cursor = batch.cursor
+            if batch.events and self.fault is not None:
+                await resumed(conn, self.config.name)
+                self.fault = None
             total = ProjectionResult(True, total.events + batch.events, total.batches + (batch.events > 0),
                                      total.jobs + batch.jobs, total.notifications + batch.notifications,
                                      batch.cursor)
-            if batch.events < self.config.batch_size:
+            if batch.events < size:
                 return total
 
     async def _lead(self, conn) -> bool:
@@ -275,7 +297,9 @@ class Projector:
             if result.leader and now >= next_prune:
                 next_prune = now + self.config.prune_interval
                 await self._prune()
-            if result.leader:
+            if result.leader and result.fault is not None:
+                await self._listening.wait(token, self.config.poll_interval)  # stopped: retry, not a tight loop
+            elif result.leader:
                 await self._sleep(token, result)
             else:
                 await self._listening.wait(token, self.config.takeover_interval)

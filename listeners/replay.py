@@ -17,6 +17,10 @@ indexes that later migrations attach to vjm.jobs. The checkpoint and the change
 feed are left as they are; the projector resumes after C. Dashboards are not
 told about rows a rebuild repaired (a verify that found differences is the
 signal to reload).
+
+Voided events (an admin's `void`, listeners/fold.py) are skipped as the projector skips
+them: every void in the log is read first, also those after C (a void names an earlier
+event, which may be at or below C).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
+from store.faults import fetch_void_targets
 from store.models import Event
 from store.projections import (
     copy_replay_jobs,
@@ -39,7 +44,7 @@ from store.projections import (
     stream_events_by_job,
 )
 
-from .fold import fold
+from .fold import Voids, fold
 from .listening import connect_with_role
 
 log = structlog.get_logger("vjm.replay")
@@ -71,14 +76,15 @@ class RebuildResult:
 
 
 async def replay(conn: asyncpg.Connection, upto: tuple[int, int]) -> ReplayCount:
-    """Fold every event up to `upto` into the shadow tables; call inside a transaction."""
+    """Fold every event up to `upto` into the shadow tables, skipping voided ones; call inside a transaction."""
     await create_replay_tables(conn)
+    voids = Voids.of(await fetch_void_targets(conn))
     stats: dict = {}
     daily: dict = {}
     platforms: dict = {}
     events = jobs = 0
     async for chunk in chunks_by_job(stream_events_by_job(conn, upto)):
-        result = fold({}, chunk)
+        result = fold({}, chunk, voids)
         rows = [row for row in result.rows.values() if row is not None]
         await copy_replay_jobs(conn, rows)
         add_into(stats, result.stats)

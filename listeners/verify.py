@@ -39,7 +39,9 @@ from store.projections import (
     stream_jobs,
 )
 
-from .fold import fold
+from store.faults import fetch_void_targets
+
+from .fold import Voids, fold
 from .listening import connect_with_role
 from .replay import add_into, chunks_by_job
 
@@ -77,8 +79,9 @@ class _Replay:
     jobs: int = 0
 
     async def rows(self, conn: asyncpg.Connection, upto: tuple[int, int]) -> AsyncIterator[JobRow]:
+        voids = Voids.of(await fetch_void_targets(conn))  # as rebuild and the projector skip them
         async for chunk in chunks_by_job(stream_events_by_job(conn, upto)):
-            result = fold({}, chunk)
+            result = fold({}, chunk, voids)
             add_into(self.stats, result.stats)
             add_into(self.daily, result.daily)
             add_into(self.platforms, result.platforms)

@@ -16,6 +16,7 @@ from .errors import (
     VJMError,
 )
 from .machine import (
+    ADMIN_TRIGGERS,
     ALLOWED_TRIGGERS,
     FENCED_TRIGGERS,
     LIVE_STATES,
@@ -44,6 +45,7 @@ from .payloads import (
     ReasonData,
     StartData,
     TimeOutData,
+    VoidData,
     to_validation_error,
     validate_payload,
 )
@@ -61,6 +63,7 @@ __all__ = [
     "check_attempt",
     "is_allowed",
     "next_state",
+    "ADMIN_TRIGGERS",
     "ALLOWED_TRIGGERS",
     "FENCED_TRIGGERS",
     "LIVE_STATES",
@@ -87,6 +90,7 @@ __all__ = [
     "ReasonData",
     "StartData",
     "TimeOutData",
+    "VoidData",
     "to_validation_error",
     "validate_payload",
 ]

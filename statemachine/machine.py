@@ -11,6 +11,9 @@ Which component moves a job out of each state:
               the user (cancel, update_metadata)
 - completed, failed, cancelled: the user (retry, update_metadata, delete)
 - deleted:    nobody; it is a tombstone and the history stays
+- any state but absent: an admin (void), which keeps the state. A void names an earlier
+  event of the job (its position) that the read models must skip: an event the projector
+  cannot apply (listeners/fold.py). The log keeps both the event and the void.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Trigger(StrEnum):
     TIME_OUT = "time_out"
     UPDATE_METADATA = "update_metadata"
     DELETE = "delete"
+    VOID = "void"
 
 
 class Guard(StrEnum):
@@ -65,7 +69,9 @@ FENCED_TRIGGERS = frozenset({Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, T
 PROCESSOR_TRIGGERS = frozenset(
     {Trigger.START, Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.TIME_OUT}
 )
-USER_TRIGGERS = frozenset(Trigger) - PROCESSOR_TRIGGERS
+# Triggers only an admin fires (admins fire every trigger).
+ADMIN_TRIGGERS = frozenset({Trigger.VOID})
+USER_TRIGGERS = frozenset(Trigger) - PROCESSOR_TRIGGERS - ADMIN_TRIGGERS
 
 _DEFINITION = [
     {"trigger": Trigger.CREATE, "source": State.ABSENT, "dest": State.QUEUED},
@@ -84,6 +90,7 @@ _DEFINITION = [
     {"trigger": Trigger.DELETE,
      "source": [State.QUEUED, State.COMPLETED, State.FAILED, State.CANCELLED],
      "dest": State.DELETED},
+    {"trigger": Trigger.VOID, "source": [*LIVE_STATES, State.DELETED], "dest": None},
 ]
 
 

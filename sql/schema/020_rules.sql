@@ -1,7 +1,7 @@
 -- The rules of the job machine, as tables. Each must equal its source in statemachine/
 -- (tests/integration/test_machine_agrees_with_database.py compares them):
 --   vjm.transitions    statemachine.RULES: which trigger leads from which state to which
---   vjm.trigger_rules  statemachine.PROCESSOR_TRIGGERS and FENCED_TRIGGERS
+--   vjm.trigger_rules  statemachine.PROCESSOR_TRIGGERS, ADMIN_TRIGGERS and FENCED_TRIGGERS
 --   vjm.job_defaults   statemachine.payloads.DEFAULT_MAX_ATTEMPTS
 -- The functions at the end are compiled from these tables when the schema is built, so
 -- that the write path evaluates a rule as an expression instead of a lookup.
@@ -35,13 +35,20 @@ INSERT INTO vjm.transitions (trigger, from_state, to_state, guard) VALUES
     ('delete',          'queued',     'deleted',    NULL),
     ('delete',          'completed',  'deleted',    NULL),
     ('delete',          'failed',     'deleted',    NULL),
-    ('delete',          'cancelled',  'deleted',    NULL);
+    ('delete',          'cancelled',  'deleted',    NULL),
+    ('void',            'queued',     'queued',     NULL),
+    ('void',            'processing', 'processing', NULL),
+    ('void',            'completed',  'completed',  NULL),
+    ('void',            'failed',     'failed',     NULL),
+    ('void',            'cancelled',  'cancelled',  NULL),
+    ('void',            'deleted',    'deleted',    NULL);
 
--- Who fires each trigger (admins fire every one), and whether it carries the attempt token:
--- a fenced trigger that names an attempt other than the job's current one is refused.
+-- Who fires each trigger (admins fire every one; 'admin': only admins), and whether it carries
+-- the attempt token: a fenced trigger that names an attempt other than the job's current one
+-- is refused.
 CREATE TABLE vjm.trigger_rules (
     trigger  text    PRIMARY KEY,
-    fired_by text    NOT NULL CHECK (fired_by IN ('processor', 'user')),
+    fired_by text    NOT NULL CHECK (fired_by IN ('processor', 'user', 'admin')),
     fenced   boolean NOT NULL
 );
 
@@ -55,7 +62,8 @@ INSERT INTO vjm.trigger_rules (trigger, fired_by, fenced) VALUES
     ('cancel',          'user',      false),
     ('retry',           'user',      false),
     ('update_metadata', 'user',      false),
-    ('delete',          'user',      false);
+    ('delete',          'user',      false),
+    ('void',            'admin',     false);
 
 -- Defaults a create takes when its payload leaves them out. One row.
 CREATE TABLE vjm.job_defaults (
@@ -68,6 +76,7 @@ INSERT INTO vjm.job_defaults (max_attempts) VALUES (3);
 -- Compiled rules, IMMUTABLE LANGUAGE sql so that the planner inlines them:
 --   vjm.next_state(trigger, from_state, attempts_left)  the state the trigger leads to, NULL if illegal
 --   vjm.fired_by_processor(trigger)                     true for processor triggers
+--   vjm.fired_by_user(trigger)                          true for the triggers end users fire
 --   vjm.fenced(trigger)                                 true for triggers that carry the attempt token
 --   vjm.default_max_attempts()                          the attempt budget of a create without one
 --   vjm.moves_in_queue(trigger)                         true for triggers that take a job into or out
@@ -78,6 +87,7 @@ DO $$
 DECLARE
     transitions text;
     processor text;
+    users text;
     fenced text;
     queue_movers text;
     budget smallint;
@@ -93,8 +103,9 @@ BEGIN
                                                           t.to_state), ' ' ORDER BY t.guard) || ' END' END AS target
               FROM vjm.transitions t GROUP BY t.trigger, t.from_state) g;
     SELECT string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fired_by = 'processor'),
+           string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fired_by = 'user'),
            string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fenced)
-      INTO processor, fenced FROM vjm.trigger_rules r;
+      INTO processor, users, fenced FROM vjm.trigger_rules r;
     SELECT d.max_attempts INTO budget FROM vjm.job_defaults d;
     SELECT string_agg(DISTINCT quote_literal(t.trigger), ', ') INTO queue_movers FROM vjm.transitions t
      WHERE 'queued' IN (t.from_state, t.to_state) AND t.from_state <> 'absent';
@@ -103,6 +114,8 @@ BEGIN
                    transitions);
     EXECUTE format('CREATE FUNCTION vjm.fired_by_processor(trigger text) RETURNS boolean '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', processor);
+    EXECUTE format('CREATE FUNCTION vjm.fired_by_user(trigger text) RETURNS boolean '
+                   'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', users);
     EXECUTE format('CREATE FUNCTION vjm.fenced(trigger text) RETURNS boolean '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', fenced);
     EXECUTE format('CREATE FUNCTION vjm.default_max_attempts() RETURNS smallint '

@@ -107,7 +107,7 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 BEGIN
     RETURN coalesce(CASE vjm.caller_kind()
         WHEN 'processor' THEN vjm.fired_by_processor(trigger)
-        WHEN 'user' THEN NOT vjm.fired_by_processor(trigger)
+        WHEN 'user' THEN vjm.fired_by_user(trigger)
         WHEN 'admin' THEN true
         ELSE false END, false);
 END

@@ -102,16 +102,72 @@ CREATE TABLE vjm.job_stats_platform (
 -- the last change-feed sequence number it handed out. The active projector locks
 -- this row FOR UPDATE in every apply transaction: that serialises appliers (and a
 -- rebuild) even if two ever ran at once, and makes change_seq gap-free.
+--
+-- fault_*: the event after the cursor that the projector cannot apply (listeners/projector.py),
+-- NULL while it projects. The projector stops there for every tenant (commit order is the
+-- change feed's contract) and records it here: /healthz, /metrics and `vjm projections
+-- status` read it. Advancing the checkpoint clears it (the event was applied, or voided).
 CREATE TABLE vjm.projection_checkpoints (
-    name       text PRIMARY KEY,
-    xact_id    xid8        NOT NULL DEFAULT '0'::xid8,
-    position   bigint      NOT NULL DEFAULT 0,
-    change_seq bigint      NOT NULL DEFAULT 0,
-    events     bigint      NOT NULL DEFAULT 0,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    name             text PRIMARY KEY,
+    xact_id          xid8        NOT NULL DEFAULT '0'::xid8,
+    position         bigint      NOT NULL DEFAULT 0,
+    change_seq       bigint      NOT NULL DEFAULT 0,
+    events           bigint      NOT NULL DEFAULT 0,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    fault_position   bigint,
+    fault_job_id     uuid,
+    fault_version    integer,
+    fault_type       text,
+    fault_error      text,
+    fault_since      timestamptz,
+    fault_checked_at timestamptz,
+    fault_attempts   integer     NOT NULL DEFAULT 0,
+    CHECK ((fault_position IS NULL) = (fault_since IS NULL))
 );
 
 INSERT INTO vjm.projection_checkpoints (name) VALUES ('main');
+
+-- Voids: an admin's `void` event names an earlier event of the same job (data.position) that
+-- the read models skip (listeners/fold.py). The projector looks up the voids of the jobs in
+-- each batch, rebuild and verify all of them: this index holds only the void events.
+CREATE INDEX job_events_voids ON vjm.job_events (job_id) WHERE type = 'void';
+
+-- An admin voids the event at p_position: appends `void` {"position", "reason"} to its job,
+-- holding every projection checkpoint (no apply runs meanwhile). Refused (22023) for a void,
+-- for an event already voided, and for an event a projection has already applied: the live
+-- rows would then differ from a rebuild. VJ404 when there is no such event; 42501 unless the
+-- caller is an admin (the guard decides that too: vjm.trigger_rules says 'admin').
+CREATE FUNCTION vjm.void_event(p_position bigint, p_reason text) RETURNS vjm.job_events
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    target record;
+    applied text;
+BEGIN
+    IF NOT vjm.may_fire('void') THEN
+        RAISE EXCEPTION 'only an admin may void an event' USING ERRCODE = '42501';
+    END IF;
+    PERFORM 1 FROM vjm.projection_checkpoints c ORDER BY c.name FOR UPDATE;
+    SELECT e.position, e.xact_id, e.job_id, e.version, e.type INTO target
+      FROM vjm.job_events e WHERE e.position = p_position;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no event at position %', p_position USING ERRCODE = 'VJ404';
+    END IF;
+    IF target.type = 'void' THEN
+        RAISE EXCEPTION 'event % is a void: a void cannot be voided', p_position USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM vjm.job_events v
+                WHERE v.type = 'void' AND v.job_id = target.job_id AND v.data ->> 'position' = p_position::text) THEN
+        RAISE EXCEPTION 'event % is voided already', p_position USING ERRCODE = '22023';
+    END IF;
+    SELECT string_agg(c.name, ', ' ORDER BY c.name) INTO applied FROM vjm.projection_checkpoints c
+     WHERE (c.xact_id, c.position) >= (target.xact_id, target.position);
+    IF applied IS NOT NULL THEN
+        RAISE EXCEPTION 'event % is already projected (projection %): voiding it would make the read models '
+                        'differ from a rebuild', p_position, applied USING ERRCODE = '22023';
+    END IF;
+    RETURN vjm.append_event(target.job_id, 'void', jsonb_build_object('position', p_position, 'reason', p_reason));
+END
+$$;
 
 -- The durable change feed for dashboards (listeners/subscriptions.py): one row per
 -- job per applied batch, numbered by `seq` in commit order. Event positions are

@@ -10,7 +10,8 @@ GRANT SELECT ON vjm.transitions, vjm.trigger_rules, vjm.job_defaults, vjm.payloa
     vjm.payload_shapes
     TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
 GRANT EXECUTE ON FUNCTION
-    vjm.next_state(text, text, smallint), vjm.fired_by_processor(text), vjm.fenced(text), vjm.default_max_attempts(),
+    vjm.next_state(text, text, smallint), vjm.fired_by_processor(text), vjm.fired_by_user(text), vjm.fenced(text),
+    vjm.default_max_attempts(),
     vjm.moves_in_queue(text), vjm.event_hash(bytea, uuid, integer, text, text, text, integer, jsonb, text, text, uuid,
                                               timestamptz),
     vjm.projection_horizon(), vjm.current_user_id(), vjm.caller_role(), vjm.caller_kind(),
@@ -58,6 +59,8 @@ GRANT SELECT ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_stats_plat
 GRANT SELECT ON vjm.jobs, vjm.job_changes, vjm.projection_checkpoints TO vjm_processor;
 GRANT SELECT ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_stats_platform, vjm.job_changes,
     vjm.projection_checkpoints, vjm.schema_migrations TO vjm_admin;
+-- An admin voids an event the projector cannot apply (the guard refuses everyone else too).
+GRANT EXECUTE ON FUNCTION vjm.void_event(bigint, text) TO vjm_admin;
 GRANT EXECUTE ON FUNCTION vjm.job_changes_visible(bigint[], text[]) TO vjm_authenticated;
 
 -- Teams: users read the teams they are in and manage the teams they own (RLS decides);

@@ -34,6 +34,7 @@ SAMPLE_DATA = {
     Trigger.TIME_OUT: {},
     Trigger.UPDATE_METADATA: {"clip_count": 2},
     Trigger.DELETE: {},
+    Trigger.VOID: {"position": 1, "reason": "sample"},  # runs as a superuser: an admin, who may void
 }
 
 
@@ -108,15 +109,17 @@ def test_stale_attempt_is_an_invalid_transition() -> None:
 
 async def test_the_rule_tables_equal_the_python_machine(pool) -> None:
     """vjm.trigger_rules and vjm.job_defaults are statemachine's rules, and so are the functions compiled from them."""
-    from statemachine import PROCESSOR_TRIGGERS
+    from statemachine import ADMIN_TRIGGERS, PROCESSOR_TRIGGERS, USER_TRIGGERS
     from statemachine.payloads import DEFAULT_MAX_ATTEMPTS
 
     rows = await pool.fetch("SELECT trigger, fired_by, fenced, vjm.fired_by_processor(trigger) AS compiled_processor,"
-                            " vjm.fenced(trigger) AS compiled_fenced FROM vjm.trigger_rules")
+                            " vjm.fired_by_user(trigger) AS compiled_user, vjm.fenced(trigger) AS compiled_fenced FROM vjm.trigger_rules")
     assert {r["trigger"] for r in rows} == {t.value for t in Trigger}
     for row in rows:
         trigger = Trigger(row["trigger"])
-        assert row["fired_by"] == ("processor" if trigger in PROCESSOR_TRIGGERS else "user"), trigger
+        assert row["fired_by"] == ("processor" if trigger in PROCESSOR_TRIGGERS
+                                   else "admin" if trigger in ADMIN_TRIGGERS else "user"), trigger
+        assert row["compiled_user"] is (trigger in USER_TRIGGERS), trigger
         assert row["fenced"] is (trigger in FENCED_TRIGGERS), trigger
         assert row["compiled_processor"] is (trigger in PROCESSOR_TRIGGERS), trigger
         assert row["compiled_fenced"] is (trigger in FENCED_TRIGGERS), trigger

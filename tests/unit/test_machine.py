@@ -41,6 +41,9 @@ EXPECTED = {
     (State.CANCELLED, Trigger.RETRY): State.QUEUED,
     (State.CANCELLED, Trigger.UPDATE_METADATA): State.CANCELLED,
     (State.CANCELLED, Trigger.DELETE): State.DELETED,
+    # An admin's void keeps the state, in every state a job can be in (a deleted job's bad
+    # event must be voidable too: it stops the projector all the same).
+    **{(state, Trigger.VOID): state for state in State if state is not State.ABSENT},
 }
 
 
@@ -67,7 +70,9 @@ def test_start_needs_an_attempt_left() -> None:
 
 
 def test_deleted_is_a_tombstone() -> None:
-    assert ALLOWED_TRIGGERS[State.DELETED] == frozenset()
+    """Nothing moves a deleted job; only an admin's void (which keeps the state) may name one of its events."""
+    assert ALLOWED_TRIGGERS[State.DELETED] == frozenset({Trigger.VOID})
+    assert next_state(State.DELETED, Trigger.VOID) is State.DELETED
 
 
 def test_table_is_derived_from_the_transitions_machine() -> None:
