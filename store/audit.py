@@ -1,4 +1,4 @@
-"""Audit reads over the event log: search, history as of an instant, hash-chain verification."""
+"""Audit reads over the event log: search, history as of an instant, hash-chain verification, the audit tree."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
+from .merkle import SubtreeCollector, TreeBuilder, leaf_hash
 from .models import Event, event_from_row
 from .sqlfiles import load_queries
 
@@ -72,3 +73,156 @@ async def last_cursor(executor: Executor) -> tuple[int, int] | None:
     """(xact_id, position) of the newest event the caller can see, or None for an empty log."""
     row = await executor.fetchrow(load_queries()["event_get_last_cursor"])
     return (row["xact_id"], row["position"]) if row else None
+
+
+# --- the log-wide audit tree (sql/schema/075_audit_tree.sql, store/merkle.py) ---
+
+PAGE = 5000  # events or leaves per page: memory stays bounded whatever the log's size
+
+
+async def seal(executor: Executor, max_leaves: int = 100_000) -> int:
+    """Append the leaves of committed events (below the horizon) in commit order; the new tree size."""
+    return await executor.fetchval(load_queries()["audit_seal"], max_leaves)
+
+
+async def seal_all(executor: Executor, batch: int = 100_000) -> int:
+    """Seal until nothing committed below the horizon is left unsealed; the tree size."""
+    before, _ = await tree_state(executor)
+    while True:
+        size = await seal(executor, batch)
+        if size - before < batch:
+            return size
+        before = size
+
+
+async def tree_state(executor: Executor) -> tuple[int, int]:
+    """(sealed tree size, archive boundary: leaves below it may have no event in the log any more)."""
+    row = await executor.fetchrow(load_queries()["audit_tree_state"])
+    return row["tree_size"], row["archived_below"]
+
+
+async def stream_leaf_hashes(executor: Executor, start: int, end: int, page: int = PAGE):
+    """The sealed leaf hashes [start, end) in order, a page at a time; raises on a gap."""
+    expected = start
+    while expected < end:
+        rows = await executor.fetch(load_queries()["audit_leaf_hashes"], expected, min(end, expected + page))
+        if not rows:
+            raise LeafMissing(expected)
+        for row in rows:
+            if row["leaf_index"] != expected:
+                raise LeafMissing(expected)
+            yield row["leaf_hash"]
+            expected += 1
+
+
+class LeafMissing(Exception):
+    """A sealed leaf the tree needs is not in vjm.audit_leaves."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"leaf {index} is not in vjm.audit_leaves")
+        self.index = index
+
+
+@dataclass(frozen=True, slots=True)
+class TreeRecount:
+    """The tree recomputed from the log for `tree_size` leaves, and the first problem seen."""
+
+    tree_size: int
+    leaves: int                 # leaves recomputed (tree_size unless the log is short)
+    archived: int               # of which taken from vjm.audit_leaves (events archived)
+    root_hash: bytes | None     # None when the log is too short to make the tree
+    problem: str | None = None  # the first difference from the sealed tree, in words
+    leaf_index: int | None = None
+    position: int | None = None
+    job_id: UUID | None = None
+
+
+async def recount_tree(conn: asyncpg.Connection, tree_size: int, page: int = PAGE) -> TreeRecount:
+    """Recompute the first `tree_size` leaves from the events themselves and the root over them.
+
+    Each live event's leaf is SHA-256(0x00 || vjm.event_hash(its content)), in commit order: an
+    edit, a deletion, a reordering or a truncation changes the root. Leaves below the archive
+    boundary come from vjm.audit_leaves (their events are gone; the signed root still covers
+    them). The sealed leaves also name the first difference (which leaf, which position) --
+    a hint only: the verdict is the root. Run it in one REPEATABLE READ transaction.
+    """
+    queries = load_queries()
+    _, archived_below = await tree_state(conn)
+    archived = min(archived_below, tree_size)
+    builder = TreeBuilder()
+    first: dict = {}
+
+    def note(problem: str, index: int, position: int | None = None, job_id: UUID | None = None) -> None:
+        if not first:
+            first.update(problem=problem, leaf_index=index, position=position, job_id=job_id)
+
+    try:
+        async for value in stream_leaf_hashes(conn, 0, archived, page):
+            builder.append(value)
+    except LeafMissing as missing:
+        note("a sealed leaf of the archived range is missing from vjm.audit_leaves", missing.index)
+        return TreeRecount(tree_size, builder.size, builder.size, None, **first)
+    cursor = (0, 0)
+    if archived:
+        boundary = await conn.fetchrow(queries["audit_leaf_at"], archived - 1)
+        cursor = (boundary["xact_id"], boundary["position"])
+    while builder.size < tree_size:
+        rows = await conn.fetch(queries["audit_events_in_commit_order"], *cursor, min(page, tree_size - builder.size))
+        if not rows:
+            break
+        for row in rows:
+            index, leaf = builder.size, leaf_hash(row["recomputed"])
+            if not first:
+                if row["recomputed"] != row["hash"]:
+                    note("the event's content does not match its hash (edited)", index, row["position"], row["job_id"])
+                elif row["sealed_index"] != index:
+                    await _note_displaced(conn, note, index, row)
+                elif row["sealed_leaf"] != leaf:
+                    note("the event differs from the one sealed here (edited, hash recomputed)", index,
+                         row["position"], row["job_id"])
+            builder.append(leaf)
+        cursor = (rows[-1]["xact_id"], rows[-1]["position"])
+    if builder.size < tree_size:
+        sealed = await conn.fetchrow(queries["audit_leaf_at"], builder.size)
+        note(f"the log ends after {builder.size} of the head's {tree_size} events (truncated)", builder.size,
+             sealed["position"] if sealed else None, sealed["job_id"] if sealed else None)
+        return TreeRecount(tree_size, builder.size, archived, None, **first)
+    return TreeRecount(tree_size, builder.size, archived, builder.root(), **first)
+
+
+async def _note_displaced(conn: asyncpg.Connection, note, index: int, row) -> None:
+    """The event found at `index` was sealed elsewhere (or never): say what is at odds."""
+    sealed = await conn.fetchrow(load_queries()["audit_leaf_at"], index)
+    if sealed is not None and not sealed["present"]:
+        note(f"the event sealed as leaf {index} is missing (deleted)", index, sealed["position"], sealed["job_id"])
+    elif sealed is not None:
+        where = "never sealed" if row["sealed_index"] is None else f"sealed as leaf {row['sealed_index']}"
+        note(f"the commit order changed: position {row['position']} ({where}) now comes where position "
+             f"{sealed['position']} was sealed (reordered)", index, sealed["position"], sealed["job_id"])
+    else:
+        note(f"position {row['position']} is not in the sealed tree", index, row["position"], row["job_id"])
+
+
+async def job_leaves(executor: Executor, job_id: UUID, tree_size: int) -> list[asyncpg.Record]:
+    """One job's sealed events inside a tree of `tree_size`, in version order."""
+    return await executor.fetch(load_queries()["audit_job_leaves"], job_id, tree_size)
+
+
+async def subtree_hashes(conn: asyncpg.Connection, tree_size: int, wanted) -> tuple[bytes, dict]:
+    """The root of the sealed tree of `tree_size` and the hashes of the wanted ranges, in one pass."""
+    collector = SubtreeCollector(tree_size, wanted)
+    async for value in stream_leaf_hashes(conn, 0, tree_size):
+        collector.append(value)
+    return collector.finish()
+
+
+async def keep_head(executor: Executor, tree_size: int, root_hash: bytes, timestamp: int, key_id: str,
+                    public_key: bytes, signature: bytes) -> None:
+    """Store a signed head for publication (idempotent)."""
+    await executor.execute(load_queries()["audit_head_insert"], tree_size, root_hash, timestamp, key_id,
+                           public_key, signature)
+
+
+async def latest_head(executor: Executor) -> asyncpg.Record | None:
+    """The newest stored head, or None."""
+    return await executor.fetchrow(load_queries()["audit_head_latest"])

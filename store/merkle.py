@@ -138,46 +138,67 @@ def _is_perfect(start: int, end: int) -> bool:
     return size > 0 and size & (size - 1) == 0 and start % size == 0
 
 
-def subtree_hashes(leaves: Iterable[bytes], size: int, wanted: Iterable[Range]) -> tuple[bytes, dict[Range, bytes]]:
+class SubtreeCollector:
     """One pass over the first `size` leaves: the root and the hash of every wanted range.
 
     A wanted range is a perfect aligned subtree (captured when it completes) or a suffix
     [start, size) of the tree (folded from the final pieces), as every RFC 9162 proof needs.
+    Feed leaves with `append` (extra leaves past `size` are ignored), then call `finish`.
     """
-    wanted = set(wanted)
-    perfect = {r for r in wanted if _is_perfect(*r)}
-    suffixes = wanted - perfect
-    for start, end in suffixes:
-        if end != size or not 0 <= start < end:
-            raise ValueError(f"range [{start}, {end}) is neither a perfect subtree nor a suffix of {size}")
-    found: dict[Range, bytes] = {}
 
-    def capture(start: int, length: int, value: bytes) -> None:
-        if (start, start + length) in perfect:
-            found[(start, start + length)] = value
+    def __init__(self, size: int, wanted: Iterable[Range]) -> None:
+        wanted = set(wanted)
+        self.size = size
+        self._perfect = {r for r in wanted if _is_perfect(*r)}
+        self._suffixes = wanted - self._perfect
+        for start, end in self._suffixes:
+            if end != size or not 0 <= start < end:
+                raise ValueError(f"range [{start}, {end}) is neither a perfect subtree nor a suffix of {size}")
+        self._found: dict[Range, bytes] = {}
+        self._builder = TreeBuilder(self._capture if self._perfect else None)
 
-    builder = TreeBuilder(capture if perfect else None)
+    def _capture(self, start: int, length: int, value: bytes) -> None:
+        if (start, start + length) in self._perfect:
+            self._found[(start, start + length)] = value
+
+    @property
+    def count(self) -> int:
+        return self._builder.size
+
+    def append(self, leaf: bytes) -> None:
+        if self._builder.size < self.size:
+            self._builder.append(leaf)
+
+    def finish(self) -> tuple[bytes, dict[Range, bytes]]:
+        builder = self._builder
+        if builder.size != self.size:
+            raise ValueError(f"only {builder.size} leaves for a tree of {self.size}")
+        pieces = builder.pieces()
+        found = dict(self._found)
+        for start, end in self._suffixes:
+            if not any(p[0] == start for p in pieces):
+                # A suffix that does not start on a piece boundary is not a subtree of this tree.
+                raise ValueError(f"[{start}, {end}) is not a subtree of a tree of {self.size}")
+            value = None
+            for piece_start, _, piece in reversed(pieces):
+                if piece_start < start:
+                    break
+                value = piece if value is None else node_hash(piece, value)
+            found[(start, end)] = value
+        missing = self._perfect - found.keys()
+        if missing:
+            raise ValueError(f"ranges outside the tree: {sorted(missing)}")
+        return builder.root(), found
+
+
+def subtree_hashes(leaves: Iterable[bytes], size: int, wanted: Iterable[Range]) -> tuple[bytes, dict[Range, bytes]]:
+    """The root of the first `size` leaves and the hashes of the wanted ranges (SubtreeCollector)."""
+    collector = SubtreeCollector(size, wanted)
     for leaf in leaves:
-        if builder.size == size:
+        if collector.count == size:
             break
-        builder.append(leaf)
-    if builder.size != size:
-        raise ValueError(f"only {builder.size} leaves for a tree of {size}")
-    pieces = builder.pieces()
-    for start, end in suffixes:
-        value = None
-        for piece_start, _, piece in reversed(pieces):
-            if piece_start < start:
-                break
-            value = piece if value is None else node_hash(piece, value)
-        if value is None or not any(p[0] == start for p in pieces):
-            # A suffix that does not start on a piece boundary is not a subtree of this tree.
-            raise ValueError(f"[{start}, {end}) is not a subtree of a tree of {size}")
-        found[(start, end)] = value
-    missing = perfect - found.keys()
-    if missing:
-        raise ValueError(f"ranges outside the tree: {sorted(missing)}")
-    return builder.root(), found
+        collector.append(leaf)
+    return collector.finish()
 
 
 def verify_inclusion(leaf: bytes, index: int, size: int, path: list[bytes], root: bytes) -> bool:
