@@ -24,6 +24,11 @@ SQLSTATE_NOT_FOUND = "VJ404"
 SQLSTATE_CONFLICT = "VJ409"
 SQLSTATE_INVALID_TRANSITION = "VJ422"
 SQLSTATE_STALE_ATTEMPT = "VJ423"
+SQLSTATE_INVALID_TOKEN = "VJ401"  # vjm.token_subject: the end user's token does not verify
+
+
+class InvalidToken(AccessDenied):
+    """The end user's token was refused by the database (bad signature, expired, wrong audience, ...)."""
 
 # SQLSTATE classes meaning "the server is not there for us right now": connection
 # exceptions (08), operator intervention (57P: shutdown, starting up), and too many
@@ -68,6 +73,8 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
             sqlstate == "55000" and "connections" in str(exc)):
         return DatabaseUnavailable(f"database unavailable: {exc}")
     state = getattr(exc, "detail", None) or ""
+    if sqlstate == SQLSTATE_INVALID_TOKEN:
+        return InvalidToken(getattr(exc, "message", None) or str(exc))
     if sqlstate == SQLSTATE_NOT_FOUND:
         return JobNotFound(job_id)
     if sqlstate == SQLSTATE_INVALID_TRANSITION:

@@ -1,14 +1,21 @@
 """Who is asking: a run-time role and a user identity, per transaction, and role pools.
 
 PostgreSQL decides what a caller sees (sql/schema/090_row_level_security.sql) from two
-settings: the role (`SET ROLE`) and the user (`request.jwt.claims`, read by
-`vjm.current_user_id()`). The application logs in as `vjm_app`, which holds no
-privilege of its own (NOINHERIT), and picks a role in one of two ways:
+things: the role (`SET ROLE`) and the user, which is the `sub` of a signed token that
+the database verifies itself (`request.jwt`, read by `vjm.current_user_id()`,
+sql/schema/045_identity.sql). A session can set any setting, so the database never
+takes a user id on trust: only a token signed with the identity key (VJM_JWT_SECRET)
+names a user. Each purpose has its own login, NOINHERIT and a member of one run-time
+role only (`LOGINS`): vjm_app (end users), vjm_worker (processors), vjm_listener
+(the projector). A role is picked in one of two ways:
 
-- `acting_as(pool, role=..., user_id=...)`: a transaction whose first statement sets
-  both with `set_config(..., is_local => true)`, in one round trip. They revert at
-  COMMIT or ROLLBACK, so a pooled connection never carries one request's identity
-  into the next. This is how every end-user request runs.
+- `acting_as(pool, role=..., user_id=... | token=...)`: a transaction whose first
+  statement sets the role and the token with `set_config(..., is_local => true)`, in
+  one round trip. They revert at COMMIT or ROLLBACK, so a pooled connection never
+  carries one request's identity into the next. This is how every end-user request
+  runs. The HTTP API passes the caller's own bearer token; other code passes a user
+  id, and a `TokenSource` mints a short-lived token for it (`LocalTokens` from
+  VJM_JWT_SECRET, or `DatabaseTokens`: `vjm.issue_token` on an admin's pool).
 - `create_role_pool(url, role="vjm_processor")`: a pool whose connections take a
   session role once, when they are opened. A role is not an identity: it is how
   trusted services (processors, the stuck detector, the projector) keep appends at
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import time
 import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,15 +39,18 @@ import structlog
 
 from statemachine import ValidationError
 
-from .errors import translate_error
+from .errors import InvalidToken, translate_error
 from .pool import connect, init_connection, keep_session, retry_idempotent
 from .postgres import with_user
 from .sqlfiles import load_queries
 
 log = structlog.get_logger("vjm.identity")
 
-APP_LOGIN = "vjm_app"
+APP_LOGIN, WORKER_LOGIN, LISTENER_LOGIN = "vjm_app", "vjm_worker", "vjm_listener"
 AUTHENTICATED, PROCESSOR, PROJECTOR, ADMIN = "vjm_authenticated", "vjm_processor", "vjm_projector", "vjm_admin"
+# The login of each run-time role (sql/schema/010_roles.sql). vjm_admin has none: grant it
+# to an operator's own login and pass that login.
+LOGINS = {AUTHENTICATED: APP_LOGIN, PROCESSOR: WORKER_LOGIN, PROJECTOR: LISTENER_LOGIN}
 # The `role` claim, as PostgREST/Supabase put it in request.jwt.claims.
 CLAIM_ROLES = {AUTHENTICATED: "authenticated", PROCESSOR: "processor", PROJECTOR: "projector", ADMIN: "admin"}
 RUNTIME_ROLES = frozenset(CLAIM_ROLES)
@@ -63,6 +75,100 @@ def validate_user_id(user_id: Any) -> str | None:
     return user_id
 
 
+def login_for(role: str | None) -> str:
+    """The login a pool acting as `role` uses by default (None: the end users' login)."""
+    if role is None:
+        return APP_LOGIN
+    if validate_role(role) not in LOGINS:
+        raise ValidationError(f"{role} has no login of its own: pass the login of an operator granted it",
+                              field="login")
+    return LOGINS[role]
+
+
+class TokenSource:
+    """Mints short-lived end-user tokens for `acting_as(user_id=...)`; cached per user."""
+
+    ttl_seconds = 300
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[str, float]] = {}
+
+    async def token_for(self, user_id: str) -> str:
+        """A token for `user_id` with at least half its lifetime left."""
+        cached = self._cache.get(user_id)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        token = await self._mint(user_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[user_id] = (token, now + self.ttl_seconds / 2)
+        return token
+
+    async def _mint(self, user_id: str) -> str:
+        raise NotImplementedError
+
+
+class LocalTokens(TokenSource):
+    """Tokens signed in this process with the identity secret (VJM_JWT_SECRET)."""
+
+    def __init__(self, secret: str, audience: str | None = "authenticated") -> None:
+        super().__init__()
+        self._secret, self._audience = secret, audience
+
+    async def _mint(self, user_id: str) -> str:
+        import jwt
+
+        now = int(time.time())
+        claims: dict[str, Any] = {"sub": user_id, "role": "authenticated", "iat": now, "exp": now + self.ttl_seconds}
+        if self._audience is not None:
+            claims["aud"] = self._audience
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+
+class DatabaseTokens(TokenSource):
+    """Tokens issued by the database (`vjm.issue_token`) on a pool that acts as vjm_admin."""
+
+    def __init__(self, admin_pool: asyncpg.Pool) -> None:
+        super().__init__()
+        self._pool = admin_pool
+
+    async def _mint(self, user_id: str) -> str:
+        try:
+            return await self._pool.fetchval("SELECT vjm.issue_token($1, $2)", user_id, self.ttl_seconds)
+        except asyncpg.PostgresError as exc:
+            raise translate_error(exc) from exc
+
+
+_default_tokens: TokenSource | None = None
+
+
+def configure_tokens(source: TokenSource | None) -> None:
+    """The process's default token source (else LocalTokens from VJM_JWT_SECRET, if set)."""
+    global _default_tokens
+    _default_tokens = source
+
+
+def default_tokens() -> TokenSource | None:
+    """The configured token source, or one from VJM_JWT_SECRET / VJM_JWT_AUDIENCE, or None."""
+    global _default_tokens
+    if _default_tokens is None and os.environ.get("VJM_JWT_SECRET"):
+        _default_tokens = LocalTokens(os.environ["VJM_JWT_SECRET"],
+                                      os.environ.get("VJM_JWT_AUDIENCE", "authenticated") or None)
+    return _default_tokens
+
+
+async def token_for(user_id: str | None, tokens: TokenSource | None = None) -> str:
+    """The token acting_as sends for `user_id` ('' for no identity)."""
+    if user_id is None:
+        return ""
+    source = tokens or default_tokens()
+    if source is None:
+        raise InvalidToken("no token source to act as an end user: set VJM_JWT_SECRET "
+                           "(or connect as an admin, which asks the database for tokens)")
+    return await source.token_for(user_id)
+
+
 def identity_claims(role: str, user_id: str | None) -> str:
     """The request.jwt.claims JSON for a role and user ('' when there is no user)."""
     if user_id is None:
@@ -72,15 +178,21 @@ def identity_claims(role: str, user_id: str | None) -> str:
 
 @contextlib.asynccontextmanager
 async def acting_as(executor: asyncpg.Pool | asyncpg.Connection, *, role: str = AUTHENTICATED,
-                    user_id: str | None = None) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction acting as `role` and `user_id`; yields its connection.
+                    user_id: str | None = None, token: str | None = None,
+                    tokens: TokenSource | None = None) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction acting as `role` and an end user; yields its connection.
 
-    Both settings are transaction-local: on exit (commit, or rollback on an error)
-    the connection is back to its session role with no identity. `user_id=None`
-    means no identity: an end user without one sees nothing.
+    The user is `token` (a signed token, e.g. the HTTP caller's own), else a token
+    that `tokens` (default: `default_tokens()`) mints for `user_id`. The database
+    verifies it (VJ401, InvalidToken, when it does not verify). Both settings are
+    transaction-local: on exit (commit, or rollback on an error) the connection is
+    back to its session role with no identity. Neither: no identity, and an end user
+    without one sees nothing.
     """
     role, user_id = validate_role(role), validate_user_id(user_id)
-    claims = identity_claims(role, user_id)
+    if token is not None and (not isinstance(token, str) or not 0 < len(token) <= 8192):
+        raise ValidationError("token must be a string of at most 8192 characters", field="token")
+    claims = token if token is not None else await token_for(user_id, tokens)
     async with _borrow(executor) as conn:
         if conn.is_in_transaction():
             raise ValidationError("acting_as needs a connection outside a transaction: a local identity "
@@ -117,16 +229,17 @@ async def init_role_connection(conn: asyncpg.Connection, role: str | None) -> No
         await conn.fetchrow(load_queries()["identity_set_session_role"], validate_role(role))
 
 
-async def create_role_pool(url: str, *, role: str | None = PROCESSOR, login: str = APP_LOGIN,
+async def create_role_pool(url: str, *, role: str | None = PROCESSOR, login: str | None = None,
                            password: str | None = None, min_size: int = 1, max_size: int = 10,
                            attempts: int = 5, max_delay: float = 15.0, **kwargs: Any) -> asyncpg.Pool:
-    """A pool logged in as `login` (vjm_app) whose connections act as `role` for their whole session.
+    """A pool logged in as `login` (default `login_for(role)`) whose connections act as `role` for their session.
 
     `url` is any URL of the server (e.g. the admin URL); only its user is replaced.
     Use role=None for pools that serve end users: every request then needs acting_as().
     """
     if role is not None:
         validate_role(role)
+    login = login or login_for(role)
     app_url = with_user(url, login, password)
 
     async def _init(conn: asyncpg.Connection) -> None:
@@ -141,10 +254,10 @@ async def create_role_pool(url: str, *, role: str | None = PROCESSOR, login: str
     return pool
 
 
-async def connect_as(url: str, *, role: str | None, login: str = APP_LOGIN, password: str | None = None,
+async def connect_as(url: str, *, role: str | None, login: str | None = None, password: str | None = None,
                      **kwargs: Any) -> asyncpg.Connection:
-    """One dedicated connection as `login`, acting as `role` for its session (e.g. a LISTEN connection)."""
-    conn = await connect(with_user(url, login, password), **kwargs)
+    """One dedicated connection as `login` (default `login_for(role)`), acting as `role` for its session."""
+    conn = await connect(with_user(url, login or login_for(role), password), **kwargs)
     try:
         if role is not None:
             await conn.fetchrow(load_queries()["identity_set_session_role"], validate_role(role))

@@ -17,6 +17,11 @@ import pytest
 
 from store import EventStore, connect, create_pool, migrate, provide_postgres, with_database
 
+# One identity secret for the whole test session (SECURITY.md, "Identity"): the template
+# database's key, the tokens that acting_as() mints for user ids, and the HTTP tests' tokens.
+TEST_JWT_SECRET = "test-secret-for-the-http-api-0123456789"
+os.environ.setdefault("VJM_JWT_SECRET", TEST_JWT_SECRET)
+
 
 def _run(coro):
     return asyncio.run(coro)
@@ -53,6 +58,7 @@ def template_database(pg_server) -> Iterator[str]:
         conn = await connect(with_database(pg_server.url, name))
         try:
             await migrate(conn)
+            await conn.execute("SELECT vjm.set_jwt_secret($1, 'authenticated')", os.environ["VJM_JWT_SECRET"])
         finally:
             await conn.close()
 

@@ -17,7 +17,7 @@ class Settings(BaseModel):
 
     database_url: str | None = Field(None, description="VJM_DATABASE_URL; absent: embedded Postgres")
     data_dir: Path = Field(default_factory=default_data_dir, description="VJM_DATA_DIR for the embedded server")
-    jwt_secret: str | None = Field(None, description="VJM_JWT_SECRET for the HTTP API (HS256)")
+    jwt_secret: str | None = Field(None, description="VJM_JWT_SECRET: the identity key (HS256) of the HTTP API and the database")
     jwt_audience: str | None = Field("authenticated", description="VJM_JWT_AUDIENCE")
     stuck_timeout_seconds: float = Field(15 * 60, gt=0, description="VJM_STUCK_TIMEOUT_SECONDS")
     stuck_interval_seconds: float = Field(60, gt=0, le=86400, description="VJM_STUCK_INTERVAL_SECONDS")

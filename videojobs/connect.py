@@ -11,7 +11,7 @@ import asyncpg
 import structlog
 
 from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
-from store.identity import ADMIN, PROCESSOR, PROJECTOR, create_role_pool
+from store.identity import ADMIN, PROCESSOR, PROJECTOR, DatabaseTokens, LocalTokens, TokenSource, create_role_pool
 
 from .config import Settings
 from .database import provide_database
@@ -58,11 +58,27 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
         # The watcher reads the projection checkpoint, which only service roles may see.
         watcher = ProjectionWatcher(database_url, role=PROCESSOR)
         stack.push_async_callback(watcher.close)
+        tokens = await token_source(service, role, settings)
         manager = VideoJobManager(service, database_url=database_url, user_pool=users, watcher=watcher,
-                                  consistency_timeout=consistency_timeout)
+                                  consistency_timeout=consistency_timeout, tokens=tokens)
         if listeners:
             manager.listeners = await start_listeners(stack, database_url, service, settings)
         yield manager
+
+
+async def token_source(service: asyncpg.Pool, role: str, settings: Settings) -> TokenSource | None:
+    """Where as_user() gets end users' tokens; installs VJM_JWT_SECRET in the database when it may.
+
+    With a secret configured, tokens are signed in this process, and an admin service role
+    makes the database's key equal to it (one secret for the HTTP API and the database).
+    Without one, an admin asks the database (`vjm.issue_token`); anyone else cannot act as users.
+    """
+    if settings.jwt_secret:
+        if role == ADMIN and not await service.fetchval("SELECT vjm.jwt_secret_matches($1)", settings.jwt_secret):
+            await service.execute("SELECT vjm.set_jwt_secret($1, $2)", settings.jwt_secret, settings.jwt_audience)
+            log.info("jwt_secret_installed", audience=settings.jwt_audience)
+        return LocalTokens(settings.jwt_secret, settings.jwt_audience)
+    return DatabaseTokens(service) if role == ADMIN else None
 
 
 @dataclass

@@ -2,8 +2,8 @@
 -- Same format as events.sql: `-- name --`, one line of description, the statement.
 
 -- identity_set --
--- Act as a run-time role and a user for the rest of this transaction only (is_local: reverts at COMMIT/ROLLBACK).
-SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true);
+-- Act as a run-time role and a user's signed token (verified by vjm.current_user_id()) for the rest of this transaction only (is_local: reverts at COMMIT/ROLLBACK).
+SELECT set_config('role', $1, true), set_config('request.jwt', $2, true);
 
 -- identity_set_session_role --
 -- A service pool's session role (not an identity): set once when the pool opens a connection.

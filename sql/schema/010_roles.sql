@@ -13,12 +13,21 @@
 --                      processor triggers on any job.
 --   vjm_projector      the projector: reads every event, writes the read models. Appends nothing.
 --   vjm_admin          maintenance: reads everything, fires every trigger, manages teams.
---   vjm_app            the application's login. NOINHERIT: on its own it holds no privilege
---                      at all; each transaction (or a service pool's session) picks a run-time
---                      role with SET ROLE. A code path that forgets to pick one fails closed
---                      (permission denied) instead of running with the union of all roles.
---                      Not a member of vjm_admin: a leaked application credential must not
---                      be a maintenance credential; grant vjm_admin to an operator's login.
+--   vjm_app            the login that serves end users (the HTTP API's user pool). NOINHERIT,
+--                      a member of vjm_authenticated only: each transaction picks it with
+--                      SET ROLE and names its user with a signed token the database verifies
+--                      (045_identity.sql). A code path that forgets to pick the role fails
+--                      closed (permission denied). It cannot become a processor, projector or
+--                      admin: a leaked vjm_app password is neither a worker's nor a maintenance
+--                      credential, and without a token it is nobody.
+--   vjm_worker         the login of processors, the stuck detector and the change-feed reader:
+--                      NOINHERIT, a member of vjm_processor only.
+--   vjm_listener       the projector's login: NOINHERIT, a member of vjm_projector only.
+--   One login per purpose, because PostgreSQL lets any session signal (pg_terminate_backend,
+--   pg_cancel_backend) the sessions of its own login: a leaked vjm_app password can then
+--   reach vjm_app's sessions only, not the workers', the projector's or an operator's. In this
+--   database those functions are not PUBLIC either (below), so even that needs pg_hba.conf to
+--   keep the vjm logins out of the cluster's other databases. Grant vjm_admin to an operator's login.
 -- Run-time roles are NOSUPERUSER NOBYPASSRLS and own nothing (tests/integration/security/test_security_catalog.py).
 --
 -- Privileges are in grants.sql, policies in row_level_security.sql.
@@ -31,7 +40,9 @@ DECLARE
         ['vjm_processor',     'NOLOGIN NOINHERIT'],
         ['vjm_projector',     'NOLOGIN NOINHERIT'],
         ['vjm_admin',         'NOLOGIN NOINHERIT'],
-        ['vjm_app',           'LOGIN NOINHERIT']];
+        ['vjm_app',           'LOGIN NOINHERIT'],
+        ['vjm_worker',        'LOGIN NOINHERIT'],
+        ['vjm_listener',      'LOGIN NOINHERIT']];
     i int;
 BEGIN
     FOR i IN 1 .. array_length(wanted, 1) LOOP
@@ -47,7 +58,8 @@ BEGIN
     -- A role that exists with dangerous attributes (created by hand) is a configuration
     -- error, not something to fix silently under a concurrent migration.
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ANY (ARRAY['vjm_owner', 'vjm_authenticated', 'vjm_processor',
-                                                                 'vjm_projector', 'vjm_admin', 'vjm_app'])
+                                                                 'vjm_projector', 'vjm_admin', 'vjm_app',
+                                                                 'vjm_worker', 'vjm_listener'])
                                          AND (rolsuper OR rolbypassrls)) THEN
         RAISE EXCEPTION 'a vjm_* role is SUPERUSER or BYPASSRLS; fix it with ALTER ROLE ... NOSUPERUSER NOBYPASSRLS'
             USING ERRCODE = '42501';
@@ -57,14 +69,30 @@ $$;
 
 DO $$
 DECLARE
-    member_of text;
+    wanted constant text[][] := ARRAY[['vjm_app', 'vjm_authenticated'], ['vjm_worker', 'vjm_processor'],
+                                      ['vjm_listener', 'vjm_projector']];
+    unwanted constant text[][] := ARRAY[['vjm_app', 'vjm_processor'], ['vjm_app', 'vjm_projector'],
+                                        ['vjm_app', 'vjm_admin'], ['vjm_app', 'vjm_owner']];
+    i int;
 BEGIN
-    FOREACH member_of IN ARRAY ARRAY['vjm_authenticated', 'vjm_processor', 'vjm_projector'] LOOP
-        IF NOT pg_has_role('vjm_app', member_of, 'MEMBER') THEN
+    FOR i IN 1 .. array_length(wanted, 1) LOOP
+        IF NOT pg_has_role(wanted[i][1], wanted[i][2], 'MEMBER') THEN
             BEGIN
-                EXECUTE format('GRANT %I TO vjm_app', member_of);
+                EXECUTE format('GRANT %I TO %I', wanted[i][2], wanted[i][1]);
             EXCEPTION WHEN duplicate_object OR unique_violation THEN
                 NULL;
+            END;
+        END IF;
+    END LOOP;
+    -- Earlier versions made vjm_app a member of every run-time role: take that back (a
+    -- cluster upgraded from them must give its workers and projector their own logins).
+    FOR i IN 1 .. array_length(unwanted, 1) LOOP
+        IF EXISTS (SELECT 1 FROM pg_auth_members m
+                   WHERE m.member = unwanted[i][1]::regrole AND m.roleid = unwanted[i][2]::regrole) THEN
+            BEGIN
+                EXECUTE format('REVOKE %I FROM %I', unwanted[i][2], unwanted[i][1]);
+            EXCEPTION WHEN undefined_object OR internal_error THEN
+                NULL;  -- another database's migration revoked it first
             END;
         END IF;
     END LOOP;
@@ -101,6 +129,22 @@ ALTER TABLE vjm.schema_migrations OWNER TO vjm_owner;
 -- New tables get no grant by default either: a new table is reachable by nobody until
 -- grants.sql says who may use it.
 ALTER DEFAULT PRIVILEGES FOR ROLE vjm_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- Signalling other sessions is not PUBLIC in this database: PostgreSQL lets any session
+-- terminate or cancel the sessions of its own login, so a leaked vjm_app password could
+-- otherwise cut every request of the API. Members of pg_signal_backend (and superusers)
+-- keep the power. Only the functions' owner (a superuser) can change this; a migrator that
+-- is not one (Supabase) leaves them as they are (SECURITY.md, known gaps).
+DO $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        REVOKE EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint),
+            pg_catalog.pg_cancel_backend(integer) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION pg_catalog.pg_terminate_backend(integer, bigint),
+            pg_catalog.pg_cancel_backend(integer) TO pg_signal_backend;
+    END IF;
+END
+$$;
 
 -- Time limits per login, so that a forgotten transaction or a runaway statement cannot hold
 -- the projection's horizon (vjm.projection_horizon) or locks for long. Set on the logins,

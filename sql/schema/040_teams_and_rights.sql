@@ -23,15 +23,28 @@ CREATE TABLE vjm.team_members (
 -- The lookup behind every user-scoped policy: "which teams is this user in".
 CREATE INDEX team_members_user ON vjm.team_members (user_id, team_id);
 
--- Identity, Supabase/PostgREST compatible: the `sub` claim of request.jwt.claims, falling
--- back to the older request.jwt.claim.sub setting. Set per transaction only
--- (store.identity.acting_as), so a pooled connection never carries it over.
+-- Identity: the `sub` of a signed token that the database verifies itself
+-- (vjm.token_subject, sql/schema/045_identity.sql: HS256 with a key that only the owner
+-- can read, expiry, audience, role 'authenticated'). The token is the setting
+-- request.jwt (store.identity.acting_as sets it per transaction), else the bearer token
+-- of PostgREST's request.headers. Claims that a session merely states
+-- (request.jwt.claims, request.jwt.claim.sub) are not read: any session may set any
+-- setting, so a leaked database password alone must not name a user. No token: NULL
+-- (an end user then sees nothing); a token that fails verification: VJ401.
 CREATE FUNCTION vjm.current_user_id() RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT coalesce(
-        nullif(nullif(current_setting('request.jwt.claims', true), ''), 'null')::jsonb ->> 'sub',
-        nullif(current_setting('request.jwt.claim.sub', true), '')
-    )
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    token text := current_setting('request.jwt', true);
+BEGIN
+    IF token IS NULL OR token = '' THEN
+        token := substring(nullif(current_setting('request.headers', true), '')::json ->> 'authorization'
+                           FROM '^[Bb]earer +(\S+)$');
+        IF token IS NULL THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    RETURN vjm.token_subject(token);
+END
 $$;
 
 -- The role the caller acts as. Inside a SECURITY DEFINER function current_user is the

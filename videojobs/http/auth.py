@@ -1,5 +1,9 @@
 """Bearer JWT authentication: HS256, Supabase-style claims (`sub`, `role`, `aud`, `exp`).
 
+The API checks the token first (a clear 401), then passes the user's own token on to
+the database, which verifies it again with the same secret (sql/schema/045_identity.sql):
+the API names no user the token does not name.
+
 `authenticated` tokens act as the end user `sub` (every query under RLS, through
 `manager.as_user(sub)`); `service_role` tokens act as the trusted service
 (processors, admin). Every token must carry `exp`, and `aud` equal to the
@@ -10,7 +14,7 @@ audience to None to turn the check off (e.g. to accept Supabase's service key).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -38,6 +42,7 @@ class Principal:
 
     sub: str | None
     role: str
+    token: str | None = field(default=None, repr=False, compare=False)  # passed on: the database verifies it too
 
     @property
     def is_service(self) -> bool:
@@ -62,10 +67,10 @@ def decode_token(token: str, *, secret: str, audience: str | None) -> Principal:
         raise AuthenticationFailed(f"token lacks the {exc.claim!r} claim") from None
     except jwt.PyJWTError:
         raise AuthenticationFailed("token is malformed") from None
-    return _principal(claims)
+    return _principal(claims, token)
 
 
-def _principal(claims: dict[str, Any]) -> Principal:
+def _principal(claims: dict[str, Any], token: str | None = None) -> Principal:
     role, sub = claims.get("role"), claims.get("sub")
     if sub is not None and (not isinstance(sub, str) or not 1 <= len(sub) <= 128):
         raise AuthenticationFailed("token 'sub' must be a string of 1-128 characters")
@@ -73,7 +78,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         raise AuthenticationFailed("token lacks the 'sub' claim")
     if not isinstance(role, str):
         raise AuthenticationFailed("token 'role' must be a string")
-    return Principal(sub=sub, role=role)
+    return Principal(sub=sub, role=role, token=token)
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -36,7 +36,7 @@ def caller_manager(who: Annotated[Principal, Depends(principal)],
     if who.is_service:
         return manager
     if who.role == USER_ROLE and who.sub:
-        return manager.as_user(who.sub)
+        return manager.as_user(who.sub, token=who.token)
     raise Forbidden(f"role {who.role!r} may not use this API")
 
 

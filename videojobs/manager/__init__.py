@@ -22,16 +22,21 @@ class VideoJobManager(BulkMixin, WritesMixin, ReadsMixin, ProcessorsMixin, Stats
     API scoped by Row Level Security to what that user may see and do.
     """
 
-    def as_user(self, user_id: str) -> VideoJobManager:
-        """The same API acting as end user `user_id` (their jobs and their teams' jobs only)."""
+    def as_user(self, user_id: str, token: str | None = None) -> VideoJobManager:
+        """The same API acting as end user `user_id` (their jobs and their teams' jobs only).
+
+        The database verifies who the user is from a signed token: `token` (the HTTP
+        caller's own), else one minted for `user_id` (VJM_JWT_SECRET, or the database's
+        `vjm.issue_token` when this manager's service role is vjm_admin).
+        """
         from statemachine import ValidationError
 
         if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
             raise ValidationError("user_id must be 1-128 characters", field="user_id")
         scoped = VideoJobManager(self._pool, database_url=self._url, user_pool=self._user_pool,
-                                 caller=Caller(user_id=user_id),
+                                 caller=Caller(user_id=user_id, token=token),
                                  watcher=self._watcher, consistency_timeout=self._consistency_timeout,
-                                 writes=self._writes)
+                                 writes=self._writes, tokens=self._tokens)
         scoped.listeners = self.listeners
         return scoped
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -15,7 +15,7 @@ from listeners.fold import apply_event
 from statemachine import JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
-from store.identity import AUTHENTICATED, acting_as
+from store.identity import AUTHENTICATED, TokenSource, acting_as
 from store.job_writes import JobHistory, append_events, append_returning_job
 
 from ..models import BulkResult, Job
@@ -29,6 +29,7 @@ class Caller:
 
     user_id: str | None = None
     role: str | None = None  # None: the pool's own session role
+    token: str | None = field(default=None, repr=False)  # the user's own signed token (HTTP), else minted
 
     @property
     def is_user(self) -> bool:
@@ -51,7 +52,8 @@ class ManagerCore:
 
     def __init__(self, pool: asyncpg.Pool, *, database_url: str, user_pool: asyncpg.Pool | None = None,
                  caller: Caller = Caller(), watcher: ProjectionWatcher | None = None,
-                 consistency_timeout: float = 2.0, writes: WriteTracker | None = None):
+                 consistency_timeout: float = 2.0, writes: WriteTracker | None = None,
+                 tokens: TokenSource | None = None):
         self._pool = pool  # the trusted service's pool (a session role, e.g. vjm_admin)
         self._user_pool = user_pool or pool  # end users' pool: every request runs in acting_as()
         self._url = database_url
@@ -59,6 +61,7 @@ class ManagerCore:
         self._watcher = watcher
         self._consistency_timeout = consistency_timeout
         self._writes = writes or WriteTracker()
+        self._tokens = tokens  # mints end users' tokens for as_user() (None: store.identity's default)
 
     @property
     def database_url(self) -> str:
@@ -88,7 +91,7 @@ class ManagerCore:
         if not self._caller.is_user:
             return _translated(self._pool.acquire())
         return _translated(acting_as(self._user_pool, role=self._caller.role or AUTHENTICATED,
-                                     user_id=self._caller.user_id))
+                                     user_id=self._caller.user_id, token=self._caller.token, tokens=self._tokens))
 
     async def _append(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> Event:
         """Validate and append one transition as the caller; remembers its position."""
