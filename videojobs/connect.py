@@ -11,7 +11,8 @@ import asyncpg
 import structlog
 
 from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
-from store.identity import ADMIN, PROCESSOR, PROJECTOR, DatabaseTokens, LocalTokens, TokenSource, create_role_pool
+from store.identity import (ADMIN, PROCESSOR, PROJECTOR, DatabaseTokens, LocalTokens, TokenSource, configure_tokens,
+                            create_role_pool, default_tokens)
 
 from .config import Settings
 from .database import provide_database
@@ -77,7 +78,10 @@ async def token_source(service: asyncpg.Pool, role: str, settings: Settings) -> 
         if role == ADMIN and not await service.fetchval("SELECT vjm.jwt_secret_matches($1)", settings.jwt_secret):
             await service.execute("SELECT vjm.set_jwt_secret($1, $2)", settings.jwt_secret, settings.jwt_audience)
             log.info("jwt_secret_installed", audience=settings.jwt_audience)
-        return LocalTokens(settings.jwt_secret, settings.jwt_audience)
+        tokens = LocalTokens(settings.jwt_secret, settings.jwt_audience)
+        if default_tokens() is None:  # acting_as(user_id=...) elsewhere in the process (the feed hub)
+            configure_tokens(tokens)
+        return tokens
     return DatabaseTokens(service) if role == ADMIN else None
 
 
