@@ -131,6 +131,8 @@ class LagSample(BaseModel):
     held_events: int
     held_seconds: float
     blocking_pid: int | None
+    blocking_state: str | None = None           # e.g. 'idle in transaction'; None when not visible to the caller
+    blocking_xact_seconds: float | None = None  # age of its transaction; None when not visible to the caller
 
 
 class Difference(BaseModel):
@@ -225,7 +227,8 @@ async def sample_lag(executor: Executor, cursor: tuple[int, int]) -> LagSample:
     """Events after `cursor`, and those held behind the horizon by an open transaction."""
     row = await executor.fetchrow(_q("projection_lag_get"), cursor[0], cursor[1])
     return LagSample(xmin=row["xmin"], events_behind=row["events"], seconds_behind=row["seconds_behind"],
-                     held_events=row["held"], held_seconds=row["held_seconds"], blocking_pid=row["blocking_pid"])
+                     held_events=row["held"], held_seconds=row["held_seconds"], blocking_pid=row["blocking_pid"],
+                     blocking_state=row["blocking_state"], blocking_xact_seconds=row["blocking_xact_seconds"])
 
 
 # -- the apply transaction ---------------------------------------------------------------------

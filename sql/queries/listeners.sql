@@ -51,7 +51,8 @@ SELECT vjm.release_doorbell();
 SELECT pid, mode, granted FROM vjm.doorbell_holders();
 
 -- projection_lag_get --
--- Committed events after a cursor, and those held back behind the horizon by an open transaction.
+-- Committed events after a cursor, those held back behind the horizon by an open transaction, and
+-- that transaction's backend (pid always; state and age only where the caller may see them).
 WITH horizon AS (SELECT vjm.projection_horizon() AS xmin),
 behind AS (
     SELECT count(*) AS events,
@@ -64,8 +65,11 @@ behind AS (
 SELECT h.xmin, b.events, b.held,
        coalesce(extract(epoch FROM clock_timestamp() - b.oldest), 0)::float8 AS seconds_behind,
        coalesce(extract(epoch FROM clock_timestamp() - b.oldest_held), 0)::float8 AS held_seconds,
-       (SELECT a.pid FROM pg_stat_activity a WHERE a.backend_xid = h.xmin::xid LIMIT 1) AS blocking_pid
-  FROM horizon h, behind b;
+       a.pid AS blocking_pid, a.state AS blocking_state,
+       extract(epoch FROM clock_timestamp() - a.xact_start)::float8 AS blocking_xact_seconds
+  FROM horizon h CROSS JOIN behind b
+  LEFT JOIN LATERAL (SELECT a.pid, a.state, a.xact_start FROM pg_stat_activity a
+                      WHERE b.held > 0 AND a.backend_xid = h.xmin::xid LIMIT 1) a ON true;
 
 -- job_get_many --
 -- Projected rows of the given jobs (the projector reads them inside its apply transaction).

@@ -21,6 +21,7 @@ from .problems import is_database_unavailable
 PROJECTOR = "main"
 PROBE_TIMEOUT_SECONDS = 5.0
 LAG_DEGRADED_SECONDS = 30.0
+HORIZON_DEGRADED_SECONDS = 5.0  # an open transaction that held committed events back this long
 
 
 class ComponentHealth(BaseModel):
@@ -78,10 +79,13 @@ async def check_health(manager: VideoJobManager | None, stuck_timeout: float) ->
 
 
 def _components(found: Health, stuck_timeout: float) -> tuple[ComponentHealth, ComponentHealth]:
-    lagging = not found.projector_started or found.seconds_behind > LAG_DEGRADED_SECONDS
+    held = found.held_events > 0 and found.held_seconds >= HORIZON_DEGRADED_SECONDS
+    lagging = not found.projector_started or found.seconds_behind > LAG_DEGRADED_SECONDS or held
     projector = ComponentHealth(status="degraded" if lagging else "ok", events_behind=found.events_behind,
                                 seconds_behind=round(found.seconds_behind, 3), held_events=found.held_events,
-                                detail="never ran" if not found.projector_started else None)
+                                detail="never ran" if not found.projector_started else
+                                _horizon_detail(found) if held else None,
+                                horizon=horizon_report(found) if found.held_events else None)
     stopped = found.detector_running is False
     degraded = bool(found.overdue_jobs) or stopped
     detail = ("the in-process detector is not running" if stopped
@@ -89,3 +93,17 @@ def _components(found: Health, stuck_timeout: float) -> tuple[ComponentHealth, C
     detector = ComponentHealth(status="degraded" if degraded else "ok", overdue_jobs=found.overdue_jobs,
                                stuck_timeout_seconds=stuck_timeout, running=found.detector_running, detail=detail)
     return projector, detector
+
+
+def horizon_report(found: Health) -> dict[str, Any]:
+    """What holds the projection horizon back: the open transaction's pid, its state and age (when visible)."""
+    age = found.blocking_xact_seconds
+    return {"held": found.held_seconds >= HORIZON_DEGRADED_SECONDS, "held_events": found.held_events,
+            "held_seconds": round(found.held_seconds, 3), "blocking_pid": found.blocking_pid,
+            "blocking_state": found.blocking_state, "blocking_xact_seconds": None if age is None else round(age, 3)}
+
+
+def _horizon_detail(found: Health) -> str:
+    who = f"pid {found.blocking_pid}" if found.blocking_pid is not None else "an open transaction"
+    return (f"horizon held by {who}: {found.held_events} committed events wait behind it "
+            f"for {found.held_seconds:.0f}s (end or terminate that transaction)")

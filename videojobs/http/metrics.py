@@ -38,6 +38,16 @@ class ApiMetrics:
         self.jobs = Gauge("vjm_jobs", "Jobs by status (projection counters)", ("status",), registry=r)
         self.lag_events = Gauge("vjm_projector_lag_events", "Committed events not yet projected", registry=r)
         self.lag_seconds = Gauge("vjm_projector_lag_seconds", "Age of the oldest unprojected event", registry=r)
+        self.horizon_held_events = Gauge("vjm_projector_horizon_held_events",
+                                         "Committed events held back behind an open transaction", registry=r)
+        self.horizon_held_seconds = Gauge("vjm_projector_horizon_held_seconds",
+                                          "Age of the oldest event held back behind an open transaction", registry=r)
+        self.horizon_blocking_pid = Gauge("vjm_projector_horizon_blocking_pid",
+                                          "Backend pid whose open transaction holds the horizon (0: none)",
+                                          registry=r)
+        self.horizon_blocking_xact_seconds = Gauge(
+            "vjm_projector_horizon_blocking_xact_seconds",
+            "Age of the transaction that holds the horizon (0: none, or not visible to this role)", registry=r)
         self.pool = Gauge("vjm_db_pool_connections", "Database pool connections", ("pool", "state"), registry=r)
         self.sse_clients = Gauge("vjm_sse_clients", "Open event streams", registry=r)
         self.sse_overflows = Counter("vjm_sse_overflow_disconnects",
@@ -57,6 +67,14 @@ class ApiMetrics:
             if kind == "time_out":
                 self.stuck_resets.inc()
             self.tail_position = max(self.tail_position, event.position)
+
+    def observe_horizon(self, horizon: dict[str, Any] | None) -> None:
+        """What holds the projection horizon back (http/health.py horizon_report), or nothing."""
+        horizon = horizon or {}
+        self.horizon_held_events.set(horizon.get("held_events") or 0)
+        self.horizon_held_seconds.set(horizon.get("held_seconds") or 0.0)
+        self.horizon_blocking_pid.set(horizon.get("blocking_pid") or 0)
+        self.horizon_blocking_xact_seconds.set(horizon.get("blocking_xact_seconds") or 0.0)
 
     def observe_feed_hub(self, hub: Any) -> None:
         """Whether the shared change-feed reader is connected, and how often it reconnected."""

@@ -22,6 +22,10 @@ class Health:
     overdue_jobs: int                 # processing jobs idle for twice the stuck timeout
     listeners_in_process: bool        # this process runs the projector and detector
     detector_running: bool | None     # None when the detector runs elsewhere
+    held_seconds: float = 0.0         # age of the oldest held event: how long the horizon has been held
+    blocking_pid: int | None = None   # the backend whose open transaction holds the horizon
+    blocking_state: str | None = None            # its state, when this role may see it
+    blocking_xact_seconds: float | None = None   # its transaction's age, when this role may see it
 
 
 class HealthMixin(ManagerCore):
@@ -39,7 +43,9 @@ class HealthMixin(ManagerCore):
         return Health(projector_started=checkpoint is not None, events_behind=lag.events_behind,
                       seconds_behind=lag.seconds_behind, held_events=lag.held_events, overdue_jobs=len(overdue),
                       listeners_in_process=services is not None,
-                      detector_running=services.detector_running if services is not None else None)
+                      detector_running=services.detector_running if services is not None else None,
+                      held_seconds=lag.held_seconds, blocking_pid=lag.blocking_pid,
+                      blocking_state=lag.blocking_state, blocking_xact_seconds=lag.blocking_xact_seconds)
 
     async def change_feed_position(self) -> int:
         """The newest change-feed sequence number: subscribe after it to see only changes from now on."""

@@ -64,7 +64,8 @@ async def squatters(database_url: str) -> AsyncIterator[dict[str, asyncpg.Connec
 
 
 async def test_no_other_role_can_take_the_projectors_leadership(database_url: str, pool, squatters) -> None:
-    held = await pool.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1986359920")
+    held = await pool.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1986359920 "
+                               "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
     assert held == 1, "a squatter holds the old leader key for the whole test"
     for role, conn in squatters.items():
         for statement in ATTEMPTS:
