@@ -1,4 +1,5 @@
-"""`vjm projections rebuild|verify`: replay the event log into the read models, or check them against it."""
+"""`vjm projections rebuild|verify|status|void`: replay the log into the read models, check them, see the
+projector's state, and void an event it cannot apply."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from listeners import rebuild_projections, verify_projections
 
 from ..database import provide_database
 from .render import make_console
-from .session import add_database_option, add_json_option, print_json, probe_database, settings_of
+from .session import add_database_option, add_json_option, open_manager, print_json, probe_database, settings_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `projections rebuild|verify`."""
+    """Add `projections rebuild|verify|status|void`."""
     parser = sub.add_parser("projections", help="rebuild or verify the read models (vjm.jobs, vjm.job_stats)",
                             description="The read models are a pure function of the event log: rebuild "
                                         "replays it into them, verify compares them with a replay.")
@@ -26,7 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 description="Compare vjm.jobs with a replay of the events and the stats "
                                             "with a recount. Exit code 1 when anything differs.")
     verify.add_argument("--limit", type=int, default=20, help="show at most this many differences (default 20)")
-    for parser_, handler in ((rebuild, run_rebuild), (verify, run_verify)):
+    status = actions.add_parser("status", help="the projector's checkpoint, lag, and the event it is stopped at",
+                                description="Where the projector is: checkpoint, events behind, and the event "
+                                            "it cannot apply if it is stopped (exit 1 while stopped).")
+    void = actions.add_parser("void", help="admins: void an event the projector cannot apply",
+                              description="Append a `void` naming the event at POSITION: the read models skip "
+                                          "its payload (its state change stands; a voided create hides the "
+                                          "job) and the projector goes on. The log keeps both events. Refused "
+                                          "for an event already projected.")
+    void.add_argument("--position", type=int, required=True, help="the event's position (see `status`)")
+    void.add_argument("--reason", required=True, help="why (1-500 characters; stored in the void event)")
+    for parser_, handler in ((rebuild, run_rebuild), (verify, run_verify), (status, run_status), (void, run_void)):
         add_database_option(parser_)
         add_json_option(parser_)
         parser_.set_defaults(handler=handler)
@@ -76,3 +87,48 @@ async def run_verify(args: argparse.Namespace) -> int:
     print(f"projections verified against a replay of {result.events} events ({result.jobs} jobs): "
           f"{verdict} ({len(result.differences)} differences)")
     return result.exit_code
+
+
+async def run_status(args: argparse.Namespace) -> int:
+    """Show the checkpoint, the lag and the stop; exit 1 while the projector is stopped at an event."""
+    async with open_manager(args) as manager:
+        status = await manager.projection_status()
+    if args.json:
+        print_json(status)
+        return 1 if status.fault else 0
+    print(f"projector {status.name}: checkpoint at position {status.cursor[1]} (xact {status.cursor[0]}), "
+          f"{status.events} events applied; {status.events_behind} behind ({status.seconds_behind:.1f}s)")
+    leader = status.leader
+    if leader is not None:
+        print(f"  leader: pid {leader['holder_pid']}, lease renewed {leader['renewed_at']}" if leader["live"]
+              else "  leader: none live (a standby takes the lease within its takeover interval)")
+    horizon = status.horizon
+    if horizon is not None:
+        from videojobs.http.health import HORIZON_DEGRADED_SECONDS
+        state = f", {horizon.blocking_state}" if horizon.blocking_state else ""
+        age = (f", transaction open {horizon.blocking_xact_seconds:.0f}s"
+               if horizon.blocking_xact_seconds is not None else "")
+        who = f"pid {horizon.blocking_pid}{state}{age}" if horizon.blocking_pid is not None else "an open transaction"
+        held = "HELD" if horizon.held_seconds >= HORIZON_DEGRADED_SECONDS else "waiting"
+        print(f"  horizon {held}: {horizon.held_events} committed events wait behind {who} "
+              f"for {horizon.held_seconds:.1f}s (end or terminate that transaction)")
+    fault = status.fault
+    if fault is None:
+        print("projecting" if status.started else "never ran")
+        return 0
+    print(f"STOPPED at event {fault.position} (job {fault.job_id} version {fault.version}, {fault.type}) "
+          f"since {fault.since.isoformat()}, {fault.attempts} attempts: {fault.error}")
+    print(f"  every tenant waits; to skip it: vjm projections void --position {fault.position} --reason '...'")
+    return 1
+
+
+async def run_void(args: argparse.Namespace) -> int:
+    """Void one event through the manager (admins)."""
+    async with open_manager(args) as manager:
+        event = await manager.void_event(args.position, args.reason)
+    if args.json:
+        print_json(event)
+        return 0
+    print(f"voided event {args.position}: void appended at position {event.position} "
+          f"(job {event.job_id} version {event.version}); the projector skips it on its next retry")
+    return 0

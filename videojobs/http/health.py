@@ -78,6 +78,17 @@ async def check_health(manager: VideoJobManager | None, stuck_timeout: float) ->
                         detector=detector)
 
 
+def _stopped(projector: ComponentHealth, fault: Any) -> ComponentHealth:
+    """The projector component while it is stopped at an event (listeners/faults.py): degraded, with the event."""
+    figures = projector.model_dump(exclude={"status", "detail"})
+    stopped = {"position": fault.position, "job_id": str(fault.job_id), "version": fault.version,
+               "type": fault.type, "error": fault.error[:500], "since": fault.since.isoformat(),
+               "attempts": fault.attempts}
+    detail = (f"stopped at event {fault.position} (job {fault.job_id}, {fault.type}), which it cannot apply: "
+              f"{fault.error[:200]}; `vjm projections void --position {fault.position} --reason ...` skips it")
+    return ComponentHealth(status="degraded", detail=detail, **figures, stopped=stopped)
+
+
 def _components(found: Health, stuck_timeout: float) -> tuple[ComponentHealth, ComponentHealth]:
     held = found.held_events > 0 and found.held_seconds >= HORIZON_DEGRADED_SECONDS
     lagging = not found.projector_started or found.seconds_behind > LAG_DEGRADED_SECONDS or held
@@ -92,6 +103,8 @@ def _components(found: Health, stuck_timeout: float) -> tuple[ComponentHealth, C
               else "processing jobs idle for twice the stuck timeout" if found.overdue_jobs else None)
     detector = ComponentHealth(status="degraded" if degraded else "ok", overdue_jobs=found.overdue_jobs,
                                stuck_timeout_seconds=stuck_timeout, running=found.detector_running, detail=detail)
+    if found.projector_fault is not None:  # stopped at an event it cannot apply: the position, loudly
+        projector = _stopped(projector, found.projector_fault)
     return projector, detector
 
 

@@ -38,6 +38,10 @@ class ApiMetrics:
         self.jobs = Gauge("vjm_jobs", "Jobs by status (projection counters)", ("status",), registry=r)
         self.lag_events = Gauge("vjm_projector_lag_events", "Committed events not yet projected", registry=r)
         self.lag_seconds = Gauge("vjm_projector_lag_seconds", "Age of the oldest unprojected event", registry=r)
+        self.stopped = Gauge("vjm_projector_stopped",
+                             "1 while the projector is stopped at an event it cannot apply (see /healthz)", registry=r)
+        self.stopped_position = Gauge("vjm_projector_stopped_position",
+                                      "Position of the event the projector is stopped at (0: projecting)", registry=r)
         self.horizon_held_events = Gauge("vjm_projector_horizon_held_events",
                                          "Committed events held back behind an open transaction", registry=r)
         self.horizon_held_seconds = Gauge("vjm_projector_horizon_held_seconds",
@@ -75,6 +79,11 @@ class ApiMetrics:
         self.horizon_held_seconds.set(horizon.get("held_seconds") or 0.0)
         self.horizon_blocking_pid.set(horizon.get("blocking_pid") or 0)
         self.horizon_blocking_xact_seconds.set(horizon.get("blocking_xact_seconds") or 0.0)
+
+    def observe_stop(self, stopped: dict[str, Any] | None) -> None:
+        """Where the projector is stopped (http/health.py `stopped`), or nothing."""
+        self.stopped.set(1 if stopped else 0)
+        self.stopped_position.set(stopped["position"] if stopped else 0)
 
     def observe_feed_hub(self, hub: Any) -> None:
         """Whether the shared change-feed reader is connected, and how often it reconnected."""

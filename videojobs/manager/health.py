@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from store.faults import ProjectorFault, get_fault
 from store.projections import find_stuck_jobs, get_checkpoint, sample_lag
 
 from .core import ManagerCore
@@ -22,6 +23,7 @@ class Health:
     overdue_jobs: int                 # processing jobs idle for twice the stuck timeout
     listeners_in_process: bool        # this process runs the projector and detector
     detector_running: bool | None     # None when the detector runs elsewhere
+    projector_fault: ProjectorFault | None = None  # where the projector is stopped (listeners/faults.py)
     held_seconds: float = 0.0         # age of the oldest held event: how long the horizon has been held
     blocking_pid: int | None = None   # the backend whose open transaction holds the horizon
     blocking_state: str | None = None            # its state, when this role may see it
@@ -39,10 +41,11 @@ class HealthMixin(ManagerCore):
             checkpoint = await get_checkpoint(conn, PROJECTOR)
             lag = await sample_lag(conn, checkpoint.cursor if checkpoint else (0, 0))
             overdue = await find_stuck_jobs(conn, stuck_timeout * 2, 100)
+            fault = await get_fault(conn, PROJECTOR)
         services = self.listeners
         return Health(projector_started=checkpoint is not None, events_behind=lag.events_behind,
                       seconds_behind=lag.seconds_behind, held_events=lag.held_events, overdue_jobs=len(overdue),
-                      listeners_in_process=services is not None,
+                      listeners_in_process=services is not None, projector_fault=fault,
                       detector_running=services.detector_running if services is not None else None,
                       held_seconds=lag.held_seconds, blocking_pid=lag.blocking_pid,
                       blocking_state=lag.blocking_state, blocking_xact_seconds=lag.blocking_xact_seconds)

@@ -1,8 +1,11 @@
-"""Admin maintenance: reset stuck jobs, rebuild and verify the projections."""
+"""Admin maintenance: reset stuck jobs, rebuild and verify the projections, see and end a projector's stop."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+
+import asyncpg
 
 from listeners import (
     DetectorResult,
@@ -14,14 +17,36 @@ from listeners import (
     verify_projections,
 )
 from statemachine import ValidationError
-from store import translate_error
+from store import Event, translate_error
 from store.audit import last_cursor
+from store.faults import ProjectorFault, get_fault, void_event
+from store.projections import LagSample, get_checkpoint, get_leadership, sample_lag
 
 from .core import ManagerCore
 
 
+PROJECTOR = "main"
+MAX_REASON = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    """Where a projector is: its checkpoint, how far behind, and where it is stopped (None while it projects)."""
+
+    name: str
+    started: bool                      # a checkpoint exists
+    cursor: tuple[int, int]            # (xact_id, position) of the last applied event
+    events: int                        # events applied in all
+    change_seq: int                    # the newest change-feed number
+    events_behind: int
+    seconds_behind: float
+    fault: ProjectorFault | None       # the event it cannot apply (listeners/faults.py)
+    horizon: LagSample | None = None   # while an open transaction holds committed events back: its pid, age
+    leader: dict | None = None         # the projector's lease (holder_pid, live, ...); None if not readable
+
+
 class MaintenanceMixin(ManagerCore):
-    """reset_stuck_jobs, rebuild_projections, verify_projections."""
+    """reset_stuck_jobs, rebuild_projections, verify_projections, projection_status, void_event."""
 
     async def reset_stuck_jobs(self, older_than: timedelta | float = timedelta(minutes=15)) -> DetectorResult:
         """Time out processing jobs idle for longer than `older_than` (re-queued, or failed when out of attempts)."""
@@ -46,6 +71,46 @@ class MaintenanceMixin(ManagerCore):
         """Compare the live projection with a replay and the stats with a recount."""
         await self._read_your_writes()
         return await _translated_call(verify_projections(self._url))
+
+
+    async def projection_status(self, name: str = PROJECTOR) -> ProjectionStatus:
+        """The projector's checkpoint, lag, and the event it is stopped at, if any (`vjm projections status`)."""
+        async with self._connection() as conn:
+            checkpoint = await get_checkpoint(conn, name)
+            lag = await sample_lag(conn, checkpoint.cursor if checkpoint else (0, 0))
+            fault = await get_fault(conn, name)
+            leader = await _leadership(conn, name)
+        return ProjectionStatus(name=name, started=checkpoint is not None,
+                                cursor=checkpoint.cursor if checkpoint else (0, 0),
+                                events=checkpoint.events if checkpoint else 0,
+                                change_seq=checkpoint.change_seq if checkpoint else 0,
+                                events_behind=lag.events_behind, seconds_behind=lag.seconds_behind, fault=fault,
+                                horizon=lag if lag.held_events else None, leader=leader)
+
+    async def void_event(self, position: int, reason: str) -> Event:
+        """Admins: void the event at `position` so that the read models skip it (vjm.void_event).
+
+        Its payload is skipped, its state change stands; a voided create hides the job. The
+        log keeps both the event and the `void` (appended to the same job). Refused for an
+        event a projection has already applied, a void, or an event voided already.
+        """
+        if isinstance(position, bool) or not isinstance(position, int) or not 1 <= position < 2**63:
+            raise ValidationError("position must be a positive event position", field="position")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+            raise ValidationError(f"reason must be 1-{MAX_REASON} characters", field="reason")
+        async with self._connection() as conn:
+            event = await void_event(conn, position, reason)
+        self._remember(event)
+        return event
+
+
+async def _leadership(conn, name: str) -> dict | None:
+    """Who holds the projector's lease; None for a role that may not read vjm.projector_leases (admins may)."""
+    try:
+        async with conn.transaction():  # a refusal must not abort the caller's transaction
+            return await get_leadership(conn, name)
+    except asyncpg.InsufficientPrivilegeError:
+        return None
 
 
 async def _translated_call(operation):

@@ -61,4 +61,5 @@ async def _refresh(state: AppState) -> None:
     report = await check_health(manager, state.settings.stuck_timeout_seconds)
     metrics.lag_events.set(getattr(report.projector, "events_behind", 0) or 0)
     metrics.lag_seconds.set(getattr(report.projector, "seconds_behind", 0.0) or 0.0)
+    metrics.observe_stop(getattr(report.projector, "stopped", None))
     metrics.observe_horizon(getattr(report.projector, "horizon", None))
