@@ -79,8 +79,9 @@ class Chars(StrEnum):
     NAME = f"[/\\\\{_INVISIBLE}]|\\A[{_SPACES}]*\\Z|\\A\\.\\.?\\Z"
     # A path or a single line of text: no invisible character.
     LINE = f"[{_INVISIBLE}]"
-    # Free text (reasons, error messages, worker ids): anything but NUL (which jsonb cannot hold).
-    TEXT = "\\u0000"
+    # Free text (reasons, error messages, worker ids): anything but NUL and lone surrogates
+    # (which jsonb cannot hold: PostgreSQL refuses them before any rule is asked).
+    TEXT = "[\\u0000\\ud800-\\udfff]"
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ _REFUSALS = {
     Chars.NAME: "must be a file name: not blank, not . or .., without path separators, control, format or "
                 "line separator characters",
     Chars.LINE: "must not contain control, format or line separator characters",
-    Chars.TEXT: "must not contain NUL characters",
+    Chars.TEXT: "must not contain NUL characters or lone surrogates",
 }
 
 
