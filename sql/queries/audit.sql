@@ -35,8 +35,8 @@ SELECT e.xact_id, e.position, e.job_id, e.version, e.hash,
 -- One job's sealed events below tree size $2, in version order, with their content for a proof.
 SELECT l.leaf_index, e.position, e.version, e.type, e.from_state, e.to_state, e.actor, e.occurred_at,
        e.prev_hash, e.hash, l.leaf_hash
-  FROM vjm.audit_leaves l JOIN vjm.job_events e ON e.position = l.position
- WHERE l.job_id = $1 AND l.leaf_index < $2
+  FROM vjm.job_events e JOIN vjm.audit_leaves l ON l.position = e.position
+ WHERE e.job_id = $1 AND l.leaf_index < $2
  ORDER BY e.version;
 
 -- audit_head_insert --

@@ -14,7 +14,9 @@
 SET LOCAL ROLE vjm_owner;
 
 -- One row per sealed event: leaf_index is its place in the tree (0, 1, 2, ... gap-free),
--- position and xact_id its place in the log (the sealer's cursor), job_id for proofs.
+-- position and xact_id its place in the log (the sealer's cursor), job_id to name a missing
+-- event. Proofs find a job's leaves through vjm.job_events (job_id, version) and position, so
+-- job_id needs no index here.
 CREATE TABLE vjm.audit_leaves (
     leaf_index bigint      PRIMARY KEY CHECK (leaf_index >= 0),
     position   bigint      NOT NULL UNIQUE,
@@ -22,8 +24,6 @@ CREATE TABLE vjm.audit_leaves (
     job_id     uuid        NOT NULL,
     leaf_hash  bytea       NOT NULL CHECK (octet_length(leaf_hash) = 32)
 );
-
-CREATE INDEX audit_leaves_job ON vjm.audit_leaves (job_id);
 
 -- Heads as signed outside the database, kept for publication and later proofs. A head is
 -- trusted for its signature, not for being here.
