@@ -196,9 +196,13 @@ async def _note_displaced(conn: asyncpg.Connection, note, index: int, row) -> No
     if sealed is not None and not sealed["present"]:
         note(f"the event sealed as leaf {index} is missing (deleted)", index, sealed["position"], sealed["job_id"])
     elif sealed is not None:
-        where = "never sealed" if row["sealed_index"] is None else f"sealed as leaf {row['sealed_index']}"
-        note(f"the commit order changed: position {row['position']} ({where}) now comes where position "
-             f"{sealed['position']} was sealed (reordered)", index, sealed["position"], sealed["job_id"])
+        if row["sealed_index"] is None:
+            note(f"position {row['position']}, never sealed, now comes where position {sealed['position']} was "
+                 "sealed (inserted)", index, sealed["position"], sealed["job_id"])
+        else:
+            note(f"the commit order changed: position {row['position']} (sealed as leaf {row['sealed_index']}) "
+                 f"now comes where position {sealed['position']} was sealed (reordered)", index,
+                 sealed["position"], sealed["job_id"])
     else:
         note(f"position {row['position']} is not in the sealed tree", index, row["position"], row["job_id"])
 

@@ -200,6 +200,24 @@ async def test_truncating_the_log_is_detected(auditor, signed, pool) -> None:
     assert "truncated" in report.problem
 
 
+async def test_a_forged_event_backdated_into_the_sealed_range_is_detected(auditor, signed, pool) -> None:
+    rows = await leaves(pool)
+    create = next(r for r in rows if r["from_tail"] == r["job_events"])  # a job's create event
+    # Its own job, version 1, a correct hash, and the xact_id of an early commit: a consistent forgery.
+    await pool.execute("""
+        INSERT INTO vjm.job_events (xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+                                    data, actor, user_id, team_id, occurred_at, prev_hash, hash)
+        SELECT e.xact_id, f.job_id, 1, e.type, e.from_state, e.to_state, e.attempt, e.attempts_left, e.data,
+               'forger', e.user_id, e.team_id, e.occurred_at, NULL,
+               vjm.event_hash(NULL, f.job_id, 1, e.type, e.from_state, e.to_state, e.attempt, e.data, 'forger',
+                              e.user_id, e.team_id, e.occurred_at)
+          FROM vjm.job_events e, (SELECT gen_random_uuid() AS job_id) f WHERE e.position = $1""", create["position"])
+    assert (await auditor.verify_history()).ok
+    report = await auditor.verify_tree_head(signed, public(KEY))
+    after = max(r["leaf_index"] for r in rows if r["xact_id"] == create["xact_id"]) + 1
+    assert not report.ok and report.leaf_index == after and "inserted" in report.problem
+
+
 async def test_a_hostile_dba_who_rewrites_the_sealed_leaves_too_is_still_caught(auditor, signed, pool) -> None:
     rows = await leaves(pool)
     job_id = rows[1]["job_id"]
