@@ -8,6 +8,7 @@ exception nobody anticipated becomes a 500, and it is logged with its traceback.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -133,8 +134,18 @@ def _auth(exc: AuthenticationFailed, instance: str | None) -> JSONResponse:
                             headers={"WWW-Authenticate": challenge})
 
 
+# PostgreSQL's own wording of a refusal ("new row violates row-level security policy for
+# table ...", "permission denied for table ..."): it names tables and policies, so a 403 never
+# carries it; vjm's own refusals ("not allowed to cancel job ...") are shown as they are.
+_DATABASE_WORDING = re.compile(r"row-level security|permission denied|violates|policy", re.IGNORECASE)
+FORBIDDEN_DETAIL = "not allowed: this caller may not do that"
+
+
 def _forbidden(exc: BaseException, instance: str | None) -> JSONResponse:
-    return problem_response(403, "forbidden", "Forbidden", _short(exc), instance=instance)
+    detail = _short(exc)
+    if isinstance(exc, AccessDenied) and _DATABASE_WORDING.search(str(exc)):
+        detail = FORBIDDEN_DETAIL
+    return problem_response(403, "forbidden", "Forbidden", detail, instance=instance)
 
 
 def _not_found(exc: JobNotFound, instance: str | None) -> JSONResponse:

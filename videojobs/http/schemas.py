@@ -12,7 +12,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from statemachine import EnhancementLevel, Platform, QualityPreset
+from statemachine import EnhancementLevel, Platform, QualityPreset, Trigger
+from statemachine.payload_rules import rules_of
+from statemachine.payloads import field_type
 from store import Event
 from videojobs import Attempt, BulkResult, Job
 
@@ -24,6 +26,20 @@ JOB_EXAMPLE = {
     "error_message": None, "created_at": "2025-01-01T12:00:00Z", "started_at": None, "completed_at": None,
     "processing_time": None, "last_activity_at": "2025-01-01T12:00:00Z", "version": 1, "last_position": 42}
 
+
+
+def _rule(trigger: Trigger, key: str):
+    """The type the payload rule table gives this key (statemachine.payload_rules): strict
+    numbers (no `true`, no `"1"`), bounds, lengths and refused characters, as the database has them."""
+    return field_type(next(r for r in rules_of(trigger) if r.key == key))
+
+
+# Numbers that are not payload fields: strict too (JSON integers only; floats also take integers).
+Count = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
+FileName = _rule(Trigger.CREATE, "original_filename")
+ClipCount = _rule(Trigger.CREATE, "clip_count")
+OutputPaths = Annotated[list[_rule(Trigger.COMPLETE, "output_paths").__origin__.__args__[0]], Field(max_length=50)]
+ProcessingTime = _rule(Trigger.COMPLETE, "processing_time")
 UserId = Annotated[str, Field(min_length=1, max_length=128)]
 WorkerId = Annotated[str, Field(min_length=1, max_length=128)]
 Reason = Annotated[str, Field(max_length=1000)]
@@ -42,14 +58,14 @@ class CreateJobRequest(Body):
         "original_filename": "holiday.mp4", "original_filesize": 104857600, "clip_count": 5,
         "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"}]})
 
-    original_filename: Annotated[str, Field(min_length=1, max_length=255)]
-    original_filesize: Annotated[int, Field(ge=0, le=2**53)]
-    clip_count: Annotated[int, Field(ge=1, le=50)]
+    original_filename: FileName
+    original_filesize: _rule(Trigger.CREATE, "original_filesize")
+    clip_count: ClipCount
     quality_preset: QualityPreset
     enhancement_level: EnhancementLevel
     platform_target: Platform
     team_id: UUID | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    max_attempts: _rule(Trigger.CREATE, "max_attempts") = 3
     user_id: UserId | None = Field(None, description="Owner of the job: service callers only (end users own "
                                                      "the jobs they create)")
 
@@ -66,16 +82,16 @@ class PatchJobRequest(Body):
                           "processor moves (service callers)")
     reason: Reason | None = None
     worker_id: WorkerId | None = None
-    output_paths: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=50)] | None = None
-    processing_time: Annotated[float, Field(ge=0, le=1e9)] | None = None
+    output_paths: OutputPaths | None = None
+    processing_time: ProcessingTime | None = None
     error: Annotated[str, Field(max_length=4000)] | None = None
-    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
-    original_filename: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-    clip_count: Annotated[int, Field(ge=1, le=50)] | None = None
+    attempt: Count | None = None
+    original_filename: FileName | None = None
+    clip_count: ClipCount | None = None
     quality_preset: QualityPreset | None = None
     enhancement_level: EnhancementLevel | None = None
     platform_target: Platform | None = None
-    expected_version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = Field(
+    expected_version: Count | None = Field(
         None, description="Metadata changes only: refuse (409) if the job has moved past this version")
 
 
@@ -106,7 +122,7 @@ class ClaimRequest(Body):
         {"worker_id": "worker-7", "limit": 2, "platform_target": "tiktok"}]})
 
     worker_id: WorkerId
-    limit: Annotated[int, Field(ge=1, le=100)] = 1
+    limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 1
     platform_target: Platform | None = None
 
 
@@ -122,9 +138,9 @@ class ProgressRequest(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"attempt": 1, "percent": 40.0, "clips_done": 2, "worker_id": "worker-7"}]})
 
-    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)]
-    percent: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)] | None = None
-    clips_done: Annotated[int, Field(ge=0, le=50)] | None = None
+    attempt: Count
+    percent: _rule(Trigger.PROGRESS, "percent") | None = None
+    clips_done: _rule(Trigger.PROGRESS, "clips_done") | None = None
     worker_id: WorkerId | None = None
 
 
@@ -134,9 +150,9 @@ class CompleteRequest(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"attempt": 1, "output_paths": ["/out/clip1.mp4", "/out/clip2.mp4"], "processing_time": 42.5}]})
 
-    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)]
-    output_paths: Annotated[list[Annotated[str, Field(min_length=1, max_length=1024)]], Field(max_length=50)]
-    processing_time: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
+    attempt: Count
+    output_paths: OutputPaths
+    processing_time: ProcessingTime | None = None
     worker_id: WorkerId | None = None
 
 
@@ -146,9 +162,9 @@ class Completion(Body):
     model_config = ConfigDict(extra="forbid")
 
     job_id: UUID
-    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)]
-    output_paths: Annotated[list[Annotated[str, Field(min_length=1, max_length=1024)]], Field(max_length=50)]
-    processing_time: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
+    attempt: Count
+    output_paths: OutputPaths
+    processing_time: ProcessingTime | None = None
 
 
 class CompleteBatchRequest(Body):
@@ -176,7 +192,7 @@ class FailRequest(Body):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"attempt": 1, "error": "ffmpeg exited with status 1"}]})
 
-    attempt: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    attempt: Count
     error: Annotated[str, Field(min_length=1, max_length=4000)]
     worker_id: WorkerId | None = None
 
@@ -185,7 +201,7 @@ class ResetStuck(Body):
     """Time out processing jobs idle for longer than `older_than_seconds`."""
 
     action: Literal["reset_stuck"]
-    older_than_seconds: Annotated[float, Field(ge=0, le=7 * 86400, allow_inf_nan=False)] = 900.0
+    older_than_seconds: Annotated[float, Field(strict=True, ge=0, le=7 * 86400, allow_inf_nan=False)] = 900.0
 
 
 class BulkUpdate(Body):

@@ -59,7 +59,8 @@ def resume_point(last_event_id: str | None, after: int | None) -> int:
     if last_event_id is None or last_event_id.strip() == "":
         return after or 0
     text = last_event_id.strip()
-    if not text.isdigit() or int(text) > MAX_SEQ:
+    # ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses (a 500).
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEQ:
         raise ValidationError("Last-Event-ID must be a change sequence number", field="header.last-event-id")
     return int(text)
 
