@@ -6,11 +6,12 @@ since NOTIFY can be lost) it reads each new page of vjm.job_changes once, as a s
 role, and appends each subscriber's share of the page to that subscriber's bounded
 in-memory buffer.
 
-Who may see what is still the database's decision. For the end users subscribed at the
-moment, the hub asks in one statement which (seq, user) pairs are visible:
-vjm.job_changes_visible (vjm.job_changes_visible) evaluates the row-level security policy of
-vjm.job_changes itself once per user, with that user's identity and current teams, so
-a user removed from a team stops receiving its changes from the next page on. Service
+Who may see what is still the database's decision. For each end user subscribed at the
+moment, the hub asks, acting as that user, which rows of the page are visible:
+vjm.job_changes_visible evaluates the row-level security policy of vjm.job_changes with
+the caller's own identity and current teams (it takes no user names, so no caller can ask
+about anyone else), so a user removed from a team stops receiving its changes from the
+next page on. Service
 subscribers (user_id None) receive every row, as they would read them.
 
 Joining, and resuming after a seq: a subscriber behind the hub reads the feed itself,
@@ -200,8 +201,9 @@ class ChangeFeedHub:
         visible: set[tuple[int, str]] = set()
         asked: set[str] = set()
         while viewers := sorted(_users(self._live) - asked):
-            async with acting_as(conn, role=AUTHENTICATED) as tx:
-                visible |= await fetch_change_visibility(tx, seqs, viewers)
+            for viewer in viewers:  # the database answers only for the identity it is given
+                async with acting_as(conn, role=AUTHENTICATED, user_id=viewer) as tx:
+                    visible |= {(seq, viewer) for seq in await fetch_change_visibility(tx, seqs)}
             asked.update(viewers)
         return visible
 

@@ -15,7 +15,7 @@ from statemachine import Payload, State, Trigger, ValidationError, validate_payl
 from statemachine.payloads import validate_creates
 
 from .errors import translate_error
-from .ids import new_job_id, new_job_ids
+from .ids import new_job_id, new_job_ids  # noqa: F401 - re-exported; creates no longer need them (the database issues ids)
 from .models import CreatedBatch, Event, construct_valid, event_from_row
 from .sqlfiles import load_queries
 
@@ -28,7 +28,7 @@ MAX_BULK_CREATES = 100_000
 class NewEvent:
     """A transition to append: what the writer chooses. The database fills in the rest."""
 
-    job_id: UUID
+    job_id: UUID | None  # None for a create: the database issues the id
     trigger: Trigger
     data: dict[str, Any]
     actor: str | None = None
@@ -56,7 +56,7 @@ def prepare_event(trigger: Trigger | str, data: dict[str, Any] | Payload | None 
     elif job_id is None:
         raise ValidationError("job_id is required", field="job_id")
     return NewEvent(
-        job_id=as_uuid(job_id, "job_id") if job_id is not None else new_job_id(),
+        job_id=as_uuid(job_id, "job_id") if job_id is not None else None,
         trigger=trigger,
         data=payload.model_dump(mode="json", exclude_none=True),
         actor=actor,
@@ -71,7 +71,7 @@ def prepare_event(trigger: Trigger | str, data: dict[str, Any] | Payload | None 
 class NewCreates:
     """Create events to append in one statement, column by column (what vjm.append_create_batch takes)."""
 
-    job_ids: list[UUID]
+    job_ids: list[UUID | None]  # None: the database issues the id (an end user may name none)
     data: list[dict[str, Any]]
     actors: list[str | None]
     user_ids: list[str]
@@ -99,7 +99,7 @@ def prepare_creates(data: list[dict[str, Any]], user_ids: list[str], team_ids: l
         if not user_id or not isinstance(user_id, str) or len(user_id) > 128:
             raise ValidationError(f"{index}: user_id is required (1-128 characters)", field=f"{index}.user_id")
     teams = [t if t is None or isinstance(t, UUID) else as_uuid(t, f"{i}.team_id") for i, t in enumerate(team_ids)]
-    return NewCreates(new_job_ids(len(data)), payloads, list(actors), list(user_ids), teams)
+    return NewCreates([None] * len(data), payloads, list(actors), list(user_ids), teams)
 
 
 def as_uuid(value: UUID | str, field: str = "job_id") -> UUID:
@@ -157,10 +157,10 @@ class EventStore:
                                               creates.user_ids, creates.team_ids)
         except Exception as exc:
             raise translate_error(exc, job_id=creates.job_ids[0], trigger=Trigger.CREATE.value) from exc
-        decided = {row[2]: row for row in rows}
-        ordered = [decided[job_id] for job_id in creates.job_ids]
+        ordered = sorted(rows, key=lambda row: row[0])  # positions follow the order sent
         return construct_valid(CreatedBatch, {
-            "xact_id": ordered[0][1], "positions": [r[0] for r in ordered], "attempts_left": [r[3] for r in ordered],
+            "xact_id": ordered[0][1], "job_ids": [r[2] for r in ordered], "positions": [r[0] for r in ordered],
+            "attempts_left": [r[3] for r in ordered],
             "actors": [r[4] for r in ordered], "occurred_at": [r[5] for r in ordered]})
 
     async def read_stream(self, job_id: UUID | str) -> list[Event]:
@@ -206,5 +206,5 @@ def created_events(creates: NewCreates, batch: CreatedBatch) -> list[Event]:
         "from_state": None, "to_state": State.QUEUED, "attempt": 0, "attempts_left": attempts_left,
         "actor": actor, "user_id": user_id, "team_id": team_id, "occurred_at": occurred_at, "data": data})
         for job_id, data, user_id, team_id, position, attempts_left, actor, occurred_at in zip(
-            creates.job_ids, creates.data, creates.user_ids, creates.team_ids, batch.positions,
+            batch.job_ids, creates.data, creates.user_ids, creates.team_ids, batch.positions,
             batch.attempts_left, batch.actors, batch.occurred_at, strict=True)]

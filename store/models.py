@@ -49,6 +49,7 @@ class CreatedBatch(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     xact_id: int  # one statement, one transaction: the same for every event
+    job_ids: list[UUID]  # as sent, or issued by the database where none was sent
     positions: list[int]
     attempts_left: list[int]
     actors: list[str]

@@ -328,11 +328,10 @@ async def fetch_last_change_seq(executor: Executor) -> int:
     return int(await executor.fetchval(_q("job_change_get_last")))
 
 
-async def fetch_change_visibility(conn: asyncpg.Connection, seqs: Sequence[int],
-                                  viewers: Sequence[str]) -> set[tuple[int, str]]:
-    """(seq, viewer) pairs RLS lets each viewer read (vjm.job_changes_visible); call acting as vjm_authenticated."""
-    rows = await conn.fetch(_q("job_change_visible_many"), list(seqs), list(viewers))
-    return {(r["seq"], r["viewer"]) for r in rows}
+async def fetch_change_visibility(conn: asyncpg.Connection, seqs: Sequence[int]) -> set[int]:
+    """The seqs RLS lets the caller read (vjm.job_changes_visible); call acting as the end user (acting_as)."""
+    rows = await conn.fetch(_q("job_change_visible_many"), list(seqs))
+    return {r["seq"] for r in rows}
 
 
 async def prune_changes(executor: Executor, older_than_seconds: float) -> int:

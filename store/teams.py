@@ -1,6 +1,8 @@
-"""Teams and memberships: who sees whose jobs. RLS (sql/schema/090_row_level_security.sql) decides who may change them:
-a user creates teams they own, a team's owner adds and removes members, anyone may
-leave a team, an admin may do everything. Call these inside `acting_as(...)`.
+"""Teams and memberships: who sees whose jobs. No run-time role may write the team tables; every change goes
+through a SECURITY DEFINER function that checks its caller (sql/schema/040_teams_and_rights.sql): a user
+creates teams they own (the database issues the id), a team's owner adds and removes members and deletes
+the team, anyone may leave a team, an admin may do everything. A team the caller may not see and one that
+does not exist are the same TeamNotFound. Call these inside `acting_as(...)`.
 """
 
 from __future__ import annotations
@@ -13,15 +15,23 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from statemachine import ValidationError
+from statemachine import ConcurrencyConflict, ValidationError, VJMError
 
-from .errors import translate_error
+from .errors import SQLSTATE_CONFLICT, SQLSTATE_NOT_FOUND, translate_error
 from .identity import validate_user_id
 from .sqlfiles import load_queries
 
 Executor = asyncpg.Pool | asyncpg.Connection
 MAX_TEAM_NAME = 200
 MEMBER_ROLES = frozenset({"owner", "member"})
+
+
+class TeamNotFound(VJMError, LookupError):
+    """No live team with this id, or the caller may not see it (the same answer for both)."""
+
+    def __init__(self, team_id: object):
+        super().__init__(f"team {team_id} not found")
+        self.team_id = team_id
 
 
 class Team(BaseModel):
@@ -70,27 +80,45 @@ def _user(value: Any) -> str:
     return user_id
 
 
-async def _run(executor: Executor, method: str, query: str, *args: Any) -> Any:
+async def _run(executor: Executor, method: str, query: str, *args: Any, team_id: object = None) -> Any:
     try:
         return await getattr(executor, method)(load_queries()[query], *args)
     except asyncpg.PostgresError as exc:
+        if getattr(exc, "sqlstate", None) == SQLSTATE_NOT_FOUND:
+            raise TeamNotFound(team_id) from exc
+        if getattr(exc, "sqlstate", None) == SQLSTATE_CONFLICT:  # a team that still has jobs
+            raise ConcurrencyConflict(None, message=f"{exc}: {getattr(exc, 'hint', None) or ''}".rstrip(": ")) from exc
         raise translate_error(exc) from exc
 
 
-async def create_team(conn: asyncpg.Connection, name: str, *, owner_id: str) -> Team:
-    """Create a team owned by `owner_id` (an end user may only name themselves) and make them its owner member."""
+async def create_team(executor: Executor, name: str, *, owner_id: str) -> Team:
+    """Create a team owned and joined by `owner_id` (an end user may only name themselves); the database issues its id."""
     name, owner_id = _name(name), _user(owner_id)
-    async with conn.transaction():
-        row = await _run(conn, "fetchrow", "team_create", name, owner_id)
-        await _run(conn, "fetchrow", "team_member_add", row["team_id"], owner_id, "owner")
+    row = await _run(executor, "fetchrow", "team_create", name, owner_id)
+    return Team.model_validate(dict(row.items()))
+
+
+async def delete_team(executor: Executor, team_id: UUID | str) -> Team:
+    """Delete a team (its owner or an admin): its members go and its id is never issued again.
+
+    Refused with ConcurrencyConflict while the team has jobs that are not deleted; TeamNotFound
+    when there is no such live team or the caller may not see it; AccessDenied for a member
+    who does not own it.
+    """
+    team_id = _team_id(team_id)
+    row = await _run(executor, "fetchrow", "team_delete", team_id, team_id=team_id)
     return Team.model_validate(dict(row.items()))
 
 
 async def add_team_member(executor: Executor, team_id: UUID | str, user_id: str, role: str = "member") -> TeamMember:
-    """Add `user_id` to a team (or change their role); AccessDenied unless the caller owns the team."""
+    """Add `user_id` to a team (or change their role): its owner or an admin.
+
+    TeamNotFound when the caller may not see the team (or there is none); AccessDenied for a member who does not own it.
+    """
     if role not in MEMBER_ROLES:
         raise ValidationError(f"role must be one of {sorted(MEMBER_ROLES)}", field="role")
-    row = await _run(executor, "fetchrow", "team_member_add", _team_id(team_id), _user(user_id), role)
+    team_id = _team_id(team_id)
+    row = await _run(executor, "fetchrow", "team_member_add", team_id, _user(user_id), role, team_id=team_id)
     return TeamMember.model_validate(dict(row.items()))
 
 

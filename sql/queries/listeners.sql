@@ -191,8 +191,8 @@ SELECT seq, xact_id, position, job_id, user_id, team_id, status, version, change
 SELECT coalesce(max(seq), 0) FROM vjm.job_changes;
 
 -- job_change_visible_many --
--- Which of these feed rows each viewer may read: RLS on vjm.job_changes decides, per viewer (vjm.job_changes_visible).
-SELECT seq, viewer FROM vjm.job_changes_visible($1::bigint[], $2::text[]);
+-- Which of these feed rows the caller (an end user, acting_as) may read: RLS on vjm.job_changes decides.
+SELECT seq FROM vjm.job_changes_visible($1::bigint[]) AS v(seq);
 
 -- job_change_prune --
 -- Forget feed entries older than the given number of seconds.

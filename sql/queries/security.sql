@@ -14,24 +14,25 @@ SELECT set_config('role', $1, false);
 SELECT vjm.caller_role() AS role, vjm.caller_kind() AS kind, vjm.current_user_id() AS user_id;
 
 -- team_create --
--- A new team owned by $2 (a user may only name themselves; RLS checks it).
-INSERT INTO vjm.teams (name, owner_id) VALUES ($1, $2)
-RETURNING team_id, name, owner_id, created_at;
+-- A new team, its id issued by the database, owned and joined by $2 (vjm.create_team: a user may only name themselves).
+SELECT team_id, name, owner_id, created_at FROM vjm.create_team($1, $2);
 
 -- team_member_add --
--- Add a user to a team or change their role in it (only the team's owner or an admin may).
-INSERT INTO vjm.team_members AS m (team_id, user_id, role) VALUES ($1, $2, $3)
-ON CONFLICT (team_id, user_id) DO UPDATE SET role = excluded.role
-RETURNING team_id, user_id, role, added_at;
+-- Add a user to a team or change their role in it (vjm.add_team_member: only the team's owner or an admin may).
+SELECT team_id, user_id, role, added_at FROM vjm.add_team_member($1, $2, $3);
 
 -- team_member_remove --
--- Remove a user from a team (the team's owner, an admin, or the user leaving); returns the removed row.
-DELETE FROM vjm.team_members WHERE team_id = $1 AND user_id = $2
-RETURNING team_id, user_id, role, added_at;
+-- Remove a user from a team (the team's owner, an admin, or the user leaving); the removed row, or no row.
+SELECT team_id, user_id, role, added_at FROM vjm.remove_team_member($1, $2) WHERE team_id IS NOT NULL;
+
+-- team_delete --
+-- Delete a team (vjm.delete_team: its owner or an admin; refused while it has jobs that are not deleted).
+SELECT team_id, name, owner_id, created_at FROM vjm.delete_team($1);
 
 -- team_get_visible --
 -- The teams the caller may see (owned or member), oldest first.
-SELECT team_id, name, owner_id, created_at FROM vjm.teams ORDER BY created_at, team_id LIMIT $1;
+SELECT team_id, name, owner_id, created_at FROM vjm.teams WHERE deleted_at IS NULL
+ ORDER BY created_at, team_id LIMIT $1;
 
 -- team_member_get_many --
 -- Members of one team that the caller may see.

@@ -3,13 +3,29 @@
 -- these functions; nothing else decides.
 SET LOCAL ROLE vjm_owner;
 
+-- Ids the server issues (teams; jobs whose creator names none): time-ordered like
+-- UUIDv7 (48 bits of milliseconds, version 7, random bits), so new rows land at the right
+-- edge of every index. End users never choose an id: a chosen id that is taken would
+-- answer "exists" where a free one succeeds.
+CREATE FUNCTION vjm.new_id() RETURNS uuid
+LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING
+               substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+               52, 1), 53, 1), 'hex')::uuid
+$$;
+
 -- Teams: a user sees the jobs of every team they belong to. Membership is read on
 -- every statement (no cache), so adding or removing a member takes effect at once.
+-- Written only through the functions below (vjm.create_team, vjm.add_team_member,
+-- vjm.remove_team_member, vjm.delete_team): no run-time role may write these tables.
+-- A deleted team keeps its row (deleted_at), so its id is never issued again and the
+-- events and jobs that name it (vjm.jobs.team_id references it) never name another team.
 CREATE TABLE vjm.teams (
-    team_id    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    team_id    uuid PRIMARY KEY DEFAULT vjm.new_id(),
     name       text        NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
     owner_id   text        NOT NULL CHECK (length(owner_id) BETWEEN 1 AND 128),
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    deleted_at timestamptz
 );
 
 CREATE TABLE vjm.team_members (
@@ -175,3 +191,169 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT current_setting('role') IN ('vjm_processor', 'vjm_admin')
         OR current_setting('is_superuser') = 'on' OR vjm.may_append_as_caller(type, job_user_id, job_team_id, data)
 $$;
+
+-- Team writes. No run-time role may write vjm.teams or vjm.team_members (so none may LOCK
+-- them or lock their rows and hang other tenants' reads): these SECURITY DEFINER functions
+-- are the only way in, and each checks its caller. A user acts for themselves: creates
+-- teams they own, adds and removes members of teams they own, leaves a team, deletes a
+-- team they own. An admin may do all of it for anyone. A team the caller may not see
+-- (not its owner, not a member) and a team that does not exist, or was deleted, are the
+-- same refusal: VJ404 'team <id> not found', after the same one lookup.
+--
+-- Lock order per team: member changes take the team's row FOR SHARE, deletion FOR UPDATE,
+-- and a job created in a team FOR KEY SHARE (vjm.team_accepts_jobs), so a deletion
+-- either waits for them and then sees what they did, or they wait and find it deleted.
+
+-- The live team `p_team_id`, locked in `p_mode` ('share' or 'update'), for a caller who
+-- may `p_action` it: an admin, or the team's owner. VJ404 when the caller may not see it
+-- (neither owner nor member) or it does not exist or was deleted; 42501 for a member who
+-- is not the owner. Nothing is locked for a caller who is refused.
+CREATE FUNCTION vjm.owned_team(p_team_id uuid, p_kind text, p_mode text, p_action text) RETURNS vjm.teams
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    me constant text := vjm.current_user_id();
+    t vjm.teams;
+BEGIN
+    IF p_kind NOT IN ('user', 'admin') THEN
+        RAISE EXCEPTION 'only end users and admins manage teams' USING ERRCODE = '42501';
+    END IF;
+    SELECT * INTO t FROM vjm.teams x
+     WHERE x.team_id = p_team_id AND x.deleted_at IS NULL
+       AND (p_kind = 'admin' OR x.owner_id = me
+            OR EXISTS (SELECT 1 FROM vjm.team_members m WHERE m.team_id = x.team_id AND m.user_id = me));
+    IF t.team_id IS NULL THEN
+        RAISE EXCEPTION 'team % not found', p_team_id USING ERRCODE = 'VJ404';
+    END IF;
+    IF p_kind = 'user' AND t.owner_id IS DISTINCT FROM me THEN
+        RAISE EXCEPTION 'only the owner of team % may %', p_team_id, p_action USING ERRCODE = '42501';
+    END IF;
+    IF p_mode = 'update' THEN
+        SELECT * INTO t FROM vjm.teams x WHERE x.team_id = p_team_id AND x.deleted_at IS NULL FOR UPDATE;
+    ELSE
+        SELECT * INTO t FROM vjm.teams x WHERE x.team_id = p_team_id AND x.deleted_at IS NULL FOR SHARE;
+    END IF;
+    IF t.team_id IS NULL THEN  -- deleted meanwhile
+        RAISE EXCEPTION 'team % not found', p_team_id USING ERRCODE = 'VJ404';
+    END IF;
+    RETURN t;
+END
+$$;
+
+-- A new team, its id issued here, owned and joined by `p_owner_id` (a user: themselves,
+-- the default).
+CREATE FUNCTION vjm.create_team(p_name text, p_owner_id text DEFAULT NULL) RETURNS vjm.teams
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kind constant text := vjm.caller_kind();
+    me constant text := vjm.current_user_id();
+    owner constant text := CASE WHEN kind = 'user' THEN coalesce(p_owner_id, me) ELSE p_owner_id END;
+    t vjm.teams;
+BEGIN
+    IF kind NOT IN ('user', 'admin') THEN
+        RAISE EXCEPTION 'only end users and admins create teams' USING ERRCODE = '42501';
+    END IF;
+    IF kind = 'user' AND owner IS DISTINCT FROM me THEN
+        RAISE EXCEPTION 'a user creates teams for themselves only' USING ERRCODE = '42501';
+    END IF;
+    IF coalesce(length(owner), 0) NOT BETWEEN 1 AND 128 THEN
+        RAISE EXCEPTION 'owner_id must be 1-128 characters' USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(length(p_name), 0) NOT BETWEEN 1 AND 200 THEN
+        RAISE EXCEPTION 'name must be 1-200 characters' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO vjm.teams (name, owner_id) VALUES (p_name, owner) RETURNING * INTO t;
+    INSERT INTO vjm.team_members (team_id, user_id, role) VALUES (t.team_id, owner, 'owner');
+    RETURN t;
+END
+$$;
+
+-- Add a member to a live team, or change their role (its owner or an admin).
+CREATE FUNCTION vjm.add_team_member(p_team_id uuid, p_user_id text, p_role text DEFAULT 'member')
+RETURNS vjm.team_members
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kind constant text := vjm.caller_kind();
+    t vjm.teams := vjm.owned_team(p_team_id, kind, 'share', 'add members');
+    m vjm.team_members;
+BEGIN
+    IF coalesce(length(p_user_id), 0) NOT BETWEEN 1 AND 128 THEN
+        RAISE EXCEPTION 'user_id must be 1-128 characters' USING ERRCODE = '22023';
+    END IF;
+    IF p_role IS NULL OR p_role NOT IN ('owner', 'member') THEN
+        RAISE EXCEPTION 'role must be owner or member' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO vjm.team_members AS x (team_id, user_id, role) VALUES (p_team_id, p_user_id, p_role)
+    ON CONFLICT (team_id, user_id) DO UPDATE SET role = excluded.role
+    RETURNING x.* INTO m;
+    RETURN m;
+END
+$$;
+
+-- Remove a member (the team's owner or an admin), or leave a team (the member). Returns
+-- the removed membership, or NULL when there was none this caller may remove.
+CREATE FUNCTION vjm.remove_team_member(p_team_id uuid, p_user_id text) RETURNS vjm.team_members
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kind constant text := vjm.caller_kind();
+    me constant text := vjm.current_user_id();
+    m vjm.team_members;
+BEGIN
+    IF kind NOT IN ('user', 'admin') THEN
+        RAISE EXCEPTION 'only end users and admins manage teams' USING ERRCODE = '42501';
+    END IF;
+    DELETE FROM vjm.team_members x
+     WHERE x.team_id = p_team_id AND x.user_id = p_user_id
+       AND (kind = 'admin' OR x.user_id = me
+            OR EXISTS (SELECT 1 FROM vjm.teams t WHERE t.team_id = p_team_id AND t.owner_id = me))
+    RETURNING x.* INTO m;
+    RETURN m;
+END
+$$;
+
+-- Delete a team (its owner or an admin). Refused (VJ409) while any job of the team is not
+-- deleted: delete those jobs first. The team's row stays, marked deleted, so its id is
+-- never issued again; its memberships go, and no one can join it again. Its deleted jobs'
+-- events stay readable by their owners.
+CREATE FUNCTION vjm.delete_team(p_team_id uuid) RETURNS vjm.teams
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    kind constant text := vjm.caller_kind();
+    t vjm.teams := vjm.owned_team(p_team_id, kind, 'update', 'delete it');
+    live uuid;
+BEGIN
+    -- The log decides, not the projection: the team's creates (indexed: job_events_team_creates)
+    -- without a delete.
+    SELECT c.job_id INTO live FROM vjm.job_events c
+     WHERE c.team_id = p_team_id AND c.type = 'create'
+       AND NOT EXISTS (SELECT 1 FROM vjm.job_events d WHERE d.job_id = c.job_id AND d.type = 'delete')
+     LIMIT 1;
+    IF live IS NOT NULL THEN
+        RAISE EXCEPTION 'team % still has jobs that are not deleted (for example %)', p_team_id, live
+            USING ERRCODE = 'VJ409', HINT = 'delete the team''s jobs first';
+    END IF;
+    DELETE FROM vjm.team_members m WHERE m.team_id = p_team_id;
+    UPDATE vjm.teams x SET deleted_at = clock_timestamp() WHERE x.team_id = p_team_id RETURNING x.* INTO t;
+    RETURN t;
+END
+$$;
+
+-- A job is created in a live team only. For an end user vjm.may_create has already asked
+-- for membership (and a deleted team has no members); this also holds for trusted callers,
+-- and against a deletion committing meanwhile (the lock order above). So every team a job
+-- names exists, and vjm.jobs.team_id's foreign key can never stop the projector.
+CREATE INDEX job_events_team_creates ON vjm.job_events (team_id) WHERE type = 'create' AND team_id IS NOT NULL;
+
+CREATE FUNCTION vjm.team_accepts_jobs() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM vjm.teams t WHERE t.team_id = NEW.team_id AND t.deleted_at IS NULL FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'not allowed to create a job for user % in team %', NEW.user_id, NEW.team_id
+            USING ERRCODE = '42501';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER job_events_team_exists BEFORE INSERT ON vjm.job_events
+    FOR EACH ROW WHEN (NEW.type = 'create' AND NEW.team_id IS NOT NULL) EXECUTE FUNCTION vjm.team_accepts_jobs();

@@ -121,7 +121,9 @@ BEGIN
              p_data, p_who, h.user_id, h.team_id, p_at, h.hash, NULL,
              CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object'
                        OR coalesce(length(p_who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
-                  WHEN h.version IS NULL OR NOT vjm.can_see_job(h.user_id, h.team_id) THEN 'VJ404'
+                  -- Visibility first, for a missing job too: no job and a job the caller
+                  -- may not see are one refusal after the same reads (no existence oracle).
+                  WHEN NOT coalesce(vjm.can_see_job(h.user_id, h.team_id), false) OR h.version IS NULL THEN 'VJ404'
                   WHEN NOT vjm.may_fire(p_type) THEN 'forbidden'
                   WHEN p_expected IS NOT NULL AND p_expected <> h.version THEN 'VJ409'
                   WHEN p_attempt IS NOT NULL AND p_attempt <> h.attempt AND vjm.fenced(p_type)
@@ -221,6 +223,16 @@ BEGIN
         IF NOT 'create' = ALL (p_types) THEN
             RAISE EXCEPTION 'a call appends creates or transitions, not both' USING ERRCODE = '22023';
         END IF;
+        -- Job ids: an end user names none (a taken id would answer "exists" where a free
+        -- one succeeds); the database issues one for every NULL. Trusted callers may name
+        -- them (idempotent imports).
+        IF NOT trusted AND (SELECT count(j) FROM unnest(p_job_ids) AS j) > 0 THEN
+            RAISE EXCEPTION 'job ids are issued by the database: create with a NULL job id' USING ERRCODE = '22023';
+        END IF;
+        IF array_position(p_job_ids, NULL) IS NOT NULL THEN
+            p_job_ids := ARRAY(SELECT coalesce(u.j, vjm.new_id()) FROM unnest(p_job_ids) WITH ORDINALITY AS u(j, k)
+                                ORDER BY u.k);
+        END IF;
         -- A new job enters the run queue in the same statement.
         WITH appended AS (
             INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
@@ -241,7 +253,8 @@ BEGIN
             INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued)
             SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true FROM appended a
         )
-        SELECT coalesce(array_agg(a::vjm.appended), '{}'), max(a.position) INTO result.appended, newest
+        SELECT coalesce(array_agg(a::vjm.appended ORDER BY a.position), '{}'), max(a.position)
+          INTO result.appended, newest
           FROM appended a;
         IF cardinality(result.appended) < n THEN  -- why the rest was refused
             FOR r IN SELECT i.item, i.job_id, x.*
@@ -527,8 +540,8 @@ BEGIN
     RETURN QUERY
     SELECT a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt, a.attempts_left,
            i.data, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash
-      FROM unnest(o.appended) a
-      JOIN unnest(p_job_ids, p_data) WITH ORDINALITY AS i(job_id, data, n) ON i.job_id = a.job_id
+      FROM unnest(o.appended) WITH ORDINALITY AS a  -- in the order given (positions follow it)
+      JOIN unnest(p_data) WITH ORDINALITY AS i(data, n) ON i.n = a.ordinality
      ORDER BY i.n;
 END
 $$;

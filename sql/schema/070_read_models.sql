@@ -7,7 +7,7 @@ SET LOCAL ROLE vjm_owner;
 CREATE TABLE vjm.jobs (
     job_id            uuid PRIMARY KEY,
     user_id           text        NOT NULL,
-    team_id           uuid,
+    team_id           uuid        REFERENCES vjm.teams (team_id),  -- team rows are never deleted (delete_team)
     status            text        NOT NULL CHECK (status IN ('queued', 'processing', 'completed', 'failed', 'cancelled')),
     attempt           integer     NOT NULL,
     attempts_left     smallint    NOT NULL,
@@ -189,29 +189,21 @@ CREATE TABLE vjm.job_changes (
 CREATE INDEX job_changes_job ON vjm.job_changes (job_id, seq);
 CREATE INDEX job_changes_changed_at ON vjm.job_changes (changed_at);
 
--- Which change-feed rows each of several end users may read, in one statement.
+-- Which of the given change-feed rows the caller may read, as the caller: the row-level
+-- security policy user_read on vjm.job_changes (row_level_security.sql), with
+-- vjm.current_user_id() and vjm.current_team_ids() of the caller's own identity, decides;
+-- the visibility of a row is not re-implemented anywhere. The shared feed hub
+-- (listeners/feed_hub.py) reads the feed once as a service and asks this once per
+-- subscribed user, acting as that user (store.identity.acting_as); a user removed from a
+-- team stops seeing its rows at the next call. No caller can ask about anyone else: the
+-- answer is always for vjm.current_user_id().
 --
--- The HTTP API reads each new page of vjm.job_changes once (as a service role) and fans
--- it out to every open event stream of the process (listeners/feed_hub.py). Which user
--- may receive which row is not re-implemented anywhere: for each viewer, this function
--- sets that viewer's identity (request.jwt.claims, transaction-local, as acting_as does)
--- and reads the given rows of vjm.job_changes under the caller's own role, which must be
--- vjm_authenticated. So the row-level security policy user_read on vjm.job_changes
--- (row_level_security.sql), with vjm.current_user_id() and vjm.current_team_ids()
--- evaluated afresh for each viewer, is what decides; a change to that policy applies here
--- too, and a user removed from a team stops seeing its rows at the next call.
---
--- SECURITY INVOKER on purpose: as the owner, RLS would show every row to every viewer.
--- A caller that is not an end user (a service role sees every row, whoever the viewer)
--- is refused rather than given a wrong answer. It grants nothing new: an end user's
--- session could set request.jwt.claims itself; identity is set by the application.
--- The identity the caller had is restored before returning.
-CREATE FUNCTION vjm.job_changes_visible(p_seqs bigint[], p_viewers text[])
-RETURNS TABLE (seq bigint, viewer text)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    saved constant text := coalesce(current_setting('request.jwt.claims', true), '');
-    v text;
+-- SECURITY INVOKER on purpose: as the owner, RLS would show every row. A caller that is
+-- not an end user (a service role sees every row) is refused rather than given a wrong
+-- answer.
+CREATE FUNCTION vjm.job_changes_visible(p_seqs bigint[])
+RETURNS SETOF bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF vjm.caller_kind() IS DISTINCT FROM 'user' THEN
         RAISE EXCEPTION 'vjm.job_changes_visible runs as vjm_authenticated: row level security decides'

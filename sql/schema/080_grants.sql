@@ -61,8 +61,15 @@ GRANT SELECT ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_stats_plat
     vjm.projection_checkpoints, vjm.schema_migrations TO vjm_admin;
 -- An admin voids an event the projector cannot apply (the guard refuses everyone else too).
 GRANT EXECUTE ON FUNCTION vjm.void_event(bigint, text) TO vjm_admin;
-GRANT EXECUTE ON FUNCTION vjm.job_changes_visible(bigint[], text[]) TO vjm_authenticated;
+GRANT EXECUTE ON FUNCTION vjm.job_changes_visible(bigint[]) TO vjm_authenticated;
 
--- Teams: users read the teams they are in and manage the teams they own (RLS decides);
--- admins manage all of them.
-GRANT SELECT, INSERT, UPDATE, DELETE ON vjm.teams, vjm.team_members TO vjm_authenticated, vjm_admin;
+-- Teams: users read the teams they are in (RLS decides), admins all of them. Nobody may
+-- write these tables, so no tenant can LOCK them or lock their rows: users and admins
+-- change teams through the definer functions, which check the caller
+-- (teams_and_rights.sql). A run-time role holds no INSERT, UPDATE, DELETE, TRUNCATE,
+-- REFERENCES or TRIGGER on any table, the projector's read models aside
+-- (security/test_security_teams_and_oracles.py).
+GRANT SELECT ON vjm.teams, vjm.team_members TO vjm_authenticated, vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.create_team(text, text), vjm.add_team_member(uuid, text, text),
+    vjm.remove_team_member(uuid, text), vjm.delete_team(uuid)
+    TO vjm_authenticated, vjm_admin;

@@ -114,31 +114,20 @@ CREATE POLICY owner_all ON vjm.projector_leases TO vjm_owner USING (true) WITH C
 CREATE POLICY projector_all ON vjm.projector_leases TO vjm_projector USING (true) WITH CHECK (true);
 CREATE POLICY admin_read ON vjm.projector_leases FOR SELECT TO vjm_admin USING (true);
 
--- teams: members and the owner see a team; a user creates teams they own and manages them.
+-- teams: members and the owner see a live team; admins see every team, deleted ones too.
+-- Nobody but the owner writes them: run-time roles hold no write privilege on these
+-- tables, and change them through vjm.create_team, vjm.add_team_member,
+-- vjm.remove_team_member and vjm.delete_team (teams_and_rights.sql), which check the caller.
 CREATE POLICY owner_all ON vjm.teams TO vjm_owner USING (true) WITH CHECK (true);
-CREATE POLICY admin_all ON vjm.teams TO vjm_admin USING (true) WITH CHECK (true);
+CREATE POLICY admin_read ON vjm.teams FOR SELECT TO vjm_admin USING (true);
 CREATE POLICY user_read ON vjm.teams FOR SELECT TO vjm_authenticated
-    USING (owner_id = (SELECT vjm.current_user_id()) OR team_id = ANY ((SELECT vjm.current_team_ids())::uuid[]));
-CREATE POLICY user_create ON vjm.teams FOR INSERT TO vjm_authenticated
-    WITH CHECK (owner_id = (SELECT vjm.current_user_id()));
-CREATE POLICY user_update ON vjm.teams FOR UPDATE TO vjm_authenticated
-    USING (owner_id = (SELECT vjm.current_user_id())) WITH CHECK (owner_id = (SELECT vjm.current_user_id()));
-CREATE POLICY user_delete ON vjm.teams FOR DELETE TO vjm_authenticated
-    USING (owner_id = (SELECT vjm.current_user_id()));
+    USING (deleted_at IS NULL AND (owner_id = (SELECT vjm.current_user_id())
+                                   OR team_id = ANY ((SELECT vjm.current_team_ids())::uuid[])));
 
--- team_members: a user sees their own memberships and their teams' members; a team's
--- owner adds and removes members; anyone may leave a team. The owner check reads
--- vjm.teams under the caller's own policies (teams they own are visible to them).
+-- team_members: a user sees their own memberships and their teams' members (a deleted
+-- team has none). The owner check reads vjm.teams under the caller's own policies.
 CREATE POLICY owner_all ON vjm.team_members TO vjm_owner USING (true) WITH CHECK (true);
-CREATE POLICY admin_all ON vjm.team_members TO vjm_admin USING (true) WITH CHECK (true);
+CREATE POLICY admin_read ON vjm.team_members FOR SELECT TO vjm_admin USING (true);
 CREATE POLICY user_read ON vjm.team_members FOR SELECT TO vjm_authenticated
     USING (user_id = (SELECT vjm.current_user_id()) OR team_id = ANY ((SELECT vjm.current_team_ids())::uuid[])
-           OR team_id IN (SELECT t.team_id FROM vjm.teams t WHERE t.owner_id = (SELECT vjm.current_user_id())));
-CREATE POLICY team_owner_add ON vjm.team_members FOR INSERT TO vjm_authenticated
-    WITH CHECK (team_id IN (SELECT t.team_id FROM vjm.teams t WHERE t.owner_id = (SELECT vjm.current_user_id())));
-CREATE POLICY team_owner_update ON vjm.team_members FOR UPDATE TO vjm_authenticated
-    USING (team_id IN (SELECT t.team_id FROM vjm.teams t WHERE t.owner_id = (SELECT vjm.current_user_id())))
-    WITH CHECK (team_id IN (SELECT t.team_id FROM vjm.teams t WHERE t.owner_id = (SELECT vjm.current_user_id())));
-CREATE POLICY remove_or_leave ON vjm.team_members FOR DELETE TO vjm_authenticated
-    USING (user_id = (SELECT vjm.current_user_id())
            OR team_id IN (SELECT t.team_id FROM vjm.teams t WHERE t.owner_id = (SELECT vjm.current_user_id())));

@@ -35,7 +35,7 @@ class BulkMixin(WritesMixin, ManagerCore):
         # The rows the projector will make of these events (listeners.fold), built from the columns
         # sent and decided without an Event each; every value already has its field's type.
         return [construct_valid(Job, created_row(*columns)) for columns in zip(
-            creates.job_ids, creates.user_ids, creates.team_ids, batch.attempts_left, batch.occurred_at,
+            batch.job_ids, creates.user_ids, creates.team_ids, batch.attempts_left, batch.occurred_at,
             batch.positions, creates.data, strict=True)]
 
     async def bulk_update_status(self, job_ids: list[UUID | str], status: str, **fields: Any) -> list[BulkResult]:

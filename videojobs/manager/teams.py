@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from store.teams import TeamMember, add_team_member, create_team, list_team_members, list_teams, remove_team_member
+from store.teams import (
+    TeamMember,
+    add_team_member,
+    create_team,
+    delete_team,
+    list_team_members,
+    list_teams,
+    remove_team_member,
+)
 
 from ..models import Team
 from .core import ManagerCore
 
 
 class TeamsMixin(ManagerCore):
-    """create_team, add_team_member, remove_team_member, list_teams, list_team_members."""
+    """create_team, add_team_member, remove_team_member, delete_team, list_teams, list_team_members.
+
+    Every change goes through a database function that checks the caller (vjm.create_team, ...);
+    the database issues team ids, and a deleted team's id is never issued again.
+    """
 
     async def create_team(self, name: str, owner_id: str) -> Team:
-        """Create a team owned (and joined) by `owner_id`."""
+        """Create a team owned (and joined) by `owner_id`; the database issues its id."""
         async with self._connection() as conn:
             team = await create_team(conn, name, owner_id=owner_id)
         return Team.model_validate(team.model_dump())
@@ -28,6 +40,12 @@ class TeamsMixin(ManagerCore):
         """Remove `user_id` from the team; True if they were a member."""
         async with self._connection() as conn:
             return await remove_team_member(conn, team_id, user_id)
+
+    async def delete_team(self, team_id: UUID | str) -> Team:
+        """Delete a team (its owner or an admin); refused (ConcurrencyConflict) while it has jobs that are not deleted."""
+        async with self._connection() as conn:
+            team = await delete_team(conn, team_id)
+        return Team.model_validate(team.model_dump())
 
     async def list_teams(self, limit: int = 100) -> list[Team]:
         """The teams the caller may see."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 import pytest
 
@@ -74,5 +72,5 @@ async def test_raw_sql_user_payloads_are_checked_by_the_database(tenants: Tenant
 async def test_raw_sql_user_create_for_someone_else_is_refused(tenants: Tenants, user_pool) -> None:
     async with acting_as(user_pool, user_id="alice") as conn:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await conn.fetch("SELECT * FROM vjm.append_creates($1, $2, $3, $4, $5)", [uuid.uuid4()],
+            await conn.fetch("SELECT * FROM vjm.append_creates($1, $2, $3, $4, $5)", [None],
                              [{"original_filename": "a.mp4"}], [None], ["bob"], [tenants.team1])

@@ -11,7 +11,7 @@ import pytest
 from statemachine import AccessDenied, JobNotFound
 from store import EventStore, prepare_event
 from store.identity import acting_as
-from store.teams import add_team_member, list_team_members, list_teams, remove_team_member
+from store.teams import TeamNotFound, add_team_member, list_team_members, list_teams, remove_team_member
 from tests.factories import create_data
 
 from .conftest import USERS, Tenants, as_user
@@ -161,13 +161,18 @@ async def test_users_cannot_write_tables_directly(statement, tenants: Tenants, u
 
 
 async def test_users_cannot_change_other_tenants_teams(tenants: Tenants, user_pool, pool) -> None:
+    for statement in ("UPDATE vjm.teams SET name = 'mine' WHERE team_id = $1",
+                      "DELETE FROM vjm.teams WHERE team_id = $1", "DELETE FROM vjm.team_members WHERE team_id = $1"):
+        async with acting_as(user_pool, user_id="alice") as conn:  # no table write privilege at all now
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(statement, tenants.team2)
     async with acting_as(user_pool, user_id="alice") as conn:
-        assert await conn.execute("UPDATE vjm.teams SET name = 'mine' WHERE team_id = $1", tenants.team2) == "UPDATE 0"
-        assert await conn.execute("DELETE FROM vjm.teams WHERE team_id = $1", tenants.team2) == "DELETE 0"
         assert not await remove_team_member(conn, tenants.team2, "carol")
-    for user, team in (("alice", tenants.team2), ("bob", tenants.team1), ("bob", tenants.team2)):
+    # A member who does not own the team is denied; a team the caller cannot see is not found.
+    for user, team, error in (("alice", tenants.team2, TeamNotFound), ("bob", tenants.team1, AccessDenied),
+                              ("bob", tenants.team2, TeamNotFound)):
         async with acting_as(user_pool, user_id=user) as conn:
-            with pytest.raises(AccessDenied):
+            with pytest.raises(error):
                 await add_team_member(conn, team, "bob" if user == "alice" else "mallory")
     assert await pool.fetchval("SELECT count(*) FROM vjm.team_members") == 3
 
