@@ -78,8 +78,7 @@ def test_prepare_creates_checks_ids_and_names_the_index() -> None:
     team = uuid.uuid4()
     creates = prepare_creates(good, ["a", "b", "c"], [None, str(team), team], ["x", None, "z"])
     assert creates.team_ids == [None, team, team] and creates.actors == ["x", None, "z"]
-    assert len(set(creates.job_ids)) == 3 and all(j.version == 7 and j.variant == uuid.RFC_4122
-                                                  for j in creates.job_ids)
+    assert creates.job_ids == [None] * 3  # the database issues them (an end user may not choose one: issue 15)
 
 
 def test_batch_ids_are_uuid7_of_now() -> None:
