@@ -101,3 +101,17 @@ async def test_tenant_matrix_single_jobs(client, tenants):
             assert as_of.status_code == 404
     for job_id in jobs["user-c"]:
         assert (await client.get(f"/api/v1/jobs/{job_id}", headers=bearer("user-c"))).status_code == 200
+
+
+async def test_a_deleted_team_cannot_be_taken_over_over_http(manager, client, tenants):
+    """Issue 15, finding 2: a deleted team's jobs stay out of reach, whoever creates a team afterwards."""
+    bobs = await manager.as_user("user-b").create_team("bobs", owner_id="user-b")
+    made = await client.post("/api/v1/process", json={**JOB, "team_id": str(bobs.team_id)}, headers=bearer("user-b"))
+    assert made.status_code == 201, made.text
+    assert (await client.delete(f"/api/v1/jobs/{made.json()['job_id']}", headers=bearer("user-b"))).status_code < 300
+    await manager.as_user("user-b").delete_team(bobs.team_id)
+    alices = await manager.as_user("user-a").create_team("mine", owner_id="user-a")
+    assert alices.team_id != bobs.team_id  # the database issues ids and never issues one twice
+    for sub in ("user-a", "user-b"):
+        gone = await client.get(f"/api/v1/teams/{bobs.team_id}/jobs", headers=bearer(sub))
+        assert gone.status_code == 404, gone.text
