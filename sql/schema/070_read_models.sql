@@ -209,12 +209,7 @@ BEGIN
         RAISE EXCEPTION 'vjm.job_changes_visible runs as vjm_authenticated: row level security decides'
             USING ERRCODE = '42501';
     END IF;
-    FOREACH v IN ARRAY coalesce(p_viewers, '{}') LOOP
-        CONTINUE WHEN v IS NULL;
-        PERFORM set_config('request.jwt.claims', jsonb_build_object('sub', v, 'role', 'authenticated')::text, true);
-        RETURN QUERY SELECT c.seq, v FROM vjm.job_changes c WHERE c.seq = ANY (p_seqs);
-    END LOOP;
-    PERFORM set_config('request.jwt.claims', saved, true);
+    RETURN QUERY SELECT c.seq FROM vjm.job_changes c WHERE c.seq = ANY (p_seqs) ORDER BY c.seq;
 END
 $$;
 
