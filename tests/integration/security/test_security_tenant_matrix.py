@@ -16,7 +16,8 @@ from tests.factories import create_data
 
 from .conftest import USERS, Tenants, as_user
 
-REFERENCE_TABLES = {"transitions", "trigger_rules", "job_defaults"}  # the same for everyone, no tenant data
+REFERENCE_TABLES = {"transitions", "trigger_rules", "job_defaults",  # the same for everyone, no tenant data
+                    "payload_chars", "payload_rules", "payload_shapes"}
 VIEWERS = [*USERS, None]
 
 
