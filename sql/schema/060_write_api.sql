@@ -33,7 +33,9 @@ CREATE TABLE vjm.run_queue (
     created_at      timestamptz NOT NULL,  -- the create event's: claims take the oldest first
     platform_target text,
     max_attempts    smallint    NOT NULL,  -- the budget a retry grants
-    queued          boolean     NOT NULL
+    queued          boolean     NOT NULL,
+    user_id         text        NOT NULL,  -- the owner, as in the create event: a writer locks only
+    team_id         uuid                   -- an entry the caller may see
 );
 
 CREATE INDEX run_queue_claim_order ON vjm.run_queue (created_at, job_id) WHERE queued;
@@ -250,8 +252,9 @@ BEGIN
                       e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
                       e.data ->> 'platform_target' AS platform_target
         ), queued AS (
-            INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued)
-            SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true FROM appended a
+            INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id)
+            SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true, a.user_id, a.team_id
+              FROM appended a
         )
         SELECT coalesce(array_agg(a::vjm.appended ORDER BY a.position), '{}'), max(a.position)
           INTO result.appended, newest
@@ -279,15 +282,20 @@ BEGIN
         IF n > 1 AND (SELECT count(DISTINCT j) FROM unnest(p_job_ids) AS j) <> n THEN
             RAISE EXCEPTION 'a job may appear once per call' USING ERRCODE = '22023';
         END IF;
-        -- Queue entries first (the lock order above), in job order, each by its key.
+        -- Queue entries first (the lock order above), in job order, each by its key. Only an entry
+        -- the caller may see is locked (the filter runs before the lock): a caller who names
+        -- another tenant's job in vjm.append_events (refusals come back as rows) and keeps the
+        -- transaction open holds nothing that claims would have to skip.
         IF n = 1 THEN
             IF vjm.moves_in_queue(p_types[1]) THEN
-                PERFORM 1 FROM vjm.run_queue q WHERE q.job_id = p_job_ids[1] FOR UPDATE;
+                PERFORM 1 FROM vjm.run_queue q
+                 WHERE q.job_id = p_job_ids[1] AND vjm.can_see_job(q.user_id, q.team_id) FOR UPDATE;
             END IF;
         ELSE
             FOR entry IN SELECT i.id FROM unnest(p_job_ids, p_types) AS i(id, t) WHERE vjm.moves_in_queue(i.t)
                           ORDER BY i.id LOOP
-                PERFORM 1 FROM vjm.run_queue q WHERE q.job_id = entry FOR UPDATE;
+                PERFORM 1 FROM vjm.run_queue q
+                 WHERE q.job_id = entry AND vjm.can_see_job(q.user_id, q.team_id) FOR UPDATE;
             END LOOP;
         END IF;
         FOR k IN 1 .. n LOOP
