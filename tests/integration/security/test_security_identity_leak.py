@@ -8,6 +8,8 @@ import random
 import asyncpg
 import pytest
 
+from statemachine import AccessDenied
+
 from store import EventStore, prepare_event
 from store.identity import acting_as, create_role_pool, whoami
 
@@ -38,7 +40,7 @@ async def test_identity_does_not_survive_a_failed_request(tenants: Tenants, data
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await pool.fetch("SELECT job_id FROM vjm.jobs")
         assert await pool.fetchrow("SELECT current_setting('role') AS role, "
-                                   "current_setting('request.jwt.claims', true) AS claims") == ("none", "")
+                                   "current_setting('request.jwt', true) AS token") == ("none", "")
     finally:
         await pool.close()
 
@@ -58,9 +60,13 @@ async def test_identity_does_not_survive_a_failed_statement(tenants: Tenants, da
 async def test_service_pool_returns_to_its_session_role(tenants: Tenants, database_url: str) -> None:
     pool = await create_role_pool(database_url, role="vjm_processor", min_size=1, max_size=1)
     try:
+        # The workers' login (vjm_worker) may not act as an end user at all (SECURITY.md, trust model).
+        with pytest.raises(AccessDenied):
+            async with acting_as(pool, user_id="carol"):
+                raise AssertionError("a worker's login acted as an end user")
         with pytest.raises(Boom):
-            async with acting_as(pool, user_id="carol") as conn:
-                assert await _visible(conn) == tenants.visible_to("carol")
+            async with acting_as(pool, role="vjm_processor") as conn:
+                assert await _visible(conn) == set(tenants.jobs)
                 raise Boom()
         assert await whoami(pool) == {"role": "vjm_processor", "kind": "processor", "user_id": None}
         # The hot path: a plain append on the pool, no transaction around it.

@@ -3,15 +3,18 @@ read through the catalog, and every store-level read and write, as each user."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import asyncpg
 import pytest
 
+
 from statemachine import AccessDenied, JobNotFound
 from store import EventStore, prepare_event
-from store.identity import acting_as
+from store.identity import LocalTokens, acting_as
 from store.teams import TeamNotFound, add_team_member, list_team_members, list_teams, remove_team_member
+from tests.conftest import TEST_JWT_SECRET
 from tests.factories import create_data
 
 from .conftest import USERS, Tenants, as_user
@@ -224,7 +227,9 @@ async def test_a_role_inheriting_authenticated_gets_the_user_rules(tenants: Tena
     try:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(f'SET LOCAL ROLE "{role}"')
-            await conn.execute("""SELECT set_config('request.jwt.claims', '{"sub": "carol"}', true)""")
+            # PostgREST passes the caller's bearer token in request.headers; the database verifies it.
+            await conn.execute("SELECT set_config('request.headers', $1, true)",
+                               json.dumps({"authorization": f"Bearer {await LocalTokens(TEST_JWT_SECRET).token_for('carol')}"}))
             assert await conn.fetchval("SELECT vjm.caller_kind()") == "user"
             assert {r[0] for r in await conn.fetch("SELECT job_id FROM vjm.jobs")} == tenants.visible_to("carol")
             job = next(iter(tenants.visible_to("carol")))
