@@ -9,7 +9,7 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from listeners.fold import apply_event
+from listeners.fold import apply_stream
 from statemachine import JobNotFound, Trigger, ValidationError, VJMError
 from store import Event, EventStore
 from store import audit as tree
@@ -73,9 +73,7 @@ class AuditMixin(ManagerCore):
         job_id, at = as_uuid(job_id), _aware(at, "at")
         async with self._connection() as conn:
             events = await read_stream_until(conn, job_id, at)
-        row = None
-        for event in events:
-            row = apply_event(row, event)
+        row = apply_stream(None, events)  # honouring the voids among them
         if row is None:
             raise JobNotFound(job_id)
         return Job.model_validate(row)

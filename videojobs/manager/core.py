@@ -11,7 +11,7 @@ import asyncpg
 import structlog
 
 from listeners import ProjectionWatcher
-from listeners.fold import apply_event
+from listeners.fold import apply_stream
 from statemachine import JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
@@ -177,9 +177,7 @@ async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
 
 def fold_job(history: JobHistory) -> Job:
     """A job as it is after a write: its row before, with the events since applied (the projector's fold)."""
-    row = dict(history.base) if history.base is not None else None
-    for event in history.since:
-        row = apply_event(row, event)
+    row = apply_stream(dict(history.base) if history.base is not None else None, history.since)  # honouring voids
     if row is None:
         raise JobNotFound(history.event.job_id)
     return Job.model_validate(row)

@@ -24,7 +24,6 @@ from store.projections import LagSample, get_checkpoint, get_leadership, sample_
 
 from .core import ManagerCore
 
-
 PROJECTOR = "main"
 MAX_REASON = 500
 

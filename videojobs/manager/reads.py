@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pydantic
 
-from listeners.fold import apply_event
+from listeners.fold import apply_stream
 from statemachine import JobNotFound, ValidationError, to_validation_error
 from store.events import as_uuid
 from store.job_writes import read_job_now
@@ -32,9 +32,7 @@ class ReadsMixin(ManagerCore):
         job_id = as_uuid(job_id)
         async with self._connection() as conn:
             base, since = await read_job_now(conn, job_id)
-        row = dict(base) if base is not None else None
-        for event in since:
-            row = apply_event(row, event)
+        row = apply_stream(dict(base) if base is not None else None, since)  # honouring voids
         if row is None:
             raise JobNotFound(job_id)
         return Job.model_validate(row)
