@@ -104,24 +104,36 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     END
 $$;
 
--- The teams the current user belongs to, read afresh by every statement (membership
--- changes apply to the next statement). SECURITY DEFINER so that the team_members
--- policy can use it without recursing into itself; it only ever returns the caller's
--- own memberships. plpgsql, so its plan is cached per session.
+-- A user's teams, read afresh by every statement (membership changes apply to the next
+-- statement). SECURITY DEFINER so that the team_members policy can use it without
+-- recursing into itself; no run-time role may execute it (it would tell anyone's teams).
+-- plpgsql, so its plan is cached per session.
+CREATE FUNCTION vjm.team_ids_of(p_user_id text) RETURNS uuid[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN ARRAY(SELECT m.team_id FROM vjm.team_members m WHERE m.user_id = p_user_id);
+END
+$$;
+
+-- The caller's own teams (no run-time role may ask vjm.team_ids_of about anyone else).
 CREATE FUNCTION vjm.current_team_ids() RETURNS uuid[]
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RETURN ARRAY(SELECT m.team_id FROM vjm.team_members m WHERE m.user_id = vjm.current_user_id());
+    RETURN vjm.team_ids_of(vjm.current_user_id());
 END
 $$;
 
 -- Stricter than seeing: a user creates jobs only for themselves, and only in a team they are in.
-CREATE FUNCTION vjm.may_create(job_user_id text, job_team_id uuid) RETURNS boolean
+-- `caller` is the verified user id (vjm.current_user_id()) and `teams` their teams
+-- (vjm.team_ids_of(caller)): the guard asks both once per call and hands them down, since
+-- verifying a token is the dearest step of an end user's append, and so that every item,
+-- a missing job's too, is judged after the same reads.
+CREATE FUNCTION vjm.may_create(job_user_id text, job_team_id uuid, caller text, teams uuid[]) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE vjm.caller_kind()
         WHEN 'admin' THEN true
-        WHEN 'user' THEN coalesce(job_user_id = vjm.current_user_id(), false)
-                      AND (job_team_id IS NULL OR coalesce(job_team_id = ANY (vjm.current_team_ids()), false))
+        WHEN 'user' THEN coalesce(job_user_id = caller, false)
+                      AND (job_team_id IS NULL OR coalesce(job_team_id = ANY (teams), false))
         ELSE false END
 $$;
 
@@ -142,27 +154,29 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION vjm.can_see_job_as_caller(job_user_id text, job_team_id uuid) RETURNS boolean
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-BEGIN
-    RETURN CASE vjm.caller_kind()
-        WHEN 'processor' THEN true
-        WHEN 'admin' THEN true
-        WHEN 'projector' THEN true
-        WHEN 'user' THEN coalesce(job_user_id = vjm.current_user_id(), false)
-                      OR coalesce(job_team_id = ANY (vjm.current_team_ids()), false)
-        ELSE false END;
-END
-$$;
-
-CREATE FUNCTION vjm.may_append_as_caller(type text, job_user_id text, job_team_id uuid, data jsonb)
+-- A user sees a job that is theirs or their team's.
+CREATE FUNCTION vjm.can_see_job_as_caller(job_user_id text, job_team_id uuid, caller text, teams uuid[])
 RETURNS boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 BEGIN
     RETURN CASE vjm.caller_kind()
         WHEN 'processor' THEN true
         WHEN 'admin' THEN true
-        WHEN 'user' THEN type <> 'create' OR vjm.may_create(job_user_id, job_team_id)
+        WHEN 'projector' THEN true
+        WHEN 'user' THEN coalesce(job_user_id = caller, false) OR coalesce(job_team_id = ANY (teams), false)
+        ELSE false END;
+END
+$$;
+
+CREATE FUNCTION vjm.may_append_as_caller(type text, job_user_id text, job_team_id uuid, data jsonb, caller text,
+                                         teams uuid[])
+RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN CASE vjm.caller_kind()
+        WHEN 'processor' THEN true
+        WHEN 'admin' THEN true
+        WHEN 'user' THEN type <> 'create' OR vjm.may_create(job_user_id, job_team_id, caller, teams)
         ELSE false END;
 END
 $$;
@@ -180,16 +194,18 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         ELSE current_setting('is_superuser') = 'on' OR vjm.may_fire_as_caller(trigger) END
 $$;
 
-CREATE FUNCTION vjm.can_see_job(job_user_id text, job_team_id uuid) RETURNS boolean
+CREATE FUNCTION vjm.can_see_job(job_user_id text, job_team_id uuid, caller text, teams uuid[]) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT current_setting('role') IN ('vjm_processor', 'vjm_admin', 'vjm_projector')
-        OR current_setting('is_superuser') = 'on' OR vjm.can_see_job_as_caller(job_user_id, job_team_id)
+        OR current_setting('is_superuser') = 'on' OR vjm.can_see_job_as_caller(job_user_id, job_team_id, caller, teams)
 $$;
 
-CREATE FUNCTION vjm.may_append(type text, job_user_id text, job_team_id uuid, data jsonb) RETURNS boolean
+CREATE FUNCTION vjm.may_append(type text, job_user_id text, job_team_id uuid, data jsonb, caller text, teams uuid[])
+RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT current_setting('role') IN ('vjm_processor', 'vjm_admin')
-        OR current_setting('is_superuser') = 'on' OR vjm.may_append_as_caller(type, job_user_id, job_team_id, data)
+        OR current_setting('is_superuser') = 'on'
+        OR vjm.may_append_as_caller(type, job_user_id, job_team_id, data, caller, teams)
 $$;
 
 -- Team writes. No run-time role may write vjm.teams or vjm.team_members (so none may LOCK

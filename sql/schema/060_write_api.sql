@@ -83,7 +83,8 @@ CREATE TYPE vjm.decision AS (
 -- the planner inlines into the guard's statement (a bulk import is one statement); a
 -- transition reads its head in plpgsql, whose statements are planned once per session.
 CREATE FUNCTION vjm.decide_create(
-    p_job_id uuid, p_data jsonb, p_who text, p_user_id text, p_team_id uuid, p_at timestamptz
+    p_job_id uuid, p_data jsonb, p_who text, p_user_id text, p_team_id uuid, p_at timestamptz, p_caller text,
+    p_teams uuid[]
 ) RETURNS SETOF vjm.decision
 LANGUAGE sql STABLE ROWS 1 AS $$
     SELECT p_job_id, 1, 'create', NULL, 'queued', 0,
@@ -96,15 +97,17 @@ LANGUAGE sql STABLE ROWS 1 AS $$
            vjm.event_hash(NULL, p_job_id, 1, 'create', NULL, 'queued', 0, p_data, p_who, p_user_id, p_team_id, p_at),
            CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object' THEN 'data'
                 WHEN coalesce(length(p_user_id), 0) NOT BETWEEN 1 AND 128 THEN 'user_id'
-                WHEN NOT (vjm.may_fire('create') AND vjm.can_see_job(p_user_id, p_team_id)) THEN 'create'
+                WHEN NOT (vjm.may_fire('create') AND vjm.can_see_job(p_user_id, p_team_id, p_caller, p_teams)) THEN 'create'
                 WHEN coalesce(length(p_who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
-                WHEN NOT (vjm.payload_ok('create', p_data) AND vjm.may_append('create', p_user_id, p_team_id, p_data))
+                WHEN NOT (vjm.payload_ok('create', p_data)
+                          AND vjm.may_append('create', p_user_id, p_team_id, p_data, p_caller, p_teams))
                     THEN 'payload' END,
            NULL::integer, NULL::integer
 $$;
 
 CREATE FUNCTION vjm.decide_transition(
-    p_job_id uuid, p_type text, p_data jsonb, p_who text, p_attempt integer, p_expected integer, p_at timestamptz
+    p_job_id uuid, p_type text, p_data jsonb, p_who text, p_attempt integer, p_expected integer, p_at timestamptz,
+    p_caller text, p_teams uuid[]
 ) RETURNS vjm.decision
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -125,13 +128,15 @@ BEGIN
                        OR coalesce(length(p_who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
                   -- Visibility first, for a missing job too: no job and a job the caller
                   -- may not see are one refusal after the same reads (no existence oracle).
-                  WHEN NOT coalesce(vjm.can_see_job(h.user_id, h.team_id), false) OR h.version IS NULL THEN 'VJ404'
+                  WHEN NOT coalesce(vjm.can_see_job(h.user_id, h.team_id, p_caller, p_teams), false) OR h.version IS NULL
+                      THEN 'VJ404'
                   WHEN NOT vjm.may_fire(p_type) THEN 'forbidden'
                   WHEN p_expected IS NOT NULL AND p_expected <> h.version THEN 'VJ409'
                   WHEN p_attempt IS NOT NULL AND p_attempt <> h.attempt AND vjm.fenced(p_type)
                       THEN CASE WHEN h.to_state = 'processing' THEN 'VJ423' ELSE 'VJ422' END
                   WHEN target IS NULL THEN 'VJ422'
-                  WHEN NOT (vjm.payload_ok(p_type, p_data) AND vjm.may_append(p_type, h.user_id, h.team_id, p_data))
+                  WHEN NOT (vjm.payload_ok(p_type, p_data)
+                            AND vjm.may_append(p_type, h.user_id, h.team_id, p_data, p_caller, p_teams))
                       THEN 'payload' END,
              h.version, h.attempt)::vjm.decision;
     IF d.refusal IS NULL THEN
@@ -205,6 +210,8 @@ DECLARE
     creates constant boolean := p_types[1] = 'create';
     trusted constant boolean := vjm.may_fire('start');  -- only trusted callers name the actor
     caller constant text := vjm.current_user_id();
+    -- An end user's teams, read once for every item (trusted callers see every job).
+    teams constant uuid[] := CASE WHEN NOT trusted THEN vjm.team_ids_of(caller) END;
     result vjm.outcome := ROW('{}', '{}');
     verdict vjm.decision;
     ev vjm.appended;
@@ -246,7 +253,7 @@ BEGIN
              CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,  -- once per item: its time and its hash
                                         CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
                                              ELSE caller END AS who) t
-             CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data, t.who, i.user_id, i.team_id, t.at) d
+             CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data, t.who, i.user_id, i.team_id, t.at, caller, teams) d
              WHERE d.refusal IS NULL
             RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
                       e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
@@ -266,7 +273,8 @@ BEGIN
                             WITH ORDINALITY AS i(job_id, data, actor, user_id, team_id, item)
                       CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data,
                                                            CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
-                                                                ELSE caller END, i.user_id, i.team_id, now()) d
+                                                                ELSE caller END, i.user_id, i.team_id, now(),
+                                                           caller, teams) d
                       CROSS JOIN LATERAL vjm.refusal_error(d.refusal, i.job_id, 'create', i.user_id, i.team_id,
                                                            NULL, NULL, NULL, NULL, NULL) x
                       WHERE d.refusal IS NOT NULL
@@ -289,20 +297,20 @@ BEGIN
         IF n = 1 THEN
             IF vjm.moves_in_queue(p_types[1]) THEN
                 PERFORM 1 FROM vjm.run_queue q
-                 WHERE q.job_id = p_job_ids[1] AND vjm.can_see_job(q.user_id, q.team_id) FOR UPDATE;
+                 WHERE q.job_id = p_job_ids[1] AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
             END IF;
         ELSE
             FOR entry IN SELECT i.id FROM unnest(p_job_ids, p_types) AS i(id, t) WHERE vjm.moves_in_queue(i.t)
                           ORDER BY i.id LOOP
                 PERFORM 1 FROM vjm.run_queue q
-                 WHERE q.job_id = entry AND vjm.can_see_job(q.user_id, q.team_id) FOR UPDATE;
+                 WHERE q.job_id = entry AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
             END LOOP;
         END IF;
         FOR k IN 1 .. n LOOP
             verdict := vjm.decide_transition(p_job_ids[k], p_types[k], p_data -> (k - 1),
                                              CASE WHEN trusted THEN coalesce(p_actors[k], caller, session_user)
                                                   ELSE caller END,
-                                             p_attempts[k], p_expected_versions[k], clock_timestamp());
+                                             p_attempts[k], p_expected_versions[k], clock_timestamp(), caller, teams);
             IF verdict.refusal IS NULL THEN
                 INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
                                                  data, actor, user_id, team_id, occurred_at, prev_hash, hash)
@@ -315,7 +323,8 @@ BEGIN
                           e.data ->> 'platform_target' INTO ev;
                 IF NOT FOUND THEN  -- another writer appended this version first: why, on the winner's head
                     verdict := vjm.decide_transition(p_job_ids[k], p_types[k], p_data -> (k - 1), verdict.actor,
-                                                     p_attempts[k], p_expected_versions[k], verdict.occurred_at);
+                                                     p_attempts[k], p_expected_versions[k], verdict.occurred_at,
+                                                     caller, teams);
                     verdict.refusal := coalesce(verdict.refusal, 'race');
                 END IF;
             END IF;

@@ -15,11 +15,11 @@ GRANT EXECUTE ON FUNCTION
     vjm.moves_in_queue(text), vjm.event_hash(bytea, uuid, integer, text, text, text, integer, jsonb, text, text, uuid,
                                               timestamptz),
     vjm.projection_horizon(), vjm.current_user_id(), vjm.caller_role(), vjm.caller_kind(),
-    vjm.caller_kind_by_membership(), vjm.may_create(text, uuid), vjm.payload_ok(text, jsonb),
+    vjm.caller_kind_by_membership(), vjm.may_create(text, uuid, text, uuid[]), vjm.payload_ok(text, jsonb),
     vjm.payload_strings_ok(jsonb, integer, integer, integer, text),
-    vjm.may_fire_as_caller(text), vjm.can_see_job_as_caller(text, uuid),
-    vjm.may_append_as_caller(text, text, uuid, jsonb), vjm.may_fire(text), vjm.can_see_job(text, uuid),
-    vjm.may_append(text, text, uuid, jsonb), vjm.doorbell_lock_class(),
+    vjm.may_fire_as_caller(text), vjm.can_see_job_as_caller(text, uuid, text, uuid[]),
+    vjm.may_append_as_caller(text, text, uuid, jsonb, text, uuid[]), vjm.may_fire(text), vjm.can_see_job(text, uuid, text, uuid[]),
+    vjm.may_append(text, text, uuid, jsonb, text, uuid[]), vjm.doorbell_lock_class(),
     vjm.jobs_before(uuid[], integer[])
     TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
 -- Only a user's own memberships; services never ask.

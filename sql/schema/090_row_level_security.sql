@@ -60,7 +60,7 @@ CREATE POLICY everyone_read ON vjm.payload_shapes FOR SELECT
 -- inserts, and the insert is checked once more (vjm.may_append: a user's creates).
 CREATE POLICY owner_read ON vjm.job_events FOR SELECT TO vjm_owner USING (true);
 CREATE POLICY owner_append ON vjm.job_events FOR INSERT TO vjm_owner
-    WITH CHECK (vjm.may_append(type, user_id, team_id, data));
+    WITH CHECK (vjm.may_append(type, user_id, team_id, data, vjm.current_user_id(), vjm.current_team_ids()));
 CREATE POLICY user_read ON vjm.job_events FOR SELECT TO vjm_authenticated
     USING (user_id = (SELECT vjm.current_user_id()) OR team_id = ANY ((SELECT vjm.current_team_ids())::uuid[]));
 CREATE POLICY service_read ON vjm.job_events FOR SELECT TO vjm_processor, vjm_projector, vjm_admin USING (true);

@@ -7,6 +7,7 @@ import inspect
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -16,7 +17,7 @@ from store import EventStore, prepare_event
 from store.models import Event
 from tests.factories import create_data
 
-TEAMS = ["7d9b5c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f", "2c1b0a9f-8e7d-4c6b-9a5f-4e3d2c1b0a9f"]
+TEAM_NAMES = ["studio", "agency"]  # created per database: the database issues team ids
 USERS = ["alice", "bob", "carol", "dave"]
 
 
@@ -61,11 +62,11 @@ CHOICES = {
 }
 
 
-async def random_job(store: EventStore, rng: random.Random, *, steps: int = 8,
+async def random_job(store: EventStore, rng: random.Random, *, teams: list[UUID], steps: int = 8,
                      pause: Callable[[], Any] | None = None) -> list[Event]:
-    """Create one job and take up to `steps` random legal transitions; returns the stored events."""
+    """Create one job (in one of `teams` or none) and take up to `steps` random legal transitions."""
     user = rng.choice(USERS)
-    team = rng.choice(TEAMS + [None])
+    team = rng.choice([*teams, None])
     head = await store.append(prepare_event("create", create_data(max_attempts=rng.randint(1, 3)),
                                             user_id=user, team_id=team, actor=user))
     events = [head]
@@ -86,16 +87,19 @@ async def random_job(store: EventStore, rng: random.Random, *, steps: int = 8,
 
 
 @pytest.fixture
-def workload(store: EventStore) -> Callable[..., Any]:
+def workload(store: EventStore, pool) -> Callable[..., Any]:
     """`await workload(jobs=20, seed=1, concurrency=4)`: a random committed workload."""
     async def _run(jobs: int = 20, seed: int = 1, concurrency: int = 4, steps: int = 8) -> list[Event]:
         rng = random.Random(seed)
         seeds = [rng.random() for _ in range(jobs)]
         semaphore = asyncio.Semaphore(concurrency)
 
+        teams = [await pool.fetchval("SELECT team_id FROM vjm.create_team($1, $2)", name, owner)
+                 for name, owner in zip(TEAM_NAMES, USERS, strict=False)]
+
         async def one(s: float) -> list[Event]:
             async with semaphore:
-                return await random_job(store, random.Random(s), steps=steps)
+                return await random_job(store, random.Random(s), teams=teams, steps=steps)
 
         return [e for events in await asyncio.gather(*(one(s) for s in seeds)) for e in events]
     return _run

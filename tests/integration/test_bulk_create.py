@@ -47,12 +47,14 @@ async def test_a_bad_job_deep_in_a_big_batch_names_itself_and_writes_nothing(man
 
 
 async def test_append_creates_returns_the_events_as_stored(store: EventStore, pool) -> None:
-    team = uuid.uuid4()
+    team = await pool.fetchval("SELECT team_id FROM vjm.create_team('studio', 'u0')")  # ids are issued
     events = [prepare_event("create", create_data(original_filename=f"s{i}.mp4"), user_id=f"u{i % 4}",
                             team_id=team if i % 5 == 0 else None, actor=None if i % 7 == 0 else "svc")
               for i in range(500)]
     stored = await store.append_creates(events)
-    assert [e.job_id for e in stored] == [e.job_id for e in events]
+    # In the order given, each with the id the database issued (the events name none).
+    assert [e.data["original_filename"] for e in stored] == [e.data["original_filename"] for e in events]
+    assert all(e.job_id is None for e in events) and len({e.job_id for e in stored} - {None}) == 500
     assert len({e.xact_id for e in stored}) == 1 and len({e.position for e in stored}) == 500
     for event in stored[:50] + stored[-50:]:
         assert await store.read_stream(event.job_id) == [event]

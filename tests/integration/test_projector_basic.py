@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import asyncpg
+import pytest
 from structlog.testing import capture_logs
 
 from listeners import BatchNotice, ProjectionWatcher, Projector, parse_notice, wait_for_projection
 from store import EventStore, connect, prepare_event
 from tests.factories import create_data, create_job
-from tests.integration.conftest import TEAMS, assert_read_model_is_fold, eventually
-
-TEAM = TEAMS[0]
+from tests.integration.conftest import assert_read_model_is_fold, eventually
 
 
 async def test_lifecycle_is_projected(pool, store: EventStore, make_projector) -> None:
@@ -48,11 +47,17 @@ async def _wait_notifications(conn: asyncpg.Connection, received: list[str], cou
     await eventually(arrived)
 
 
+@pytest.fixture
+async def team(pool) -> str:
+    """A team the database issued (team ids are never chosen by callers)."""
+    return str(await pool.fetchval("SELECT team_id FROM vjm.create_team('studio', 'alice')"))
+
+
 async def test_small_batch_notifies_per_job_with_ids_and_states_only(database_url: str, store: EventStore,
-                                                                     make_projector) -> None:
+                                                                     make_projector, team: str) -> None:
     listener, received = await _collect(database_url)
     try:
-        job = await create_job(store, original_filename="secret-plans.mp4", team_id=TEAM)
+        job = await create_job(store, original_filename="secret-plans.mp4", team_id=team)
         await store.append(prepare_event("start", {"worker_id": "w1"}, job_id=job.job_id))
         await store.append(prepare_event("fail", {"error": "secret error text"}, job_id=job.job_id, attempt=1))
         result = await make_projector().run_once()
@@ -62,7 +67,7 @@ async def test_small_batch_notifies_per_job_with_ids_and_states_only(database_ur
     assert result.notifications == 1 and len(received) == 1  # one per job, not one per event
     payload = json.loads(received[0])
     assert {"position", "job_id", "status", "user_id", "team_id"} <= set(payload)
-    assert (payload["job_id"], payload["status"], payload["team_id"]) == (str(job.job_id), "failed", TEAM)
+    assert (payload["job_id"], payload["status"], payload["team_id"]) == (str(job.job_id), "failed", team)
     assert payload["cursor"] == list(result.cursor)
     assert "secret" not in received[0]
 
@@ -84,9 +89,9 @@ async def test_burst_sends_one_summary_per_batch(database_url: str, pool, store:
     assert notices[-1].cursor == result.cursor
 
 
-async def test_delete_removes_the_row_but_keeps_history(pool, store: EventStore, make_projector) -> None:
+async def test_delete_removes_the_row_but_keeps_history(pool, store: EventStore, make_projector, team: str) -> None:
     projector = make_projector()
-    job = await create_job(store, team_id=TEAM)
+    job = await create_job(store, team_id=team)
     await projector.run_once()
     assert await pool.fetchval("SELECT total_jobs FROM vjm.job_stats WHERE scope = 'team'") == 1
     await store.append(prepare_event("delete", {}, job_id=job.job_id))

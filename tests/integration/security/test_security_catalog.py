@@ -108,7 +108,8 @@ async def test_database_trigger_rights_match_the_state_machine(pool, role: str, 
 
 async def test_authorisation_hooks_are_inlined(pool) -> None:
     plan = "\n".join(r[0] for r in await pool.fetch(
-        "EXPLAIN (VERBOSE) SELECT vjm.may_fire(t), vjm.can_see_job('u', NULL), vjm.may_append(t, 'u', NULL, '{}')"
+        "EXPLAIN (VERBOSE) SELECT vjm.may_fire(t), vjm.can_see_job('u', NULL, 'u', '{}'),"
+        " vjm.may_append(t, 'u', NULL, '{}', 'u', '{}')"
         " FROM (VALUES ('start')) v(t)"))
     for hook in ("may_fire", "can_see_job", "may_append", "caller_kind", "caller_role"):
         assert f"vjm.{hook}(" not in plan, plan
