@@ -217,7 +217,7 @@ $$;
 -- same refusal: VJ404 'team <id> not found', after the same one lookup.
 --
 -- Lock order per team: member changes take the team's row FOR SHARE, deletion FOR UPDATE,
--- and a job created in a team FOR KEY SHARE (vjm.team_accepts_jobs), so a deletion
+-- and a job created in a team FOR KEY SHARE (vjm.guard_append), so a deletion
 -- either waits for them and then sees what they did, or they wait and find it deleted.
 
 -- The live team `p_team_id`, locked in `p_mode` ('share' or 'update'), for a caller who
@@ -353,23 +353,7 @@ BEGIN
 END
 $$;
 
--- A job is created in a live team only. For an end user vjm.may_create has already asked
--- for membership (and a deleted team has no members); this also holds for trusted callers,
--- and against a deletion committing meanwhile (the lock order above). So every team a job
--- names exists, and vjm.jobs.team_id's foreign key can never stop the projector.
+-- A job is created in a live team only: the guard (vjm.guard_append) checks and locks every
+-- team a create names (FOR KEY SHARE, against vjm.delete_team), for every caller.
+-- vjm.delete_team reads the log through this index: a team's creates.
 CREATE INDEX job_events_team_creates ON vjm.job_events (team_id) WHERE type = 'create' AND team_id IS NOT NULL;
-
-CREATE FUNCTION vjm.team_accepts_jobs() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM 1 FROM vjm.teams t WHERE t.team_id = NEW.team_id AND t.deleted_at IS NULL FOR KEY SHARE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'not allowed to create a job for user % in team %', NEW.user_id, NEW.team_id
-            USING ERRCODE = '42501';
-    END IF;
-    RETURN NEW;
-END
-$$;
-
-CREATE TRIGGER job_events_team_exists BEFORE INSERT ON vjm.job_events
-    FOR EACH ROW WHEN (NEW.type = 'create' AND NEW.team_id IS NOT NULL) EXECUTE FUNCTION vjm.team_accepts_jobs();

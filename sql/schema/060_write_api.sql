@@ -235,12 +235,31 @@ BEGIN
         -- Job ids: an end user names none (a taken id would answer "exists" where a free
         -- one succeeds); the database issues one for every NULL. Trusted callers may name
         -- them (idempotent imports).
-        IF NOT trusted AND (SELECT count(j) FROM unnest(p_job_ids) AS j) > 0 THEN
+        -- (No sub-select: a condition with one is a query each time, also for trusted callers.)
+        IF NOT trusted AND cardinality(array_remove(p_job_ids, NULL)) > 0 THEN
             RAISE EXCEPTION 'job ids are issued by the database: create with a NULL job id' USING ERRCODE = '22023';
         END IF;
         IF array_position(p_job_ids, NULL) IS NOT NULL THEN
             p_job_ids := ARRAY(SELECT coalesce(u.j, vjm.new_id()) FROM unnest(p_job_ids) WITH ORDINALITY AS u(j, k)
                                 ORDER BY u.k);
+        END IF;
+        -- Every team a create names is live, and stays so until this transaction ends (FOR KEY
+        -- SHARE, against vjm.delete_team), for every caller: so vjm.jobs.team_id's foreign key can
+        -- never stop the projector. (For an end user vjm.may_create asks for membership too.)
+        IF cardinality(array_remove(p_team_ids, NULL)) > 0 THEN
+            PERFORM 1 FROM vjm.teams t
+             WHERE t.team_id IN (SELECT DISTINCT x FROM unnest(p_team_ids) AS x WHERE x IS NOT NULL)
+             ORDER BY t.team_id FOR KEY SHARE OF t;
+            -- A new statement, so a new snapshot: a deletion that committed before the lock shows.
+            SELECT i.user_id, i.team_id INTO r
+              FROM unnest(p_user_ids, p_team_ids) AS i(user_id, team_id)
+             WHERE i.team_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM vjm.teams t WHERE t.team_id = i.team_id AND t.deleted_at IS NULL)
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'not allowed to create a job for user % in team %', r.user_id, r.team_id
+                    USING ERRCODE = '42501';
+            END IF;
         END IF;
         -- A new job enters the run queue in the same statement.
         WITH appended AS (
