@@ -229,8 +229,11 @@ LANGUAGE sql STABLE AS $$
            e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.data
       FROM unnest(p_job_ids, p_versions) AS w(job_id, version)
       LEFT JOIN LATERAL (
+            -- LIMIT 1 (job_id is the key) keeps this a lookup by key per job: flattened into a join,
+            -- a plan cached while vjm.jobs was small hashes a sequential scan of the whole table
+            -- on every call as it grows (W3 with 10,000 jobs fell below 100 jobs/s).
             SELECT j.version, to_jsonb(j) || jsonb_build_object('progress_percent', j.progress_percent::float8) AS base
-              FROM vjm.jobs j WHERE j.job_id = w.job_id) b ON true
+              FROM vjm.jobs j WHERE j.job_id = w.job_id LIMIT 1) b ON true
       LEFT JOIN LATERAL (
             SELECT s.* FROM vjm.job_events s
              WHERE s.job_id = w.job_id AND s.version > coalesce(b.version, 0) AND s.version < w.version
