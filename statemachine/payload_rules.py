@@ -128,7 +128,10 @@ MAX_FILESIZE = 2**53
 MAX_PROCESSING_TIME = 7 * 24 * 3600
 MAX_IDLE_SECONDS = 10**9
 DEFAULT_MAX_ATTEMPTS = 3
-MAX_POSITION = 2**63 - 1  # vjm.job_events.position is a bigint
+# Positions are bigints, but a JSON integer above 2**53 - 1 is not exact in every reader, and a
+# Python float at or above 1e16 encodes as '1e+16', which the database reads as a whole number
+# while Python refuses it as a float: the bound keeps both enforcers on the same answer.
+MAX_POSITION = 2**53 - 1
 
 _T = Trigger
 

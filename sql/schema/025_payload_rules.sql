@@ -72,7 +72,7 @@ INSERT INTO vjm.payload_rules (trigger, key, kind, required, nullable, minimum, 
     ('update_metadata', 'enhancement_level', 'choice', false, true, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['none', 'basic', 'advanced', 'maximum']::text[]),
     ('update_metadata', 'platform_target', 'choice', false, true, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['tiktok', 'instagram', 'youtube_shorts']::text[]),
     ('delete', 'reason', 'string', false, true, NULL, NULL, 0, 500, NULL, 'text', NULL),
-    ('void', 'position', 'integer', true, false, 1, 9223372036854775807, NULL, NULL, NULL, NULL, NULL),
+    ('void', 'position', 'integer', true, false, 1, 9007199254740991, NULL, NULL, NULL, NULL, NULL),
     ('void', 'reason', 'string', false, true, NULL, NULL, 0, 500, NULL, 'text', NULL);
 
 INSERT INTO vjm.payload_shapes (trigger, at_least_one) VALUES
