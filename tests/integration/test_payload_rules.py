@@ -147,7 +147,8 @@ def test_sql_refuses_exactly_when_python_refuses(database_url: str, trigger: Tri
     conn = loop.run_until_complete(connect(database_url))
     seen = {True: 0, False: 0}
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+              derandomize=True)  # the same examples in every run: CI stays reproducible
     @given(data=payloads(trigger))
     def check(data: Any) -> None:
         expected = python_accepts(trigger, data)
