@@ -242,6 +242,13 @@ async def test_audit_verify_exits_1_when_the_chain_is_broken(manager: VideoJobMa
     assert report["ok"] is False and report["first_broken_job_id"] == ids["failed"]
 
 
+async def test_audit_verify_of_a_job_that_does_not_exist_exits_1(database_url: str) -> None:
+    missing = "00000000-0000-4000-8000-000000000000"
+    result = await avjm("audit", "verify", "--job", missing, "--database-url", database_url)
+    assert result.returncode == 1 and f"job {missing} not found" in result.stderr
+    assert "ok" not in result.stdout and "Traceback" not in result.stderr
+
+
 # --- services: listen, watch, up ---
 
 async def test_listen_projects_new_events_and_stops_on_sigterm(database_url: str) -> None:

@@ -79,10 +79,16 @@ class AuditMixin(ManagerCore):
         return Job.model_validate(row)
 
     async def verify_history(self, job_id: UUID | str | None = None) -> HistoryReport:
-        """Recompute the hash chain of one job or of all events; report the first broken link."""
+        """Recompute the hash chain of one job or of all events; report the first broken link.
+
+        JobNotFound for a job with no events the caller may read: "ok (0 events checked)" would
+        pass a job that is not there.
+        """
         target = as_uuid(job_id) if job_id is not None else None
         async with self._connection() as conn:
             check = await verify_chain(conn, target)
+        if target is not None and check.checked == 0:
+            raise JobNotFound(target)
         return HistoryReport(ok=check.ok, checked=check.checked, first_broken_job_id=check.broken_job_id,
                              first_broken_version=check.broken_version, reason=check.reason)
 
