@@ -21,7 +21,7 @@ from pathlib import Path
 import asyncpg
 import structlog
 
-from statemachine.errors import MigrationError
+from statemachine.errors import AccessDenied, MigrationError
 
 from .sqlfiles import sql_dir
 
@@ -85,6 +85,15 @@ def _numbered(directory: Path) -> list[Migration]:
 async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> list[int]:
     """Apply pending migrations; returns the versions applied by this call."""
     migrations = discover_migrations(directory)
+    try:
+        return await _migrate(conn, migrations)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        login = await conn.fetchval("SELECT session_user")
+        raise AccessDenied(f"login {login} may not migrate the vjm schema ({exc}): run `vjm migrate` with the "
+                           "owner's URL, and connect the application as a login the schema grants rights to") from exc
+
+
+async def _migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list[int]:
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
         await conn.execute(_BOOTSTRAP)

@@ -320,3 +320,17 @@ def test_demo_on_a_throwaway_embedded_postgres_verifies_in_under_90_seconds() ->
     assert lines[-1].startswith("projection verified") and "ok (0 differences)" in lines[-1]
     assert lines[-1].endswith("verification failures: 0")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["jobs", "list"], ["stats"], ["projections", "verify"], ["audit", "verify"],
+                                     ["migrate"]])
+async def test_a_login_without_rights_gets_one_line_and_exit_1(database_url: str, command: list[str]) -> None:
+    """The application's login may not migrate: every command says so in one line, never a traceback."""
+    from store import with_user
+
+    app_url = with_user(database_url, "vjm_app")
+    result = await avjm(*command, "--database-url", app_url)
+    assert result.returncode == 1, result
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("{")]
+    assert len(lines) == 1 and "vjm_app may not migrate" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
