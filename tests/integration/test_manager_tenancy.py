@@ -55,8 +55,10 @@ async def test_each_user_sees_exactly_their_jobs(manager: VideoJobManager, world
             with pytest.raises(JobNotFound):
                 await scoped.cancel_job(job_id)
     others = {"A": "C", "B": "C", "C": "A"}[user]
-    assert (await scoped.get_user_jobs(others)).items == []
-    assert (await scoped.get_job_stats(user_id=others)).total_jobs == 0
+    with pytest.raises(AccessDenied):  # one rule with HTTP's 403: a user lists their own user scope only
+        await scoped.get_user_jobs(others)
+    with pytest.raises(AccessDenied):
+        await scoped.get_job_stats(user_id=others)
     events = await scoped.find_events(limit=100)
     assert {e.job_id for e in events.items} == expected
 
@@ -101,3 +103,16 @@ async def test_membership_changes_take_effect_on_the_next_call(manager: VideoJob
     await manager.remove_team_member(world.t1, "B")
     with pytest.raises(JobNotFound):
         await b.get_job_by_id(world.jobs["a_team"])
+
+
+async def test_a_teammates_user_scope_is_refused_not_answered_with_a_wrong_total(manager: VideoJobManager,
+                                                                               world: World) -> None:
+    """B sees A's team job, but not A's user scope: the manager refuses as HTTP does (403), where
+    it used to answer one row with a total of 0 (the counters of a scope B may not read)."""
+    b = manager.as_user("B")
+    with pytest.raises(AccessDenied):
+        await b.get_user_jobs("A")
+    own = await b.get_user_jobs("B")
+    assert own.total == len(own.items) == 1
+    visible = await b.list_jobs(limit=100)
+    assert visible.total == len(visible.items) == 2

@@ -12,7 +12,7 @@ import structlog
 
 from listeners import ProjectionWatcher
 from listeners.fold import apply_stream
-from statemachine import JobNotFound, VJMError
+from statemachine import AccessDenied, JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
 from store.identity import AUTHENTICATED, TokenSource, acting_as
@@ -130,6 +130,15 @@ class ManagerCore:
             results.append(BulkResult(job_id=str(job_id), ok=True,
                                       job=fold_job(outcome) if outcome.event.type != "delete" else None))
         return results
+
+    def _own_scope(self, user_id: str) -> None:
+        """One rule for every adapter: an end user lists and counts their own user scope only.
+
+        (Their teams' jobs come through get_team_jobs and list_jobs; a total always counts what
+        the rows are drawn from.)
+        """
+        if self._caller.is_user and user_id != self._caller.user_id:
+            raise AccessDenied("end users list their own jobs only")
 
     def _actor(self) -> str | None:
         return self._caller.user_id

@@ -42,6 +42,7 @@ class ReadsMixin(ManagerCore):
         """One user's jobs, newest first. `cursor` (from next_cursor) pages by keyset; offset is kept too."""
         if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
             raise ValidationError("user_id must be 1-128 characters", field="user_id")
+        self._own_scope(user_id)
         return await self._page(JobQuery(user_id=user_id), limit, offset, filters, cursor)
 
     async def get_team_jobs(self, team_id: UUID | str, limit: int = 50, offset: int = 0,

@@ -22,6 +22,8 @@ class StatsMixin(ManagerCore):
         For one user, one team, or (neither given) everything the caller may see.
         """
         scope, scope_id = _scope(user_id, team_id)
+        if scope == "user":
+            self._own_scope(scope_id)
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 366:
             raise ValidationError("days must be an integer from 1 to 366", field="days")
         await self._read_your_writes()
