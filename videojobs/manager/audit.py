@@ -9,7 +9,6 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from listeners.fold import apply_stream
 from statemachine import JobNotFound, Trigger, ValidationError, VJMError
 from store import Event, EventStore
 from store import audit as tree
@@ -19,7 +18,7 @@ from store.merkle import consistency_ranges, inclusion_ranges
 from store.tree_heads import TreeHead, sign_head, signature_ok
 
 from ..models import EventPage, HistoryReport, Job
-from .core import ManagerCore
+from .core import ManagerCore, fold_to_job
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +72,7 @@ class AuditMixin(ManagerCore):
         job_id, at = as_uuid(job_id), _aware(at, "at")
         async with self._connection() as conn:
             events = await read_stream_until(conn, job_id, at)
-        row = apply_stream(None, events)  # honouring the voids among them
-        if row is None:
-            raise JobNotFound(job_id)
-        return Job.model_validate(row)
+        return fold_to_job(job_id, None, events)
 
     async def verify_history(self, job_id: UUID | str | None = None) -> HistoryReport:
         """Recompute the hash chain of one job or of all events; report the first broken link.

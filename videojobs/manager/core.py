@@ -186,9 +186,14 @@ async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
 
 def fold_job(history: JobHistory) -> Job:
     """A job as it is after a write: its row before, with the events since applied (the projector's fold)."""
-    row = apply_stream(dict(history.base) if history.base is not None else None, history.since)  # honouring voids
+    return fold_to_job(history.event.job_id, history.base, history.since)
+
+
+def fold_to_job(job_id: Any, base: dict[str, Any] | None, events: list[Event]) -> Job:
+    """A job's row (or nothing) with its events applied, honouring the voids among them; JobNotFound if none."""
+    row = apply_stream(dict(base) if base is not None else None, events)
     if row is None:
-        raise JobNotFound(history.event.job_id)
+        raise JobNotFound(job_id)
     return Job.model_validate(row)
 
 

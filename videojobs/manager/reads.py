@@ -7,14 +7,13 @@ from uuid import UUID
 
 import pydantic
 
-from listeners.fold import apply_stream
-from statemachine import JobNotFound, ValidationError, to_validation_error
+from statemachine import ValidationError, to_validation_error
 from store.events import as_uuid
 from store.job_writes import read_job_now
 from store.jobs import JobQuery, count_jobs, find_jobs, get_stats
 
 from ..models import Job, JobFilters, JobPage, decode_cursor, encode_cursor
-from .core import ManagerCore
+from .core import ManagerCore, fold_to_job
 
 MAX_LIMIT = 500
 MAX_OFFSET = 100_000
@@ -32,10 +31,7 @@ class ReadsMixin(ManagerCore):
         job_id = as_uuid(job_id)
         async with self._connection() as conn:
             base, since = await read_job_now(conn, job_id)
-        row = apply_stream(dict(base) if base is not None else None, since)  # honouring voids
-        if row is None:
-            raise JobNotFound(job_id)
-        return Job.model_validate(row)
+        return fold_to_job(job_id, base, since)
 
     async def get_user_jobs(self, user_id: str, limit: int = 50, offset: int = 0,
                             filters: JobFilters | dict[str, Any] | None = None, cursor: str | None = None) -> JobPage:
