@@ -65,6 +65,10 @@ LIVE_STATES = (State.QUEUED, State.PROCESSING, State.COMPLETED, State.FAILED, St
 TERMINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED, State.DELETED})
 # Triggers that name the attempt they belong to; a stale attempt is refused.
 FENCED_TRIGGERS = frozenset({Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.TIME_OUT})
+# What an attempt's worker reports about its own work: written without a named actor by a
+# trusted caller, the event records the worker that started the attempt. (time_out is a
+# verdict on the worker, not by it.)
+WORKER_REPORTS = frozenset({Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL})
 # Triggers reserved for processors (and the stuck detector); users fire the rest.
 PROCESSOR_TRIGGERS = frozenset(
     {Trigger.START, Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.TIME_OUT}

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from store import EventStore, connect, create_pool, migrate, provide_postgres, with_database
+from tests.factories import TEST_PRINCIPAL
 
 # One identity secret for the whole test session (SECURITY.md, "Identity"): the template
 # database's key, the tokens that acting_as() mints for user ids, and the HTTP tests' tokens.
@@ -34,6 +35,11 @@ async def _admin_execute(url: str, *statements: str) -> None:
             await conn.execute(statement)
     finally:
         await conn.close()
+
+
+def principal_of(database: str) -> list[str]:
+    """The statements that make TEST_PRINCIPAL the default service principal of `database`'s sessions."""
+    return [f"ALTER DATABASE \"{database}\" SET vjm.principal = '{TEST_PRINCIPAL}'"]
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +77,8 @@ def template_database(pg_server) -> Iterator[str]:
 async def database_url(pg_server, template_database) -> AsyncIterator[str]:
     """A URL to this test's own database, cloned from the migrated template."""
     name = f"vjm_test_{uuid.uuid4().hex[:12]}"
-    await _admin_execute(pg_server.url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    await _admin_execute(pg_server.url, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"',
+                         *principal_of(name))
     yield with_database(pg_server.url, name)
     await _admin_execute(pg_server.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -80,7 +87,7 @@ async def database_url(pg_server, template_database) -> AsyncIterator[str]:
 async def empty_database_url(pg_server) -> AsyncIterator[str]:
     """A URL to a new, empty (unmigrated) database."""
     name = f"vjm_empty_{uuid.uuid4().hex[:12]}"
-    await _admin_execute(pg_server.url, f'CREATE DATABASE "{name}"')
+    await _admin_execute(pg_server.url, f'CREATE DATABASE "{name}"', *principal_of(name))
     yield with_database(pg_server.url, name)
     await _admin_execute(pg_server.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -6,6 +6,12 @@ from typing import Any
 
 from store import EventStore, prepare_event
 
+# Who the audit trail names for what the tests themselves write through the store or raw SQL
+# without naming an actor: every test database's default `vjm.principal` (tests/conftest.py).
+# A trusted session with no actor and no principal is refused (sql/schema/060_write_api.sql);
+# tests/integration/test_actors.py clears it to show that.
+TEST_PRINCIPAL = "tests"
+
 
 def create_data(**overrides: Any) -> dict[str, Any]:
     """A valid create payload; override any field."""

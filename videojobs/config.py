@@ -23,6 +23,9 @@ class Settings(BaseModel):
     stuck_interval_seconds: float = Field(60, gt=0, le=86400, description="VJM_STUCK_INTERVAL_SECONDS")
     pool_size: int = Field(10, ge=1, le=200, description="VJM_POOL_SIZE")
     log_level: str = Field("INFO", description="VJM_LOG_LEVEL")
+    service_name: str = Field("vjm", min_length=1, max_length=200,
+                              description="VJM_SERVICE_NAME: the actor the audit trail records for what the "
+                                          "trusted manager does without a named actor")
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -39,6 +42,8 @@ class Settings(BaseModel):
             env["stuck_timeout_seconds"] = os.environ["VJM_STUCK_TIMEOUT_SECONDS"]
         if os.environ.get("VJM_STUCK_INTERVAL_SECONDS"):
             env["stuck_interval_seconds"] = os.environ["VJM_STUCK_INTERVAL_SECONDS"]
+        if os.environ.get("VJM_SERVICE_NAME"):
+            env["service_name"] = os.environ["VJM_SERVICE_NAME"]
         if os.environ.get("VJM_POOL_SIZE"):
             env["pool_size"] = os.environ["VJM_POOL_SIZE"]
         env.update({k: v for k, v in overrides.items() if v is not None})

@@ -11,12 +11,21 @@ import asyncpg
 import structlog
 
 from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
-from store.identity import (ADMIN, PROCESSOR, PROJECTOR, DatabaseTokens, LocalTokens, TokenSource, configure_tokens,
-                            create_role_pool, default_tokens)
+from store.identity import (
+    ADMIN,
+    PROCESSOR,
+    PROJECTOR,
+    DatabaseTokens,
+    LocalTokens,
+    TokenSource,
+    configure_tokens,
+    create_role_pool,
+    default_tokens,
+)
 
 from .config import Settings
 from .database import provide_database
-from .manager import VideoJobManager
+from .manager import Caller, VideoJobManager
 
 log = structlog.get_logger("vjm.connect")
 
@@ -61,7 +70,8 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
         stack.push_async_callback(watcher.close)
         tokens = await token_source(service, role, settings)
         manager = VideoJobManager(service, database_url=database_url, user_pool=users, watcher=watcher,
-                                  consistency_timeout=consistency_timeout, tokens=tokens)
+                                  consistency_timeout=consistency_timeout, tokens=tokens,
+                                  caller=Caller(service=settings.service_name))
         if listeners:
             manager.listeners = await start_listeners(stack, database_url, service, settings)
         yield manager

@@ -43,27 +43,29 @@ INSERT INTO vjm.transitions (trigger, from_state, to_state, guard) VALUES
     ('void',            'cancelled',  'cancelled',  NULL),
     ('void',            'deleted',    'deleted',    NULL);
 
--- Who fires each trigger (admins fire every one; 'admin': only admins), and whether it carries
--- the attempt token: a fenced trigger that names an attempt other than the job's current one
--- is refused.
+-- Who fires each trigger (admins fire every one; 'admin': only admins), whether it carries
+-- the attempt token (a fenced trigger that names an attempt other than the job's current one
+-- is refused), and whether it is a worker's report on its own attempt (written by a trusted
+-- caller that names no actor, it records the worker that started the attempt).
 CREATE TABLE vjm.trigger_rules (
-    trigger  text    PRIMARY KEY,
-    fired_by text    NOT NULL CHECK (fired_by IN ('processor', 'user', 'admin')),
-    fenced   boolean NOT NULL
+    trigger       text    PRIMARY KEY,
+    fired_by      text    NOT NULL CHECK (fired_by IN ('processor', 'user', 'admin')),
+    fenced        boolean NOT NULL,
+    worker_report boolean NOT NULL
 );
 
-INSERT INTO vjm.trigger_rules (trigger, fired_by, fenced) VALUES
-    ('create',          'user',      false),
-    ('start',           'processor', false),
-    ('progress',        'processor', true),
-    ('complete',        'processor', true),
-    ('fail',            'processor', true),
-    ('time_out',        'processor', true),
-    ('cancel',          'user',      false),
-    ('retry',           'user',      false),
-    ('update_metadata', 'user',      false),
-    ('delete',          'user',      false),
-    ('void',            'admin',     false);
+INSERT INTO vjm.trigger_rules (trigger, fired_by, fenced, worker_report) VALUES
+    ('create',          'user',      false, false),
+    ('start',           'processor', false, false),
+    ('progress',        'processor', true,  true),
+    ('complete',        'processor', true,  true),
+    ('fail',            'processor', true,  true),
+    ('time_out',        'processor', true,  false),
+    ('cancel',          'user',      false, false),
+    ('retry',           'user',      false, false),
+    ('update_metadata', 'user',      false, false),
+    ('delete',          'user',      false, false),
+    ('void',            'admin',     false, false);
 
 -- Defaults a create takes when its payload leaves them out. One row.
 CREATE TABLE vjm.job_defaults (
@@ -78,6 +80,7 @@ INSERT INTO vjm.job_defaults (max_attempts) VALUES (3);
 --   vjm.fired_by_processor(trigger)                     true for processor triggers
 --   vjm.fired_by_user(trigger)                          true for the triggers end users fire
 --   vjm.fenced(trigger)                                 true for triggers that carry the attempt token
+--   vjm.worker_report(trigger)                          true for a worker's reports on its own attempt
 --   vjm.default_max_attempts()                          the attempt budget of a create without one
 --   vjm.moves_in_queue(trigger)                         true for triggers that take a job into or out
 --                                                       of the run queue or change its place there
@@ -89,6 +92,7 @@ DECLARE
     processor text;
     users text;
     fenced text;
+    reports text;
     queue_movers text;
     budget smallint;
     legal text[];
@@ -104,8 +108,9 @@ BEGIN
               FROM vjm.transitions t GROUP BY t.trigger, t.from_state) g;
     SELECT string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fired_by = 'processor'),
            string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fired_by = 'user'),
-           string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fenced)
-      INTO processor, users, fenced FROM vjm.trigger_rules r;
+           string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fenced),
+           string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.worker_report)
+      INTO processor, users, fenced, reports FROM vjm.trigger_rules r;
     SELECT d.max_attempts INTO budget FROM vjm.job_defaults d;
     SELECT string_agg(DISTINCT quote_literal(t.trigger), ', ') INTO queue_movers FROM vjm.transitions t
      WHERE 'queued' IN (t.from_state, t.to_state) AND t.from_state <> 'absent';
@@ -118,6 +123,8 @@ BEGIN
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', users);
     EXECUTE format('CREATE FUNCTION vjm.fenced(trigger text) RETURNS boolean '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', fenced);
+    EXECUTE format('CREATE FUNCTION vjm.worker_report(trigger text) RETURNS boolean '
+                   'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', reports);
     EXECUTE format('CREATE FUNCTION vjm.default_max_attempts() RETURNS smallint '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT %s::smallint $f$', budget);
     SELECT array_agg(t.trigger || ':' || CASE t.from_state WHEN 'absent' THEN '' ELSE t.from_state END || ':'

@@ -35,7 +35,9 @@ CREATE TABLE vjm.run_queue (
     max_attempts    smallint    NOT NULL,  -- the budget a retry grants
     queued          boolean     NOT NULL,
     user_id         text        NOT NULL,  -- the owner, as in the create event: a writer locks only
-    team_id         uuid                   -- an entry the caller may see
+    team_id         uuid,                  -- an entry the caller may see
+    worker          text                   -- who started the current attempt (its start's worker_id, else
+                                           -- its actor): the actor of its reports when none is named
 );
 
 CREATE INDEX run_queue_claim_order ON vjm.run_queue (created_at, job_id) WHERE queued;
@@ -72,11 +74,11 @@ CREATE TYPE vjm.decision AS (
 -- job's head (its latest event) and the event alone, or why it may not. In order: the
 -- payload is an object and the actor (`p_who`, who is recorded) 1-200 characters; for a
 -- create, the owner and the caller's right to create for them; else that the caller sees
--- the job, may fire the trigger, the expected version, the attempt fence and the
--- transition; last, the payload rules of the trigger, for every caller (vjm.payload_ok,
--- compiled from statemachine's rule table: payload_rules.sql), and the owner rules for
--- this caller (vjm.may_append). The new
--- version, states, attempt counters and hash follow from the head. Refusals: data,
+-- the job, may fire the trigger, the expected version, the attempt fence, the transition,
+-- and that someone acts ('actor': the guard found nobody to record); last, the payload
+-- rules of the trigger, for every caller (vjm.payload_ok, compiled from statemachine's rule
+-- table: payload_rules.sql), and the owner rules for this caller (vjm.may_append). The new
+-- version, states, attempt counters and hash follow from the head. Refusals: data, actor,
 -- user_id (22023); create, forbidden, payload (42501); VJ404 no such job (or not
 -- visible); VJ409 expected version differs; VJ422 illegal transition; VJ423 stale attempt
 -- (vjm.refusal_error words them). A create reads nothing, so its rules are an expression
@@ -98,7 +100,8 @@ LANGUAGE sql STABLE ROWS 1 AS $$
            CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object' THEN 'data'
                 WHEN coalesce(length(p_user_id), 0) NOT BETWEEN 1 AND 128 THEN 'user_id'
                 WHEN NOT (vjm.may_fire('create') AND vjm.can_see_job(p_user_id, p_team_id, p_caller, p_teams)) THEN 'create'
-                WHEN coalesce(length(p_who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
+                WHEN p_who IS NULL THEN 'actor'
+                WHEN length(p_who) NOT BETWEEN 1 AND 200 THEN 'data'
                 WHEN NOT (vjm.payload_ok('create', p_data)
                           AND vjm.may_append('create', p_user_id, p_team_id, p_data, p_caller, p_teams))
                     THEN 'payload' END,
@@ -124,8 +127,8 @@ BEGIN
              CASE p_type WHEN 'start' THEN h.attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(p_job_id)
                          ELSE h.attempts_left END,
              p_data, p_who, h.user_id, h.team_id, p_at, h.hash, NULL,
-             CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object'
-                       OR coalesce(length(p_who), 0) NOT BETWEEN 1 AND 200 THEN 'data'
+             CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object' OR length(p_who) NOT BETWEEN 1 AND 200
+                      THEN 'data'
                   -- Visibility first, for a missing job too: no job and a job the caller
                   -- may not see are one refusal after the same reads (no existence oracle).
                   WHEN NOT coalesce(vjm.can_see_job(h.user_id, h.team_id, p_caller, p_teams), false) OR h.version IS NULL
@@ -135,6 +138,7 @@ BEGIN
                   WHEN p_attempt IS NOT NULL AND p_attempt <> h.attempt AND vjm.fenced(p_type)
                       THEN CASE WHEN h.to_state = 'processing' THEN 'VJ423' ELSE 'VJ422' END
                   WHEN target IS NULL THEN 'VJ422'
+                  WHEN p_who IS NULL THEN 'actor'  -- after the rules: a refused report says why
                   WHEN NOT (vjm.payload_ok(p_type, p_data)
                             AND vjm.may_append(p_type, h.user_id, h.team_id, p_data, p_caller, p_teams))
                       THEN 'payload' END,
@@ -154,11 +158,14 @@ CREATE FUNCTION vjm.refusal_error(
     expected integer, attempt integer, head_attempt integer
 ) RETURNS TABLE (code text, message text, detail text, hint text)
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE refusal WHEN 'data' THEN '22023' WHEN 'user_id' THEN '22023' WHEN 'create' THEN '42501'
+    SELECT CASE refusal WHEN 'data' THEN '22023' WHEN 'actor' THEN '22023' WHEN 'user_id' THEN '22023'
+                        WHEN 'create' THEN '42501'
                         WHEN 'forbidden' THEN '42501' WHEN 'payload' THEN '42501' WHEN 'race' THEN 'VJ409'
                         ELSE refusal END,
            CASE refusal
                WHEN 'data' THEN 'data must be a JSON object and actor 1-200 characters'
+               WHEN 'actor' THEN format('who does this %s? a trusted caller names the actor (p_actor) or sets '
+                                        'vjm.principal; an end user is known by their token (request.jwt)', type)
                WHEN 'user_id' THEN 'user_id must be 1-128 characters'
                WHEN 'create' THEN format('not allowed to create a job for user %s in team %s', user_id,
                                          coalesce(team_id::text, '<NULL>'))
@@ -173,7 +180,7 @@ LANGUAGE sql IMMUTABLE AS $$
                                         head_attempt)
                WHEN 'VJ422' THEN format('cannot %s job %s in state %s', type, job_id, head_state)
            END,
-           CASE WHEN refusal NOT IN ('data', 'user_id', 'create', 'VJ404') THEN head_state END,
+           CASE WHEN refusal NOT IN ('data', 'actor', 'user_id', 'create', 'VJ404') THEN head_state END,
            CASE WHEN refusal = 'VJ423' THEN head_attempt::text END
 $$;
 
@@ -215,6 +222,12 @@ DECLARE
                                  ELSE vjm.current_user_id() END;
     -- An end user's teams, read once for every item (trusted callers see every job).
     teams constant uuid[] := CASE WHEN NOT trusted THEN vjm.team_ids_of(caller) END;
+    -- Who a trusted caller acts as when it names no actor: a worker's report records the worker
+    -- that started the attempt (run_queue.worker); anything else the service principal the
+    -- session names (SET vjm.principal = 'billing-service'). Never the database login: an
+    -- auditor asks who acted, and a pool's login is not an answer. With neither: refused.
+    principal constant text := CASE WHEN trusted THEN nullif(current_setting('vjm.principal', true), '') END;
+    who text;
     result vjm.outcome := ROW('{}', '{}');
     verdict vjm.decision;
     ev vjm.appended;
@@ -273,7 +286,7 @@ BEGIN
               FROM ROWS FROM (unnest(p_job_ids), jsonb_array_elements(p_data), unnest(p_actors), unnest(p_user_ids),
                               unnest(p_team_ids)) AS i(job_id, data, actor, user_id, team_id)
              CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,  -- once per item: its time and its hash
-                                        CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
+                                        CASE WHEN trusted THEN coalesce(i.actor, caller, principal)
                                              ELSE caller END AS who) t
              CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data, t.who, i.user_id, i.team_id, t.at, caller, teams) d
              WHERE d.refusal IS NULL
@@ -294,7 +307,7 @@ BEGIN
                                        unnest(p_user_ids), unnest(p_team_ids))
                             WITH ORDINALITY AS i(job_id, data, actor, user_id, team_id, item)
                       CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data,
-                                                           CASE WHEN trusted THEN coalesce(i.actor, caller, session_user)
+                                                           CASE WHEN trusted THEN coalesce(i.actor, caller, principal)
                                                                 ELSE caller END, i.user_id, i.team_id, now(),
                                                            caller, teams) d
                       CROSS JOIN LATERAL vjm.refusal_error(d.refusal, i.job_id, 'create', i.user_id, i.team_id,
@@ -329,9 +342,14 @@ BEGIN
             END LOOP;
         END IF;
         FOR k IN 1 .. n LOOP
-            verdict := vjm.decide_transition(p_job_ids[k], p_types[k], p_data -> (k - 1),
-                                             CASE WHEN trusted THEN coalesce(p_actors[k], caller, session_user)
-                                                  ELSE caller END,
+            who := CASE WHEN trusted THEN coalesce(p_actors[k], caller) ELSE caller END;
+            IF who IS NULL AND trusted THEN
+                IF vjm.worker_report(p_types[k]) THEN
+                    SELECT q.worker INTO who FROM vjm.run_queue q WHERE q.job_id = p_job_ids[k];
+                END IF;
+                who := coalesce(who, principal);
+            END IF;
+            verdict := vjm.decide_transition(p_job_ids[k], p_types[k], p_data -> (k - 1), who,
                                              p_attempts[k], p_expected_versions[k], clock_timestamp(), caller, teams);
             IF verdict.refusal IS NULL THEN
                 INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
@@ -358,7 +376,10 @@ BEGIN
                     DELETE FROM vjm.run_queue q WHERE q.job_id = ev.job_id;
                 ELSIF vjm.moves_in_queue(ev.type) THEN
                     UPDATE vjm.run_queue q SET queued = (ev.to_state = 'queued'),
-                                               platform_target = coalesce(ev.platform_target, q.platform_target)
+                                               platform_target = coalesce(ev.platform_target, q.platform_target),
+                                               worker = CASE WHEN ev.type = 'start'
+                                                             THEN coalesce(verdict.data ->> 'worker_id', ev.actor)
+                                                             ELSE q.worker END
                      WHERE q.job_id = ev.job_id;
                 END IF;
             ELSE

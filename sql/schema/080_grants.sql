@@ -11,7 +11,7 @@ GRANT SELECT ON vjm.transitions, vjm.trigger_rules, vjm.job_defaults, vjm.payloa
     TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
 GRANT EXECUTE ON FUNCTION
     vjm.next_state(text, text, smallint), vjm.fired_by_processor(text), vjm.fired_by_user(text), vjm.fenced(text),
-    vjm.default_max_attempts(),
+    vjm.worker_report(text),    vjm.default_max_attempts(),
     vjm.moves_in_queue(text), vjm.event_hash(bytea, uuid, integer, text, text, text, integer, jsonb, text, text, uuid,
                                               timestamptz),
     vjm.projection_horizon(), vjm.current_user_id(), vjm.caller_role(), vjm.caller_kind(),

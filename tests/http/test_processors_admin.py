@@ -35,7 +35,8 @@ async def test_claim_progress_complete(client):
     nothing = await client.post("/api/v1/processor/jobs/claim", json={"worker_id": "w1"}, headers=SERVICE)
     assert nothing.json() == {"attempts": []}
     history = await client.get(f"/api/v1/jobs/{job_id}/events", headers=bearer("alice"))
-    assert [e["actor"] for e in history.json()["events"]][1:] == ["w1", "worker-1", "worker-1"]
+    # The service token (sub worker-1) named no worker in its reports: they are the attempt's worker's.
+    assert [e["actor"] for e in history.json()["events"]][1:] == ["w1", "w1", "w1"]
 
 
 async def test_fail_then_late_complete_of_a_reset_attempt_is_409(client):

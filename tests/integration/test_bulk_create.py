@@ -10,7 +10,7 @@ import pytest
 
 from store import EventStore, prepare_event
 from tests.doorbell import ringing_doorbell
-from tests.factories import create_data
+from tests.factories import TEST_PRINCIPAL, create_data
 from videojobs import ValidationError, VideoJobManager
 
 JOB = dict(user_id="bulk-user", original_filename="clip.mp4", original_filesize=10, clip_count=2,
@@ -58,7 +58,7 @@ async def test_append_creates_returns_the_events_as_stored(store: EventStore, po
     assert len({e.xact_id for e in stored}) == 1 and len({e.position for e in stored}) == 500
     for event in stored[:50] + stored[-50:]:
         assert await store.read_stream(event.job_id) == [event]
-    assert {e.actor for e in stored} == {"svc", await pool.fetchval("SELECT session_user")}
+    assert {e.actor for e in stored} == {"svc", TEST_PRINCIPAL}  # no actor named: the session's principal
     queued = await pool.fetch("SELECT job_id, created_at, platform_target FROM vjm.job_queue")
     assert {r["job_id"]: (r["created_at"], r["platform_target"]) for r in queued} == {
         e.job_id: (e.occurred_at, e.data["platform_target"]) for e in stored}

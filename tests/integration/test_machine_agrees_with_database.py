@@ -109,11 +109,13 @@ def test_stale_attempt_is_an_invalid_transition() -> None:
 
 async def test_the_rule_tables_equal_the_python_machine(pool) -> None:
     """vjm.trigger_rules and vjm.job_defaults are statemachine's rules, and so are the functions compiled from them."""
-    from statemachine import ADMIN_TRIGGERS, PROCESSOR_TRIGGERS, USER_TRIGGERS
+    from statemachine import ADMIN_TRIGGERS, PROCESSOR_TRIGGERS, USER_TRIGGERS, WORKER_REPORTS
     from statemachine.payloads import DEFAULT_MAX_ATTEMPTS
 
-    rows = await pool.fetch("SELECT trigger, fired_by, fenced, vjm.fired_by_processor(trigger) AS compiled_processor,"
-                            " vjm.fired_by_user(trigger) AS compiled_user, vjm.fenced(trigger) AS compiled_fenced FROM vjm.trigger_rules")
+    rows = await pool.fetch("SELECT trigger, fired_by, fenced, worker_report,"
+                            " vjm.fired_by_processor(trigger) AS compiled_processor,"
+                            " vjm.fired_by_user(trigger) AS compiled_user, vjm.fenced(trigger) AS compiled_fenced,"
+                            " vjm.worker_report(trigger) AS compiled_report FROM vjm.trigger_rules")
     assert {r["trigger"] for r in rows} == {t.value for t in Trigger}
     for row in rows:
         trigger = Trigger(row["trigger"])
@@ -123,6 +125,7 @@ async def test_the_rule_tables_equal_the_python_machine(pool) -> None:
         assert row["fenced"] is (trigger in FENCED_TRIGGERS), trigger
         assert row["compiled_processor"] is (trigger in PROCESSOR_TRIGGERS), trigger
         assert row["compiled_fenced"] is (trigger in FENCED_TRIGGERS), trigger
+        assert row["worker_report"] is row["compiled_report"] is (trigger in WORKER_REPORTS), trigger
     assert await pool.fetchval("SELECT max_attempts FROM vjm.job_defaults") == DEFAULT_MAX_ATTEMPTS
     assert await pool.fetchval("SELECT vjm.default_max_attempts()") == DEFAULT_MAX_ATTEMPTS
     assert await pool.fetchval("SELECT count(*) FROM vjm.job_defaults") == 1

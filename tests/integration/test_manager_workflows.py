@@ -121,13 +121,13 @@ async def test_history_shows_every_transition_with_its_actor(manager: VideoJobMa
     attempt = await manager.start_processing(job.job_id, "worker-7")
     await manager.report_progress(job.job_id, attempt.attempt, percent=40, clips_done=1, actor="worker-7")
     await manager.complete_job(job.job_id, ["/a.mp4"], attempt=attempt.attempt, actor="worker-7")
-    await manager.update_job_metadata(job.job_id, clip_count=3)  # the service, no actor given: its login
+    await manager.update_job_metadata(job.job_id, clip_count=3)  # the service, no actor given: its name
     history = await manager.get_job_history(job.job_id)
-    login = await manager._pool.fetchval("SELECT session_user")
     assert [(e.type, e.from_state, e.to_state, e.actor) for e in history] == [
         ("create", None, "queued", "u1"), ("start", "queued", "processing", "worker-7"),
         ("progress", "processing", "processing", "worker-7"), ("complete", "processing", "completed", "worker-7"),
-        ("update_metadata", "completed", "completed", login)]
+        ("update_metadata", "completed", "completed", manager.service)]
+    assert manager.service == "vjm"
     assert all(e.occurred_at <= datetime.now(UTC) for e in history)
     by_actor = await manager.find_events(actor="worker-7")
     assert [e.type for e in by_actor.items] == ["start", "progress", "complete"]

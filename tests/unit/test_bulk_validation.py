@@ -134,9 +134,9 @@ def test_the_first_bad_job_wins_whatever_its_fault() -> None:
 def test_batch_preparation_matches_prepare_event() -> None:
     team = uuid.uuid4()
     jobs = _jobs(10) + [{"user_id": "t", "team_id": str(team), "max_attempts": 5, **create_data()}]
-    creates = _prepare_creates(jobs, None)
+    creates = _prepare_creates(jobs, "svc")
     one_by_one = NewCreates.of([prepare_event("create", {k: v for k, v in j.items() if k not in ("user_id", "team_id")},
-                                              user_id=j["user_id"], team_id=j.get("team_id"), actor=j["user_id"])
+                                              user_id=j["user_id"], team_id=j.get("team_id"), actor="svc")
                                 for j in jobs])
     assert (creates.data, creates.user_ids, creates.team_ids, creates.actors) == (
         one_by_one.data, one_by_one.user_ids, one_by_one.team_ids, one_by_one.actors)

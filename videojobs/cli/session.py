@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
+import os
 import re
 import signal
 from collections.abc import AsyncIterator
@@ -62,7 +64,18 @@ async def open_manager(args: argparse.Namespace, *, listeners: bool = False,
         await probe_database(settings.database_url)
     async with connect(settings=settings, listeners=listeners) as manager:
         as_user = getattr(args, "as_user", None)
-        yield manager.as_user(as_user) if as_user else manager
+        yield manager.as_user(as_user) if as_user else manager.as_service(cli_principal())
+
+
+def cli_principal() -> str:
+    """Who the audit trail names for what a trusted CLI command does: VJM_SERVICE_NAME, else the
+    operator who ran it ('cli:alice'), never the database login."""
+    if os.environ.get("VJM_SERVICE_NAME"):
+        return os.environ["VJM_SERVICE_NAME"]
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        return "cli"
 
 
 def parse_duration(text: str) -> timedelta:

@@ -31,10 +31,10 @@ def principal(request: Request, state: Annotated[AppState, Depends(app_state)],
 
 def caller_manager(who: Annotated[Principal, Depends(principal)],
                    state: Annotated[AppState, Depends(app_state)]) -> VideoJobManager:
-    """The manager acting as the caller: `as_user(sub)` under RLS for users, the trusted one for services."""
+    """The manager acting as the caller: `as_user(sub)` under RLS for users, `as_service(sub)` for services."""
     manager = state.require_manager()
     if who.is_service:
-        return manager
+        return manager.as_service(who.sub or manager.service or "service")
     if who.role == USER_ROLE and who.sub:
         return manager.as_user(who.sub, token=who.token)
     raise Forbidden(f"role {who.role!r} may not use this API")
@@ -47,10 +47,11 @@ def service_principal(who: Annotated[Principal, Depends(principal)]) -> Principa
     return who
 
 
-def service_manager(_: Annotated[Principal, Depends(service_principal)],
+def service_manager(who: Annotated[Principal, Depends(service_principal)],
                     state: Annotated[AppState, Depends(app_state)]) -> VideoJobManager:
-    """The trusted manager, for service callers only."""
-    return state.require_manager()
+    """The trusted manager acting as the service that called (its token's `sub` is the actor it records)."""
+    manager = state.require_manager()
+    return manager.as_service(who.sub or manager.service or "service")
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -40,6 +40,30 @@ class VideoJobManager(BulkMixin, WritesMixin, ReadsMixin, ProcessorsMixin, Stats
         scoped.listeners = self.listeners
         return scoped
 
+    def as_service(self, name: str) -> VideoJobManager:
+        """The same trusted API, recording `name` as the actor of what it does without a named one.
+
+        For a service acting on its own account (an HTTP service token's `sub`, the CLI's
+        operator, a billing job): the audit trail then names it, never the database login.
+        """
+        from statemachine import ValidationError
+
+        if self._caller.is_user:
+            raise ValidationError("an end user's manager cannot act as a service", field="name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 200:
+            raise ValidationError("a service name must be 1-200 characters", field="name")
+        named = VideoJobManager(self._pool, database_url=self._url, user_pool=self._user_pool,
+                                caller=Caller(role=self._caller.role, service=name),
+                                watcher=self._watcher, consistency_timeout=self._consistency_timeout,
+                                writes=self._writes, tokens=self._tokens)
+        named.listeners = self.listeners
+        return named
+
+    @property
+    def service(self) -> str | None:
+        """The service principal this trusted manager records as the actor, or None for an end user's."""
+        return None if self._caller.is_user else self._caller.service
+
     @property
     def user_id(self) -> str | None:
         """The end user this manager acts as, or None for the trusted service."""

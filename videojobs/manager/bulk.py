@@ -28,7 +28,7 @@ class BulkMixin(WritesMixin, ManagerCore):
         """Create many jobs in one round trip; all are validated first, then written all or nothing."""
         if not isinstance(jobs, list) or not 1 <= len(jobs) <= MAX_BULK:
             raise ValidationError(f"jobs must be a list of 1 to {MAX_BULK} jobs", field="jobs")
-        creates = _prepare_creates(jobs, self._actor())
+        creates = _prepare_creates(jobs, self._actor("create"))
         async with self._connection() as conn:
             batch = await EventStore(conn).append_create_batch(creates)
         self._remember_cursor(batch.cursor)
@@ -63,7 +63,7 @@ class BulkMixin(WritesMixin, ManagerCore):
         for i, job_id in enumerate(job_ids):
             try:
                 events.append(prepare_event(trigger, data, job_id=as_uuid(job_id), **{
-                    **extra, "actor": extra.get("actor") or self._actor()}))
+                    **extra, "actor": extra.get("actor") or self._actor(trigger)}))
                 slots.append(i)
             except VJMError as exc:
                 results[i] = refused(job_id, exc)
@@ -80,7 +80,7 @@ def _ids(job_ids: Any) -> list[Any]:
     return list(job_ids)
 
 
-def _prepare_creates(jobs: list[Any], actor: str | None) -> NewCreates:
+def _prepare_creates(jobs: list[Any], actor: str) -> NewCreates:
     """Every job validated in one pass; if one is bad, again job by job, for the error that names it."""
     try:
         return _prepare_all(jobs, actor)
@@ -88,7 +88,7 @@ def _prepare_creates(jobs: list[Any], actor: str | None) -> NewCreates:
         return NewCreates.of([_prepare_create(i, job, actor) for i, job in enumerate(jobs)])
 
 
-def _prepare_all(jobs: list[Any], actor: str | None) -> NewCreates:
+def _prepare_all(jobs: list[Any], actor: str) -> NewCreates:
     data, user_ids, team_ids, actors = [], [], [], []
     for job in jobs:
         if not isinstance(job, dict) or not job.keys() <= _CREATE_KEYS:
@@ -98,11 +98,11 @@ def _prepare_all(jobs: list[Any], actor: str | None) -> NewCreates:
         data.append(payload)
         user_ids.append(user_id)
         team_ids.append(team_id)
-        actors.append(actor or user_id)
+        actors.append(actor)
     return prepare_creates(data, user_ids, team_ids, actors)
 
 
-def _prepare_create(index: int, job: Any, actor: str | None) -> NewEvent:
+def _prepare_create(index: int, job: Any, actor: str) -> NewEvent:
     if not isinstance(job, dict):
         raise ValidationError(f"jobs[{index}] must be an object", field=f"jobs.{index}")
     unknown = sorted(set(job) - set(CREATE_FIELDS))
@@ -111,6 +111,6 @@ def _prepare_create(index: int, job: Any, actor: str | None) -> NewEvent:
     data = {k: v for k, v in job.items() if k not in ("user_id", "team_id")}
     try:
         return prepare_event("create", data, user_id=job.get("user_id"), team_id=job.get("team_id"),
-                             actor=actor or job.get("user_id"))
+                             actor=actor)
     except ValidationError as exc:
         raise ValidationError(f"jobs[{index}]: {exc}", field=f"jobs.{index}.{exc.field}") from exc

@@ -12,7 +12,7 @@ import structlog
 
 from listeners import ProjectionWatcher
 from listeners.fold import apply_stream
-from statemachine import AccessDenied, JobNotFound, VJMError
+from statemachine import WORKER_REPORTS, AccessDenied, JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
 from store.identity import AUTHENTICATED, TokenSource, acting_as
@@ -23,13 +23,22 @@ from ..models import BulkResult, Job
 log = structlog.get_logger("vjm.manager")
 
 
+DEFAULT_SERVICE = "vjm"
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who a manager acts as: a trusted service (no user), or one end user under RLS."""
+    """Who a manager acts as: a trusted service (no user), or one end user under RLS.
+
+    `service` is the principal a trusted manager records as the actor when a call names
+    none (VJM_SERVICE_NAME, `as_service(name)`); a worker's report on its own attempt
+    records that worker instead (the database knows who started the attempt).
+    """
 
     user_id: str | None = None
     role: str | None = None  # None: the pool's own session role
     token: str | None = field(default=None, repr=False)  # the user's own signed token (HTTP), else minted
+    service: str = DEFAULT_SERVICE
 
     @property
     def is_user(self) -> bool:
@@ -95,7 +104,7 @@ class ManagerCore:
 
     async def _append(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> Event:
         """Validate and append one transition as the caller; remembers its position."""
-        event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self._actor(), **ids)
+        event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self._actor(trigger), **ids)
         async with self._connection() as conn:
             stored = await EventStore(conn).append(event)
         self._remember(stored)
@@ -107,7 +116,7 @@ class ManagerCore:
         The job is folded from its projected row and the events since (store.job_writes),
         never replayed from its whole history.
         """
-        event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self._actor(), **ids)
+        event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self._actor(trigger), **ids)
         async with self._connection() as conn:
             if event.trigger == "create":
                 stored = await EventStore(conn).append(event)
@@ -140,8 +149,13 @@ class ManagerCore:
         if self._caller.is_user and user_id != self._caller.user_id:
             raise AccessDenied("end users list their own jobs only")
 
-    def _actor(self) -> str | None:
-        return self._caller.user_id
+    def _actor(self, trigger: str) -> str | None:
+        """Who a call that names no actor records: the end user; else, for a worker's report on its
+        own attempt, nobody here (the guard records the worker that started the attempt); else this
+        manager's service principal. Never the database login."""
+        if self._caller.is_user:
+            return self._caller.user_id
+        return None if trigger in WORKER_REPORTS else self._caller.service
 
     def _remember(self, event: Event) -> None:
         self._remember_cursor(event.cursor)

@@ -55,7 +55,7 @@ class ProcessorsMixin(ManagerCore):
         """
         if not isinstance(completions, list) or not 1 <= len(completions) <= MAX_COMPLETIONS:
             raise ValidationError(f"completions must be a list of 1 to {MAX_COMPLETIONS}", field="completions")
-        events = [_completion(i, c, actor or self._actor()) for i, c in enumerate(completions)]
+        events = [_completion(i, c, actor or self._actor("complete")) for i, c in enumerate(completions)]
         return await self._append_each(events, [event.job_id for event in events])
 
 def _completion(index: int, completion: Any, actor: str | None):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Path
 
 from videojobs import Job
 
-from ..dependencies import ServiceCaller, ServiceManager
+from ..dependencies import ServiceManager
 from ..schemas import (
     ClaimRequest,
     ClaimResponse,
@@ -36,7 +36,7 @@ async def claim(request: Annotated[ClaimRequest, Body()], manager: ServiceManage
 
 @router.post("/complete", response_model=CompleteBatchResponse, summary="Complete many attempts at once",
              responses=problems(403, 413))
-async def complete_batch(request: Annotated[CompleteBatchRequest, Body()], who: ServiceCaller,
+async def complete_batch(request: Annotated[CompleteBatchRequest, Body()],
                          manager: ServiceManager) -> CompleteBatchResponse:
     """Report a batch of finished attempts in one request (one commit per 50 jobs).
 
@@ -46,31 +46,31 @@ async def complete_batch(request: Annotated[CompleteBatchRequest, Body()], who: 
     results = await manager.complete_jobs(
         [{"job_id": c.job_id, "attempt": c.attempt, "output_paths": c.output_paths,
           "processing_time": c.processing_time} for c in request.completions],
-        actor=request.worker_id or who.sub)
+        actor=request.worker_id)
     return CompleteBatchResponse(results=results, applied=sum(r.ok for r in results))
 
 
 @router.post("/{job_id}/progress", response_model=Job, summary="Report progress of an attempt",
              responses=problems(403, 404, 409, 413))
-async def progress(job_id: JobId, request: Annotated[ProgressRequest, Body()], who: ServiceCaller,
+async def progress(job_id: JobId, request: Annotated[ProgressRequest, Body()],
                    manager: ServiceManager) -> Job:
     """Record progress; 409 (stale-attempt) if the attempt is no longer the job's current one."""
     return await manager.report_progress(job_id, request.attempt, request.percent, request.clips_done,
-                                         actor=request.worker_id or who.sub)
+                                         actor=request.worker_id)
 
 
 @router.post("/{job_id}/complete", response_model=Job, summary="Complete an attempt",
              responses=problems(403, 404, 409, 413))
-async def complete(job_id: JobId, request: Annotated[CompleteRequest, Body()], who: ServiceCaller,
+async def complete(job_id: JobId, request: Annotated[CompleteRequest, Body()],
                    manager: ServiceManager) -> Job:
     """Mark the job completed with its outputs; a late complete for a reset attempt gets 409."""
     return await manager.complete_job(job_id, request.output_paths, request.processing_time, request.attempt,
-                                      actor=request.worker_id or who.sub)
+                                      actor=request.worker_id)
 
 
 @router.post("/{job_id}/fail", response_model=Job, summary="Fail an attempt",
              responses=problems(403, 404, 409, 413))
-async def fail(job_id: JobId, request: Annotated[FailRequest, Body()], who: ServiceCaller,
+async def fail(job_id: JobId, request: Annotated[FailRequest, Body()],
                manager: ServiceManager) -> Job:
     """Fail the attempt: re-queued while attempts are left, else failed for good."""
-    return await manager.fail_job(job_id, request.error, request.attempt, actor=request.worker_id or who.sub)
+    return await manager.fail_job(job_id, request.error, request.attempt, actor=request.worker_id)
