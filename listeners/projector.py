@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from store.faults import ProjectorFault, get_fault
 from store.projections import (
     LagSample,
     arm_doorbell,
@@ -54,8 +55,6 @@ from store.projections import (
     sample_lag,
     try_lock_leadership,
 )
-
-from store.faults import ProjectorFault, get_fault
 
 from .batch import BatchFailed, project_batch
 from .faults import isolate, resumed

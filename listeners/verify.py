@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from store.faults import fetch_void_targets
 from store.projections import (
     DAILY_FIELDS,
     PLATFORM_FIELDS,
@@ -38,8 +39,6 @@ from store.projections import (
     stream_events_by_job,
     stream_jobs,
 )
-
-from store.faults import fetch_void_targets
 
 from .fold import Voids, fold
 from .listening import connect_with_role

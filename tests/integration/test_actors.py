@@ -28,8 +28,7 @@ from videojobs.http.auth import SERVICE_ROLE, mint_token
 
 VJM = str(Path(sys.executable).with_name("vjm"))
 LOGINS = {"postgres", "vjm_app", "vjm_worker", "vjm_listener", "vjm_admin", "vjm_processor", "vjm_owner"}
-JOB = {"original_filename": "a.mp4", "original_filesize": 10, "clip_count": 1, "quality_preset": "basic",
-       "enhancement_level": "none", "platform_target": "tiktok"}
+JOB = create_data()
 
 
 async def actors(pool_or_url, job_id: UUID) -> list[tuple[str, str]]:
@@ -87,10 +86,10 @@ async def test_http_users_and_processors_are_recorded_as_who_called(manager: Vid
     app = create_app(manager, settings=http_settings(database_url))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test") as client:
         fleet = service_headers("render-fleet")
-        made = await client.post("/api/v1/jobs", json=JOB, headers=bearer("bob"))
+        made = await client.post("/api/v1/process", json=JOB, headers=bearer("bob"))
         assert made.status_code == 201, made.text
         first = UUID(made.json()["job_id"])
-        second = UUID((await client.post("/api/v1/jobs", json=JOB, headers=bearer("bob"))).json()["job_id"])
+        second = UUID((await client.post("/api/v1/process", json=JOB, headers=bearer("bob"))).json()["job_id"])
         claim = await client.post("/api/v1/processor/jobs/claim", json={"worker_id": "worker-7", "limit": 2},
                                   headers=fleet)
         assert claim.status_code == 200, claim.text
@@ -113,12 +112,12 @@ async def test_http_users_and_processors_are_recorded_as_who_called(manager: Vid
         assert r.status_code == 200 and r.json()["applied"] == 1, r.text
         # An admin action by a service token is that service's.
         r = await client.post("/api/v1/admin/jobs/maintenance",
-                              json={"action": "bulk_update", "job_ids": [str(first)], "status": "cancelled"},
+                              json={"action": "bulk_update", "job_ids": [str(first)], "status": "queued"},
                               headers=service_headers("ops-console"))
         assert r.status_code == 200 and r.json()["ok"], r.text
     assert await actors(database_url, first) == [
         ("create", "bob"), ("start", "worker-7"), ("progress", "worker-7"), ("progress", "worker-7b"),
-        ("fail", "worker-7"), ("cancel", "ops-console")]
+        ("fail", "worker-7"), ("retry", "ops-console")]
     assert await actors(database_url, second) == [("create", "bob"), ("start", "worker-7"), ("complete", "worker-7")]
 
 
@@ -156,10 +155,10 @@ async def test_raw_sql_as_a_processor_records_the_worker_or_the_named_principal(
                 job_id, start["attempt"])
             assert progress["actor"] == "worker-9"  # the attempt's worker, not the login
             with pytest.raises(asyncpg.InvalidParameterValueError, match="who does this time_out"):
-                await conn.execute("SELECT vjm.append_event($1, 'time_out', '{}', NULL, NULL, $2)",
+                await conn.execute("SELECT 1 FROM vjm.append_event($1, 'time_out', '{}', NULL, NULL, $2)",
                                    job_id, start["attempt"])
             await conn.execute("SET vjm.principal = 'reaper'")
-            await conn.execute("SELECT vjm.append_event($1, 'time_out', '{}', NULL, NULL, $2)",
+            await conn.execute("SELECT 1 FROM vjm.append_event($1, 'time_out', '{}', NULL, NULL, $2)",
                                job_id, start["attempt"])
     finally:
         await processor.close()

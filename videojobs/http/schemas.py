@@ -187,7 +187,7 @@ class CompleteBatchResponse(BaseModel):
 
 
 class FailRequest(Body):
-    """The attempt failed; the job is re-queued while attempts are left."""
+    """The attempt failed: the job is `failed` until someone retries it (a stuck attempt's time_out re-queues it while attempts are left)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"attempt": 1, "error": "ffmpeg exited with status 1"}]})

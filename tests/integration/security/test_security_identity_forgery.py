@@ -17,7 +17,7 @@ import pytest
 from statemachine import AccessDenied
 from store import EventStore, prepare_event
 from store.errors import InvalidToken, translate_error
-from store.identity import (APP_LOGIN, LISTENER_LOGIN, LOGINS, WORKER_LOGIN, acting_as, connect_as, whoami)
+from store.identity import APP_LOGIN, LISTENER_LOGIN, LOGINS, WORKER_LOGIN, acting_as, connect_as, whoami
 from store.pool import init_connection
 from store.postgres import with_user
 from tests.conftest import TEST_JWT_SECRET

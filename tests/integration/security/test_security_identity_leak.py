@@ -9,7 +9,6 @@ import asyncpg
 import pytest
 
 from statemachine import AccessDenied
-
 from store import EventStore, prepare_event
 from store.identity import acting_as, create_role_pool, whoami
 

@@ -67,7 +67,7 @@ async def test_no_other_role_can_take_the_projectors_leadership(database_url: st
     held = await pool.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1986359920 "
                                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
     assert held == 1, "a squatter holds the old leader key for the whole test"
-    for role, conn in squatters.items():
+    for conn in squatters.values():
         for statement in ATTEMPTS:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 async with conn.transaction():  # inside a transaction, as a squatter would hold a row lock

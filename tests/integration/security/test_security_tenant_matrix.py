@@ -9,7 +9,6 @@ import uuid
 import asyncpg
 import pytest
 
-
 from statemachine import AccessDenied, JobNotFound
 from store import EventStore, prepare_event
 from store.identity import LocalTokens, acting_as

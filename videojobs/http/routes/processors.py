@@ -72,5 +72,5 @@ async def complete(job_id: JobId, request: Annotated[CompleteRequest, Body()],
              responses=problems(403, 404, 409, 413))
 async def fail(job_id: JobId, request: Annotated[FailRequest, Body()],
                manager: ServiceManager) -> Job:
-    """Fail the attempt: re-queued while attempts are left, else failed for good."""
+    """Fail the attempt: the job becomes `failed` (retry queues it again with a fresh budget)."""
     return await manager.fail_job(job_id, request.error, request.attempt, actor=request.worker_id)
