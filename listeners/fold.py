@@ -255,10 +255,11 @@ def _seconds(millis: int | None) -> float | None:
 
 
 def scope_keys(user_id: str, team_id: UUID | None) -> list[StatsKey]:
-    """The stats scopes a job counts in: its user and, if any, its team."""
+    """The stats scopes a job counts in: its user and, if any, its team and its (team, owner) pair."""
     keys = [("user", user_id)]
     if team_id is not None:
         keys.append(("team", str(team_id)))
+        keys.append(("member", f"{team_id}:{user_id}"))
     return keys
 
 

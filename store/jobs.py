@@ -104,20 +104,56 @@ async def count_jobs(executor: Executor, query: JobQuery) -> int:
     return await executor.fetchval(_q("job_count"), *query.filter_args())
 
 
-async def get_stats(executor: Executor, scope: str | None, scope_id: str | None) -> StatsRow:
-    """Counters of one scope ('user' or 'team'), or the sum over all visible users."""
-    row = await executor.fetchrow(_q("job_stats_get"), scope, scope_id)
+@dataclass(frozen=True, slots=True)
+class StatsScope:
+    """Which counter rows a statistic sums, each with a sign (vjm.job_stats, schema/070_read_models.sql).
+
+    A job counts once in its owner's 'user' row, and, in a team, once in the 'team' row and
+    once in the 'member' row of its (team, owner) pair. So the jobs an end user sees (their
+    own and their teams') are their user row + each team row - their member row in each of
+    those teams: every job exactly once.
+    """
+
+    scopes: tuple[str, ...]
+    ids: tuple[str | None, ...]  # None: every row of that scope the caller may read
+    signs: tuple[int, ...]
+
+    @classmethod
+    def one(cls, scope: str, scope_id: str) -> StatsScope:
+        """One user's or one team's jobs."""
+        return cls((scope,), (scope_id,), (1,))
+
+    @classmethod
+    def every_user(cls) -> StatsScope:
+        """Every job the caller may read, through the user rows (each job is in exactly one)."""
+        return cls(("user",), (None,), (1,))
+
+    @classmethod
+    def visible_to(cls, user_id: str, team_ids: list[UUID] | tuple[UUID, ...]) -> StatsScope:
+        """An end user's own jobs and their teams' jobs, each once."""
+        teams = [str(t) for t in sorted(set(team_ids))]
+        return cls(("user", *["team"] * len(teams), *["member"] * len(teams)),
+                   (user_id, *teams, *[f"{t}:{user_id}" for t in teams]),
+                   (1, *[1] * len(teams), *[-1] * len(teams)))
+
+    def args(self) -> tuple[list[str], list[str | None], list[int]]:
+        return list(self.scopes), list(self.ids), list(self.signs)
+
+
+async def get_stats(executor: Executor, scope: StatsScope) -> StatsRow:
+    """The counters of `scope`, summed."""
+    row = await executor.fetchrow(_q("job_stats_get"), *scope.args())
     return StatsRow.model_validate(dict(row))
 
 
-async def get_daily(executor: Executor, scope: str | None, scope_id: str | None, days: int) -> list[DailyRow]:
-    """The last `days` days of finished work, oldest first."""
-    rows = await executor.fetch(_q("job_stats_daily_get"), scope, scope_id, days)
+async def get_daily(executor: Executor, scope: StatsScope, days: int) -> list[DailyRow]:
+    """The last `days` days of finished work in `scope`, oldest first."""
+    rows = await executor.fetch(_q("job_stats_daily_get"), *scope.args(), days)
     return [DailyRow.model_validate(dict(r)) for r in rows]
 
 
-async def get_platforms(executor: Executor, scope: str | None, scope_id: str | None) -> list[PlatformRow]:
-    """Jobs per platform and status."""
-    rows = await executor.fetch(_q("job_stats_platform_get"), scope, scope_id)
+async def get_platforms(executor: Executor, scope: StatsScope) -> list[PlatformRow]:
+    """Jobs per platform and status in `scope`."""
+    rows = await executor.fetch(_q("job_stats_platform_get"), *scope.args())
     return [PlatformRow.model_validate(dict(r)) for r in rows]
 

@@ -162,8 +162,13 @@ class ProjectionWrite:
 
 
 def scope_owner(scope: str, scope_id: str) -> tuple[str | None, UUID | None]:
-    """(user_id, team_id) columns of a stats row."""
-    return (scope_id, None) if scope == "user" else (None, UUID(scope_id))
+    """(user_id, team_id) columns of a stats row ('member' scope ids are '<team id>:<owner>')."""
+    if scope == "user":
+        return scope_id, None
+    if scope == "member":
+        team, _, user = scope_id.partition(":")
+        return user, UUID(team)
+    return None, UUID(scope_id)
 
 
 # -- checkpoints and leadership ------------------------------------------------------------

@@ -134,6 +134,11 @@ async def list_teams(executor: Executor, limit: int = 100) -> list[Team]:
     return [Team.model_validate(dict(r.items())) for r in rows]
 
 
+async def my_team_ids(executor: Executor) -> list[UUID]:
+    """The calling end user's teams: the teams whose jobs they see."""
+    return list(await _run(executor, "fetchval", "team_id_get_mine") or [])
+
+
 async def list_team_members(executor: Executor, team_id: UUID | str, limit: int = 1000) -> list[TeamMember]:
     """The members of a team, as far as the caller may see them."""
     rows = await _run(executor, "fetch", "team_member_get_many", _team_id(team_id), _limit(limit))

@@ -44,37 +44,56 @@ SELECT count(*)
    AND ($8::timestamptz IS NULL OR created_at < $8);
 
 -- job_stats_get --
--- Counters of one scope, or the sum over every user scope the caller may see when $1 is NULL.
-SELECT coalesce(sum(total_jobs), 0)::bigint AS total_jobs,
-       coalesce(sum(queued_jobs), 0)::bigint AS queued_jobs,
-       coalesce(sum(processing_jobs), 0)::bigint AS processing_jobs,
-       coalesce(sum(completed_jobs), 0)::bigint AS completed_jobs,
-       coalesce(sum(failed_jobs), 0)::bigint AS failed_jobs,
-       coalesce(sum(cancelled_jobs), 0)::bigint AS cancelled_jobs,
-       coalesce(sum(timed_jobs), 0)::bigint AS timed_jobs,
-       coalesce(sum(total_processing_ms), 0)::bigint AS total_processing_ms
-  FROM vjm.job_stats
- WHERE scope = coalesce($1, 'user') AND ($2::text IS NULL OR scope_id = $2);
+-- Counters summed over the scopes named ($1 scopes, $2 scope ids, $3 signs: store/jobs.py, StatsScope),
+-- each by its key; a NULL scope id stands for every row of that scope that Row Level Security lets
+-- the caller read.
+WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::integer[]) AS k(scope, scope_id, sign)),
+picked AS (
+    SELECT k.sign, s.* FROM k JOIN vjm.job_stats s ON s.scope = k.scope AND s.scope_id = k.scope_id
+    UNION ALL
+    SELECT k.sign, s.* FROM k JOIN vjm.job_stats s ON s.scope = k.scope WHERE k.scope_id IS NULL
+)
+SELECT coalesce(sum(sign * total_jobs), 0)::bigint AS total_jobs,
+       coalesce(sum(sign * queued_jobs), 0)::bigint AS queued_jobs,
+       coalesce(sum(sign * processing_jobs), 0)::bigint AS processing_jobs,
+       coalesce(sum(sign * completed_jobs), 0)::bigint AS completed_jobs,
+       coalesce(sum(sign * failed_jobs), 0)::bigint AS failed_jobs,
+       coalesce(sum(sign * cancelled_jobs), 0)::bigint AS cancelled_jobs,
+       coalesce(sum(sign * timed_jobs), 0)::bigint AS timed_jobs,
+       coalesce(sum(sign * total_processing_ms), 0)::bigint AS total_processing_ms
+  FROM picked;
 
 -- job_stats_daily_get --
--- The daily series of one scope (or summed over users when $1 is NULL), oldest first, last $3 days.
-SELECT day, sum(completed_jobs)::bigint AS completed_jobs, sum(failed_jobs)::bigint AS failed_jobs,
-       sum(cancelled_jobs)::bigint AS cancelled_jobs, sum(processing_ms)::bigint AS processing_ms
-  FROM vjm.job_stats_daily
- WHERE scope = coalesce($1, 'user') AND ($2::text IS NULL OR scope_id = $2)
-   AND day > (now() AT TIME ZONE 'UTC')::date - $3::integer
+-- The daily series of the scopes named as for job_stats_get ($1-$3), oldest first, last $4 days.
+WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::integer[]) AS k(scope, scope_id, sign)),
+picked AS (
+    SELECT k.sign, d.* FROM k JOIN vjm.job_stats_daily d ON d.scope = k.scope AND d.scope_id = k.scope_id
+     WHERE d.day > (now() AT TIME ZONE 'UTC')::date - $4::integer
+    UNION ALL
+    SELECT k.sign, d.* FROM k JOIN vjm.job_stats_daily d ON d.scope = k.scope
+     WHERE k.scope_id IS NULL AND d.day > (now() AT TIME ZONE 'UTC')::date - $4::integer
+)
+SELECT day, sum(sign * completed_jobs)::bigint AS completed_jobs, sum(sign * failed_jobs)::bigint AS failed_jobs,
+       sum(sign * cancelled_jobs)::bigint AS cancelled_jobs, sum(sign * processing_ms)::bigint AS processing_ms
+  FROM picked
  GROUP BY day
+HAVING sum(sign * (completed_jobs + failed_jobs + cancelled_jobs)) <> 0
  ORDER BY day;
 
 -- job_stats_platform_get --
--- Jobs per platform and status for one scope ($1 'user'/'team', $2 its id), or summed over every user scope
--- the caller may see when $1 is NULL (as job_stats_get): read from the counters the projector keeps.
-SELECT platform_target, sum(total_jobs)::bigint AS total_jobs, sum(queued_jobs)::bigint AS queued_jobs,
-       sum(processing_jobs)::bigint AS processing_jobs, sum(completed_jobs)::bigint AS completed_jobs,
-       sum(failed_jobs)::bigint AS failed_jobs, sum(cancelled_jobs)::bigint AS cancelled_jobs
-  FROM vjm.job_stats_platform
- WHERE scope = coalesce($1, 'user') AND ($2::text IS NULL OR scope_id = $2)
+-- Jobs per platform and status of the scopes named as for job_stats_get ($1-$3).
+WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::integer[]) AS k(scope, scope_id, sign)),
+picked AS (
+    SELECT k.sign, p.* FROM k JOIN vjm.job_stats_platform p ON p.scope = k.scope AND p.scope_id = k.scope_id
+    UNION ALL
+    SELECT k.sign, p.* FROM k JOIN vjm.job_stats_platform p ON p.scope = k.scope WHERE k.scope_id IS NULL
+)
+SELECT platform_target, sum(sign * total_jobs)::bigint AS total_jobs, sum(sign * queued_jobs)::bigint AS queued_jobs,
+       sum(sign * processing_jobs)::bigint AS processing_jobs, sum(sign * completed_jobs)::bigint AS completed_jobs,
+       sum(sign * failed_jobs)::bigint AS failed_jobs, sum(sign * cancelled_jobs)::bigint AS cancelled_jobs
+  FROM picked
  GROUP BY platform_target
+HAVING sum(sign * total_jobs) <> 0
  ORDER BY platform_target;
 
 -- job_claim_many --

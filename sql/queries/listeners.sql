@@ -274,7 +274,9 @@ WITH recount AS (
            coalesce(sum(round(j.processing_time * 1000)), 0)::bigint AS total_processing_ms
       FROM vjm.jobs j
      CROSS JOIN LATERAL (VALUES ('user', j.user_id, j.user_id, NULL::uuid),
-                                ('team', j.team_id::text, NULL, j.team_id)) AS s(scope, scope_id, user_id, team_id)
+                                ('team', j.team_id::text, NULL, j.team_id),
+                                ('member', j.team_id::text || ':' || j.user_id, j.user_id, j.team_id))
+                            AS s(scope, scope_id, user_id, team_id)
      WHERE s.scope_id IS NOT NULL
      GROUP BY 1, 2, 3, 4
 ),
@@ -301,7 +303,9 @@ WITH recount AS (
            count(*) FILTER (WHERE j.status = 'cancelled') AS cancelled_jobs
       FROM vjm.jobs j
      CROSS JOIN LATERAL (VALUES ('user', j.user_id, j.user_id, NULL::uuid),
-                                ('team', j.team_id::text, NULL, j.team_id)) AS s(scope, scope_id, user_id, team_id)
+                                ('team', j.team_id::text, NULL, j.team_id),
+                                ('member', j.team_id::text || ':' || j.user_id, j.user_id, j.team_id))
+                            AS s(scope, scope_id, user_id, team_id)
      WHERE s.scope_id IS NOT NULL
      GROUP BY 1, 2, 3, 4, 5
 ),

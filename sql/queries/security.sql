@@ -34,6 +34,10 @@ SELECT team_id, name, owner_id, created_at FROM vjm.delete_team($1);
 SELECT team_id, name, owner_id, created_at FROM vjm.teams WHERE deleted_at IS NULL
  ORDER BY created_at, team_id LIMIT $1;
 
+-- team_id_get_mine --
+-- The calling end user's teams (vjm.current_team_ids: the teams whose jobs they see).
+SELECT vjm.current_team_ids();
+
 -- team_member_get_many --
 -- Members of one team that the caller may see.
 SELECT team_id, user_id, role, added_at FROM vjm.team_members WHERE team_id = $1 ORDER BY added_at, user_id LIMIT $2;

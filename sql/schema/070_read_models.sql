@@ -37,12 +37,16 @@ CREATE INDEX jobs_team_created ON vjm.jobs (team_id, created_at DESC, job_id DES
 -- The stuck detector's scan (listeners/stuck_detector.py): only processing jobs are indexed.
 CREATE INDEX jobs_processing_activity ON vjm.jobs (last_activity_at) WHERE status = 'processing';
 
--- Counters per scope ('user' or 'team') over the rows of vjm.jobs, maintained
--- incrementally by the projector (deltas in the same transaction as the rows).
+-- Counters per scope over the rows of vjm.jobs, maintained incrementally by the projector
+-- (deltas in the same transaction as the rows). Scopes: 'user' (scope_id: the owner),
+-- 'team' (the team id) and 'member' ('<team id>:<owner>', a team's jobs by one owner). A
+-- member row lets a user's view of their own and their teams' jobs be summed exactly from
+-- counters: own + each team's - their own jobs in each of those teams (store/jobs.py,
+-- StatsScope), where adding own and team rows alone would count those jobs twice.
 -- Processing time is kept in integer milliseconds so that adding and removing a
 -- job's contribution is exact and a recount always matches to the digit.
 CREATE TABLE vjm.job_stats (
-    scope                   text   NOT NULL CHECK (scope IN ('user', 'team')),
+    scope                   text   NOT NULL CHECK (scope IN ('user', 'team', 'member')),
     scope_id                text   NOT NULL,
     user_id                 text,
     team_id                 uuid,
@@ -59,14 +63,14 @@ CREATE TABLE vjm.job_stats (
     average_processing_time double precision GENERATED ALWAYS AS
         (CASE WHEN timed_jobs > 0 THEN total_processing_ms / 1000.0 / timed_jobs END) STORED,
     PRIMARY KEY (scope, scope_id),
-    CHECK ((scope = 'user') = (user_id IS NOT NULL) AND (scope = 'team') = (team_id IS NOT NULL))
+    CHECK ((scope <> 'team') = (user_id IS NOT NULL) AND (scope <> 'user') = (team_id IS NOT NULL))
 );
 
 -- Daily history for charts, per scope and UTC day of the event that finished an
 -- attempt: completed and failed jobs and the processing seconds they used. It is
 -- history, so deleting or retrying a job later does not change past days.
 CREATE TABLE vjm.job_stats_daily (
-    scope          text   NOT NULL CHECK (scope IN ('user', 'team')),
+    scope          text   NOT NULL CHECK (scope IN ('user', 'team', 'member')),
     scope_id       text   NOT NULL,
     user_id        text,
     team_id        uuid,
@@ -83,7 +87,7 @@ CREATE TABLE vjm.job_stats_daily (
 -- so a job whose platform changes moves between platforms. A row whose total drops to 0
 -- is deleted, so the counters equal a recount exactly.
 CREATE TABLE vjm.job_stats_platform (
-    scope           text   NOT NULL CHECK (scope IN ('user', 'team')),
+    scope           text   NOT NULL CHECK (scope IN ('user', 'team', 'member')),
     scope_id        text   NOT NULL,
     user_id         text,
     team_id         uuid,
@@ -95,7 +99,7 @@ CREATE TABLE vjm.job_stats_platform (
     failed_jobs     bigint NOT NULL DEFAULT 0,
     cancelled_jobs  bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, scope_id, platform_target),
-    CHECK ((scope = 'user') = (user_id IS NOT NULL) AND (scope = 'team') = (team_id IS NOT NULL))
+    CHECK ((scope <> 'team') = (user_id IS NOT NULL) AND (scope <> 'user') = (team_id IS NOT NULL))
 );
 
 -- Where each projector has got to, in commit-safe order (xact_id, position), and

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from listeners import rebuild_projections, verify_projections
-from store.jobs import get_platforms
+from store.jobs import StatsScope, get_platforms
 from store.sqlfiles import load_queries
 from tests.integration.conftest import assert_read_model_is_fold
 
@@ -53,14 +53,14 @@ async def test_platform_counters_equal_a_recount_after_a_random_workload(databas
 
     # The read side returns the same breakdown (summed over users when no scope is given).
     user = next(k for k in live if k[0] == "user")
-    rows = await get_platforms(pool, "user", user[1])
+    rows = await get_platforms(pool, StatsScope.one("user", user[1]))
     assert {r.platform_target: r.total_jobs for r in rows} == {k[2]: v["total_jobs"] for k, v in live.items()
                                                                  if k[:2] == user[:2]}
     everything: dict = {}
     for key, counts in live.items():
         if key[0] == "user":
             everything[key[2]] = everything.get(key[2], 0) + counts["total_jobs"]
-    assert {r.platform_target: r.total_jobs for r in await get_platforms(pool, None, None)} == everything
+    assert {r.platform_target: r.total_jobs for r in await get_platforms(pool, StatsScope.every_user())} == everything
 
     result = await rebuild_projections(database_url)
     assert result.changed["job_stats_platform"] == 0

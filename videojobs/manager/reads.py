@@ -10,7 +10,7 @@ import pydantic
 from statemachine import ValidationError, to_validation_error
 from store.events import as_uuid
 from store.job_writes import read_job_now
-from store.jobs import JobQuery, count_jobs, find_jobs, get_stats
+from store.jobs import JobQuery, StatsScope, count_jobs, find_jobs, get_stats
 
 from ..models import Job, JobFilters, JobPage, decode_cursor, encode_cursor
 from .core import ManagerCore, fold_to_job
@@ -72,7 +72,7 @@ async def _total(conn, query: JobQuery) -> int:
                        or query.created_from or query.created_before)
     if only_status and (query.user_id or query.team_id):
         scope, scope_id = ("user", query.user_id) if query.user_id else ("team", str(query.team_id))
-        counters = await get_stats(conn, scope, scope_id)
+        counters = await get_stats(conn, StatsScope.one(scope, scope_id))
         if not query.statuses:
             return counters.total_jobs
         return sum(getattr(counters, STATUS_COUNTERS[s]) for s in set(query.statuses))

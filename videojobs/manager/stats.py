@@ -6,7 +6,8 @@ from uuid import UUID
 
 from statemachine import ValidationError
 from store.events import as_uuid
-from store.jobs import get_daily, get_platforms, get_stats
+from store.jobs import StatsScope, get_daily, get_platforms, get_stats
+from store.teams import my_team_ids
 
 from ..models import DailyStats, JobStats, PlatformStats
 from .core import ManagerCore
@@ -19,7 +20,9 @@ class StatsMixin(ManagerCore):
                             days: int = 30) -> JobStats:
         """Counts by status, total and average processing time, a platform breakdown and a daily series.
 
-        For one user, one team, or (neither given) everything the caller may see.
+        For one user, one team, or (neither given) everything the caller may see: every job for
+        a service, and for an end user their own jobs and their teams' (what list_jobs lists),
+        each counted once.
         """
         scope, scope_id = _scope(user_id, team_id)
         if scope == "user":
@@ -28,9 +31,15 @@ class StatsMixin(ManagerCore):
             raise ValidationError("days must be an integer from 1 to 366", field="days")
         await self._read_your_writes()
         async with self._connection() as conn:
-            counts = await get_stats(conn, scope, scope_id)
-            platforms = await get_platforms(conn, scope, scope_id)
-            daily = await get_daily(conn, scope, scope_id, days)
+            if scope is not None:
+                counted = StatsScope.one(scope, scope_id)
+            elif self._caller.is_user:
+                counted = StatsScope.visible_to(self._caller.user_id, await my_team_ids(conn))
+            else:
+                counted = StatsScope.every_user()
+            counts = await get_stats(conn, counted)
+            platforms = await get_platforms(conn, counted)
+            daily = await get_daily(conn, counted, days)
         total_seconds = counts.total_processing_ms / 1000.0
         return JobStats(
             total_jobs=counts.total_jobs, queued_jobs=counts.queued_jobs, processing_jobs=counts.processing_jobs,

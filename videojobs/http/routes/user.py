@@ -18,6 +18,8 @@ from .filters import Listing
 router = APIRouter(prefix="/api/v1/user", tags=["user"])
 UserQuery = Annotated[str | None, Query(min_length=1, max_length=128,
                                         description="Service callers: whose jobs. End users: omit (or their own)")]
+Scope = Annotated[Literal["own", "visible"], Query(
+    description="own: jobs the user owns; visible (end users): also their teams' jobs")]
 
 
 def _subject(who: Principal, user_id: str | None) -> str:
@@ -33,9 +35,7 @@ def _subject(who: Principal, user_id: str | None) -> str:
 @router.get("/jobs", response_model=JobPageResponse, summary="The caller's jobs, filtered and paged",
             responses=problems(403))
 async def user_jobs(who: Caller, manager: Manager, listing: Listing, user_id: UserQuery = None,
-                    scope: Annotated[Literal["own", "visible"], Query(
-                        description="own: jobs the user owns; visible: also their teams' jobs")] = "own",
-                    ) -> JobPageResponse:
+                    scope: Scope = "own") -> JobPageResponse:
     """Newest first. Filters combine; `cursor` (from `next_cursor`) pages by keyset, else limit/offset."""
     subject = _subject(who, user_id)
     if scope == "visible" and not who.is_service:
@@ -47,8 +47,15 @@ async def user_jobs(who: Caller, manager: Manager, listing: Listing, user_id: Us
 
 @router.get("/jobs/stats", response_model=JobStats, summary="Statistics of the caller's jobs",
             responses=problems(403))
-async def user_stats(who: Caller, manager: Manager, user_id: UserQuery = None,
+async def user_stats(who: Caller, manager: Manager, user_id: UserQuery = None, scope: Scope = "own",
                      days: Annotated[int, Query(ge=1, le=366, description="Days in the daily series")] = 30,
                      ) -> JobStats:
-    """Counts by status, processing times, a platform breakdown and a daily series."""
-    return await manager.get_job_stats(user_id=_subject(who, user_id), days=days)
+    """Counts by status, processing times, a platform breakdown and a daily series.
+
+    Of the same jobs as `GET /user/jobs` with the same `scope` lists: its `total` and these
+    counters always agree.
+    """
+    subject = _subject(who, user_id)
+    if scope == "visible" and not who.is_service:
+        return await manager.get_job_stats(days=days)
+    return await manager.get_job_stats(user_id=subject, days=days)

@@ -74,7 +74,7 @@ function statsPath() {
   const f = state.filters;
   if (f.team_id) return `/teams/${encodeURIComponent(f.team_id)}/jobs/stats?days=14`;
   if (isService()) return f.user_id ? `/user/jobs/stats?days=14&user_id=${encodeURIComponent(f.user_id)}` : null;
-  return "/user/jobs/stats?days=14";
+  return `/user/jobs/stats?days=14&scope=${encodeURIComponent(f.scope || "visible")}`;  // as listPath: one scope
 }
 async function reload() {
   $("error").textContent = "";
