@@ -23,7 +23,9 @@ async def _project(make_projector, workload, rounds: int = 4) -> list:
 async def _recount(pool) -> dict:
     recount: dict = {}
     for job in await pool.fetch("SELECT * FROM vjm.jobs"):
-        scopes = [("user", job["user_id"])] + ([("team", str(job["team_id"]))] if job["team_id"] else [])
+        scopes = [("user", job["user_id"])] + ([("team", str(job["team_id"])),
+                                                 ("member", f"{job['team_id']}:{job['user_id']}")]
+                                                if job["team_id"] else [])
         for scope, scope_id in scopes:
             counts = recount.setdefault((scope, scope_id, job["platform_target"]), dict.fromkeys(COUNTERS, 0))
             counts["total_jobs"] += 1
@@ -100,5 +102,5 @@ async def test_a_missing_platform_row_is_reported_and_restored(database_url: str
 
 async def test_platform_breakdown_reads_the_counters_not_the_jobs(pool) -> None:
     query = load_queries()["job_stats_platform_get"]
-    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + query, "user", "u1"))
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + query, *StatsScope.one("user", "u1").args()))
     assert "job_stats_platform" in plan and "vjm.jobs" not in plan and " on jobs" not in plan

@@ -99,7 +99,8 @@ def test_delete_removes_the_row_and_its_stats() -> None:
     h.add("delete", 1)
     after = fold({h.job_id: before.rows[h.job_id]}, h.events[1:])
     assert after.rows == {h.job_id: None}
-    assert after.stats == {("user", "u1"): [-1, -1, 0, 0, 0, 0, 0, 0], ("team", str(TEAM)): [-1, -1, 0, 0, 0, 0, 0, 0]}
+    assert after.stats == {("user", "u1"): [-1, -1, 0, 0, 0, 0, 0, 0], ("team", str(TEAM)): [-1, -1, 0, 0, 0, 0, 0, 0],
+                           ("member", f"{TEAM}:u1"): [-1, -1, 0, 0, 0, 0, 0, 0]}
 
 
 def test_platform_counters_follow_status_platform_changes_and_deletes() -> None:
