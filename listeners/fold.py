@@ -12,15 +12,16 @@ Field rules, per event type (every event also sets status, attempt, attempts_lef
 version, last_activity_at and last_position):
 - create: all metadata; progress 0; created_at.
 - start: worker_id, started_at; clears the previous attempt's outcome (completed_at,
-  processing_time, output_paths, error_message, progress).
+  cancelled_at, processing_time, output_paths, error_message, progress).
 - progress: progress_percent and clips_done when given.
 - complete: output_paths, completed_at, progress 100, processing_time as reported
   by the processor, else computed from started_at.
 - fail: error_message, completed_at, computed processing_time.
-- cancel: completed_at; processing_time computed when it was processing.
+- cancel: cancelled_at (not completed_at: a cancel is not a completion); processing_time
+  stays empty (the attempt reached no outcome; started_at to cancelled_at is how long it ran).
 - time_out: error_message = the reason, worker_id cleared; to failed (no attempts
   left) it is finished like fail; back to queued it is not finished.
-- retry: back to queued, not finished: completed_at and processing_time cleared,
+- retry: back to queued, not finished: completed_at, cancelled_at and processing_time cleared,
   worker cleared; the last error_message stays visible until the next start.
 - update_metadata: the given metadata fields.
 - delete: the row goes (history stays in vjm.job_events).
@@ -187,14 +188,15 @@ def created_row(job_id: UUID, user_id: str, team_id: UUID | None, attempts_left:
         "clip_count": data["clip_count"], "quality_preset": data["quality_preset"],
         "enhancement_level": data["enhancement_level"], "platform_target": data["platform_target"],
         "progress_percent": 0.0, "clips_done": 0, "output_paths": None, "error_message": None,
-        "created_at": occurred_at, "started_at": None, "completed_at": None, "processing_time": None,
+        "created_at": occurred_at, "started_at": None, "completed_at": None, "cancelled_at": None,
+        "processing_time": None,
         "last_activity_at": occurred_at, "version": version, "last_position": position,
     }
 
 
 def _start(row: Row, event: Event) -> None:
     row.update(worker_id=event.data.get("worker_id"), started_at=event.occurred_at, completed_at=None,
-               processing_time=None, output_paths=None, error_message=None, progress_percent=0.0, clips_done=0)
+               cancelled_at=None, processing_time=None, output_paths=None, error_message=None, progress_percent=0.0, clips_done=0)
 
 
 def _progress(row: Row, event: Event) -> None:
@@ -217,13 +219,11 @@ def _fail(row: Row, event: Event) -> None:
 
 
 def _cancel(row: Row, event: Event) -> None:
-    was_processing = event.from_state == "processing"
-    row.update(completed_at=event.occurred_at,
-               processing_time=_seconds(_elapsed_ms(row, event)) if was_processing else None)
+    row.update(cancelled_at=event.occurred_at, completed_at=None, processing_time=None)
 
 
 def _retry(row: Row, event: Event) -> None:
-    row.update(completed_at=None, processing_time=None, worker_id=None)
+    row.update(completed_at=None, cancelled_at=None, processing_time=None, worker_id=None)
 
 
 def _time_out(row: Row, event: Event) -> None:

@@ -29,7 +29,7 @@ JOB_COLUMNS = (
     "job_id", "user_id", "team_id", "status", "attempt", "attempts_left", "max_attempts", "worker_id",
     "original_filename", "original_filesize", "clip_count", "quality_preset", "enhancement_level",
     "platform_target", "progress_percent", "clips_done", "output_paths", "error_message", "created_at",
-    "started_at", "completed_at", "processing_time", "last_activity_at", "version", "last_position",
+    "started_at", "completed_at", "cancelled_at", "processing_time", "last_activity_at", "version", "last_position",
 )
 # Deltas and totals: total, queued, processing, completed, failed, cancelled, timed, processing ms.
 STATS_FIELDS = ("total_jobs", "queued_jobs", "processing_jobs", "completed_jobs", "failed_jobs",
@@ -68,8 +68,9 @@ class JobRow(BaseModel):
     error_message: str | None
     created_at: datetime
     started_at: datetime | None
-    completed_at: datetime | None
-    processing_time: float | None
+    completed_at: datetime | None  # completed or failed
+    cancelled_at: datetime | None
+    processing_time: float | None  # the last attempt's, to complete or fail
     last_activity_at: datetime
     version: int
     last_position: int

@@ -6,7 +6,7 @@
 SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
        platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
-       started_at, completed_at, processing_time, last_activity_at, version, last_position
+       started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
  WHERE job_id = $1;
 
@@ -16,7 +16,7 @@ SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, w
 SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
        platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
-       started_at, completed_at, processing_time, last_activity_at, version, last_position
+       started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
  WHERE ($1::text IS NULL OR user_id = $1)
    AND ($2::uuid IS NULL OR team_id = $2)

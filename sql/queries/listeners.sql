@@ -76,7 +76,7 @@ SELECT h.xmin, b.events, b.held,
 SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
        platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
-       started_at, completed_at, processing_time, last_activity_at, version, last_position
+       started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
  WHERE job_id = ANY($1::uuid[]);
 
@@ -85,21 +85,22 @@ SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, w
 INSERT INTO vjm.jobs AS j (job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
                            original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
                            platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
-                           started_at, completed_at, processing_time, last_activity_at, version, last_position)
+                           started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
 SELECT u.job_id, u.user_id, u.team_id, u.status, u.attempt, u.attempts_left, u.max_attempts, u.worker_id,
        u.original_filename, u.original_filesize, u.clip_count, u.quality_preset, u.enhancement_level,
        u.platform_target, u.progress_percent, u.clips_done,
        CASE WHEN u.output_paths IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.output_paths::jsonb)) END,
-       u.error_message, u.created_at, u.started_at, u.completed_at, u.processing_time, u.last_activity_at,
+       u.error_message, u.created_at, u.started_at, u.completed_at, u.cancelled_at, u.processing_time, u.last_activity_at,
        u.version, u.last_position
   FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::integer[], $6::smallint[], $7::smallint[],
               $8::text[], $9::text[], $10::bigint[], $11::integer[], $12::text[], $13::text[], $14::text[],
               $15::real[], $16::integer[], $17::text[], $18::text[], $19::timestamptz[], $20::timestamptz[],
-              $21::timestamptz[], $22::float8[], $23::timestamptz[], $24::integer[], $25::bigint[])
+              $21::timestamptz[], $22::timestamptz[], $23::float8[], $24::timestamptz[], $25::integer[],
+              $26::bigint[])
        AS u(job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
             original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
             platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
-            started_at, completed_at, processing_time, last_activity_at, version, last_position)
+            started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
 ON CONFLICT (job_id) DO UPDATE SET
     user_id = excluded.user_id, team_id = excluded.team_id, status = excluded.status,
     attempt = excluded.attempt, attempts_left = excluded.attempts_left, max_attempts = excluded.max_attempts,
@@ -109,7 +110,7 @@ ON CONFLICT (job_id) DO UPDATE SET
     platform_target = excluded.platform_target, progress_percent = excluded.progress_percent,
     clips_done = excluded.clips_done, output_paths = excluded.output_paths,
     error_message = excluded.error_message, created_at = excluded.created_at,
-    started_at = excluded.started_at, completed_at = excluded.completed_at,
+    started_at = excluded.started_at, completed_at = excluded.completed_at, cancelled_at = excluded.cancelled_at,
     processing_time = excluded.processing_time, last_activity_at = excluded.last_activity_at,
     version = excluded.version, last_position = excluded.last_position;
 
@@ -241,7 +242,7 @@ ALTER TABLE jobs_replay ADD PRIMARY KEY (job_id);
 SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
        platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
-       started_at, completed_at, processing_time, last_activity_at, version, last_position
+       started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
  ORDER BY job_id;
 
@@ -334,7 +335,7 @@ ON CONFLICT (job_id) DO UPDATE SET
     platform_target = excluded.platform_target, progress_percent = excluded.progress_percent,
     clips_done = excluded.clips_done, output_paths = excluded.output_paths,
     error_message = excluded.error_message, created_at = excluded.created_at,
-    started_at = excluded.started_at, completed_at = excluded.completed_at,
+    started_at = excluded.started_at, completed_at = excluded.completed_at, cancelled_at = excluded.cancelled_at,
     processing_time = excluded.processing_time, last_activity_at = excluded.last_activity_at,
     version = excluded.version, last_position = excluded.last_position
  WHERE j IS DISTINCT FROM excluded;

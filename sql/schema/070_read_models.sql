@@ -25,8 +25,9 @@ CREATE TABLE vjm.jobs (
     error_message     text,
     created_at        timestamptz NOT NULL,
     started_at        timestamptz,
-    completed_at      timestamptz,
-    processing_time   double precision,
+    completed_at      timestamptz,  -- when it completed or failed (the specification's field)
+    cancelled_at      timestamptz,  -- when it was cancelled: a cancel is not a completion
+    processing_time   double precision,  -- how long its last attempt took to complete or fail
     last_activity_at  timestamptz NOT NULL,
     version           integer     NOT NULL,
     last_position     bigint      NOT NULL

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from listeners.fold import ProjectionGap, contribution, fold, scope_keys
 from statemachine import InvalidTransition, State, Trigger, next_state
 from store.models import Event
-from store.projections import JobRow
+from store.projections import DAILY_FIELDS, STATS_FIELDS, JobRow
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TEAM = uuid.UUID("7d9b5c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f")
@@ -90,6 +90,29 @@ def test_retry_and_time_out_rules() -> None:
     dead = fold({}, h.events).rows[h.job_id]
     assert (dead.status, dead.attempts_left, dead.processing_time) == ("failed", 0, 4.0)
     assert dead.completed_at == T0 + timedelta(seconds=14)
+
+
+def test_a_cancel_records_cancelled_at_not_a_completion() -> None:
+    """completed_at is for complete and fail (the specification); a cancel has its own time, and no
+    processing_time: the attempt reached no outcome (started_at to cancelled_at is how long it ran)."""
+    h = History(uuid.uuid4())
+    h.add("create", 0)
+    h.add("start", 10)
+    h.add("cancel", 25)
+    result = fold({}, h.events)
+    row = result.rows[h.job_id]
+    assert (row.status, row.completed_at, row.processing_time) == ("cancelled", None, None)
+    assert row.cancelled_at == T0 + timedelta(seconds=25) and row.started_at == T0 + timedelta(seconds=10)
+    assert result.stats[("user", "u1")][STATS_FIELDS.index("timed_jobs")] == 0  # not in the average
+    [(_, bucket)] = [(k, v) for k, v in result.daily.items() if k[0] == "user"]
+    assert bucket[DAILY_FIELDS.index("cancelled_jobs")] == 1 and bucket[DAILY_FIELDS.index("processing_ms")] == 0
+    h.add("retry", 30)
+    again = fold({}, h.events).rows[h.job_id]
+    assert (again.status, again.cancelled_at, again.completed_at) == ("queued", None, None)
+    h.add("start", 40)
+    h.add("complete", 50)
+    done = fold({}, h.events).rows[h.job_id]
+    assert (done.cancelled_at, done.completed_at, done.processing_time) == (None, T0 + timedelta(seconds=50), 10.0)
 
 
 def test_delete_removes_the_row_and_its_stats() -> None:

@@ -24,6 +24,7 @@ JOB_EXAMPLE = {
     "original_filesize": 104857600, "clip_count": 5, "quality_preset": "pro", "enhancement_level": "basic",
     "platform_target": "tiktok", "progress_percent": 0.0, "clips_done": 0, "output_paths": None,
     "error_message": None, "created_at": "2025-01-01T12:00:00Z", "started_at": None, "completed_at": None,
+    "cancelled_at": None,
     "processing_time": None, "last_activity_at": "2025-01-01T12:00:00Z", "version": 1, "last_position": 42}
 
 
