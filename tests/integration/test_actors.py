@@ -7,6 +7,7 @@ processor (single reports and the batch complete), the CLI, and raw SQL as vjm_p
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import subprocess
@@ -121,20 +122,21 @@ async def test_http_users_and_processors_are_recorded_as_who_called(manager: Vid
     assert await actors(database_url, second) == [("create", "bob"), ("start", "worker-7"), ("complete", "worker-7")]
 
 
-def vjm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([VJM, *args], capture_output=True, text=True, timeout=120, env=env)
+async def vjm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return await asyncio.to_thread(subprocess.run, [VJM, *args], capture_output=True, text=True, timeout=120,
+                                   env=env)
 
 
 async def test_the_cli_records_its_operator_or_the_service_it_is_told_to_be(manager: VideoJobManager,
                                                                            database_url: str) -> None:
     jobs = [await manager.create_job(user_id="alice", **JOB) for _ in range(3)]
     env = {k: v for k, v in os.environ.items() if k != "VJM_SERVICE_NAME"}
-    done = vjm("jobs", "cancel", str(jobs[0].job_id), "--database-url", database_url, env=env)
+    done = await vjm("jobs", "cancel", str(jobs[0].job_id), "--database-url", database_url, env=env)
     assert done.returncode == 0, done.stderr
-    done = vjm("jobs", "cancel", str(jobs[1].job_id), "--database-url", database_url,
+    done = await vjm("jobs", "cancel", str(jobs[1].job_id), "--database-url", database_url,
                env={**env, "VJM_SERVICE_NAME": "nightly-cleanup"})
     assert done.returncode == 0, done.stderr
-    done = vjm("jobs", "cancel", str(jobs[2].job_id), "--as", "alice", "--database-url", database_url, env=env)
+    done = await vjm("jobs", "cancel", str(jobs[2].job_id), "--as", "alice", "--database-url", database_url, env=env)
     assert done.returncode == 0, done.stderr
     assert (await actors(database_url, jobs[0].job_id))[-1] == ("cancel", f"cli:{getpass.getuser()}")
     assert (await actors(database_url, jobs[1].job_id))[-1] == ("cancel", "nightly-cleanup")

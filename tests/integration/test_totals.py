@@ -10,6 +10,7 @@ jobs too), never bob's personal jobs nor carol's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -122,12 +123,12 @@ async def test_http_and_dashboard_totals_and_stats_agree(manager: VideoJobManage
 async def test_cli_list_total_equals_its_rows_and_stats(manager: VideoJobManager, database_url: str) -> None:
     team, jobs = await populate(manager)
     visible = {j for j, (o, t, _) in jobs.items() if o == "alice" or t == team}
-    listed = subprocess.run([VJM, "jobs", "list", "--as", "alice", "--json", "--limit", "500",
+    listed = await asyncio.to_thread(subprocess.run, [VJM, "jobs", "list", "--as", "alice", "--json", "--limit", "500",
                              "--database-url", database_url], capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stderr
     page = json.loads(listed.stdout)
     assert {UUID(j["job_id"]) for j in page["items"]} == visible and page["total"] == len(visible)
-    refused = subprocess.run([VJM, "jobs", "list", "--as", "alice", "--user", "bob", "--database-url", database_url],
+    refused = await asyncio.to_thread(subprocess.run, [VJM, "jobs", "list", "--as", "alice", "--user", "bob", "--database-url", database_url],
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "own jobs" in refused.stderr and "Traceback" not in refused.stderr
 
