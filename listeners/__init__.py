@@ -10,6 +10,7 @@ from store.projections import Checkpoint, Difference, JobChange, JobRow, LagSamp
 from .batch import BatchResult, project_batch
 from .feed_hub import ChangeFeedHub, FeedHubConfig, FeedSubscription
 from .fold import Fold, ProjectionGap, fold
+from .listening import connect_with_role
 from .notifications import BatchNotice, JobNotice, parse_notice
 from .projector import ProjectionResult, Projector, ProjectorConfig
 from .read_your_writes import ProjectionWatcher, wait_for_projection
@@ -24,4 +25,5 @@ __all__ = [
     "ProjectorConfig", "ProjectionWatcher", "wait_for_projection", "RebuildResult", "VerifyResult",
     "rebuild_projections", "verify_projections", "DetectorResult", "StuckDetector", "StuckDetectorConfig",
     "JobChangeSubscription", "subscribe_job_changes", "ChangeFeedHub", "FeedHubConfig", "FeedSubscription",
+    "connect_with_role",
 ]

@@ -35,7 +35,9 @@ from store.projections import (
     fetch_platform_stats,
     fetch_stats,
     get_checkpoint,
+    get_leadership,
     lift_statement_timeout,
+    sample_lag,
     stream_events_by_job,
     stream_jobs,
 )
@@ -55,16 +57,24 @@ class VerifyResult:
     jobs: int
     cursor: tuple[int, int]
     differences: list[Difference] = field(default_factory=list)
+    behind: int = 0                      # events committed after the checkpoint: not projected yet
+    projector_live: bool | None = None   # a projector holds the lease (None: this role may not read it)
 
     @property
     def ok(self) -> bool:
-        """True when live equals replay and stats equal a recount."""
+        """True when live equals replay and stats equal a recount (up to the checkpoint)."""
         return not self.differences
 
     @property
+    def stalled(self) -> bool:
+        """Events wait behind the checkpoint and no projector is applying them: the read models are
+        consistent, but with a log they do not reflect (a projection that never ran is "ok" over nothing)."""
+        return self.behind > 0 and not self.projector_live
+
+    @property
     def exit_code(self) -> int:
-        """0 when ok, 1 otherwise (for `vjm projections verify`)."""
-        return 0 if self.ok else 1
+        """0 when ok and not stalled, 1 otherwise (for `vjm projections verify`)."""
+        return 0 if self.ok and not self.stalled else 1
 
 
 @dataclass
@@ -108,13 +118,25 @@ async def verify_projections(database_url: str, *, name: str = "main", limit: in
             differences += _diff_vectors("job_stats_daily", await fetch_daily(conn), replay.daily, DAILY_FIELDS)
             differences += await diff_stats_recount(conn, limit)
             differences += await diff_run_queue(conn, limit)
+            behind = (await sample_lag(conn, cursor)).events_behind
+            live = await _projector_live(conn, name)
     finally:
         await conn.close()
-    result = VerifyResult(replay.events, replay.jobs, cursor, differences)
+    result = VerifyResult(replay.events, replay.jobs, cursor, differences, behind, live)
     if not result.ok:
         log.warning("projections_differ", name=name, differences=len(differences),
                     first=differences[0].model_dump(mode="json", exclude={"live", "expected"}))
     return result
+
+
+async def _projector_live(conn: asyncpg.Connection, name: str) -> bool | None:
+    """Whether a projector holds the lease; None when this role may not read it."""
+    try:
+        async with conn.transaction():  # a savepoint: a refusal must not end the verify transaction
+            lease = await get_leadership(conn, name)
+    except asyncpg.InsufficientPrivilegeError:
+        return None
+    return bool(lease and lease.get("live"))
 
 
 async def _diff_rows(live: AsyncIterator[JobRow], replay: AsyncIterator[JobRow]) -> AsyncIterator[Difference]:

@@ -72,6 +72,9 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
     if sqlstate.startswith(UNAVAILABLE_SQLSTATE_PREFIXES) or (
             sqlstate == "55000" and "connections" in str(exc)):
         return DatabaseUnavailable(f"database unavailable: {exc}")
+    if isinstance(exc, (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError,
+                        asyncpg.InvalidPasswordError)):  # a URL naming no database or login: nothing to retry
+        return DatabaseUnavailable(f"cannot log in: {exc}")
     state = getattr(exc, "detail", None) or ""
     if sqlstate == SQLSTATE_INVALID_TOKEN:
         return InvalidToken(getattr(exc, "message", None) or str(exc))
@@ -88,6 +91,10 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
         return ConcurrencyConflict(job_id, message=f"job {job_id} was changed concurrently: {exc}")
     if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)):
         return ConcurrencyConflict(job_id, message=f"job {job_id}: {exc}")
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError) and str(exc).startswith("permission denied for"):
+        # A table or function this role has no grant on: say whose rights decide it.
+        return AccessDenied(f"{exc}: the role this connection acts as may not read or run it "
+                            f"(an admin's login, or an end user's with --as / as_user, may; SECURITY.md, Roles)")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError) or sqlstate == SQLSTATE_APPEND_ONLY:
         return AccessDenied(str(exc))
     if isinstance(exc, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)):

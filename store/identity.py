@@ -37,7 +37,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from statemachine import ValidationError
+from statemachine import AccessDenied, ValidationError
 
 from .errors import InvalidToken, translate_error
 from .pool import connect, init_connection, keep_session, retry_idempotent
@@ -226,7 +226,12 @@ async def init_role_connection(conn: asyncpg.Connection, role: str | None) -> No
     """Codecs, then the session role (a pool `init` hook; role None leaves the login's own rights)."""
     await init_connection(conn)
     if role is not None:
-        await conn.fetchrow(load_queries()["identity_set_session_role"], validate_role(role))
+        try:
+            await conn.fetchrow(load_queries()["identity_set_session_role"], validate_role(role))
+        except asyncpg.InsufficientPrivilegeError as exc:
+            login = getattr(conn.get_settings(), "session_authorization", None) or "this login"
+            raise AccessDenied(f"login {login} may not act as {role}: as an admin, GRANT {role} TO {login}, "
+                               f"or use the login made for it ({login_for(role)}); see SECURITY.md") from exc
 
 
 async def create_role_pool(url: str, *, role: str | None = PROCESSOR, login: str | None = None,

@@ -96,7 +96,10 @@ async def migrate(conn: asyncpg.Connection, directory: Path | None = None) -> li
 async def _migrate(conn: asyncpg.Connection, migrations: list[Migration]) -> list[int]:
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:
-        await conn.execute(_BOOTSTRAP)
+        # Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+        # schema exists, which a login that only runs vjm (Supabase's `postgres`) may lack.
+        if not await conn.fetchval("SELECT to_regclass('vjm.schema_migrations') IS NOT NULL"):
+            await conn.execute(_BOOTSTRAP)
         applied = {r["version"]: r for r in await conn.fetch(
             "SELECT version, name, checksum FROM vjm.schema_migrations")}
         _check_applied(migrations, applied)

@@ -16,15 +16,15 @@ import structlog
 from tenacity import (
     AsyncRetrying,
     RetryError,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
 )
 
-from statemachine import DatabaseUnavailable
+from statemachine import DatabaseUnavailable, VJMError
 
-from .errors import TRANSIENT_ERRORS
+from .errors import TRANSIENT_ERRORS, translate_error
 
 log = structlog.get_logger("vjm.pool")
 T = TypeVar("T")
@@ -41,9 +41,14 @@ def _log_retry(state) -> None:
                 error=repr(state.outcome.exception()) if state.outcome else None)
 
 
+def _transient(exc: BaseException) -> bool:
+    """A driver or network error worth another try; never a vjm verdict (AccessDenied is an OSError too)."""
+    return isinstance(exc, TRANSIENT_ERRORS) and not isinstance(exc, VJMError)
+
+
 def _retrying(attempts: int, max_delay: float) -> AsyncRetrying:
     return AsyncRetrying(
-        retry=retry_if_exception_type(TRANSIENT_ERRORS),
+        retry=retry_if_exception(_transient),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
         wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.1),
         before_sleep=_log_retry,
@@ -61,6 +66,11 @@ async def retry_idempotent(operation: Callable[[], Awaitable[T]], *, attempts: i
     except RetryError as exc:
         raise DatabaseUnavailable(f"database unavailable after {attempts} attempts: "
                                   f"{exc.last_attempt.exception()}") from exc
+    except asyncpg.PostgresError as exc:  # refused for good (no such database or login, ...): a vjm error
+        translated = translate_error(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
     raise AssertionError("unreachable")
 
 

@@ -10,7 +10,14 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 import structlog
 
-from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
+from listeners import (
+    ProjectionWatcher,
+    Projector,
+    ProjectorConfig,
+    StuckDetector,
+    StuckDetectorConfig,
+    connect_with_role,
+)
 from store.identity import (
     ADMIN,
     PROCESSOR,
@@ -109,7 +116,13 @@ class Listeners:
 
 async def start_listeners(stack: contextlib.AsyncExitStack, url: str, pool: asyncpg.Pool,
                           settings: Settings) -> Listeners:
-    """Start the projector (as vjm_projector, leader-elected) and the stuck detector; stop them with `stack`."""
+    """Start the projector (as vjm_projector, leader-elected) and the stuck detector; stop them with `stack`.
+
+    AccessDenied, before anything starts, when the login may not act as vjm_projector: the
+    projector would otherwise retry forever and project nothing behind a "running".
+    """
+    probe = await connect_with_role(url, PROJECTOR, attempts=2, max_delay=2)
+    await probe.close()
     projector = Projector(ProjectorConfig(database_url=url, role=PROJECTOR))
     await projector.start()
     stack.push_async_callback(projector.stop)

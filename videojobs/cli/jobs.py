@@ -12,7 +12,15 @@ from statemachine import EnhancementLevel, Platform, QualityPreset, VJMError
 from ..manager import VideoJobManager
 from ..models import JOB_STATUSES
 from .render import history_table, job_details, job_table, make_console
-from .session import add_as_user_option, add_database_option, add_json_option, open_manager, print_json, require
+from .session import (
+    add_as_user_option,
+    add_database_option,
+    add_json_option,
+    open_manager,
+    print_json,
+    require,
+    warn_if_behind,
+)
 
 BULK_ACTIONS = {"cancel": "cancel_job", "retry": "retry_job", "delete": "delete_job"}
 
@@ -90,6 +98,7 @@ async def run_list(args: argparse.Namespace) -> int:
             page = await manager.get_team_jobs(args.team, **kwargs)
         else:
             page = await manager.list_jobs(**kwargs)
+        await warn_if_behind(manager)
     if args.json:
         print_json(page)
         return 0

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import asyncpg
+
 from statemachine import DatabaseUnavailable, MigrationError, ValidationError, VJMError
 from store.logs import configure_logging
 
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot reach the database: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except asyncpg.PostgresError as exc:  # last resort: one line, never a traceback
+        print(f"error: the database refused: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
 
 
 if __name__ == "__main__":  # pragma: no cover

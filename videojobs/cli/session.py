@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -65,6 +66,20 @@ async def open_manager(args: argparse.Namespace, *, listeners: bool = False,
     async with connect(settings=settings, listeners=listeners) as manager:
         as_user = getattr(args, "as_user", None)
         yield manager.as_user(as_user) if as_user else manager.as_service(cli_principal())
+
+
+async def warn_if_behind(manager: VideoJobManager) -> None:
+    """One line on stderr when an answer read from the read models is behind the log and no
+    projector is applying it (a list of 0 jobs from a projection that never ran says so)."""
+    status = await manager.projection_behind()
+    if not status.events_behind:
+        return
+    live = status.leader.get("live") if status.leader else None
+    if live:
+        return
+    running = "no projector is running: start `vjm listen`" if live is False else "is `vjm listen` running?"
+    print(f"warning: {status.events_behind} event(s) are not projected yet ({running}); "
+          f"this answer is behind the log", file=sys.stderr)
 
 
 def cli_principal() -> str:

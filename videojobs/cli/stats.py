@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .render import make_console, stats_renderable
-from .session import add_as_user_option, add_database_option, add_json_option, open_manager, require
+from .session import add_as_user_option, add_database_option, add_json_option, open_manager, require, warn_if_behind
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ async def run(args: argparse.Namespace) -> int:
     require(not (args.user and args.team), "give --user or --team, not both", "team")
     async with open_manager(args) as manager:
         stats = await manager.get_job_stats(user_id=args.user, team_id=args.team, days=args.days)
+        await warn_if_behind(manager)
     if args.json:
         print(stats.model_dump_json(indent=2))
     else:

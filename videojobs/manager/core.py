@@ -98,8 +98,8 @@ class ManagerCore:
 
     def _open_connection(self):
         if not self._caller.is_user:
-            return _translated(self._pool.acquire())
-        return _translated(acting_as(self._user_pool, role=self._caller.role or AUTHENTICATED,
+            return translated_opening(self._pool.acquire())
+        return translated_opening(acting_as(self._user_pool, role=self._caller.role or AUTHENTICATED,
                                      user_id=self._caller.user_id, token=self._caller.token, tokens=self._tokens))
 
     async def _append(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> Event:
@@ -173,7 +173,7 @@ class ManagerCore:
 
 
 @contextlib.asynccontextmanager
-async def _translated(opening) -> AsyncIterator[asyncpg.Connection]:
+async def translated_opening(opening) -> AsyncIterator[asyncpg.Connection]:
     """Enter `opening`; driver errors while entering it or inside the block become vjm errors."""
     try:
         conn = await opening.__aenter__()

@@ -22,7 +22,7 @@ from store.audit import last_cursor
 from store.faults import ProjectorFault, get_fault, void_event
 from store.projections import LagSample, get_checkpoint, get_leadership, sample_lag
 
-from .core import ManagerCore
+from .core import ManagerCore, translated_opening
 
 PROJECTOR = "main"
 MAX_REASON = 500
@@ -75,16 +75,14 @@ class MaintenanceMixin(ManagerCore):
     async def projection_status(self, name: str = PROJECTOR) -> ProjectionStatus:
         """The projector's checkpoint, lag, and the event it is stopped at, if any (`vjm projections status`)."""
         async with self._connection() as conn:
-            checkpoint = await get_checkpoint(conn, name)
-            lag = await sample_lag(conn, checkpoint.cursor if checkpoint else (0, 0))
-            fault = await get_fault(conn, name)
-            leader = await _leadership(conn, name)
-        return ProjectionStatus(name=name, started=checkpoint is not None,
-                                cursor=checkpoint.cursor if checkpoint else (0, 0),
-                                events=checkpoint.events if checkpoint else 0,
-                                change_seq=checkpoint.change_seq if checkpoint else 0,
-                                events_behind=lag.events_behind, seconds_behind=lag.seconds_behind, fault=fault,
-                                horizon=lag if lag.held_events else None, leader=leader)
+            return await _status(conn, name)
+
+    async def projection_behind(self, name: str = PROJECTOR) -> ProjectionStatus:
+        """projection_status asked as the trusted service whoever the caller: counts and the lease, no
+        tenant data. A reader whose answer comes from the read models (a list of 0 jobs from a
+        projection that never ran) uses it to say that the answer is behind the log."""
+        async with translated_opening(self._pool.acquire()) as conn:
+            return await _status(conn, name)
 
     async def void_event(self, position: int, reason: str) -> Event:
         """Admins: void the event at `position` so that the read models skip it (vjm.void_event).
@@ -101,6 +99,20 @@ class MaintenanceMixin(ManagerCore):
             event = await void_event(conn, position, reason)
         self._remember(event)
         return event
+
+
+async def _status(conn, name: str) -> ProjectionStatus:
+    """Checkpoint, lag, fault and lease of projector `name`, read on `conn`."""
+    checkpoint = await get_checkpoint(conn, name)
+    lag = await sample_lag(conn, checkpoint.cursor if checkpoint else (0, 0))
+    fault = await get_fault(conn, name)
+    leader = await _leadership(conn, name)
+    return ProjectionStatus(name=name, started=checkpoint is not None,
+                            cursor=checkpoint.cursor if checkpoint else (0, 0),
+                            events=checkpoint.events if checkpoint else 0,
+                            change_seq=checkpoint.change_seq if checkpoint else 0,
+                            events_behind=lag.events_behind, seconds_behind=lag.seconds_behind, fault=fault,
+                            horizon=lag if lag.held_events else None, leader=leader)
 
 
 async def _leadership(conn, name: str) -> dict | None:
