@@ -322,8 +322,17 @@ def test_demo_on_a_throwaway_embedded_postgres_verifies_in_under_90_seconds() ->
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [["jobs", "list"], ["stats"], ["projections", "verify"], ["audit", "verify"],
-                                     ["migrate"]])
+JOB = "01a24949-41f3-7995-8e2c-6c6597199768"
+EVERY_DATABASE_COMMAND = [
+    ["jobs", "list"], ["jobs", "show", JOB], ["jobs", "history", JOB], ["jobs", "cancel", JOB], ["jobs", "retry", JOB],
+    ["jobs", "delete", JOB], ["stats"], ["projections", "verify"], ["projections", "rebuild"],
+    ["projections", "status"], ["projections", "void", "--position", "1", "--reason", "r"], ["maintenance", "reset-stuck"],
+    ["audit", "verify"], ["audit", "seal"], ["audit", "prove", JOB], ["migrate"], ["listen"], ["watch"],
+    ["up", "--port", "0"],
+]
+
+
+@pytest.mark.parametrize("command", EVERY_DATABASE_COMMAND, ids=" ".join)
 async def test_a_login_without_rights_gets_one_line_and_exit_1(database_url: str, command: list[str]) -> None:
     """The application's login may not migrate: every command says so in one line, never a traceback."""
     from store import with_user
