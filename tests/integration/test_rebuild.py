@@ -40,7 +40,9 @@ async def test_stats_equal_a_recount_after_a_random_workload(database_url: str, 
     await _project_in_small_batches(make_projector, workload, rounds=3)
     recount: dict = {}
     for job in await pool.fetch("SELECT * FROM vjm.jobs"):
-        scopes = [("user", job["user_id"])] + ([("team", str(job["team_id"]))] if job["team_id"] else [])
+        scopes = [("user", job["user_id"])] + ([("team", str(job["team_id"])),
+                                                 ("member", f"{job['team_id']}:{job['user_id']}")]
+                                                if job["team_id"] else [])
         for key in scopes:
             counts = recount.setdefault(key, {"total_jobs": 0, "timed_jobs": 0, "total_processing_ms": 0})
             counts["total_jobs"] += 1

@@ -71,7 +71,9 @@ async def test_stats_rows_are_the_users_and_their_teams(user, tenants: Tenants, 
     for relation in ("job_stats", "job_stats_daily"):
         rows = await _rows_as(user_pool, user, relation)
         scopes = {(r["scope"], r["scope_id"]) for r in rows}
-        expected = {("user", user)} | {("team", str(t)) for t in tenants.teams_of(user)}
+        expected = ({("user", user)} | {("team", str(t)) for t in tenants.teams_of(user)}
+                    | {("member", f"{team}:{owner}") for owner, team in tenants.jobs.values()
+                       if team in tenants.teams_of(user)})  # a team's jobs per owner, to its members only
         assert {s for s in scopes if s[0] == "user"} == {("user", user)}, relation
         assert scopes <= expected, relation
 
