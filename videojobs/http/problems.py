@@ -28,6 +28,7 @@ from statemachine import (
     ValidationError,
 )
 from store import TRANSIENT_ERRORS
+from store.teams import TeamNotFound
 
 from .auth import AuthenticationFailed, Forbidden
 
@@ -152,6 +153,10 @@ def _not_found(exc: JobNotFound, instance: str | None) -> JSONResponse:
     return problem_response(404, "job-not-found", "Job not found", str(exc), instance=instance)
 
 
+def _team_not_found(exc: BaseException, instance: str | None) -> JSONResponse:
+    return problem_response(404, "team-not-found", "Team not found", str(exc), instance=instance)
+
+
 def _transition(exc: InvalidTransition, instance: str | None) -> JSONResponse:
     slug, title = ("stale-attempt", "Stale attempt") if isinstance(exc, StaleAttempt) else \
         ("invalid-transition", "Invalid transition")
@@ -220,6 +225,7 @@ _TRANSLATIONS: list[tuple[Any, Any]] = [
     (AuthenticationFailed, _auth),
     ((Forbidden, AccessDenied), _forbidden),
     (JobNotFound, _not_found),
+    (TeamNotFound, _team_not_found),
     (InvalidTransition, _transition),
     (ConcurrencyConflict, _conflict),
     (ValidationError, _invalid),

@@ -261,3 +261,21 @@ class JobChangeMessage(BaseModel):
     status: str
     version: int
     changed_at: datetime | None = None
+
+
+class CreateTeamRequest(Body):
+    """A new team. End users own the teams they create; services must name `owner_id`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "studio"}]})
+
+    name: str = Field(min_length=1, max_length=200)
+    owner_id: UserId | None = Field(None, description="The owner (and first member): service callers only")
+
+
+class AddMemberRequest(Body):
+    """A user to add to a team (its owner or an admin may)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"user_id": "bob"}]})
+
+    user_id: UserId
+    role: Literal["member", "owner"] = "member"

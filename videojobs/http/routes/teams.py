@@ -1,24 +1,30 @@
-"""A team's jobs and statistics (members only: others get 404, as if the team did not exist)."""
+"""Teams: create, list, members, delete, and a team's jobs and statistics.
+
+Members only: anyone else gets 404, as if the team did not exist. Changes go through the
+database's checked functions (only the owner or an admin adds or removes members).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response, status
 
-from videojobs import JobStats, VideoJobManager
+from store.teams import TeamMember
+from videojobs import JobStats, Team, VideoJobManager
 
 from ..auth import Principal
 from ..dependencies import Caller, Manager
 from ..problems import ProblemError
-from ..schemas import JobPageResponse
+from ..schemas import AddMemberRequest, CreateTeamRequest, JobPageResponse
 from .common import problems
 from .filters import Listing
 
 router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 TeamId = Annotated[UUID, Path(description="The team id")]
 MAX_TEAMS = 1000
+MemberId = Annotated[str, Path(min_length=1, max_length=128, description="The member's user id")]
 
 
 async def _require_team(manager: VideoJobManager, who: Principal, team_id: UUID) -> None:
@@ -45,3 +51,62 @@ async def team_stats(team_id: TeamId, who: Caller, manager: Manager,
     """Counts by status, processing times, a platform breakdown and a daily series."""
     await _require_team(manager, who, team_id)
     return await manager.get_job_stats(team_id=team_id, days=days)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Team, summary="Create a team",
+             responses=problems(403, 422))
+async def create_team(request: Annotated[CreateTeamRequest, Body()], who: Caller, manager: Manager) -> Team:
+    """The caller owns and joins it (services name `owner_id`); the database issues its id."""
+    if who.is_service:
+        if request.owner_id is None:
+            raise ProblemError(422, "validation-error", "Invalid request", "service callers must name owner_id",
+                               errors=[{"field": "owner_id", "message": "required for service callers"}])
+        owner = request.owner_id
+    else:
+        if request.owner_id not in (None, who.sub):
+            raise ProblemError(403, "forbidden", "Forbidden", "end users create teams they own")
+        owner = who.sub
+    return await manager.create_team(request.name, owner)
+
+
+@router.get("", response_model=list[Team], summary="The teams the caller may see")
+async def list_teams(manager: Manager) -> list[Team]:
+    """Teams the caller owns or belongs to (services: every team), oldest first."""
+    return await manager.list_teams(MAX_TEAMS)
+
+
+@router.get("/{team_id}/members", response_model=list[TeamMember], summary="A team's members",
+            responses=problems(404))
+async def list_members(team_id: TeamId, who: Caller, manager: Manager) -> list[TeamMember]:
+    """Who is in the team, and as what (members and admins may see)."""
+    await _require_team(manager, who, team_id)
+    return await manager.list_team_members(team_id)
+
+
+@router.post("/{team_id}/members", status_code=status.HTTP_201_CREATED, response_model=TeamMember,
+             summary="Add a member", responses=problems(403, 404, 422))
+async def add_member(team_id: TeamId, request: Annotated[AddMemberRequest, Body()], who: Caller,
+                     manager: Manager) -> TeamMember:
+    """Only the team's owner or an admin may; the new member sees the team's jobs from the next request."""
+    await _require_team(manager, who, team_id)
+    return await manager.add_team_member(team_id, request.user_id, request.role)
+
+
+@router.delete("/{team_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               summary="Remove a member", responses=problems(403, 404))
+async def remove_member(team_id: TeamId, user_id: MemberId, who: Caller, manager: Manager) -> Response:
+    """The owner or an admin removes anyone; a member may remove themselves. 404 if not a member."""
+    await _require_team(manager, who, team_id)
+    if not await manager.remove_team_member(team_id, user_id):
+        raise ProblemError(404, "member-not-found", "Member not found", f"{user_id} is not a member of {team_id}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/{team_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               summary="Delete a team", responses=problems(403, 404, 409))
+async def delete_team(team_id: TeamId, who: Caller, manager: Manager) -> Response:
+    """Its owner or an admin; 409 while it has jobs that are not deleted. Its id is never issued again."""
+    await _require_team(manager, who, team_id)
+    await manager.delete_team(team_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
