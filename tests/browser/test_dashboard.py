@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -146,8 +147,25 @@ def test_a_job_created_through_the_api_appears_within_two_seconds(database_url: 
         "2", "1", "1", "1")
     browser.evaluate(f"document.querySelector('tr[data-job-id=\"{ids['failed']}\"]').click()")
     wait_until(lambda: browser.evaluate("document.querySelectorAll('#history li').length") == 4, 5, "the history")
-    assert "fail" in browser.evaluate("document.getElementById('history').innerText")
+    history = browser.evaluate("document.getElementById('history').innerText")
+    assert "fail" in history and "unsupported codec" in history  # the failure's text, not only its state
     assert browser.evaluate("document.querySelectorAll('#chart rect').length") > 10
+    # The chart fills its panel: drawn as wide as the panel, not a 640-wide picture scaled into it.
+    widths = json.loads(browser.evaluate(
+        "JSON.stringify([document.getElementById('chart').clientWidth,"
+        " document.querySelector('#chart svg').viewBox.baseVal.width])"))
+    assert widths[0] > 0 and abs(widths[0] - widths[1]) <= 2, widths
+    # A finished job's progress bar has its status's colour, not processing-yellow.
+    colours = json.loads(browser.evaluate(
+        "JSON.stringify(['completed', 'processing'].map(s => getComputedStyle(document.querySelector("
+        "`tr[data-job-id=\"${window.vjmIds[s]}\"] .bar i`)).backgroundColor))".replace(
+            "window.vjmIds", json.dumps({k: ids[k] for k in ("completed", "processing")}))))
+    assert colours[0] != colours[1], colours
+    # The scope text is not clipped, and times follow the CLI's convention (ISO 8601, UTC, 'Z').
+    assert browser.evaluate("(() => { const s = document.querySelector('select[name=scope]');"
+                            " return s.scrollWidth <= s.clientWidth + 1; })()")
+    created = browser.evaluate(f"document.querySelector('tr[data-job-id=\"{ids['queued']}\"]').lastChild.textContent")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created), created
 
     ARTIFACTS.mkdir(exist_ok=True)
     shot = browser.call("Page.captureScreenshot", format="png")

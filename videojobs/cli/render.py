@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -36,8 +36,13 @@ def short_id(job_id: object) -> str:
 
 
 def when(moment: datetime | None) -> str:
-    """A timestamp to the second, UTC."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+    """A timestamp to the second in UTC, ISO 8601 with the zone named ('2026-12-06T03:07:19Z'): the one
+    convention of the CLI and the dashboard."""
+    if moment is None:
+        return "-"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def job_table(jobs: Iterable[Job], *, title: str | None = None, full_ids: bool = False) -> Table:

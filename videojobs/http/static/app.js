@@ -4,6 +4,8 @@
 "use strict";
 
 const API = "/api/v1";
+/* One time convention with the CLI: ISO 8601, UTC, the zone named ("2026-12-06T03:07:19Z"). */
+const iso = (t) => new Date(t).toISOString().slice(0, 19) + "Z";
 const STATUSES = ["queued", "processing", "completed", "failed", "cancelled"];
 const state = { token: null, claims: null, jobs: new Map(), filters: {}, lastSeq: null, connected: false,
                 loadedAt: 0, selected: null, stream: null, pending: new Map(), statsTimer: null };
@@ -112,14 +114,14 @@ function renderJobs() {
   $("total").textContent = `${rows.length} shown`;
 }
 function jobRow(job) {
-  const progress = el("td", {}, el("span", { class: "bar" }), `${Math.round(job.progress_percent)}%`);
+  const progress = el("td", {}, el("span", { class: "bar " + job.status }), `${Math.round(job.progress_percent)}%`);
   progress.firstChild.append(el("i", { style: `width:${Math.min(100, job.progress_percent)}%` }));
   const row = el("tr", { "data-job-id": job.job_id, class: job.job_id === state.selected ? "selected" : "" },
     el("td", { class: "mono", title: job.job_id }, "…" + job.job_id.slice(-8)),
     el("td", {}, job.original_filename), el("td", {}, job.user_id),
     el("td", {}, el("span", { class: "badge " + job.status }, job.status)),
     el("td", {}, job.platform_target), el("td", {}, job.quality_preset), progress,
-    el("td", {}, `${job.attempt}/${job.max_attempts}`), el("td", {}, new Date(job.created_at).toLocaleTimeString()));
+    el("td", {}, `${job.attempt}/${job.max_attempts}`), el("td", { class: "mono" }, iso(job.created_at)));
   row.addEventListener("click", () => showHistory(job.job_id));
   return row;
 }
@@ -137,7 +139,9 @@ async function refreshStats() {
 function scheduleStats() { clearTimeout(state.statsTimer); state.statsTimer = setTimeout(refreshStats, 400); }
 
 function renderChart(daily) {
-  const NS = "http://www.w3.org/2000/svg", W = 640, H = 220, pad = { l: 36, r: 10, t: 14, b: 28 };
+  /* As wide as its panel, so that it fills it (text keeps its size: no stretching). */
+  const NS = "http://www.w3.org/2000/svg", W = Math.max(320, $("chart").clientWidth || 640), H = 220,
+        pad = { l: 36, r: 10, t: 14, b: 28 };
   const svgEl = (tag, attrs, text) => { const n = document.createElementNS(NS, tag);
     for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v); if (text != null) n.textContent = text; return n; };
   const days = [], byDay = new Map(daily.map((d) => [d.day, d]));
@@ -165,6 +169,16 @@ function renderChart(daily) {
   $("chart").replaceChildren(svg);
 }
 
+/* What an event says beyond its states: a failure's text, a reason, the outputs, progress. */
+function eventDetail(e) {
+  const d = e.data || {}, lines = [];
+  if (d.error) lines.push(`error: ${d.error}`);
+  if (d.reason) lines.push(`reason: ${d.reason}`);
+  if (d.output_paths && d.output_paths.length) lines.push(`outputs: ${d.output_paths.join(", ")}`);
+  if (e.type === "progress" && d.percent != null) lines.push(`${d.percent}%` + (d.clips_done != null ? `, ${d.clips_done} clip(s)` : ""));
+  return lines;
+}
+
 async function showHistory(jobId) {
   state.selected = jobId;
   for (const row of $("jobs").children) row.classList.toggle("selected", row.dataset.jobId === jobId);
@@ -173,7 +187,8 @@ async function showHistory(jobId) {
     const history = await api(`/jobs/${jobId}/events`);
     $("history").replaceChildren(...history.events.map((e) => el("li", { class: e.to_state },
       el("div", {}, el("strong", {}, e.type), ` ${e.from_state || "–"} → ${e.to_state}`, e.attempt ? ` · attempt ${e.attempt}` : ""),
-      el("div", { class: "meta" }, `#${e.position} v${e.version} · ${new Date(e.occurred_at).toLocaleTimeString()} · by ${e.actor}`))));
+      el("div", { class: "meta" }, `#${e.position} v${e.version} · ${iso(e.occurred_at)} · by ${e.actor}`),
+      ...eventDetail(e).map((text) => el("div", { class: "detail" }, text)))));
   } catch (error) { if (error.message !== "401") $("history").replaceChildren(el("li", {}, error.message)); }
 }
 
