@@ -101,6 +101,7 @@ def test_every_command_has_help(command: list[str]) -> None:
     (["jobs", "list", "--status", "exploded"], "invalid choice"),
     (["jobs"], "required: ACTION"),
     (["maintenance", "reset-stuck", "--older-than", "soon"], "is not a duration"),
+    (["maintenance", "reset-stuck", "--older-than", "15"], "'15' has no unit: say 15s, 15m or 15h"),
     (["jobs", "list", "--user", "a", "--team", "b"], "give --user or --team, not both"),
     (["stats", "--user", "a", "--team", "b"], "give --user or --team, not both"),
     (["watch", "--rows", "0"], "must be positive"),
@@ -301,6 +302,53 @@ async def test_up_serves_the_api_and_dashboard_and_stops_cleanly(database_url: s
     finally:
         code, out, err = await finish(process, terminate=True)
     assert code == 0 and "vjm up: stopped" in out and "Traceback" not in err
+
+
+async def _up_once(database_url: str, secret_file: Path) -> tuple[str, str, str]:
+    """Start `vjm up --secret-file`, read its announcement, and return (base URL, service token, user command)."""
+    process = spawn("up", "--port", "0", "--secret-file", str(secret_file), "--database-url", database_url)
+    try:
+        base = (await first_line_with(process, "vjm up: serving")).split("serving ")[1].split("/ ")[0]
+        where = await first_line_with(process, "identity secret is in")
+        service = (await first_line_with(process, "service token")).split(": ", 1)[1].strip()
+        command = (await first_line_with(process, "user tokens")).split(": ", 1)[1].strip()
+        user = (await asyncio.to_thread(subprocess.run, ["sh", "-c", command], capture_output=True, text=True,
+                                        timeout=60, env=clean_env())).stdout.strip()
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            as_user = await client.get("/api/v1/user/jobs", headers={"Authorization": f"Bearer {user}"})
+            as_service = await client.get("/api/v1/teams", headers={"Authorization": f"Bearer {service}"})
+        assert as_user.status_code == 200 and as_service.status_code == 200, (as_user.text, as_service.text)
+    finally:
+        code, out, err = await finish(process, terminate=True)
+    assert code == 0 and "Traceback" not in err, err
+    return where, service, user
+
+
+async def test_up_keeps_its_secret_in_a_file_and_prints_a_token_command_that_works(database_url: str,
+                                                                                   tmp_path: Path) -> None:
+    secret_file = tmp_path / "vjm" / "secret"
+    first, service, user = await _up_once(database_url, secret_file)
+    assert "made now, mode 0600" in first and secret_file.stat().st_mode & 0o777 == 0o600
+    second, _, _ = await _up_once(database_url, secret_file)
+    assert "kept across restarts" in second
+    # The first run's tokens still work after a restart: the secret was kept.
+    process = spawn("up", "--port", "0", "--secret-file", str(secret_file), "--database-url", database_url)
+    try:
+        base = (await first_line_with(process, "vjm up: serving")).split("serving ")[1].split("/ ")[0]
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            r = await client.get("/api/v1/user/jobs", headers={"Authorization": f"Bearer {user}"})
+        assert r.status_code == 200, r.text
+    finally:
+        await finish(process, terminate=True)
+
+
+async def test_up_without_a_secret_says_its_tokens_die_with_it(database_url: str) -> None:
+    process = spawn("up", "--port", "0", "--database-url", database_url)
+    try:
+        warning = await first_line_with(process, "VJM_JWT_SECRET is not set")
+    finally:
+        await finish(process, terminate=True)
+    assert "dies with this process" in warning and "--secret-file" in warning
 
 
 # --- the demo, from nothing ---

@@ -17,11 +17,15 @@ STATUS_STYLE = {"queued": "cyan", "processing": "yellow", "completed": "green", 
                 "cancelled": "magenta", "deleted": "dim"}
 
 
+PIPED_WIDTH = 4000  # tables are as wide as their content (expand=False); this only lifts the limit
+
+
 def make_console() -> Console:
-    """A console on stdout; when it is not a terminal, plain text wide enough for tables."""
+    """A console on stdout; when it is not a terminal, plain text as wide as the data (a pipe or a file
+    gets every column whole, never an ellipsis or a value cut mid-word)."""
     console = Console(highlight=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=max(console.width, 120), no_color=True)
+        console = Console(highlight=False, width=PIPED_WIDTH, no_color=True)
     return console
 
 
@@ -35,18 +39,21 @@ def short_id(job_id: object) -> str:
     return "…" + str(job_id)[-8:]
 
 
-def when(moment: datetime | None) -> str:
-    """A timestamp to the second in UTC, ISO 8601 with the zone named ('2026-12-06T03:07:19Z'): the one
-    convention of the CLI and the dashboard."""
+def when(moment: datetime | None, *, precise: bool = False) -> str:
+    """A timestamp in UTC, ISO 8601 with the zone named ('2026-12-06T03:07:19Z', or to the millisecond
+    when `precise`): the one convention of the CLI and the dashboard."""
     if moment is None:
         return "-"
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.isoformat(timespec="milliseconds" if precise else "seconds").replace("+00:00", "Z")
 
 
-def job_table(jobs: Iterable[Job], *, title: str | None = None, full_ids: bool = False) -> Table:
-    """One row per job: id, owner, status, platform, preset, progress, attempt, created."""
+def job_table(jobs: Iterable[Job], *, title: str | None = None, full_ids: bool = True) -> Table:
+    """One row per job: id, owner, status, platform, preset, progress, attempt, created.
+
+    Full ids by default: what `vjm jobs show` and the other commands take, copied as printed.
+    """
     table = Table(title=title, title_justify="left", expand=False)
     for name, justify in (("job", "left"), ("user", "left"), ("status", "left"), ("platform", "left"),
                           ("preset", "left"), ("progress", "right"), ("attempt", "right"), ("file", "left"),
@@ -103,13 +110,13 @@ def history_table(events: Iterable[Event], *, title: str | None = None, compact:
     for name in names:
         wraps = name == "data"
         table.add_column(name, justify="right" if name in ("#", "v", "attempt") else "left", no_wrap=not wraps,
-                         overflow="fold" if wraps else "ellipsis", max_width=48 if wraps else None)
+                         overflow="fold" if wraps else "ellipsis")
     for event in events:
         data = ", ".join(f"{k}={_compact(v)}" for k, v in event.data.items() if v is not None)
         cells = [str(event.position), str(event.version), event.type.value,
                  event.from_state.value if event.from_state else "-", status_text(event.to_state.value),
                  str(event.attempt), event.actor]
-        cells += [f"{event.occurred_at:%H:%M:%S.%f}"[:12]] if compact else [when(event.occurred_at), data[:80]]
+        cells += [f"{event.occurred_at:%H:%M:%S.%f}"[:12]] if compact else [when(event.occurred_at), data]
         table.add_row(*cells)
     return table
 
@@ -118,7 +125,7 @@ def _compact(value: object) -> str:
     if isinstance(value, float):
         return f"{value:g}" if abs(value) >= 1e-3 else "0"
     if isinstance(value, list):
-        return f"[{len(value)} item(s)]"
+        return "[" + ", ".join(str(v) for v in value) + "]"
     return str(value)
 
 
@@ -128,6 +135,7 @@ def job_details(job: Job) -> Table:
     table.add_column("field", style="bold")
     table.add_column("value")
     for name, value in job.model_dump().items():
-        shown = status_text(value) if name == "status" else str(value if value is not None else "-")
+        shown = (status_text(value) if name == "status" else when(value, precise=True) if isinstance(value, datetime)
+                 else str(value if value is not None else "-"))
         table.add_row(name, shown)
     return table

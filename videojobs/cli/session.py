@@ -25,7 +25,7 @@ from ..connect import connect
 from ..manager import VideoJobManager
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def add_database_option(parser: argparse.ArgumentParser) -> None:
@@ -94,10 +94,14 @@ def cli_principal() -> str:
 
 
 def parse_duration(text: str) -> timedelta:
-    """'90', '90s', '15m', '2h', '1d', '500ms' as a timedelta (argparse type)."""
+    """'90s', '15m', '2h', '1d', '500ms' as a timedelta (argparse type). A bare number is refused:
+    `--older-than 15` could mean seconds or minutes, and a wrong guess resets live jobs."""
     match = DURATION.match(text or "")
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration (examples: 30s, 15m, 2h)")
+    if match.group(2) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no unit: say {match.group(1)}s, {match.group(1)}m "
+                                         f"or {match.group(1)}h")
     return timedelta(seconds=float(match.group(1)) * UNIT_SECONDS[match.group(2)])
 
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
+import shlex
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import uvicorn
 
-from .session import add_database_option, open_manager, settings_of, shutdown_event
+from statemachine import ValidationError
+
+from .session import add_database_option, open_manager, require, settings_of, shutdown_event
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +31,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=8000, help="TCP port, 0 for any free one (default 8000)")
     parser.add_argument("--stuck-timeout", type=float, metavar="SECONDS",
                         help="reset processing jobs idle this long (default VJM_STUCK_TIMEOUT_SECONDS or 900)")
+    parser.add_argument("--secret-file", type=Path, metavar="PATH",
+                        help="the identity secret, kept across restarts: read from PATH, or made up and written "
+                             "there (mode 0600) on the first run; instead of VJM_JWT_SECRET")
     add_database_option(parser)
     parser.set_defaults(handler=run)
+
+
+def secret_from_file(path: Path) -> tuple[str, bool]:
+    """The secret in `path`, or a new one written there (mode 0600, never over an existing file); and
+    whether it was made now."""
+    try:
+        secret = path.read_text().strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secret + "\n")
+        return secret, True
+    if len(secret) < 16:
+        raise ValidationError(f"{path} holds no secret of at least 16 characters", field="secret_file")
+    return secret, False
 
 
 class Server(uvicorn.Server):
@@ -51,16 +77,22 @@ async def run(args: argparse.Namespace) -> int:
     from ..http import create_app
 
     settings = settings_of(args, stuck_timeout_seconds=args.stuck_timeout)
-    generated = settings.jwt_secret is None
-    if generated:
+    source = "VJM_JWT_SECRET"
+    if args.secret_file is not None:
+        require(settings.jwt_secret is None, "give VJM_JWT_SECRET or --secret-file, not both", "secret_file")
+        secret, made = secret_from_file(args.secret_file)
+        settings = settings.model_copy(update={"jwt_secret": secret})
+        source = f"{args.secret_file} ({'made now, mode 0600' if made else 'kept across restarts'})"
+    elif settings.jwt_secret is None:
         settings = settings.model_copy(update={"jwt_secret": secrets.token_urlsafe(32)})
+        source = None
     stop = shutdown_event()
     async with open_manager(args, listeners=True, settings=settings) as manager:
         app = create_app(manager, settings=settings)
         server = Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on"))
         serving = asyncio.create_task(server.serve())
         if await _started(server, serving):
-            _announce(server, settings, generated)
+            _announce(server, settings, source, args.secret_file)
             await asyncio.wait({serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
             print("vjm up: stopping ...", flush=True)
             # Open event streams first: uvicorn waits for every response to end before it stops.
@@ -81,17 +113,25 @@ async def _started(server: Server, serving: asyncio.Task) -> bool:
     return server.started
 
 
-def _announce(server: Server, settings, generated: bool) -> None:
+def _announce(server: Server, settings, source: str | None, secret_file: Path | None) -> None:
+    """Where it serves; and, unless the secret is the operator's own (VJM_JWT_SECRET), where the secret
+    comes from, a service token, and a user-token command that works as printed."""
     from ..http.auth import SERVICE_ROLE, mint_token
 
     host, port = server.servers[0].sockets[0].getsockname()[:2]
     base = f"http://{host}:{port}"
     print(f"vjm up: serving {base}/ (dashboard), {base}/api/v1 (API), {base}/docs (OpenAPI); Ctrl-C stops",
           flush=True)
-    if generated:
-        token = mint_token(settings.jwt_secret, sub=None, role=SERVICE_ROLE, audience=settings.jwt_audience,
-                           ttl_seconds=12 * 3600)
-        print("vjm up: VJM_JWT_SECRET is not set, so a secret was made up for this run only.\n"
-              f"  service token (12 h): {token}\n"
-              f"  user tokens: VJM_JWT_SECRET={settings.jwt_secret} python -m videojobs.http.token --sub alice",
-              flush=True)
+    if source == "VJM_JWT_SECRET":
+        return
+    token = mint_token(settings.jwt_secret, sub=None, role=SERVICE_ROLE, audience=settings.jwt_audience,
+                       ttl_seconds=12 * 3600)
+    secret = (f'"$(cat {shlex.quote(str(secret_file))})"' if secret_file is not None
+              else shlex.quote(settings.jwt_secret))
+    command = f"VJM_JWT_SECRET={secret} {shlex.quote(sys.executable)} -m videojobs.http.token --sub alice"
+    if source is None:
+        print("vjm up: VJM_JWT_SECRET is not set, so a secret was made up for this run only: every token below "
+              "dies with this process. `vjm up --secret-file PATH` keeps one across restarts.", flush=True)
+    else:
+        print(f"vjm up: the identity secret is in {source}.", flush=True)
+    print(f"  service token (12 h): {token}\n  user tokens: {command}", flush=True)

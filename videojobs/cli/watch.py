@@ -67,7 +67,7 @@ class WatchState:
         parts = [header]
         if self.stats is not None:
             parts.append(counters_table(self.stats))
-        parts.append(job_table(shown, title="recently changed jobs"))
+        parts.append(job_table(shown, title="recently changed jobs", full_ids=False))
         parts.append(Text("\n".join(self.changes[-8:]) or "waiting for changes ..."))
         return Group(*parts)
 
