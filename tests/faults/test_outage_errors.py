@@ -119,9 +119,9 @@ class _DropsOnExit:
 
 @pytest.mark.parametrize("body_error", [None, asyncpg.ConnectionDoesNotExistError("lost"), ValueError("bug")])
 async def test_a_connection_lost_while_being_released_is_database_unavailable(body_error) -> None:
-    from videojobs.manager.core import _translated
+    from videojobs.manager.core import translated_opening
 
     with pytest.raises(DatabaseUnavailable):
-        async with _translated(_DropsOnExit()):
+        async with translated_opening(_DropsOnExit()):
             if body_error is not None:
                 raise body_error
