@@ -25,6 +25,7 @@ import uuid
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.common import name_the_principal
 from store import EventStore, migrate, prepare_event, with_database
 from store.audit import tree_state
 from videojobs import Settings, connect
@@ -34,6 +35,7 @@ async def main(url: str, n: int) -> dict:
     name = f"vjm_bench_audit_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(url)
     await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.execute(name_the_principal(name))
     db = with_database(url, name)
     try:
         conn = await asyncpg.connect(db)

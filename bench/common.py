@@ -45,6 +45,13 @@ def _answers(url: str) -> bool:
     return asyncio.run(probe())
 
 
+def name_the_principal(database: str) -> str:
+    """The statement that names who the benchmark's trusted writes that name no actor are by: a
+    deployment's service names itself the same way (`vjm.principal`; a trusted write with no actor
+    and no principal is refused)."""
+    return f"ALTER DATABASE \"{database}\" SET vjm.principal = 'bench'"
+
+
 @contextlib.asynccontextmanager
 async def fresh_database(admin_url: str, *, migrated: bool = True) -> AsyncIterator[str]:
     """A new database for one workload, dropped afterwards."""
@@ -52,6 +59,7 @@ async def fresh_database(admin_url: str, *, migrated: bool = True) -> AsyncItera
     admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(name_the_principal(name))
     finally:
         await admin.close()
     url = with_database(admin_url, name)

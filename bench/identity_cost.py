@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.common import name_the_principal
 from store import migrate, with_database
 from store.postgres import with_user
 
@@ -44,6 +45,7 @@ async def measure(url: str, n: int, runs: int, sql_dir: str | None = None) -> di
     name = "vjm_bench_identity_" + uuid.uuid4().hex[:8]
     admin = await asyncpg.connect(url)
     await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.execute(name_the_principal(name))
     try:
         db_url = with_database(url, name)
         conn = await asyncpg.connect(db_url)

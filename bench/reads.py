@@ -35,6 +35,7 @@ import asyncpg
 import videojobs
 from listeners import Projector, ProjectorConfig
 from store.identity import ADMIN, create_role_pool
+from store.jobs import StatsScope
 from store.projections import find_stuck_jobs
 from store.sqlfiles import load_queries
 from videojobs.connect import login_of
@@ -159,9 +160,9 @@ async def measure(url: str, manager, raw: asyncpg.Connection, users: int, depth:
         "offset_page": lambda i: manager.get_user_jobs(user(i), PAGE, offset=depth),
         "offset_page_raw": lambda i: raw.fetch(q["job_find_page"], user(i), *none7, None, None, PAGE, depth),
         "stats": lambda i: manager.get_job_stats(user_id=user(i)),
-        "stats_raw": lambda i: raw.fetchrow(q["job_stats_get"], "user", user(i)),
-        "stats_platform_raw": lambda i: raw.fetch(q["job_stats_platform_get"], "user", user(i)),
-        "stats_daily_raw": lambda i: raw.fetch(q["job_stats_daily_get"], "user", user(i), 30),
+        "stats_raw": lambda i: raw.fetchrow(q["job_stats_get"], *StatsScope.one("user", user(i)).args()),
+        "stats_platform_raw": lambda i: raw.fetch(q["job_stats_platform_get"], *StatsScope.one("user", user(i)).args()),
+        "stats_daily_raw": lambda i: raw.fetch(q["job_stats_daily_get"], *StatsScope.one("user", user(i)).args(), 30),
         "stuck_scan": lambda i: find_stuck_jobs(manager._pool, 1.0, 100),
         "stuck_scan_raw": lambda i: raw.fetch(q["job_get_stuck"], 1.0, 100),
         "history": lambda i: manager.get_job_history(job_ids[i % len(job_ids)]),
@@ -172,7 +173,7 @@ async def measure(url: str, manager, raw: asyncpg.Connection, users: int, depth:
         "keyset_page": await _explain(raw, q["job_find_page"], names[0], *none7, *cursors[keys[0]], PAGE, 0),
         "count": await _explain(raw, q["job_count"], keys[0], *none7),
         "offset_page": await _explain(raw, q["job_find_page"], keys[0], *none7, None, None, PAGE, depth),
-        "stats_platform": await _explain(raw, q["job_stats_platform_get"], "user", keys[0]),
+        "stats_platform": await _explain(raw, q["job_stats_platform_get"], *StatsScope.one("user", keys[0]).args()),
         "stuck_scan": await _explain(raw, q["job_get_stuck"], 1.0, 100),
         "history": await _explain(raw, q["event_get_stream"], job_ids[0]),
     }
