@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from store import EventStore, connect, create_pool, migrate, provide_postgres, with_database
-from tests.factories import TEST_PRINCIPAL
+from tests.factories import principal_of
 
 # One identity secret for the whole test session (SECURITY.md, "Identity"): the template
 # database's key, the tokens that acting_as() mints for user ids, and the HTTP tests' tokens.
@@ -35,11 +35,6 @@ async def _admin_execute(url: str, *statements: str) -> None:
             await conn.execute(statement)
     finally:
         await conn.close()
-
-
-def principal_of(database: str) -> list[str]:
-    """The statements that make TEST_PRINCIPAL the default service principal of `database`'s sessions."""
-    return [f"ALTER DATABASE \"{database}\" SET vjm.principal = '{TEST_PRINCIPAL}'"]
 
 
 @pytest.fixture(scope="session")

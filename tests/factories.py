@@ -13,6 +13,11 @@ from store import EventStore, prepare_event
 TEST_PRINCIPAL = "tests"
 
 
+def principal_of(database: str) -> list[str]:
+    """The statements that make TEST_PRINCIPAL the default service principal of `database`'s sessions."""
+    return [f"ALTER DATABASE \"{database}\" SET vjm.principal = '{TEST_PRINCIPAL}'"]
+
+
 def create_data(**overrides: Any) -> dict[str, Any]:
     """A valid create payload; override any field."""
     data = dict(original_filename="holiday.mp4", original_filesize=1_024_000, clip_count=5,

@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 
 from store import connect, migrate, provide_postgres, with_database
+from tests.factories import principal_of
 
 JOB = dict(original_filename="clip.mp4", original_filesize=1_000, clip_count=2, quality_preset="pro",
            enhancement_level="basic", platform_target="tiktok")
@@ -87,7 +88,7 @@ async def create_migrated_database(admin_url: str, name: str | None = None,
     """A new database on `admin_url`'s server (cloned from `template`, else migrated); its URL."""
     name = name or f"vjm_fault_{uuid.uuid4().hex[:10]}"
     clone = f' TEMPLATE "{template}"' if template else ""
-    await admin_execute(admin_url, f'CREATE DATABASE "{name}"{clone}')
+    await admin_execute(admin_url, f'CREATE DATABASE "{name}"{clone}', *principal_of(name))
     url = with_database(admin_url, name)
     if not template:
         conn = await connect(url)
