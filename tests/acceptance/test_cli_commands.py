@@ -351,6 +351,39 @@ async def test_up_without_a_secret_says_its_tokens_die_with_it(database_url: str
     assert "dies with this process" in warning and "--secret-file" in warning
 
 
+async def test_teams_from_the_cli_and_a_team_id_to_list_jobs_with(database_url: str) -> None:
+    made = await avjm("teams", "create", "studio", "--as", "alice", "--database-url", database_url)
+    assert made.returncode == 0, made.stderr
+    team_id = made.stdout.strip()  # TEAM_ID=$(vjm teams create studio --as alice)
+    added = await avjm("teams", "add", team_id, "bob", "--as", "alice", "--database-url", database_url)
+    assert added.returncode == 0, added.stderr
+    members = json.loads((await avjm("teams", "members", team_id, "--as", "bob", "--json",
+                                     "--database-url", database_url)).stdout)
+    assert {(m["user_id"], m["role"]) for m in members} == {("alice", "owner"), ("bob", "member")}
+    refused = await avjm("teams", "add", team_id, "carol", "--as", "bob", "--database-url", database_url)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    listed = json.loads((await avjm("jobs", "list", "--team", team_id, "--as", "alice", "--json",
+                                    "--database-url", database_url)).stdout)
+    assert listed["total"] == 0 and listed["items"] == []
+    removed = await avjm("teams", "remove", team_id, "bob", "--as", "bob", "--database-url", database_url)
+    assert removed.returncode == 0, removed.stderr
+    assert (await avjm("teams", "delete", team_id, "--as", "alice", "--database-url", database_url)).returncode == 0
+    assert json.loads((await avjm("teams", "list", "--as", "alice", "--json", "--database-url", database_url)
+                       ).stdout) == []
+
+
+async def test_listed_ids_are_what_show_takes_and_piped_tables_cut_nothing(manager: VideoJobManager,
+                                                                          database_url: str) -> None:
+    long_name = "a-very-long-holiday-upload-name-that-would-not-fit-a-narrow-column-" + "x" * 60 + ".mp4"
+    job = await manager.create_job(user_id="alice", **{**UPLOAD, "original_filename": long_name})
+    listed = await avjm("jobs", "list", "--database-url", database_url)
+    assert listed.returncode == 0, listed.stderr
+    assert long_name in listed.stdout and "…" not in listed.stdout  # whole values, piped
+    [printed] = [word for line in listed.stdout.splitlines() for word in line.split() if word == str(job.job_id)]
+    shown = await avjm("jobs", "show", printed, "--json", "--database-url", database_url)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["original_filename"] == long_name
+
+
 # --- the demo, from nothing ---
 
 def test_demo_on_a_throwaway_embedded_postgres_verifies_in_under_90_seconds() -> None:
