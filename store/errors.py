@@ -31,9 +31,10 @@ class InvalidToken(AccessDenied):
     """The end user's token was refused by the database (bad signature, expired, wrong audience, ...)."""
 
 # SQLSTATE classes meaning "the server is not there for us right now": connection
-# exceptions (08), operator intervention (57P: shutdown, starting up), and too many
-# connections (53300).
-UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53300")
+# exceptions (08), operator intervention (57P: shutdown, starting up), and insufficient
+# resources (53: too many connections, out of memory, disk full). The one list: the HTTP
+# API answers 503 for exactly these (videojobs.errors.is_unavailable).
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53")
 
 # Errors after which the same request may be sent again on a new connection.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

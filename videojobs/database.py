@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import structlog
 
-from store import connect, migrate, provide_postgres, with_database
+from store import connect, migrate, migration_status, provide_postgres, with_database
 
 from .config import Settings
 
@@ -39,13 +39,28 @@ async def provide_database(settings: Settings, *, temporary: bool = False,
         yield url
 
 
-async def migrate_url(url: str) -> list[int]:
-    """Apply pending migrations to the database at `url`."""
-    conn = await connect(url)
+async def migrate_url(url: str, *, attempts: int = 5, max_delay: float = 15.0) -> list[int]:
+    """Apply pending migrations to the database at `url`; the versions applied now."""
+    conn = await connect(url, attempts=attempts, max_delay=max_delay)
     try:
         return await migrate(conn)
     finally:
         await conn.close()
+
+
+async def migrations_of(url: str, *, attempts: int = 2, max_delay: float = 3.0) -> dict[str, list[int]]:
+    """Which migrations the database at `url` has applied and which are pending."""
+    conn = await connect(url, attempts=attempts, max_delay=max_delay)
+    try:
+        return await migration_status(conn)
+    finally:
+        await conn.close()
+
+
+async def probe_database(url: str) -> None:
+    """Fail fast (DatabaseUnavailable, a few seconds at most) when the server at `url` does not answer."""
+    conn = await connect(url, attempts=2, max_delay=2)
+    await conn.close()
 
 
 async def _ensure_database(admin_url: str, name: str) -> None:

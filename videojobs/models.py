@@ -10,10 +10,23 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-from statemachine import EnhancementLevel, Platform, QualityPreset, State, ValidationError
+from statemachine import EnhancementLevel, Platform, QualityPreset, State, Trigger, ValidationError
+from statemachine.payload_rules import rules_of
+from statemachine.payloads import field_type
 from store.jobs import PlatformRow
-from store.projections import JobRow
+from store.models import Event
+from store.projections import JobChange, JobRow
 from store.teams import Team as TeamRow
+from store.teams import TeamMember
+
+# Also the domain's shapes the adapters speak in, from the layers below (one import point for
+# them): an event of the log, a change of the change feed, a team membership, the enumerations of
+# the payloads, and the rule table the request schemas are built from.
+__all__ = [
+    "Event", "JobChange", "TeamMember", "EnhancementLevel", "Platform", "QualityPreset", "State", "Trigger",
+    "rules_of", "field_type", "JOB_STATUSES", "Job", "JobFilters", "JobPage", "encode_cursor", "decode_cursor",
+    "Attempt", "PlatformStats", "DailyStats", "JobStats", "BulkResult", "Team", "HistoryReport", "EventPage",
+]
 
 JOB_STATUSES = (State.QUEUED, State.PROCESSING, State.COMPLETED, State.FAILED, State.CANCELLED)
 

@@ -11,24 +11,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import asyncpg
 import structlog
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from statemachine import (
+from videojobs.errors import (
     AccessDenied,
     ConcurrencyConflict,
     DatabaseUnavailable,
     InvalidTransition,
     JobNotFound,
     StaleAttempt,
+    TeamNotFound,
     ValidationError,
+    is_unavailable,
 )
-from store import TRANSIENT_ERRORS
-from store.teams import TeamNotFound
 
 from .auth import AuthenticationFailed, Forbidden
 
@@ -37,10 +36,6 @@ log = structlog.get_logger("vjm.http")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://vjm.dev/problems/"
 RETRY_AFTER_SECONDS = 5
-# SQLSTATE classes that mean "the server will not talk to us now": connection exceptions,
-# operator intervention (shutdown, recovery), insufficient resources, and a database that
-# refuses connections (55000 from ALLOW_CONNECTIONS false).
-UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P", "53")
 
 
 class FieldError(BaseModel):
@@ -119,14 +114,9 @@ def problem_for(exc: BaseException, instance: str | None = None) -> JSONResponse
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    """True for errors that mean the database cannot be reached or will not accept us now."""
-    if isinstance(exc, (DatabaseUnavailable, *TRANSIENT_ERRORS, TimeoutError)):
-        return True
-    if isinstance(exc, asyncpg.PostgresError):
-        state = getattr(exc, "sqlstate", "") or ""
-        return state.startswith(UNAVAILABLE_SQLSTATE_PREFIXES) or (
-            state == "55000" and "accepting connections" in str(exc))
-    return False
+    """True for errors that mean the database cannot be reached or will not accept us now (store/errors.py
+    decides, the one translator of driver errors)."""
+    return is_unavailable(exc)
 
 
 def _auth(exc: AuthenticationFailed, instance: str | None) -> JSONResponse:

@@ -12,11 +12,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from statemachine import EnhancementLevel, Platform, QualityPreset, Trigger
-from statemachine.payload_rules import rules_of
-from statemachine.payloads import field_type
-from store import Event
 from videojobs import Attempt, BulkResult, Job
+from videojobs.models import EnhancementLevel, Event, Platform, QualityPreset, Trigger, field_type, rules_of
 
 JOB_EXAMPLE = {
     "job_id": "9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11", "user_id": "user-123", "team_id": None, "status": "queued",

@@ -6,8 +6,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from listeners.feed_hub import ChangeFeedHub, FeedHubConfig
-from videojobs import Settings, VideoJobManager
+from videojobs import DatabaseUnavailable, Settings, VideoJobManager
+from videojobs.manager.feeds import ChangeFeedHub
 
 from .metrics import ApiMetrics
 
@@ -41,8 +41,6 @@ class AppState:
     def require_manager(self) -> VideoJobManager:
         """The service manager; DatabaseUnavailable while the app has none (starting, or its database is down)."""
         if self.manager is None:
-            from statemachine import DatabaseUnavailable
-
             raise DatabaseUnavailable("the job manager is not connected yet")
         return self.manager
 
@@ -54,14 +52,10 @@ class AppState:
         """
         async with self._hub_lock:
             if self.feed_hub is None:
-                manager = self.require_manager()
                 options = self.options
-                config = FeedHubConfig(database_url=self.extras.get("database_url") or manager.database_url,
-                                       page_size=options.sse_page_size, queue_size=options.sse_queue_size,
-                                       poll_interval=options.sse_poll_seconds)
-                hub = ChangeFeedHub(config, service_pool=manager.pool, user_pool=manager.user_pool)
-                await hub.start()
-                self.feed_hub = hub
+                self.feed_hub = await self.require_manager().open_change_feed(
+                    page_size=options.sse_page_size, queue_size=options.sse_queue_size,
+                    poll_interval=options.sse_poll_seconds, database_url=self.extras.get("database_url"))
             return self.feed_hub
 
     async def close_feed_hub(self) -> None:

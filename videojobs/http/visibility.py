@@ -16,8 +16,8 @@ from uuid import UUID
 
 import structlog
 
-from store.projections import JobChange
 from videojobs import VideoJobManager
+from videojobs.models import JobChange
 
 log = structlog.get_logger("vjm.http.stream")
 MAX_TEAMS = 1000

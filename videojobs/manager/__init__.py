@@ -5,6 +5,7 @@ from __future__ import annotations
 from .audit import AuditMixin
 from .bulk import BulkMixin
 from .core import Caller, ManagerCore
+from .feeds import FeedsMixin
 from .health import Health, HealthMixin
 from .maintenance import MaintenanceMixin
 from .processors import ProcessorsMixin
@@ -15,7 +16,7 @@ from .writes import WritesMixin
 
 
 class VideoJobManager(BulkMixin, WritesMixin, ReadsMixin, ProcessorsMixin, StatsMixin, TeamsMixin,
-                      MaintenanceMixin, AuditMixin, HealthMixin, ManagerCore):
+                      MaintenanceMixin, AuditMixin, HealthMixin, FeedsMixin, ManagerCore):
     """Create, read, change and audit video jobs.
 
     The plain manager acts as a trusted service; `as_user(user_id)` returns the same

@@ -4,8 +4,8 @@ Each event's `id` is the change feed's `seq` (vjm.job_changes, numbered in commi
 order), so `Last-Event-ID` (or `?after=`) resumes with no gap and no duplicate.
 Comment lines (`: ping`) are heartbeats.
 
-Every stream of the app is fed by one ChangeFeedHub (listeners/feed_hub.py, started
-with the app): one database connection reads the feed once for all of them, whatever
+Every stream of the app is fed by one ChangeFeedHub (`manager.open_change_feed()`,
+started with the app): one database connection reads the feed once for all of them, whatever
 their number. A stream that resumes behind the hub catches up through the pooled
 connections first. What an end user's stream carries is decided by the database (the
 RLS policy of vjm.job_changes, for the catch-up and for the hub's pages alike) and
@@ -30,9 +30,9 @@ import structlog
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from listeners.feed_hub import OVERFLOW, ChangeFeedHub
-from statemachine import ValidationError
-from store.projections import JobChange
+from videojobs import ValidationError
+from videojobs.manager.feeds import OVERFLOW, ChangeFeedHub
+from videojobs.models import JobChange
 
 from ..dependencies import Caller, Manager, State
 from ..schemas import JobChangeMessage

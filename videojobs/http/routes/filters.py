@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Query
 
-from statemachine import EnhancementLevel, Platform, QualityPreset
 from videojobs import JobFilters
+from videojobs.models import EnhancementLevel, Platform, QualityPreset
 
 StatusName = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
@@ -39,7 +39,7 @@ def list_params(
     cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")] = None,
 ) -> ListParams:
     """Parse the list parameters; the manager validates them again (e.g. date order, the cursor)."""
-    from statemachine import ValidationError
+    from videojobs import ValidationError
 
     try:
         filters = JobFilters(status=status, platform_target=platform_target, quality_preset=quality_preset,

@@ -8,8 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
-from statemachine import AccessDenied, ValidationError
-from videojobs import Job, VideoJobManager
+from videojobs import AccessDenied, Job, ValidationError, VideoJobManager
 
 from ..dependencies import Caller, Manager
 from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, PatchJobRequest

@@ -11,8 +11,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
-from store.teams import TeamMember
 from videojobs import JobStats, Team, VideoJobManager
+from videojobs.models import TeamMember
 
 from ..auth import Principal
 from ..dependencies import Caller, Manager

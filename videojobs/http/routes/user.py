@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from statemachine import AccessDenied, ValidationError
-from videojobs import JobStats
+from videojobs import AccessDenied, JobStats, ValidationError
 
 from ..auth import Principal
 from ..dependencies import Caller, Manager
