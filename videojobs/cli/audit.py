@@ -20,9 +20,7 @@ from pathlib import Path
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from statemachine import ValidationError
-from store.merkle import verify_consistency
-from store.tree_heads import (
+from ..audit_proofs import (
     KEY_ENV,
     HeadError,
     TreeHead,
@@ -33,8 +31,9 @@ from store.tree_heads import (
     load_public_key,
     read_head,
     signature_ok,
+    verify_consistency,
 )
-
+from ..errors import ValidationError
 from .render import make_console
 from .session import add_database_option, add_json_option, open_manager, print_json
 

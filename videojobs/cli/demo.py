@@ -19,18 +19,15 @@ import sys
 
 from rich.live import Live
 
-from listeners import Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig, subscribe_job_changes
-from store.identity import create_role_pool
-from store.logs import configure_logging
-
 from ..config import Settings
-from ..connect import connect, login_of, service_role_for
-from ..database import provide_database
+from ..connect import connect
+from ..database import probe_database, provide_database
+from ..errors import DatabaseUnavailable
+from ..logs import configure_logging
 from ..manager import VideoJobManager
 from .demo_actors import WORKERS, Cast, Processor
 from .demo_screen import DemoScreen
 from .render import counters_table, history_table, make_console, platform_table
-from .session import probe_database
 
 STUCK_TIMEOUT = 3.0
 
@@ -58,33 +55,27 @@ async def run(args: argparse.Namespace) -> int:
     async with provide_database(settings, temporary=args.database_url is None) as url:
         screen = DemoScreen(console, database="embedded PostgreSQL (throwaway)" if not args.database_url
                             else "PostgreSQL at --database-url")
-        async with connect(settings=Settings(database_url=url), listeners=False) as manager:
+        # connect() as every user of vjm: the projector and a stuck detector with the demo's short
+        # timeout run in this process.
+        demo = Settings(database_url=url, stuck_timeout_seconds=STUCK_TIMEOUT, stuck_interval_seconds=0.5)
+        async with connect(settings=demo) as manager, _change_counter(manager, screen):
             cast = Cast(manager, screen, pace=max(0.05, args.pace))
-            async with _listeners(url, screen) as projector:
-                await _play(cast, projector)
+            await _play(cast)
             return await _report(cast, console)
 
 
 @contextlib.asynccontextmanager
-async def _listeners(url: str, screen: DemoScreen):
-    """The projector and a stuck detector with the demo's short timeout, plus a change-feed counter."""
-    projector = Projector(ProjectorConfig(database_url=url, poll_interval=0.5))
-    await projector.start()
-    pool = await create_role_pool(url, role=await service_role_for(url), login=login_of(url), max_size=2)
-    detector = StuckDetector(pool, StuckDetectorConfig(timeout=STUCK_TIMEOUT, interval=0.5))
-    await detector.start()
-    feed = subscribe_job_changes(url, after=0, poll_interval=0.5)
+async def _change_counter(manager: VideoJobManager, screen: DemoScreen):
+    """Counts the change feed's rows on the screen while the demo runs."""
+    feed = manager.subscribe_changes(after=0, poll_interval=0.5)
     counter = asyncio.create_task(_count_changes(feed, screen))
     try:
-        yield projector
+        yield
     finally:
-        await detector.stop()
         await feed.close()
         counter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await counter
-        await projector.close()
-        await pool.close()
 
 
 async def _count_changes(feed, screen: DemoScreen) -> None:
@@ -92,7 +83,7 @@ async def _count_changes(feed, screen: DemoScreen) -> None:
         screen.changes += 1
 
 
-async def _play(cast: Cast, projector: Projector) -> None:
+async def _play(cast: Cast) -> None:
     """Users upload, processors work; the screen follows until every job has settled."""
     screen = cast.screen
     await cast.create_teams()
@@ -106,7 +97,8 @@ async def _play(cast: Cast, projector: Projector) -> None:
         await _follow(cast, tasks, live)
         for processor in processors:
             await asyncio.gather(*processor.background)
-        await projector.run_once()  # caught up: every event is in the projection
+        if not await cast.manager.wait_for_projection(timeout=30):  # every event is in the projection
+            raise DatabaseUnavailable("the projector did not catch up with the log within 30 s")
         screen.stats = await cast.manager.get_job_stats()
         if live is not None:
             live.update(screen.render())

@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from statemachine import EnhancementLevel, InvalidTransition, Platform, QualityPreset, VJMError
-
+from ..errors import InvalidTransition, VJMError
 from ..manager import VideoJobManager
-from ..models import Attempt
+from ..models import Attempt, EnhancementLevel, Platform, QualityPreset
 from .demo_screen import DemoScreen, WorkerView
 from .render import short_id
 

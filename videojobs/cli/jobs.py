@@ -7,10 +7,9 @@ from datetime import datetime
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from statemachine import EnhancementLevel, Platform, QualityPreset, VJMError
-
+from ..errors import VJMError
 from ..manager import VideoJobManager
-from ..models import JOB_STATUSES
+from ..models import JOB_STATUSES, EnhancementLevel, Platform, QualityPreset
 from .render import history_table, job_details, job_table, make_console
 from .session import (
     add_as_user_option,

@@ -14,9 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from statemachine import DatabaseUnavailable, MigrationError, ValidationError, VJMError
-from store.logs import configure_logging
-
+from ..errors import DatabaseUnavailable, MigrationError, ValidationError, VJMError
+from ..logs import configure_logging
 from . import audit, demo, jobs, listen, maintenance, migrate, projections, stats, teams, up, watch
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from store import connect, migrate, migration_status
-
 from ..config import Settings
-from ..database import provide_database
+from ..database import migrate_url, migrations_of, provide_database
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,20 +23,11 @@ async def run(args: argparse.Namespace) -> int:
     """Migrate, then print what was applied."""
     settings = Settings.from_env(database_url=args.database_url)
     if args.status and settings.database_url:
-        conn = await connect(settings.database_url, attempts=2, max_delay=3)
-        try:
-            status = await migration_status(conn)
-        finally:
-            await conn.close()
-        _print(status, args.json)
+        _print(await migrations_of(settings.database_url), args.json)
         return 0
     async with provide_database(settings, migrated=False) as url:
-        conn = await connect(url, attempts=2, max_delay=3)
-        try:
-            applied = await migrate(conn)
-            status = await migration_status(conn)
-        finally:
-            await conn.close()
+        applied = await migrate_url(url, attempts=2, max_delay=3)
+        status = await migrations_of(url)
     _print({"applied_now": applied, **status}, args.json)
     return 0
 

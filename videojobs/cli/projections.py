@@ -7,12 +7,8 @@ import argparse
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from listeners import rebuild_projections, verify_projections
-from store.identity import PROJECTOR
-
-from ..database import provide_database
 from .render import make_console
-from .session import add_database_option, add_json_option, open_manager, print_json, probe_database, settings_of
+from .session import add_database_option, add_json_option, open_manager, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,13 +47,10 @@ def _spinner(text: str, quiet: bool) -> Progress:
 
 async def run_rebuild(args: argparse.Namespace) -> int:
     """Rebuild and report what changed."""
-    settings = settings_of(args)
-    if settings.database_url:
-        await probe_database(settings.database_url)
-    async with provide_database(settings) as url:
+    async with open_manager(args) as manager:
         with _spinner("replaying every event into shadow tables", args.json) as progress:
             progress.add_task("rebuild", total=None)
-            result = await rebuild_projections(url)
+            result = await manager.rebuild_projections()
     if args.json:
         print_json({"events": result.events, "jobs": result.jobs, "seconds": result.seconds,
                     "events_per_second": result.events_per_second, "changed": result.changed})
@@ -70,15 +63,10 @@ async def run_rebuild(args: argparse.Namespace) -> int:
 
 async def run_verify(args: argparse.Namespace) -> int:
     """Verify; exit 1 when the read models differ from the replay."""
-    settings = settings_of(args)
-    if settings.database_url:
-        await probe_database(settings.database_url)
-    async with provide_database(settings) as url:
+    async with open_manager(args) as manager:
         with _spinner("comparing the read models with a replay", args.json) as progress:
             progress.add_task("verify", total=None)
-            # As the projector's role: it reads every event and the lease (a login that may not is refused
-            # in one line, where reading under another role's rules would replay a part of the log).
-            result = await verify_projections(url, limit=args.limit, role=PROJECTOR)
+            result = await manager.verify_projections(limit=args.limit)
     if args.json:
         print_json({"ok": result.ok, "stalled": result.stalled, "events": result.events, "jobs": result.jobs,
                     "behind": result.behind, "projector_live": result.projector_live,

@@ -9,9 +9,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from store import Event
-
-from ..models import JOB_STATUSES, Job, JobStats
+from ..models import JOB_STATUSES, Event, Job, JobStats
 
 STATUS_STYLE = {"queued": "cyan", "processing": "yellow", "completed": "green", "failed": "red",
                 "cancelled": "magenta", "deleted": "dim"}

@@ -17,11 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from statemachine import ValidationError
-from store import connect as connect_raw
-
 from ..config import Settings
 from ..connect import connect
+from ..database import probe_database
+from ..errors import ValidationError
 from ..manager import VideoJobManager
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -48,12 +47,6 @@ def add_as_user_option(parser: argparse.ArgumentParser) -> None:
 def settings_of(args: argparse.Namespace, **overrides: Any) -> Settings:
     """Settings from the environment, with --database-url winning."""
     return Settings.from_env(database_url=getattr(args, "database_url", None), **overrides)
-
-
-async def probe_database(url: str) -> None:
-    """Fail fast (DatabaseUnavailable, a few seconds at most) when the server does not answer."""
-    conn = await connect_raw(url, attempts=2, max_delay=2)
-    await conn.close()
 
 
 @contextlib.asynccontextmanager

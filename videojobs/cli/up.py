@@ -14,8 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
-from statemachine import ValidationError
-
+from ..errors import ValidationError
 from .session import add_database_option, open_manager, require, settings_of, shutdown_event
 
 

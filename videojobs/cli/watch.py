@@ -17,11 +17,9 @@ from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
-from listeners import JobChange, subscribe_job_changes
-from statemachine import JobNotFound
-
+from ..errors import JobNotFound
 from ..manager import VideoJobManager
-from ..models import JOB_STATUSES, Job
+from ..models import JOB_STATUSES, Job, JobChange
 from .render import counters_table, job_table, make_console, short_id
 from .session import add_as_user_option, add_database_option, open_manager, require, shutdown_event
 
@@ -111,7 +109,7 @@ async def _current_seq(manager: VideoJobManager) -> int:
 async def _follow(manager: VideoJobManager, state: WatchState, after: int, stop: asyncio.Event,
                   live: Live | None) -> None:
     deadline = time.monotonic() + state.args.duration if state.args.duration else None
-    subscription = subscribe_job_changes(manager.database_url, after=after, user_id=manager.user_id, poll_interval=0.5)
+    subscription = manager.subscribe_changes(after=after, poll_interval=0.5)
     stopper = asyncio.create_task(_stop_when(stop, deadline, subscription))
     try:
         async for change in subscription:

@@ -20,11 +20,12 @@ from statemachine import ValidationError
 from store import Event, translate_error
 from store.audit import last_cursor
 from store.faults import ProjectorFault, get_fault, void_event
+from store.identity import PROJECTOR as PROJECTOR_ROLE
 from store.projections import LagSample, get_checkpoint, get_leadership, sample_lag
 
 from .core import ManagerCore, translated_opening
 
-PROJECTOR = "main"
+PROJECTOR = "main"  # the projector's name (its checkpoint and lease)
 MAX_REASON = 500
 
 
@@ -66,16 +67,32 @@ class MaintenanceMixin(ManagerCore):
         """Replay every event into fresh tables and swap them in; readers are never blocked."""
         return await _translated_call(rebuild_projections(self._url))
 
-    async def verify_projections(self) -> VerifyResult:
-        """Compare the live projection with a replay and the stats with a recount."""
+    async def verify_projections(self, limit: int = 100) -> VerifyResult:
+        """Compare the live projection with a replay and the stats with a recount (at most `limit`
+        differences), and say how many events wait after the checkpoint and whether a projector runs.
+
+        Runs as the projector's role, which reads every event and the lease: a login that may not
+        act as it is refused (AccessDenied naming the GRANT), where reading under another role's
+        rules would replay a part of the log and call it ok.
+        """
         await self._read_your_writes()
-        return await _translated_call(verify_projections(self._url))
+        return await _translated_call(verify_projections(self._url, limit=limit, role=PROJECTOR_ROLE))
 
 
     async def projection_status(self, name: str = PROJECTOR) -> ProjectionStatus:
         """The projector's checkpoint, lag, and the event it is stopped at, if any (`vjm projections status`)."""
         async with self._connection() as conn:
             return await _status(conn, name)
+
+    async def wait_for_projection(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - returns False
+        """Wait (woken by the projector's notices, never by sleeping) until the read models have applied
+        every event committed so far, whoever wrote it; True when they have, False after `timeout`
+        seconds (default: the manager's consistency_timeout)."""
+        async with translated_opening(self._pool.acquire()) as conn:
+            cursor = await last_cursor(conn)
+        if cursor is None or self._watcher is None:
+            return True
+        return await self._watcher.wait_for(cursor, timeout if timeout is not None else self._consistency_timeout)
 
     async def projection_behind(self, name: str = PROJECTOR) -> ProjectionStatus:
         """projection_status asked as the trusted service whoever the caller: counts and the lease, no
