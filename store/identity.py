@@ -234,6 +234,24 @@ async def init_role_connection(conn: asyncpg.Connection, role: str | None) -> No
                                f"or use the login made for it ({login_for(role)}); see SECURITY.md") from exc
 
 
+async def may_act_as_admin(url: str) -> bool:
+    """Whether the login of `url` may act as vjm_admin (a superuser, or a member of it)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return bool(await conn.fetchval(load_queries()["identity_may_admin"]))
+    finally:
+        await conn.close()
+
+
+async def install_identity_key(executor: asyncpg.Pool | asyncpg.Connection, secret: str,
+                               audience: str | None) -> bool:
+    """Make `secret` the database's identity key unless it already is (admins); True when it changed."""
+    if await executor.fetchval(load_queries()["identity_key_matches"], secret):
+        return False
+    await executor.execute(load_queries()["identity_key_set"], secret, audience)
+    return True
+
+
 async def create_role_pool(url: str, *, role: str | None = PROCESSOR, login: str | None = None,
                            password: str | None = None, min_size: int = 1, max_size: int = 10,
                            attempts: int = 5, max_delay: float = 15.0, **kwargs: Any) -> asyncpg.Pool:

@@ -108,6 +108,18 @@ def _embedded_postgres(data_dir: Path | None, *, temporary: bool) -> Iterator[Po
         yield PostgresHandle(url=server.get_uri(), source="embedded", stop=server.cleanup, data_dir=data_dir)
 
 
+async def ensure_database(admin_url: str, name: str) -> None:
+    """Create database `name` on `admin_url`'s server unless it exists (the embedded server's `vjm`)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
 def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
     from urllib.parse import urlsplit, urlunsplit

@@ -28,6 +28,8 @@ from store.identity import (
     configure_tokens,
     create_role_pool,
     default_tokens,
+    install_identity_key,
+    may_act_as_admin,
 )
 
 from .config import Settings
@@ -45,14 +47,7 @@ def login_of(url: str) -> str:
 
 async def service_role_for(url: str) -> str:
     """vjm_admin when the URL's login may act as it (superuser or member), else vjm_processor."""
-    conn = await asyncpg.connect(url)
-    try:
-        may_admin = await conn.fetchval(
-            "SELECT rolsuper OR pg_has_role(current_user, 'vjm_admin', 'MEMBER') FROM pg_roles"
-            " WHERE rolname = current_user")
-    finally:
-        await conn.close()
-    return ADMIN if may_admin else PROCESSOR
+    return ADMIN if await may_act_as_admin(url) else PROCESSOR
 
 
 @contextlib.asynccontextmanager
@@ -92,8 +87,7 @@ async def token_source(service: asyncpg.Pool, role: str, settings: Settings) -> 
     Without one, an admin asks the database (`vjm.issue_token`); anyone else cannot act as users.
     """
     if settings.jwt_secret:
-        if role == ADMIN and not await service.fetchval("SELECT vjm.jwt_secret_matches($1)", settings.jwt_secret):
-            await service.execute("SELECT vjm.set_jwt_secret($1, $2)", settings.jwt_secret, settings.jwt_audience)
+        if role == ADMIN and await install_identity_key(service, settings.jwt_secret, settings.jwt_audience):
             log.info("jwt_secret_installed", audience=settings.jwt_audience)
         tokens = LocalTokens(settings.jwt_secret, settings.jwt_audience)
         if default_tokens() is None:  # acting_as(user_id=...) elsewhere in the process (the feed hub)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import asyncpg
 import structlog
 
 from store import connect, migrate, migration_status, provide_postgres, with_database
+from store.postgres import ensure_database
 
 from .config import Settings
 
@@ -32,7 +32,7 @@ async def provide_database(settings: Settings, *, temporary: bool = False,
     with provide_postgres(env_vars=(), data_dir=settings.data_dir, temporary=temporary,
                           allow_docker=False) as handle:
         url = with_database(handle.url, EMBEDDED_DATABASE)
-        await _ensure_database(handle.url, EMBEDDED_DATABASE)
+        await ensure_database(handle.url, EMBEDDED_DATABASE)
         if migrated:
             await migrate_url(url)
         log.info("embedded_postgres_ready", data_dir=str(handle.data_dir))
@@ -61,12 +61,3 @@ async def probe_database(url: str) -> None:
     """Fail fast (DatabaseUnavailable, a few seconds at most) when the server at `url` does not answer."""
     conn = await connect(url, attempts=2, max_delay=2)
     await conn.close()
-
-
-async def _ensure_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()

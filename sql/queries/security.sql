@@ -9,6 +9,18 @@ SELECT set_config('role', $1, true), set_config('request.jwt', $2, true);
 -- A service pool's session role (not an identity): set once when the pool opens a connection.
 SELECT set_config('role', $1, false);
 
+-- identity_may_admin --
+-- Whether this login may act as vjm_admin (a superuser, or a member): what connect() picks its service role by.
+SELECT rolsuper OR pg_has_role(current_user, 'vjm_admin', 'MEMBER') FROM pg_roles WHERE rolname = current_user;
+
+-- identity_key_matches --
+-- Whether the database's identity key is this secret (vjm.jwt_secret_matches; admins).
+SELECT vjm.jwt_secret_matches($1);
+
+-- identity_key_set --
+-- Make this secret and audience the database's identity key (vjm.set_jwt_secret; admins).
+SELECT vjm.set_jwt_secret($1, $2);
+
 -- identity_get --
 -- The role and user the database sees for this transaction.
 SELECT vjm.caller_role() AS role, vjm.caller_kind() AS kind, vjm.current_user_id() AS user_id;
