@@ -101,6 +101,7 @@ def build_write(result: Fold, checkpoint: Checkpoint, events: list[Event], per_j
         stats=result.stats,
         daily=result.daily,
         platforms=result.platforms,
+        transitions=result.transitions,
         changes=changes,
         notifications=build_notices(changes, events[-1].cursor, len(events), per_job_limit),
     )

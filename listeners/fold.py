@@ -90,6 +90,7 @@ class Fold:
     stats: dict[StatsKey, list[int]]         # deltas, see store.projections.STATS_FIELDS
     daily: dict[DailyKey, list[int]]         # deltas, see store.projections.DAILY_FIELDS
     platforms: dict[PlatformKey, list[int]] = field(default_factory=dict)  # deltas, PLATFORM_FIELDS
+    transitions: dict[str, int] = field(default_factory=dict)  # events of the batch, by type (voided too)
 
 
 def fold(before: Mapping[UUID, JobRow], events: Iterable[Event], voids: Voids = NO_VOIDS) -> Fold:
@@ -97,7 +98,9 @@ def fold(before: Mapping[UUID, JobRow], events: Iterable[Event], voids: Voids = 
     state: dict[UUID, Row | None] = {}
     last: dict[UUID, Event] = {}
     daily: dict[DailyKey, list[int]] = {}
+    transitions: dict[str, int] = {}
     for event in events:
+        transitions[event.type] = transitions.get(event.type, 0) + 1
         job_id = event.job_id
         if job_id not in state:
             prior = before.get(job_id)
@@ -111,7 +114,7 @@ def fold(before: Mapping[UUID, JobRow], events: Iterable[Event], voids: Voids = 
         _count_daily(daily, state[job_id], event)
     rows = {job_id: (construct_valid(JobRow, row) if row is not None else None) for job_id, row in state.items()}
     return Fold(rows=rows, last_events=last, stats=stats_delta(before, rows), daily=daily,
-                platforms=platform_delta(before, rows))
+                platforms=platform_delta(before, rows), transitions=transitions)
 
 
 def apply_event(row: Row | None, event: Event) -> Row | None:

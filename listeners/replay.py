@@ -41,6 +41,7 @@ from store.projections import (
     lift_statement_timeout,
     lock_checkpoint,
     merge_replay,
+    recount_transitions,
     stream_events_by_job,
 )
 
@@ -125,6 +126,7 @@ async def rebuild_projections(database_url: str, *, name: str = "main", role: st
             checkpoint = await lock_checkpoint(conn, name)
             count = await replay(conn, checkpoint.cursor)
             changed = await merge_replay(conn)
+            changed["transition_counts"] = await recount_transitions(conn, checkpoint.cursor)
         result = RebuildResult(count.events, count.jobs, time.perf_counter() - started, checkpoint.cursor, changed)
     finally:
         await conn.close()

@@ -31,6 +31,7 @@ from store.projections import (
     JobRow,
     diff_run_queue,
     diff_stats_recount,
+    diff_transition_counts,
     fetch_daily,
     fetch_platform_stats,
     fetch_stats,
@@ -118,6 +119,7 @@ async def verify_projections(database_url: str, *, name: str = "main", limit: in
             differences += _diff_vectors("job_stats_daily", await fetch_daily(conn), replay.daily, DAILY_FIELDS)
             differences += await diff_stats_recount(conn, limit)
             differences += await diff_run_queue(conn, limit)
+            differences += await diff_transition_counts(conn, cursor)
             behind = (await sample_lag(conn, cursor)).events_behind
             live = await _projector_live(conn, name)
     finally:

@@ -158,6 +158,7 @@ class ProjectionWrite:
     stats: dict[StatsKey, list[int]] = field(default_factory=dict)
     daily: dict[DailyKey, list[int]] = field(default_factory=dict)
     platforms: dict[PlatformKey, list[int]] = field(default_factory=dict)
+    transitions: dict[str, int] = field(default_factory=dict)  # events applied, by type
     changes: list[JobChange] = field(default_factory=list)
     notifications: list[str] = field(default_factory=list)
 
@@ -266,6 +267,8 @@ async def write_projection(conn: asyncpg.Connection, name: str, write: Projectio
         await conn.execute(_q("job_stats_daily_add_many"), *_daily_columns(write.daily))
     if write.changes:
         await conn.execute(_q("job_change_insert_many"), *_change_columns(write.changes))
+    if write.transitions:
+        await conn.execute(_q("transition_counts_add_many"), list(write.transitions), list(write.transitions.values()))
     await conn.execute(_q("projection_checkpoint_advance"), name, cursor[0], cursor[1], change_seq, events)
     if write.notifications:
         await conn.fetchval(_q("projection_notify_many"), write.notifications)
@@ -418,6 +421,22 @@ async def diff_stats_recount(executor: Executor, limit: int = 100) -> list[Diffe
     found += [_difference("job_stats_platform_recount", row)
               for row in await executor.fetch(_q("job_stats_platform_recount_diff"), limit)]
     return found
+
+
+async def transition_counts(executor: Executor) -> dict[str, int]:
+    """Events applied to the read models, by type (what monitoring exports)."""
+    return {r["type"]: r["events"] for r in await executor.fetch(_q("transition_counts_get"))}
+
+
+async def diff_transition_counts(executor: Executor, cursor: tuple[int, int]) -> list[Difference]:
+    """Counters by type that differ from a recount of the log up to `cursor` (read-only)."""
+    return [_difference("transition_counts", row)
+            for row in await executor.fetch(_q("transition_counts_recount_diff"), *cursor)]
+
+
+async def recount_transitions(conn: asyncpg.Connection, cursor: tuple[int, int]) -> int:
+    """Make the counters by type a recount of the log up to `cursor` (rebuild); rows changed."""
+    return int(await conn.fetchval(_q("transition_counts_recount"), *cursor))
 
 
 async def diff_run_queue(executor: Executor, limit: int = 100) -> list[Difference]:

@@ -402,3 +402,43 @@ ON CONFLICT (scope, scope_id, platform_target) DO UPDATE SET
 DELETE FROM vjm.job_stats_platform s
  WHERE NOT EXISTS (SELECT 1 FROM pg_temp.job_stats_platform_replay r
                     WHERE r.scope = s.scope AND r.scope_id = s.scope_id AND r.platform_target = s.platform_target);
+
+-- transition_counts_add_many --
+-- Add the batch's events by type ($1 types, $2 counts) to the counters monitoring reads.
+INSERT INTO vjm.transition_counts AS t (type, events)
+SELECT * FROM unnest($1::text[], $2::bigint[])
+ON CONFLICT (type) DO UPDATE SET events = t.events + excluded.events;
+
+-- transition_counts_get --
+-- Events applied to the read models, by type.
+SELECT type, events FROM vjm.transition_counts ORDER BY type;
+
+-- transition_counts_recount_diff --
+-- Counters that differ from a recount of the log up to the checkpoint ($1 xact_id, $2 position).
+WITH recount AS (
+    SELECT e.type, count(*) AS events FROM vjm.job_events e
+     WHERE (e.xact_id, e.position) <= ($1::xid8, $2::bigint) GROUP BY e.type
+)
+SELECT 'transition_counts:' || coalesce(l.type, r.type) AS key,
+       CASE WHEN l.type IS NULL THEN 'missing' WHEN r.type IS NULL THEN 'extra' ELSE 'different' END AS kind,
+       CASE WHEN l.type IS NULL THEN NULL ELSE to_jsonb(l) END AS live,
+       CASE WHEN r.type IS NULL THEN NULL ELSE to_jsonb(r) END AS replay
+  FROM vjm.transition_counts l
+  FULL JOIN recount r ON r.type = l.type
+ WHERE l.type IS NULL OR r.type IS NULL OR l.events <> r.events
+ ORDER BY 1;
+
+-- transition_counts_recount --
+-- Make the counters a recount of the log up to the checkpoint ($1 xact_id, $2 position): rebuild's.
+WITH recount AS (
+    SELECT e.type, count(*) AS events FROM vjm.job_events e
+     WHERE (e.xact_id, e.position) <= ($1::xid8, $2::bigint) GROUP BY e.type
+), gone AS (
+    DELETE FROM vjm.transition_counts t WHERE NOT EXISTS (SELECT 1 FROM recount r WHERE r.type = t.type)
+    RETURNING 1
+), set AS (
+    INSERT INTO vjm.transition_counts AS t (type, events) SELECT r.type, r.events FROM recount r
+    ON CONFLICT (type) DO UPDATE SET events = excluded.events WHERE t.events <> excluded.events
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM set);

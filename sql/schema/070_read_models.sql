@@ -174,6 +174,14 @@ BEGIN
 END
 $$;
 
+-- Events applied to the read models, by type: counters the projector adds to in its apply
+-- transaction (monitoring's `vjm_transitions_total` reads them, never the log). Rebuild
+-- recounts them from the log up to its checkpoint, and verify compares.
+CREATE TABLE vjm.transition_counts (
+    type   text   PRIMARY KEY,
+    events bigint NOT NULL CHECK (events >= 0)
+);
+
 -- The durable change feed for dashboards (listeners/subscriptions.py): one row per
 -- job per applied batch, numbered by `seq` in commit order. Event positions are
 -- handed out before commit, so they cannot be a resume token; `seq` is assigned by

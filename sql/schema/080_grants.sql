@@ -53,12 +53,12 @@ GRANT EXECUTE ON FUNCTION vjm.projector_lease_live(vjm.projector_leases) TO vjm_
 -- stuck detector scans vjm.jobs) and the change feed (a service token's event stream);
 -- admins read everything.
 GRANT SELECT, INSERT, UPDATE, DELETE ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_stats_platform,
-    vjm.job_changes, vjm.projection_checkpoints TO vjm_projector;
+    vjm.job_changes, vjm.projection_checkpoints, vjm.transition_counts TO vjm_projector;
 GRANT SELECT ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_stats_platform, vjm.job_changes
     TO vjm_authenticated;
-GRANT SELECT ON vjm.jobs, vjm.job_changes, vjm.projection_checkpoints TO vjm_processor;
+GRANT SELECT ON vjm.jobs, vjm.job_changes, vjm.projection_checkpoints, vjm.transition_counts TO vjm_processor;
 GRANT SELECT ON vjm.jobs, vjm.job_stats, vjm.job_stats_daily, vjm.job_stats_platform, vjm.job_changes,
-    vjm.projection_checkpoints, vjm.schema_migrations TO vjm_admin;
+    vjm.projection_checkpoints, vjm.schema_migrations, vjm.transition_counts TO vjm_admin;
 -- An admin voids an event the projector cannot apply (the guard refuses everyone else too).
 GRANT EXECUTE ON FUNCTION vjm.void_event(bigint, text) TO vjm_admin;
 GRANT EXECUTE ON FUNCTION vjm.job_changes_visible(bigint[]) TO vjm_authenticated;

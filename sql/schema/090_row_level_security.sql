@@ -19,6 +19,7 @@ ALTER TABLE vjm.jobs                   ENABLE ROW LEVEL SECURITY, FORCE ROW LEVE
 ALTER TABLE vjm.job_stats              ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.job_stats_daily        ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.job_changes            ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.transition_counts      ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.projection_checkpoints ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.job_stats_platform     ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.run_queue              ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -90,6 +91,11 @@ CREATE POLICY projector_all ON vjm.job_stats_platform TO vjm_projector USING (tr
 CREATE POLICY user_read ON vjm.job_stats_platform FOR SELECT TO vjm_authenticated
     USING (user_id = (SELECT vjm.current_user_id()) OR team_id = ANY ((SELECT vjm.current_team_ids())::uuid[]));
 CREATE POLICY admin_read ON vjm.job_stats_platform FOR SELECT TO vjm_admin USING (true);
+
+-- transition_counts: events by type, no tenant data; services read them (monitoring).
+CREATE POLICY owner_all ON vjm.transition_counts TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY projector_all ON vjm.transition_counts TO vjm_projector USING (true) WITH CHECK (true);
+CREATE POLICY service_read ON vjm.transition_counts FOR SELECT TO vjm_processor, vjm_admin USING (true);
 
 -- job_changes: the dashboards' change feed, per job, with the job's owner and team; services
 -- (a processor serving a service token's stream) read every row.

@@ -66,15 +66,23 @@ async def test_verify_reports_damage_and_rebuild_repairs_it(database_url: str, p
     await pool.execute("UPDATE vjm.jobs SET clip_count = clip_count + 1 WHERE job_id = $1", victim)
     await pool.execute("DELETE FROM vjm.job_stats WHERE scope = 'team'")
     await pool.execute("UPDATE vjm.job_stats_daily SET processing_ms = processing_ms + 1")
+    await pool.execute("UPDATE vjm.transition_counts SET events = events + 7 WHERE type = 'start'")
+    await pool.execute("DELETE FROM vjm.transition_counts WHERE type = 'complete'")
     result = await verify_projections(database_url)
     assert not result.ok and result.exit_code == 1
     by_table = {d.table: d for d in result.differences}
     assert by_table["jobs"].key == str(victim) and by_table["jobs"].columns == ("clip_count",)
     assert by_table["job_stats"].kind == "missing" and by_table["job_stats_recount"].kind == "missing"
     assert "job_stats_daily" in by_table
+    counts = {d.key: d.kind for d in result.differences if d.table == "transition_counts"}
+    assert counts == {"transition_counts:start": "different", "transition_counts:complete": "missing"}
     repaired = await rebuild_projections(database_url)
     assert repaired.changed["jobs"] == 1 and repaired.changed["job_stats"] >= 1
+    assert repaired.changed["transition_counts"] == 2
     assert (await verify_projections(database_url)).ok
+    # The counters are the log's events by type.
+    expected = {r["type"]: r["n"] for r in await pool.fetch("SELECT type, count(*) AS n FROM vjm.job_events GROUP BY type")}
+    assert {r["type"]: r["events"] for r in await pool.fetch("SELECT * FROM vjm.transition_counts")} == expected
 
 
 async def test_rebuild_concurrent_with_apply_and_reads_is_safe(database_url: str, pool, workload,

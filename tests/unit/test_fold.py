@@ -214,3 +214,16 @@ def test_incremental_batches_equal_one_fold(case) -> None:
                                                        strict=True)]
     assert {k: v for k, v in stats.items() if any(v)} == recount
     assert {k: v for k, v in platforms.items() if any(v)} == by_platform
+
+
+def test_a_fold_counts_its_events_by_type() -> None:
+    h = History(uuid.uuid4())
+    for i, trigger in enumerate(["create", "start", "progress", "progress", "fail", "retry"]):
+        h.add(trigger, i)
+    assert fold({}, h.events).transitions == {"create": 1, "start": 1, "progress": 2, "fail": 1, "retry": 1}
+    # Split in two batches, the counts add up to the same.
+    first = fold({}, h.events[:3])
+    second = fold({h.job_id: first.rows[h.job_id]}, h.events[3:])
+    merged = {k: first.transitions.get(k, 0) + second.transitions.get(k, 0)
+              for k in first.transitions.keys() | second.transitions.keys()}
+    assert merged == fold({}, h.events).transitions

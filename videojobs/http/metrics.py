@@ -1,25 +1,19 @@
 """Prometheus metrics: request latency, transitions by type, stuck resets, projector lag, pool use, streams.
 
 Each app has its own registry (several apps may live in one process, e.g. in tests).
-Transition counts come from the event log itself, tailed at scrape time through
-`manager.find_events(after=...)`, so they count every writer (other API processes,
-workers on the Python API, the stuck detector), not only this process's requests.
-The tail follows positions, which commit in nearly but not strictly increasing
-order, so a transition that commits late behind a newer one may be missed by the
-counter; counts are a monitoring signal, not the audit (the audit is the log).
+Transition counts are the projector's counters by event type (`manager.transition_counts()`,
+kept in its apply transaction): they count every writer (other API processes, workers on the
+Python API, the stuck detector), exactly once, in commit order, and a scrape reads a handful
+of rows, never the log.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-MAX_TAIL_PAGES = 20
-TAIL_PAGE = 1000
 
 
 class ApiMetrics:
@@ -31,7 +25,7 @@ class ApiMetrics:
         self.requests = Histogram("vjm_http_request_duration_seconds", "HTTP request latency",
                                   ("method", "route", "status"), registry=r,
                                   buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
-        self.transitions = Counter("vjm_transitions", "Stored transitions by event type (from the event log)",
+        self.transitions = Counter("vjm_transitions", "Transitions applied to the read models, by event type",
                                    ("type",), registry=r)
         self.stuck_resets = Counter("vjm_stuck_resets", "Jobs reset by the stuck-job detector (time_out events)",
                                     registry=r)
@@ -60,17 +54,17 @@ class ApiMetrics:
                                         "1 while the shared change-feed reader holds its connection", registry=r)
         self.sse_feed_reconnects = Gauge("vjm_sse_feed_reconnects",
                                          "Times the shared change-feed reader reopened its connection", registry=r)
-        self.tail_position = 0
-        self.tail_lock = asyncio.Lock()  # one scrape tails the log at a time: no double counts
+        self._seen: dict[str, int] = {}  # the totals exported so far, by type
 
-    def observe_transitions(self, events: list[Any]) -> None:
-        """Count a page of tailed events by type."""
-        for event in events:
-            kind = str(getattr(event.type, "value", event.type))
-            self.transitions.labels(type=kind).inc()
-            if kind == "time_out":
-                self.stuck_resets.inc()
-            self.tail_position = max(self.tail_position, event.position)
+    def observe_transition_totals(self, totals: dict[str, int]) -> None:
+        """Advance the counters to the projector's totals by type (they only grow; a rebuild recounts the same)."""
+        for kind, total in totals.items():
+            grown = total - self._seen.get(kind, 0)
+            if grown > 0:
+                self.transitions.labels(type=kind).inc(grown)
+                if kind == "time_out":
+                    self.stuck_resets.inc(grown)
+                self._seen[kind] = total
 
     def observe_horizon(self, horizon: dict[str, Any] | None) -> None:
         """What holds the projection horizon back (http/health.py horizon_report), or nothing."""

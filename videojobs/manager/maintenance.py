@@ -21,7 +21,7 @@ from store import Event, translate_error
 from store.audit import last_cursor
 from store.faults import ProjectorFault, get_fault, void_event
 from store.identity import PROJECTOR as PROJECTOR_ROLE
-from store.projections import LagSample, get_checkpoint, get_leadership, sample_lag
+from store.projections import LagSample, get_checkpoint, get_leadership, sample_lag, transition_counts
 
 from .core import ManagerCore, translated_opening
 
@@ -93,6 +93,11 @@ class MaintenanceMixin(ManagerCore):
         if cursor is None or self._watcher is None:
             return True
         return await self._watcher.wait_for(cursor, timeout if timeout is not None else self._consistency_timeout)
+
+    async def transition_counts(self) -> dict[str, int]:
+        """Events applied to the read models so far, by type (the projector's counters; for monitoring)."""
+        async with translated_opening(self._pool.acquire()) as conn:
+            return await transition_counts(conn)
 
     async def projection_behind(self, name: str = PROJECTOR) -> ProjectionStatus:
         """projection_status asked as the trusted service whoever the caller: counts and the lease, no

@@ -9,7 +9,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..dependencies import State
 from ..health import HealthReport, check_health, service_pool, user_pool
-from ..metrics import MAX_TAIL_PAGES, TAIL_PAGE
 from ..problems import is_database_unavailable
 from ..state import AppState
 
@@ -49,12 +48,7 @@ async def _refresh(state: AppState) -> None:
         return
     metrics.observe_pool("service", service_pool(manager))
     metrics.observe_pool("users", user_pool(manager))
-    async with metrics.tail_lock:
-        for _ in range(MAX_TAIL_PAGES):
-            page = await manager.find_events(after=metrics.tail_position, limit=TAIL_PAGE)
-            metrics.observe_transitions(page.items)
-            if page.next_cursor is None:
-                break
+    metrics.observe_transition_totals(await manager.transition_counts())
     stats = await manager.get_job_stats(days=1)
     for status in ("queued", "processing", "completed", "failed", "cancelled"):
         metrics.jobs.labels(status=status).set(getattr(stats, f"{status}_jobs"))
