@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
@@ -72,10 +73,12 @@ async def test_healthz_and_metrics(client):
     body = health.json()
     assert body["database"]["status"] == "ok" and body["status"] in ("ok", "degraded")
     assert "events_behind" in body["projector"] and body["detector"]["overdue_jobs"] == 0
-    metrics = await client.get("/metrics")
+    # Transition counts are the projector's (applied events): they follow the projection, within its lag.
+    async with asyncio.timeout(10):
+        while 'vjm_transitions_total{type="create"} 1.0' not in (metrics := await client.get("/metrics")).text:
+            await asyncio.sleep(0.05)  # poll, bounded by the timeout
     assert metrics.status_code == 200
     text = metrics.text
-    assert 'vjm_transitions_total{type="create"} 1.0' in text
     for family in ("vjm_http_request_duration_seconds_bucket", "vjm_projector_lag_events", "vjm_stuck_resets_total",
                    'vjm_db_pool_connections{pool="service",state="max"}', 'vjm_jobs{status="queued"}'):
         assert family in text, family

@@ -31,7 +31,8 @@ async def test_rebuild_gives_rows_identical_to_live(database_url: str, pool, wor
     assert live[0] and live[1]
     result = await rebuild_projections(database_url)
     assert result.events == len(events) and result.jobs == len(live[0])
-    assert result.changed == {"jobs": 0, "job_stats": 0, "job_stats_platform": 0, "job_stats_daily": 0}
+    assert result.changed == {"jobs": 0, "job_stats": 0, "job_stats_platform": 0, "job_stats_daily": 0,
+                              "transition_counts": 0}
     assert await _snapshot(pool) == live
 
 
