@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import asyncpg
@@ -66,7 +65,7 @@ async def test_oversized_bodies_get_413(client):
     assert small.status_code == 201
 
 
-async def test_healthz_and_metrics(client):
+async def test_healthz_and_metrics(client, manager):
     await client.post("/api/v1/process", json=JOB, headers=bearer("alice"))
     health = await client.get("/healthz")
     assert health.status_code == 200
@@ -74,9 +73,8 @@ async def test_healthz_and_metrics(client):
     assert body["database"]["status"] == "ok" and body["status"] in ("ok", "degraded")
     assert "events_behind" in body["projector"] and body["detector"]["overdue_jobs"] == 0
     # Transition counts are the projector's (applied events): they follow the projection, within its lag.
-    async with asyncio.timeout(10):
-        while 'vjm_transitions_total{type="create"} 1.0' not in (metrics := await client.get("/metrics")).text:
-            await asyncio.sleep(0.05)  # poll, bounded by the timeout
+    assert await manager.wait_for_projection(10)
+    metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     text = metrics.text
     for family in ("vjm_http_request_duration_seconds_bucket", "vjm_projector_lag_events", "vjm_stuck_resets_total",
