@@ -40,7 +40,7 @@ def http_settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, jwt_secret=SECRET, jwt_audience=AUDIENCE)
 
 
-FAST = HttpOptions(sse_heartbeat_seconds=0.5, sse_poll_seconds=0.2, sse_team_refresh_seconds=1.0)
+FAST = HttpOptions(sse_heartbeat_seconds=0.5, sse_poll_seconds=0.2)
 
 
 @pytest.fixture

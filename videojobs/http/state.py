@@ -19,7 +19,6 @@ class HttpOptions:
     max_body_bytes: int = 64 * 1024
     sse_heartbeat_seconds: float = 15.0
     sse_poll_seconds: float = 1.0
-    sse_team_refresh_seconds: float = 30.0
     sse_queue_size: int = 1000  # changes buffered per stream; a stream that falls further behind is ended
     sse_send_timeout_seconds: float = 30.0  # a write to a client that stopped reading ends its stream after this
     sse_page_size: int = 500  # change-feed rows per read (the shared reader and each stream's catch-up)

@@ -7,9 +7,10 @@ Comment lines (`: ping`) are heartbeats.
 Every stream of the app is fed by one ChangeFeedHub (`manager.open_change_feed()`,
 started with the app): one database connection reads the feed once for all of them, whatever
 their number. A stream that resumes behind the hub catches up through the pooled
-connections first. What an end user's stream carries is decided by the database (the
-RLS policy of vjm.job_changes, for the catch-up and for the hub's pages alike) and
-checked once more here by a VisibilityGuard; service streams see every change.
+connections first. What an end user's stream carries is decided by the database alone
+(the RLS policy of vjm.job_changes, for the catch-up and, through vjm.job_changes_visible,
+for the hub's pages alike): the rule is not written again here. Service streams see every
+change.
 
 A stream whose client reads too slowly to keep up (more than `sse_queue_size` changes
 behind) is ended after the changes already buffered for it, with a comment line saying
@@ -36,7 +37,6 @@ from videojobs.models import JobChange
 
 from ..dependencies import Caller, Manager, State
 from ..schemas import JobChangeMessage
-from ..visibility import VisibilityGuard
 from .common import problems
 
 log = structlog.get_logger("vjm.http.stream")
@@ -73,14 +73,10 @@ async def stream(who: Caller, manager: Manager, state: State,
                  = None) -> EventSourceResponse:
     """Every visible change after the resume point, in commit order, then live ones as they happen."""
     start = resume_point(last_event_id, after)
-    guard = None if who.is_service else VisibilityGuard(manager, who.sub, state.options.sse_team_refresh_seconds)
-    if guard is not None:
-        await guard.refresh()  # also the preflight: a database that is down gives 503 before the stream starts
-    else:
-        await manager.list_teams(1)
+    await manager.list_teams(1)  # the preflight: a database that is down gives 503 before the stream starts
     hub = await state.require_feed_hub()
     log.info("stream_opened", user_id=who.sub, role=who.role, after=start)
-    return EventSourceResponse(_events(hub, start, None if who.is_service else who.sub, guard, state),
+    return EventSourceResponse(_events(hub, start, None if who.is_service else who.sub, state),
                                ping=state.options.sse_heartbeat_seconds,
                                send_timeout=state.options.sse_send_timeout_seconds,
                                headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -94,14 +90,14 @@ def encode_change(change: JobChange) -> bytes:
                            id=str(change.seq)).encode()
 
 
-async def _events(hub: ChangeFeedHub, start: int, user_id: str | None, guard: VisibilityGuard | None,
+async def _events(hub: ChangeFeedHub, start: int, user_id: str | None,
                   state: Any) -> AsyncIterator[ServerSentEvent | bytes]:
     # Subscribed here, not in the route: a response that never starts leaves nothing behind.
     subscription = hub.subscribe(after=start, user_id=user_id)
     state.metrics.sse_clients.inc()
     try:
         async for batch in subscription.batches():  # one write per batch, not per change
-            chunk = b"".join([encode_change(c) for c in batch if guard is None or await guard.allows(c)])
+            chunk = b"".join([encode_change(c) for c in batch])
             if chunk:
                 yield chunk
         if subscription.ended == OVERFLOW:
