@@ -18,6 +18,7 @@ still cover this Python's categories).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -82,6 +83,24 @@ class Chars(StrEnum):
     # Free text (reasons, error messages, worker ids): anything but NUL and lone surrogates
     # (which jsonb cannot hold: PostgreSQL refuses them before any rule is asked).
     TEXT = "[\\u0000\\ud800-\\udfff]"
+
+
+def allowed_pattern(chars: Chars) -> str:
+    """The strings `chars` lets through, as a JSON-schema `pattern` (the complement of its refusal):
+    what the OpenAPI document tells clients, so that a schema-valid string is never refused."""
+    if chars is Chars.NAME:
+        return f"^(?!\\.\\.?$)(?![{_SPACES}]*$)[^/\\\\{_INVISIBLE}]*$"
+    if chars is Chars.LINE:
+        return f"^[^{_INVISIBLE}]*$"
+    return "^[^\\u0000\\ud800-\\udfff]*$"
+
+
+# A label a person reads (a user id, a team name): one line, no invisible character; a team
+# name is not blank either. store/identity.py and store/teams.py check these; the HTTP schema
+# states them.
+LABEL_REFUSED = re.compile(Chars.LINE.value)
+LABEL_PATTERN = allowed_pattern(Chars.LINE)
+NONBLANK_LABEL_PATTERN = f"^(?![{_SPACES}]*$)[^{_INVISIBLE}]*$"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from .payload_rules import (
     Kind,
     Platform,
     QualityPreset,
+    allowed_pattern,
     rules_of,
 )
 
@@ -73,7 +74,8 @@ def field_type(rule: FieldRule) -> Any:
         return Annotated[int, Field(strict=True, ge=rule.minimum, le=rule.maximum)]
     if rule.kind is Kind.NUMBER:
         return Annotated[float, Field(strict=True, ge=rule.minimum, le=rule.maximum, allow_inf_nan=False)]
-    text = Annotated[str, Field(strict=True, min_length=rule.min_length, max_length=rule.max_length),
+    text = Annotated[str, Field(strict=True, min_length=rule.min_length, max_length=rule.max_length,
+                                json_schema_extra={"pattern": allowed_pattern(rule.chars)}),
                      _refusing(rule.chars)]
     if rule.kind is Kind.STRING:
         return text

@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import time
-import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,6 +37,7 @@ import asyncpg
 import structlog
 
 from statemachine import AccessDenied, ValidationError
+from statemachine.payload_rules import LABEL_REFUSED
 
 from .errors import InvalidToken, translate_error
 from .pool import connect, init_connection, keep_session, retry_idempotent
@@ -70,8 +70,9 @@ def validate_user_id(user_id: Any) -> str | None:
         return None
     if not isinstance(user_id, str) or not 1 <= len(user_id) <= MAX_USER_ID:
         raise ValidationError(f"user_id must be a string of 1-{MAX_USER_ID} characters", field="user_id")
-    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in user_id):
-        raise ValidationError("user_id must not contain control or format characters", field="user_id")
+    if LABEL_REFUSED.search(user_id):
+        raise ValidationError("user_id must not contain control, format or line separator characters",
+                              field="user_id")
     return user_id
 
 

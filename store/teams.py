@@ -7,7 +7,6 @@ does not exist are the same TeamNotFound. Call these inside `acting_as(...)`.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +15,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from statemachine import ConcurrencyConflict, ValidationError, VJMError
+from statemachine.payload_rules import LABEL_REFUSED
 
 from .errors import SQLSTATE_CONFLICT, SQLSTATE_NOT_FOUND, translate_error
 from .identity import validate_user_id
@@ -68,8 +68,8 @@ def _team_id(value: Any) -> UUID:
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_TEAM_NAME or len(value) > MAX_TEAM_NAME:
         raise ValidationError(f"name must be 1-{MAX_TEAM_NAME} characters", field="name")
-    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in value):
-        raise ValidationError("name must not contain control or format characters", field="name")
+    if LABEL_REFUSED.search(value):
+        raise ValidationError("name must not contain control, format or line separator characters", field="name")
     return value
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -11,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from statemachine import EnhancementLevel, Platform, QualityPreset, State, Trigger, ValidationError
-from statemachine.payload_rules import rules_of
+from statemachine.payload_rules import LABEL_PATTERN, MAX_REASON, NONBLANK_LABEL_PATTERN, rules_of
 from statemachine.payloads import field_type
 from store.jobs import PlatformRow
 from store.models import Event
@@ -24,7 +23,7 @@ from store.teams import TeamMember
 # the payloads, and the rule table the request schemas are built from.
 __all__ = [
     "Event", "JobChange", "TeamMember", "EnhancementLevel", "Platform", "QualityPreset", "State", "Trigger",
-    "rules_of", "field_type", "JOB_STATUSES", "Job", "JobFilters", "JobPage", "encode_cursor", "decode_cursor",
+    "rules_of", "field_type", "MAX_REASON", "LABEL_PATTERN", "NONBLANK_LABEL_PATTERN", "CURSOR_PATTERN", "JOB_STATUSES", "Job", "JobFilters", "JobPage", "encode_cursor", "decode_cursor",
     "Attempt", "PlatformStats", "DailyStats", "JobStats", "BulkResult", "Team", "HistoryReport", "EventPage",
 ]
 
@@ -69,6 +68,15 @@ class JobFilters(BaseModel):
                 raise ValueError(f"status must be one of {', '.join(JOB_STATUSES)}")
         return value
 
+    @field_validator("date_from", "date_to", mode="before")
+    @classmethod
+    def _iso_only(cls, value: Any) -> Any:
+        """An ISO 8601 date or date-time, as the schema says: not a number of seconds (pydantic's lax
+        reading of '0.5')."""
+        if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+            raise ValueError("must be an ISO 8601 date or date-time, not a number")
+        return value
+
     @field_validator("date_to")
     @classmethod
     def _ordered(cls, value: datetime | date | None, info: ValidationInfo) -> datetime | date | None:
@@ -84,6 +92,9 @@ class JobFilters(BaseModel):
     def created_before(self) -> datetime | None:
         """Upper bound (exclusive) as an instant; a plain date includes that whole day, UTC."""
         return _instant(self.date_to, end=True)
+
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def _instant(value: datetime | date | None, *, end: bool) -> datetime | None:
@@ -109,20 +120,26 @@ class JobPage(BaseModel):
     next_cursor: str | None = None
 
 
+# A keyset cursor: the row's created_at in microseconds since the epoch (UTC), a dot, its job id
+# as 32 hex digits. Every string of this shape is a cursor (the OpenAPI document gives the pattern,
+# so a client or a fuzzer can tell a valid one from the schema alone).
+CURSOR_PATTERN = r"^[0-9]{1,16}\.[0-9a-f]{32}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def encode_cursor(created_at: datetime, job_id: UUID) -> str:
-    """An opaque keyset cursor for the row after (created_at, job_id)."""
-    raw = json.dumps([created_at.isoformat(), str(job_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """The keyset cursor for the row after (created_at, job_id)."""
+    micros = (created_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{job_id.hex}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    """The (created_at, job_id) inside a cursor; ValidationError if it is not one of ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created_at), UUID(job_id)
-    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
-        raise ValidationError("cursor is not valid", field="cursor") from None
+    """The (created_at, job_id) a cursor names; ValidationError if it does not have a cursor's shape."""
+    if not isinstance(cursor, str) or not _CURSOR.match(cursor):
+        raise ValidationError("cursor is not valid: microseconds, a dot, 32 hex digits", field="cursor")
+    micros, job = cursor.split(".")
+    return _EPOCH + timedelta(microseconds=int(micros)), UUID(hex=job)
 
 
 class Attempt(BaseModel):

@@ -10,6 +10,7 @@ from pathlib import Path
 import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
@@ -17,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from videojobs import Settings, VideoJobManager
 
 from .metrics import RequestTimer
-from .middleware import BodySizeLimit, CatchAll
+from .middleware import BodySizeLimit, CatchAll, MethodNotAllowed
 from .openapi import install_openapi
 from .problems import problem_for
 from .routes import admin, events, jobs, ops, processors, teams, user
@@ -73,12 +74,24 @@ def create_app(manager: VideoJobManager | None = None, *, settings: Settings | N
     for module in (jobs, user, teams, processors, admin, events, ops):
         app.include_router(module.router)
     install_openapi(app)
+    app.add_middleware(MethodNotAllowed, routes=api_routes(app))
     app.add_middleware(CatchAll)
     app.add_middleware(BodySizeLimit, max_bytes=state.options.max_body_bytes)
     app.add_middleware(RequestTimer, metrics=state.metrics)
     if static_dir is not None and static_dir.is_dir():
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="static")
     return app
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """The app's API routes, also those of included routers (FastAPI may keep them nested)."""
+    found: list[APIRoute] = []
+    for route in app.router.routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif hasattr(route, "original_router"):
+            found += [r for r in route.original_router.routes if isinstance(r, APIRoute)]
+    return found
 
 
 def _default_factory(settings: Settings) -> ManagerFactory:

@@ -6,6 +6,7 @@ through untouched and request bodies are counted before anything parses them.
 
 from __future__ import annotations
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .problems import problem_for, problem_response
@@ -108,3 +109,35 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+class MethodNotAllowed:
+    """405 with the true `Allow` for a method an API path does not take.
+
+    Without it, a method the API route does not take (OPTIONS on a POST-only path) falls
+    through to the dashboard's static files mounted at `/`, which answer 405 with their own
+    `Allow: GET, HEAD`. Here the methods are the API routes' own for that path.
+    """
+
+    def __init__(self, app: ASGIApp, routes: list, prefix: str = "/api/"):
+        self.app, self.routes, self.prefix = app, routes, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        allowed: set[str] = set()
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                await self.app(scope, receive, send)
+                return
+            if match is Match.PARTIAL:
+                allowed |= set(getattr(route, "methods", None) or ())
+        if not allowed:
+            await self.app(scope, receive, send)  # no API route has this path: its own 404
+            return
+        response = problem_response(405, "method-not-allowed", "Method not allowed",
+                                    f"{scope['method']} is not allowed here; allowed: {', '.join(sorted(allowed))}",
+                                    instance=scope["path"], headers={"Allow": ", ".join(sorted(allowed))})
+        await response(scope, receive, send)

@@ -19,6 +19,7 @@ def install_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes, tags=app.openapi_tags)
+            _document_unparsable_bodies(schema)
             _problem_media_types(schema)
             _drop_fastapi_validation(schema)
             app.openapi_schema = schema
@@ -38,6 +39,16 @@ def _problem_media_types(schema: dict[str, Any]) -> None:
                 if code == "422":
                     response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": VALIDATION_REF}}}
                     response["description"] = "Invalid input; `errors` names each field"
+
+
+def _document_unparsable_bodies(schema: dict[str, Any]) -> None:
+    """A request body that is not JSON at all answers 400 (FastAPI's parser): every operation with a body says so."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if "requestBody" in operation:
+                operation.setdefault("responses", {}).setdefault("400", {
+                    "description": "The body is not JSON",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
 
 
 def _drop_fastapi_validation(schema: dict[str, Any]) -> None:

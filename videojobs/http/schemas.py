@@ -13,7 +13,17 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from videojobs import Attempt, BulkResult, Job
-from videojobs.models import EnhancementLevel, Event, Platform, QualityPreset, Trigger, field_type, rules_of
+from videojobs.models import (
+    LABEL_PATTERN,
+    NONBLANK_LABEL_PATTERN,
+    EnhancementLevel,
+    Event,
+    Platform,
+    QualityPreset,
+    Trigger,
+    field_type,
+    rules_of,
+)
 
 JOB_EXAMPLE = {
     "job_id": "9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11", "user_id": "user-123", "team_id": None, "status": "queued",
@@ -38,7 +48,7 @@ FileName = _rule(Trigger.CREATE, "original_filename")
 ClipCount = _rule(Trigger.CREATE, "clip_count")
 OutputPaths = Annotated[list[_rule(Trigger.COMPLETE, "output_paths").__origin__.__args__[0]], Field(max_length=50)]
 ProcessingTime = _rule(Trigger.COMPLETE, "processing_time")
-UserId = Annotated[str, Field(min_length=1, max_length=128)]
+UserId = Annotated[str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": LABEL_PATTERN})]
 WorkerId = Annotated[str, Field(min_length=1, max_length=128)]
 Reason = Annotated[str, Field(max_length=1000)]
 
@@ -265,7 +275,7 @@ class CreateTeamRequest(Body):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "studio"}]})
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": NONBLANK_LABEL_PATTERN})
     owner_id: UserId | None = Field(None, description="The owner (and first member): service callers only")
 
 

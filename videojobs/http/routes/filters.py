@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query
 
 from videojobs import JobFilters
-from videojobs.models import EnhancementLevel, Platform, QualityPreset
+from videojobs.models import CURSOR_PATTERN, EnhancementLevel, Platform, QualityPreset
 
 StatusName = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
@@ -36,7 +36,8 @@ def list_params(
     = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
-    cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(max_length=49, json_schema_extra={"pattern": CURSOR_PATTERN},
+                                        description="next_cursor of the previous page")] = None,
 ) -> ListParams:
     """Parse the list parameters; the manager validates them again (e.g. date order, the cursor)."""
     from videojobs import ValidationError

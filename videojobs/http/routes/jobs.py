@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from videojobs import AccessDenied, Job, ValidationError, VideoJobManager
+from videojobs.models import MAX_REASON
 
 from ..dependencies import Caller, Manager
 from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, PatchJobRequest
@@ -81,7 +82,7 @@ async def _patch_metadata(manager: VideoJobManager, job_id: UUID, given: dict[st
 @router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a job (a tombstone; its history stays)", responses=problems(403, 404, 409))
 async def delete_job(job_id: JobId, manager: Manager,
-                     reason: Annotated[str | None, Query(max_length=1000)] = None) -> Response:
+                     reason: Annotated[str | None, Query(max_length=MAX_REASON)] = None) -> Response:
     """Delete the job: it leaves the job lists; auditors still read its events."""
     await manager.delete_job(job_id, reason)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

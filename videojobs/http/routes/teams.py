@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from videojobs import JobStats, Team, VideoJobManager
-from videojobs.models import TeamMember
+from videojobs.models import LABEL_PATTERN, TeamMember
 
 from ..auth import Principal
 from ..dependencies import Caller, Manager
@@ -24,7 +24,8 @@ from .filters import Listing
 router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 TeamId = Annotated[UUID, Path(description="The team id")]
 MAX_TEAMS = 1000
-MemberId = Annotated[str, Path(min_length=1, max_length=128, description="The member's user id")]
+MemberId = Annotated[str, Path(min_length=1, max_length=128, json_schema_extra={"pattern": LABEL_PATTERN},
+                               description="The member's user id")]
 
 
 async def _require_team(manager: VideoJobManager, who: Principal, team_id: UUID) -> None:
@@ -69,7 +70,7 @@ async def create_team(request: Annotated[CreateTeamRequest, Body()], who: Caller
     return await manager.create_team(request.name, owner)
 
 
-@router.get("", response_model=list[Team], summary="The teams the caller may see")
+@router.get("", response_model=list[Team], summary="The teams the caller may see", responses=problems())
 async def list_teams(manager: Manager) -> list[Team]:
     """Teams the caller owns or belongs to (services: every team), oldest first."""
     return await manager.list_teams(MAX_TEAMS)
