@@ -68,6 +68,7 @@ _INVISIBLE = ("\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06d
               "\\ufeff\\ufff9-\\ufffb\\U000110bd\\U000110cd\\U00013430-\\U00013438\\U0001bca0-\\U0001bca3"
               "\\U0001d173-\\U0001d17a\\U000e0001\\U000e0020-\\U000e007f\\U000f0000-\\U000ffffd"
               "\\U00100000-\\U0010fffd")
+_SURROGATES = "\\ud800-\\udfff"
 # Space separators (Zs): a name made only of these is blank.
 _SPACES = "\\u0020\\u00a0\\u1680\\u2000-\\u200a\\u202f\\u205f\\u3000"
 
@@ -87,12 +88,15 @@ class Chars(StrEnum):
 
 def allowed_pattern(chars: Chars) -> str:
     """The strings `chars` lets through, as a JSON-schema `pattern` (the complement of its refusal):
-    what the OpenAPI document tells clients, so that a schema-valid string is never refused."""
+    what the OpenAPI document tells clients, so that a schema-valid string is never refused. Lone
+    surrogates are left out of the pattern: JSON text in UTF-8 cannot carry them (and regex engines
+    of JSON-schema validators refuse the range); the server refuses them all the same."""
+    invisible = _INVISIBLE.replace(_SURROGATES, "")
     if chars is Chars.NAME:
-        return f"^(?!\\.\\.?$)(?![{_SPACES}]*$)[^/\\\\{_INVISIBLE}]*$"
+        return f"^(?!\\.\\.?$)(?![{_SPACES}]*$)[^/\\\\{invisible}]*$"
     if chars is Chars.LINE:
-        return f"^[^{_INVISIBLE}]*$"
-    return "^[^\\u0000\\ud800-\\udfff]*$"
+        return f"^[^{invisible}]*$"
+    return "^[^\\u0000]*$"
 
 
 # A label a person reads (a user id, a team name): one line, no invisible character; a team
@@ -100,7 +104,7 @@ def allowed_pattern(chars: Chars) -> str:
 # states them.
 LABEL_REFUSED = re.compile(Chars.LINE.value)
 LABEL_PATTERN = allowed_pattern(Chars.LINE)
-NONBLANK_LABEL_PATTERN = f"^(?![{_SPACES}]*$)[^{_INVISIBLE}]*$"
+NONBLANK_LABEL_PATTERN = f"^(?![{_SPACES}]*$)[^{_INVISIBLE.replace(_SURROGATES, '')}]*$"
 
 
 @dataclass(frozen=True, slots=True)

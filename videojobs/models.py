@@ -23,7 +23,7 @@ from store.teams import TeamMember
 # the payloads, and the rule table the request schemas are built from.
 __all__ = [
     "Event", "JobChange", "TeamMember", "EnhancementLevel", "Platform", "QualityPreset", "State", "Trigger",
-    "rules_of", "field_type", "MAX_REASON", "LABEL_PATTERN", "NONBLANK_LABEL_PATTERN", "CURSOR_PATTERN", "JOB_STATUSES", "Job", "JobFilters", "JobPage", "encode_cursor", "decode_cursor",
+    "rules_of", "field_type", "MAX_REASON", "LABEL_PATTERN", "NONBLANK_LABEL_PATTERN", "iso_date_only", "CURSOR_PATTERN", "JOB_STATUSES", "Job", "JobFilters", "JobPage", "encode_cursor", "decode_cursor",
     "Attempt", "PlatformStats", "DailyStats", "JobStats", "BulkResult", "Team", "HistoryReport", "EventPage",
 ]
 
@@ -71,11 +71,7 @@ class JobFilters(BaseModel):
     @field_validator("date_from", "date_to", mode="before")
     @classmethod
     def _iso_only(cls, value: Any) -> Any:
-        """An ISO 8601 date or date-time, as the schema says: not a number of seconds (pydantic's lax
-        reading of '0.5')."""
-        if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
-            raise ValueError("must be an ISO 8601 date or date-time, not a number")
-        return value
+        return iso_date_only(value)
 
     @field_validator("date_to")
     @classmethod
@@ -95,6 +91,14 @@ class JobFilters(BaseModel):
 
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def iso_date_only(value: Any) -> Any:
+    """An ISO 8601 date or date-time, as the schema says: not a number of seconds (pydantic's lax
+    reading of '0.5' as a Unix time)."""
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise ValueError("must be an ISO 8601 date or date-time, not a number")
+    return value
 
 
 def _instant(value: datetime | date | None, *, end: bool) -> datetime | None:

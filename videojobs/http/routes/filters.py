@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query
+from pydantic import BeforeValidator
 
 from videojobs import JobFilters
-from videojobs.models import CURSOR_PATTERN, EnhancementLevel, Platform, QualityPreset
+from videojobs.models import CURSOR_PATTERN, EnhancementLevel, Platform, QualityPreset, iso_date_only
 
 StatusName = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
@@ -30,10 +31,10 @@ def list_params(
     platform_target: Annotated[Platform | None, Query()] = None,
     quality_preset: Annotated[QualityPreset | None, Query()] = None,
     enhancement_level: Annotated[EnhancementLevel | None, Query()] = None,
-    date_from: Annotated[datetime | None, Query(description="Created at or after (ISO 8601 date or instant)")]
-    = None,
-    date_to: Annotated[datetime | None, Query(description="Created at or before (ISO 8601 date or instant)")]
-    = None,
+    date_from: Annotated[datetime | None, BeforeValidator(iso_date_only),
+                         Query(description="Created at or after (ISO 8601 date or instant)")] = None,
+    date_to: Annotated[datetime | None, BeforeValidator(iso_date_only),
+                       Query(description="Created at or before (ISO 8601 date or instant)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     cursor: Annotated[str | None, Query(max_length=49, json_schema_extra={"pattern": CURSOR_PATTERN},
