@@ -16,7 +16,7 @@ from store import EventStore, prepare_event
 from store.audit import seal
 from tests.acceptance.test_cli_commands import avjm, vjm
 from tests.factories import create_data
-from tests.integration.conftest import eventually
+from tests.support.waiting import eventually
 
 
 async def make_jobs(store: EventStore, count: int) -> list:

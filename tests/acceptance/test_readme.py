@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -100,12 +101,6 @@ def test_sql_block(block: Block, database_url: str, tmp_path: Path) -> None:
     script = tmp_path / "example.sql"
     script.write_text(block.code)
     run([psql(), "-X", "-v", "ON_ERROR_STOP=1", "-d", database_url, "-f", str(script)], database_url, block)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_http_walkthrough_runs_as_written(database_url: str, tmp_path: Path) -> None:

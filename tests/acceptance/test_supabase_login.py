@@ -22,7 +22,7 @@ import pytest
 
 from store import EventStore, prepare_event, with_user
 from tests.factories import create_data
-from tests.integration.security.conftest import eventually
+from tests.support.waiting import eventually
 
 VJM = str(Path(sys.executable).with_name("vjm"))
 OPERATOR_GRANTS = "GRANT vjm_admin, vjm_projector TO {login}"  # SECURITY.md, "Running on Supabase"

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 
 from store import connect, migrate, provide_postgres, with_database
 from tests.factories import principal_of
+from tests.support.waiting import eventually
 
 JOB = dict(original_filename="clip.mp4", original_filesize=1_000, clip_count=2, quality_preset="pro",
            enhancement_level="basic", platform_target="tiktok")
@@ -36,18 +36,6 @@ def scaled(ci_size: int, minimum: int = 1) -> int:
     return max(minimum, int(ci_size * fault_scale()))
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 20,
-                     what: str | Callable[[], str] = "") -> None:
-    """Poll `check` until it is true; TimeoutError naming `what` after `within` seconds."""
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                result = check()
-                if await result if inspect.isawaitable(result) else result:
-                    return
-                await asyncio.sleep(0.02)  # poll: bounded by the deadline above
-    except TimeoutError:
-        raise TimeoutError(f"not within {within} s: {what() if callable(what) else what or check}") from None
 
 
 async def log_and_checkpoint(url: str, name: str = "main") -> tuple[int, int, int]:

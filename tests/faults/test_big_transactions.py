@@ -17,7 +17,8 @@ import pytest
 
 from listeners import Projector, ProjectorConfig, parse_notice, verify_projections
 from store import EventStore, connect, prepare_event
-from tests.faults.conftest import JOB, NotificationCounter, eventually, log_and_checkpoint, scaled
+from tests.faults.conftest import JOB, NotificationCounter, log_and_checkpoint, scaled
+from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
 

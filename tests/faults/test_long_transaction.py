@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 
 from listeners import Projector, ProjectorConfig, verify_projections
 from store import EventStore, connect, prepare_event
-from tests.faults.conftest import JOB, eventually, log_and_checkpoint, scaled
+from tests.faults.conftest import JOB, log_and_checkpoint, scaled
+from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
 

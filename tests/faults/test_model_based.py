@@ -43,7 +43,8 @@ from hypothesis.stateful import (
 
 from listeners import Projector, ProjectorConfig, verify_projections
 from statemachine import InvalidTransition, JobNotFound, StaleAttempt
-from tests.faults.conftest import JOB, create_migrated_database, drop_database, eventually, log_and_checkpoint, scaled
+from tests.faults.conftest import JOB, create_migrated_database, drop_database, log_and_checkpoint, scaled
+from tests.support.waiting import eventually
 from videojobs import Settings, VideoJobManager
 from videojobs import connect as connect_manager
 

@@ -16,7 +16,8 @@ import asyncpg
 import pytest
 
 from listeners import Projector, ProjectorConfig, verify_projections
-from tests.faults.conftest import JOB, NotificationCounter, eventually, log_and_checkpoint, scaled
+from tests.faults.conftest import JOB, NotificationCounter, log_and_checkpoint, scaled
+from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
 

@@ -13,7 +13,8 @@ import pytest
 
 from statemachine import DatabaseUnavailable
 from store import translate_error
-from tests.faults.conftest import JOB, eventually
+from tests.faults.conftest import JOB
+from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
 

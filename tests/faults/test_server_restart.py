@@ -24,7 +24,8 @@ import pytest
 
 from listeners import Projector, ProjectorConfig, subscribe_job_changes, verify_projections
 from statemachine import ConcurrencyConflict, DatabaseUnavailable, InvalidTransition
-from tests.faults.conftest import JOB, eventually, log_and_checkpoint, scaled, wait_projected
+from tests.faults.conftest import JOB, log_and_checkpoint, scaled, wait_projected
+from tests.support.waiting import eventually
 from videojobs import Settings, VideoJobManager
 from videojobs import connect as connect_manager
 

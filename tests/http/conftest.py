@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 import uvicorn
 
+from tests.support.waiting import wait_until
 from videojobs import Settings
 from videojobs.http import HttpOptions, create_app
 from videojobs.http.auth import SERVICE_ROLE, USER_ROLE, mint_token
@@ -56,11 +56,6 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.asynccontextmanager
@@ -93,11 +88,3 @@ async def live_url(app) -> AsyncIterator[str]:
     async with serve(app) as url:
         yield url
 
-
-async def wait_until(predicate: Callable[[], object], *, deadline_s: float = 10.0, what: str = "condition") -> None:
-    """Poll `predicate` until it is truthy, or fail after `deadline_s` seconds."""
-    deadline = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)  # poll

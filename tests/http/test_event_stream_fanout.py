@@ -14,9 +14,10 @@ import h11
 import httpx
 
 from store.identity import acting_as
+from tests.support.waiting import wait_until
 from videojobs.http import HttpOptions, create_app
 
-from .conftest import FAST, SERVICE, bearer, http_settings, serve, wait_until
+from .conftest import FAST, SERVICE, bearer, http_settings, serve
 
 STREAM = "/api/v1/events/stream"
 

@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from store import with_database
+from tests.support.servers import free_port
 from videojobs.http import create_app
 
-from .conftest import FAST, SERVICE, bearer, free_port, http_settings
+from .conftest import FAST, SERVICE, bearer, http_settings
 
 MAX_EXAMPLES = 25
 SKIPPED = {"/api/v1/events/stream"}

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +15,7 @@ from statemachine import ConcurrencyConflict, InvalidTransition
 from store import EventStore, prepare_event
 from store.models import Event
 from tests.factories import create_data
+from tests.support.waiting import eventually
 
 TEAM_NAMES = ["studio", "agency"]  # created per database: the database issues team ids
 USERS = ["alice", "bob", "carol", "dave"]
@@ -111,14 +111,6 @@ async def assert_read_model_is_fold(database_url: str) -> None:
     assert result.ok, [d.model_dump(exclude={"live", "expected"}) for d in result.differences[:5]]
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 10) -> None:
-    """Poll `check` until it is true; TimeoutError after `within` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            result = check()
-            if await result if inspect.isawaitable(result) else result:
-                return
-            await asyncio.sleep(0.01)  # poll: bounded by the deadline above, never a guessed wait
 
 
 async def wait_caught_up(pool, name: str = "main", within: float = 20) -> None:

@@ -21,7 +21,7 @@ from store.identity import connect_as
 from store.projections import doorbell_holders
 from tests.doorbell import Doorbells, listening
 from tests.factories import create_data, create_job
-from tests.integration.conftest import eventually
+from tests.support.waiting import eventually
 
 ARM = "SELECT vjm.arm_doorbell($1::xid8, $2::bigint)"
 

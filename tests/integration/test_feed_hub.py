@@ -13,7 +13,7 @@ import pytest
 from listeners.feed_hub import CLOSED, OVERFLOW, SHUTDOWN, ChangeFeedHub, FeedHubConfig, FeedSubscription
 from store.identity import acting_as
 from tests.factories import create_data
-from tests.integration.conftest import eventually
+from tests.support.waiting import eventually
 
 TEAM_JOB = {"original_filename": "team.mp4"}
 

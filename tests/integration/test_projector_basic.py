@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 from listeners import BatchNotice, ProjectionWatcher, Projector, parse_notice, wait_for_projection
 from store import EventStore, connect, prepare_event
 from tests.factories import create_data, create_job
-from tests.integration.conftest import assert_read_model_is_fold, eventually
+from tests.integration.conftest import assert_read_model_is_fold
+from tests.support.waiting import eventually
 
 
 async def test_lifecycle_is_projected(pool, store: EventStore, make_projector) -> None:

@@ -11,7 +11,8 @@ import pytest
 from listeners import Projector
 from store import EventStore, connect, prepare_event
 from tests.factories import create_data, create_job
-from tests.integration.conftest import assert_read_model_is_fold, eventually, wait_caught_up
+from tests.integration.conftest import assert_read_model_is_fold, wait_caught_up
+from tests.support.waiting import eventually
 
 
 async def _checkpoint(pool) -> asyncpg.Record:

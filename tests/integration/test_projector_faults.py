@@ -29,7 +29,8 @@ from statemachine import AccessDenied, ValidationError
 from store import EventStore
 from store.faults import get_fault, void_event
 from tests.factories import create_data, create_job
-from tests.integration.conftest import assert_read_model_is_fold, eventually, wait_caught_up
+from tests.integration.conftest import assert_read_model_is_fold, wait_caught_up
+from tests.support.waiting import eventually
 
 OVERFLOW = {"clip_count": 1e30}  # the fold takes it; the int4 column (the driver) cannot
 

@@ -7,7 +7,7 @@ import asyncio
 from listeners import JobChangeSubscription, Projector, ProjectorConfig, rebuild_projections, verify_projections
 from store import EventStore
 from tests.factories import create_job
-from tests.integration.conftest import eventually
+from tests.support.waiting import eventually
 
 PROJECTOR = "vjm_projector"
 

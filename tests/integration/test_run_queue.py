@@ -11,7 +11,7 @@ import pytest
 from listeners import verify_projections
 from store import EventStore, connect, prepare_event
 from tests.doorbell import ringing_doorbell
-from tests.integration.conftest import eventually
+from tests.support.waiting import eventually
 from videojobs import AccessDenied, InvalidTransition, Settings, StaleAttempt, ValidationError, VideoJobManager
 from videojobs import connect as connect_manager
 

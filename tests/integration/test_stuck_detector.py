@@ -14,7 +14,8 @@ from store import EventStore, prepare_event
 from store.identity import PROCESSOR, init_role_connection
 from store.sqlfiles import load_queries
 from tests.factories import create_job
-from tests.integration.conftest import assert_read_model_is_fold, eventually
+from tests.integration.conftest import assert_read_model_is_fold
+from tests.support.waiting import eventually
 
 # timeout=0: every projected processing job counts as stuck, so the tests never wait for a clock.
 NOW = StuckDetectorConfig(timeout=0)

@@ -6,7 +6,7 @@ import asyncio
 
 from listeners import JobChangeSubscription, Projector, subscribe_job_changes
 from store import EventStore
-from tests.integration.conftest import eventually
+from tests.support.waiting import eventually
 
 
 async def _feed(pool) -> list[tuple]:

@@ -7,9 +7,7 @@ error texts), and the projector, running as vjm_projector, fills the read models
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -22,6 +20,7 @@ from store.identity import AUTHENTICATED, acting_as, connect_as, create_role_poo
 from store.models import Event
 from store.teams import add_team_member, create_team
 from tests.factories import create_data
+from tests.support.waiting import eventually
 
 USERS = ("alice", "bob", "carol")
 SECRET_FILENAME = "secret-merger-plans.mp4"
@@ -82,14 +81,6 @@ async def project_all(database_url: str) -> None:
         await conn.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float = 10) -> None:
-    """Poll `check` until it is true; TimeoutError after `within` seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            result = check()
-            if await result if inspect.isawaitable(result) else result:
-                return
-            await asyncio.sleep(0.01)  # poll: bounded by the deadline above
 
 
 async def as_user(pool: asyncpg.Pool, user: str, trigger: str, data: dict, **kwargs) -> Event:

@@ -22,8 +22,7 @@ from listeners import Projector, ProjectorConfig
 from store import EventStore, prepare_event
 from store.identity import connect_as
 from tests.factories import create_data
-
-from .conftest import eventually
+from tests.support.waiting import eventually
 
 OLD_LEADER_KEY = "SELECT pg_try_advisory_lock(1986359920, hashtext('vjm_projector:main'))"
 ATTEMPTS = [

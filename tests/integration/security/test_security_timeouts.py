@@ -18,8 +18,7 @@ import pytest
 
 from store.identity import connect_as
 from store.postgres import with_user
-
-from .conftest import eventually
+from tests.support.waiting import eventually
 
 LIMITS = {  # run-time role: (statement_timeout, idle_in_transaction_session_timeout), as 010_roles.sql sets them
     "vjm_authenticated": ("15s", "15s"),
