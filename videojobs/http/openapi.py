@@ -6,8 +6,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import TypeAdapter
 
 from .problems import PROBLEM_MEDIA_TYPE
+from .schemas import PATCH_JOB_BODY
 
 VALIDATION_REF = "#/components/schemas/ValidationProblem"
 
@@ -20,6 +22,7 @@ def install_openapi(app: FastAPI) -> None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes, tags=app.openapi_tags)
             _document_unparsable_bodies(schema)
+            _exact_patch_body(schema)
             _problem_media_types(schema)
             _drop_fastapi_validation(schema)
             app.openapi_schema = schema
@@ -39,6 +42,19 @@ def _problem_media_types(schema: dict[str, Any]) -> None:
                 if code == "422":
                     response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": VALIDATION_REF}}}
                     response["description"] = "Invalid input; `errors` names each field"
+
+
+def _exact_patch_body(schema: dict[str, Any]) -> None:
+    """PATCH /jobs/{job_id}: the body as a union of the moves and the metadata change (schemas.PATCH_JOB_BODY)."""
+    operation = schema.get("paths", {}).get("/api/v1/jobs/{job_id}", {}).get("patch")
+    if operation is None:
+        return
+    union = TypeAdapter(PATCH_JOB_BODY).json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in union.pop("$defs", {}).items():
+        components.setdefault(name, definition)  # the enums are there already, the same
+    components.pop("PatchJobRequest", None)  # the parser's model; the document states the union
+    operation["requestBody"]["content"]["application/json"]["schema"] = union
 
 
 def _document_unparsable_bodies(schema: dict[str, Any]) -> None:

@@ -103,6 +103,58 @@ class PatchJobRequest(Body):
         None, description="Metadata changes only: refuse (409) if the job has moved past this version")
 
 
+# What PATCH /jobs/{job_id} accepts, as the OpenAPI document states it (openapi.py puts this
+# schema in place of PatchJobRequest's): one status change, with the fields of that move and the
+# payload rules' bounds, or a metadata change naming at least one field. PatchJobRequest parses
+# and the route enforces the same; this states it exactly for clients and fuzzers.
+class PatchRetry(Body):
+    status: Literal["queued"]
+    reason: _rule(Trigger.RETRY, "reason") | None = None
+
+
+class PatchCancel(Body):
+    status: Literal["cancelled"]
+    reason: _rule(Trigger.CANCEL, "reason") | None = None
+
+
+class PatchStart(Body):
+    status: Literal["processing"]
+    worker_id: _rule(Trigger.START, "worker_id") | None = None
+
+
+class PatchComplete(Body):
+    status: Literal["completed"]
+    output_paths: _rule(Trigger.COMPLETE, "output_paths") | None = None
+    processing_time: _rule(Trigger.COMPLETE, "processing_time") | None = None
+    attempt: Count | None = None
+
+
+class PatchFail(Body):
+    status: Literal["failed"]
+    error: _rule(Trigger.FAIL, "error")
+    attempt: Count | None = None
+
+
+class PatchMetadata(Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "anyOf": [{"required": [name]} for name in
+                  ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")]})
+
+    original_filename: _rule(Trigger.UPDATE_METADATA, "original_filename") = None  # type: ignore[assignment]
+    clip_count: _rule(Trigger.UPDATE_METADATA, "clip_count") = None  # type: ignore[assignment]
+    quality_preset: _rule(Trigger.UPDATE_METADATA, "quality_preset") = None  # type: ignore[assignment]
+    enhancement_level: _rule(Trigger.UPDATE_METADATA, "enhancement_level") = None  # type: ignore[assignment]
+    platform_target: _rule(Trigger.UPDATE_METADATA, "platform_target") = None  # type: ignore[assignment]
+    expected_version: Count | None = None
+
+
+PATCH_JOB_BODY = Annotated[
+    Annotated[PatchRetry | PatchCancel | PatchStart | PatchComplete | PatchFail, Field(discriminator="status")] | PatchMetadata,
+    Field(description="A status change (queued = retry, cancelled = cancel for end users; processing, completed, "
+                      "failed for service callers), or a metadata change naming at least one field"),
+]
+
+
 class JobPageResponse(BaseModel):
     """One page of jobs. Pass `next_cursor` back as `cursor` for the next page (keyset paging)."""
 

@@ -87,7 +87,8 @@ def _query(scope: JobQuery, limit: int, offset: int, filters: JobFilters, cursor
         quality_preset=filters.quality_preset.value if filters.quality_preset else None,
         enhancement_level=filters.enhancement_level.value if filters.enhancement_level else None,
         created_from=filters.created_from(), created_before=filters.created_before(),
-        after=decode_cursor(cursor) if cursor else None, limit=limit, offset=0 if cursor else offset)
+        after=decode_cursor(cursor) if cursor is not None else None, limit=limit,
+        offset=0 if cursor is not None else offset)
 
 
 def _filters(filters: JobFilters | dict[str, Any] | None) -> JobFilters:

@@ -66,14 +66,18 @@ async def patch_job(job_id: JobId, request: Annotated[PatchJobRequest, Body()], 
             raise ValidationError("change the status or the metadata, not both", field=name)
         return await manager.update_job_status(job_id, request.status,
                                                **{k: given[k] for k in STATUS_FIELDS if k in given})
-    return await _patch_metadata(manager, job_id, given, metadata, request.expected_version)
+    return await _patch_metadata(manager, job_id, given, metadata, request.expected_version,
+                                 request.model_fields_set)
 
 
 async def _patch_metadata(manager: VideoJobManager, job_id: UUID, given: dict[str, Any],
-                          metadata: dict[str, Any], expected_version: int | None) -> Job:
+                          metadata: dict[str, Any], expected_version: int | None, sent: set[str]) -> Job:
     stray = sorted(k for k in given if k in STATUS_FIELDS)
     if stray:
         raise ValidationError(f"{stray[0]} goes with a status change", field=stray[0])
+    nulls = sorted(name for name in sent & set(METADATA_FIELDS) if name not in given)
+    if nulls:  # the document's metadata fields are not nullable: leave a field out instead
+        raise ValidationError(f"{nulls[0]} must not be null (leave it out to keep it)", field=nulls[0])
     if not metadata:
         raise ValidationError("give a status or at least one metadata field", field="status")
     return await manager.update_job_metadata(job_id, expected_version=expected_version, **metadata)
