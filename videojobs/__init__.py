@@ -1,6 +1,8 @@
 """vjm application layer: `connect()` gives a VideoJobManager; also configuration, CLI and HTTP API."""
 
-from statemachine import (
+from .config import Settings
+from .connect import connect
+from .errors import (
     AccessDenied,
     ConcurrencyConflict,
     DatabaseUnavailable,
@@ -10,9 +12,6 @@ from statemachine import (
     ValidationError,
     VJMError,
 )
-
-from .config import Settings
-from .connect import connect
 from .manager import VideoJobManager
 from .models import (
     Attempt,

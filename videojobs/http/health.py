@@ -14,9 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from videojobs import VideoJobManager
+from videojobs.errors import is_unavailable
 from videojobs.manager import Health
-
-from .problems import is_database_unavailable
 
 PROJECTOR = "main"
 PROBE_TIMEOUT_SECONDS = 5.0
@@ -67,7 +66,7 @@ async def check_health(manager: VideoJobManager | None, stuck_timeout: float) ->
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
             found = await manager.health(stuck_timeout)
     except Exception as exc:
-        if not is_database_unavailable(exc):
+        if not is_unavailable(exc):
             raise
         down = ComponentHealth(status="down", detail="database unreachable")
         unknown = ComponentHealth(status="unknown")

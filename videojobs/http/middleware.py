@@ -116,7 +116,8 @@ class MethodNotAllowed:
 
     Without it, a method the API route does not take (OPTIONS on a POST-only path) falls
     through to the dashboard's static files mounted at `/`, which answer 405 with their own
-    `Allow: GET, HEAD`. Here the methods are the API routes' own for that path.
+    `Allow: GET, HEAD`. Only a 405 is looked at (nothing is matched for the requests that
+    succeed): it is replaced by one whose `Allow` names the API routes' methods for the path.
     """
 
     def __init__(self, app: ASGIApp, routes: list, prefix: str = "/api/"):
@@ -126,18 +127,33 @@ class MethodNotAllowed:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
+        replaced = False
+
+        async def checking_send(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                allowed = self._allowed(scope)
+                if allowed:
+                    replaced = True
+                    await self._refuse(scope, receive, send, allowed)
+                    return
+            if not replaced:  # the replaced response's body is dropped
+                await send(message)
+
+        await self.app(scope, receive, checking_send)
+
+    def _allowed(self, scope: Scope) -> list[str]:
+        """The methods of the API routes whose path matches (none: not an API path)."""
         allowed: set[str] = set()
         for route in self.routes:
             match, _ = route.matches(scope)
-            if match is Match.FULL:
-                await self.app(scope, receive, send)
-                return
             if match is Match.PARTIAL:
                 allowed |= set(getattr(route, "methods", None) or ())
-        if not allowed:
-            await self.app(scope, receive, send)  # no API route has this path: its own 404
-            return
+        return sorted(allowed)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, allowed: list[str]) -> None:
         response = problem_response(405, "method-not-allowed", "Method not allowed",
-                                    f"{scope['method']} is not allowed here; allowed: {', '.join(sorted(allowed))}",
-                                    instance=scope["path"], headers={"Allow": ", ".join(sorted(allowed))})
+                                    f"{scope['method']} is not allowed here; allowed: {', '.join(allowed)}",
+                                    instance=scope["path"], headers={"Allow": ", ".join(allowed)})
         await response(scope, receive, send)

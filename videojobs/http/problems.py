@@ -106,17 +106,11 @@ def problem_for(exc: BaseException, instance: str | None = None) -> JSONResponse
     for kinds, build in _TRANSLATIONS:
         if isinstance(exc, kinds):
             return build(exc, instance)
-    if is_database_unavailable(exc):
+    if is_unavailable(exc):
         return _unavailable(exc, instance)
     log.error("http_unhandled_error", instance=instance, error=repr(exc), exc_info=exc)
     return problem_response(500, "internal-error", "Internal server error",
                             "an unexpected error occurred; it has been logged", instance=instance)
-
-
-def is_database_unavailable(exc: BaseException) -> bool:
-    """True for errors that mean the database cannot be reached or will not accept us now (store/errors.py
-    decides, the one translator of driver errors)."""
-    return is_unavailable(exc)
 
 
 def _auth(exc: AuthenticationFailed, instance: str | None) -> JSONResponse:

@@ -7,9 +7,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from videojobs.errors import is_unavailable
+
 from ..dependencies import State
 from ..health import HealthReport, check_health, service_pool, user_pool
-from ..problems import is_database_unavailable
 from ..state import AppState
 
 log = structlog.get_logger("vjm.http")
@@ -35,7 +36,7 @@ async def metrics(state: State) -> Response:
     try:
         await _refresh(state)
     except Exception as exc:
-        if not is_database_unavailable(exc):
+        if not is_unavailable(exc):
             raise
         log.warning("metrics_database_unavailable", error=repr(exc)[:200])
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
