@@ -119,3 +119,12 @@ async def manager(database_url: str):
     settings = Settings(database_url=database_url)
     async with connect(settings=settings) as m:
         yield m
+
+
+@pytest.fixture
+async def role_pools(database_url: str):
+    """A vjm_admin pool and an end-user pool on this test's database (tests.support.pools)."""
+    from tests.support.pools import role_pools as opened
+
+    async with opened(database_url) as pools:
+        yield pools

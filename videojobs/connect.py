@@ -34,7 +34,7 @@ from store.identity import (
 
 from .config import Settings
 from .database import provide_database
-from .manager import Caller, VideoJobManager
+from .manager import Caller, Runtime, VideoJobManager
 
 log = structlog.get_logger("vjm.connect")
 
@@ -71,11 +71,10 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
         watcher = ProjectionWatcher(database_url, role=PROCESSOR)
         stack.push_async_callback(watcher.close)
         tokens = await token_source(service, role, settings)
-        manager = VideoJobManager(service, database_url=database_url, user_pool=users, watcher=watcher,
-                                  consistency_timeout=consistency_timeout, tokens=tokens,
-                                  caller=Caller(service=settings.service_name))
-        if listeners:
-            manager.listeners = await start_listeners(stack, database_url, service, settings)
+        running = await start_listeners(stack, database_url, service, settings) if listeners else None
+        runtime = Runtime(service_pool=service, user_pool=users, database_url=database_url, watcher=watcher,
+                          tokens=tokens, consistency_timeout=consistency_timeout, listeners=running)
+        manager = VideoJobManager(runtime, Caller(service=settings.service_name))
         yield manager
 
 

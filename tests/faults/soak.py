@@ -134,7 +134,7 @@ async def soak(minutes: float, writers: int, seed: int) -> int:
                 await asyncio.sleep(1)  # the soak's clock
                 try:
                     async with asyncio.timeout(5):
-                        await manager.reset_stuck_jobs(older_than=2.0)  # time passes: idle jobs are stuck
+                        await manager.maintenance.reset_stuck_jobs(older_than=2.0)  # time passes: idle jobs are stuck
                         faults["stuck_scans"] += 1
                 except (TimeoutError, *AMBIGUOUS):
                     pass
@@ -169,7 +169,7 @@ async def _reckon(url: str, manager, ledger: Ledger, projector: Projector) -> di
     stored = collections.Counter((r["job_id"], r["version"]) for r in rows)
     missing = sum(1 for job_id, version, _ in set(ledger.acknowledged) if stored[(job_id, version)] != 1)
     verify = await verify_projections(url)
-    history = await manager.verify_history()
+    history = await manager.audit.verify_history()
     unacknowledged = total - len(set(ledger.acknowledged))
     differences = (total - projected) + missing + len(verify.differences) + (0 if history.ok else 1) \
         + (0 if unacknowledged <= ledger.ambiguous else 1)

@@ -63,5 +63,5 @@ async def test_idle_transaction_holds_the_horizon_and_nothing_is_skipped(databas
         assert (late.job_id in visible) == (outcome == "commit")
         verify = await verify_projections(database_url)
         assert verify.ok and verify.events == total, verify.differences[:3]
-        assert (await manager.verify_history()).ok
+        assert (await manager.audit.verify_history()).ok
     await projector.stop()

@@ -142,9 +142,9 @@ class JobSystem(RuleBasedStateMachine):
     @initialize()
     def teams(self) -> None:
         for name, members in TEAMS.items():
-            team = self._run(self.manager.create_team(name, members[0]))
+            team = self._run(self.manager.teams.create(name, members[0]))
             for member in members[1:]:
-                self._run(self.manager.add_team_member(team.team_id, member))
+                self._run(self.manager.teams.add_member(team.team_id, member))
             self.team_ids[name], self.team_names[team.team_id] = team.team_id, name
 
     @rule(user=st.sampled_from(USERS))
@@ -232,7 +232,7 @@ class JobSystem(RuleBasedStateMachine):
     def time_passes(self) -> None:
         """Every processing job is now idle for longer than the (zero) timeout: it is stuck."""
         processing = [j for j in self.jobs.values() if j.state == "processing"]
-        result = self._run(self.manager.reset_stuck_jobs(older_than=0))
+        result = self._run(self.manager.maintenance.reset_stuck_jobs(older_than=0))
         assert (result.found, result.skipped) == (len(processing), 0)
         for job in processing:
             job.moved("queued" if job.attempts_left > 0 else "failed")
@@ -276,7 +276,7 @@ class JobSystem(RuleBasedStateMachine):
 
     @invariant()
     def hash_chain_verifies(self) -> None:
-        report = self._run(self.manager.verify_history())
+        report = self._run(self.manager.audit.verify_history())
         assert report.ok and report.checked == sum(j.version for j in self.jobs.values()), report
 
     @invariant()

@@ -120,7 +120,7 @@ class _DropsOnExit:
 
 @pytest.mark.parametrize("body_error", [None, asyncpg.ConnectionDoesNotExistError("lost"), ValueError("bug")])
 async def test_a_connection_lost_while_being_released_is_database_unavailable(body_error) -> None:
-    from videojobs.manager.core import translated_opening
+    from videojobs.manager.session import translated_opening
 
     with pytest.raises(DatabaseUnavailable):
         async with translated_opening(_DropsOnExit()):

@@ -189,7 +189,7 @@ async def test_restart_loses_no_acknowledged_append(own_server, own_database: st
         assert follower.seqs == list(range(1, change_seq + 1)), "the subscription skipped or repeated a change"
         result = await verify_projections(url)
         assert result.ok and result.events == total, result.differences[:3]
-        history = await manager.verify_history()
+        history = await manager.audit.verify_history()
         assert history.ok and history.checked == total
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)

@@ -73,7 +73,7 @@ async def test_healthz_and_metrics(client, manager):
     assert body["database"]["status"] == "ok" and body["status"] in ("ok", "degraded")
     assert "events_behind" in body["projector"] and body["detector"]["overdue_jobs"] == 0
     # Transition counts are the projector's (applied events): they follow the projection, within its lag.
-    assert await manager.wait_for_projection(10)
+    assert await manager.maintenance.wait_for_projection(10)
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     text = metrics.text

@@ -60,8 +60,8 @@ async def test_resume_from_last_event_id_has_no_gap_and_no_duplicate(live_url):
 
 
 async def test_stream_shows_only_what_the_caller_may_see(live_url, manager):
-    team = await manager.create_team("crew", owner_id="user-a")
-    await manager.add_team_member(team.team_id, "user-b")
+    team = await manager.teams.create("crew", owner_id="user-a")
+    await manager.teams.add_member(team.team_id, "user-b")
     a_own = await _create(live_url, "user-a", 1)
     c_own = await _create(live_url, "user-c", 2)
     a_team = await _create(live_url, "user-a", 1, team_id=str(team.team_id))

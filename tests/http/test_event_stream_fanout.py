@@ -14,6 +14,7 @@ import h11
 import httpx
 
 from store.identity import acting_as
+from tests.support.pools import role_pools as role_pools_on
 from tests.support.waiting import wait_until
 from videojobs.http import HttpOptions, create_app
 
@@ -77,25 +78,25 @@ def job(user_id: str, team_id=None, name: str = "clip.mp4") -> dict:
             "clip_count": 1, "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"}
 
 
-async def projected(manager, jobs: Iterable) -> int:
+async def projected(pools, jobs: Iterable) -> int:
     """Wait until the change feed holds every one of these jobs; the newest seq."""
     ids = [j.job_id for j in jobs]
 
     async def present() -> bool:
-        return await manager.pool.fetchval("SELECT count(DISTINCT job_id) FROM vjm.job_changes "
+        return await pools.service.fetchval("SELECT count(DISTINCT job_id) FROM vjm.job_changes "
                                            "WHERE job_id = ANY ($1::uuid[])", ids) == len(set(ids))
     deadline = asyncio.get_running_loop().time() + 20
     while not await present():
         assert asyncio.get_running_loop().time() < deadline, "the projector did not catch up"
         await asyncio.sleep(0.02)  # poll
-    return await manager.pool.fetchval("SELECT max(seq) FROM vjm.job_changes")
+    return await pools.service.fetchval("SELECT max(seq) FROM vjm.job_changes")
 
 
-async def feed_as(manager, user_id: str | None) -> list[int]:
+async def feed_as(pools, user_id: str | None) -> list[int]:
     """Every seq `user_id` may read under RLS now (None: everything)."""
     if user_id is None:
-        return [r[0] for r in await manager.pool.fetch("SELECT seq FROM vjm.job_changes ORDER BY seq")]
-    async with acting_as(manager.user_pool, user_id=user_id) as conn:
+        return [r[0] for r in await pools.service.fetch("SELECT seq FROM vjm.job_changes ORDER BY seq")]
+    async with acting_as(pools.users, user_id=user_id) as conn:
         return [r[0] for r in await conn.fetch("SELECT seq FROM vjm.job_changes ORDER BY seq")]
 
 
@@ -126,7 +127,8 @@ async def test_120_streams_share_a_bounded_number_of_database_connections(app, l
         metrics = (await client.get("/metrics")).text
         assert "vjm_sse_clients 120.0" in metrics and "vjm_sse_feed_connected 1.0" in metrics
         made = await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
-        await projected(manager, made)
+        async with role_pools_on(database_url, max_size=1) as pools:  # opened after the count above
+            await projected(pools, made)
         await wait_until(lambda: all(len(s.events) == (2, 1, 3)[i // 40] for i, s in enumerate(streams)),
                          what="every stream to get its changes")
         for i, stream in enumerate(streams):
@@ -140,7 +142,7 @@ async def test_120_streams_share_a_bounded_number_of_database_connections(app, l
 
 
 async def test_resume_with_last_event_id_across_catch_up_and_live_has_no_gap_and_no_duplicate(
-        live_url, manager) -> None:
+        live_url, manager, role_pools) -> None:
     stop, made = asyncio.Event(), []
 
     async def writer() -> None:
@@ -160,8 +162,8 @@ async def test_resume_with_last_event_id_across_catch_up_and_live_has_no_gap_and
     finally:
         stop.set()
         await writing
-    await projected(manager, made)
-    truth = await feed_as(manager, "alice")
+    await projected(role_pools, made)
+    truth = await feed_as(role_pools, "alice")
     async with client_for(live_url) as client:
         last = Stream(client, {**bearer("alice"), "Last-Event-ID": str(seen[-1])})
         await last.until(truth[-1])
@@ -194,12 +196,12 @@ async def _open_unread_stream(url: str, app) -> tuple[asyncio.StreamReader, asyn
     return reader, writer
 
 
-async def _write_until_overflow(manager, app, fast: Stream) -> None:
+async def _write_until_overflow(manager, pools, app, fast: Stream) -> None:
     """Create jobs until the unread stream's socket is full and its buffer overflows (bounded)."""
     made: list = []
     for _ in range(20):
         made += await manager.bulk_create_jobs([job("alice") for _ in range(100)])
-        await fast.until(await projected(manager, made))
+        await fast.until(await projected(pools, made))
         if hub_of(app).overflows:
             break
     assert hub_of(app).overflows == 1, "the unread stream never fell behind"
@@ -230,15 +232,15 @@ async def _read_to_end(reader: asyncio.StreamReader) -> tuple[list[dict], list[s
     return events, comments
 
 
-async def test_a_slow_client_is_ended_and_the_other_streams_keep_flowing(manager, database_url) -> None:
+async def test_a_slow_client_is_ended_and_the_other_streams_keep_flowing(manager, database_url, role_pools) -> None:
     options = HttpOptions(sse_heartbeat_seconds=60, sse_poll_seconds=0.2, sse_queue_size=8)
     app = create_app(manager, settings=http_settings(database_url), options=options)
     async with serve(app, send_buffer=4096) as url, client_for(url) as client:
         fast = Stream(client, bearer("alice"))
         reader, writer = await _open_unread_stream(url, app)
-        await _write_until_overflow(manager, app, fast)
+        await _write_until_overflow(manager, role_pools, app, fast)
         assert hub_of(app).live_subscribers == 1 and not fast.task.done()
-        truth = await feed_as(manager, "alice")
+        truth = await feed_as(role_pools, "alice")
         assert fast.ids == truth, "the fast stream lost or repeated something"
         slow_events, comments = await _read_to_end(reader)  # now read: what was buffered, a note, the end
         writer.close()
@@ -253,7 +255,7 @@ async def test_a_slow_client_is_ended_and_the_other_streams_keep_flowing(manager
             await stream.stop()
 
 
-async def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(manager, database_url) -> None:
+async def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(manager, database_url, role_pools) -> None:
     options = HttpOptions(sse_heartbeat_seconds=60, sse_poll_seconds=0.2, sse_queue_size=8,
                           sse_send_timeout_seconds=1.0)
     app = create_app(manager, settings=http_settings(database_url), options=options)
@@ -261,20 +263,20 @@ async def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(manager,
     async with serve(app, send_buffer=4096) as url, client_for(url) as client:
         fast = Stream(client, bearer("alice"))
         _, writer = await _open_unread_stream(url, app)
-        await _write_until_overflow(manager, app, fast)
+        await _write_until_overflow(manager, role_pools, app, fast)
         # Its response is stuck writing to a full socket; without a send timeout it stays open forever.
         await wait_until(lambda: clients.get() == 1, what="the silent stream to be ended by the send timeout")
         more = await manager.bulk_create_jobs([job("alice")])
-        await fast.until(await projected(manager, more))
-        assert fast.ids == await feed_as(manager, "alice") and not fast.task.done()
+        await fast.until(await projected(role_pools, more))
+        assert fast.ids == await feed_as(role_pools, "alice") and not fast.task.done()
         writer.close()
         await fast.stop()
 
 
 async def test_streams_carry_only_the_users_own_and_team_jobs_and_team_removal_applies(live_url, app,
-                                                                                    manager) -> None:
-    team = await manager.create_team("crew", owner_id="alice")
-    await manager.add_team_member(team.team_id, "bob")
+                                                                                    manager, role_pools) -> None:
+    team = await manager.teams.create("crew", owner_id="alice")
+    await manager.teams.add_member(team.team_id, "bob")
     async with client_for(live_url) as client:
         streams = {sub: Stream(client, bearer(sub)) for sub in ("alice", "bob", "carol")}
         streams["service"] = Stream(client, SERVICE)
@@ -282,12 +284,12 @@ async def test_streams_carry_only_the_users_own_and_team_jobs_and_team_removal_a
                          what="four live streams")
         before = await manager.bulk_create_jobs([job("alice"), job("bob"), job("carol"),
                                                  job("alice", team.team_id, "team-1.mp4")])
-        await streams["service"].until(await projected(manager, before))
+        await streams["service"].until(await projected(role_pools, before))
         await wait_until(lambda: len(streams["bob"].events) == 2, what="bob's two changes")
-        assert await manager.remove_team_member(team.team_id, "bob")
+        assert await manager.teams.remove_member(team.team_id, "bob")
         after = await manager.bulk_create_jobs([job("alice", team.team_id, "team-2.mp4")])
         marker = await manager.bulk_create_jobs([job("bob", name="marker.mp4")])
-        top = await projected(manager, after + marker)
+        top = await projected(role_pools, after + marker)
         await streams["service"].until(top)
         await wait_until(lambda: streams["bob"].job_ids[-1:] == [str(marker[0].job_id)], what="bob's marker")
         await wait_until(lambda: len(streams["alice"].events) == 3, what="alice's three changes")
@@ -301,22 +303,22 @@ async def test_streams_carry_only_the_users_own_and_team_jobs_and_team_removal_a
     assert len(ids["service"]) == 6
 
 
-async def test_the_streams_survive_a_terminated_feed_connection(live_url, app, manager, pool) -> None:
+async def test_the_streams_survive_a_terminated_feed_connection(live_url, app, manager, pool, role_pools) -> None:
     async with client_for(live_url) as client:
         stream = Stream(client, bearer("alice"))
-        await stream.until(await projected(manager, await manager.bulk_create_jobs([job("alice")])))
+        await stream.until(await projected(role_pools, await manager.bulk_create_jobs([job("alice")])))
         hub = hub_of(app)
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", hub._listening.connection.get_server_pid())
         await wait_until(lambda: hub.reconnects == 1 and hub.connected, what="the hub to reconnect")
         more = await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
-        await stream.until(await projected(manager, more))
-        assert stream.ids == await feed_as(manager, "alice") and not stream.task.done()
+        await stream.until(await projected(role_pools, more))
+        assert stream.ids == await feed_as(role_pools, "alice") and not stream.task.done()
         metrics = (await client.get("/metrics")).text
         assert "vjm_sse_feed_reconnects 1.0" in metrics and "vjm_sse_feed_connected 1.0" in metrics
         await stream.stop()
 
 
-async def test_the_end_of_the_lifespan_closes_the_hub_and_ends_every_stream(manager, database_url) -> None:
+async def test_the_end_of_the_lifespan_closes_the_hub_and_ends_every_stream(manager, database_url, role_pools) -> None:
     app = create_app(manager, settings=http_settings(database_url), options=FAST)
     state = app.state.vjm
     async with serve(app, lifespan="off") as url, client_for(url) as client:
@@ -331,16 +333,16 @@ async def test_the_end_of_the_lifespan_closes_the_hub_and_ends_every_stream(mana
         assert all(s.status == 200 for s in streams)
         assert state.feed_hub is None and hub.closed and not hub.connected
         assert state.metrics.sse_clients._value.get() == 0
-        assert not await manager.pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+        assert not await role_pools.service.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
 
 
-async def test_a_stream_resumed_near_the_head_gets_the_rest_then_live_changes(live_url, manager) -> None:
+async def test_a_stream_resumed_near_the_head_gets_the_rest_then_live_changes(live_url, manager, role_pools) -> None:
     made = await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
-    top = await projected(manager, made)
+    top = await projected(role_pools, made)
     async with client_for(live_url) as client:
         stream = Stream(client, {**bearer("alice"), "Last-Event-ID": str(top - 1)})
         await stream.until(top)
         later = await manager.bulk_create_jobs([job("alice")])
-        await stream.until(await projected(manager, later))
+        await stream.until(await projected(role_pools, later))
         await stream.stop()
-    assert stream.ids == [s for s in await feed_as(manager, "alice") if s >= top]
+    assert stream.ids == [s for s in await feed_as(role_pools, "alice") if s >= top]

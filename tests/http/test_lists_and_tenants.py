@@ -10,8 +10,8 @@ from .conftest import JOB, SERVICE, bearer
 @pytest.fixture
 async def tenants(manager, client):
     """A and B share team T; C is alone. Each creates jobs; A also one in T."""
-    team = await manager.create_team("studio", owner_id="user-a")
-    await manager.add_team_member(team.team_id, "user-b")
+    team = await manager.teams.create("studio", owner_id="user-a")
+    await manager.teams.add_member(team.team_id, "user-b")
     made = {}
     for sub, extra in (("user-a", {}), ("user-a", {"team_id": str(team.team_id)}), ("user-b", {}),
                        ("user-c", {})):
@@ -105,12 +105,12 @@ async def test_tenant_matrix_single_jobs(client, tenants):
 
 async def test_a_deleted_team_cannot_be_taken_over_over_http(manager, client, tenants):
     """Issue 15, finding 2: a deleted team's jobs stay out of reach, whoever creates a team afterwards."""
-    bobs = await manager.as_user("user-b").create_team("bobs", owner_id="user-b")
+    bobs = await manager.as_user("user-b").teams.create("bobs", owner_id="user-b")
     made = await client.post("/api/v1/process", json={**JOB, "team_id": str(bobs.team_id)}, headers=bearer("user-b"))
     assert made.status_code == 201, made.text
     assert (await client.delete(f"/api/v1/jobs/{made.json()['job_id']}", headers=bearer("user-b"))).status_code < 300
-    await manager.as_user("user-b").delete_team(bobs.team_id)
-    alices = await manager.as_user("user-a").create_team("mine", owner_id="user-a")
+    await manager.as_user("user-b").teams.delete(bobs.team_id)
+    alices = await manager.as_user("user-a").teams.create("mine", owner_id="user-a")
     assert alices.team_id != bobs.team_id  # the database issues ids and never issues one twice
     for sub in ("user-a", "user-b"):
         gone = await client.get(f"/api/v1/teams/{bobs.team_id}/jobs", headers=bearer(sub))

@@ -18,7 +18,7 @@ JOB = dict(user_id="bulk-user", original_filename="clip.mp4", original_filesize=
 
 
 async def test_returned_jobs_equal_what_get_job_returns_after_projection(manager: VideoJobManager) -> None:
-    team = await manager.create_team("bulk-team", owner_id="bulk-user")
+    team = await manager.teams.create("bulk-team", owner_id="bulk-user")
     jobs = [{**JOB, "original_filename": f"v{i}.mp4"} for i in range(30)]
     jobs[3] = {**jobs[3], "team_id": str(team.team_id), "max_attempts": 7, "platform_target": "youtube_shorts"}
     jobs[4] = {**jobs[4], "team_id": team.team_id}

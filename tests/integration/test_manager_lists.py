@@ -94,8 +94,8 @@ async def test_bad_list_arguments_are_named(manager: VideoJobManager, kwargs: di
 
 
 async def test_team_jobs_are_listed_by_team(manager: VideoJobManager) -> None:
-    team = await manager.create_team("editors", "owner-1")
-    await manager.add_team_member(team.team_id, "member-2")
+    team = await manager.teams.create("editors", "owner-1")
+    await manager.teams.add_member(team.team_id, "member-2")
     mine = await manager.create_job(user_id="owner-1", team_id=team.team_id, original_filename="t.mp4",
                                     original_filesize=1, clip_count=1, quality_preset="pro",
                                     enhancement_level="none", platform_target="tiktok")

@@ -22,9 +22,9 @@ class World:
 
 @pytest.fixture
 async def world(manager: VideoJobManager) -> World:
-    t1 = (await manager.create_team("T1", "A")).team_id
-    await manager.add_team_member(t1, "B")
-    t2 = (await manager.create_team("T2", "C")).team_id
+    t1 = (await manager.teams.create("T1", "A")).team_id
+    await manager.teams.add_member(t1, "B")
+    t2 = (await manager.teams.create("T2", "C")).team_id
     a, b, c = manager.as_user("A"), manager.as_user("B"), manager.as_user("C")
     jobs = {
         "a_private": (await a.create_job(user_id="A", **JOB)).job_id,
@@ -59,7 +59,7 @@ async def test_each_user_sees_exactly_their_jobs(manager: VideoJobManager, world
         await scoped.get_user_jobs(others)
     with pytest.raises(AccessDenied):
         await scoped.get_job_stats(user_id=others)
-    events = await scoped.find_events(limit=100)
+    events = await scoped.audit.find_events(limit=100)
     assert {e.job_id for e in events.items} == expected
 
 
@@ -100,7 +100,7 @@ async def test_team_member_may_act_on_a_team_job_and_is_recorded_as_themselves(m
 async def test_membership_changes_take_effect_on_the_next_call(manager: VideoJobManager, world: World) -> None:
     b = manager.as_user("B")
     assert (await b.get_job_by_id(world.jobs["a_team"])).job_id == world.jobs["a_team"]
-    await manager.remove_team_member(world.t1, "B")
+    await manager.teams.remove_member(world.t1, "B")
     with pytest.raises(JobNotFound):
         await b.get_job_by_id(world.jobs["a_team"])
 

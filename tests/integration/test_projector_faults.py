@@ -134,10 +134,10 @@ async def test_a_poison_event_stops_the_projector_at_it_loudly_and_a_void_gets_i
 
         # Who may void: not an end user; not an event already projected.
         with pytest.raises(AccessDenied):
-            await manager.as_user("alice").void_event(poison, "mine")
+            await manager.as_user("alice").maintenance.void_event(poison, "mine")
         with pytest.raises(ValidationError):
-            await manager.void_event(good, "already projected")
-        void = await manager.void_event(poison, "clip_count overflows int4 (stored before the validator)")
+            await manager.maintenance.void_event(good, "already projected")
+        void = await manager.maintenance.void_event(poison, "clip_count overflows int4 (stored before the validator)")
         assert (void.type, void.job_id, void.data["position"]) == ("void", a.job_id, poison)
 
         async def resumed() -> bool:

@@ -32,8 +32,8 @@ STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
 async def populate(manager: VideoJobManager) -> tuple[UUID, dict[UUID, tuple[str, UUID | None, str]]]:
     """The tenants' jobs, some moved on; returns the team and job -> (owner, team, status)."""
     alice, bob, carol = (manager.as_user(u) for u in ("alice", "bob", "carol"))
-    team = (await alice.create_team("studio", "alice")).team_id
-    await alice.add_team_member(team, "bob")
+    team = (await alice.teams.create("studio", "alice")).team_id
+    await alice.teams.add_member(team, "bob")
     jobs: dict[UUID, tuple[str, UUID | None, str]] = {}
     for who, name, team_id, count in ((alice, "alice", None, 2), (alice, "alice", team, 3), (bob, "bob", team, 3),
                                       (bob, "bob", None, 2), (carol, "carol", None, 2)):

@@ -145,7 +145,7 @@ async def run_verify(args: argparse.Namespace) -> int:
         columns = (SpinnerColumn(), TextColumn("recomputing the hash chain"), TimeElapsedColumn())
         with Progress(*columns, console=make_console(), transient=True, disable=args.json or not make_console().is_terminal) as progress:
             progress.add_task("audit", total=None)
-            report = await manager.verify_history(args.job)
+            report = await manager.audit.verify_history(args.job)
     if args.json:
         print_json(report)
     elif report.ok:
@@ -159,7 +159,7 @@ async def run_verify(args: argparse.Namespace) -> int:
 async def _verify_head(args: argparse.Namespace) -> int:
     head, pinned = _head(args.head), _public_key(args.public_key)
     async with open_manager(args) as manager:
-        report = await manager.verify_tree_head(head, pinned)
+        report = await manager.audit.verify_tree_head(head, pinned)
     if args.json:
         print_json(report)
     elif report.ok:
@@ -188,7 +188,7 @@ async def run_keygen(args: argparse.Namespace) -> int:
 
 async def run_seal(args: argparse.Namespace) -> int:
     async with open_manager(args) as manager:
-        size = await manager.seal_audit_log()
+        size = await manager.audit.seal()
     print(json.dumps({"tree_size": size}) if args.json else f"sealed: the tree holds {size} events")
     return 0
 
@@ -199,17 +199,17 @@ async def run_sign_head(args: argparse.Namespace) -> int:
     except HeadError as exc:
         raise ValidationError(str(exc), field="key") from None
     async with open_manager(args) as manager:
-        head = await manager.sign_tree_head(key)
+        head = await manager.audit.sign_tree_head(key)
     print(json.dumps(head.to_json(), indent=2))
     return 0
 
 
 async def run_prove(args: argparse.Namespace) -> int:
     async with open_manager(args) as manager:
-        head = _head(args.head) if args.head else await manager.latest_tree_head()
+        head = _head(args.head) if args.head else await manager.audit.latest_tree_head()
         if head is None:
             raise ValidationError("no signed head yet: run `vjm audit sign-head` or give --head", field="head")
-        proof = await manager.prove_job(args.job_id, head)
+        proof = await manager.audit.prove_job(args.job_id, head)
     print(json.dumps(proof, indent=2))
     return 0
 
@@ -233,7 +233,7 @@ async def run_consistency(args: argparse.Namespace) -> int:
     problems = [f"{name}: the signature does not verify" for name, head in (("old", old), ("new", new))
                 if not signature_ok(head, pinned)]
     async with open_manager(args) as manager:
-        proof = await manager.consistency_proof(old, new)
+        proof = await manager.audit.consistency_proof(old, new)
     if not verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof):
         problems.append(f"the tree of {new.tree_size} does not extend the tree of {old.tree_size}")
     if args.json:

@@ -50,7 +50,7 @@ async def run_rebuild(args: argparse.Namespace) -> int:
     async with open_manager(args) as manager:
         with _spinner("replaying every event into shadow tables", args.json) as progress:
             progress.add_task("rebuild", total=None)
-            result = await manager.rebuild_projections()
+            result = await manager.maintenance.rebuild_projections()
     if args.json:
         print_json({"events": result.events, "jobs": result.jobs, "seconds": result.seconds,
                     "events_per_second": result.events_per_second, "changed": result.changed})
@@ -66,7 +66,7 @@ async def run_verify(args: argparse.Namespace) -> int:
     async with open_manager(args) as manager:
         with _spinner("comparing the read models with a replay", args.json) as progress:
             progress.add_task("verify", total=None)
-            result = await manager.verify_projections(limit=args.limit)
+            result = await manager.maintenance.verify_projections(limit=args.limit)
     if args.json:
         print_json({"ok": result.ok, "stalled": result.stalled, "events": result.events, "jobs": result.jobs,
                     "behind": result.behind, "projector_live": result.projector_live,
@@ -89,7 +89,7 @@ async def run_verify(args: argparse.Namespace) -> int:
 async def run_status(args: argparse.Namespace) -> int:
     """Show the checkpoint, the lag and the stop; exit 1 while the projector is stopped at an event."""
     async with open_manager(args) as manager:
-        status = await manager.projection_status()
+        status = await manager.maintenance.projection_status()
     if args.json:
         print_json(status)
         return 1 if status.fault else 0
@@ -122,7 +122,7 @@ async def run_status(args: argparse.Namespace) -> int:
 async def run_void(args: argparse.Namespace) -> int:
     """Void one event through the manager (admins)."""
     async with open_manager(args) as manager:
-        event = await manager.void_event(args.position, args.reason)
+        event = await manager.maintenance.void_event(args.position, args.reason)
     if args.json:
         print_json(event)
         return 0

@@ -103,13 +103,13 @@ async def _load(manager: VideoJobManager, state: WatchState) -> None:
 
 
 async def _current_seq(manager: VideoJobManager) -> int:
-    return await manager.change_feed_position()
+    return await manager.subscriptions.position()
 
 
 async def _follow(manager: VideoJobManager, state: WatchState, after: int, stop: asyncio.Event,
                   live: Live | None) -> None:
     deadline = time.monotonic() + state.args.duration if state.args.duration else None
-    subscription = manager.subscribe_changes(after=after, poll_interval=0.5)
+    subscription = manager.subscriptions.subscribe(after=after, poll_interval=0.5)
     stopper = asyncio.create_task(_stop_when(stop, deadline, subscription))
     try:
         async for change in subscription:

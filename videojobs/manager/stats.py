@@ -1,4 +1,4 @@
-"""Statistics from the incrementally maintained counters (never a COUNT(*) over jobs)."""
+"""The stats service: statistics from the incrementally maintained counters (never a COUNT(*) over jobs)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from store.jobs import StatsScope, get_daily, get_platforms, get_stats
 from store.teams import my_team_ids
 
 from ..models import DailyStats, JobStats, PlatformStats
-from .core import ManagerCore
+from .session import Session
 
 
-class StatsMixin(ManagerCore):
+class Stats:
     """get_job_stats."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
 
     async def get_job_stats(self, user_id: str | None = None, team_id: UUID | str | None = None,
                             days: int = 30) -> JobStats:
@@ -26,15 +29,15 @@ class StatsMixin(ManagerCore):
         """
         scope, scope_id = _scope(user_id, team_id)
         if scope == "user":
-            self._own_scope(scope_id)
+            self._session.own_scope(scope_id)
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 366:
             raise ValidationError("days must be an integer from 1 to 366", field="days")
-        await self._read_your_writes()
-        async with self._connection() as conn:
+        await self._session.read_your_writes()
+        async with self._session.connection() as conn:
             if scope is not None:
                 counted = StatsScope.one(scope, scope_id)
-            elif self._caller.is_user:
-                counted = StatsScope.visible_to(self._caller.user_id, await my_team_ids(conn))
+            elif self._session.caller.is_user:
+                counted = StatsScope.visible_to(self._session.caller.user_id, await my_team_ids(conn))
             else:
                 counted = StatsScope.every_user()
             counts = await get_stats(conn, counted)

@@ -50,7 +50,7 @@ async def get_job(job_id: JobId, manager: Manager,
                                                           "was then, replayed from its events")] = None) -> Job:
     """The job now, or replayed to `as_of`; 404 if it does not exist (then) or the caller may not see it."""
     if as_of is not None:
-        return await manager.get_job_as_of(job_id, as_of)
+        return await manager.audit.job_as_of(job_id, as_of)
     return await manager.get_job_by_id(job_id)  # as it is now, projected or not
 
 

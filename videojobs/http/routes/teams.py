@@ -32,7 +32,7 @@ async def _require_team(manager: VideoJobManager, who: Principal, team_id: UUID)
     """404 unless the caller may see the team (RLS decides what list_teams returns)."""
     if who.is_service:
         return
-    if not any(team.team_id == team_id for team in await manager.list_teams(MAX_TEAMS)):
+    if not any(team.team_id == team_id for team in await manager.teams.visible(MAX_TEAMS)):
         raise ProblemError(404, "team-not-found", "Team not found", f"team {team_id} not found")
 
 
@@ -67,13 +67,13 @@ async def create_team(request: Annotated[CreateTeamRequest, Body()], who: Caller
         if request.owner_id not in (None, who.sub):
             raise ProblemError(403, "forbidden", "Forbidden", "end users create teams they own")
         owner = who.sub
-    return await manager.create_team(request.name, owner)
+    return await manager.teams.create(request.name, owner)
 
 
 @router.get("", response_model=list[Team], summary="The teams the caller may see", responses=problems())
 async def list_teams(manager: Manager) -> list[Team]:
     """Teams the caller owns or belongs to (services: every team), oldest first."""
-    return await manager.list_teams(MAX_TEAMS)
+    return await manager.teams.visible(MAX_TEAMS)
 
 
 @router.get("/{team_id}/members", response_model=list[TeamMember], summary="A team's members",
@@ -81,7 +81,7 @@ async def list_teams(manager: Manager) -> list[Team]:
 async def list_members(team_id: TeamId, who: Caller, manager: Manager) -> list[TeamMember]:
     """Who is in the team, and as what (members and admins may see)."""
     await _require_team(manager, who, team_id)
-    return await manager.list_team_members(team_id)
+    return await manager.teams.members(team_id)
 
 
 @router.post("/{team_id}/members", status_code=status.HTTP_201_CREATED, response_model=TeamMember,
@@ -90,7 +90,7 @@ async def add_member(team_id: TeamId, request: Annotated[AddMemberRequest, Body(
                      manager: Manager) -> TeamMember:
     """Only the team's owner or an admin may; the new member sees the team's jobs from the next request."""
     await _require_team(manager, who, team_id)
-    return await manager.add_team_member(team_id, request.user_id, request.role)
+    return await manager.teams.add_member(team_id, request.user_id, request.role)
 
 
 @router.delete("/{team_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
@@ -98,7 +98,7 @@ async def add_member(team_id: TeamId, request: Annotated[AddMemberRequest, Body(
 async def remove_member(team_id: TeamId, user_id: MemberId, who: Caller, manager: Manager) -> Response:
     """The owner or an admin removes anyone; a member may remove themselves. 404 if not a member."""
     await _require_team(manager, who, team_id)
-    if not await manager.remove_team_member(team_id, user_id):
+    if not await manager.teams.remove_member(team_id, user_id):
         raise ProblemError(404, "member-not-found", "Member not found", f"{user_id} is not a member of {team_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -108,6 +108,6 @@ async def remove_member(team_id: TeamId, user_id: MemberId, who: Caller, manager
 async def delete_team(team_id: TeamId, who: Caller, manager: Manager) -> Response:
     """Its owner or an admin; 409 while it has jobs that are not deleted. Its id is never issued again."""
     await _require_team(manager, who, team_id)
-    await manager.delete_team(team_id)
+    await manager.teams.delete(team_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
