@@ -38,7 +38,6 @@ the hub then reads on from its position, so subscribers see a delay, never a gap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from store.projections import JobChange, fetch_change_visibility, fetch_changes,
 
 from .listening import CONNECTION_ERRORS, ListeningConnection
 from .notifications import CHANNEL
+from .service import BackgroundService, backoff
 
 log = structlog.get_logger("vjm.feed_hub")
 
@@ -74,10 +74,14 @@ class FeedHubConfig:
             raise ValueError("page_size and queue_size must be positive, intervals above zero")
 
 
-class ChangeFeedHub:
+class ChangeFeedHub(BackgroundService[int]):
     """Reads the change feed once and fans it out: `hub.subscribe(after=seq, user_id=...)`."""
 
+    name = "feed_hub"
+    cancel_on_stop = True  # a pass may be waiting for the database to come back: do not wait for it
+
     def __init__(self, config: FeedHubConfig, *, service_pool: asyncpg.Pool, user_pool: asyncpg.Pool):
+        super().__init__(interval=config.poll_interval, max_backoff=config.max_backoff)
         self.config = config
         self.position: int | None = None  # the last seq dispatched; None until the first connection
         self.overflows = 0
@@ -87,7 +91,7 @@ class ChangeFeedHub:
         self._open: set[FeedSubscription] = set()
         self._live: set[FeedSubscription] = set()
         self._ready = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._token: asyncio.Event | None = None  # armed before each pass: a ring during it is kept
         self._closed = False
 
     @property
@@ -117,8 +121,8 @@ class ChangeFeedHub:
 
     async def start(self) -> None:
         """Start the reader task (it connects in the background, with backoff)."""
-        if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run(), name="vjm-change-feed-hub")
+        if not self._closed:
+            await super().start()
 
     async def wait_ready(self) -> None:
         """Wait until the hub knows its position (its first connection), or is closed."""
@@ -141,18 +145,20 @@ class ChangeFeedHub:
         self._ready.set()
         for subscription in list(self._open):
             self._end(subscription, SHUTDOWN)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._listening.close()
+        await self.stop()
         log.info("feed_hub_closed", position=self.position)
+
+    async def release(self) -> None:
+        await self._listening.close()
+
+    def wake(self) -> None:
+        self._listening.ring()
 
     async def __aenter__(self) -> ChangeFeedHub:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     # -- the reader ----------------------------------------------------------------------------
@@ -170,26 +176,13 @@ class ChangeFeedHub:
             self._dispatch(page, visible)
         return len(page)
 
-    async def _run(self) -> None:
-        failures = 0
-        while not self._closed:
-            token = self._listening.arm()
-            try:
-                read = await self.run_once()
-            except Exception as exc:  # noqa: BLE001 - the reader never stops; the page is read again
-                failures += 1
-                self._log_failure(exc)
-                await asyncio.sleep(min(self.config.max_backoff, 0.05 * 2 ** min(failures, 10)))
-                continue
-            failures = 0
-            if read < self.config.page_size:
-                await self._listening.wait(token, self.config.poll_interval)
+    def before_pass(self) -> None:
+        self._token = self._listening.arm()
 
-    def _log_failure(self, exc: Exception) -> None:
-        if isinstance(exc, CONNECTION_ERRORS):
-            log.warning("feed_hub_connection_lost", position=self.position, error=repr(exc)[:200])
-        else:
-            log.error("feed_hub_page_failed", position=self.position, error=repr(exc)[:500], exc_info=exc)
+    async def idle(self, result: int) -> None:
+        """A full page: straight on; else wait for a ring or the poll interval."""
+        if result < self.config.page_size:
+            await self._listening.wait(self._token or self._listening.arm(), self.config.poll_interval)
 
     async def _visibility(self, conn: asyncpg.Connection, page: list[JobChange]) -> set[tuple[int, str]]:
         """(seq, user) pairs of this page that the live end users may see, as the database decides.
@@ -226,14 +219,14 @@ class ChangeFeedHub:
 
         Retried with backoff while the database is unreachable; [] once the hub is closed.
         """
-        delay = 0.05
+        failures = 0
         while not self._closed:
             try:
                 return await self._read_page(user_id, after)
             except CONNECTION_ERRORS as exc:
+                failures += 1
                 log.warning("feed_catch_up_retry", user_id=user_id, after=after, error=repr(exc)[:200])
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.max_backoff)
+                await asyncio.sleep(backoff(failures, self.config.max_backoff))
         return []
 
     async def _read_page(self, user_id: str | None, after: int) -> list[JobChange]:

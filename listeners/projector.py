@@ -58,8 +58,9 @@ from store.projections import (
 
 from .batch import BatchFailed, project_batch
 from .faults import isolate, resumed
-from .listening import CONNECTION_ERRORS, ListeningConnection
+from .listening import ListeningConnection
 from .notifications import Doorbell, parse_doorbell
+from .service import BackgroundService
 
 log = structlog.get_logger("vjm.projector")
 
@@ -107,11 +108,13 @@ class ProjectionResult:
     fault: ProjectorFault | None = None  # stopped at an event it cannot apply (listeners/faults.py)
 
 
-class Projector:
+class Projector(BackgroundService[ProjectionResult]):
     """Projects events into the read models; see the module docstring."""
 
     def __init__(self, config: ProjectorConfig):
+        super().__init__(interval=config.poll_interval, max_backoff=config.max_backoff)
         self.config = config
+        self.name = f"projector:{config.name}"
         channels = ("vjm_events",) if config.listen else ()
         self._listening = ListeningConnection(config.database_url, channels, role=config.role,
                                               max_backoff=config.max_backoff, on_notify=self._rang)
@@ -119,9 +122,8 @@ class Projector:
         self._leader_pid: int | None = None
         self._renew_at = 0.0
         self._standby_logged_at: float | None = None
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self._failures = 0
+        self._token: asyncio.Event | None = None  # armed before each pass: a doorbell during it is kept
+        self._next_lag = self._next_prune = 0.0
         self._busy_wait = config.busy_poll_interval
         self._unarmed_since: float | None = None
         self.cursor: tuple[int, int] | None = None
@@ -241,19 +243,11 @@ class Projector:
                         blocking_pid=sample.blocking_pid)
         return sample
 
-    async def start(self) -> None:
-        """Run the loop in a background task until `stop()`."""
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._run(), name=f"vjm-projector-{self.config.name}")
-
-    async def stop(self) -> None:
-        """Stop the loop and close the connection (which releases leadership)."""
-        self._stopping.set()
+    def wake(self) -> None:
         self._listening.ring()
-        if self._task is not None:
-            task, self._task = self._task, None
-            await task
+
+    async def release(self) -> None:
+        """Close the connection (which releases leadership)."""
         self._leader_pid = None
         await self._listening.close()
 
@@ -261,49 +255,34 @@ class Projector:
         """The same as `stop()`: closing only the connection would let the loop reconnect."""
         await self.stop()
 
-    async def __aenter__(self) -> Projector:
-        return self
+    async def after_failure(self, exc: Exception) -> None:
+        self._leader_pid = None  # a lost or broken connection may have taken the lease with it
 
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
+    def before_pass(self) -> None:
+        self._token = self._listening.arm()
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self._serve()
-            except CONNECTION_ERRORS as exc:
-                self._failures += 1
-                log.warning("projector_connection_lost", name=self.config.name, error=repr(exc),
-                            failures=self._failures)
-            except Exception:  # noqa: BLE001 - logged; the loop never dies of one bad batch
-                self._failures += 1
-                log.exception("projector_batch_failed", name=self.config.name, failures=self._failures)
-            else:
-                continue
-            self._leader_pid = None
-            await self._pause(min(self.config.max_backoff, 0.05 * 2 ** min(self._failures, 10)))
+    async def idle(self, result: ProjectionResult) -> None:
+        """Keep the lag and the change feed's retention, then sleep until there may be more to project."""
+        token = self._token or self._listening.arm()
+        if result.leader:
+            await self._housekeeping()
+        if result.leader and result.fault is not None:
+            await self._listening.wait(token, self.config.poll_interval)  # stopped: retry, not a tight loop
+        elif result.leader:
+            await self._sleep(token, result)
+        else:
+            await self._listening.wait(token, self.config.takeover_interval)
+        if self._listening.connection is None:
+            raise ConnectionError("projector connection lost")
 
-    async def _serve(self) -> None:
-        next_lag = next_prune = time.monotonic()
-        while not self._stopping.is_set():
-            token = self._listening.arm()
-            result = await self.run_once()
-            self._failures = 0
-            now = time.monotonic()
-            if result.leader and now >= next_lag:
-                next_lag = now + self.config.lag_interval
-                await self.lag()
-            if result.leader and now >= next_prune:
-                next_prune = now + self.config.prune_interval
-                await self._prune()
-            if result.leader and result.fault is not None:
-                await self._listening.wait(token, self.config.poll_interval)  # stopped: retry, not a tight loop
-            elif result.leader:
-                await self._sleep(token, result)
-            else:
-                await self._listening.wait(token, self.config.takeover_interval)
-            if self._listening.connection is None:
-                raise ConnectionError("projector connection lost")
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_lag:
+            self._next_lag = now + self.config.lag_interval
+            await self.lag()
+        if now >= self._next_prune:
+            self._next_prune = now + self.config.prune_interval
+            await self._prune()
 
     async def _sleep(self, token: asyncio.Event, result: ProjectionResult) -> None:
         """Until there may be more to project: rung, polled, or soon while appends are in flight."""
@@ -351,13 +330,6 @@ class Projector:
             removed = await prune_changes(conn, self.config.change_retention)
         if removed:
             log.info("job_changes_pruned", name=self.config.name, removed=removed)
-
-    async def _pause(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            pass
 
 
 def _iso(moment) -> str | None:

@@ -15,7 +15,6 @@ from store.identity import PROCESSOR, init_role_connection
 from store.sqlfiles import load_queries
 from tests.factories import create_job
 from tests.integration.conftest import assert_read_model_is_fold
-from tests.support.waiting import eventually
 
 # timeout=0: every projected processing job counts as stuck, so the tests never wait for a clock.
 NOW = StuckDetectorConfig(timeout=0)
@@ -94,11 +93,12 @@ async def test_start_and_stop_loop(pool, store: EventStore, make_projector) -> N
     detector = StuckDetector(pool, StuckDetectorConfig(timeout=0, interval=0.05))
     await detector.start()
     try:
-        async def reset() -> bool:
-            return (await store.read_head(started.job_id)).type == "time_out"
-        await eventually(reset)
+        result = await detector.signals.ran.next(lambda result: result.reset >= 1)  # the loop's own pass
+        assert (result.found, result.requeued) == (1, 1)
+        assert (await store.read_head(started.job_id)).type == "time_out"
     finally:
         await detector.stop()
+    assert not detector.running and detector.signals.stopped.count == 1
 
 
 def test_config_is_validated() -> None:
