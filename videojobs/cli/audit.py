@@ -43,7 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("audit", help="verify the event log: hash chains, signed Merkle tree heads",
                             description="Auditor tools over the append-only event log.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_verify(actions)
+    _add_keygen(actions)
+    _add_seal(actions)
+    _add_sign_head(actions)
+    _add_prove(actions)
+    _add_check_proof(actions)
+    _add_consistency(actions)
 
+
+def _add_verify(actions: argparse._SubParsersAction) -> None:
     verify = actions.add_parser("verify", help="recompute the hash chain, or check the log against a signed head "
                                                "(exit 1 when something is wrong)",
                                 description="Without --head: recompute every event's hash from its content and its "
@@ -59,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(verify)
     verify.set_defaults(handler=run_verify)
 
+
+def _add_keygen(actions: argparse._SubParsersAction) -> None:
     keygen = actions.add_parser("keygen", help="write a new Ed25519 signing key (and KEY.pub)",
                                 description="Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) to --out and its "
                                             "public key to OUT.pub. Keep the private key where the database cannot "
@@ -66,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     keygen.add_argument("--out", metavar="KEY.pem", required=True, help="where to write the private key (must not exist)")
     keygen.set_defaults(handler=run_keygen)
 
+
+def _add_seal(actions: argparse._SubParsersAction) -> None:
     seal = actions.add_parser("seal", help="append the leaves of newly committed events to the tree",
                               description="Append a leaf for every committed event after the last sealed one, in "
                                           "commit order (below the projection horizon). Off the write path; run "
@@ -74,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(seal)
     seal.set_defaults(handler=run_seal)
 
+
+def _add_sign_head(actions: argparse._SubParsersAction) -> None:
     sign = actions.add_parser("sign-head", help="seal, then print a signed tree head as JSON",
                               description="Seal, recompute the tree from the events (refusing if the log disagrees "
                                           "with the sealed leaves), sign {tree_size, root_hash, timestamp} with "
@@ -82,6 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_database_option(sign)
     sign.set_defaults(handler=run_sign_head)
 
+
+def _add_prove(actions: argparse._SubParsersAction) -> None:
     prove = actions.add_parser("prove", help="inclusion proofs of a job's events against a head (JSON)",
                                description="RFC 9162 audit paths of each of the job's events in the tree of the head "
                                            "(default: the newest head kept in the database).")
@@ -90,6 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_database_option(prove)
     prove.set_defaults(handler=run_prove)
 
+
+def _add_check_proof(actions: argparse._SubParsersAction) -> None:
     check = actions.add_parser("check-proof", help="verify a proof offline against a head (no database)",
                                description="Verify the head's signature and every audit path in the proof, with "
                                            "nothing but the two files. Exit 1 when anything fails.")
@@ -99,6 +118,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(check)
     check.set_defaults(handler=run_check_proof)
 
+
+def _add_consistency(actions: argparse._SubParsersAction) -> None:
     consistency = actions.add_parser("consistency", help="prove the new head extends the old one (append-only)",
                                      description="Compute the RFC 9162 consistency proof between two heads from the "
                                                  "sealed leaves and verify it: exit 1 if the newer tree does not "

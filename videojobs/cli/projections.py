@@ -4,6 +4,7 @@ projector's state, and void an event it cannot apply."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -99,16 +100,8 @@ async def run_status(args: argparse.Namespace) -> int:
     if leader is not None:
         print(f"  leader: pid {leader['holder_pid']}, lease renewed {leader['renewed_at']}" if leader["live"]
               else "  leader: none live (a standby takes the lease within its takeover interval)")
-    horizon = status.horizon
-    if horizon is not None:
-        from videojobs.http.health import HORIZON_DEGRADED_SECONDS
-        state = f", {horizon.blocking_state}" if horizon.blocking_state else ""
-        age = (f", transaction open {horizon.blocking_xact_seconds:.0f}s"
-               if horizon.blocking_xact_seconds is not None else "")
-        who = f"pid {horizon.blocking_pid}{state}{age}" if horizon.blocking_pid is not None else "an open transaction"
-        held = "HELD" if horizon.held_seconds >= HORIZON_DEGRADED_SECONDS else "waiting"
-        print(f"  horizon {held}: {horizon.held_events} committed events wait behind {who} "
-              f"for {horizon.held_seconds:.1f}s (end or terminate that transaction)")
+    if status.horizon is not None:
+        _print_horizon(status.horizon)
     fault = status.fault
     if fault is None:
         print("projecting" if status.started else "never ran")
@@ -117,6 +110,18 @@ async def run_status(args: argparse.Namespace) -> int:
           f"since {fault.since.isoformat()}, {fault.attempts} attempts: {fault.error}")
     print(f"  every tenant waits; to skip it: vjm projections void --position {fault.position} --reason '...'")
     return 1
+
+
+def _print_horizon(horizon: Any) -> None:
+    """The open transaction that holds committed events back: who, how long, what to do."""
+    from videojobs.http.health import HORIZON_DEGRADED_SECONDS
+    state = f", {horizon.blocking_state}" if horizon.blocking_state else ""
+    age = (f", transaction open {horizon.blocking_xact_seconds:.0f}s"
+           if horizon.blocking_xact_seconds is not None else "")
+    who = f"pid {horizon.blocking_pid}{state}{age}" if horizon.blocking_pid is not None else "an open transaction"
+    held = "HELD" if horizon.held_seconds >= HORIZON_DEGRADED_SECONDS else "waiting"
+    print(f"  horizon {held}: {horizon.held_events} committed events wait behind {who} "
+          f"for {horizon.held_seconds:.1f}s (end or terminate that transaction)")
 
 
 async def run_void(args: argparse.Namespace) -> int:

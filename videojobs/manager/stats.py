@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from statemachine import ValidationError
@@ -43,16 +44,21 @@ class Stats:
             counts = await get_stats(conn, counted)
             platforms = await get_platforms(conn, counted)
             daily = await get_daily(conn, counted, days)
-        total_seconds = counts.total_processing_ms / 1000.0
-        return JobStats(
-            total_jobs=counts.total_jobs, queued_jobs=counts.queued_jobs, processing_jobs=counts.processing_jobs,
-            completed_jobs=counts.completed_jobs, failed_jobs=counts.failed_jobs,
-            cancelled_jobs=counts.cancelled_jobs, total_processing_time=total_seconds,
-            average_processing_time=total_seconds / counts.timed_jobs if counts.timed_jobs else None,
-            by_platform=[PlatformStats.model_validate(p.model_dump()) for p in platforms],
-            daily=[DailyStats(day=d.day, completed_jobs=d.completed_jobs, failed_jobs=d.failed_jobs,
-                              cancelled_jobs=d.cancelled_jobs, processing_seconds=d.processing_ms / 1000.0)
-                   for d in daily])
+        return _job_stats(counts, platforms, daily)
+
+
+def _job_stats(counts: Any, platforms: list[Any], daily: list[Any]) -> JobStats:
+    """The counters, platform rows and daily rows as the public JobStats (seconds, not milliseconds)."""
+    total_seconds = counts.total_processing_ms / 1000.0
+    return JobStats(
+        total_jobs=counts.total_jobs, queued_jobs=counts.queued_jobs, processing_jobs=counts.processing_jobs,
+        completed_jobs=counts.completed_jobs, failed_jobs=counts.failed_jobs,
+        cancelled_jobs=counts.cancelled_jobs, total_processing_time=total_seconds,
+        average_processing_time=total_seconds / counts.timed_jobs if counts.timed_jobs else None,
+        by_platform=[PlatformStats.model_validate(p.model_dump()) for p in platforms],
+        daily=[DailyStats(day=d.day, completed_jobs=d.completed_jobs, failed_jobs=d.failed_jobs,
+                          cancelled_jobs=d.cancelled_jobs, processing_seconds=d.processing_ms / 1000.0)
+               for d in daily])
 
 
 def _scope(user_id: str | None, team_id: UUID | str | None) -> tuple[str | None, str | None]:
