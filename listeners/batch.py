@@ -45,7 +45,7 @@ from .listening import CONNECTION_ERRORS
 from .notifications import build_notices
 
 # Errors of the moment, not of the events: the projector retries the same batch after a pause.
-RETRY_ERRORS = (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError,
+RETRY_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError,
                     asyncpg.SerializationError, asyncpg.LockNotAvailableError,
                     asyncpg.InsufficientResourcesError, asyncpg.OperatorInterventionError)
 

@@ -119,7 +119,7 @@ class Projector(BackgroundService[ProjectionResult]):
             total = await self._catch_up(conn)
         if total.events:
             log.debug("projection_applied", events=total.events, batches=total.batches, jobs=total.jobs,
-                      cursor=list(total.cursor))
+                      cursor=list(total.cursor or ()))
         return total
 
     async def _catch_up(self, conn) -> ProjectionResult:
@@ -172,7 +172,7 @@ class Projector(BackgroundService[ProjectionResult]):
         await ensure_checkpoint(conn, self.config.name)
         self._leader_pid = pid
         checkpoint = await get_checkpoint(conn, self.config.name)
-        self.cursor = checkpoint.cursor
+        self.cursor = checkpoint.cursor if checkpoint is not None else (0, 0)  # ensured just above
         log.info("projector_leader_acquired", name=self.config.name, pid=pid, cursor=list(self.cursor))
         return True
 

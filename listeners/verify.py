@@ -169,7 +169,10 @@ def _job_difference(kind: str, live: JobRow | None, expected: JobRow | None) -> 
     if live is not None and expected is not None:
         a, b = _comparable(live), _comparable(expected)
         columns = tuple(sorted(k for k in a if a[k] != b[k]))
-    key = (live or expected).job_id
+    row = live or expected
+    if row is None:
+        raise ValueError("a difference needs the live row, the expected row, or both")
+    key = row.job_id
     return Difference(table="jobs", key=str(key), kind=kind, columns=columns,
                       live=live.model_dump(mode="json") if live else None,
                       expected=expected.model_dump(mode="json") if expected else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from typing import Any
 
 from rich.table import Table
 
@@ -45,6 +46,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.action == "create":
         require(owner is not None, "name the owner: --owner USER (or act as them with --as USER)", "owner")
     async with open_manager(args) as manager:
+        result: Any
         if args.action == "create":
             result = await manager.teams.create(args.name, owner)
         elif args.action == "list":

@@ -72,9 +72,11 @@ class Audit:
 
     async def job_as_of(self, job_id: UUID | str, at: datetime) -> Job:
         """The job as it was at instant `at`, replayed from its events."""
-        job_id, at = as_uuid(job_id), _aware(at, "at")
+        job_id, moment = as_uuid(job_id), _aware(at, "at")
+        if moment is None:
+            raise ValidationError("at must be a datetime", field="at")
         async with self._session.connection() as conn:
-            events = await read_stream_until(conn, job_id, at)
+            events = await read_stream_until(conn, job_id, moment)
         return fold_to_job(job_id, None, events)
 
     async def verify_history(self, job_id: UUID | str | None = None) -> HistoryReport:

@@ -74,7 +74,9 @@ class Bulk:
             applied = await self._session.append_each(events, [job_ids[i] for i in slots])
             for i, result in zip(slots, applied, strict=True):
                 results[i] = result
-        return results
+        filled = [result for result in results if result is not None]
+        assert len(filled) == len(results), "every job has a result"
+        return filled
 
 
 def _ids(job_ids: Any) -> list[Any]:

@@ -75,6 +75,6 @@ def _completion(index: int, completion: Any, actor: str | None):
             raise ValidationError("attempt must be the positive integer returned by claim_jobs", field="attempt")
         return prepare_event("complete", {"output_paths": completion.get("output_paths", []),
                                           "processing_time": completion.get("processing_time")},
-                             job_id=as_uuid(completion.get("job_id")), attempt=attempt, actor=actor)
+                             job_id=as_uuid(completion.get("job_id", "")), attempt=attempt, actor=actor)
     except ValidationError as exc:
         raise ValidationError(f"completions[{index}]: {exc}", field=f"completions.{index}.{exc.field}") from exc

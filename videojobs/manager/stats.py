@@ -28,17 +28,17 @@ class Stats:
         a service, and for an end user their own jobs and their teams' (what list_jobs lists),
         each counted once.
         """
-        scope, scope_id = _scope(user_id, team_id)
-        if scope == "user":
-            self._session.own_scope(scope_id)
+        named = _named_scope(user_id, team_id)
+        if user_id is not None:
+            self._session.own_scope(user_id)
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 366:
             raise ValidationError("days must be an integer from 1 to 366", field="days")
         await self._session.read_your_writes()
         async with self._session.connection() as conn:
-            if scope is not None:
-                counted = StatsScope.one(scope, scope_id)
-            elif self._session.caller.is_user:
-                counted = StatsScope.visible_to(self._session.caller.user_id, await my_team_ids(conn))
+            if named is not None:
+                counted = named
+            elif (viewer := self._session.caller.user_id) is not None:
+                counted = StatsScope.visible_to(viewer, await my_team_ids(conn))
             else:
                 counted = StatsScope.every_user()
             counts = await get_stats(conn, counted)
@@ -61,13 +61,13 @@ def _job_stats(counts: Any, platforms: list[Any], daily: list[Any]) -> JobStats:
                for d in daily])
 
 
-def _scope(user_id: str | None, team_id: UUID | str | None) -> tuple[str | None, str | None]:
+def _named_scope(user_id: str | None, team_id: UUID | str | None) -> StatsScope | None:
     if user_id is not None and team_id is not None:
         raise ValidationError("give user_id or team_id, not both", field="team_id")
     if user_id is not None:
         if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
             raise ValidationError("user_id must be 1-128 characters", field="user_id")
-        return "user", user_id
+        return StatsScope.one("user", user_id)
     if team_id is not None:
-        return "team", str(as_uuid(team_id, "team_id"))
-    return None, None
+        return StatsScope.one("team", str(as_uuid(team_id, "team_id")))
+    return None
