@@ -27,6 +27,7 @@ from .payload_rules import (
     MAX_PATH_LENGTH,
     MAX_REASON,
     MAX_WORKER_ID,
+    REFUSALS,
     SHAPE_RULES,
     Chars,
     EnhancementLevel,
@@ -44,17 +45,9 @@ __all__ = ["DEFAULT_MAX_ATTEMPTS", "MAX_ATTEMPTS_LIMIT", "MAX_ERROR_TEXT", "MAX_
            "QualityPreset", "ReasonData", "StartData", "TimeOutData", "VoidData", "field_type", "to_validation_error",
            "validate_creates", "validate_payload"]
 
-_REFUSALS = {
-    Chars.NAME: "must be a file name: not blank, not . or .., without path separators, control, format or "
-                "line separator characters",
-    Chars.LINE: "must not contain control, format or line separator characters",
-    Chars.TEXT: "must not contain NUL characters or lone surrogates",
-}
-
-
 def _refusing(chars: Chars) -> AfterValidator:
     match = re.compile(chars.value).search
-    message = _REFUSALS[chars]
+    message = REFUSALS[chars]
 
     def check(value: str) -> str:
         if match(value):

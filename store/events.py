@@ -13,6 +13,7 @@ import structlog
 
 from statemachine import Payload, State, Trigger, ValidationError, validate_payload
 from statemachine.payloads import validate_creates
+from statemachine.validation import check_user_id
 
 from .errors import translate_error
 from .executor import Executor
@@ -52,8 +53,7 @@ def prepare_event(trigger: Trigger | str, data: dict[str, Any] | Payload | None 
     payload = validate_payload(trigger, data)
     trigger = Trigger(trigger)
     if trigger is Trigger.CREATE:
-        if not user_id or not isinstance(user_id, str) or len(user_id) > 128:
-            raise ValidationError("user_id is required (1-128 characters)", field="user_id")
+        check_user_id(user_id)
     elif job_id is None:
         raise ValidationError("job_id is required", field="job_id")
     return NewEvent(
@@ -97,8 +97,7 @@ def prepare_creates(data: list[dict[str, Any]], user_ids: list[str], team_ids: l
         raise ValidationError("data, user_ids, team_ids and actors must have the same length", field="data")
     payloads = validate_creates(data)
     for index, user_id in enumerate(user_ids):
-        if not user_id or not isinstance(user_id, str) or len(user_id) > 128:
-            raise ValidationError(f"{index}: user_id is required (1-128 characters)", field=f"{index}.user_id")
+        check_user_id(user_id, field=f"{index}.user_id")
     teams = [t if t is None or isinstance(t, UUID) else as_uuid(t, f"{i}.team_id") for i, t in enumerate(team_ids)]
     return NewCreates([None] * len(data), payloads, list(actors), list(user_ids), teams)
 

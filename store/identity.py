@@ -38,7 +38,7 @@ import structlog
 from asyncpg.pool import PoolConnectionProxy
 
 from statemachine import AccessDenied, ValidationError
-from statemachine.payload_rules import LABEL_REFUSED
+from statemachine.validation import check_user_id
 
 from .errors import InvalidToken, translate_error
 from .executor import Connection, Executor
@@ -56,7 +56,6 @@ LOGINS = {AUTHENTICATED: APP_LOGIN, PROCESSOR: WORKER_LOGIN, PROJECTOR: LISTENER
 # The `role` claim, as PostgREST/Supabase put it in request.jwt.claims.
 CLAIM_ROLES = {AUTHENTICATED: "authenticated", PROCESSOR: "processor", PROJECTOR: "projector", ADMIN: "admin"}
 RUNTIME_ROLES = frozenset(CLAIM_ROLES)
-MAX_USER_ID = 128
 
 
 def validate_role(role: Any) -> str:
@@ -67,15 +66,8 @@ def validate_role(role: Any) -> str:
 
 
 def validate_user_id(user_id: Any) -> str | None:
-    """A user id (1-128 printable characters) or None for "no identity"."""
-    if user_id is None:
-        return None
-    if not isinstance(user_id, str) or not 1 <= len(user_id) <= MAX_USER_ID:
-        raise ValidationError(f"user_id must be a string of 1-{MAX_USER_ID} characters", field="user_id")
-    if LABEL_REFUSED.search(user_id):
-        raise ValidationError("user_id must not contain control, format or line separator characters",
-                              field="user_id")
-    return user_id
+    """A user id (statemachine.validation.check_user_id), or None for "no identity"."""
+    return None if user_id is None else check_user_id(user_id)
 
 
 def login_for(role: str | None) -> str:

@@ -17,14 +17,12 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from statemachine import ConcurrencyConflict, ValidationError, VJMError
-from statemachine.payload_rules import LABEL_REFUSED
+from statemachine.validation import check_team_name, check_user_id
 
 from .errors import SQLSTATE_CONFLICT, SQLSTATE_NOT_FOUND, translate_error
 from .executor import Executor
-from .identity import validate_user_id
 from .queries import fetch_all, fetch_one, fetch_optional, fetch_value
 
-MAX_TEAM_NAME = 200
 MEMBER_ROLES = frozenset({"owner", "member"})
 
 
@@ -67,21 +65,6 @@ def _team_id(value: Any) -> UUID:
         raise ValidationError(f"team_id must be a UUID, got {str(value)[:60]!r}", field="team_id") from None
 
 
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_TEAM_NAME or len(value) > MAX_TEAM_NAME:
-        raise ValidationError(f"name must be 1-{MAX_TEAM_NAME} characters", field="name")
-    if LABEL_REFUSED.search(value):
-        raise ValidationError("name must not contain control, format or line separator characters", field="name")
-    return value
-
-
-def _user(value: Any) -> str:
-    user_id = validate_user_id(value)
-    if user_id is None:
-        raise ValidationError("user_id is required", field="user_id")
-    return user_id
-
-
 @contextlib.contextmanager
 def _team_errors(team_id: object = None) -> Iterator[None]:
     """Driver errors as vjm errors: VJ404 is TeamNotFound(team_id), VJ409 a team that still has jobs."""
@@ -97,7 +80,7 @@ def _team_errors(team_id: object = None) -> Iterator[None]:
 
 async def create_team(executor: Executor, name: str, *, owner_id: str) -> Team:
     """Create a team owned and joined by `owner_id` (an end user may only name themselves); the database issues its id."""
-    name, owner_id = _name(name), _user(owner_id)
+    name, owner_id = check_team_name(name), check_user_id(owner_id, field="owner_id")
     with _team_errors():
         row = await fetch_one(executor, "team_create", name=name, owner_id=owner_id)
     return Team.model_validate(dict(row.items()))
@@ -123,7 +106,7 @@ async def add_team_member(executor: Executor, team_id: UUID | str, user_id: str,
     """
     if role not in MEMBER_ROLES:
         raise ValidationError(f"role must be one of {sorted(MEMBER_ROLES)}", field="role")
-    team, member = _team_id(team_id), _user(user_id)
+    team, member = _team_id(team_id), check_user_id(user_id)
     with _team_errors(team):
         row = await fetch_one(executor, "team_member_add", team_id=team, user_id=member, role=role)
     return TeamMember.model_validate(dict(row.items()))
@@ -131,7 +114,7 @@ async def add_team_member(executor: Executor, team_id: UUID | str, user_id: str,
 
 async def remove_team_member(executor: Executor, team_id: UUID | str, user_id: str) -> bool:
     """Remove a member; False when there was no such membership the caller may remove."""
-    team, member = _team_id(team_id), _user(user_id)
+    team, member = _team_id(team_id), check_user_id(user_id)
     with _team_errors():
         row = await fetch_optional(executor, "team_member_remove", team_id=team, user_id=member)
     return row is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from statemachine.validation import check_user_id
+
 from .audit import AuditMixin
 from .bulk import BulkMixin
 from .core import Caller, ManagerCore
@@ -30,10 +32,7 @@ class VideoJobManager(BulkMixin, WritesMixin, ReadsMixin, ProcessorsMixin, Stats
         caller's own), else one minted for `user_id` (VJM_JWT_SECRET, or the database's
         `vjm.issue_token` when this manager's service role is vjm_admin).
         """
-        from statemachine import ValidationError
-
-        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-            raise ValidationError("user_id must be 1-128 characters", field="user_id")
+        check_user_id(user_id)
         scoped = VideoJobManager(self._pool, database_url=self._url, user_pool=self._user_pool,
                                  caller=Caller(user_id=user_id, token=token),
                                  watcher=self._watcher, consistency_timeout=self._consistency_timeout,

@@ -8,6 +8,7 @@ from uuid import UUID
 import pydantic
 
 from statemachine import ValidationError, to_validation_error
+from statemachine.validation import check_user_id
 from store.events import as_uuid
 from store.job_writes import read_job_now
 from store.jobs import JobQuery, StatsScope, count_jobs, find_jobs, get_stats
@@ -36,9 +37,7 @@ class ReadsMixin(ManagerCore):
     async def get_user_jobs(self, user_id: str, limit: int = 50, offset: int = 0,
                             filters: JobFilters | dict[str, Any] | None = None, cursor: str | None = None) -> JobPage:
         """One user's jobs, newest first. `cursor` (from next_cursor) pages by keyset; offset is kept too."""
-        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-            raise ValidationError("user_id must be 1-128 characters", field="user_id")
-        self._own_scope(user_id)
+        self._own_scope(check_user_id(user_id))
         return await self._page(JobQuery(user_id=user_id), limit, offset, filters, cursor)
 
     async def get_team_jobs(self, team_id: UUID | str, limit: int = 50, offset: int = 0,

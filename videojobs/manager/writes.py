@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from statemachine import ALLOWED_TRIGGERS, InvalidTransition, State, ValidationError
+from statemachine.validation import check_metadata_fields
 from store import Event
 from store.events import as_uuid
 
@@ -20,7 +21,6 @@ STATUS_TRIGGERS = {
     State.CANCELLED: "cancel",
     State.QUEUED: "retry",
 }
-METADATA_FIELDS = ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")
 
 
 class WritesMixin(ManagerCore):
@@ -76,9 +76,7 @@ class WritesMixin(ManagerCore):
     async def update_job_metadata(self, job_id: UUID | str, *, expected_version: int | None = None,
                                   **fields: Any) -> Job:
         """Change metadata (filename, clip_count, preset, enhancement, platform)."""
-        unknown = sorted(set(fields) - set(METADATA_FIELDS))
-        if unknown:
-            raise ValidationError(f"unknown metadata field {unknown[0]!r}", field=unknown[0])
+        check_metadata_fields(fields)
         _, job = await self._append_job("update_metadata", fields, job_id=as_uuid(job_id),
                                          expected_version=expected_version)
         return job
