@@ -81,10 +81,13 @@ class NewCreates:
     @classmethod
     def of(cls, events: Sequence[NewEvent]) -> NewCreates:
         """The columns of create events prepared one by one (prepare_event)."""
-        if any(e.trigger is not Trigger.CREATE for e in events):
-            raise ValidationError("append_creates takes create events only", field="trigger")
-        return cls([e.job_id for e in events], [e.data for e in events], [e.actor for e in events],
-                   [e.user_id for e in events], [e.team_id for e in events])
+        user_ids: list[str] = []
+        for event in events:
+            if event.trigger is not Trigger.CREATE or event.user_id is None:
+                raise ValidationError("append_creates takes create events (prepare_event) only", field="trigger")
+            user_ids.append(event.user_id)
+        return cls([e.job_id for e in events], [e.data for e in events], [e.actor for e in events], user_ids,
+                   [e.team_id for e in events])
 
 
 def prepare_creates(data: list[dict[str, Any]], user_ids: list[str], team_ids: list[UUID | str | None],

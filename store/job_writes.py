@@ -137,7 +137,8 @@ async def _histories(executor: Executor, appended: list[Event], before: Iterable
     return histories
 
 
-def _collect(rows: Iterable[asyncpg.Record], bases: dict[UUID, Row | None], known: dict[UUID, dict[int, Event]]):
+def _collect(rows: Iterable[asyncpg.Record], bases: dict[UUID, Row | None],
+             known: dict[UUID, dict[int, Event]]) -> None:
     for row in rows:
         base = row["base"]
         if base is not None:
@@ -148,8 +149,9 @@ def _collect(rows: Iterable[asyncpg.Record], bases: dict[UUID, Row | None], know
 
 def _chain(base: Row | None, known: dict[int, Event], version: int) -> list[Event] | None:
     """The events after the base's version up to `version`, or None when one is missing."""
-    chain = [known.get(v) for v in range((base["version"] if base else 0) + 1, version + 1)]
-    return None if any(e is None for e in chain) else chain
+    wanted = range((base["version"] if base else 0) + 1, version + 1)
+    chain = [known[v] for v in wanted if v in known]
+    return chain if len(chain) == len(wanted) else None
 
 
 async def _read_before(executor: Executor, events: list[Event]) -> list[asyncpg.Record]:
