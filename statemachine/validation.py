@@ -22,33 +22,31 @@ MAX_TEAM_NAME = 200
 # The keys an update_metadata event may carry: the rule table's, in its order.
 METADATA_FIELDS: tuple[str, ...] = tuple(rule.key for rule in rules_of(Trigger.UPDATE_METADATA))
 
-_TEXT_REFUSED = re.compile(Chars.TEXT.value)
+_REFUSED = {Chars.LINE: LABEL_REFUSED, Chars.TEXT: re.compile(Chars.TEXT.value)}
 
 
 def check_user_id(value: object, field: str = "user_id") -> str:
     """A user id: a string of 1-128 characters on one line, without control, format or line separator characters."""
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_USER_ID:
-        raise ValidationError(f"{field} must be a string of 1-{MAX_USER_ID} characters", field=field)
-    if LABEL_REFUSED.search(value):
-        raise ValidationError(f"{field} {REFUSALS[Chars.LINE]}", field=field)
-    return value
+    return _string(value, field, MAX_USER_ID, Chars.LINE)
 
 
 def check_team_name(value: object, field: str = "name") -> str:
     """A team's name: 1-200 characters, not blank, on one line, without control or format characters."""
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_TEAM_NAME or len(value) > MAX_TEAM_NAME:
-        raise ValidationError(f"{field} must be 1-{MAX_TEAM_NAME} characters", field=field)
-    if LABEL_REFUSED.search(value):
-        raise ValidationError(f"{field} {REFUSALS[Chars.LINE]}", field=field)
-    return value
+    if isinstance(value, str) and not value.strip():
+        raise ValidationError(f"{field} must not be blank", field=field)
+    return _string(value, field, MAX_TEAM_NAME, Chars.LINE)
 
 
 def check_worker_id(value: object, field: str = "worker_id") -> str:
     """A worker id, as the start payload's rule has it: 1-128 characters, no NUL or lone surrogate."""
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_WORKER_ID:
-        raise ValidationError(f"{field} must be 1-{MAX_WORKER_ID} characters", field=field)
-    if _TEXT_REFUSED.search(value):
-        raise ValidationError(f"{field} {REFUSALS[Chars.TEXT]}", field=field)
+    return _string(value, field, MAX_WORKER_ID, Chars.TEXT)
+
+
+def _string(value: object, field: str, max_length: int, chars: Chars) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= max_length:
+        raise ValidationError(f"{field} must be a string of 1-{max_length} characters", field=field)
+    if _REFUSED[chars].search(value):
+        raise ValidationError(f"{field} {REFUSALS[chars]}", field=field)
     return value
 
 
