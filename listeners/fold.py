@@ -48,13 +48,13 @@ from typing import Any
 from uuid import UUID
 
 from statemachine import State, VJMError
+from statemachine.validation import METADATA_FIELDS
 from store.models import Event, construct_valid
 from store.projections import PLATFORM_FIELDS, DailyKey, JobRow, PlatformKey, StatsKey
 
 Row = dict[str, Any]
 STATUS_INDEX = {"queued": 1, "processing": 2, "completed": 3, "failed": 4, "cancelled": 5}
 _STATUS = {state: state.value for state in State}  # a plain str, and a dict lookup is cheaper than .value
-METADATA_FIELDS = ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")
 
 
 class ProjectionGap(VJMError):

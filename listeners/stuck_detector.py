@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from statemachine import ConcurrencyConflict, InvalidTransition, JobNotFound
-from store import EventStore, prepare_event
+from store import EventStore, Executor, prepare_event
 from store.projections import StuckJob, find_stuck_jobs
 
 from .service import BackgroundService
@@ -64,7 +63,7 @@ class StuckDetector(BackgroundService[DetectorResult]):
 
     name = "stuck_detector"
 
-    def __init__(self, executor: asyncpg.Pool | asyncpg.Connection, config: StuckDetectorConfig | None = None):
+    def __init__(self, executor: Executor, config: StuckDetectorConfig | None = None):
         self.config = config or StuckDetectorConfig()
         super().__init__(interval=self.config.interval, max_backoff=self.config.interval)
         self._executor = executor

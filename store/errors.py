@@ -85,7 +85,8 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
         return InvalidTransition(trigger or "?", state, job_id=job_id, allowed=_allowed(state),
                                  reason="no attempts left" if trigger == "start" and state == "queued" else None)
     if sqlstate == SQLSTATE_STALE_ATTEMPT:
-        current = int(exc.hint) if getattr(exc, "hint", None) else None
+        hint = getattr(exc, "hint", None)
+        current = int(hint) if hint else None
         return StaleAttempt(trigger or "?", state, job_id=job_id, held=attempt, current=current,
                             allowed=_allowed(state))
     if sqlstate == SQLSTATE_CONFLICT or isinstance(exc, asyncpg.UniqueViolationError):

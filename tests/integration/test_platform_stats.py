@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from listeners import rebuild_projections, verify_projections
 from store.jobs import StatsScope, get_platforms
-from store.sqlfiles import load_queries
+from store.queries import named_query
 from tests.integration.conftest import assert_read_model_is_fold
 
 PLATFORM_STATS = "SELECT * FROM vjm.job_stats_platform ORDER BY scope, scope_id, platform_target"
@@ -101,6 +101,7 @@ async def test_a_missing_platform_row_is_reported_and_restored(database_url: str
 
 
 async def test_platform_breakdown_reads_the_counters_not_the_jobs(pool) -> None:
-    query = load_queries()["job_stats_platform_get"]
-    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + query, *StatsScope.one("user", "u1").args()))
+    query = named_query("job_stats_platform_get")
+    args = query.args(StatsScope.one("user", "u1").params())
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + query.sql, *args))
     assert "job_stats_platform" in plan and "vjm.jobs" not in plan and " on jobs" not in plan

@@ -12,7 +12,7 @@ from listeners import StuckDetector, StuckDetectorConfig
 from statemachine import InvalidTransition, StaleAttempt
 from store import EventStore, prepare_event
 from store.identity import PROCESSOR, init_role_connection
-from store.sqlfiles import load_queries
+from store.queries import named_query
 from tests.factories import create_job
 from tests.integration.conftest import assert_read_model_is_fold
 
@@ -83,7 +83,9 @@ async def test_activity_the_projection_has_not_seen_yet_wins(pool, store: EventS
 async def test_scan_uses_the_partial_index(pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
-        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + load_queries()["job_get_stuck"], 900.0, 100)
+        scan = named_query("job_get_stuck")
+        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + scan.sql, *scan.args({"timeout_seconds": 900.0,
+                                                                                    "limit": 100}))
     assert "jobs_processing_activity" in json.dumps(plan)
 
 

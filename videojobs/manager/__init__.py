@@ -19,6 +19,7 @@ each the same bound method as its service's.
 from __future__ import annotations
 
 from statemachine import ValidationError
+from statemachine.validation import check_user_id
 
 from .audit import Audit, TreeHeadReport
 from .bulk import Bulk
@@ -67,9 +68,7 @@ class VideoJobManager:
         caller's own), else one minted for `user_id` (VJM_JWT_SECRET, or the database's
         `vjm.issue_token` when this manager's service role is vjm_admin).
         """
-        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-            raise ValidationError("user_id must be 1-128 characters", field="user_id")
-        return VideoJobManager(self._session.runtime, Caller(user_id=user_id, token=token))
+        return VideoJobManager(self._session.runtime, Caller(user_id=check_user_id(user_id), token=token))
 
     def as_service(self, name: str) -> VideoJobManager:
         """The same trusted API, recording `name` as the actor of what it does without a named one.

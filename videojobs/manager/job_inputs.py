@@ -7,6 +7,7 @@ from typing import Any
 import pydantic
 
 from statemachine import ALLOWED_TRIGGERS, InvalidTransition, State, ValidationError, to_validation_error
+from statemachine.validation import check_metadata_fields
 from store.jobs import JobQuery
 
 from ..models import JobFilters, decode_cursor
@@ -22,7 +23,6 @@ STATUS_TRIGGERS = {
     State.CANCELLED: "cancel",
     State.QUEUED: "retry",
 }
-METADATA_FIELDS = ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")
 
 
 def status_transition(status: str, fields: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -64,9 +64,7 @@ def _refuse_leftovers(fields: dict[str, Any]) -> None:
 
 def metadata_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """update_job_metadata's fields, an unknown one refused by name."""
-    unknown = sorted(set(fields) - set(METADATA_FIELDS))
-    if unknown:
-        raise ValidationError(f"unknown metadata field {unknown[0]!r}", field=unknown[0])
+    check_metadata_fields(fields)
     return fields
 
 

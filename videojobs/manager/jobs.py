@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from statemachine import ValidationError
+from statemachine.validation import check_user_id
 from store import Event
 from store.events import as_uuid
 from store.job_writes import read_job_now
@@ -103,9 +103,7 @@ class Jobs:
     async def get_user_jobs(self, user_id: str, limit: int = 50, offset: int = 0, filters: Filters = None,
                             cursor: str | None = None) -> JobPage:
         """One user's jobs, newest first. `cursor` (from next_cursor) pages by keyset; offset is kept too."""
-        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-            raise ValidationError("user_id must be 1-128 characters", field="user_id")
-        self._session.own_scope(user_id)
+        self._session.own_scope(check_user_id(user_id))
         return await self._page(JobQuery(user_id=user_id), limit, offset, filters, cursor)
 
     async def get_team_jobs(self, team_id: UUID | str, limit: int = 50, offset: int = 0, filters: Filters = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from statemachine import Platform, ValidationError
+from statemachine.validation import check_worker_id
 from store.events import as_uuid, prepare_event
 from store.job_writes import claim_jobs
 
@@ -28,8 +29,7 @@ class Processors:
         projection: a job queued a moment ago can be claimed at once, and one claimed a
         moment ago is never offered again.
         """
-        if not isinstance(worker_id, str) or not 1 <= len(worker_id) <= 128:
-            raise ValidationError("worker_id must be 1-128 characters", field="worker_id")
+        check_worker_id(worker_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError("limit must be an integer from 1 to 1000", field="limit")
         if platform_target is not None:

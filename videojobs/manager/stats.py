@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from statemachine import ValidationError
+from statemachine.validation import check_user_id
 from store.events import as_uuid
 from store.jobs import StatsScope, get_daily, get_platforms, get_stats
 from store.teams import my_team_ids
@@ -65,9 +66,7 @@ def _named_scope(user_id: str | None, team_id: UUID | str | None) -> StatsScope 
     if user_id is not None and team_id is not None:
         raise ValidationError("give user_id or team_id, not both", field="team_id")
     if user_id is not None:
-        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-            raise ValidationError("user_id must be 1-128 characters", field="user_id")
-        return StatsScope.one("user", user_id)
+        return StatsScope.one("user", check_user_id(user_id))
     if team_id is not None:
         return StatsScope.one("team", str(as_uuid(team_id, "team_id")))
     return None

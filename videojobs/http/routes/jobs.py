@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from videojobs import AccessDenied, Job, ValidationError, VideoJobManager
-from videojobs.models import MAX_REASON
+from videojobs.models import MAX_REASON, METADATA_FIELDS
 
 from ..dependencies import Caller, Manager
 from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, PatchJobRequest
@@ -18,7 +18,6 @@ from .common import problems
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 JobId = Annotated[UUID, Path(description="The job id", examples=["9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11"])]
 STATUS_FIELDS = ("reason", "worker_id", "output_paths", "processing_time", "error", "attempt")
-METADATA_FIELDS = ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")
 _JOB_EXAMPLE = {"content": {"application/json": {"example": JOB_EXAMPLE}}}
 
 

@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from videojobs import JobStats, Team, VideoJobManager
-from videojobs.models import LABEL_PATTERN, TeamMember
+from videojobs.models import LABEL_PATTERN, MAX_USER_ID, TeamMember
 
 from ..auth import Principal
 from ..dependencies import Caller, Manager
@@ -24,7 +24,7 @@ from .filters import Listing
 router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 TeamId = Annotated[UUID, Path(description="The team id")]
 MAX_TEAMS = 1000
-MemberId = Annotated[str, Path(min_length=1, max_length=128, json_schema_extra={"pattern": LABEL_PATTERN},
+MemberId = Annotated[str, Path(min_length=1, max_length=MAX_USER_ID, json_schema_extra={"pattern": LABEL_PATTERN},
                                description="The member's user id")]
 
 
