@@ -19,8 +19,8 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from statemachine import DatabaseUnavailable
-from store import TRANSIENT_ERRORS, connect
-from store.identity import init_role_connection
+from store import TRANSIENT_ERRORS
+from store.role_connection import connect_with_role
 
 log = structlog.get_logger("vjm.listeners")
 
@@ -128,27 +128,6 @@ class ListeningConnection:
                 await asyncio.wait_for(conn.close(), 5)
             except WAIT_ERRORS:
                 conn.terminate()
-
-
-async def connect_with_role(database_url: str, role: str | None, **kwargs) -> asyncpg.Connection:
-    """A dedicated connection that acts as run-time `role` (e.g. vjm_projector) for its session.
-
-    Its statements are planned for their arguments every time (plan_cache_mode =
-    force_custom_plan): these sessions live for days, and a generic plan made while a
-    table was small (`job_id = ANY($1)` as a sequential scan of vjm.jobs) would stay
-    in use as the table grew. They run a few statements per batch, so planning is cheap.
-    They run READ COMMITTED whatever the database's default: the commit-order horizon
-    and the doorbell (vjm.arm_doorbell) need each statement's snapshot to be fresh.
-    """
-    settings = {"plan_cache_mode": "force_custom_plan", "default_transaction_isolation": "read committed",
-                **kwargs.pop("server_settings", {})}
-    conn = await connect(database_url, server_settings=settings, **kwargs)
-    try:
-        await init_role_connection(conn, role)
-    except BaseException:
-        conn.terminate()
-        raise
-    return conn
 
 
 def _log_reconnect(state) -> None:

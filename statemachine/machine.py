@@ -13,7 +13,7 @@ Which component moves a job out of each state:
 - deleted:    nobody; it is a tombstone and the history stays
 - any state but absent: an admin (void), which keeps the state. A void names an earlier
   event of the job (its position) that the read models must skip: an event the projector
-  cannot apply (listeners/fold.py). The log keeps both the event and the void.
+  cannot apply (store/projections/fold.py). The log keeps both the event and the void.
 """
 
 from __future__ import annotations

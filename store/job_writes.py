@@ -5,7 +5,7 @@ projection right after a write usually finds it one event behind, and replaying 
 job's whole history makes every write cost O(events of the job). So each write
 returns, in the same round trip, what the job was just before it (vjm.jobs_before):
 its projected row, and the few events the projection has not applied yet. The caller
-folds those and the new event (listeners.fold): the cost of a write depends on the
+folds those and the new event (store.projections.fold): the cost of a write depends on the
 projection's lag, not on the job's history.
 """
 

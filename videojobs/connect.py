@@ -10,14 +10,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 import structlog
 
-from listeners import (
-    ProjectionWatcher,
-    Projector,
-    ProjectorConfig,
-    StuckDetector,
-    StuckDetectorConfig,
-    connect_with_role,
-)
+from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
 from store.identity import (
     ADMIN,
     PROCESSOR,
@@ -31,6 +24,7 @@ from store.identity import (
     install_identity_key,
     may_act_as_admin,
 )
+from store.role_connection import connect_with_role
 
 from .config import Settings
 from .database import provide_database

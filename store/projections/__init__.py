@@ -4,7 +4,9 @@
 - checkpoints: a projector's checkpoint, its lease, the doorbell, its lag;
 - apply: the apply transaction (events after the checkpoint, the rows they touch, one batch's writes);
 - feed: the change feed, and the stuck jobs the detector resets;
-- replay: rebuild and verify (streams, shadow tables, recounts and their differences).
+- replay: rebuild and verify's SQL (streams, shadow tables, recounts and their differences);
+- fold, deltas: the read models as a pure function of the events (rows, counter deltas);
+- rebuild, verify: fold every event from nothing into fresh tables, or compare with the live ones.
 """
 
 from .apply import fetch_jobs, read_events_after, write_projection
@@ -22,6 +24,8 @@ from .checkpoints import (
     unlock_leadership,
 )
 from .feed import fetch_change_visibility, fetch_changes, fetch_last_change_seq, find_stuck_jobs, prune_changes
+from .fold import Fold, ProjectionGap, Voids, fold
+from .rebuild import RebuildResult, rebuild_projections
 from .replay import (
     copy_replay_jobs,
     copy_replay_stats,
@@ -55,6 +59,7 @@ from .rows import (
     StuckJob,
     scope_owner,
 )
+from .verify import VerifyResult, verify_projections
 
 __all__ = [
     "fetch_jobs", "read_events_after", "write_projection",
@@ -67,4 +72,6 @@ __all__ = [
     "recount_transitions", "stream_events_by_job", "stream_jobs", "transition_counts",
     "DAILY_FIELDS", "JOB_COLUMNS", "PLATFORM_FIELDS", "STATS_FIELDS", "Checkpoint", "DailyKey", "Difference",
     "JobChange", "JobRow", "LagSample", "PlatformKey", "ProjectionWrite", "StatsKey", "StuckJob", "scope_owner",
+    "Fold", "ProjectionGap", "Voids", "fold", "RebuildResult", "rebuild_projections", "VerifyResult",
+    "verify_projections",
 ]

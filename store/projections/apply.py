@@ -1,6 +1,6 @@
 """The projector's apply transaction: read the events after the checkpoint and the rows they touch, write a batch.
 
-listeners/ decide *what* to write (listeners/fold.py is pure); this module only moves rows
+The fold (store/projections/fold.py, pure) decides *what* to write; this module only moves rows
 in and out, set-based: one array per column, which the named queries `unnest`.
 """
 

@@ -139,7 +139,7 @@ class Difference(BaseModel):
 
 @dataclass
 class ProjectionWrite:
-    """Everything one apply transaction writes (built by listeners/fold.py)."""
+    """Everything one apply transaction writes (built by store/projections/fold.py)."""
 
     upserts: list[JobRow] = field(default_factory=list)
     deletes: list[UUID] = field(default_factory=list)

@@ -27,7 +27,8 @@ import asyncpg
 import psutil
 import structlog
 
-from listeners import Projector, ProjectorConfig, verify_projections
+from listeners import Projector, ProjectorConfig
+from store.projections import verify_projections
 from tests.faults.conftest import create_migrated_database, owned_server
 from tests.faults.test_server_restart import AMBIGUOUS, Ledger, _writer
 from tests.support.waiting import eventually

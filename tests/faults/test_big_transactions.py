@@ -15,8 +15,9 @@ import math
 
 import pytest
 
-from listeners import Projector, ProjectorConfig, parse_notice, verify_projections
+from listeners import Projector, ProjectorConfig, parse_notice
 from store import EventStore, connect, prepare_event
+from store.projections import verify_projections
 from tests.faults.conftest import JOB, NotificationCounter, log_and_checkpoint, scaled
 from tests.support.waiting import eventually
 from videojobs import Settings

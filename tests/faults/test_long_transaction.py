@@ -13,8 +13,9 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from listeners import Projector, ProjectorConfig, verify_projections
+from listeners import Projector, ProjectorConfig
 from store import EventStore, connect, prepare_event
+from store.projections import verify_projections
 from tests.faults.conftest import JOB, log_and_checkpoint, scaled
 from tests.support.waiting import eventually
 from videojobs import Settings

@@ -8,7 +8,7 @@ predicts its outcome from the model (including the refusals: JobNotFound for a
 job the user may not see, InvalidTransition for an illegal trigger, StaleAttempt
 for a fenced-off worker). After every step the invariants are checked:
 
-- the read model equals a fold of the committed events (listeners.verify_projections,
+- the read model equals a fold of the committed events (store.projections.verify_projections,
   which also recounts the stats: invariants 1 and 8);
 - each user sees exactly the jobs they may see, in the state the model predicts;
 - the projector checkpoint never goes backwards;
@@ -41,8 +41,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from listeners import Projector, ProjectorConfig, verify_projections
+from listeners import Projector, ProjectorConfig
 from statemachine import InvalidTransition, JobNotFound, StaleAttempt
+from store.projections import verify_projections
 from tests.faults.conftest import JOB, create_migrated_database, drop_database, log_and_checkpoint, scaled
 from tests.support.waiting import eventually
 from videojobs import Settings, VideoJobManager

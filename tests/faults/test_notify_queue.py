@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from listeners import Projector, ProjectorConfig, verify_projections
+from listeners import Projector, ProjectorConfig
+from store.projections import verify_projections
 from tests.faults.conftest import JOB, NotificationCounter, log_and_checkpoint, scaled
 from tests.support.waiting import eventually
 from videojobs import Settings

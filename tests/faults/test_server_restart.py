@@ -22,8 +22,9 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from listeners import Projector, ProjectorConfig, subscribe_job_changes, verify_projections
+from listeners import Projector, ProjectorConfig, subscribe_job_changes
 from statemachine import ConcurrencyConflict, DatabaseUnavailable, InvalidTransition
+from store.projections import verify_projections
 from tests.faults.conftest import JOB, log_and_checkpoint, scaled, wait_projected
 from tests.support.waiting import eventually
 from videojobs import Settings, VideoJobManager

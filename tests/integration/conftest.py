@@ -10,10 +10,11 @@ from uuid import UUID
 
 import pytest
 
-from listeners import Projector, ProjectorConfig, verify_projections
+from listeners import Projector, ProjectorConfig
 from statemachine import ConcurrencyConflict, InvalidTransition
 from store import EventStore, prepare_event
 from store.models import Event
+from store.projections import verify_projections
 from tests.factories import create_data
 from tests.support.waiting import eventually
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from listeners import rebuild_projections, verify_projections
 from store.jobs import StatsScope, get_platforms
+from store.projections import rebuild_projections, verify_projections
 from store.queries import named_query
 from tests.integration.conftest import assert_read_model_is_fold
 

@@ -24,10 +24,10 @@ import asyncpg
 import httpx
 import pytest
 
-from listeners import rebuild_projections, verify_projections
 from statemachine import AccessDenied, ValidationError
 from store import EventStore
 from store.faults import get_fault, void_event
+from store.projections import rebuild_projections, verify_projections
 from tests.factories import create_data, create_job
 from tests.integration.conftest import assert_read_model_is_fold, wait_caught_up
 from tests.support.waiting import eventually

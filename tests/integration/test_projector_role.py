@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from listeners import JobChangeSubscription, Projector, ProjectorConfig, rebuild_projections, verify_projections
+from listeners import JobChangeSubscription, Projector, ProjectorConfig
 from store import EventStore
+from store.projections import rebuild_projections, verify_projections
 from tests.factories import create_job
 from tests.support.waiting import eventually
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from listeners import rebuild_projections, verify_projections
+from store.projections import rebuild_projections, verify_projections
 from tests.integration.conftest import assert_read_model_is_fold
 
 ROWS = "SELECT * FROM vjm.jobs ORDER BY job_id"

@@ -8,8 +8,8 @@ import uuid
 import asyncpg
 import pytest
 
-from listeners import verify_projections
 from store import EventStore, connect, prepare_event
+from store.projections import verify_projections
 from tests.doorbell import ringing_doorbell
 from tests.support.waiting import eventually
 from videojobs import AccessDenied, InvalidTransition, Settings, StaleAttempt, ValidationError, VideoJobManager

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from listeners.fold import created_row
 from statemachine import ValidationError, VJMError
 from store import EventStore, NewEvent
 from store.events import NewCreates, as_uuid, prepare_creates, prepare_event
 from store.models import construct_valid
+from store.projections.fold import created_row
 
 from ..models import BulkResult, Job
 from .job_inputs import status_transition
@@ -35,7 +35,7 @@ class Bulk:
         async with self._session.connection() as conn:
             batch = await EventStore(conn).append_create_batch(creates)
         self._session.remember(batch.cursor)
-        # The rows the projector will make of these events (listeners.fold), built from the columns
+        # The rows the projector will make of these events (store.projections.fold), built from the columns
         # sent and decided without an Event each; every value already has its field's type.
         return [construct_valid(Job, created_row(*columns)) for columns in zip(
             batch.job_ids, creates.user_ids, creates.team_ids, batch.attempts_left, batch.occurred_at,

@@ -8,21 +8,23 @@ from datetime import timedelta
 
 import asyncpg
 
-from listeners import (
-    DetectorResult,
-    RebuildResult,
-    StuckDetector,
-    StuckDetectorConfig,
-    VerifyResult,
-    rebuild_projections,
-    verify_projections,
-)
+from listeners import DetectorResult, StuckDetector, StuckDetectorConfig
 from statemachine import ValidationError
 from store import Event
 from store.audit import last_cursor
 from store.faults import ProjectorFault, get_fault, void_event
 from store.identity import PROJECTOR as PROJECTOR_ROLE
-from store.projections import LagSample, get_checkpoint, get_leadership, sample_lag, transition_counts
+from store.projections import (
+    LagSample,
+    RebuildResult,
+    VerifyResult,
+    get_checkpoint,
+    get_leadership,
+    rebuild_projections,
+    sample_lag,
+    transition_counts,
+    verify_projections,
+)
 
 from .health import PROJECTOR, Health, PoolUsage, probe_health
 from .session import Session, translated_call

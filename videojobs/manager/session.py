@@ -12,12 +12,12 @@ import asyncpg
 import structlog
 
 from listeners import ProjectionWatcher
-from listeners.fold import apply_stream
 from statemachine import WORKER_REPORTS, AccessDenied, JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
 from store.identity import AUTHENTICATED, TokenSource, acting_as
 from store.job_writes import JobHistory, append_events, append_returning_job
+from store.projections.fold import apply_stream
 
 from ..models import BulkResult, Job
 
