@@ -9,15 +9,16 @@ happened.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from ..models import Event
 from .rows import PLATFORM_FIELDS, DailyKey, JobRow, PlatformKey, StatsKey
 
 Row = dict[str, Any]  # a job row being folded (JobRow's fields)
+K = TypeVar("K", StatsKey, PlatformKey)
 STATUS_INDEX = {"queued": 1, "processing": 2, "completed": 3, "failed": 4, "cancelled": 5}
 
 
@@ -46,18 +47,7 @@ def contribution(row: JobRow | Row | None) -> list[int]:
 
 def stats_delta(before: Mapping[UUID, JobRow], after: Mapping[UUID, JobRow | None]) -> dict[StatsKey, list[int]]:
     """Counter deltas per scope for jobs whose rows changed from `before` to `after`."""
-    deltas: dict[StatsKey, list[int]] = {}
-    for job_id, new in after.items():
-        old = before.get(job_id)
-        for row, sign in ((old, -1), (new, 1)):
-            if row is None:
-                continue
-            vector = contribution(row)
-            for key in scope_keys(row.user_id, row.team_id):
-                total = deltas.setdefault(key, [0] * 8)
-                for i, value in enumerate(vector):
-                    total[i] += sign * value
-    return {k: v for k, v in deltas.items() if any(v)}
+    return _deltas(before, after, 8, lambda row: scope_keys(row.user_id, row.team_id))
 
 
 def platform_delta(before: Mapping[UUID, JobRow],
@@ -67,16 +57,24 @@ def platform_delta(before: Mapping[UUID, JobRow],
     The before row is taken out of its platform and the after row added to its own, so a
     job whose platform_target changes (update_metadata) moves from one platform to the other.
     """
-    width = len(PLATFORM_FIELDS)
-    deltas: dict[PlatformKey, list[int]] = {}
+    return _deltas(before, after, len(PLATFORM_FIELDS),
+                   lambda row: [(scope, scope_id, row.platform_target)
+                                for scope, scope_id in scope_keys(row.user_id, row.team_id)])
+
+
+def _deltas(before: Mapping[UUID, JobRow], after: Mapping[UUID, JobRow | None], width: int,
+            keys_of: Callable[[JobRow], Iterable[K]]) -> dict[K, list[int]]:
+    """Each changed job's before row subtracted from, and its after row added to, the counters of its
+    keys (the first `width` counters of its contribution); keys whose deltas are all zero left out."""
+    deltas: dict[K, list[int]] = {}
     for job_id, new in after.items():
         old = before.get(job_id)
         for row, sign in ((old, -1), (new, 1)):
             if row is None:
                 continue
             vector = contribution(row)[:width]
-            for scope, scope_id in scope_keys(row.user_id, row.team_id):
-                total = deltas.setdefault((scope, scope_id, row.platform_target), [0] * width)
+            for key in keys_of(row):
+                total = deltas.setdefault(key, [0] * width)
                 for i, value in enumerate(vector):
                     total[i] += sign * value
     return {k: v for k, v in deltas.items() if any(v)}
