@@ -28,8 +28,9 @@ import psutil
 import structlog
 
 from listeners import Projector, ProjectorConfig, verify_projections
-from tests.faults.conftest import create_migrated_database, owned_server
 from tests.faults.test_server_restart import AMBIGUOUS, Ledger, _writer
+from tests.support.databases import create_migrated_database
+from tests.support.owned_postgres import owned_server
 from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager

@@ -24,7 +24,9 @@ import pytest
 
 from listeners import Projector, ProjectorConfig, subscribe_job_changes, verify_projections
 from statemachine import ConcurrencyConflict, DatabaseUnavailable, InvalidTransition
-from tests.faults.conftest import JOB, log_and_checkpoint, scaled, wait_projected
+from tests.support.factories import create_data
+from tests.support.fault_sizes import scaled
+from tests.support.projections import log_and_checkpoint, wait_projected
 from tests.support.waiting import eventually
 from videojobs import Settings, VideoJobManager
 from videojobs import connect as connect_manager
@@ -88,7 +90,7 @@ async def _writer(manager: VideoJobManager, ledger: Ledger, seed: int, stop: asy
     rng = random.Random(seed)
     while not stop.is_set():
         try:
-            job = await manager.create_job(user_id=f"writer{seed}", **JOB)
+            job = await manager.create_job(user_id=f"writer{seed}", **create_data())
         except AMBIGUOUS as exc:
             ledger.failed(exc)
             await asyncio.sleep(0.05)  # poll: the server is down

@@ -6,7 +6,7 @@ import asyncio
 
 from listeners import JobChangeSubscription, Projector, ProjectorConfig, rebuild_projections, verify_projections
 from store import EventStore
-from tests.factories import create_job
+from tests.support.factories import create_job
 from tests.support.waiting import eventually
 
 PROJECTOR = "vjm_projector"
