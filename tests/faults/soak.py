@@ -29,8 +29,9 @@ import structlog
 
 from listeners import Projector, ProjectorConfig
 from store.projections import verify_projections
-from tests.faults.conftest import create_migrated_database, owned_server
-from tests.faults.test_server_restart import AMBIGUOUS, Ledger, _writer
+from tests.support.databases import create_migrated_database
+from tests.support.outage_writers import AMBIGUOUS, Ledger, write_until_stopped
+from tests.support.owned_postgres import owned_server
 from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
@@ -125,7 +126,7 @@ async def soak(minutes: float, writers: int, seed: int) -> int:
             await projector.start()
             ledger, stop = Ledger(), asyncio.Event()
             faults, users = collections.Counter(), collections.Counter()
-            tasks = [asyncio.create_task(_writer(manager, ledger, i, stop)) for i in range(writers)]
+            tasks = [asyncio.create_task(write_until_stopped(manager, ledger, i, stop)) for i in range(writers)]
             tasks += [asyncio.create_task(_users(manager, stop, users, random.Random(seed + 100 + i), writers,
                                                       ledger))
                       for i in range(2)]

@@ -44,7 +44,10 @@ from hypothesis.stateful import (
 from listeners import Projector, ProjectorConfig
 from statemachine import InvalidTransition, JobNotFound, StaleAttempt
 from store.projections import verify_projections
-from tests.faults.conftest import JOB, create_migrated_database, drop_database, log_and_checkpoint, scaled
+from tests.support.databases import create_migrated_database, drop_database
+from tests.support.factories import create_data
+from tests.support.fault_sizes import scaled
+from tests.support.projections import log_and_checkpoint
 from tests.support.waiting import eventually
 from videojobs import Settings, VideoJobManager
 from videojobs import connect as connect_manager
@@ -157,7 +160,7 @@ class JobSystem(RuleBasedStateMachine):
         team = next((t for t, members in TEAMS.items() if self.user in members), None) if in_team else None
         for _ in range(count):
             job = self._run(self.manager.as_user(self.user).create_job(
-                user_id=self.user, team_id=self.team_ids[team] if team else None, max_attempts=max_attempts, **JOB))
+                user_id=self.user, team_id=self.team_ids[team] if team else None, **create_data(max_attempts=max_attempts)))
             assert (job.status, job.version, job.attempts_left) == ("queued", 1, max_attempts)
             self.jobs[job.job_id] = ModelJob(self.user, team, "queued", max_attempts, max_attempts)
             self.order.append(job.job_id)

@@ -22,7 +22,7 @@ from store import EventStore, merkle, prepare_event
 from store import connect as connect_raw
 from store.audit import seal
 from store.tree_heads import TreeHead, check_proof, sign_head
-from tests.factories import create_data
+from tests.support.factories import create_data
 from tests.support.waiting import eventually
 from videojobs import Settings, VideoJobManager, connect
 

@@ -12,7 +12,8 @@ import pytest
 
 from listeners.feed_hub import CLOSED, OVERFLOW, SHUTDOWN, ChangeFeedHub, FeedHubConfig, FeedSubscription
 from store.identity import acting_as
-from tests.factories import create_data
+from tests.support.factories import create_data
+from tests.support.projections import wait_in_change_feed
 from tests.support.waiting import eventually
 
 TEAM_JOB = {"original_filename": "team.mp4"}
@@ -83,19 +84,13 @@ async def grown(pools, seq: int) -> bool:
 
 async def projected(pools, jobs: list) -> int:
     """Wait until the feed holds a change for each of these jobs; the newest seq."""
-    ids = [j.job_id for j in jobs]
-
-    async def present() -> bool:
-        return await pools.service.fetchval("SELECT count(DISTINCT job_id) FROM vjm.job_changes WHERE "
-                                           "job_id = ANY ($1::uuid[])", ids) == len(set(ids))
-    await eventually(present, within=15)
-    return await last_seq(pools)
+    return await wait_in_change_feed(pools.service, jobs)
 
 
-async def test_the_visibility_function_answers_for_the_callers_own_identity_only(manager, role_pools) -> None:
-    team = await manager.teams.create("studio", owner_id="alice")
-    await manager.teams.add_member(team.team_id, "bob")
-    made = await manager.bulk_create_jobs([job("alice"), job("bob"), job("carol"), job("alice", team.team_id)])
+async def test_the_visibility_function_answers_for_the_callers_own_identity_only(manager_with_listeners, role_pools) -> None:
+    team = await manager_with_listeners.teams.create("studio", owner_id="alice")
+    await manager_with_listeners.teams.add_member(team.team_id, "bob")
+    made = await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("carol"), job("alice", team.team_id)])
     top = await projected(role_pools, made)
     seqs = list(range(1, top + 1))
     for viewer in ("alice", "bob", "carol", "nobody"):
@@ -111,17 +106,17 @@ async def test_the_visibility_function_answers_for_the_callers_own_identity_only
             await conn.fetch("SELECT * FROM vjm.job_changes_visible($1)", seqs)
 
 
-async def test_every_subscriber_gets_its_changes_once_in_order(manager, role_pools) -> None:
-    team = await manager.teams.create("studio", owner_id="alice")
-    await manager.teams.add_member(team.team_id, "bob")
-    async with running_hub(manager, role_pools) as hub:
+async def test_every_subscriber_gets_its_changes_once_in_order(manager_with_listeners, role_pools) -> None:
+    team = await manager_with_listeners.teams.create("studio", owner_id="alice")
+    await manager_with_listeners.teams.add_member(team.team_id, "bob")
+    async with running_hub(manager_with_listeners, role_pools) as hub:
         readers = {who: Reader(hub.subscribe(user_id=who)) for who in ("alice", "bob", "carol", None)}
         made = []
         for round_ in range(5):
-            made += await manager.bulk_create_jobs([job("alice"), job("bob"), job("carol"),
+            made += await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("carol"),
                                                     job("alice", team.team_id), job("bob", team.team_id)])
             if round_ == 2:
-                await manager.cancel_job(made[0].job_id)
+                await manager_with_listeners.cancel_job(made[0].job_id)
         top = await projected(role_pools, made)
         await settled(hub, readers.values(), top)
         for who, reader in readers.items():
@@ -133,14 +128,14 @@ async def test_every_subscriber_gets_its_changes_once_in_order(manager, role_poo
         assert hub.subscribers == 0
 
 
-async def test_joining_while_the_hub_moves_has_no_gap_and_no_duplicate(manager, role_pools) -> None:
+async def test_joining_while_the_hub_moves_has_no_gap_and_no_duplicate(manager_with_listeners, role_pools) -> None:
     """Subscribers resume from many points while writes run, so some join mid-dispatch."""
-    async with running_hub(manager, role_pools, page_size=7) as hub:
+    async with running_hub(manager_with_listeners, role_pools, page_size=7) as hub:
         stop = asyncio.Event()
 
         async def writer() -> None:
             while not stop.is_set():
-                await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
+                await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
 
         writing = asyncio.create_task(writer())
         readers: list[tuple[str | None, int, Reader]] = []
@@ -164,13 +159,13 @@ async def test_joining_while_the_hub_moves_has_no_gap_and_no_duplicate(manager, 
             await reader.stop()
 
 
-async def test_a_subscriber_the_hub_overtakes_while_it_catches_up_joins_without_gap(manager, role_pools) -> None:
-    top = await projected(role_pools, await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")]))
-    async with running_hub(manager, role_pools) as hub:
+async def test_a_subscriber_the_hub_overtakes_while_it_catches_up_joins_without_gap(manager_with_listeners, role_pools) -> None:
+    top = await projected(role_pools, await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("alice")]))
+    async with running_hub(manager_with_listeners, role_pools) as hub:
         subscription = hub.subscribe(after=0, user_id="alice")
         changes = aiter(subscription)
         got = [(await asyncio.wait_for(anext(changes), 10)).seq]  # from the database; paused mid-catch-up
-        overtaking = await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
+        overtaking = await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
         moved = await projected(role_pools, overtaking)
         await eventually(lambda: hub.position >= moved > top)
         assert subscription not in hub._live  # the hub dispatched those pages without it
@@ -179,26 +174,26 @@ async def test_a_subscriber_the_hub_overtakes_while_it_catches_up_joins_without_
             while got[-1] < truth[-1]:
                 got.append((await anext(changes)).seq)  # the rest of its read, then a second read, joined
         assert subscription in hub._live
-        live = await manager.bulk_create_jobs([job("alice")])
+        live = await manager_with_listeners.bulk_create_jobs([job("alice")])
         await projected(role_pools, live)
         got.append((await asyncio.wait_for(anext(changes), 10)).seq)
         assert got == await feed_as(role_pools, "alice")
         await subscription.close()
 
 
-async def test_a_slow_subscriber_is_ended_and_the_others_keep_flowing(manager, role_pools) -> None:
-    async with running_hub(manager, role_pools, queue_size=5) as hub:
+async def test_a_slow_subscriber_is_ended_and_the_others_keep_flowing(manager_with_listeners, role_pools) -> None:
+    async with running_hub(manager_with_listeners, role_pools, queue_size=5) as hub:
         fast = Reader(hub.subscribe(user_id="alice"))
         slow = hub.subscribe(user_id="alice")
         slow_iter = aiter(slow)
         reading = asyncio.create_task(anext(slow_iter))
         await eventually(lambda: hub.live_subscribers == 2)
-        first = await projected(role_pools, await manager.bulk_create_jobs([job("alice")]))
+        first = await projected(role_pools, await manager_with_listeners.bulk_create_jobs([job("alice")]))
         assert (await asyncio.wait_for(reading, 10)).seq == first  # live, and from now on it never reads
         await fast.until(first)
         made = []
         for _ in range(4):  # 3 at a time: once 5 are buffered for the slow one, the next page ends it
-            made += await manager.bulk_create_jobs([job("alice"), job("alice"), job("alice")])
+            made += await manager_with_listeners.bulk_create_jobs([job("alice"), job("alice"), job("alice")])
             await fast.until(await projected(role_pools, made))
         assert slow.ended == OVERFLOW and hub.overflows == 1
         assert hub.live_subscribers == 1 and fast.subscription.ended is None
@@ -214,17 +209,17 @@ async def test_a_slow_subscriber_is_ended_and_the_others_keep_flowing(manager, r
         await resumed.stop()
 
 
-async def test_users_see_only_their_own_and_their_teams_changes_and_team_removal_applies(manager, role_pools) -> None:
-    team = await manager.teams.create("studio", owner_id="alice")
-    await manager.teams.add_member(team.team_id, "bob")
-    async with running_hub(manager, role_pools) as hub:
+async def test_users_see_only_their_own_and_their_teams_changes_and_team_removal_applies(manager_with_listeners, role_pools) -> None:
+    team = await manager_with_listeners.teams.create("studio", owner_id="alice")
+    await manager_with_listeners.teams.add_member(team.team_id, "bob")
+    async with running_hub(manager_with_listeners, role_pools) as hub:
         alice, bob, carol = (Reader(hub.subscribe(user_id=u)) for u in ("alice", "bob", "carol"))
         await eventually(lambda: hub.live_subscribers == 3)
-        before = await manager.bulk_create_jobs([job("alice"), job("bob"), job("carol"), job("alice", team.team_id)])
+        before = await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("carol"), job("alice", team.team_id)])
         await bob.until(await projected(role_pools, before))
-        assert await manager.teams.remove_member(team.team_id, "bob")
-        after = await manager.bulk_create_jobs([job("alice", team.team_id, **TEAM_JOB)])
-        marker = await manager.bulk_create_jobs([job("bob", original_filename="marker.mp4")])
+        assert await manager_with_listeners.teams.remove_member(team.team_id, "bob")
+        after = await manager_with_listeners.bulk_create_jobs([job("alice", team.team_id, **TEAM_JOB)])
+        marker = await manager_with_listeners.bulk_create_jobs([job("bob", original_filename="marker.mp4")])
         top = await projected(role_pools, after + marker)
         await settled(hub, (alice, bob, carol), top)
         ids = lambda reader: [c.job_id for c in reader.changes]  # noqa: E731
@@ -237,14 +232,14 @@ async def test_users_see_only_their_own_and_their_teams_changes_and_team_removal
             await reader.stop()
 
 
-async def test_the_hub_survives_a_terminated_connection(manager, role_pools, pool) -> None:
-    async with running_hub(manager, role_pools) as hub:
+async def test_the_hub_survives_a_terminated_connection(manager_with_listeners, role_pools, pool) -> None:
+    async with running_hub(manager_with_listeners, role_pools) as hub:
         reader = Reader(hub.subscribe(user_id="alice"))
-        await reader.until(await projected(role_pools, await manager.bulk_create_jobs([job("alice")])))
+        await reader.until(await projected(role_pools, await manager_with_listeners.bulk_create_jobs([job("alice")])))
         pid = hub._listening.connection.get_server_pid()
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", pid)  # as the superuser
         await eventually(lambda: hub.reconnects >= 1 and hub.connected, within=15)
-        more = await manager.bulk_create_jobs([job("alice"), job("alice")])
+        more = await manager_with_listeners.bulk_create_jobs([job("alice"), job("alice")])
         await reader.until(await projected(role_pools, more))
         assert reader.seqs == await feed_as(role_pools, "alice")
         assert hub._listening.connection.get_server_pid() != pid

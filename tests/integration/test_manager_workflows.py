@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from tests.support.factories import create_data
 from videojobs import (
     ConcurrencyConflict,
     InvalidTransition,
@@ -18,8 +19,7 @@ from videojobs import (
     VideoJobManager,
 )
 
-JOB = dict(user_id="u1", original_filename="clip.mp4", original_filesize=10, clip_count=2,
-           quality_preset="standard", enhancement_level="basic", platform_target="tiktok")
+JOB = create_data(user_id="u1")
 
 
 async def test_four_concurrent_claimers_never_double_claim(manager: VideoJobManager) -> None:
@@ -52,18 +52,18 @@ async def test_claim_respects_platform(manager: VideoJobManager) -> None:
     assert info.value.field == "platform_target"
 
 
-async def test_late_complete_after_time_out_is_refused(manager: VideoJobManager) -> None:
-    job = await manager.create_job(**JOB)
-    slow = await manager.start_processing(job.job_id, "slow-worker")
-    reset = await manager.maintenance.reset_stuck_jobs(older_than=0)
+async def test_late_complete_after_time_out_is_refused(manager_with_listeners: VideoJobManager) -> None:
+    job = await manager_with_listeners.create_job(**JOB)
+    slow = await manager_with_listeners.start_processing(job.job_id, "slow-worker")
+    reset = await manager_with_listeners.maintenance.reset_stuck_jobs(older_than=0)
     assert reset.reset == 1
-    assert (await manager.get_job_by_id(job.job_id)).status == "queued"
-    fast = await manager.start_processing(job.job_id, "fast-worker")
+    assert (await manager_with_listeners.get_job_by_id(job.job_id)).status == "queued"
+    fast = await manager_with_listeners.start_processing(job.job_id, "fast-worker")
     with pytest.raises(StaleAttempt):
-        await manager.complete_job(job.job_id, ["/late.mp4"], attempt=slow.attempt)
+        await manager_with_listeners.complete_job(job.job_id, ["/late.mp4"], attempt=slow.attempt)
     with pytest.raises(StaleAttempt):
-        await manager.report_progress(job.job_id, slow.attempt, percent=50)
-    done = await manager.complete_job(job.job_id, ["/ok.mp4"], attempt=fast.attempt)
+        await manager_with_listeners.report_progress(job.job_id, slow.attempt, percent=50)
+    done = await manager_with_listeners.complete_job(job.job_id, ["/ok.mp4"], attempt=fast.attempt)
     assert done.status == "completed" and done.output_paths == ["/ok.mp4"]
 
 
@@ -161,12 +161,12 @@ async def test_verify_history_detects_an_event_a_superuser_edited(manager: Video
     assert report.reason == "content does not match its hash" and report.checked == 3
 
 
-async def test_a_read_after_a_write_sees_it(manager: VideoJobManager) -> None:
+async def test_a_read_after_a_write_sees_it(manager_with_listeners: VideoJobManager) -> None:
     for _ in range(5):
-        job = await manager.create_job(**JOB)
-        attempt = await manager.start_processing(job.job_id)
-        await manager.complete_job(job.job_id, ["/a.mp4"], attempt=attempt.attempt)
-        page = await manager.get_user_jobs("u1", limit=1)
+        job = await manager_with_listeners.create_job(**JOB)
+        attempt = await manager_with_listeners.start_processing(job.job_id)
+        await manager_with_listeners.complete_job(job.job_id, ["/a.mp4"], attempt=attempt.attempt)
+        page = await manager_with_listeners.get_user_jobs("u1", limit=1)
         assert page.items[0].job_id == job.job_id and page.items[0].status == "completed"
 
 

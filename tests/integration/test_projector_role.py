@@ -7,7 +7,7 @@ import asyncio
 from listeners import JobChangeSubscription, Projector, ProjectorConfig
 from store import EventStore
 from store.projections import rebuild_projections, verify_projections
-from tests.factories import create_job
+from tests.support.factories import create_job
 from tests.support.waiting import eventually
 
 PROJECTOR = "vjm_projector"

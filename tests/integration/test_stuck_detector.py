@@ -13,8 +13,8 @@ from statemachine import InvalidTransition, StaleAttempt
 from store import EventStore, prepare_event
 from store.identity import PROCESSOR, init_role_connection
 from store.queries import named_query
-from tests.factories import create_job
-from tests.integration.conftest import assert_read_model_is_fold
+from tests.support.factories import create_job
+from tests.support.projections import assert_read_model_is_fold
 
 # timeout=0: every projected processing job counts as stuck, so the tests never wait for a clock.
 NOW = StuckDetectorConfig(timeout=0)
@@ -101,12 +101,6 @@ async def test_start_and_stop_loop(pool, store: EventStore, make_projector) -> N
     finally:
         await detector.stop()
     assert not detector.running and detector.signals.stopped.count == 1
-
-
-def test_config_is_validated() -> None:
-    with pytest.raises(ValueError):
-        StuckDetectorConfig(timeout=-1)
-    assert StuckDetectorConfig().timeout == 900
 
 
 async def test_detector_runs_as_vjm_processor(database_url: str, pool, store: EventStore, make_projector) -> None:

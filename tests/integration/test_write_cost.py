@@ -13,7 +13,7 @@ import asyncpg
 
 from store import EventStore, connect, prepare_event
 from store.queries import named_query
-from tests.factories import create_data
+from tests.support.factories import create_data
 
 ROWS_READ = """
 SELECT relname, seq_tup_read, coalesce(idx_tup_fetch, 0) AS idx_tup_fetch

@@ -17,7 +17,7 @@ from store.events import NewCreates, new_job_ids, prepare_creates, prepare_event
 from store.ids import new_job_id
 from store.models import Event, construct_valid, event_from_row
 from store.projections.fold import apply_event, created_row
-from tests.factories import create_data
+from tests.support.factories import create_data
 from videojobs.manager.bulk import _prepare_creates
 from videojobs.models import Job
 
