@@ -22,17 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import asyncpg
 
-from bench.common import LOCAL_SERVER, name_the_principal, server_facts
-from store import with_database
+from bench.common import LOCAL_SERVER, fresh_database, server_facts
 
 TRIGGERS = ("create", "start", "progress", "complete")
 CREATE_DATA = ('{"original_filename": "clip.mp4", "original_filesize": 10485760, "clip_count": 5, '
@@ -99,29 +98,6 @@ def migrate_with(tree: Path, url: str) -> None:
                    stdout=sys.stderr)  # its log lines; stdout stays one JSON document
 
 
-async def scratch_database(admin_url: str, tree: Path) -> str:
-    """A new database named for the benchmark, migrated by `tree`; returns its URL."""
-    name = "vjm_bench_server_time_" + uuid.uuid4().hex[:8]
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.execute(name_the_principal(name))
-    finally:
-        await admin.close()
-    url = with_database(admin_url, name)
-    await asyncio.to_thread(migrate_with, tree, url)
-    return url
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def open_session(url: str) -> asyncpg.Connection:
     """A superuser session (as W1's pool) with the procedure, commits that do not wait for the disk."""
     conn = await asyncpg.connect(url)
@@ -161,22 +137,19 @@ def best(samples: list[dict[str, float]]) -> dict[str, float]:
 
 async def measure(admin_url: str, trees: dict[str, Path], cycles: int, runs: int) -> dict:
     """Every tree's figures, runs interleaved (the order rotates each run), on one database each."""
-    urls = {name: await scratch_database(admin_url, tree) for name, tree in trees.items()}
-    sessions: dict[str, asyncpg.Connection] = {}
-    try:
-        for name, url in urls.items():
+    async with contextlib.AsyncExitStack() as stack:
+        sessions: dict[str, asyncpg.Connection] = {}
+        for name, tree in trees.items():
+            url = await stack.enter_async_context(fresh_database(admin_url, migrated=False))
+            await asyncio.to_thread(migrate_with, tree, url)
             sessions[name] = await open_session(url)
+            stack.push_async_callback(sessions[name].close)
             await one_run(sessions[name], max(20, cycles // 4))  # warm-up: plans, caches, relation sizes
         samples: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
         names = list(trees)
         for run in range(runs):
             for name in names[run % len(names):] + names[:run % len(names)]:
                 samples[name].append(await one_run(sessions[name], cycles))
-    finally:
-        for conn in sessions.values():
-            await conn.close()
-        for url in urls.values():
-            await drop_database(admin_url, url)
     return {name: {"us_min": best(s), "us_all": s} for name, s in samples.items()}
 
 
