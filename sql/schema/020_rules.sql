@@ -86,26 +86,37 @@ INSERT INTO vjm.job_defaults (max_attempts) VALUES (3);
 --                                                       of the run queue or change its place there
 --   vjm.legal_event(type, from_state, to_state)         true for a row of vjm.transitions (the log's CHECK;
 --                                                       plpgsql, so that it is not parsed again per INSERT)
+-- PostgreSQL prepares every operator of an expression again in each transaction (a catalog
+-- lookup and an ACL check each), and builds the hash table of a long IN list again too. So the
+-- transition table is one jsonb constant, looked up by path: next_state reads
+-- {trigger: {from_state: {budget: to_state}}}, budget being 'left' (attempts_left > 0), 'none'
+-- (= 0) or 'other' (NULL); a guarded row is under its budget only, an unguarded one under all three.
 DO $$
 DECLARE
-    transitions text;
+    transitions jsonb;
+    legal jsonb;
     processor text;
     users text;
     fenced text;
     reports text;
     queue_movers text;
     budget smallint;
-    legal text[];
 BEGIN
-    -- One simple CASE on 'trigger:from_state' (a short expression: PostgreSQL compiles it again in
-    -- every transaction); a guarded pair becomes a CASE on attempts_left.
-    SELECT string_agg(format('WHEN %L THEN %s', g.pair, g.target), ' ' ORDER BY g.pair) INTO transitions
-      FROM (SELECT t.trigger || ':' || t.from_state AS pair,
-                   CASE WHEN count(*) = 1 AND bool_and(t.guard IS NULL) THEN quote_literal(min(t.to_state))
-                        ELSE 'CASE ' || string_agg(format('WHEN attempts_left %s 0 THEN %L',
-                                                          CASE t.guard WHEN 'has_attempts_left' THEN '>' ELSE '=' END,
-                                                          t.to_state), ' ' ORDER BY t.guard) || ' END' END AS target
-              FROM vjm.transitions t GROUP BY t.trigger, t.from_state) g;
+    SELECT jsonb_object_agg(f.trigger, f.states) INTO transitions
+      FROM (SELECT t.trigger, jsonb_object_agg(t.from_state, t.targets) AS states
+              FROM (SELECT t.trigger, t.from_state, jsonb_object_agg(b.budget, t.to_state) AS targets
+                      FROM vjm.transitions t
+                      JOIN (VALUES ('left', 'has_attempts_left'), ('none', 'attempts_exhausted'), ('other', NULL))
+                           AS b(budget, guard) ON t.guard IS NULL OR t.guard = b.guard
+                     GROUP BY t.trigger, t.from_state) t
+             GROUP BY t.trigger) f;
+    -- {type: {from_state ('' for a create, whose from_state is NULL): [to_state, ...]}}
+    SELECT jsonb_object_agg(f.trigger, f.states) INTO legal
+      FROM (SELECT t.trigger, jsonb_object_agg(t.from_state, t.targets) AS states
+              FROM (SELECT t.trigger, CASE t.from_state WHEN 'absent' THEN '' ELSE t.from_state END AS from_state,
+                           jsonb_agg(t.to_state ORDER BY t.to_state) AS targets
+                      FROM vjm.transitions t GROUP BY t.trigger, CASE t.from_state WHEN 'absent' THEN '' ELSE t.from_state END) t
+             GROUP BY t.trigger) f;
     SELECT string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fired_by = 'processor'),
            string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fired_by = 'user'),
            string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.fenced),
@@ -115,8 +126,9 @@ BEGIN
     SELECT string_agg(DISTINCT quote_literal(t.trigger), ', ') INTO queue_movers FROM vjm.transitions t
      WHERE 'queued' IN (t.from_state, t.to_state) AND t.from_state <> 'absent';
     EXECUTE format('CREATE FUNCTION vjm.next_state(trigger text, from_state text, attempts_left smallint) '
-                   'RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT CASE trigger || '':'' || from_state %s END $f$',
-                   transitions);
+                   'RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT %L::jsonb #>> ARRAY[trigger, '
+                   'from_state, CASE WHEN attempts_left > 0 THEN ''left'' WHEN attempts_left = 0 THEN ''none'' '
+                   'ELSE ''other'' END] $f$', transitions);
     EXECUTE format('CREATE FUNCTION vjm.fired_by_processor(trigger text) RETURNS boolean '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', processor);
     EXECUTE format('CREATE FUNCTION vjm.fired_by_user(trigger text) RETURNS boolean '
@@ -127,12 +139,9 @@ BEGIN
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$', reports);
     EXECUTE format('CREATE FUNCTION vjm.default_max_attempts() RETURNS smallint '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT %s::smallint $f$', budget);
-    SELECT array_agg(t.trigger || ':' || CASE t.from_state WHEN 'absent' THEN '' ELSE t.from_state END || ':'
-                     || t.to_state ORDER BY t.trigger, t.from_state, t.to_state)
-      INTO legal FROM vjm.transitions t;
     EXECUTE format('CREATE FUNCTION vjm.legal_event(type text, from_state text, to_state text) RETURNS boolean '
-                   'LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$ BEGIN RETURN (type || '':'' || '
-                   'coalesce(from_state, '''') || '':'' || to_state) = ANY (%L::text[]); END $f$', legal);
+                   'LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$ BEGIN RETURN coalesce((%L::jsonb -> type '
+                   '-> coalesce(from_state, '''')) ? to_state, false); END $f$', legal);
     EXECUTE format('CREATE FUNCTION vjm.moves_in_queue(trigger text) RETURNS boolean '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT coalesce(trigger IN (%s), false) $f$',
                    queue_movers);

@@ -89,63 +89,93 @@ INSERT INTO vjm.payload_shapes (trigger, at_least_one) VALUES
     ('void', false);
 
 -- An array of strings (complete's output_paths): at most max_items, each a string of
--- min_length..max_length characters that `refuse` does not match. Not inlined (it reads the
--- array with a sub-select), so vjm.payload_ok stays a simple expression for the others.
+-- min_length..max_length characters that `refuse` does not match. A loop of simple
+-- expressions, not a query: a query would be planned and started on every call.
 CREATE FUNCTION vjm.payload_strings_ok(items jsonb, max_items integer, min_length integer, max_length integer,
                                        refuse text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    item jsonb;
 BEGIN
-    RETURN jsonb_array_length(items) <= max_items
-       AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(items) AS i(item)
-                        WHERE jsonb_typeof(i.item) <> 'string'
-                           OR length(i.item #>> '{}') NOT BETWEEN min_length AND max_length
-                           OR (i.item #>> '{}') ~ refuse);
+    IF jsonb_typeof(items) IS DISTINCT FROM 'array' OR jsonb_array_length(items) > max_items THEN
+        RETURN false;
+    END IF;
+    FOR i IN 0 .. jsonb_array_length(items) - 1 LOOP
+        item := items -> i;
+        IF jsonb_typeof(item) <> 'string' OR length(item #>> '{}') NOT BETWEEN min_length AND max_length
+           OR (item #>> '{}') ~ refuse THEN
+            RETURN false;
+        END IF;
+    END LOOP;
+    RETURN true;
 END
 $$;
 
 -- vjm.payload_ok(trigger, data): true when data is a JSON object that keeps the rules of
 -- trigger (only its keys; each present key of its type, within its bounds and characters;
 -- required keys present and not null; for some triggers at least one key with a value), false
--- otherwise, and for an unknown trigger. plpgsql with one RETURN per trigger, most frequent
--- first: a transaction compiles only the branch it runs, and each branch is one small
--- expression with no sub-select (one CASE on the JSON type per key).
+-- otherwise, and for an unknown trigger.
+--
+-- Compiled into one plpgsql branch per trigger, most frequent first. PostgreSQL prepares every
+-- function call of an expression again in each transaction (an ACL check and a catalog lookup
+-- per call), so each rule is written with as few calls as the jsonb operators allow:
+--   a nullable key is read from `stripped` (jsonb_strip_nulls(data)), where null is absent;
+--   number   v BETWEEN 'min' AND 'max' as jsonb: jsonb orders every number between all strings
+--            and null (below) and all booleans, arrays and objects (above), so this is the type
+--            check too;
+--   integer  a number, as above, whose JSON text has no decimal point (2.0 is not an integer: it
+--            prints as 2.0; numbers never print with an exponent);
+--   choice   v is one of the choices as jsonb strings;
+--   string   a JSON string of min_length..max_length characters (length <@ a constant range: one
+--            call, not BETWEEN's two) that `refuse` does not match;
+--   strings  vjm.payload_strings_ok.
+-- A key that is absent reads as SQL NULL: coalesce(rule, true) lets it pass, and required
+-- keys are asked for by name (data ?& required).
 DO $$
 DECLARE
     branches text;
 BEGIN
-    SELECT string_agg(format('WHEN %L THEN RETURN coalesce(%s, false);', s.trigger, b.expr), E'\n        '
-                      ORDER BY array_position(ARRAY['progress', 'start', 'complete', 'fail', 'create', 'time_out',
+    SELECT string_agg(format('WHEN %L THEN%s RETURN coalesce(%s, false);', s.trigger,
+                             CASE WHEN b.strips THEN ' stripped := jsonb_strip_nulls(data);' ELSE '' END, b.expr),
+                      E'\n        '
+                      ORDER BY array_position(ARRAY['progress', 'create', 'start', 'complete', 'fail', 'time_out',
                                                     'update_metadata', 'cancel', 'retry', 'delete'], s.trigger),
                                s.trigger)
       INTO branches
       FROM vjm.payload_shapes s
      CROSS JOIN LATERAL (
-        SELECT concat_ws(' AND ', 'jsonb_typeof(data) = ''object''',
+        SELECT bool_or(r.nullable) OR s.at_least_one AS strips,
+               concat_ws(' AND ', 'jsonb_typeof(data) = ''object''',
                          format('(data - %L::text[]) = ''{}''::jsonb', coalesce(array_agg(r.key ORDER BY r.key), '{}')),
-                         string_agg(format('CASE coalesce(jsonb_typeof(data -> %1$L), ''absent'') WHEN %2$s ELSE false END',
-                                           r.key, k.cases), ' AND ' ORDER BY r.key),
-                         CASE WHEN s.at_least_one THEN format('jsonb_strip_nulls(data) ?| %L::text[]',
-                                                              array_agg(r.key ORDER BY r.key)) END) AS expr
+                         CASE WHEN bool_or(r.required) THEN format('data ?& %L::text[]',
+                                                                   array_agg(r.key ORDER BY r.key) FILTER (WHERE r.required))
+                         END,
+                         string_agg(CASE WHEN r.required THEN k.rule ELSE format('coalesce(%s, true)', k.rule) END,
+                                    ' AND ' ORDER BY r.key),
+                         CASE WHEN s.at_least_one THEN 'stripped <> ''{}''::jsonb' END) AS expr
           FROM vjm.payload_rules r
           LEFT JOIN vjm.payload_chars c ON c.chars = r.chars
-         CROSS JOIN LATERAL (SELECT concat_ws(' WHEN ',
-            CASE r.kind
-                WHEN 'string' THEN format('''string'' THEN length(data ->> %1$L) BETWEEN %2$s AND %3$s AND data ->> %1$L !~ %4$L',
-                                          r.key, coalesce(r.min_length, 0), r.max_length, c.refuse)
-                WHEN 'choice' THEN format('''string'' THEN data ->> %L = ANY (%L::text[])', r.key, r.choices)
-                WHEN 'integer' THEN format('''number'' THEN scale((data -> %1$L)::numeric) = 0 AND '
-                                           '(data -> %1$L)::numeric BETWEEN %2$s AND %3$s', r.key, r.minimum, r.maximum)
-                WHEN 'number' THEN format('''number'' THEN (data -> %1$L)::numeric BETWEEN %2$s AND %3$s',
-                                          r.key, r.minimum, r.maximum)
-                WHEN 'strings' THEN format('''array'' THEN vjm.payload_strings_ok(data -> %L, %s, %s, %s, %L)', r.key,
-                                           r.max_items, coalesce(r.min_length, 0), r.max_length, c.refuse)
-            END,
-            CASE WHEN NOT r.required THEN '''absent'' THEN true' END,
-            CASE WHEN r.nullable THEN '''null'' THEN true' END) AS cases) k
+         CROSS JOIN LATERAL (SELECT format('(%s -> %L)', CASE WHEN r.nullable THEN 'stripped' ELSE 'data' END, r.key) AS v,
+                                    format('(%s ->> %L)', CASE WHEN r.nullable THEN 'stripped' ELSE 'data' END, r.key) AS t) x
+         CROSS JOIN LATERAL (SELECT CASE r.kind
+            WHEN 'number' THEN format('%s BETWEEN %L::jsonb AND %L::jsonb', x.v, r.minimum, r.maximum)
+            WHEN 'integer' THEN format('(%1$s BETWEEN %2$L::jsonb AND %3$L::jsonb AND strpos(%1$s::text, ''.'') = 0)',
+                                       x.v, r.minimum, r.maximum)
+            WHEN 'choice' THEN format('%s = ANY (%L::jsonb[])', x.v,
+                                      (SELECT array_agg(to_jsonb(o.choice) ORDER BY o.n)
+                                         FROM unnest(r.choices) WITH ORDINALITY AS o(choice, n)))
+            WHEN 'string' THEN format('CASE jsonb_typeof(%1$s) WHEN ''string'' THEN length(%2$s) <@ int4range(%3$s, %4$s, ''[]'') '
+                                      'AND %2$s !~ %5$L ELSE %6$s END', x.v, x.t, coalesce(r.min_length, 0),
+                                      r.max_length, c.refuse,
+                                      CASE WHEN r.required THEN 'false' ELSE x.v || ' IS NULL' END)
+            WHEN 'strings' THEN format('vjm.payload_strings_ok(%s, %s, %s, %s, %L)', x.v, r.max_items,
+                                       coalesce(r.min_length, 0), r.max_length, c.refuse)
+            END AS rule) k
          WHERE r.trigger = s.trigger
      ) b;
     EXECUTE format(E'CREATE FUNCTION vjm.payload_ok(trigger text, data jsonb) RETURNS boolean\n'
-                   || E'LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$\nBEGIN\n    CASE trigger\n        %s\n'
+                   || E'LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$\nDECLARE\n    stripped jsonb;\nBEGIN\n'
+                   || E'    CASE trigger\n        %s\n'
                    || E'        ELSE RETURN false;\n    END CASE;\nEND\n$f$', branches);
 END
 $$;

@@ -103,12 +103,14 @@ $$;
 --   {"position": <the newest position appended>, "count": <events appended>}
 -- Positions only: anyone may LISTEN, so no ids, users or states go on the channel.
 
--- Ring vjm_events for `count` events up to `newest`, if a listener waits. LANGUAGE sql and
--- no sub-select, so that plpgsql inlines it as one simple expression.
-CREATE FUNCTION vjm.ring_doorbell(newest bigint, count integer) RETURNS void
+-- Ring vjm_events for `count` events up to `newest`, if a listener waits; true if it rang.
+-- LANGUAGE sql and no sub-select, so that plpgsql inlines it as one simple expression (a
+-- PERFORM would be a query). pg_notify returns void, which is not NULL.
+CREATE FUNCTION vjm.ring_doorbell(newest bigint, count integer) RETURNS boolean
 LANGUAGE sql VOLATILE AS $$
-    SELECT CASE WHEN pg_catalog.pg_try_advisory_xact_lock_shared(vjm.doorbell_lock_class(), 0) THEN NULL
-                ELSE pg_catalog.pg_notify('vjm_events', '{"position":' || newest || ',"count":' || count || '}') END
+    SELECT CASE WHEN pg_catalog.pg_try_advisory_xact_lock_shared(vjm.doorbell_lock_class(), 0) THEN false
+                ELSE pg_catalog.pg_notify('vjm_events', '{"position":' || newest || ',"count":' || count || '}')
+                     IS NOT NULL END
 $$;
 
 -- For a listener about to sleep, after it caught up to (after_xact, after_position):

@@ -81,9 +81,10 @@ CREATE TYPE vjm.decision AS (
 -- version, states, attempt counters and hash follow from the head. Refusals: data, actor,
 -- user_id (22023); create, forbidden, payload (42501); VJ404 no such job (or not
 -- visible); VJ409 expected version differs; VJ422 illegal transition; VJ423 stale attempt
--- (vjm.refusal_error words them). A create reads nothing, so its rules are an expression
--- the planner inlines into the guard's statement (a bulk import is one statement); a
--- transition reads its head in plpgsql, whose statements are planned once per session.
+-- (vjm.refusal_error words them). Both are LANGUAGE sql, so the planner inlines them into
+-- the guard's statements: a create reads nothing (a bulk import is one statement), and a
+-- transition is judged in the statement that reads its head (decide_transition takes the
+-- head as arguments).
 CREATE FUNCTION vjm.decide_create(
     p_job_id uuid, p_data jsonb, p_who text, p_user_id text, p_team_id uuid, p_at timestamptz, p_caller text,
     p_teams uuid[]
@@ -108,47 +109,28 @@ LANGUAGE sql STABLE ROWS 1 AS $$
            NULL::integer, NULL::integer
 $$;
 
+-- A transition's refusal, from the job's head as the guard read it (h_*: its latest event;
+-- all NULL when there is none) and what the transition would lead to (p_target, from
+-- vjm.next_state); NULL when it may be appended.
 CREATE FUNCTION vjm.decide_transition(
-    p_job_id uuid, p_type text, p_data jsonb, p_who text, p_attempt integer, p_expected integer, p_at timestamptz,
-    p_caller text, p_teams uuid[]
-) RETURNS vjm.decision
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    d vjm.decision;
-    h record;
-    target text;
-BEGIN
-    SELECT e.version, e.to_state, e.attempt, e.attempts_left, e.user_id, e.team_id, e.hash INTO h
-      FROM vjm.job_events e WHERE e.job_id = p_job_id ORDER BY e.version DESC LIMIT 1;
-    -- Few, small expressions: plpgsql compiles each one again in every transaction.
-    target := vjm.next_state(p_type, h.to_state, h.attempts_left);
-    d := ROW(p_job_id, h.version + 1, p_type, h.to_state, target,
-             h.attempt + (p_type = 'start')::integer,
-             CASE p_type WHEN 'start' THEN h.attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(p_job_id)
-                         ELSE h.attempts_left END,
-             p_data, p_who, h.user_id, h.team_id, p_at, h.hash, NULL,
-             CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object' OR length(p_who) NOT BETWEEN 1 AND 200
-                      THEN 'data'
-                  -- Visibility first, for a missing job too: no job and a job the caller
-                  -- may not see are one refusal after the same reads (no existence oracle).
-                  WHEN NOT coalesce(vjm.can_see_job(h.user_id, h.team_id, p_caller, p_teams), false) OR h.version IS NULL
-                      THEN 'VJ404'
-                  WHEN NOT vjm.may_fire(p_type) THEN 'forbidden'
-                  WHEN p_expected IS NOT NULL AND p_expected <> h.version THEN 'VJ409'
-                  WHEN p_attempt IS NOT NULL AND p_attempt <> h.attempt AND vjm.fenced(p_type)
-                      THEN CASE WHEN h.to_state = 'processing' THEN 'VJ423' ELSE 'VJ422' END
-                  WHEN target IS NULL THEN 'VJ422'
-                  WHEN p_who IS NULL THEN 'actor'  -- after the rules: a refused report says why
-                  WHEN NOT (vjm.payload_ok(p_type, p_data)
-                            AND vjm.may_append(p_type, h.user_id, h.team_id, p_data, p_caller, p_teams))
-                      THEN 'payload' END,
-             h.version, h.attempt)::vjm.decision;
-    IF d.refusal IS NULL THEN
-        d.hash := vjm.event_hash(d.prev_hash, p_job_id, d.version, p_type, d.from_state, d.to_state, d.attempt,
-                                 p_data, p_who, d.user_id, d.team_id, p_at);
-    END IF;
-    RETURN d;
-END
+    p_type text, p_data jsonb, p_who text, p_attempt integer, p_expected integer, p_caller text, p_teams uuid[],
+    h_version integer, h_state text, h_attempt integer, h_user_id text, h_team_id uuid, p_target text
+) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object' OR length(p_who) NOT BETWEEN 1 AND 200 THEN 'data'
+                -- Visibility first, for a missing job too: no job and a job the caller
+                -- may not see are one refusal after the same reads (no existence oracle).
+                WHEN NOT coalesce(vjm.can_see_job(h_user_id, h_team_id, p_caller, p_teams), false) OR h_version IS NULL
+                    THEN 'VJ404'
+                WHEN NOT vjm.may_fire(p_type) THEN 'forbidden'
+                WHEN p_expected <> h_version THEN 'VJ409'
+                WHEN p_attempt <> h_attempt AND vjm.fenced(p_type)
+                    THEN CASE WHEN h_state = 'processing' THEN 'VJ423' ELSE 'VJ422' END
+                WHEN p_target IS NULL THEN 'VJ422'
+                WHEN p_who IS NULL THEN 'actor'  -- after the rules: a refused report says why
+                WHEN NOT (vjm.payload_ok(p_type, p_data)
+                          AND vjm.may_append(p_type, h_user_id, h_team_id, p_data, p_caller, p_teams))
+                    THEN 'payload' END
 $$;
 
 -- A refusal as the error a caller sees: SQLSTATE, message, detail (the job's state), hint
@@ -198,15 +180,23 @@ CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
 -- its owner from the head. p_ring: ring the doorbell once for what was appended. p_strict:
 -- raise the first refusal instead of returning it (nothing is then appended).
 --
--- Creates are one statement for the whole batch (a bulk import is one lean INSERT; a job id
--- that exists already fails the call with unique_violation). Transitions are judged and
--- inserted one by one, in the order given (the entry points pass them by job: one lock
--- order on the (job_id, version) index): each judgement is a new statement, so it reads a
--- head committed after the queue entries were locked. An item that lost a race with
--- another writer (the unique (job_id, version) index) is refused: with the reason the
--- winner's head gives, or VJ409 'race' if there is none (the caller may send it again). Only the owner may call it: the entry points below are
--- SECURITY DEFINER and pin the search_path it runs with. It returns one value, not rows,
--- so that a one-item call is one expression.
+-- Creates are one statement for a batch (a bulk import is one lean INSERT; a job id that
+-- exists already fails the call with unique_violation); one create is a plain INSERT of the
+-- same decision. Transitions are judged and inserted one by one, in the order given (the
+-- entry points pass them by job: one lock order on the (job_id, version) index): each
+-- judgement is a new statement, so it reads a head committed after the queue entries were
+-- locked. An item that lost a race with another writer (the unique (job_id, version) index)
+-- is refused: with the reason the winner's head gives, or VJ409 'race' if there is none (the
+-- caller may send it again). Only the owner may call it: the entry points below are SECURITY
+-- DEFINER and pin the search_path it runs with. It returns one value, not rows, so that a
+-- one-item call is one expression.
+--
+-- Cost: PostgreSQL prepares every plpgsql expression again in each transaction (and checks
+-- the owner's EXECUTE right on every function it calls), so the one-item paths run as few
+-- statements as they can, and the verdict is computed inside the statement that reads the
+-- head: the expressions of a statement are freed when it ends, while a transaction's simple
+-- expressions accumulate until its commit (past about 128 kB the heap was shrunk and grown
+-- again by every transaction, bench/README.md 2026-12-06, third session).
 CREATE FUNCTION vjm.guard_append(
     p_job_ids uuid[], p_types text[], p_data jsonb, p_actors text[], p_attempts integer[],
     p_expected_versions integer[], p_user_ids text[], p_team_ids uuid[], p_ring boolean, p_strict boolean
@@ -214,37 +204,47 @@ CREATE FUNCTION vjm.guard_append(
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     n constant integer := coalesce(cardinality(p_job_ids), 0);
-    creates constant boolean := p_types[1] = 'create';
     trusted constant boolean := vjm.may_fire('start');  -- only trusted callers name the actor
     -- Who is recorded and judged: the verified user. A trusted caller that names every actor needs
     -- no token check (the rules let processors and admins see every job whoever they are).
     caller constant text := CASE WHEN trusted AND array_position(p_actors, NULL) IS NULL THEN NULL
                                  ELSE vjm.current_user_id() END;
-    -- An end user's teams, read once for every item (trusted callers see every job).
-    teams constant uuid[] := CASE WHEN NOT trusted THEN vjm.team_ids_of(caller) END;
-    -- Who a trusted caller acts as when it names no actor: a worker's report records the worker
-    -- that started the attempt (run_queue.worker); anything else the service principal the
-    -- session names (SET vjm.principal = 'billing-service'). Never the database login: an
-    -- auditor asks who acted, and a pool's login is not an answer. With neither: refused.
-    principal constant text := CASE WHEN trusted THEN nullif(current_setting('vjm.principal', true), '') END;
-    who text;
-    result vjm.outcome := ROW('{}', '{}');
-    verdict vjm.decision;
+    teams uuid[];            -- an end user's teams, read once for every item
+    appended vjm.appended[]; -- what the outcome holds (NULL: nothing yet)
+    refused vjm.refusal[];
     ev vjm.appended;
-    entry uuid;
-    newest bigint;
     r record;
+    -- One item: its trigger, payload and actor, the head it is judged on (h_*), the event it
+    -- would append (the new attempt and budget, the target state) and the verdict.
+    typ text;
+    item jsonb;
+    who text;
+    at timestamptz;
+    h_version integer;
+    h_state text;
+    h_attempt integer;
+    h_user_id text;
+    h_team_id uuid;
+    h_hash bytea;
+    new_attempt integer;
+    new_left smallint;
+    target text;
+    verdict text;
+    raced integer;  -- the item that lost a race and is judged again
+    rang boolean;
 BEGIN
-    IF jsonb_typeof(p_data) IS DISTINCT FROM 'array' OR jsonb_array_length(p_data) <> n
-       OR coalesce(cardinality(p_types), 0) <> n OR coalesce(cardinality(p_actors), 0) <> n
-       OR coalesce(cardinality(p_attempts), 0) <> n OR coalesce(cardinality(p_expected_versions), 0) <> n
-       OR coalesce(cardinality(p_user_ids), 0) <> n OR coalesce(cardinality(p_team_ids), 0) <> n THEN
-        RAISE EXCEPTION 'every argument must have % elements', n USING ERRCODE = '22023';
+    IF NOT trusted THEN  -- trusted callers see every job
+        teams := vjm.team_ids_of(caller);
     END IF;
-    IF n = 0 THEN
-        RETURN result;
-    END IF;
-    IF creates THEN
+    IF p_types[1] = 'create' THEN
+        -- The arrays of creates come from the caller as they are (the entry points that append
+        -- transitions build theirs, or check them: vjm.append_events).
+        IF jsonb_typeof(p_data) IS DISTINCT FROM 'array' OR jsonb_array_length(p_data) <> n
+           OR coalesce(cardinality(p_types), 0) <> n OR coalesce(cardinality(p_actors), 0) <> n
+           OR coalesce(cardinality(p_attempts), 0) <> n OR coalesce(cardinality(p_expected_versions), 0) <> n
+           OR coalesce(cardinality(p_user_ids), 0) <> n OR coalesce(cardinality(p_team_ids), 0) <> n THEN
+            RAISE EXCEPTION 'every argument must have % elements', n USING ERRCODE = '22023';
+        END IF;
         IF NOT 'create' = ALL (p_types) THEN
             RAISE EXCEPTION 'a call appends creates or transitions, not both' USING ERRCODE = '22023';
         END IF;
@@ -277,37 +277,61 @@ BEGIN
                     USING ERRCODE = '42501';
             END IF;
         END IF;
-        -- A new job enters the run queue in the same statement.
-        WITH appended AS (
+        -- Who a trusted caller acts as when it names no actor: the service principal the session
+        -- names (SET vjm.principal = 'billing-service'). Never the database login: an auditor asks
+        -- who acted, and a pool's login is not an answer. With neither: refused.
+        who := CASE WHEN trusted THEN nullif(current_setting('vjm.principal', true), '') END;
+        IF n = 1 THEN
+            -- One create: the same rules (vjm.decide_create), without a batch's machinery.
+            at := clock_timestamp();
+            who := CASE WHEN trusted THEN coalesce(p_actors[1], caller, who) ELSE caller END;
             INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
                                              data, actor, user_id, team_id, occurred_at, prev_hash, hash)
             SELECT d.job_id, d.version, d.type, d.from_state, d.to_state, d.attempt, d.attempts_left, d.data,
                    d.actor, d.user_id, d.team_id, d.occurred_at, d.prev_hash, d.hash
-              FROM ROWS FROM (unnest(p_job_ids), jsonb_array_elements(p_data), unnest(p_actors), unnest(p_user_ids),
-                              unnest(p_team_ids)) AS i(job_id, data, actor, user_id, team_id)
-             CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,  -- once per item: its time and its hash
-                                        CASE WHEN trusted THEN coalesce(i.actor, caller, principal)
-                                             ELSE caller END AS who) t
-             CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data, t.who, i.user_id, i.team_id, t.at, caller, teams) d
+              FROM vjm.decide_create(p_job_ids[1], p_data -> 0, who, p_user_ids[1], p_team_ids[1], at, caller, teams) d
              WHERE d.refusal IS NULL
             RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
                       e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
-                      e.data ->> 'platform_target' AS platform_target
-        ), queued AS (
-            INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id)
-            SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true, a.user_id, a.team_id
-              FROM appended a
-        )
-        SELECT coalesce(array_agg(a::vjm.appended ORDER BY a.position), '{}'), max(a.position)
-          INTO result.appended, newest
-          FROM appended a;
-        IF cardinality(result.appended) < n THEN  -- why the rest was refused
+                      e.data ->> 'platform_target' INTO ev;
+            IF FOUND THEN  -- a new job enters the run queue in the same transaction
+                INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id)
+                VALUES (ev.job_id, ev.occurred_at, ev.platform_target, ev.attempts_left, true, ev.user_id, ev.team_id);
+                appended := ARRAY[ev];
+            END IF;
+        ELSE
+            -- A batch: one statement (a bulk import is one lean INSERT); a new job enters the run
+            -- queue in the same statement.
+            WITH inserted AS (
+                INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
+                                                 data, actor, user_id, team_id, occurred_at, prev_hash, hash)
+                SELECT d.job_id, d.version, d.type, d.from_state, d.to_state, d.attempt, d.attempts_left, d.data,
+                       d.actor, d.user_id, d.team_id, d.occurred_at, d.prev_hash, d.hash
+                  FROM ROWS FROM (unnest(p_job_ids), jsonb_array_elements(p_data), unnest(p_actors), unnest(p_user_ids),
+                                  unnest(p_team_ids)) AS i(job_id, data, actor, user_id, team_id)
+                 CROSS JOIN LATERAL (SELECT clock_timestamp() AS at,  -- once per item: its time and its hash
+                                            CASE WHEN trusted THEN coalesce(i.actor, caller, who)
+                                                 ELSE caller END AS who) t
+                 CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data, t.who, i.user_id, i.team_id, t.at, caller,
+                                                      teams) d
+                 WHERE d.refusal IS NULL
+                RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
+                          e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
+                          e.data ->> 'platform_target' AS platform_target
+            ), queued AS (
+                INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id)
+                SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true, a.user_id, a.team_id
+                  FROM inserted a
+            )
+            SELECT array_agg(a::vjm.appended ORDER BY a.position) INTO appended FROM inserted a;
+        END IF;
+        IF coalesce(cardinality(appended), 0) < n THEN  -- why the rest was refused
             FOR r IN SELECT i.item, i.job_id, x.*
                        FROM ROWS FROM (unnest(p_job_ids), jsonb_array_elements(p_data), unnest(p_actors),
                                        unnest(p_user_ids), unnest(p_team_ids))
                             WITH ORDINALITY AS i(job_id, data, actor, user_id, team_id, item)
                       CROSS JOIN LATERAL vjm.decide_create(i.job_id, i.data,
-                                                           CASE WHEN trusted THEN coalesce(i.actor, caller, principal)
+                                                           CASE WHEN trusted THEN coalesce(i.actor, caller, who)
                                                                 ELSE caller END, i.user_id, i.team_id, now(),
                                                            caller, teams) d
                       CROSS JOIN LATERAL vjm.refusal_error(d.refusal, i.job_id, 'create', i.user_id, i.team_id,
@@ -318,88 +342,107 @@ BEGIN
                     RAISE EXCEPTION USING ERRCODE = r.code, MESSAGE = r.message, DETAIL = coalesce(r.detail, ''),
                                           HINT = coalesce(r.hint, '');
                 END IF;
-                result.refused := result.refused || ROW(r.item, r.job_id, r.code, r.message, r.detail, r.hint)::vjm.refusal;
+                refused := refused || ROW(r.item, r.job_id, r.code, r.message, r.detail, r.hint)::vjm.refusal;
             END LOOP;
         END IF;
     ELSE
-        IF n > 1 AND (SELECT count(DISTINCT j) FROM unnest(p_job_ids) AS j) <> n THEN
-            RAISE EXCEPTION 'a job may appear once per call' USING ERRCODE = '22023';
-        END IF;
         -- Queue entries first (the lock order above), in job order, each by its key. Only an entry
         -- the caller may see is locked (the filter runs before the lock): a caller who names
         -- another tenant's job in vjm.append_events (refusals come back as rows) and keeps the
         -- transaction open holds nothing that claims would have to skip.
-        IF n = 1 THEN
-            IF vjm.moves_in_queue(p_types[1]) THEN
-                PERFORM 1 FROM vjm.run_queue q
-                 WHERE q.job_id = p_job_ids[1] AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
+        IF n > 1 THEN
+            IF (SELECT count(DISTINCT j) FROM unnest(p_job_ids) AS j) <> n THEN
+                RAISE EXCEPTION 'a job may appear once per call' USING ERRCODE = '22023';
             END IF;
-        ELSE
-            FOR entry IN SELECT i.id FROM unnest(p_job_ids, p_types) AS i(id, t) WHERE vjm.moves_in_queue(i.t)
-                          ORDER BY i.id LOOP
+            FOR r IN SELECT i.id FROM unnest(p_job_ids, p_types) AS i(id, t) WHERE vjm.moves_in_queue(i.t)
+                      ORDER BY i.id LOOP
                 PERFORM 1 FROM vjm.run_queue q
-                 WHERE q.job_id = entry AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
+                 WHERE q.job_id = r.id AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
             END LOOP;
+        ELSIF vjm.moves_in_queue(p_types[1]) THEN
+            PERFORM 1 FROM vjm.run_queue q
+             WHERE q.job_id = p_job_ids[1] AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
         END IF;
         FOR k IN 1 .. n LOOP
+            typ := p_types[k];
+            item := p_data -> (k - 1);
             who := CASE WHEN trusted THEN coalesce(p_actors[k], caller) ELSE caller END;
             IF who IS NULL AND trusted THEN
-                IF vjm.worker_report(p_types[k]) THEN
+                -- Who a trusted caller acts as when it names no actor: a worker's report records the
+                -- worker that started the attempt (run_queue.worker); anything else the service
+                -- principal the session names (see the creates above).
+                IF vjm.worker_report(typ) THEN
                     SELECT q.worker INTO who FROM vjm.run_queue q WHERE q.job_id = p_job_ids[k];
                 END IF;
-                who := coalesce(who, principal);
+                who := coalesce(who, nullif(current_setting('vjm.principal', true), ''));
             END IF;
-            verdict := vjm.decide_transition(p_job_ids[k], p_types[k], p_data -> (k - 1), who,
-                                             p_attempts[k], p_expected_versions[k], clock_timestamp(), caller, teams);
-            IF verdict.refusal IS NULL THEN
+            at := clock_timestamp();
+            -- Judged on the head (each judgement a new statement: it reads a head committed after
+            -- the queue entries were locked). If another writer appended this version first (the
+            -- unique (job_id, version) index), judged again on the winner's head: why it lost, or
+            -- 'race' if nothing is wrong with it (the caller may send it again).
+            LOOP
+                -- The new event follows from the head and the event alone. The verdict is part of
+                -- the statement (its expressions are freed with it).
+                SELECT e.version, e.to_state, e.attempt, e.user_id, e.team_id, e.hash, t.target,
+                       e.attempt + (typ = 'start')::integer,
+                       CASE typ WHEN 'start' THEN e.attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(e.job_id)
+                                ELSE e.attempts_left END,
+                       coalesce(vjm.decide_transition(typ, item, who, p_attempts[k], p_expected_versions[k], caller,
+                                                      teams, e.version, e.to_state, e.attempt, e.user_id, e.team_id,
+                                                      t.target),
+                                CASE WHEN raced = k THEN 'race' END)
+                  INTO h_version, h_state, h_attempt, h_user_id, h_team_id, h_hash, target, new_attempt, new_left,
+                       verdict
+                  FROM vjm.job_events e
+                 CROSS JOIN LATERAL (SELECT vjm.next_state(typ, e.to_state, e.attempts_left) AS target) t
+                 WHERE e.job_id = p_job_ids[k] ORDER BY e.version DESC LIMIT 1;
+                IF NOT FOUND THEN  -- no such job: judged on no head
+                    verdict := vjm.decide_transition(typ, item, who, p_attempts[k], p_expected_versions[k], caller,
+                                                     teams, NULL, NULL, NULL, NULL, NULL, NULL);
+                END IF;
+                EXIT WHEN verdict IS NOT NULL;
                 INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
                                                  data, actor, user_id, team_id, occurred_at, prev_hash, hash)
-                VALUES (verdict.job_id, verdict.version, verdict.type, verdict.from_state, verdict.to_state,
-                        verdict.attempt, verdict.attempts_left, verdict.data, verdict.actor, verdict.user_id,
-                        verdict.team_id, verdict.occurred_at, verdict.prev_hash, verdict.hash)
+                VALUES (p_job_ids[k], h_version + 1, typ, h_state, target, new_attempt, new_left, item, who, h_user_id,
+                        h_team_id, at, h_hash, vjm.event_hash(h_hash, p_job_ids[k], h_version + 1, typ, h_state, target,
+                                                              new_attempt, item, who, h_user_id, h_team_id, at))
                 ON CONFLICT (job_id, version) DO NOTHING
                 RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
                           e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
                           e.data ->> 'platform_target' INTO ev;
-                IF NOT FOUND THEN  -- another writer appended this version first: why, on the winner's head
-                    verdict := vjm.decide_transition(p_job_ids[k], p_types[k], p_data -> (k - 1), verdict.actor,
-                                                     p_attempts[k], p_expected_versions[k], verdict.occurred_at,
-                                                     caller, teams);
-                    verdict.refusal := coalesce(verdict.refusal, 'race');
-                END IF;
-            END IF;
-            IF verdict.refusal IS NULL THEN
-                result.appended := result.appended || ev;
-                newest := ev.position;
-                -- The run queue follows the log, in the same transaction.
-                IF ev.type = 'delete' THEN
-                    DELETE FROM vjm.run_queue q WHERE q.job_id = ev.job_id;
-                ELSIF vjm.moves_in_queue(ev.type) THEN
-                    UPDATE vjm.run_queue q SET queued = (ev.to_state = 'queued'),
-                                               platform_target = coalesce(ev.platform_target, q.platform_target),
-                                               worker = CASE WHEN ev.type = 'start'
-                                                             THEN coalesce(verdict.data ->> 'worker_id', ev.actor)
-                                                             ELSE q.worker END
-                     WHERE q.job_id = ev.job_id;
+                EXIT WHEN FOUND;
+                raced := k;
+            END LOOP;
+            IF verdict IS NULL THEN
+                appended := appended || ev;
+                IF vjm.moves_in_queue(typ) THEN  -- the run queue follows the log, in the same transaction
+                    IF typ = 'delete' THEN
+                        DELETE FROM vjm.run_queue q WHERE q.job_id = ev.job_id;
+                    ELSE
+                        UPDATE vjm.run_queue q
+                           SET queued = (target = 'queued'), platform_target = coalesce(ev.platform_target, q.platform_target),
+                               worker = CASE WHEN typ = 'start' THEN coalesce(item ->> 'worker_id', who) ELSE q.worker END
+                         WHERE q.job_id = ev.job_id;
+                    END IF;
                 END IF;
             ELSE
                 SELECT x.* INTO r
-                  FROM vjm.refusal_error(verdict.refusal, p_job_ids[k], p_types[k], verdict.user_id, verdict.team_id,
-                                         verdict.from_state, verdict.head_version, p_expected_versions[k], p_attempts[k],
-                                         verdict.head_attempt) x;
+                  FROM vjm.refusal_error(verdict, p_job_ids[k], typ, h_user_id, h_team_id, h_state, h_version,
+                                         p_expected_versions[k], p_attempts[k], h_attempt) x;
                 IF p_strict THEN
                     RAISE EXCEPTION USING ERRCODE = r.code, MESSAGE = r.message, DETAIL = coalesce(r.detail, ''),
                                           HINT = coalesce(r.hint, '');
                 END IF;
-                result.refused := result.refused
-                                  || ROW(k, p_job_ids[k], r.code, r.message, r.detail, r.hint)::vjm.refusal;
+                refused := refused || ROW(k, p_job_ids[k], r.code, r.message, r.detail, r.hint)::vjm.refusal;
             END IF;
         END LOOP;
     END IF;
-    IF p_ring AND newest IS NOT NULL THEN  -- after every insert, as the doorbell requires
-        PERFORM vjm.ring_doorbell(newest, cardinality(result.appended));
-    END IF;
-    RETURN result;
+    -- The doorbell, after every insert as it requires, once for the call: appended is in the order
+    -- inserted, so its last event is the newest. (AND evaluates left to right and stops at false.)
+    rang := p_ring AND appended IS NOT NULL
+            AND vjm.ring_doorbell((appended[cardinality(appended)]).position, cardinality(appended));
+    RETURN ROW(coalesce(appended, '{}'), coalesce(refused, '{}'));
 END
 $$;
 
@@ -452,6 +495,7 @@ DECLARE
     i integer;
     applied integer := 0;
     newest bigint;
+    rang boolean;
 BEGIN
     IF n > 50 THEN
         RAISE EXCEPTION 'at most 50 transitions per call, got %', n USING ERRCODE = '22023';
@@ -498,7 +542,7 @@ BEGIN
         END LOOP;
     END LOOP;
     IF applied > 0 THEN
-        PERFORM vjm.ring_doorbell(newest, applied);
+        rang := vjm.ring_doorbell(newest, applied);
     END IF;
     RETURN QUERY
     SELECT k, (errors[k]).code, (errors[k]).message, (errors[k]).detail, (errors[k]).hint, (events[k]).position,
