@@ -154,8 +154,8 @@ $$;
 --   vjm_listener  the projector: apply batches of up to 20,000 events. Its LISTEN sessions
 --                 sit "idle", not "idle in transaction", so the idle limit never ends them.
 -- An operator's login (a member of vjm_admin) is the deployment's to limit. Rebuild and
--- verify lift statement_timeout for their own transaction (SET LOCAL, listeners/replay.py,
--- listeners/verify.py). Only a missing setting is set, so a deployment's own
+-- verify lift statement_timeout for their own transaction (SET LOCAL, store/projections/rebuild.py,
+-- store/projections/verify.py). Only a missing setting is set, so a deployment's own
 --   ALTER ROLE vjm_app SET statement_timeout = '30s';
 -- survives later migrations (in this database or another one of the cluster). A session
 -- may still SET its own limits: they protect against accidents, and /healthz and /metrics

@@ -9,7 +9,7 @@
 --   vjm.payload_shapes  per trigger: whether at least one key must carry a value
 -- vjm.payload_ok(trigger, data) is compiled from them when the schema is built; the guard
 -- (write_api.sql: vjm.decide_create, vjm.decide_transition) asks it for every caller, so
--- nothing the fold (listeners/fold.py) cannot read is ever stored.
+-- nothing the fold (store/projections/fold.py) cannot read is ever stored.
 SET LOCAL ROLE vjm_owner;
 
 CREATE TABLE vjm.payload_chars (

@@ -1,5 +1,5 @@
 -- The read models: derived from vjm.job_events by the projector (listeners/). They are a
--- pure function of the events (listeners/fold.py): dropping them and replaying gives the
+-- pure function of the events (store/projections/fold.py): dropping them and replaying gives the
 -- same rows. Only the projector writes them; rebuild merges a replay into them in place.
 SET LOCAL ROLE vjm_owner;
 
@@ -133,7 +133,7 @@ CREATE TABLE vjm.projection_checkpoints (
 INSERT INTO vjm.projection_checkpoints (name) VALUES ('main');
 
 -- Voids: an admin's `void` event names an earlier event of the same job (data.position) that
--- the read models skip (listeners/fold.py). The projector looks up the voids of the jobs in
+-- the read models skip (store/projections/fold.py). The projector looks up the voids of the jobs in
 -- each batch, rebuild and verify all of them: this index holds only the void events.
 CREATE INDEX job_events_voids ON vjm.job_events (job_id) WHERE type = 'void';
 
@@ -228,7 +228,7 @@ $$;
 
 -- A job as it was just before each given version: its projected row (JSON, NULL when the
 -- projection does not have it yet) and the events between that row and the version. A
--- writer folds them with its new event into the job as it is now (listeners.fold), so a
+-- writer folds them with its new event into the job as it is now (store.projections.fold), so a
 -- write reads the projection's lag, never the job's whole history. One row per event of
 -- that gap, or one row without an event when there is none. SECURITY INVOKER: the
 -- caller's row level security applies. `progress_percent` goes out as float8, the value a
