@@ -12,7 +12,8 @@ from videojobs import AccessDenied, Job, ValidationError, VideoJobManager
 from videojobs.models import MAX_REASON
 
 from ..dependencies import Caller, Manager
-from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, PatchJobRequest
+from ..patch_body import PatchJobRequest
+from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory
 from .common import problems
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
