@@ -10,7 +10,7 @@ that a body the union admits is one the route accepts.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import ConfigDict, Field
 
@@ -86,6 +86,11 @@ class PatchMetadata(Body):
     platform_target: payload_type(Trigger.UPDATE_METADATA, "platform_target") = None  # type: ignore[assignment]
     expected_version: Count | None = None
 
+
+MOVES = (PatchRetry, PatchCancel, PatchStart, PatchComplete, PatchFail)
+# The fields each move takes besides `status` (the route refuses any other, even null).
+MOVE_FIELDS: dict[str, frozenset[str]] = {
+    get_args(move.model_fields["status"].annotation)[0]: frozenset(move.model_fields) - {"status"} for move in MOVES}
 
 PATCH_JOB_BODY = Annotated[
     Annotated[PatchRetry | PatchCancel | PatchStart | PatchComplete | PatchFail, Field(discriminator="status")]

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from videojobs import Attempt, BulkResult, Job
 from videojobs.models import (
@@ -41,6 +41,11 @@ def payload_type(trigger: Trigger, key: str):
     return field_type(next(r for r in rules_of(trigger) if r.key == key))
 
 
+def payload_pattern(trigger: Trigger, key: str) -> str:
+    """The `pattern` the document states for a payload string (for a query parameter that carries one)."""
+    return TypeAdapter(payload_type(trigger, key)).json_schema()["pattern"]
+
+
 # Numbers that are not payload fields: strict too (JSON integers only; floats also take integers).
 Count = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
 FileName = payload_type(Trigger.CREATE, "original_filename")
@@ -57,7 +62,7 @@ def _label(value: str) -> str:
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": LABEL_PATTERN}),
                    AfterValidator(_label)]
-WorkerId = Annotated[str, Field(min_length=1, max_length=128)]
+WorkerId = payload_type(Trigger.START, "worker_id")  # the id a start records: any text but NUL, 1-128
 Reason = Annotated[str, Field(max_length=1000)]
 
 
@@ -184,7 +189,7 @@ class FailRequest(Body):
         {"attempt": 1, "error": "ffmpeg exited with status 1"}]})
 
     attempt: Count
-    error: Annotated[str, Field(min_length=1, max_length=4000)]
+    error: payload_type(Trigger.FAIL, "error")
     worker_id: WorkerId | None = None
 
 
