@@ -95,13 +95,20 @@ def _children(key: str, value: Any) -> Any:
     return value
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    """`anyOf: [S, null]` as S with `nullable: true` (more branches: `anyOf` of the rest, nullable)."""
+def _optional(schema: dict[str, Any]) -> tuple[list[Any], dict[str, Any]] | None:
+    """(the other branches, the outer keywords) of pydantic's optional `anyOf: [..., {type: null}]`, else None."""
     branches = schema.get("anyOf")
     if not isinstance(branches, list) or NULL not in branches:
+        return None
+    return [b for b in branches if b != NULL], {k: v for k, v in schema.items() if k != "anyOf"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """`anyOf: [S, null]` as S with `nullable: true` (more branches: `anyOf` of the rest, nullable)."""
+    optional = _optional(schema)
+    if optional is None:
         return schema
-    rest = [b for b in branches if b != NULL]
-    outer = {k: v for k, v in schema.items() if k != "anyOf"}
+    rest, outer = optional
     if len(rest) == 1 and "$ref" not in rest[0]:
         single = {**rest[0], **outer, "nullable": True}
         if "enum" in single:  # 3.0.3: an enum without null would still refuse it
@@ -128,11 +135,12 @@ def _operation(operation: Any) -> Any:
 
 def without_null(schema: dict[str, Any]) -> dict[str, Any]:
     """Pydantic's optional `anyOf: [S, {type: null}]` (3.1) as S, keeping the outer keywords but a null default."""
-    branches = schema.get("anyOf")
-    if not isinstance(branches, list) or NULL not in branches:
+    optional = _optional(schema)
+    if optional is None:
         return schema
-    rest = [b for b in branches if b != NULL]
-    outer = {k: v for k, v in schema.items() if k != "anyOf" and not (k == "default" and v is None)}
+    rest, outer = optional
+    if outer.get("default", 0) is None:
+        del outer["default"]
     return {**rest[0], **outer} if len(rest) == 1 else {**outer, "anyOf": rest}
 
 
