@@ -107,5 +107,9 @@ async def delete_job(job_id: JobId, manager: Manager,
 @router.get("/jobs/{job_id}/events", response_model=JobHistory, summary="A job's audit history",
             responses=problems(403, 404))
 async def job_events(job_id: JobId, manager: Manager) -> JobHistory:
-    """Every event of the job in order: type, from/to state, actor, time and data."""
+    """Every event of the job in order: type, from/to state, actor, time and data.
+
+    A deleted job's history stays readable (200, its last event the delete): the audit trail
+    outlives the job, which `GET /jobs/{job_id}` no longer shows (404).
+    """
     return JobHistory(job_id=job_id, events=await manager.get_job_history(job_id))
