@@ -35,9 +35,9 @@ import asyncpg
 import videojobs
 from listeners import Projector, ProjectorConfig
 from store.identity import ADMIN, create_role_pool
-from store.jobs import StatsScope
+from store.jobs import JobQuery, StatsScope
 from store.projections import find_stuck_jobs
-from store.sqlfiles import load_queries
+from store.queries import bind
 from videojobs.connect import login_of
 from videojobs.models import encode_cursor
 
@@ -138,7 +138,6 @@ async def latencies(call: Callable[[int], Awaitable[object]], calls: int) -> dic
 async def measure(url: str, manager, raw: asyncpg.Connection, users: int, depth: int, calls: int,
                   runs: int) -> dict:
     """Every read, through the manager and raw, interleaved."""
-    q = load_queries()
     names = [f"user{i}" for i in range(users)]
     cursors = {}
     for name in names[:20]:
@@ -148,37 +147,58 @@ async def measure(url: str, manager, raw: asyncpg.Connection, users: int, depth:
     keys = list(cursors)
     job_ids = [r[0] for r in await raw.fetch("SELECT job_id FROM vjm.jobs TABLESAMPLE SYSTEM (1) LIMIT 500")]
     random.Random(7).shuffle(job_ids)
-    none7 = (None,) * 7
 
     def user(i: int) -> str:
         return keys[i % len(keys)]
 
     reads: dict[str, Callable[[int], Awaitable[object]]] = {
         "keyset_page": lambda i: manager.get_user_jobs(user(i), PAGE, cursor=encode_cursor(*cursors[user(i)])),
-        "keyset_page_raw": lambda i: raw.fetch(q["job_find_page"], user(i), *none7, *cursors[user(i)], PAGE, 0),
-        "count_raw": lambda i: raw.fetchval(q["job_count"], user(i), *none7),
+        "keyset_page_raw": lambda i: raw.fetch(*_page(user(i), cursors[user(i)], 0)),
+        "count_raw": lambda i: raw.fetchval(*_raw("job_count", **_filters(user(i)))),
         "offset_page": lambda i: manager.get_user_jobs(user(i), PAGE, offset=depth),
-        "offset_page_raw": lambda i: raw.fetch(q["job_find_page"], user(i), *none7, None, None, PAGE, depth),
+        "offset_page_raw": lambda i: raw.fetch(*_page(user(i), (None, None), depth)),
         "stats": lambda i: manager.get_job_stats(user_id=user(i)),
-        "stats_raw": lambda i: raw.fetchrow(q["job_stats_get"], *StatsScope.one("user", user(i)).args()),
-        "stats_platform_raw": lambda i: raw.fetch(q["job_stats_platform_get"], *StatsScope.one("user", user(i)).args()),
-        "stats_daily_raw": lambda i: raw.fetch(q["job_stats_daily_get"], *StatsScope.one("user", user(i)).args(), 30),
+        "stats_raw": lambda i: raw.fetchrow(*_raw("job_stats_get", **_scope(user(i)))),
+        "stats_platform_raw": lambda i: raw.fetch(*_raw("job_stats_platform_get", **_scope(user(i)))),
+        "stats_daily_raw": lambda i: raw.fetch(*_raw("job_stats_daily_get", **_scope(user(i)), days=30)),
         "stuck_scan": lambda i: find_stuck_jobs(manager._pool, 1.0, 100),
-        "stuck_scan_raw": lambda i: raw.fetch(q["job_get_stuck"], 1.0, 100),
+        "stuck_scan_raw": lambda i: raw.fetch(*_raw("job_get_stuck", timeout_seconds=1.0, limit=100)),
         "history": lambda i: manager.get_job_history(job_ids[i % len(job_ids)]),
-        "history_raw": lambda i: raw.fetch(q["event_get_stream"], job_ids[i % len(job_ids)]),
+        "history_raw": lambda i: raw.fetch(*_raw("event_get_stream", job_id=job_ids[i % len(job_ids)])),
     }
     result = await interleaved_figures({k: (lambda c=c: latencies(c, calls)) for k, c in reads.items()}, runs)
     explain = {
-        "keyset_page": await _explain(raw, q["job_find_page"], names[0], *none7, *cursors[keys[0]], PAGE, 0),
-        "count": await _explain(raw, q["job_count"], keys[0], *none7),
-        "offset_page": await _explain(raw, q["job_find_page"], keys[0], *none7, None, None, PAGE, depth),
-        "stats_platform": await _explain(raw, q["job_stats_platform_get"], *StatsScope.one("user", keys[0]).args()),
-        "stuck_scan": await _explain(raw, q["job_get_stuck"], 1.0, 100),
-        "history": await _explain(raw, q["event_get_stream"], job_ids[0]),
+        "keyset_page": await _explain(raw, *_page(names[0], cursors[keys[0]], 0)),
+        "count": await _explain(raw, *_raw("job_count", **_filters(keys[0]))),
+        "offset_page": await _explain(raw, *_page(keys[0], (None, None), depth)),
+        "stats_platform": await _explain(raw, *_raw("job_stats_platform_get", **_scope(keys[0]))),
+        "stuck_scan": await _explain(raw, *_raw("job_get_stuck", timeout_seconds=1.0, limit=100)),
+        "history": await _explain(raw, *_raw("event_get_stream", job_id=job_ids[0])),
     }
     return {"figures": {k: {m: round(v[m], 3) for m in ("p50_ms", "p99_ms")} for k, v in result.items()},
             "explain": explain}
+
+
+def _raw(name: str, **params: object) -> tuple:
+    """A named query's statement and its positional arguments: what a raw read hands asyncpg."""
+    sql, args = bind(name, params)
+    return (sql, *args)
+
+
+def _filters(user_id: str) -> dict:
+    """job_count's filters: one user's jobs, nothing else."""
+    return dict(JobQuery(user_id=user_id).filters())
+
+
+def _page(user_id: str, after: tuple, offset: int) -> tuple:
+    """job_find_page for one user: keyset after `after` (created_at, job_id), or OFFSET `offset`."""
+    return _raw("job_find_page", **_filters(user_id), after_created_at=after[0], after_job_id=after[1], limit=PAGE,
+                offset=offset)
+
+
+def _scope(user_id: str) -> dict:
+    """The scope parameters of the job_stats_*_get queries for one user."""
+    return StatsScope.one("user", user_id).params()
 
 
 async def _explain(conn: asyncpg.Connection, sql: str, *args) -> list[str]:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from listeners import Projector, ProjectorConfig, rebuild_projections, verify_projections
+from listeners import Projector, ProjectorConfig
 from store import EventStore, connect, create_pool, prepare_event
+from store.projections import rebuild_projections, verify_projections
 
 from .common import run_standalone
 from .projection_lag import DATA

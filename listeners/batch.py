@@ -15,7 +15,7 @@ events; listeners/faults.py then finds the one event that fails. Errors that say
 nothing about the events (connection lost, statement cancelled, deadlock) pass through.
 
 Voids: the events an admin voided (`void` events in the log) among the batch's jobs are
-read in the same transaction and the fold skips them (listeners/fold.py).
+read in the same transaction and the fold skips them (store/projections/fold.py).
 
 Commit-safe order: events are read below `vjm.projection_horizon()`, the oldest
 transaction of this database still running (see vjm.projection_horizon in sql/schema/030_event_log.sql), so an
@@ -39,13 +39,13 @@ from store.projections import (
     read_events_after,
     write_projection,
 )
+from store.projections.fold import Fold, Voids, fold
 
-from .fold import Fold, Voids, fold
 from .listening import CONNECTION_ERRORS
 from .notifications import build_notices
 
 # Errors of the moment, not of the events: the projector retries the same batch after a pause.
-RETRY_ERRORS = (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError,
+RETRY_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError,
                     asyncpg.SerializationError, asyncpg.LockNotAvailableError,
                     asyncpg.InsufficientResourcesError, asyncpg.OperatorInterventionError)
 

@@ -14,7 +14,7 @@ the contract of the change feed (`seq` is gap-free in commit order and is the re
 token), of read-your-writes (a write is visible once the checkpoint passes it) and of
 "rebuild == live". Skipping one job would break all three silently; a stop is loud and
 one admin command ends it: `vjm projections void --position N --reason ...` appends a
-`void` that the fold honours (listeners/fold.py), and the next retry gets past it. An
+`void` that the fold honours (store/projections/fold.py), and the next retry gets past it. An
 event that fails for a reason since fixed (a code fix, a migration) is simply applied
 by the next retry. Either way `projector_resumed` is logged and the stop is cleared.
 """

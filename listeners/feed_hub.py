@@ -14,15 +14,7 @@ about anyone else), so a user removed from a team stops receiving its changes fr
 next page on. Service
 subscribers (user_id None) receive every row, as they would read them.
 
-Joining, and resuming after a seq: a subscriber behind the hub reads the feed itself,
-acting as its user (RLS) through a pooled connection, one short query per page. When a
-read comes back short it has every row it may see up to `head`, the hub's position
-before that read. Registering happens without an await between checking the hub's
-position and joining its subscriber set, so no page can be dispatched in between:
-- if the hub is still at `head` (or behind the subscriber), it simply joins;
-- else it joins first and reads once more: pages the hub dispatches meanwhile land in
-  its buffer, and the overlap with the read is dropped by seq.
-Either way every visible change arrives once, in seq order, with no gap.
+Joining and resuming after a seq: listeners/feed_subscription.py.
 
 Slow subscribers never hold anyone up: a page that finds a subscriber's buffer already
 holding `queue_size` changes ends that subscription (reason "overflow"); a buffer below
@@ -38,9 +30,7 @@ the hub then reads on from its position, so subscribers see a delay, never a gap
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -49,12 +39,15 @@ import structlog
 from store.identity import AUTHENTICATED, PROCESSOR, acting_as, validate_role, validate_user_id
 from store.projections import JobChange, fetch_change_visibility, fetch_changes, fetch_last_change_seq
 
+from .feed_subscription import CLOSED, OVERFLOW, SHUTDOWN, FeedSubscription
 from .listening import CONNECTION_ERRORS, ListeningConnection
 from .notifications import CHANNEL
+from .service import BackgroundService, backoff
 
 log = structlog.get_logger("vjm.feed_hub")
 
-OVERFLOW, CLOSED, SHUTDOWN = "overflow", "closed", "shutdown"
+__all__ = ["ChangeFeedHub", "FeedHubConfig", "FeedSubscription", "OVERFLOW", "CLOSED", "SHUTDOWN"]
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +67,14 @@ class FeedHubConfig:
             raise ValueError("page_size and queue_size must be positive, intervals above zero")
 
 
-class ChangeFeedHub:
+class ChangeFeedHub(BackgroundService[int]):
     """Reads the change feed once and fans it out: `hub.subscribe(after=seq, user_id=...)`."""
 
+    name = "feed_hub"
+    cancel_on_stop = True  # a pass may be waiting for the database to come back: do not wait for it
+
     def __init__(self, config: FeedHubConfig, *, service_pool: asyncpg.Pool, user_pool: asyncpg.Pool):
+        super().__init__(interval=config.poll_interval, max_backoff=config.max_backoff)
         self.config = config
         self.position: int | None = None  # the last seq dispatched; None until the first connection
         self.overflows = 0
@@ -87,7 +84,7 @@ class ChangeFeedHub:
         self._open: set[FeedSubscription] = set()
         self._live: set[FeedSubscription] = set()
         self._ready = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._token: asyncio.Event | None = None  # armed before each pass: a ring during it is kept
         self._closed = False
 
     @property
@@ -117,8 +114,8 @@ class ChangeFeedHub:
 
     async def start(self) -> None:
         """Start the reader task (it connects in the background, with backoff)."""
-        if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run(), name="vjm-change-feed-hub")
+        if not self._closed:
+            await super().start()
 
     async def wait_ready(self) -> None:
         """Wait until the hub knows its position (its first connection), or is closed."""
@@ -141,18 +138,20 @@ class ChangeFeedHub:
         self._ready.set()
         for subscription in list(self._open):
             self._end(subscription, SHUTDOWN)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._listening.close()
+        await self.stop()
         log.info("feed_hub_closed", position=self.position)
+
+    async def release(self) -> None:
+        await self._listening.close()
+
+    def wake(self) -> None:
+        self._listening.ring()
 
     async def __aenter__(self) -> ChangeFeedHub:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     # -- the reader ----------------------------------------------------------------------------
@@ -170,26 +169,13 @@ class ChangeFeedHub:
             self._dispatch(page, visible)
         return len(page)
 
-    async def _run(self) -> None:
-        failures = 0
-        while not self._closed:
-            token = self._listening.arm()
-            try:
-                read = await self.run_once()
-            except Exception as exc:  # noqa: BLE001 - the reader never stops; the page is read again
-                failures += 1
-                self._log_failure(exc)
-                await asyncio.sleep(min(self.config.max_backoff, 0.05 * 2 ** min(failures, 10)))
-                continue
-            failures = 0
-            if read < self.config.page_size:
-                await self._listening.wait(token, self.config.poll_interval)
+    def before_pass(self) -> None:
+        self._token = self._listening.arm()
 
-    def _log_failure(self, exc: Exception) -> None:
-        if isinstance(exc, CONNECTION_ERRORS):
-            log.warning("feed_hub_connection_lost", position=self.position, error=repr(exc)[:200])
-        else:
-            log.error("feed_hub_page_failed", position=self.position, error=repr(exc)[:500], exc_info=exc)
+    async def idle(self, result: int) -> None:
+        """A full page: straight on; else wait for a ring or the poll interval."""
+        if result < self.config.page_size:
+            await self._listening.wait(self._token or self._listening.arm(), self.config.poll_interval)
 
     async def _visibility(self, conn: asyncpg.Connection, page: list[JobChange]) -> set[tuple[int, str]]:
         """(seq, user) pairs of this page that the live end users may see, as the database decides.
@@ -226,14 +212,14 @@ class ChangeFeedHub:
 
         Retried with backoff while the database is unreachable; [] once the hub is closed.
         """
-        delay = 0.05
+        failures = 0
         while not self._closed:
             try:
                 return await self._read_page(user_id, after)
             except CONNECTION_ERRORS as exc:
+                failures += 1
                 log.warning("feed_catch_up_retry", user_id=user_id, after=after, error=repr(exc)[:200])
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.max_backoff)
+                await asyncio.sleep(backoff(failures, self.config.max_backoff))
         return []
 
     async def _read_page(self, user_id: str | None, after: int) -> list[JobChange]:
@@ -253,108 +239,6 @@ class ChangeFeedHub:
         self._open.discard(subscription)
         self._live.discard(subscription)
         subscription._end(reason)
-
-
-class FeedSubscription:
-    """`async for change in hub.subscribe(after=seq)`: catch-up from the database, then live."""
-
-    def __init__(self, hub: ChangeFeedHub, *, after: int, user_id: str | None):
-        self.position = after  # the last seq handed out (or known to hold nothing for this subscriber)
-        self.user_id = user_id
-        self.ended: str | None = None  # why it ended: overflow, closed, shutdown
-        self._hub = hub
-        self._buffer: deque[JobChange] = deque()
-        self._wake = asyncio.Event()
-
-    @property
-    def buffered(self) -> int:
-        """Changes waiting in the buffer."""
-        return len(self._buffer)
-
-    def __aiter__(self) -> AsyncIterator[JobChange]:
-        return self._changes()
-
-    async def _changes(self) -> AsyncIterator[JobChange]:
-        async for batch in self.batches():
-            for change in batch:
-                yield change
-
-    async def batches(self) -> AsyncIterator[list[JobChange]]:
-        """The same changes, a list at a time: all that is available at once (a writer sends it in one go)."""
-        try:
-            async for page in self._catch_up():
-                yield page
-            while True:
-                batch = self._take()
-                if batch:
-                    yield batch
-                elif self.ended is not None:
-                    return
-                else:
-                    self._wake.clear()
-                    await self._wake.wait()
-        finally:
-            if self.ended is None:
-                self._hub._end(self, CLOSED)
-
-    def _take(self) -> list[JobChange]:
-        """Everything buffered that this subscriber has not had yet (the buffer is emptied)."""
-        batch = [change for change in self._buffer if change.seq > self.position]
-        self._buffer.clear()
-        if batch:
-            self.position = batch[-1].seq
-        return batch
-
-    async def _catch_up(self) -> AsyncIterator[list[JobChange]]:
-        """Read the feed from the database until level with the hub, then join it (module docstring)."""
-        hub = self._hub
-        await hub.wait_ready()
-        joined = False
-        while self.ended is None:
-            head = hub.position or 0
-            page = await hub.read_after(self.user_id, self.position)
-            fresh = [change for change in page if change.seq > self.position]
-            if fresh:
-                self.position = fresh[-1].seq
-                yield fresh
-            if len(page) >= hub.config.page_size:
-                continue
-            if joined:
-                return
-            self.position = max(self.position, head)  # a short read holds every visible row up to head
-            joined = True
-            if hub._join(self):
-                return
-
-    def _offer(self, changes: Iterable[JobChange]) -> bool:
-        """Buffer the changes this subscriber has not had; False (nothing buffered) if it is already full.
-
-        A page is taken whole by a buffer below `queue_size`, so one large page never ends a
-        subscriber that keeps up; a buffer holds fewer than queue_size + page_size changes.
-        """
-        if len(self._buffer) >= self._hub.config.queue_size:
-            return False
-        fresh = [change for change in changes if change.seq > self.position]
-        self._buffer.extend(fresh)
-        if fresh:
-            self._wake.set()
-        return True
-
-    def _end(self, reason: str) -> None:
-        if self.ended is None:
-            self.ended = reason
-        self._wake.set()
-
-    async def close(self) -> None:
-        """Leave the hub; the iterator ends after what is already buffered."""
-        if self.ended is None:
-            self._hub._end(self, CLOSED)
-
-    async def __aenter__(self) -> FeedSubscription:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
 
 
 def _users(subscriptions: Iterable[FeedSubscription]) -> set[str]:

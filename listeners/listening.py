@@ -19,14 +19,16 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from statemachine import DatabaseUnavailable
-from store import TRANSIENT_ERRORS, connect
-from store.identity import init_role_connection
+from store import TRANSIENT_ERRORS
+from store.role_connection import connect_with_role
 
 log = structlog.get_logger("vjm.listeners")
 
 # Errors that mean "this connection is gone", for loops that reconnect.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = TRANSIENT_ERRORS + (
-    DatabaseUnavailable, asyncpg.PostgresConnectionError, ConnectionError)
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    *TRANSIENT_ERRORS, DatabaseUnavailable, asyncpg.PostgresConnectionError, ConnectionError)
+# ...and, for a bounded wait on such a connection, running out of time.
+WAIT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
 
 
 class ListeningConnection:
@@ -52,8 +54,8 @@ class ListeningConnection:
 
     async def ensure(self) -> asyncpg.Connection:
         """The open connection, reconnecting (LISTEN first) with backoff if it was lost."""
-        if self.connection is not None:
-            return self._conn
+        if (conn := self.connection) is not None:
+            return conn
         await self._drop()
         async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(CONNECTION_ERRORS), reraise=True,
@@ -61,6 +63,8 @@ class ListeningConnection:
                 stop=stop_after_delay(self._give_up_after), before_sleep=_log_reconnect):
             with attempt:
                 self._conn = await self._open()
+        if self._conn is None:  # AsyncRetrying either opened one or raised
+            raise ConnectionError("no listening connection")
         return self._conn
 
     async def _open(self) -> asyncpg.Connection:
@@ -95,10 +99,10 @@ class ListeningConnection:
         bell, self._bell = self._bell, asyncio.Event()
         bell.set()
 
-    def _notified(self, conn, pid, channel: str, payload: str) -> None:
+    def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
         if self._on_notify is not None:
             try:
-                self._on_notify(channel, payload)
+                self._on_notify(channel, str(payload))
             except Exception:  # noqa: BLE001 - a failing handler never stops the loop
                 log.exception("listener_handler_failed", channel=channel)
         self.ring()
@@ -122,29 +126,8 @@ class ListeningConnection:
         if conn is not None and not conn.is_closed():
             try:
                 await asyncio.wait_for(conn.close(), 5)
-            except (TimeoutError, *CONNECTION_ERRORS):
+            except WAIT_ERRORS:
                 conn.terminate()
-
-
-async def connect_with_role(database_url: str, role: str | None, **kwargs) -> asyncpg.Connection:
-    """A dedicated connection that acts as run-time `role` (e.g. vjm_projector) for its session.
-
-    Its statements are planned for their arguments every time (plan_cache_mode =
-    force_custom_plan): these sessions live for days, and a generic plan made while a
-    table was small (`job_id = ANY($1)` as a sequential scan of vjm.jobs) would stay
-    in use as the table grew. They run a few statements per batch, so planning is cheap.
-    They run READ COMMITTED whatever the database's default: the commit-order horizon
-    and the doorbell (vjm.arm_doorbell) need each statement's snapshot to be fresh.
-    """
-    settings = {"plan_cache_mode": "force_custom_plan", "default_transaction_isolation": "read committed",
-                **kwargs.pop("server_settings", {})}
-    conn = await connect(database_url, server_settings=settings, **kwargs)
-    try:
-        await init_role_connection(conn, role)
-    except BaseException:
-        conn.terminate()
-        raise
-    return conn
 
 
 def _log_reconnect(state) -> None:

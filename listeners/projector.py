@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from store.faults import ProjectorFault, get_fault
 from store.projections import (
@@ -58,60 +56,23 @@ from store.projections import (
 
 from .batch import BatchFailed, project_batch
 from .faults import isolate, resumed
-from .listening import CONNECTION_ERRORS, ListeningConnection
+from .listening import ListeningConnection
 from .notifications import Doorbell, parse_doorbell
+from .projector_config import ProjectionResult, ProjectorConfig
+from .service import BackgroundService
 
 log = structlog.get_logger("vjm.projector")
 
-
-class ProjectorConfig(BaseModel):
-    """Validated projector settings."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    database_url: str = Field(min_length=1)
-    role: str | None = None  # run-time role for the session, e.g. "vjm_projector" (log in as vjm_app)
-    name: str = Field("main", min_length=1, max_length=63)
-    batch_size: int = Field(1000, ge=1, le=20_000)
-    poll_interval: float = Field(1.0, gt=0, le=3600)
-    busy_poll_interval: float = Field(0.005, gt=0, le=60)
-    busy_poll_max: float = Field(0.05, gt=0, le=60)
-    listen: bool = True
-    takeover_interval: float = Field(0.5, gt=0, le=60)
-    max_backoff: float = Field(5.0, gt=0, le=300)
-    notify_per_job_limit: int = Field(10, ge=0, le=50)
-    lag_interval: float = Field(5.0, gt=0)
-    horizon_warn_after: float = Field(30.0, ge=0)
-    change_retention: float = Field(7 * 86400.0, gt=0)
-    prune_interval: float = Field(3600.0, gt=0)
-    lease_ttl: float = Field(30.0, ge=1, le=86400)  # at least 3 x poll_interval is used
-    standby_log_interval: float = Field(60.0, gt=0)
-
-    @model_validator(mode="after")
-    def _busy_polls_in_order(self) -> ProjectorConfig:
-        if self.busy_poll_interval > self.busy_poll_max:
-            raise ValueError("busy_poll_interval must not exceed busy_poll_max")
-        return self
+__all__ = ["Projector", "ProjectorConfig", "ProjectionResult"]
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectionResult:
-    """What one `run_once()` did; `leader` is False on a standby (nothing applied)."""
-
-    leader: bool
-    events: int = 0
-    batches: int = 0
-    jobs: int = 0
-    notifications: int = 0
-    cursor: tuple[int, int] | None = None
-    fault: ProjectorFault | None = None  # stopped at an event it cannot apply (listeners/faults.py)
-
-
-class Projector:
+class Projector(BackgroundService[ProjectionResult]):
     """Projects events into the read models; see the module docstring."""
 
     def __init__(self, config: ProjectorConfig):
+        super().__init__(interval=config.poll_interval, max_backoff=config.max_backoff)
         self.config = config
+        self.name = f"projector:{config.name}"
         channels = ("vjm_events",) if config.listen else ()
         self._listening = ListeningConnection(config.database_url, channels, role=config.role,
                                               max_backoff=config.max_backoff, on_notify=self._rang)
@@ -119,9 +80,8 @@ class Projector:
         self._leader_pid: int | None = None
         self._renew_at = 0.0
         self._standby_logged_at: float | None = None
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self._failures = 0
+        self._token: asyncio.Event | None = None  # armed before each pass: a doorbell during it is kept
+        self._next_lag = self._next_prune = 0.0
         self._busy_wait = config.busy_poll_interval
         self._unarmed_since: float | None = None
         self.cursor: tuple[int, int] | None = None
@@ -159,7 +119,7 @@ class Projector:
             total = await self._catch_up(conn)
         if total.events:
             log.debug("projection_applied", events=total.events, batches=total.batches, jobs=total.jobs,
-                      cursor=list(total.cursor))
+                      cursor=list(total.cursor or ()))
         return total
 
     async def _catch_up(self, conn) -> ProjectionResult:
@@ -212,7 +172,7 @@ class Projector:
         await ensure_checkpoint(conn, self.config.name)
         self._leader_pid = pid
         checkpoint = await get_checkpoint(conn, self.config.name)
-        self.cursor = checkpoint.cursor
+        self.cursor = checkpoint.cursor if checkpoint is not None else (0, 0)  # ensured just above
         log.info("projector_leader_acquired", name=self.config.name, pid=pid, cursor=list(self.cursor))
         return True
 
@@ -241,19 +201,11 @@ class Projector:
                         blocking_pid=sample.blocking_pid)
         return sample
 
-    async def start(self) -> None:
-        """Run the loop in a background task until `stop()`."""
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._run(), name=f"vjm-projector-{self.config.name}")
-
-    async def stop(self) -> None:
-        """Stop the loop and close the connection (which releases leadership)."""
-        self._stopping.set()
+    def wake(self) -> None:
         self._listening.ring()
-        if self._task is not None:
-            task, self._task = self._task, None
-            await task
+
+    async def release(self) -> None:
+        """Close the connection (which releases leadership)."""
         self._leader_pid = None
         await self._listening.close()
 
@@ -261,49 +213,34 @@ class Projector:
         """The same as `stop()`: closing only the connection would let the loop reconnect."""
         await self.stop()
 
-    async def __aenter__(self) -> Projector:
-        return self
+    async def after_failure(self, exc: Exception) -> None:
+        self._leader_pid = None  # a lost or broken connection may have taken the lease with it
 
-    async def __aexit__(self, *exc) -> None:
-        await self.stop()
+    def before_pass(self) -> None:
+        self._token = self._listening.arm()
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self._serve()
-            except CONNECTION_ERRORS as exc:
-                self._failures += 1
-                log.warning("projector_connection_lost", name=self.config.name, error=repr(exc),
-                            failures=self._failures)
-            except Exception:  # noqa: BLE001 - logged; the loop never dies of one bad batch
-                self._failures += 1
-                log.exception("projector_batch_failed", name=self.config.name, failures=self._failures)
-            else:
-                continue
-            self._leader_pid = None
-            await self._pause(min(self.config.max_backoff, 0.05 * 2 ** min(self._failures, 10)))
+    async def idle(self, result: ProjectionResult) -> None:
+        """Keep the lag and the change feed's retention, then sleep until there may be more to project."""
+        token = self._token or self._listening.arm()
+        if result.leader:
+            await self._housekeeping()
+        if result.leader and result.fault is not None:
+            await self._listening.wait(token, self.config.poll_interval)  # stopped: retry, not a tight loop
+        elif result.leader:
+            await self._sleep(token, result)
+        else:
+            await self._listening.wait(token, self.config.takeover_interval)
+        if self._listening.connection is None:
+            raise ConnectionError("projector connection lost")
 
-    async def _serve(self) -> None:
-        next_lag = next_prune = time.monotonic()
-        while not self._stopping.is_set():
-            token = self._listening.arm()
-            result = await self.run_once()
-            self._failures = 0
-            now = time.monotonic()
-            if result.leader and now >= next_lag:
-                next_lag = now + self.config.lag_interval
-                await self.lag()
-            if result.leader and now >= next_prune:
-                next_prune = now + self.config.prune_interval
-                await self._prune()
-            if result.leader and result.fault is not None:
-                await self._listening.wait(token, self.config.poll_interval)  # stopped: retry, not a tight loop
-            elif result.leader:
-                await self._sleep(token, result)
-            else:
-                await self._listening.wait(token, self.config.takeover_interval)
-            if self._listening.connection is None:
-                raise ConnectionError("projector connection lost")
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_lag:
+            self._next_lag = now + self.config.lag_interval
+            await self.lag()
+        if now >= self._next_prune:
+            self._next_prune = now + self.config.prune_interval
+            await self._prune()
 
     async def _sleep(self, token: asyncio.Event, result: ProjectionResult) -> None:
         """Until there may be more to project: rung, polled, or soon while appends are in flight."""
@@ -351,13 +288,6 @@ class Projector:
             removed = await prune_changes(conn, self.config.change_retention)
         if removed:
             log.info("job_changes_pruned", name=self.config.name, removed=removed)
-
-    async def _pause(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            pass
 
 
 def _iso(moment) -> str | None:

@@ -16,7 +16,7 @@ import time
 
 from store.projections import get_checkpoint
 
-from .listening import CONNECTION_ERRORS, ListeningConnection
+from .listening import WAIT_ERRORS, ListeningConnection
 from .notifications import CHANNEL, parse_notice
 
 Cursor = tuple[int, int]
@@ -36,8 +36,8 @@ class ProjectionWatcher:
 
     def _notified(self, channel: str, payload: str) -> None:
         notice = parse_notice(payload)
-        if notice is not None and tuple(notice.cursor) > self.reached:
-            self.reached = tuple(notice.cursor)
+        if notice is not None and (reached := (notice.cursor[0], notice.cursor[1])) > self.reached:
+            self.reached = reached
 
     async def refresh(self) -> Cursor:
         """Read the checkpoint from the table."""
@@ -58,7 +58,7 @@ class ProjectionWatcher:
         try:
             async with asyncio.timeout(timeout):
                 return await self._wait(target, time.monotonic() + timeout)
-        except (TimeoutError, *CONNECTION_ERRORS):
+        except WAIT_ERRORS:
             return self.reached >= target
 
     async def _wait(self, target: Cursor, deadline: float) -> bool:

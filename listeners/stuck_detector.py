@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from statemachine import ConcurrencyConflict, InvalidTransition, JobNotFound
-from store import EventStore, prepare_event
+from store import EventStore, Executor, prepare_event
 from store.projections import StuckJob, find_stuck_jobs
 
-from .service import PeriodicService
+from .service import BackgroundService
 
 log = structlog.get_logger("vjm.stuck_detector")
 
@@ -59,14 +58,14 @@ class DetectorResult:
         return self.requeued + self.failed
 
 
-class StuckDetector(PeriodicService):
+class StuckDetector(BackgroundService[DetectorResult]):
     """Finds stuck jobs and appends `time_out` for each; see the module docstring."""
 
     name = "stuck_detector"
 
-    def __init__(self, executor: asyncpg.Pool | asyncpg.Connection, config: StuckDetectorConfig | None = None):
+    def __init__(self, executor: Executor, config: StuckDetectorConfig | None = None):
         self.config = config or StuckDetectorConfig()
-        super().__init__(self.config.interval)
+        super().__init__(interval=self.config.interval, max_backoff=self.config.interval)
         self._executor = executor
         self._store = EventStore(executor)
 

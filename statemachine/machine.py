@@ -13,12 +13,12 @@ Which component moves a job out of each state:
 - deleted:    nobody; it is a tombstone and the history stays
 - any state but absent: an admin (void), which keeps the state. A void names an earlier
   event of the job (its position) that the read models must skip: an event the projector
-  cannot apply (listeners/fold.py). The log keeps both the event and the void.
+  cannot apply (store/projections/fold.py). The log keeps both the event and the void.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
@@ -77,7 +77,7 @@ PROCESSOR_TRIGGERS = frozenset(
 ADMIN_TRIGGERS = frozenset({Trigger.VOID})
 USER_TRIGGERS = frozenset(Trigger) - PROCESSOR_TRIGGERS - ADMIN_TRIGGERS
 
-_DEFINITION = [
+_DEFINITION: list[dict[str, object]] = [
     {"trigger": Trigger.CREATE, "source": State.ABSENT, "dest": State.QUEUED},
     {"trigger": Trigger.START, "source": State.QUEUED, "dest": State.PROCESSING,
      "conditions": [Guard.HAS_ATTEMPTS_LEFT]},
@@ -130,14 +130,22 @@ def _flatten(machine: Machine) -> tuple[Rule, ...]:
     for name, event in machine.events.items():
         for source, transitions in event.transitions.items():
             for t in transitions:
-                guards = [c.func for c in t.conditions]
                 rules.append(Rule(
                     trigger=Trigger(name),
                     from_state=State(source),
                     to_state=State(t.dest if t.dest is not None else source),
-                    guard=Guard(guards[0]) if guards else None,
+                    guard=_guard([c.func for c in t.conditions]),
                 ))
     return tuple(sorted(rules, key=lambda r: (r.trigger, r.from_state, r.to_state)))
+
+
+def _guard(conditions: list[str | Callable[..., bool | None]]) -> Guard | None:
+    """A transition's guard: the first condition's name (_DEFINITION names its guards; none is a callable)."""
+    if not conditions:
+        return None
+    if not isinstance(conditions[0], str):
+        raise TypeError(f"guards are named (Guard), not callables: {conditions[0]!r}")
+    return Guard(conditions[0])
 
 
 RULES: tuple[Rule, ...] = _flatten(build_machine())

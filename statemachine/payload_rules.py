@@ -86,6 +86,15 @@ class Chars(StrEnum):
     TEXT = "[\\u0000\\ud800-\\udfff]"
 
 
+# What each class refuses, in words: the message of every refusal, whichever check makes it.
+REFUSALS: dict[Chars, str] = {
+    Chars.NAME: "must be a file name: not blank, not . or .., without path separators, control, format or "
+                "line separator characters",
+    Chars.LINE: "must not contain control, format or line separator characters",
+    Chars.TEXT: "must not contain NUL characters or lone surrogates",
+}
+
+
 def allowed_pattern(chars: Chars) -> str:
     """The strings `chars` lets through, as a JSON-schema `pattern` (the complement of its refusal):
     what the OpenAPI document tells clients, so that a schema-valid string is never refused. Lone
@@ -100,8 +109,7 @@ def allowed_pattern(chars: Chars) -> str:
 
 
 # A label a person reads (a user id, a team name): one line, no invisible character; a team
-# name is not blank either. store/identity.py and store/teams.py check these; the HTTP schema
-# states them.
+# name is not blank either. statemachine/validation.py checks these; the HTTP schema states them.
 LABEL_REFUSED = re.compile(Chars.LINE.value)
 LABEL_PATTERN = allowed_pattern(Chars.LINE)
 NONBLANK_LABEL_PATTERN = f"^(?![{_SPACES}]*$)[^{_INVISIBLE.replace(_SURROGATES, '')}]*$"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import types
 from typing import Annotated, Any, NotRequired
 
 import pydantic
@@ -27,6 +28,7 @@ from .payload_rules import (
     MAX_PATH_LENGTH,
     MAX_REASON,
     MAX_WORKER_ID,
+    REFUSALS,
     SHAPE_RULES,
     Chars,
     EnhancementLevel,
@@ -44,17 +46,9 @@ __all__ = ["DEFAULT_MAX_ATTEMPTS", "MAX_ATTEMPTS_LIMIT", "MAX_ERROR_TEXT", "MAX_
            "QualityPreset", "ReasonData", "StartData", "TimeOutData", "VoidData", "field_type", "to_validation_error",
            "validate_creates", "validate_payload"]
 
-_REFUSALS = {
-    Chars.NAME: "must be a file name: not blank, not . or .., without path separators, control, format or "
-                "line separator characters",
-    Chars.LINE: "must not contain control, format or line separator characters",
-    Chars.TEXT: "must not contain NUL characters or lone surrogates",
-}
-
-
 def _refusing(chars: Chars) -> AfterValidator:
     match = re.compile(chars.value).search
-    message = _REFUSALS[chars]
+    message = REFUSALS[chars]
 
     def check(value: str) -> str:
         if match(value):
@@ -109,9 +103,8 @@ def _model(name: str, trigger: Trigger, doc: str) -> type[Payload]:
         else:
             fields[rule.key] = (kind, rule.default)
     shape = next(s for s in SHAPE_RULES if s.trigger is trigger)
-    model = pydantic.create_model(name, __base__=_AtLeastOne if shape.at_least_one else Payload,
-                                  __module__=__name__, __doc__=doc, **fields)
-    return model
+    base: type[Payload] = _AtLeastOne if shape.at_least_one else Payload
+    return pydantic.create_model(name, __base__=base, __module__=__name__, __doc__=doc, **fields)
 
 
 CreateData = _model("CreateData", Trigger.CREATE, "The metadata of a new upload.")
@@ -126,10 +119,13 @@ VoidData = _model("VoidData", Trigger.VOID, "An admin voids an earlier event of 
 
 
 def _create_fields() -> Any:
+    """A TypedDict whose keys come from the rule table at import time: no type checker can see such a
+    type (they read only literal dicts), so it is typed Any, and so is the functional form that makes it."""
     annotations: dict[str, Any] = {}
     for rule in rules_of(Trigger.CREATE):
         annotations[rule.key] = field_type(rule) if rule.required else NotRequired[field_type(rule)]
-    fields = TypedDict("CreateFields", annotations)  # type: ignore[operator]
+    typed_dict: Any = TypedDict
+    fields = typed_dict("CreateFields", annotations)
     fields.__pydantic_config__ = ConfigDict(extra="forbid", strict=False, str_strip_whitespace=False,
                                             use_enum_values=True)
     fields.__doc__ = ("CreateData's fields as a plain dict: bulk creates validate straight into the stored form "
@@ -172,7 +168,14 @@ def validate_payload(trigger: Trigger | str, data: dict[str, Any] | Payload | No
         raise to_validation_error(exc) from exc
 
 
-_CREATE_BATCH = pydantic.TypeAdapter(list[CreateFields])
+def _list_adapter(item: Any) -> pydantic.TypeAdapter[list[dict[str, Any]]]:
+    """A validator of a list of `item`, a type made at run time (CreateFields): `list[item]` would be
+    read by a type checker as a type, which a run-time value is not."""
+    items: Any = types.GenericAlias(list, (item,))
+    return pydantic.TypeAdapter(items)
+
+
+_CREATE_BATCH = _list_adapter(CreateFields)
 
 
 def validate_creates(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

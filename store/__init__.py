@@ -9,6 +9,7 @@ import structlog as _structlog
 
 from .errors import TRANSIENT_ERRORS, translate_error
 from .events import EventStore, NewEvent, prepare_event
+from .executor import Connection, Executor
 from .identity import acting_as, connect_as, create_role_pool, whoami
 from .ids import new_job_id
 from .logs import configure_logging
@@ -21,7 +22,7 @@ __all__ = [
     "TRANSIENT_ERRORS", "translate_error", "EventStore", "NewEvent", "prepare_event", "new_job_id",
     "discover_migrations", "migrate", "migration_status", "Event", "connect", "create_pool",
     "retry_idempotent", "PostgresHandle", "default_data_dir", "provide_postgres", "with_database", "with_user",
-    "acting_as", "connect_as", "create_role_pool", "whoami", "configure_logging",
+    "acting_as", "connect_as", "create_role_pool", "whoami", "configure_logging", "Connection", "Executor",
 ]
 
 if not _structlog.is_configured():

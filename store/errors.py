@@ -69,14 +69,31 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
         return DatabaseUnavailable(f"database unavailable: {exc}")
     if not isinstance(exc, asyncpg.PostgresError):
         return exc
-    sqlstate = getattr(exc, "sqlstate", None) or ""
-    if sqlstate.startswith(UNAVAILABLE_SQLSTATE_PREFIXES) or (
-            sqlstate == "55000" and "connections" in str(exc)):
+    return (_unavailable(exc) or _refused_transition(exc, job_id, trigger, attempt)
+            or _conflict_or_rights(exc, job_id) or _bad_data(exc) or exc)
+
+
+def _sqlstate(exc: asyncpg.PostgresError) -> str:
+    return getattr(exc, "sqlstate", None) or ""
+
+
+def _unavailable(exc: asyncpg.PostgresError) -> DatabaseUnavailable | None:
+    """The server cannot serve now, or the URL names no database or login it knows."""
+    sqlstate = _sqlstate(exc)
+    if sqlstate.startswith(UNAVAILABLE_SQLSTATE_PREFIXES) or (sqlstate == "55000" and "connections" in str(exc)):
         return DatabaseUnavailable(f"database unavailable: {exc}")
     if isinstance(exc, (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError,
-                        asyncpg.InvalidPasswordError)):  # a URL naming no database or login: nothing to retry
+                        asyncpg.InvalidPasswordError)):  # nothing to retry
         return DatabaseUnavailable(f"cannot log in: {exc}")
-    state = getattr(exc, "detail", None) or ""
+    if isinstance(exc, (asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError)):
+        return DatabaseUnavailable(str(exc))
+    return None
+
+
+def _refused_transition(exc: asyncpg.PostgresError, job_id: object, trigger: str | None,
+                        attempt: int | None) -> VJMError | None:
+    """The guard's own refusals: a bad token, an unknown job, an illegal or stale transition."""
+    sqlstate, state = _sqlstate(exc), getattr(exc, "detail", None) or ""
     if sqlstate == SQLSTATE_INVALID_TOKEN:
         return InvalidToken(getattr(exc, "message", None) or str(exc))
     if sqlstate == SQLSTATE_NOT_FOUND:
@@ -85,9 +102,15 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
         return InvalidTransition(trigger or "?", state, job_id=job_id, allowed=_allowed(state),
                                  reason="no attempts left" if trigger == "start" and state == "queued" else None)
     if sqlstate == SQLSTATE_STALE_ATTEMPT:
-        current = int(exc.hint) if getattr(exc, "hint", None) else None
-        return StaleAttempt(trigger or "?", state, job_id=job_id, held=attempt, current=current,
+        hint = getattr(exc, "hint", None)
+        return StaleAttempt(trigger or "?", state, job_id=job_id, held=attempt, current=int(hint) if hint else None,
                             allowed=_allowed(state))
+    return None
+
+
+def _conflict_or_rights(exc: asyncpg.PostgresError, job_id: object) -> VJMError | None:
+    """A concurrent change, or a role without the right."""
+    sqlstate = _sqlstate(exc)
     if sqlstate == SQLSTATE_CONFLICT or isinstance(exc, asyncpg.UniqueViolationError):
         return ConcurrencyConflict(job_id, message=f"job {job_id} was changed concurrently: {exc}")
     if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)):
@@ -98,8 +121,10 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
                             f"(an admin's login, or an end user's with --as / as_user, may; SECURITY.md, Roles)")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError) or sqlstate == SQLSTATE_APPEND_ONLY:
         return AccessDenied(str(exc))
+    return None
+
+
+def _bad_data(exc: asyncpg.PostgresError) -> ValidationError | None:
     if isinstance(exc, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)):
         return ValidationError(f"refused by the database: {exc}", field=getattr(exc, "column_name", None))
-    if isinstance(exc, (asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError)):
-        return DatabaseUnavailable(str(exc))
-    return exc
+    return None

@@ -13,14 +13,15 @@ import structlog
 
 from statemachine import Payload, State, Trigger, ValidationError, validate_payload
 from statemachine.payloads import validate_creates
+from statemachine.validation import check_user_id
 
 from .errors import translate_error
+from .executor import Executor
 from .ids import new_job_id, new_job_ids  # noqa: F401 - re-exported; creates no longer need them (the database issues ids)
 from .models import CreatedBatch, Event, construct_valid, event_from_row
-from .sqlfiles import load_queries
+from .queries import fetch_all, fetch_one
 
 log = structlog.get_logger("vjm.events")
-Executor = asyncpg.Pool | asyncpg.Connection
 MAX_BULK_CREATES = 100_000
 
 
@@ -37,10 +38,11 @@ class NewEvent:
     user_id: str | None = None
     team_id: UUID | None = None
 
-    def args(self) -> tuple:
-        """The arguments of vjm.append_event, in order."""
-        return (self.job_id, self.trigger.value, self.data, self.actor, self.expected_version,
-                self.attempt, self.user_id, self.team_id)
+    def params(self) -> dict[str, Any]:
+        """The parameters of the event_append queries (vjm.append_event's arguments), by name."""
+        return {"job_id": self.job_id, "trigger": self.trigger.value, "data": self.data, "actor": self.actor,
+                "expected_version": self.expected_version, "attempt": self.attempt, "user_id": self.user_id,
+                "team_id": self.team_id}
 
 
 def prepare_event(trigger: Trigger | str, data: dict[str, Any] | Payload | None = None, *,
@@ -51,8 +53,7 @@ def prepare_event(trigger: Trigger | str, data: dict[str, Any] | Payload | None 
     payload = validate_payload(trigger, data)
     trigger = Trigger(trigger)
     if trigger is Trigger.CREATE:
-        if not user_id or not isinstance(user_id, str) or len(user_id) > 128:
-            raise ValidationError("user_id is required (1-128 characters)", field="user_id")
+        check_user_id(user_id)
     elif job_id is None:
         raise ValidationError("job_id is required", field="job_id")
     return NewEvent(
@@ -80,10 +81,13 @@ class NewCreates:
     @classmethod
     def of(cls, events: Sequence[NewEvent]) -> NewCreates:
         """The columns of create events prepared one by one (prepare_event)."""
-        if any(e.trigger is not Trigger.CREATE for e in events):
-            raise ValidationError("append_creates takes create events only", field="trigger")
-        return cls([e.job_id for e in events], [e.data for e in events], [e.actor for e in events],
-                   [e.user_id for e in events], [e.team_id for e in events])
+        user_ids: list[str] = []
+        for event in events:
+            if event.trigger is not Trigger.CREATE or event.user_id is None:
+                raise ValidationError("append_creates takes create events (prepare_event) only", field="trigger")
+            user_ids.append(event.user_id)
+        return cls([e.job_id for e in events], [e.data for e in events], [e.actor for e in events], user_ids,
+                   [e.team_id for e in events])
 
 
 def prepare_creates(data: list[dict[str, Any]], user_ids: list[str], team_ids: list[UUID | str | None],
@@ -96,8 +100,7 @@ def prepare_creates(data: list[dict[str, Any]], user_ids: list[str], team_ids: l
         raise ValidationError("data, user_ids, team_ids and actors must have the same length", field="data")
     payloads = validate_creates(data)
     for index, user_id in enumerate(user_ids):
-        if not user_id or not isinstance(user_id, str) or len(user_id) > 128:
-            raise ValidationError(f"{index}: user_id is required (1-128 characters)", field=f"{index}.user_id")
+        check_user_id(user_id, field=f"{index}.user_id")
     teams = [t if t is None or isinstance(t, UUID) else as_uuid(t, f"{i}.team_id") for i, t in enumerate(team_ids)]
     return NewCreates([None] * len(data), payloads, list(actors), list(user_ids), teams)
 
@@ -125,12 +128,11 @@ class EventStore:
 
     def __init__(self, executor: Executor):
         self._executor = executor
-        self._queries = load_queries()
 
     async def append(self, event: NewEvent) -> Event:
         """Append one transition in one round trip; raises a vjm error if it is refused."""
         try:
-            row = await self._executor.fetchrow(self._queries["event_append"], *event.args())
+            row = await fetch_one(self._executor, "event_append", **event.params())
         except Exception as exc:
             raise translate_error(exc, job_id=event.job_id, trigger=event.trigger.value,
                                   attempt=event.attempt) from exc
@@ -152,9 +154,9 @@ class EventStore:
         if not 1 <= len(creates.job_ids) <= MAX_BULK_CREATES:
             raise ValidationError(f"1 to {MAX_BULK_CREATES} creates per call", field="events")
         try:
-            rows = await self._executor.fetch(self._queries["event_append_creates"], creates.job_ids,
-                                              pydantic_core.to_json(creates.data).decode(), creates.actors,
-                                              creates.user_ids, creates.team_ids)
+            rows = await fetch_all(self._executor, "event_append_creates", job_ids=creates.job_ids,
+                                   payloads_json=pydantic_core.to_json(creates.data).decode(),
+                                   actors=creates.actors, user_ids=creates.user_ids, team_ids=creates.team_ids)
         except Exception as exc:
             raise translate_error(exc, job_id=creates.job_ids[0], trigger=Trigger.CREATE.value) from exc
         ordered = sorted(rows, key=lambda row: row[0])  # positions follow the order sent
@@ -165,12 +167,12 @@ class EventStore:
 
     async def read_stream(self, job_id: UUID | str) -> list[Event]:
         """Every event of one job, in version order (empty if unknown or not visible)."""
-        rows = await self._read("event_get_stream", as_uuid(job_id, "job_id"))
+        rows = await self._read("event_get_stream", job_id=as_uuid(job_id, "job_id"))
         return [event_from_row(r) for r in rows]
 
     async def read_head(self, job_id: UUID | str) -> Event | None:
         """The latest event of one job, or None."""
-        rows = await self._read("event_get_head", as_uuid(job_id, "job_id"))
+        rows = await self._read("event_get_head", job_id=as_uuid(job_id, "job_id"))
         return event_from_row(rows[0]) if rows else None
 
     async def read_after(self, cursor: tuple[int, int] = (0, 0), limit: int = 500) -> list[Event]:
@@ -178,19 +180,20 @@ class EventStore:
         if (not isinstance(cursor, tuple) or len(cursor) != 2
                 or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in cursor)):
             raise ValidationError("cursor must be a pair of non-negative integers (xact_id, position)", field="cursor")
-        rows = await self._read("event_get_after", cursor[0], cursor[1], _as_int(limit, "limit", minimum=1))
+        rows = await self._read("event_get_after", after_xact_id=cursor[0], after_position=cursor[1],
+                                limit=_as_int(limit, "limit", minimum=1))
         return [event_from_row(r) for r in rows]
 
-    async def _read(self, query: str, *args: Any) -> list[Any]:
+    async def _read(self, query: str, **params: Any) -> list[asyncpg.Record]:
         try:
-            return await self._executor.fetch(self._queries[query], *args)
+            return await fetch_all(self._executor, query, **params)
         except Exception as exc:
             raise translate_error(exc) from exc
 
     async def transition_table(self) -> list[tuple[str, str, str, str | None]]:
         """vjm.transitions as tuples, for comparison with statemachine.RULES."""
-        rows = await self._executor.fetch(self._queries["transition_get_all"])
-        return [tuple(r) for r in rows]
+        rows = await fetch_all(self._executor, "transition_get_all")
+        return [(r["trigger"], r["from_state"], r["to_state"], r["guard"]) for r in rows]
 
 
 def _checked_creates(events: Sequence[NewEvent]) -> NewCreates:

@@ -11,18 +11,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict
 
+from .executor import Executor
 from .models import Event, event_from_row
-from .sqlfiles import load_queries
+from .queries import fetch_all, fetch_one, fetch_optional
 
-Executor = asyncpg.Pool | asyncpg.Connection
 VoidTarget = tuple[int, UUID, str]  # (position, job_id, type) of a voided event
-
-
-def _q(name: str) -> str:
-    return load_queries()[name]
 
 
 class ProjectorFault(BaseModel):
@@ -55,18 +50,18 @@ class ClearedFault(BaseModel):
 async def fetch_void_targets(executor: Executor, job_ids: Sequence[UUID] | None = None) -> list[VoidTarget]:
     """The events voided among these jobs (every voided event when None)."""
     if job_ids is None:
-        rows = await executor.fetch(_q("void_targets_all"))
+        rows = await fetch_all(executor, "void_targets_all")
     elif not job_ids:
         return []
     else:
-        rows = await executor.fetch(_q("void_targets_of_jobs"), list(job_ids))
+        rows = await fetch_all(executor, "void_targets_of_jobs", job_ids=list(job_ids))
     return [(r["position"], r["job_id"], r["type"]) for r in rows]
 
 
 async def record_fault(executor: Executor, name: str, event: Event, error: str) -> tuple[bool, ProjectorFault]:
     """Record that projector `name` stops at `event`; (True when it was not stopped there before, the stop)."""
-    row = await executor.fetchrow(_q("projector_fault_record"), name, event.position, event.job_id, event.version,
-                                  str(event.type), error[:2000])
+    row = await fetch_optional(executor, "projector_fault_record", name=name, position=event.position,
+                               job_id=event.job_id, version=event.version, type=str(event.type), error=error[:2000])
     if row is None:
         raise LookupError(f"no projection checkpoint named {name!r}")
     fault = ProjectorFault(name=name, position=event.position, job_id=event.job_id, version=event.version,
@@ -77,17 +72,17 @@ async def record_fault(executor: Executor, name: str, event: Event, error: str) 
 
 async def clear_fault(executor: Executor, name: str) -> ClearedFault | None:
     """Clear the stop if the checkpoint has passed its event; what it was, or None."""
-    row = await executor.fetchrow(_q("projector_fault_clear"), name)
+    row = await fetch_optional(executor, "projector_fault_clear", name=name)
     return ClearedFault.model_validate(dict(row.items())) if row else None
 
 
 async def get_fault(executor: Executor, name: str) -> ProjectorFault | None:
     """Where projector `name` is stopped, or None while it projects."""
-    row = await executor.fetchrow(_q("projector_fault_get"), name)
+    row = await fetch_optional(executor, "projector_fault_get", name=name)
     return ProjectorFault.model_validate(dict(row.items())) if row else None
 
 
 async def void_event(executor: Executor, position: int, reason: str) -> Event:
     """Append an admin's `void` of the event at `position` (vjm.void_event); the stored void."""
-    row = await executor.fetchrow(_q("event_void"), position, reason)
+    row = await fetch_one(executor, "event_void", position=position, reason=reason)
     return event_from_row(row)

@@ -35,14 +35,16 @@ from typing import Any
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from statemachine import AccessDenied, ValidationError
-from statemachine.payload_rules import LABEL_REFUSED
+from statemachine.validation import check_user_id
 
 from .errors import InvalidToken, translate_error
+from .executor import Connection, Executor
 from .pool import connect, init_connection, keep_session, retry_idempotent
 from .postgres import with_user
-from .sqlfiles import load_queries
+from .queries import execute, fetch_one, fetch_value
 
 log = structlog.get_logger("vjm.identity")
 
@@ -54,7 +56,6 @@ LOGINS = {AUTHENTICATED: APP_LOGIN, PROCESSOR: WORKER_LOGIN, PROJECTOR: LISTENER
 # The `role` claim, as PostgREST/Supabase put it in request.jwt.claims.
 CLAIM_ROLES = {AUTHENTICATED: "authenticated", PROCESSOR: "processor", PROJECTOR: "projector", ADMIN: "admin"}
 RUNTIME_ROLES = frozenset(CLAIM_ROLES)
-MAX_USER_ID = 128
 
 
 def validate_role(role: Any) -> str:
@@ -65,15 +66,8 @@ def validate_role(role: Any) -> str:
 
 
 def validate_user_id(user_id: Any) -> str | None:
-    """A user id (1-128 printable characters) or None for "no identity"."""
-    if user_id is None:
-        return None
-    if not isinstance(user_id, str) or not 1 <= len(user_id) <= MAX_USER_ID:
-        raise ValidationError(f"user_id must be a string of 1-{MAX_USER_ID} characters", field="user_id")
-    if LABEL_REFUSED.search(user_id):
-        raise ValidationError("user_id must not contain control, format or line separator characters",
-                              field="user_id")
-    return user_id
+    """A user id (statemachine.validation.check_user_id), or None for "no identity"."""
+    return None if user_id is None else check_user_id(user_id)
 
 
 def login_for(role: str | None) -> str:
@@ -136,7 +130,8 @@ class DatabaseTokens(TokenSource):
 
     async def _mint(self, user_id: str) -> str:
         try:
-            return await self._pool.fetchval("SELECT vjm.issue_token($1, $2)", user_id, self.ttl_seconds)
+            return str(await fetch_value(self._pool, "identity_token_issue", user_id=user_id,
+                                         ttl_seconds=self.ttl_seconds))
         except asyncpg.PostgresError as exc:
             raise translate_error(exc) from exc
 
@@ -178,9 +173,9 @@ def identity_claims(role: str, user_id: str | None) -> str:
 
 
 @contextlib.asynccontextmanager
-async def acting_as(executor: asyncpg.Pool | asyncpg.Connection, *, role: str = AUTHENTICATED,
+async def acting_as(executor: Executor, *, role: str = AUTHENTICATED,
                     user_id: str | None = None, token: str | None = None,
-                    tokens: TokenSource | None = None) -> AsyncIterator[asyncpg.Connection]:
+                    tokens: TokenSource | None = None) -> AsyncIterator[Connection]:
     """A transaction acting as `role` and an end user; yields its connection.
 
     The user is `token` (a signed token, e.g. the HTTP caller's own), else a token
@@ -200,26 +195,26 @@ async def acting_as(executor: asyncpg.Pool | asyncpg.Connection, *, role: str = 
                                   "set inside one would outlive this block", field="executor")
         async with conn.transaction():
             try:
-                await conn.fetchrow(load_queries()["identity_set"], role, claims)
+                await fetch_one(conn, "identity_set", role=role, token=claims)
             except asyncpg.PostgresError as exc:
                 raise translate_error(exc) from exc
             yield conn
 
 
 @contextlib.asynccontextmanager
-async def _borrow(executor: asyncpg.Pool | asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+async def _borrow(executor: Executor) -> AsyncIterator[Connection]:
     if isinstance(executor, asyncpg.Pool):
         async with executor.acquire() as conn:
             yield conn
-    elif isinstance(executor, asyncpg.Connection):
+    elif isinstance(executor, (asyncpg.Connection, PoolConnectionProxy)):
         yield executor
     else:
         raise ValidationError("acting_as needs an asyncpg pool or connection", field="executor")
 
 
-async def whoami(executor: asyncpg.Pool | asyncpg.Connection) -> dict[str, str | None]:
+async def whoami(executor: Executor) -> dict[str, str | None]:
     """The role, kind of caller (user/processor/projector/admin/none) and user the database sees."""
-    row = await executor.fetchrow(load_queries()["identity_get"])
+    row = await fetch_one(executor, "identity_get")
     return {"role": row["role"], "kind": row["kind"], "user_id": row["user_id"]}
 
 
@@ -228,7 +223,7 @@ async def init_role_connection(conn: asyncpg.Connection, role: str | None) -> No
     await init_connection(conn)
     if role is not None:
         try:
-            await conn.fetchrow(load_queries()["identity_set_session_role"], validate_role(role))
+            await fetch_one(conn, "identity_set_session_role", role=validate_role(role))
         except asyncpg.InsufficientPrivilegeError as exc:
             login = getattr(conn.get_settings(), "session_authorization", None) or "this login"
             raise AccessDenied(f"login {login} may not act as {role}: as an admin, GRANT {role} TO {login}, "
@@ -239,17 +234,16 @@ async def may_act_as_admin(url: str) -> bool:
     """Whether the login of `url` may act as vjm_admin (a superuser, or a member of it)."""
     conn = await asyncpg.connect(url)
     try:
-        return bool(await conn.fetchval(load_queries()["identity_may_admin"]))
+        return bool(await fetch_value(conn, "identity_may_admin"))
     finally:
         await conn.close()
 
 
-async def install_identity_key(executor: asyncpg.Pool | asyncpg.Connection, secret: str,
-                               audience: str | None) -> bool:
+async def install_identity_key(executor: Executor, secret: str, audience: str | None) -> bool:
     """Make `secret` the database's identity key unless it already is (admins); True when it changed."""
-    if await executor.fetchval(load_queries()["identity_key_matches"], secret):
+    if await fetch_value(executor, "identity_key_matches", secret=secret):
         return False
-    await executor.execute(load_queries()["identity_key_set"], secret, audience)
+    await execute(executor, "identity_key_set", secret=secret, audience=audience)
     return True
 
 
@@ -284,7 +278,7 @@ async def connect_as(url: str, *, role: str | None, login: str | None = None, pa
     conn = await connect(with_user(url, login or login_for(role), password), **kwargs)
     try:
         if role is not None:
-            await conn.fetchrow(load_queries()["identity_set_session_role"], validate_role(role))
+            await fetch_one(conn, "identity_set_session_role", role=validate_role(role))
     except BaseException:
         await conn.close()
         raise

@@ -5,7 +5,7 @@ projection right after a write usually finds it one event behind, and replaying 
 job's whole history makes every write cost O(events of the job). So each write
 returns, in the same round trip, what the job was just before it (vjm.jobs_before):
 its projected row, and the few events the projection has not applied yet. The caller
-folds those and the new event (listeners.fold): the cost of a write depends on the
+folds those and the new event (store.projections.fold): the cost of a write depends on the
 projection's lag, not on the job's history.
 """
 
@@ -23,11 +23,11 @@ from statemachine import VJMError
 
 from .errors import translate_error
 from .events import NewEvent
+from .executor import Executor
 from .models import Event, event_from_row
 from .projections import JobRow
-from .sqlfiles import load_queries
+from .queries import fetch_all
 
-Executor = asyncpg.Pool | asyncpg.Connection
 Row = dict[str, Any]
 MAX_APPENDS_PER_CALL = 50  # vjm.append_events takes at most 50 transitions per call
 LATEST = 2**31 - 1  # a version above every job's head: "up to now"
@@ -49,7 +49,7 @@ class JobHistory:
 async def append_returning_job(executor: Executor, event: NewEvent) -> JobHistory:
     """Append one transition (not a create) and return the job's history since its projected row."""
     try:
-        rows = await executor.fetch(load_queries()["event_append_with_job"], *event.args())
+        rows = await fetch_all(executor, "event_append_with_job", **event.params())
     except Exception as exc:
         raise translate_error(exc, job_id=event.job_id, trigger=event.trigger.value,
                               attempt=event.attempt) from exc
@@ -61,7 +61,7 @@ async def append_returning_job(executor: Executor, event: NewEvent) -> JobHistor
 async def claim_jobs(executor: Executor, worker_id: str, limit: int, platform: str | None) -> list[JobHistory]:
     """Atomically start up to `limit` queued jobs for `worker_id`, oldest first (vjm.claim_jobs), in claim order."""
     try:
-        rows = await executor.fetch(load_queries()["job_claim_many"], worker_id, limit, platform)
+        rows = await fetch_all(executor, "job_claim_many", worker_id=worker_id, limit=limit, platform_target=platform)
     except Exception as exc:
         raise translate_error(exc, trigger="start") from exc
     started = [event_from_row(row) for row in rows if row["kind"] == "new"]
@@ -82,10 +82,11 @@ async def append_events(executor: Executor, events: Sequence[NewEvent]) -> list[
 
 
 async def _append_chunk(executor: Executor, events: Sequence[NewEvent]) -> list[JobHistory | VJMError]:
-    columns = ([e.job_id for e in events], [e.trigger.value for e in events], [e.data for e in events],
-               [e.actor for e in events], [e.attempt for e in events], [e.expected_version for e in events])
     try:
-        rows = await executor.fetch(load_queries()["event_append_many"], *columns)
+        rows = await fetch_all(executor, "event_append_many", job_ids=[e.job_id for e in events],
+                               triggers=[e.trigger.value for e in events], data=[e.data for e in events],
+                               actors=[e.actor for e in events], attempts=[e.attempt for e in events],
+                               expected_versions=[e.expected_version for e in events])
     except Exception as exc:
         raise translate_error(exc) from exc
     items = sorted((row for row in rows if row["kind"] == "new"), key=lambda row: row["item"])
@@ -136,7 +137,8 @@ async def _histories(executor: Executor, appended: list[Event], before: Iterable
     return histories
 
 
-def _collect(rows: Iterable[asyncpg.Record], bases: dict[UUID, Row | None], known: dict[UUID, dict[int, Event]]):
+def _collect(rows: Iterable[asyncpg.Record], bases: dict[UUID, Row | None],
+             known: dict[UUID, dict[int, Event]]) -> None:
     for row in rows:
         base = row["base"]
         if base is not None:
@@ -147,8 +149,9 @@ def _collect(rows: Iterable[asyncpg.Record], bases: dict[UUID, Row | None], know
 
 def _chain(base: Row | None, known: dict[int, Event], version: int) -> list[Event] | None:
     """The events after the base's version up to `version`, or None when one is missing."""
-    chain = [known.get(v) for v in range((base["version"] if base else 0) + 1, version + 1)]
-    return None if any(e is None for e in chain) else chain
+    wanted = range((base["version"] if base else 0) + 1, version + 1)
+    chain = [known[v] for v in wanted if v in known]
+    return chain if len(chain) == len(wanted) else None
 
 
 async def _read_before(executor: Executor, events: list[Event]) -> list[asyncpg.Record]:
@@ -157,7 +160,7 @@ async def _read_before(executor: Executor, events: list[Event]) -> list[asyncpg.
 
 async def _read_before_versions(executor: Executor, job_ids: list[UUID], versions: list[int]) -> list[asyncpg.Record]:
     try:
-        return await executor.fetch(load_queries()["job_get_before"], job_ids, versions)
+        return await fetch_all(executor, "job_get_before", job_ids=job_ids, versions=versions)
     except Exception as exc:
         raise translate_error(exc) from exc
 

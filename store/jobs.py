@@ -8,19 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
-import asyncpg
 from pydantic import BaseModel, ConfigDict
 
+from .executor import Executor
 from .projections import JobRow
-from .sqlfiles import load_queries
-
-Executor = asyncpg.Pool | asyncpg.Connection
-
-
-def _q(name: str) -> str:
-    return load_queries()[name]
+from .queries import fetch_all, fetch_one, fetch_optional, fetch_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +34,13 @@ class JobQuery:
     limit: int = 50
     offset: int = 0
 
-    def filter_args(self) -> tuple:
-        return (self.user_id, self.team_id, list(self.statuses) if self.statuses else None, self.platform_target,
-                self.quality_preset, self.enhancement_level, self.created_from, self.created_before)
+    def filters(self) -> dict[str, Any]:
+        """The parameters of job_count (and the filters of job_find_page), by name."""
+        return {"user_id": self.user_id, "team_id": self.team_id,
+                "statuses": list(self.statuses) if self.statuses else None,
+                "platform_target": self.platform_target, "quality_preset": self.quality_preset,
+                "enhancement_level": self.enhancement_level, "created_from": self.created_from,
+                "created_before": self.created_before}
 
 
 class StatsRow(BaseModel):
@@ -87,7 +86,7 @@ class PlatformRow(BaseModel):
 
 async def get_job(executor: Executor, job_id: UUID) -> JobRow | None:
     """The projected job, or None when it does not exist or the caller may not see it."""
-    row = await executor.fetchrow(_q("job_get"), job_id)
+    row = await fetch_optional(executor, "job_get", job_id=job_id)
     return JobRow.model_validate(dict(row)) if row else None
 
 
@@ -95,13 +94,14 @@ async def find_jobs(executor: Executor, query: JobQuery) -> list[JobRow]:
     """One page of jobs, newest first (keyset when `query.after` is set, else OFFSET)."""
     after_at, after_id = query.after if query.after else (None, None)
     offset = 0 if query.after else query.offset
-    rows = await executor.fetch(_q("job_find_page"), *query.filter_args(), after_at, after_id, query.limit, offset)
+    rows = await fetch_all(executor, "job_find_page", **query.filters(), after_created_at=after_at,
+                           after_job_id=after_id, limit=query.limit, offset=offset)
     return [JobRow.model_validate(dict(r)) for r in rows]
 
 
 async def count_jobs(executor: Executor, query: JobQuery) -> int:
     """How many jobs match the filters of `query`."""
-    return await executor.fetchval(_q("job_count"), *query.filter_args())
+    return int(await fetch_value(executor, "job_count", **query.filters()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,24 +136,25 @@ class StatsScope:
                    (user_id, *teams, *[f"{t}:{user_id}" for t in teams]),
                    (1, *[1] * len(teams), *[-1] * len(teams)))
 
-    def args(self) -> tuple[list[str], list[str | None], list[int]]:
-        return list(self.scopes), list(self.ids), list(self.signs)
+    def params(self) -> dict[str, list[Any]]:
+        """The parameters of the job_stats_*_get queries, by name."""
+        return {"scopes": list(self.scopes), "scope_ids": list(self.ids), "signs": list(self.signs)}
 
 
 async def get_stats(executor: Executor, scope: StatsScope) -> StatsRow:
     """The counters of `scope`, summed."""
-    row = await executor.fetchrow(_q("job_stats_get"), *scope.args())
+    row = await fetch_one(executor, "job_stats_get", **scope.params())
     return StatsRow.model_validate(dict(row))
 
 
 async def get_daily(executor: Executor, scope: StatsScope, days: int) -> list[DailyRow]:
     """The last `days` days of finished work in `scope`, oldest first."""
-    rows = await executor.fetch(_q("job_stats_daily_get"), *scope.args(), days)
+    rows = await fetch_all(executor, "job_stats_daily_get", **scope.params(), days=days)
     return [DailyRow.model_validate(dict(r)) for r in rows]
 
 
 async def get_platforms(executor: Executor, scope: StatsScope) -> list[PlatformRow]:
     """Jobs per platform and status in `scope`."""
-    rows = await executor.fetch(_q("job_stats_platform_get"), *scope.args())
+    rows = await fetch_all(executor, "job_stats_platform_get", **scope.params())
     return [PlatformRow.model_validate(dict(r)) for r in rows]
 

@@ -17,7 +17,7 @@ and §2.1.4.2 and need nothing but the hashes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 HASH_SIZE = 32
 Range = tuple[int, int]
@@ -52,7 +52,7 @@ class TreeBuilder:
 
     __slots__ = ("size", "_stack", "_on_subtree")
 
-    def __init__(self, on_subtree=None) -> None:
+    def __init__(self, on_subtree: Callable[[int, int, bytes], None] | None = None) -> None:
         self.size = 0
         self._stack: list[tuple[int, bytes]] = []  # (subtree size, hash), sizes strictly decreasing
         self._on_subtree = on_subtree
@@ -179,11 +179,9 @@ class SubtreeCollector:
             if not any(p[0] == start for p in pieces):
                 # A suffix that does not start on a piece boundary is not a subtree of this tree.
                 raise ValueError(f"[{start}, {end}) is not a subtree of a tree of {self.size}")
-            value = None
-            for piece_start, _, piece in reversed(pieces):
-                if piece_start < start:
-                    break
-                value = piece if value is None else node_hash(piece, value)
+            *left, value = [piece for piece_start, _, piece in pieces if piece_start >= start]
+            for piece in reversed(left):
+                value = node_hash(piece, value)
             found[(start, end)] = value
         missing = self._perfect - found.keys()
         if missing:

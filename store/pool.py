@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     RetryError,
     retry_if_exception,
     stop_after_attempt,
@@ -36,7 +37,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(name, schema="pg_catalog", encoder=json.dumps, decoder=json.loads)
 
 
-def _log_retry(state) -> None:
+def _log_retry(state: RetryCallState) -> None:
     log.warning("db_retry", attempt=state.attempt_number,
                 error=repr(state.outcome.exception()) if state.outcome else None)
 
@@ -74,7 +75,7 @@ async def retry_idempotent(operation: Callable[[], Awaitable[T]], *, attempts: i
     raise AssertionError("unreachable")
 
 
-async def connect(url: str, *, attempts: int = 5, max_delay: float = 15.0, **kwargs) -> asyncpg.Connection:
+async def connect(url: str, *, attempts: int = 5, max_delay: float = 15.0, **kwargs: Any) -> asyncpg.Connection:
     """One dedicated connection (listeners need their own), with connect retries."""
     async def _open() -> asyncpg.Connection:
         conn = await asyncpg.connect(url, **kwargs)
@@ -95,7 +96,7 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, attempts: int = 5,
-                      max_delay: float = 15.0, **kwargs) -> asyncpg.Pool:
+                      max_delay: float = 15.0, **kwargs: Any) -> asyncpg.Pool:
     """An asyncpg pool with codecs installed, created with connect retries."""
     async def _open() -> asyncpg.Pool:
         kwargs.setdefault("reset", keep_session)

@@ -41,7 +41,7 @@ def default_data_dir() -> Path:
     return base / "vjm" / "pgdata"
 
 
-def docker_available(timeout: float = 2.0) -> bool:
+def docker_available(timeout: int = 2) -> bool:
     """True when a Docker daemon answers a ping (VJM_USE_DOCKER=0 disables the check)."""
     if os.environ.get("VJM_USE_DOCKER", "1") == "0":
         return False

@@ -7,6 +7,8 @@ does not exist are the same TeamNotFound. Call these inside `acting_as(...)`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,14 +17,12 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict
 
 from statemachine import ConcurrencyConflict, ValidationError, VJMError
-from statemachine.payload_rules import LABEL_REFUSED
+from statemachine.validation import check_team_name, check_user_id
 
 from .errors import SQLSTATE_CONFLICT, SQLSTATE_NOT_FOUND, translate_error
-from .identity import validate_user_id
-from .sqlfiles import load_queries
+from .executor import Executor
+from .queries import fetch_all, fetch_one, fetch_optional, fetch_value
 
-Executor = asyncpg.Pool | asyncpg.Connection
-MAX_TEAM_NAME = 200
 MEMBER_ROLES = frozenset({"owner", "member"})
 
 
@@ -65,24 +65,11 @@ def _team_id(value: Any) -> UUID:
         raise ValidationError(f"team_id must be a UUID, got {str(value)[:60]!r}", field="team_id") from None
 
 
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_TEAM_NAME or len(value) > MAX_TEAM_NAME:
-        raise ValidationError(f"name must be 1-{MAX_TEAM_NAME} characters", field="name")
-    if LABEL_REFUSED.search(value):
-        raise ValidationError("name must not contain control, format or line separator characters", field="name")
-    return value
-
-
-def _user(value: Any) -> str:
-    user_id = validate_user_id(value)
-    if user_id is None:
-        raise ValidationError("user_id is required", field="user_id")
-    return user_id
-
-
-async def _run(executor: Executor, method: str, query: str, *args: Any, team_id: object = None) -> Any:
+@contextlib.contextmanager
+def _team_errors(team_id: object = None) -> Iterator[None]:
+    """Driver errors as vjm errors: VJ404 is TeamNotFound(team_id), VJ409 a team that still has jobs."""
     try:
-        return await getattr(executor, method)(load_queries()[query], *args)
+        yield
     except asyncpg.PostgresError as exc:
         if getattr(exc, "sqlstate", None) == SQLSTATE_NOT_FOUND:
             raise TeamNotFound(team_id) from exc
@@ -93,8 +80,9 @@ async def _run(executor: Executor, method: str, query: str, *args: Any, team_id:
 
 async def create_team(executor: Executor, name: str, *, owner_id: str) -> Team:
     """Create a team owned and joined by `owner_id` (an end user may only name themselves); the database issues its id."""
-    name, owner_id = _name(name), _user(owner_id)
-    row = await _run(executor, "fetchrow", "team_create", name, owner_id)
+    name, owner_id = check_team_name(name), check_user_id(owner_id, field="owner_id")
+    with _team_errors():
+        row = await fetch_one(executor, "team_create", name=name, owner_id=owner_id)
     return Team.model_validate(dict(row.items()))
 
 
@@ -105,8 +93,9 @@ async def delete_team(executor: Executor, team_id: UUID | str) -> Team:
     when there is no such live team or the caller may not see it; AccessDenied for a member
     who does not own it.
     """
-    team_id = _team_id(team_id)
-    row = await _run(executor, "fetchrow", "team_delete", team_id, team_id=team_id)
+    team = _team_id(team_id)
+    with _team_errors(team):
+        row = await fetch_one(executor, "team_delete", team_id=team)
     return Team.model_validate(dict(row.items()))
 
 
@@ -117,31 +106,39 @@ async def add_team_member(executor: Executor, team_id: UUID | str, user_id: str,
     """
     if role not in MEMBER_ROLES:
         raise ValidationError(f"role must be one of {sorted(MEMBER_ROLES)}", field="role")
-    team_id = _team_id(team_id)
-    row = await _run(executor, "fetchrow", "team_member_add", team_id, _user(user_id), role, team_id=team_id)
+    team, member = _team_id(team_id), check_user_id(user_id)
+    with _team_errors(team):
+        row = await fetch_one(executor, "team_member_add", team_id=team, user_id=member, role=role)
     return TeamMember.model_validate(dict(row.items()))
 
 
 async def remove_team_member(executor: Executor, team_id: UUID | str, user_id: str) -> bool:
     """Remove a member; False when there was no such membership the caller may remove."""
-    row = await _run(executor, "fetchrow", "team_member_remove", _team_id(team_id), _user(user_id))
+    team, member = _team_id(team_id), check_user_id(user_id)
+    with _team_errors():
+        row = await fetch_optional(executor, "team_member_remove", team_id=team, user_id=member)
     return row is not None
 
 
 async def list_teams(executor: Executor, limit: int = 100) -> list[Team]:
     """The teams the caller may see (owned or member of)."""
-    rows = await _run(executor, "fetch", "team_get_visible", _limit(limit))
+    limit = _limit(limit)
+    with _team_errors():
+        rows = await fetch_all(executor, "team_get_visible", limit=limit)
     return [Team.model_validate(dict(r.items())) for r in rows]
 
 
 async def my_team_ids(executor: Executor) -> list[UUID]:
     """The calling end user's teams: the teams whose jobs they see."""
-    return list(await _run(executor, "fetchval", "team_id_get_mine") or [])
+    with _team_errors():
+        return list(await fetch_value(executor, "team_id_get_mine") or [])
 
 
 async def list_team_members(executor: Executor, team_id: UUID | str, limit: int = 1000) -> list[TeamMember]:
     """The members of a team, as far as the caller may see them."""
-    rows = await _run(executor, "fetch", "team_member_get_many", _team_id(team_id), _limit(limit))
+    team, limit = _team_id(team_id), _limit(limit)
+    with _team_errors():
+        rows = await fetch_all(executor, "team_member_get_many", team_id=team, limit=limit)
     return [TeamMember.model_validate(dict(r.items())) for r in rows]
 
 

@@ -173,6 +173,15 @@ def check_proof(proof: dict[str, Any], head: TreeHead, pinned: bytes | None = No
     if proof.get("tree_size") != head.tree_size or proof.get("root_hash") != head.root_hash.hex():
         problems.append(f"the proof is for tree size {proof.get('tree_size')}, not this head's {head.tree_size}")
     events = proof.get("events") or []
+    problems += _event_problems(events, head)
+    if not events:
+        problems.append("the proof holds no events")
+    return ProofCheck(ok=not problems, checked=len(events), problems=problems)
+
+
+def _event_problems(events: list[Any], head: TreeHead) -> list[str]:
+    """Each proved event: well formed, its audit path leads to the head's root, it follows the previous one."""
+    problems: list[str] = []
     previous: bytes | None = None
     for k, item in enumerate(events):
         try:
@@ -189,9 +198,7 @@ def check_proof(proof: dict[str, Any], head: TreeHead, pinned: bytes | None = No
         if version != k + 1 or prev != previous:
             problems.append(f"version {version} (leaf {index}): does not follow the previous event in the chain")
         previous = event_hash
-    if not events:
-        problems.append("the proof holds no events")
-    return ProofCheck(ok=not problems, checked=len(events), problems=problems)
+    return problems
 
 
 def _int(value: Any) -> int:

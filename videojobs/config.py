@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,7 +31,7 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         """Read VJM_* variables; keyword arguments win over the environment."""
-        env = {
+        env: dict[str, Any] = {
             "database_url": os.environ.get("VJM_DATABASE_URL") or None,
             "jwt_secret": os.environ.get("VJM_JWT_SECRET") or None,
             "jwt_audience": os.environ.get("VJM_JWT_AUDIENCE", "authenticated") or None,

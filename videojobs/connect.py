@@ -10,14 +10,7 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 import structlog
 
-from listeners import (
-    ProjectionWatcher,
-    Projector,
-    ProjectorConfig,
-    StuckDetector,
-    StuckDetectorConfig,
-    connect_with_role,
-)
+from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
 from store.identity import (
     ADMIN,
     PROCESSOR,
@@ -31,10 +24,11 @@ from store.identity import (
     install_identity_key,
     may_act_as_admin,
 )
+from store.role_connection import connect_with_role
 
 from .config import Settings
 from .database import provide_database
-from .manager import Caller, VideoJobManager
+from .manager import Caller, Runtime, VideoJobManager
 
 log = structlog.get_logger("vjm.connect")
 
@@ -71,11 +65,10 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
         watcher = ProjectionWatcher(database_url, role=PROCESSOR)
         stack.push_async_callback(watcher.close)
         tokens = await token_source(service, role, settings)
-        manager = VideoJobManager(service, database_url=database_url, user_pool=users, watcher=watcher,
-                                  consistency_timeout=consistency_timeout, tokens=tokens,
-                                  caller=Caller(service=settings.service_name))
-        if listeners:
-            manager.listeners = await start_listeners(stack, database_url, service, settings)
+        running = await start_listeners(stack, database_url, service, settings) if listeners else None
+        runtime = Runtime(service_pool=service, user_pool=users, database_url=database_url, watcher=watcher,
+                          tokens=tokens, consistency_timeout=consistency_timeout, listeners=running)
+        manager = VideoJobManager(runtime, Caller(service=settings.service_name))
         yield manager
 
 

@@ -10,8 +10,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from statemachine import EnhancementLevel, Platform, QualityPreset, State, Trigger, ValidationError
-from statemachine.payload_rules import LABEL_PATTERN, MAX_REASON, NONBLANK_LABEL_PATTERN, rules_of
+from statemachine.payload_rules import LABEL_PATTERN, MAX_REASON, MAX_WORKER_ID, NONBLANK_LABEL_PATTERN, rules_of
 from statemachine.payloads import field_type
+from statemachine.validation import MAX_TEAM_NAME, MAX_USER_ID, METADATA_FIELDS
 from store.jobs import PlatformRow
 from store.models import Event
 from store.projections import JobChange, JobRow
@@ -23,7 +24,7 @@ from store.teams import TeamMember
 # the payloads, and the rule table the request schemas are built from.
 __all__ = [
     "Event", "JobChange", "TeamMember", "EnhancementLevel", "Platform", "QualityPreset", "State", "Trigger",
-    "rules_of", "field_type", "MAX_REASON", "LABEL_PATTERN", "NONBLANK_LABEL_PATTERN", "iso_date_only", "CURSOR_PATTERN", "JOB_STATUSES", "Job", "JobFilters", "JobPage", "encode_cursor", "decode_cursor",
+    "rules_of", "field_type", "MAX_REASON", "MAX_USER_ID", "MAX_TEAM_NAME", "MAX_WORKER_ID", "METADATA_FIELDS", "LABEL_PATTERN", "NONBLANK_LABEL_PATTERN", "iso_date_only", "CURSOR_PATTERN", "JOB_STATUSES", "Job", "JobFilters", "JobPage", "encode_cursor", "decode_cursor",
     "Attempt", "PlatformStats", "DailyStats", "JobStats", "BulkResult", "Team", "HistoryReport", "EventPage",
 ]
 

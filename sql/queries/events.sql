@@ -1,25 +1,26 @@
--- Named queries. Each block is headed `-- name --` plus one line of description.
--- store/ loads them by name; no SQL strings live in Python logic.
+-- Named queries. Each block is headed `-- name --` plus one line of description; parameters are `:names`.
+-- store/queries.py runs them by name with keyword arguments; no SQL strings live in Python logic.
 
 -- event_append --
 -- Append one transition through the guard (vjm.append_event); one round trip.
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
        actor, user_id, team_id, occurred_at
-  FROM vjm.append_event($1, $2, $3, $4, $5, $6, $7, $8);
+  FROM vjm.append_event(:job_id, :trigger, :data, :actor, :expected_version, :attempt, :user_id, :team_id);
 
 -- event_append_creates --
 -- Append many create events in one statement (one round trip), e.g. a bulk create. The payloads
 -- are one JSON array (text: the pool's jsonb codec would encode it once more); back come only
 -- the columns the database decides, in no particular order.
 SELECT position, xact_id, job_id, attempts_left, actor, occurred_at
-  FROM vjm.append_create_batch($1::uuid[], $2::text::jsonb, $3::text[], $4::text[], $5::uuid[]);
+  FROM vjm.append_create_batch(:job_ids::uuid[], :payloads_json::text::jsonb, :actors::text[], :user_ids::text[],
+                               :team_ids::uuid[]);
 
 -- event_get_stream --
 -- One job's events in version order.
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
        actor, user_id, team_id, occurred_at, data
   FROM vjm.job_events
- WHERE job_id = $1
+ WHERE job_id = :job_id
  ORDER BY version;
 
 -- event_get_head --
@@ -27,7 +28,7 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
        actor, user_id, team_id, occurred_at, data
   FROM vjm.job_events
- WHERE job_id = $1
+ WHERE job_id = :job_id
  ORDER BY version DESC
  LIMIT 1;
 
@@ -38,10 +39,10 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
        actor, user_id, team_id, occurred_at, data
   FROM vjm.job_events
- WHERE (xact_id, position) > ($1::xid8, $2::bigint)
+ WHERE (xact_id, position) > (:after_xact_id::xid8, :after_position::bigint)
    AND xact_id < vjm.projection_horizon()
  ORDER BY xact_id, position
- LIMIT $3;
+ LIMIT :limit;
 
 -- transition_get_all --
 -- The transition table as stored in the database.

@@ -8,46 +8,46 @@ SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, w
        platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
- WHERE job_id = $1;
+ WHERE job_id = :job_id;
 
 -- job_find_page --
--- A filtered page, newest first: keyset after ($9 created_at, $10 job_id) when given, else OFFSET $12.
--- Scope: $1 user_id or $2 team_id (NULL: every job the caller may see).
+-- A filtered page, newest first: keyset after (:after_created_at, :after_job_id) when given, else OFFSET :offset.
+-- Scope: :user_id or :team_id (NULL: every job the caller may see); a NULL filter matches every job.
 SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
        platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
- WHERE ($1::text IS NULL OR user_id = $1)
-   AND ($2::uuid IS NULL OR team_id = $2)
-   AND ($3::text[] IS NULL OR status = ANY($3))
-   AND ($4::text IS NULL OR platform_target = $4)
-   AND ($5::text IS NULL OR quality_preset = $5)
-   AND ($6::text IS NULL OR enhancement_level = $6)
-   AND ($7::timestamptz IS NULL OR created_at >= $7)
-   AND ($8::timestamptz IS NULL OR created_at < $8)
-   AND ($9::timestamptz IS NULL OR (created_at, job_id) < ($9, $10::uuid))
+ WHERE (:user_id::text IS NULL OR user_id = :user_id)
+   AND (:team_id::uuid IS NULL OR team_id = :team_id)
+   AND (:statuses::text[] IS NULL OR status = ANY(:statuses))
+   AND (:platform_target::text IS NULL OR platform_target = :platform_target)
+   AND (:quality_preset::text IS NULL OR quality_preset = :quality_preset)
+   AND (:enhancement_level::text IS NULL OR enhancement_level = :enhancement_level)
+   AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)
+   AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
+   AND (:after_created_at::timestamptz IS NULL OR (created_at, job_id) < (:after_created_at, :after_job_id::uuid))
  ORDER BY created_at DESC, job_id DESC
- LIMIT $11 OFFSET $12;
+ LIMIT :limit OFFSET :offset;
 
 -- job_count --
 -- How many jobs match the same filters as job_find_page (without the keyset).
 SELECT count(*)
   FROM vjm.jobs
- WHERE ($1::text IS NULL OR user_id = $1)
-   AND ($2::uuid IS NULL OR team_id = $2)
-   AND ($3::text[] IS NULL OR status = ANY($3))
-   AND ($4::text IS NULL OR platform_target = $4)
-   AND ($5::text IS NULL OR quality_preset = $5)
-   AND ($6::text IS NULL OR enhancement_level = $6)
-   AND ($7::timestamptz IS NULL OR created_at >= $7)
-   AND ($8::timestamptz IS NULL OR created_at < $8);
+ WHERE (:user_id::text IS NULL OR user_id = :user_id)
+   AND (:team_id::uuid IS NULL OR team_id = :team_id)
+   AND (:statuses::text[] IS NULL OR status = ANY(:statuses))
+   AND (:platform_target::text IS NULL OR platform_target = :platform_target)
+   AND (:quality_preset::text IS NULL OR quality_preset = :quality_preset)
+   AND (:enhancement_level::text IS NULL OR enhancement_level = :enhancement_level)
+   AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)
+   AND (:created_before::timestamptz IS NULL OR created_at < :created_before);
 
 -- job_stats_get --
--- Counters summed over the scopes named ($1 scopes, $2 scope ids, $3 signs: store/jobs.py, StatsScope),
+-- Counters summed over the scopes named (:scopes, :scope_ids, :signs: store/jobs.py, StatsScope),
 -- each by its key; a NULL scope id stands for every row of that scope that Row Level Security lets
 -- the caller read.
-WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::integer[]) AS k(scope, scope_id, sign)),
+WITH k AS (SELECT * FROM unnest(:scopes::text[], :scope_ids::text[], :signs::integer[]) AS k(scope, scope_id, sign)),
 picked AS (
     SELECT k.sign, s.* FROM k JOIN vjm.job_stats s ON s.scope = k.scope AND s.scope_id = k.scope_id
     UNION ALL
@@ -64,14 +64,14 @@ SELECT coalesce(sum(sign * total_jobs), 0)::bigint AS total_jobs,
   FROM picked;
 
 -- job_stats_daily_get --
--- The daily series of the scopes named as for job_stats_get ($1-$3), oldest first, last $4 days.
-WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::integer[]) AS k(scope, scope_id, sign)),
+-- The daily series of the scopes named as for job_stats_get (:scopes, :scope_ids, :signs), oldest first, last :days days.
+WITH k AS (SELECT * FROM unnest(:scopes::text[], :scope_ids::text[], :signs::integer[]) AS k(scope, scope_id, sign)),
 picked AS (
     SELECT k.sign, d.* FROM k JOIN vjm.job_stats_daily d ON d.scope = k.scope AND d.scope_id = k.scope_id
-     WHERE d.day > (now() AT TIME ZONE 'UTC')::date - $4::integer
+     WHERE d.day > (now() AT TIME ZONE 'UTC')::date - :days::integer
     UNION ALL
     SELECT k.sign, d.* FROM k JOIN vjm.job_stats_daily d ON d.scope = k.scope
-     WHERE k.scope_id IS NULL AND d.day > (now() AT TIME ZONE 'UTC')::date - $4::integer
+     WHERE k.scope_id IS NULL AND d.day > (now() AT TIME ZONE 'UTC')::date - :days::integer
 )
 SELECT day, sum(sign * completed_jobs)::bigint AS completed_jobs, sum(sign * failed_jobs)::bigint AS failed_jobs,
        sum(sign * cancelled_jobs)::bigint AS cancelled_jobs, sum(sign * processing_ms)::bigint AS processing_ms
@@ -81,8 +81,8 @@ HAVING sum(sign * (completed_jobs + failed_jobs + cancelled_jobs)) <> 0
  ORDER BY day;
 
 -- job_stats_platform_get --
--- Jobs per platform and status of the scopes named as for job_stats_get ($1-$3).
-WITH k AS (SELECT * FROM unnest($1::text[], $2::text[], $3::integer[]) AS k(scope, scope_id, sign)),
+-- Jobs per platform and status of the scopes named as for job_stats_get (:scopes, :scope_ids, :signs).
+WITH k AS (SELECT * FROM unnest(:scopes::text[], :scope_ids::text[], :signs::integer[]) AS k(scope, scope_id, sign)),
 picked AS (
     SELECT k.sign, p.* FROM k JOIN vjm.job_stats_platform p ON p.scope = k.scope AND p.scope_id = k.scope_id
     UNION ALL
@@ -97,10 +97,10 @@ HAVING sum(sign * total_jobs) <> 0
  ORDER BY platform_target;
 
 -- job_claim_many --
--- Start up to $2 queued jobs for worker $1 (optionally one platform): kind 'new' rows are the start events in
+-- Start up to :limit queued jobs for worker :worker_id (optionally one platform): kind 'new' rows are the start events in
 -- claim order, kind 'before' rows what each job was before it (vjm.jobs_before), to fold the jobs from.
 WITH claimed AS MATERIALIZED (
-    SELECT * FROM vjm.claim_jobs($1, $2, $3)
+    SELECT * FROM vjm.claim_jobs(:worker_id, :limit, :platform_target)
 )
 SELECT 'new' AS kind, c.position, c.xact_id, c.job_id, c.version, c.type, c.from_state, c.to_state, c.attempt,
        c.attempts_left, c.actor, c.user_id, c.team_id, c.occurred_at, c.data, NULL::jsonb AS base
@@ -116,7 +116,8 @@ SELECT 'before', b.position, b.xact_id, b.job_id, b.version, b.type, b.from_stat
 -- Up to 50 transitions in one statement, each judged on its own (vjm.append_events): kind 'new' rows, one per
 -- item, carry its error or its event; kind 'before' rows what each changed job was before (vjm.jobs_before).
 WITH results AS MATERIALIZED (
-    SELECT * FROM vjm.append_events($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::int[])
+    SELECT * FROM vjm.append_events(:job_ids::uuid[], :triggers::text[], :data::jsonb[], :actors::text[],
+                                    :attempts::int[], :expected_versions::int[])
 )
 SELECT 'new' AS kind, r.item, r.error_code, r.error_message, r.error_detail, r.error_hint, r.position, r.xact_id,
        r.job_id, r.version, r.type, r.from_state, r.to_state, r.attempt, r.attempts_left, r.actor, r.user_id,
@@ -135,7 +136,7 @@ SELECT 'before', NULL, NULL, NULL, NULL, NULL, b.position, b.xact_id, b.job_id, 
 -- before it (vjm.jobs_before), as of the statement's snapshot. An event committed between that snapshot and the
 -- append's head lookup is missing from them; the caller sees the gap in the versions and reads job_get_before.
 WITH appended AS MATERIALIZED (
-    SELECT * FROM vjm.append_event($1, $2, $3, $4, $5, $6, $7, $8)
+    SELECT * FROM vjm.append_event(:job_id, :trigger, :data, :actor, :expected_version, :attempt, :user_id, :team_id)
 )
 SELECT 'new' AS kind, a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt,
        a.attempts_left, a.actor, a.user_id, a.team_id, a.occurred_at, NULL::jsonb AS data, NULL::jsonb AS base
@@ -147,37 +148,37 @@ SELECT 'before', b.position, b.xact_id, b.job_id, b.version, b.type, b.from_stat
  CROSS JOIN LATERAL vjm.jobs_before(ARRAY[a.job_id], ARRAY[a.version]) b;
 
 -- job_get_before --
--- What jobs $1 were just before versions $2: their projected rows and the events since (vjm.jobs_before).
+-- What jobs :job_ids were just before versions :versions: their projected rows and the events since (vjm.jobs_before).
 SELECT job_id, base, position, xact_id, version, type, from_state, to_state, attempt, attempts_left, actor,
        user_id, team_id, occurred_at, data
-  FROM vjm.jobs_before($1::uuid[], $2::int[]);
+  FROM vjm.jobs_before(:job_ids::uuid[], :versions::int[]);
 
 -- event_find_page --
--- Audit search, keyset by position: events after $1 matching the optional filters, oldest first.
+-- Audit search, keyset by position: events after :after_position matching the optional filters, oldest first.
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
        actor, user_id, team_id, occurred_at, data
   FROM vjm.job_events
- WHERE position > $1
-   AND ($2::text IS NULL OR actor = $2)
-   AND ($3::text IS NULL OR type = $3)
-   AND ($4::timestamptz IS NULL OR occurred_at >= $4)
-   AND ($5::timestamptz IS NULL OR occurred_at < $5)
-   AND ($6::text IS NULL OR user_id = $6)
-   AND ($7::uuid IS NULL OR team_id = $7)
-   AND ($8::uuid IS NULL OR job_id = $8)
+ WHERE position > :after_position
+   AND (:actor::text IS NULL OR actor = :actor)
+   AND (:type::text IS NULL OR type = :type)
+   AND (:since::timestamptz IS NULL OR occurred_at >= :since)
+   AND (:until::timestamptz IS NULL OR occurred_at < :until)
+   AND (:user_id::text IS NULL OR user_id = :user_id)
+   AND (:team_id::uuid IS NULL OR team_id = :team_id)
+   AND (:job_id::uuid IS NULL OR job_id = :job_id)
  ORDER BY position
- LIMIT $9;
+ LIMIT :limit;
 
 -- event_get_stream_until --
 -- One job's events that happened at or before an instant, in version order (for as-of reads).
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
        actor, user_id, team_id, occurred_at, data
   FROM vjm.job_events
- WHERE job_id = $1 AND occurred_at <= $2
+ WHERE job_id = :job_id AND occurred_at <= :at
  ORDER BY version;
 
 -- event_verify_chain --
--- Recompute every hash and link ($1: one job, or all): how many were checked, and the first broken event.
+-- Recompute every hash and link (:job_id: one job, or all): how many were checked, and the first broken event.
 WITH checked AS (
     SELECT e.job_id, e.version, e.position,
            e.hash = vjm.event_hash(e.prev_hash, e.job_id, e.version, e.type, e.from_state, e.to_state,
@@ -185,7 +186,7 @@ WITH checked AS (
            e.prev_hash IS NOT DISTINCT FROM lag(e.hash) OVER w AS link_ok,
            e.version = row_number() OVER w AS version_ok
       FROM vjm.job_events e
-     WHERE $1::uuid IS NULL OR e.job_id = $1
+     WHERE :job_id::uuid IS NULL OR e.job_id = :job_id
     WINDOW w AS (PARTITION BY e.job_id ORDER BY e.version)
 )
 SELECT (SELECT count(*) FROM checked) AS checked, b.job_id, b.version, b.position,
@@ -201,7 +202,7 @@ SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, position DES
 
 -- job_queue_diff --
 -- The run queue against the log (for verify): an entry for every job that is not deleted, queued exactly when its
--- head is, with its create time, current platform and attempt budget. At most $1 differences; live/replay as JSON.
+-- head is, with its create time, current platform and attempt budget. At most :limit differences; live/replay as JSON.
 WITH heads AS (
     SELECT DISTINCT ON (e.job_id) e.job_id, e.to_state FROM vjm.job_events e ORDER BY e.job_id, e.version DESC
 ), expected AS (
@@ -226,4 +227,4 @@ SELECT coalesce(q.job_id, x.job_id)::text AS key,
     OR (q.created_at, q.queued, q.platform_target, q.max_attempts)
        IS DISTINCT FROM (x.created_at, x.queued, x.platform_target, x.max_attempts)
  ORDER BY 1
- LIMIT $1;
+ LIMIT :limit;

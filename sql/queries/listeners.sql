@@ -3,36 +3,36 @@
 
 -- projection_checkpoint_ensure --
 -- Create a projector's checkpoint row if it does not exist yet.
-INSERT INTO vjm.projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING;
+INSERT INTO vjm.projection_checkpoints (name) VALUES (:name) ON CONFLICT (name) DO NOTHING;
 
 -- projection_checkpoint_get --
 -- A projector's checkpoint, without locking.
-SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoints WHERE name = $1;
+SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoints WHERE name = :name;
 
 -- projection_checkpoint_lock --
 -- A projector's checkpoint, locked until the end of the transaction: one applier at a time.
-SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoints WHERE name = $1 FOR UPDATE;
+SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoints WHERE name = :name FOR UPDATE;
 
 -- projection_checkpoint_advance --
 -- Move the checkpoint to the last applied event and change sequence number.
 UPDATE vjm.projection_checkpoints
-   SET xact_id = $2, position = $3, change_seq = $4, events = events + $5, updated_at = now()
- WHERE name = $1;
+   SET xact_id = :xact_id, position = :position, change_seq = :change_seq, events = events + :events, updated_at = now()
+ WHERE name = :name;
 
 -- projection_leader_try_lock --
--- Take or renew the projector's lease for $2 seconds (vjm.projector_leases): true while this session leads.
-SELECT vjm.try_lead_projector($1, make_interval(secs => $2::float8));
+-- Take or renew the projector's lease for :ttl_seconds seconds (vjm.projector_leases): true while this session leads.
+SELECT vjm.try_lead_projector(:name, make_interval(secs => :ttl_seconds::float8));
 
 -- projection_leader_unlock --
 -- Give up leadership (closing the connection frees the lease too).
-SELECT vjm.stop_leading_projector($1);
+SELECT vjm.stop_leading_projector(:name);
 
 -- projection_leader_get --
 -- Who holds the projector's lease, and whether it still binds (for a standby's log and status).
 SELECT l.name, l.holder_pid, l.acquired_at, l.renewed_at, l.expires_at,
        vjm.projector_lease_live(l) AS live
   FROM vjm.projector_leases l
- WHERE l.name = $1;
+ WHERE l.name = :name;
 
 -- maintenance_statement_timeout_lift --
 -- No statement_timeout for the rest of this transaction (rebuild, verify: one replay of the whole log).
@@ -40,7 +40,7 @@ SELECT set_config('statement_timeout', '0', true);
 
 -- projection_doorbell_arm --
 -- About to sleep after catching up to the cursor: 'armed' (doorbell lock held), 'pending', 'held' or 'busy'.
-SELECT vjm.arm_doorbell($1::xid8, $2::bigint);
+SELECT vjm.arm_doorbell(:xact_id::xid8, :position::bigint);
 
 -- projection_doorbell_release --
 -- Awake: appends stop ringing.
@@ -60,7 +60,7 @@ behind AS (
            count(*) FILTER (WHERE e.xact_id >= h.xmin) AS held,
            min(e.occurred_at) FILTER (WHERE e.xact_id >= h.xmin) AS oldest_held
       FROM vjm.job_events e, horizon h
-     WHERE (e.xact_id, e.position) > ($1::xid8, $2::bigint)
+     WHERE (e.xact_id, e.position) > (:after_xact_id::xid8, :after_position::bigint)
 )
 SELECT h.xmin, b.events, b.held,
        coalesce(extract(epoch FROM clock_timestamp() - b.oldest), 0)::float8 AS seconds_behind,
@@ -78,7 +78,7 @@ SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, w
        platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
- WHERE job_id = ANY($1::uuid[]);
+ WHERE job_id = ANY(:job_ids::uuid[]);
 
 -- job_upsert_many --
 -- Write projected rows, one array per column; output paths travel as JSON text (arrays of arrays do not unnest).
@@ -92,11 +92,13 @@ SELECT u.job_id, u.user_id, u.team_id, u.status, u.attempt, u.attempts_left, u.m
        CASE WHEN u.output_paths IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.output_paths::jsonb)) END,
        u.error_message, u.created_at, u.started_at, u.completed_at, u.cancelled_at, u.processing_time, u.last_activity_at,
        u.version, u.last_position
-  FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::integer[], $6::smallint[], $7::smallint[],
-              $8::text[], $9::text[], $10::bigint[], $11::integer[], $12::text[], $13::text[], $14::text[],
-              $15::real[], $16::integer[], $17::text[], $18::text[], $19::timestamptz[], $20::timestamptz[],
-              $21::timestamptz[], $22::timestamptz[], $23::float8[], $24::timestamptz[], $25::integer[],
-              $26::bigint[])
+  FROM unnest(:job_id::uuid[], :user_id::text[], :team_id::uuid[], :status::text[], :attempt::integer[],
+              :attempts_left::smallint[], :max_attempts::smallint[], :worker_id::text[], :original_filename::text[],
+              :original_filesize::bigint[], :clip_count::integer[], :quality_preset::text[],
+              :enhancement_level::text[], :platform_target::text[], :progress_percent::real[], :clips_done::integer[],
+              :output_paths::text[], :error_message::text[], :created_at::timestamptz[], :started_at::timestamptz[],
+              :completed_at::timestamptz[], :cancelled_at::timestamptz[], :processing_time::float8[],
+              :last_activity_at::timestamptz[], :version::integer[], :last_position::bigint[])
        AS u(job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
             original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
             platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
@@ -116,14 +118,16 @@ ON CONFLICT (job_id) DO UPDATE SET
 
 -- job_delete_many --
 -- Remove deleted jobs from the projection (their events stay).
-DELETE FROM vjm.jobs WHERE job_id = ANY($1::uuid[]);
+DELETE FROM vjm.jobs WHERE job_id = ANY(:job_ids::uuid[]);
 
 -- job_stats_add_many --
 -- Add per-scope deltas to the stats counters (never a recount).
 INSERT INTO vjm.job_stats AS s (scope, scope_id, user_id, team_id, total_jobs, queued_jobs, processing_jobs,
                                 completed_jobs, failed_jobs, cancelled_jobs, timed_jobs, total_processing_ms)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::bigint[], $6::bigint[], $7::bigint[],
-                     $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
+SELECT * FROM unnest(:scope::text[], :scope_id::text[], :user_id::text[], :team_id::uuid[], :total_jobs::bigint[],
+                     :queued_jobs::bigint[], :processing_jobs::bigint[], :completed_jobs::bigint[],
+                     :failed_jobs::bigint[], :cancelled_jobs::bigint[], :timed_jobs::bigint[],
+                     :total_processing_ms::bigint[])
 ON CONFLICT (scope, scope_id) DO UPDATE SET
     total_jobs = s.total_jobs + excluded.total_jobs,
     queued_jobs = s.queued_jobs + excluded.queued_jobs,
@@ -137,15 +141,16 @@ ON CONFLICT (scope, scope_id) DO UPDATE SET
 -- job_stats_prune_empty --
 -- Drop counter rows of scopes that no longer have any job, so stats equal a recount exactly.
 DELETE FROM vjm.job_stats s
- USING unnest($1::text[], $2::text[]) AS k(scope, scope_id)
+ USING unnest(:scope::text[], :scope_id::text[]) AS k(scope, scope_id)
  WHERE s.scope = k.scope AND s.scope_id = k.scope_id AND s.total_jobs = 0;
 
 -- job_stats_platform_add_many --
 -- Add per-(scope, platform) deltas to the platform counters (never a recount).
 INSERT INTO vjm.job_stats_platform AS s (scope, scope_id, user_id, team_id, platform_target, total_jobs,
                                          queued_jobs, processing_jobs, completed_jobs, failed_jobs, cancelled_jobs)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bigint[], $7::bigint[],
-                     $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
+SELECT * FROM unnest(:scope::text[], :scope_id::text[], :user_id::text[], :team_id::uuid[], :platform_target::text[],
+                     :total_jobs::bigint[], :queued_jobs::bigint[], :processing_jobs::bigint[],
+                     :completed_jobs::bigint[], :failed_jobs::bigint[], :cancelled_jobs::bigint[])
 ON CONFLICT (scope, scope_id, platform_target) DO UPDATE SET
     total_jobs = s.total_jobs + excluded.total_jobs,
     queued_jobs = s.queued_jobs + excluded.queued_jobs,
@@ -157,7 +162,7 @@ ON CONFLICT (scope, scope_id, platform_target) DO UPDATE SET
 -- job_stats_platform_prune_empty --
 -- Drop platform counter rows that no longer count any job, so they equal a recount exactly.
 DELETE FROM vjm.job_stats_platform s
- USING unnest($1::text[], $2::text[], $3::text[]) AS k(scope, scope_id, platform_target)
+ USING unnest(:scope::text[], :scope_id::text[], :platform_target::text[]) AS k(scope, scope_id, platform_target)
  WHERE s.scope = k.scope AND s.scope_id = k.scope_id AND s.platform_target = k.platform_target
    AND s.total_jobs = 0;
 
@@ -165,8 +170,9 @@ DELETE FROM vjm.job_stats_platform s
 -- Add to the daily history buckets (completed, failed, cancelled, processing milliseconds).
 INSERT INTO vjm.job_stats_daily AS d (scope, scope_id, user_id, team_id, day, completed_jobs, failed_jobs,
                                       cancelled_jobs, processing_ms)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::date[], $6::bigint[], $7::bigint[],
-                     $8::bigint[], $9::bigint[])
+SELECT * FROM unnest(:scope::text[], :scope_id::text[], :user_id::text[], :team_id::uuid[], :day::date[],
+                     :completed_jobs::bigint[], :failed_jobs::bigint[], :cancelled_jobs::bigint[],
+                     :processing_ms::bigint[])
 ON CONFLICT (scope, scope_id, day) DO UPDATE SET
     completed_jobs = d.completed_jobs + excluded.completed_jobs,
     failed_jobs = d.failed_jobs + excluded.failed_jobs,
@@ -176,16 +182,16 @@ ON CONFLICT (scope, scope_id, day) DO UPDATE SET
 -- job_change_insert_many --
 -- Append to the change feed, numbered by the projector in its apply transaction.
 INSERT INTO vjm.job_changes (seq, xact_id, position, job_id, user_id, team_id, status, version)
-SELECT * FROM unnest($1::bigint[], $2::xid8[], $3::bigint[], $4::uuid[], $5::text[], $6::uuid[], $7::text[],
-                     $8::integer[]);
+SELECT * FROM unnest(:seq::bigint[], :xact_id::xid8[], :position::bigint[], :job_id::uuid[], :user_id::text[],
+                     :team_id::uuid[], :status::text[], :version::integer[]);
 
 -- job_change_get_after --
 -- The change feed after a sequence number, in order.
 SELECT seq, xact_id, position, job_id, user_id, team_id, status, version, changed_at
   FROM vjm.job_changes
- WHERE seq > $1
+ WHERE seq > :after_seq
  ORDER BY seq
- LIMIT $2;
+ LIMIT :limit;
 
 -- job_change_get_last --
 -- The newest sequence number in the change feed (0 when it is empty).
@@ -193,32 +199,32 @@ SELECT coalesce(max(seq), 0) FROM vjm.job_changes;
 
 -- job_change_visible_many --
 -- Which of these feed rows the caller (an end user, acting_as) may read: RLS on vjm.job_changes decides.
-SELECT seq FROM vjm.job_changes_visible($1::bigint[]) AS v(seq);
+SELECT seq FROM vjm.job_changes_visible(:seqs::bigint[]) AS v(seq);
 
 -- job_change_prune --
 -- Forget feed entries older than the given number of seconds.
-DELETE FROM vjm.job_changes WHERE changed_at < now() - make_interval(secs => $1);
+DELETE FROM vjm.job_changes WHERE changed_at < now() - make_interval(secs => :older_than_seconds);
 
 -- projection_notify_many --
 -- Send the vjm_jobs notifications of a batch; delivered when the transaction commits, dropped on rollback.
-SELECT count(pg_notify('vjm_jobs', p)) FROM unnest($1::text[]) AS p;
+SELECT count(pg_notify('vjm_jobs', p)) FROM unnest(:payloads::text[]) AS p;
 
 -- job_get_stuck --
--- Processing jobs idle for longer than $1 seconds, oldest first (uses the partial index jobs_processing_activity).
+-- Processing jobs idle for longer than :timeout_seconds seconds, oldest first (uses the partial index jobs_processing_activity).
 SELECT job_id, version, attempt, attempts_left,
        extract(epoch FROM statement_timestamp() - last_activity_at)::float8 AS idle_seconds
   FROM vjm.jobs
  WHERE status = 'processing'
-   AND last_activity_at < statement_timestamp() - make_interval(secs => $1)
+   AND last_activity_at < statement_timestamp() - make_interval(secs => :timeout_seconds)
  ORDER BY last_activity_at
- LIMIT $2;
+ LIMIT :limit;
 
 -- event_get_all_by_job --
 -- Every event up to a commit-order cursor, grouped by job in version order (for replay).
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
        actor, user_id, team_id, occurred_at, data
   FROM vjm.job_events
- WHERE (xact_id, position) <= ($1::xid8, $2::bigint)
+ WHERE (xact_id, position) <= (:upto_xact_id::xid8, :upto_position::bigint)
  ORDER BY job_id, version;
 
 -- replay_tables_create --
@@ -291,7 +297,7 @@ SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) AS 
   FULL JOIN recount r ON r.scope = l.scope AND r.scope_id = l.scope_id
  WHERE l.scope IS NULL OR r.scope IS NULL OR to_jsonb(l) <> to_jsonb(r)
  ORDER BY 1
- LIMIT $1;
+ LIMIT :limit;
 
 -- job_stats_platform_recount_diff --
 -- Platform counters that differ from a recount over vjm.jobs.
@@ -321,7 +327,7 @@ SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) || 
   FULL JOIN recount r ON r.scope = l.scope AND r.scope_id = l.scope_id AND r.platform_target = l.platform_target
  WHERE l.scope IS NULL OR r.scope IS NULL OR to_jsonb(l) <> to_jsonb(r)
  ORDER BY 1
- LIMIT $1;
+ LIMIT :limit;
 
 -- jobs_replay_merge --
 -- Swap the replay in, in place: rows that differ are overwritten, missing ones added (readers are never blocked).
@@ -404,9 +410,9 @@ DELETE FROM vjm.job_stats_platform s
                     WHERE r.scope = s.scope AND r.scope_id = s.scope_id AND r.platform_target = s.platform_target);
 
 -- transition_counts_add_many --
--- Add the batch's events by type ($1 types, $2 counts) to the counters monitoring reads.
+-- Add the batch's events by type (:types, :counts: two arrays) to the counters monitoring reads.
 INSERT INTO vjm.transition_counts AS t (type, events)
-SELECT * FROM unnest($1::text[], $2::bigint[])
+SELECT * FROM unnest(:types::text[], :counts::bigint[])
 ON CONFLICT (type) DO UPDATE SET events = t.events + excluded.events;
 
 -- transition_counts_get --
@@ -414,10 +420,10 @@ ON CONFLICT (type) DO UPDATE SET events = t.events + excluded.events;
 SELECT type, events FROM vjm.transition_counts ORDER BY type;
 
 -- transition_counts_recount_diff --
--- Counters that differ from a recount of the log up to the checkpoint ($1 xact_id, $2 position).
+-- Counters that differ from a recount of the log up to the checkpoint (:upto_xact_id, :upto_position).
 WITH recount AS (
     SELECT e.type, count(*) AS events FROM vjm.job_events e
-     WHERE (e.xact_id, e.position) <= ($1::xid8, $2::bigint) GROUP BY e.type
+     WHERE (e.xact_id, e.position) <= (:upto_xact_id::xid8, :upto_position::bigint) GROUP BY e.type
 )
 SELECT 'transition_counts:' || coalesce(l.type, r.type) AS key,
        CASE WHEN l.type IS NULL THEN 'missing' WHEN r.type IS NULL THEN 'extra' ELSE 'different' END AS kind,
@@ -429,10 +435,10 @@ SELECT 'transition_counts:' || coalesce(l.type, r.type) AS key,
  ORDER BY 1;
 
 -- transition_counts_recount --
--- Make the counters a recount of the log up to the checkpoint ($1 xact_id, $2 position): rebuild's.
+-- Make the counters a recount of the log up to the checkpoint (:upto_xact_id, :upto_position): rebuild's.
 WITH recount AS (
     SELECT e.type, count(*) AS events FROM vjm.job_events e
-     WHERE (e.xact_id, e.position) <= ($1::xid8, $2::bigint) GROUP BY e.type
+     WHERE (e.xact_id, e.position) <= (:upto_xact_id::xid8, :upto_position::bigint) GROUP BY e.type
 ), gone AS (
     DELETE FROM vjm.transition_counts t WHERE NOT EXISTS (SELECT 1 FROM recount r WHERE r.type = t.type)
     RETURNING 1

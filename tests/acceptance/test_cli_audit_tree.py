@@ -10,12 +10,10 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
-
 from store import EventStore, prepare_event
 from store.audit import seal
-from tests.acceptance.test_cli_commands import avjm, vjm
-from tests.factories import create_data
+from tests.support.cli import avjm
+from tests.support.factories import create_data
 from tests.support.waiting import eventually
 
 
@@ -38,17 +36,6 @@ async def seal_everything(pool) -> int:
         return await seal(pool) == total
     await eventually(done)
     return total
-
-
-@pytest.mark.parametrize("action", ["keygen", "seal", "sign-head", "prove", "check-proof", "consistency"])
-def test_every_audit_tree_command_has_help(action: str) -> None:
-    result = vjm("audit", action, "--help")
-    assert result.returncode == 0 and result.stdout.startswith("usage: vjm audit") and "--help" in result.stdout
-
-
-def test_sign_head_without_a_key_is_a_usage_error(tmp_path: Path) -> None:
-    result = vjm("audit", "sign-head", "--database-url", "postgresql://nobody@127.0.0.1:1/none")
-    assert result.returncode == 2 and "no signing key" in result.stderr and "Traceback" not in result.stderr
 
 
 async def test_an_auditor_signs_verifies_proves_and_catches_a_deleted_job(store, pool, database_url,

@@ -9,63 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.cli import avjm, clean_env, finish, first_line_with, spawn, vjm
+from tests.support.factories import create_data
 from videojobs import VideoJobManager
 
-VJM = str(Path(sys.executable).with_name("vjm"))
-UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
-UPLOAD = dict(original_filename="holiday.mp4", original_filesize=1_000_000, clip_count=3, quality_preset="pro",
-              enhancement_level="basic", platform_target="tiktok")
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without any database URL, so only --database-url decides."""
-    env = {k: v for k, v in os.environ.items() if k not in ("VJM_DATABASE_URL", "VJM_JWT_SECRET")}
-    return {**env, "VJM_LOG_JSON": "1", **extra}
-
-
-def vjm(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([VJM, *args], capture_output=True, text=True, timeout=timeout, env=clean_env())
-
-
-async def avjm(*args: str) -> subprocess.CompletedProcess:
-    return await asyncio.to_thread(vjm, *args)
-
-
-def spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([VJM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env())
-
-
-async def first_line_with(process: subprocess.Popen, text: str, within: float = 60) -> str:
-    """Read stdout lines until one contains `text` (the process's own readiness signal)."""
-    def read() -> str:
-        for line in process.stdout:
-            if text in line:
-                return line
-        raise AssertionError(f"{text!r} never printed; stderr: {process.stderr.read()}")
-    return await asyncio.wait_for(asyncio.to_thread(read), within)
-
-
-async def finish(process: subprocess.Popen, *, terminate: bool) -> tuple[int, str, str]:
-    """SIGTERM it (or let it end by itself), wait, and return (exit code, rest of stdout, stderr)."""
-    if terminate:
-        process.send_signal(signal.SIGTERM)
-    try:
-        code = await asyncio.to_thread(process.wait, 30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    return code, process.stdout.read(), process.stderr.read()
+UPLOAD = create_data(original_filename="holiday.mp4")  # the table of jobs is asserted to show it
 
 
 async def seed(manager: VideoJobManager) -> dict:
@@ -84,51 +39,10 @@ async def seed(manager: VideoJobManager) -> dict:
             "bob": str(bob.job_id)}
 
 
-# --- help and usage errors (no database needed) ---
-
-@pytest.mark.parametrize("command", [
-    [], ["up"], ["demo"], ["listen"], ["watch"], ["jobs"], ["jobs", "list"], ["jobs", "show"], ["jobs", "history"],
-    ["jobs", "cancel"], ["stats"], ["migrate"], ["projections"], ["projections", "rebuild"],
-    ["projections", "verify"], ["maintenance"], ["maintenance", "reset-stuck"], ["audit"], ["audit", "verify"]])
-def test_every_command_has_help(command: list[str]) -> None:
-    result = vjm(*command, "--help")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: vjm") and "--help" in result.stdout
-
-
-@pytest.mark.parametrize("args, message", [
-    (["jobs", "list", "--limit", "many"], "invalid int value"),
-    (["jobs", "list", "--status", "exploded"], "invalid choice"),
-    (["jobs"], "required: ACTION"),
-    (["maintenance", "reset-stuck", "--older-than", "soon"], "is not a duration"),
-    (["maintenance", "reset-stuck", "--older-than", "15"], "'15' has no unit: say 15s, 15m or 15h"),
-    (["jobs", "list", "--user", "a", "--team", "b"], "give --user or --team, not both"),
-    (["stats", "--user", "a", "--team", "b"], "give --user or --team, not both"),
-    (["watch", "--rows", "0"], "must be positive"),
-    (["jobs", "cancel"], "give job ids or --status"),
-])
-def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
-    result = vjm(*args)
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert message in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize("command", [
-    ["jobs", "list"], ["jobs", "show", "01a22269-c5f0-70f7-b178-304bfe35888f"], ["stats"],
-    ["projections", "verify"], ["projections", "rebuild"], ["audit", "verify"],
-    ["maintenance", "reset-stuck"], ["listen"], ["watch"], ["up", "--port", "0"], ["demo"]])
-def test_an_unreachable_database_is_a_clear_error(command: list[str]) -> None:
-    started = time.monotonic()
-    result = vjm(*command, "--database-url", UNREACHABLE, timeout=60)
-    assert result.returncode == 3, (result.stdout, result.stderr)
-    assert "error: database unavailable" in result.stderr and "Traceback" not in result.stderr
-    assert time.monotonic() - started < 30
-
-
 # --- reading jobs ---
 
-async def test_jobs_list_filters_and_prints_json_or_a_table(manager: VideoJobManager, database_url: str) -> None:
-    ids = await seed(manager)
+async def test_jobs_list_filters_and_prints_json_or_a_table(manager_with_listeners: VideoJobManager, database_url: str) -> None:
+    ids = await seed(manager_with_listeners)
     everything = json.loads((await avjm("jobs", "list", "--database-url", database_url, "--json")).stdout)
     assert everything["total"] == 5 and {j["job_id"] for j in everything["items"]} >= {ids["done"], ids["bob"]}
     queued = json.loads((await avjm("jobs", "list", "--status", "queued", "--user", "alice",
@@ -164,8 +78,8 @@ async def test_unknown_and_malformed_job_ids(manager: VideoJobManager, database_
     assert malformed.returncode == 2 and "job_id must be a UUID" in malformed.stderr
 
 
-async def test_as_a_user_row_level_security_decides(manager: VideoJobManager, database_url: str) -> None:
-    ids = await seed(manager)
+async def test_as_a_user_row_level_security_decides(manager_with_listeners: VideoJobManager, database_url: str) -> None:
+    ids = await seed(manager_with_listeners)
     bob = json.loads((await avjm("jobs", "list", "--as", "bob", "--database-url", database_url, "--json")).stdout)
     assert [j["job_id"] for j in bob["items"]] == [ids["bob"]]
     hidden = await avjm("jobs", "show", ids["done"], "--as", "bob", "--database-url", database_url)
@@ -174,8 +88,8 @@ async def test_as_a_user_row_level_security_decides(manager: VideoJobManager, da
     assert stats["total_jobs"] == 1
 
 
-async def test_stats(manager: VideoJobManager, database_url: str) -> None:
-    await seed(manager)
+async def test_stats(manager_with_listeners: VideoJobManager, database_url: str) -> None:
+    await seed(manager_with_listeners)
     stats = json.loads((await avjm("stats", "--database-url", database_url, "--json")).stdout)
     assert (stats["total_jobs"], stats["queued_jobs"], stats["completed_jobs"], stats["failed_jobs"]) == (5, 3, 1, 1)
     assert stats["total_processing_time"] >= 12.5 and stats["average_processing_time"] > 0
@@ -185,8 +99,8 @@ async def test_stats(manager: VideoJobManager, database_url: str) -> None:
     assert table.returncode == 0 and "jobs by status" in table.stdout and "instagram" in table.stdout
 
 
-async def test_bulk_cancel_reports_each_job(manager: VideoJobManager, database_url: str) -> None:
-    ids = await seed(manager)
+async def test_bulk_cancel_reports_each_job(manager_with_listeners: VideoJobManager, database_url: str) -> None:
+    ids = await seed(manager_with_listeners)
     result = await avjm("jobs", "cancel", *ids["queued"], ids["done"], "--reason", "wrong cut",
                         "--database-url", database_url, "--json")
     report = json.loads(result.stdout)
@@ -199,22 +113,22 @@ async def test_bulk_cancel_reports_each_job(manager: VideoJobManager, database_u
 
 # --- maintenance, projections, audit ---
 
-async def test_reset_stuck_requeues_an_idle_processing_job(manager: VideoJobManager, database_url: str) -> None:
-    ids = await seed(manager)
-    await manager.start_processing(ids["queued"][0], "w-hung")
-    await manager.get_job_by_id(ids["queued"][0])
+async def test_reset_stuck_requeues_an_idle_processing_job(manager_with_listeners: VideoJobManager, database_url: str) -> None:
+    ids = await seed(manager_with_listeners)
+    await manager_with_listeners.start_processing(ids["queued"][0], "w-hung")
+    await manager_with_listeners.get_job_by_id(ids["queued"][0])
     kept = json.loads((await avjm("maintenance", "reset-stuck", "--older-than", "1h", "--database-url",
                                   database_url, "--json")).stdout)
     assert kept["found"] == 0
     result = await avjm("maintenance", "reset-stuck", "--older-than", "0s", "--database-url", database_url)
     assert result.returncode == 0 and "found 1, re-queued 1" in result.stdout
-    history = await manager.get_job_history(ids["queued"][0])
+    history = await manager_with_listeners.get_job_history(ids["queued"][0])
     assert history[-1].type == "time_out" and history[-1].actor == "system:stuck_detector"
 
 
-async def test_projections_verify_finds_a_tampered_row_and_rebuild_repairs_it(manager: VideoJobManager, pool,
+async def test_projections_verify_finds_a_tampered_row_and_rebuild_repairs_it(manager_with_listeners: VideoJobManager, pool,
                                                                              database_url: str) -> None:
-    ids = await seed(manager)
+    ids = await seed(manager_with_listeners)
     clean = await avjm("projections", "verify", "--database-url", database_url)
     assert clean.returncode == 0 and "ok (0 differences)" in clean.stdout
     await pool.execute("UPDATE vjm.jobs SET clip_count = clip_count + 1 WHERE job_id = $1::uuid", ids["bob"])
@@ -271,14 +185,14 @@ async def test_listen_projects_new_events_and_stops_on_sigterm(database_url: str
     assert code == 0 and "vjm listen: stopped" in out and "Traceback" not in err
 
 
-async def test_watch_prints_changes_as_they_happen(manager: VideoJobManager, database_url: str) -> None:
+async def test_watch_prints_changes_as_they_happen(manager_with_listeners: VideoJobManager, database_url: str) -> None:
     process = spawn("watch", "--user", "alice", "--max-changes", "2", "--database-url", database_url)
     try:
         await first_line_with(process, "vjm watch: watching job changes")
-        await manager.create_job(user_id="bob", **UPLOAD)  # filtered out
-        job = await manager.create_job(user_id="alice", **UPLOAD)
+        await manager_with_listeners.create_job(user_id="bob", **UPLOAD)  # filtered out
+        job = await manager_with_listeners.create_job(user_id="alice", **UPLOAD)
         created = await first_line_with(process, "change", within=10)
-        await manager.start_processing(job.job_id, "w1")
+        await manager_with_listeners.start_processing(job.job_id, "w1")
         started = await first_line_with(process, "change", within=10)
     finally:
         code, rest, err = await finish(process, terminate=False)
@@ -372,10 +286,10 @@ async def test_teams_from_the_cli_and_a_team_id_to_list_jobs_with(database_url: 
                        ).stdout) == []
 
 
-async def test_listed_ids_are_what_show_takes_and_piped_tables_cut_nothing(manager: VideoJobManager,
+async def test_listed_ids_are_what_show_takes_and_piped_tables_cut_nothing(manager_with_listeners: VideoJobManager,
                                                                           database_url: str) -> None:
     long_name = "a-very-long-holiday-upload-name-that-would-not-fit-a-narrow-column-" + "x" * 60 + ".mp4"
-    job = await manager.create_job(user_id="alice", **{**UPLOAD, "original_filename": long_name})
+    job = await manager_with_listeners.create_job(user_id="alice", **{**UPLOAD, "original_filename": long_name})
     listed = await avjm("jobs", "list", "--database-url", database_url)
     assert listed.returncode == 0, listed.stderr
     assert long_name in listed.stdout and "…" not in listed.stdout  # whole values, piped

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-VJM = str(Path(sys.executable).with_name("vjm"))
-
-
-def vjm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([VJM, *args], capture_output=True, text=True, timeout=120, env=env)
+from tests.support.cli import vjm
 
 
 def test_migrate_applies_then_reports_nothing_pending(empty_database_url: str) -> None:
@@ -23,17 +16,3 @@ def test_migrate_applies_then_reports_nothing_pending(empty_database_url: str) -
     assert second["applied_now"] == [] and second["applied"] == report["applied"]
 
 
-def test_migrate_against_an_unreachable_database_is_a_clear_error() -> None:
-    result = vjm("migrate", "--database-url", "postgresql://nobody@127.0.0.1:1/none")
-    assert result.returncode == 3
-    assert "database unavailable" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_unknown_command_is_a_usage_error() -> None:
-    result = vjm("explode")
-    assert result.returncode == 2 and "invalid choice" in result.stderr
-
-
-def test_help_lists_the_commands() -> None:
-    result = vjm("--help")
-    assert result.returncode == 0 and "migrate" in result.stdout and "demo" in result.stdout

@@ -12,58 +12,15 @@ test, so that no block is left out without a decision.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.readme import ROOT, Block, runnable
 from tests.support.servers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
-RUN = {"python", "sql", "sh"}
-NO_RUN = re.compile(r"<!--\s*readme:\s*no-run\s*\((.+)\)\s*-->")
-
-
-@dataclass(frozen=True)
-class Block:
-    language: str
-    line: int
-    code: str
-    skipped: str | None  # the reason it is not run
-
-
-def blocks(text: str) -> list[Block]:
-    """The fenced blocks of `text`, with their language, first line and no-run reason."""
-    found, lines, i = [], text.splitlines(), 0
-    while i < len(lines):
-        fence = re.fullmatch(r"```(\w*)\s*", lines[i])
-        if not fence:
-            i += 1
-            continue
-        previous = next((line for line in reversed(lines[:i]) if line.strip()), "")
-        reason = NO_RUN.search(previous)
-        end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
-        found.append(Block(fence.group(1), i + 1, "\n".join(lines[i + 1:end]) + "\n",
-                           reason.group(1) if reason else None))
-        i = end + 1
-    return found
-
-
-def runnable(language: str) -> list[Block]:
-    return [b for b in blocks(README.read_text()) if b.language == language and b.skipped is None]
-
-
-def test_every_block_is_run_or_says_why_not() -> None:
-    found = blocks(README.read_text())
-    unknown = [(b.line, b.language) for b in found if b.language and b.language not in RUN]
-    assert not unknown, f"README blocks in a language this test does not run: {unknown}"
-    assert all(b.skipped.strip() for b in found if b.skipped is not None)
-    assert {b.language for b in found if b.skipped is None and b.language} == RUN
 
 
 def env_for(database_url: str) -> dict[str, str]:

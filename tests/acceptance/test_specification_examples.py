@@ -43,40 +43,40 @@ async def test_marking_a_job_failed(manager: VideoJobManager) -> None:
     assert info.value.state == "failed"
 
 
-async def test_retrieving_jobs_with_filters(manager: VideoJobManager) -> None:
-    done = await manager.create_job(**SPEC_JOB)
-    await manager.start_processing(done.job_id)
-    await manager.complete_job(done.job_id, ["/c.mp4"], 10)
-    await manager.create_job(**SPEC_JOB)                                       # queued: filtered out
-    other = await manager.create_job(**{**SPEC_JOB, "platform_target": "instagram"})
-    await manager.start_processing(other.job_id)
-    await manager.complete_job(other.job_id, ["/i.mp4"], 10)                   # instagram: filtered out
-    await manager.create_job(**{**SPEC_JOB, "user_id": "user-456"})           # another user
+async def test_retrieving_jobs_with_filters(manager_with_listeners: VideoJobManager) -> None:
+    done = await manager_with_listeners.create_job(**SPEC_JOB)
+    await manager_with_listeners.start_processing(done.job_id)
+    await manager_with_listeners.complete_job(done.job_id, ["/c.mp4"], 10)
+    await manager_with_listeners.create_job(**SPEC_JOB)                                       # queued: filtered out
+    other = await manager_with_listeners.create_job(**{**SPEC_JOB, "platform_target": "instagram"})
+    await manager_with_listeners.start_processing(other.job_id)
+    await manager_with_listeners.complete_job(other.job_id, ["/i.mp4"], 10)                   # instagram: filtered out
+    await manager_with_listeners.create_job(**{**SPEC_JOB, "user_id": "user-456"})           # another user
     today = date.today()
-    page = await manager.get_user_jobs("user-123", 50, 0, {
+    page = await manager_with_listeners.get_user_jobs("user-123", 50, 0, {
         "status": "completed", "platform_target": "tiktok",
         "date_from": date(today.year, 1, 1).isoformat(), "date_to": date(today.year, 12, 31).isoformat()})
     assert [j.job_id for j in page.items] == [done.job_id] and page.total == 1
-    last_year = await manager.get_user_jobs("user-123", 50, 0, {"date_from": "2023-01-01", "date_to": "2023-12-31"})
+    last_year = await manager_with_listeners.get_user_jobs("user-123", 50, 0, {"date_from": "2023-01-01", "date_to": "2023-12-31"})
     assert last_year.items == [] and last_year.total == 0
 
 
-async def test_getting_statistics(manager: VideoJobManager) -> None:
+async def test_getting_statistics(manager_with_listeners: VideoJobManager) -> None:
     durations = [120.0, 60.0]
     for seconds in durations:
-        job = await manager.create_job(**SPEC_JOB)
-        await manager.start_processing(job.job_id)
-        await manager.complete_job(job.job_id, ["/c.mp4"], seconds)
-    failed = await manager.create_job(**SPEC_JOB)
-    await manager.start_processing(failed.job_id)
-    await manager.fail_job(failed.job_id, "Invalid video format")
-    await manager.create_job(**SPEC_JOB)
-    processing = await manager.create_job(**SPEC_JOB)
-    await manager.start_processing(processing.job_id)
-    stats = await manager.get_job_stats("user-123")
+        job = await manager_with_listeners.create_job(**SPEC_JOB)
+        await manager_with_listeners.start_processing(job.job_id)
+        await manager_with_listeners.complete_job(job.job_id, ["/c.mp4"], seconds)
+    failed = await manager_with_listeners.create_job(**SPEC_JOB)
+    await manager_with_listeners.start_processing(failed.job_id)
+    await manager_with_listeners.fail_job(failed.job_id, "Invalid video format")
+    await manager_with_listeners.create_job(**SPEC_JOB)
+    processing = await manager_with_listeners.create_job(**SPEC_JOB)
+    await manager_with_listeners.start_processing(processing.job_id)
+    stats = await manager_with_listeners.get_job_stats("user-123")
     assert (stats.total_jobs, stats.queued_jobs, stats.processing_jobs) == (5, 1, 1)
     assert (stats.completed_jobs, stats.failed_jobs, stats.cancelled_jobs) == (2, 1, 0)
-    failed_seconds = (await manager.get_job_by_id(failed.job_id)).processing_time
+    failed_seconds = (await manager_with_listeners.get_job_by_id(failed.job_id)).processing_time
     assert stats.total_processing_time == pytest.approx(sum(durations) + failed_seconds, abs=0.002)
     assert stats.average_processing_time == pytest.approx(stats.total_processing_time / 3, abs=0.002)
     tiktok = {p.platform_target: p for p in stats.by_platform}["tiktok"]

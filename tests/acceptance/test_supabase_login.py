@@ -10,28 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 
 from store import EventStore, prepare_event, with_user
-from tests.factories import create_data
+from tests.support.cli import VJM, avjm, environment_without
+from tests.support.factories import create_data
 from tests.support.waiting import eventually
 
-VJM = str(Path(sys.executable).with_name("vjm"))
 OPERATOR_GRANTS = "GRANT vjm_admin, vjm_projector TO {login}"  # SECURITY.md, "Running on Supabase"
 
 
 async def vjm(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VJM_DATABASE")}
-    return await asyncio.to_thread(subprocess.run, [VJM, *args], capture_output=True, text=True, timeout=120,
-                                   env=env)
+    """`vjm *args` with only --database-url naming a database."""
+    return await avjm(*args, env=environment_without("VJM_DATABASE_URL"))
 
 
 @pytest.fixture

@@ -10,27 +10,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.support import tokens
+from tests.support.cli import VJM, environment_without
+from tests.support.factories import create_data
+from tests.support.waiting import poll_blocking
+
 from .devtools import DevTools
 
-VJM = str(Path(sys.executable).with_name("vjm"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-SECRET = "browser-test-secret-0123456789abcdef"
-UPLOAD = dict(original_filesize=48_000_000, clip_count=4, quality_preset="pro", enhancement_level="basic",
-              platform_target="tiktok")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1400,1100")
@@ -44,27 +42,14 @@ def chromium_binary() -> str:
     return found
 
 
-def wait_until(check: Callable[[], Any], within: float, what: str) -> Any:
-    """Poll `check` until it returns something truthy, or fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        time.sleep(0.05)  # poll
-
-
 @pytest.fixture
 def served(database_url: str) -> Iterator[str]:
     """`vjm up` on a free port against this test's database; yields the base URL."""
-    env = {**os.environ, "VJM_JWT_SECRET": SECRET, "VJM_LOG_JSON": "1"}
-    env.pop("VJM_DATABASE_URL", None)
+    env = environment_without("VJM_DATABASE_URL", VJM_JWT_SECRET=tokens.TEST_JWT_SECRET, VJM_LOG_JSON="1")
     process = subprocess.Popen([VJM, "up", "--port", "0", "--database-url", database_url], env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        line = wait_until(lambda: process.stdout.readline() or process.poll() is not None, 60, "vjm up")
+        line = poll_blocking(lambda: process.stdout.readline() or process.poll() is not None, 60, "vjm up")
         assert isinstance(line, str) and "vjm up: serving" in line, f"vjm up did not start: {line!r}"
         yield line.split("serving ")[1].split("/ ")[0]
     finally:
@@ -81,7 +66,7 @@ def browser(tmp_path: Path) -> Iterator[DevTools]:
                                 "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = profile / "DevToolsActivePort"
-        port = wait_until(lambda: port_file.exists() and port_file.read_text().split("\n")[0].strip(), 30,
+        port = poll_blocking(lambda: port_file.exists() and port_file.read_text().split("\n")[0].strip(), 30,
                           "chromium's DevTools port")
         pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"]
         devtools = DevTools(pages[0]["webSocketDebuggerUrl"])
@@ -100,8 +85,8 @@ async def seed(database_url: str) -> dict[str, str]:
         ids = {}
         for name, platform in (("completed", "youtube_shorts"), ("failed", "instagram"), ("processing", "tiktok"),
                                ("queued", "instagram")):
-            job = await manager.create_job(user_id="alice", original_filename=f"{name}-cut.mp4",
-                                           **{**UPLOAD, "platform_target": platform})
+            job = await manager.create_job(user_id="alice", **create_data(original_filename=f"{name}-cut.mp4",
+                                                                          platform_target=platform))
             ids[name] = str(job.job_id)
         for name in ("completed", "failed", "processing"):
             attempt = await manager.start_processing(ids[name], "worker-1")
@@ -110,7 +95,7 @@ async def seed(database_url: str) -> dict[str, str]:
                 await manager.complete_job(ids[name], ["/out/1.mp4"], 3.5, attempt.attempt, actor="worker-1")
             elif name == "failed":
                 await manager.fail_job(ids[name], "unsupported codec", attempt.attempt, actor="worker-1")
-        ids["bob"] = str((await manager.create_job(user_id="bob", original_filename="bob-secret.mov", **UPLOAD)).job_id)
+        ids["bob"] = str((await manager.create_job(user_id="bob", **create_data(original_filename="bob-secret.mov"))).job_id)
     return ids
 
 
@@ -120,33 +105,31 @@ def rows(devtools: DevTools) -> list[str]:
 
 def test_a_job_created_through_the_api_appears_within_two_seconds(database_url: str, served: str,
                                                                   browser: DevTools) -> None:
-    from videojobs.http.auth import mint_token
-
     ids = asyncio.run(seed(database_url))
-    token = mint_token(SECRET, sub="alice")
+    token = tokens.token("alice")
     browser.call("Page.enable")
     browser.call("Page.navigate", url=f"{served}/#token={token}")
-    wait_until(lambda: browser.evaluate("!!(window.vjm && window.vjm.connected)"), 20, "the live stream")
+    poll_blocking(lambda: browser.evaluate("!!(window.vjm && window.vjm.connected)"), 20, "the live stream")
     alice = {ids[k] for k in ("completed", "failed", "processing", "queued")}
-    wait_until(lambda: alice <= set(rows(browser)), 20, "alice's jobs in the table")
+    poll_blocking(lambda: alice <= set(rows(browser)), 20, "alice's jobs in the table")
     assert ids["bob"] not in rows(browser), "the dashboard shows a job the token may not see"
 
     started = time.monotonic()
     response = httpx.post(f"{served}/api/v1/process", headers={"Authorization": f"Bearer {token}"},
-                          json={"original_filename": "live-upload.mp4", **UPLOAD, "platform_target": "tiktok"})
+                          json=create_data(original_filename="live-upload.mp4", platform_target="tiktok"))
     assert response.status_code == 201, response.text
     new_id = response.json()["job_id"]
-    wait_until(lambda: new_id in rows(browser), 2.0, "the new job to appear without a reload")
+    poll_blocking(lambda: new_id in rows(browser), 2.0, "the new job to appear without a reload")
     elapsed = time.monotonic() - started
     assert elapsed < 2.0
     assert browser.evaluate("performance.getEntriesByType('navigation').length") == 1  # never reloaded
 
-    counters = wait_until(lambda: _counters(browser) if _counters(browser).get("total") == "5" else None, 5,
+    counters = poll_blocking(lambda: _counters(browser) if _counters(browser).get("total") == "5" else None, 5,
                           "the counters to include the new job")
     assert (counters["queued"], counters["completed"], counters["failed"], counters["processing"]) == (
         "2", "1", "1", "1")
     browser.evaluate(f"document.querySelector('tr[data-job-id=\"{ids['failed']}\"]').click()")
-    wait_until(lambda: browser.evaluate("document.querySelectorAll('#history li').length") == 4, 5, "the history")
+    poll_blocking(lambda: browser.evaluate("document.querySelectorAll('#history li').length") == 4, 5, "the history")
     history = browser.evaluate("document.getElementById('history').innerText")
     assert "fail" in history and "unsupported codec" in history  # the failure's text, not only its state
     assert browser.evaluate("document.querySelectorAll('#chart rect').length") > 10

@@ -27,9 +27,11 @@ import asyncpg
 import psutil
 import structlog
 
-from listeners import Projector, ProjectorConfig, verify_projections
-from tests.faults.conftest import create_migrated_database, owned_server
-from tests.faults.test_server_restart import AMBIGUOUS, Ledger, _writer
+from listeners import Projector, ProjectorConfig
+from store.projections import verify_projections
+from tests.support.databases import create_migrated_database
+from tests.support.outage_writers import AMBIGUOUS, Ledger, write_until_stopped
+from tests.support.owned_postgres import owned_server
 from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
@@ -124,7 +126,7 @@ async def soak(minutes: float, writers: int, seed: int) -> int:
             await projector.start()
             ledger, stop = Ledger(), asyncio.Event()
             faults, users = collections.Counter(), collections.Counter()
-            tasks = [asyncio.create_task(_writer(manager, ledger, i, stop)) for i in range(writers)]
+            tasks = [asyncio.create_task(write_until_stopped(manager, ledger, i, stop)) for i in range(writers)]
             tasks += [asyncio.create_task(_users(manager, stop, users, random.Random(seed + 100 + i), writers,
                                                       ledger))
                       for i in range(2)]
@@ -134,7 +136,7 @@ async def soak(minutes: float, writers: int, seed: int) -> int:
                 await asyncio.sleep(1)  # the soak's clock
                 try:
                     async with asyncio.timeout(5):
-                        await manager.reset_stuck_jobs(older_than=2.0)  # time passes: idle jobs are stuck
+                        await manager.maintenance.reset_stuck_jobs(older_than=2.0)  # time passes: idle jobs are stuck
                         faults["stuck_scans"] += 1
                 except (TimeoutError, *AMBIGUOUS):
                     pass
@@ -169,7 +171,7 @@ async def _reckon(url: str, manager, ledger: Ledger, projector: Projector) -> di
     stored = collections.Counter((r["job_id"], r["version"]) for r in rows)
     missing = sum(1 for job_id, version, _ in set(ledger.acknowledged) if stored[(job_id, version)] != 1)
     verify = await verify_projections(url)
-    history = await manager.verify_history()
+    history = await manager.audit.verify_history()
     unacknowledged = total - len(set(ledger.acknowledged))
     differences = (total - projected) + missing + len(verify.differences) + (0 if history.ok else 1) \
         + (0 if unacknowledged <= ledger.ambiguous else 1)

@@ -1,6 +1,6 @@
 """API fuzzing (issue 9, part 6): schemathesis in stateful mode, plus a corpus of hostile requests.
 
-The app (videojobs.http.create_app) is served by uvicorn in a background thread with
+The app (videojobs.http.create_app) is served by uvicorn in a background thread (tests.support.servers) with
 its own manager (the app's lifespan connects to this test's database). Two users and
 the service drive it. Everything must answer without a 5xx, and no response given to
 a user may carry another user's job (no teams are involved, so "their own" is exact).
@@ -12,7 +12,6 @@ import asyncio
 import base64
 import json
 import random
-import threading
 import time
 import uuid
 
@@ -20,48 +19,31 @@ import httpx
 import jwt
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.checks import not_a_server_error
 
-from tests.faults.conftest import create_migrated_database, drop_database, scaled
-from videojobs import Settings
-from videojobs.http import HttpOptions, create_app
-from videojobs.http.auth import SERVICE_ROLE, USER_ROLE, mint_token
+from tests.support.databases import create_migrated_database, drop_database
+from tests.support.factories import create_data
+from tests.support.fault_sizes import scaled
+from tests.support.http_app import FAST, http_settings
+from tests.support.servers import serve_in_thread
+from tests.support.tokens import AUDIENCE, SERVICE, TEST_JWT_SECRET, bearer
+from videojobs.http import create_app
+from videojobs.http.auth import SERVICE_ROLE, USER_ROLE
 
-SECRET = "fault-tests-secret-0123456789abcdef"
-AUDIENCE = "authenticated"
 USERS = ("alice", "bob")
-JOB = {"original_filename": "a.mp4", "original_filesize": 1000, "clip_count": 2, "quality_preset": "pro",
-       "enhancement_level": "basic", "platform_target": "tiktok"}
-
-
-def auth(sub: str | None, role: str = USER_ROLE) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(SECRET, sub=sub, role=role, audience=AUDIENCE)}"}
-
-
-SERVICE = auth("worker-1", SERVICE_ROLE)
+JOB = create_data()
 
 
 @pytest.fixture
 def served(sync_template):
-    """(app, base URL): the API under uvicorn in a thread, on a database of its own."""
+    """(app, base URL): the API under uvicorn in a thread, on a database of its own (the app's lifespan connects)."""
     admin_url, template = sync_template
     url = asyncio.run(create_migrated_database(admin_url, template=template))
-    app = create_app(settings=Settings(database_url=url, jwt_secret=SECRET, jwt_audience=AUDIENCE),
-                     options=HttpOptions(sse_heartbeat_seconds=0.5, sse_poll_seconds=0.2))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)  # poll
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield app, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(15)
+    app = create_app(settings=http_settings(url), options=FAST)
+    with serve_in_thread(app) as base_url:
+        yield app, base_url
     asyncio.run(drop_database(admin_url, url))
 
 
@@ -97,7 +79,7 @@ def test_stateful_schemathesis(served) -> None:
         def get_call_kwargs(self, case):
             service = "/processor/" in case.path or "/admin/" in case.path or self.rng.random() < 0.1
             self.caller = None if service else self.rng.choice(USERS)
-            return {"base_url": base_url, "timeout": 30, "headers": SERVICE if service else auth(self.caller)}
+            return {"base_url": base_url, "timeout": 30, "headers": SERVICE if service else bearer(self.caller)}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             calls["count"] += 1
@@ -120,22 +102,22 @@ def _tokens() -> dict[str, str]:
     claims = {"sub": "bob", "role": USER_ROLE, "aud": AUDIENCE, "exp": now + 600}
     return {
         "none-alg": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.",
-        "expired": jwt.encode({**claims, "exp": now - 3600}, SECRET, algorithm="HS256"),
+        "expired": jwt.encode({**claims, "exp": now - 3600}, TEST_JWT_SECRET, algorithm="HS256"),
         "wrong-secret": jwt.encode(claims, "not-the-secret-0123456789abcdef", algorithm="HS256"),
         "forged-service": jwt.encode({**claims, "role": SERVICE_ROLE}, "guess", algorithm="HS256"),
-        "wrong-audience": jwt.encode({**claims, "aud": "someone-else"}, SECRET, algorithm="HS256"),
-        "no-exp": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, SECRET, algorithm="HS256"),
-        "hs512": jwt.encode(claims, SECRET, algorithm="HS512"),
-        "control-sub": jwt.encode({**claims, "sub": "bob\x00\u202e"}, SECRET, algorithm="HS256"),
-        "huge-sub": jwt.encode({**claims, "sub": "b" * 5000}, SECRET, algorithm="HS256"),
-        "unknown-role": jwt.encode({**claims, "role": "postgres"}, SECRET, algorithm="HS256"),
+        "wrong-audience": jwt.encode({**claims, "aud": "someone-else"}, TEST_JWT_SECRET, algorithm="HS256"),
+        "no-exp": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, TEST_JWT_SECRET, algorithm="HS256"),
+        "hs512": jwt.encode(claims, TEST_JWT_SECRET, algorithm="HS512"),
+        "control-sub": jwt.encode({**claims, "sub": "bob\x00\u202e"}, TEST_JWT_SECRET, algorithm="HS256"),
+        "huge-sub": jwt.encode({**claims, "sub": "b" * 5000}, TEST_JWT_SECRET, algorithm="HS256"),
+        "unknown-role": jwt.encode({**claims, "role": "postgres"}, TEST_JWT_SECRET, algorithm="HS256"),
         "garbage": "a.b.c",
         "dots": "..",
     }
 
 
 def _hostile_requests(job_id: str) -> list[tuple[str, str, dict, bytes | None]]:
-    alice = auth("alice")
+    alice = bearer("alice")
     json_headers = {**alice, "Content-Type": "application/json"}
     bomb = b'{"a":' * 5000 + b"1" + b"}" * 5000
     sqli = ["' OR 1=1 --", "x'); DROP TABLE vjm.job_events; --", "\\'; SELECT pg_sleep(10); --"]
@@ -187,7 +169,7 @@ def _hostile_requests(job_id: str) -> list[tuple[str, str, dict, bytes | None]]:
 def test_hostile_requests(served) -> None:
     _, base_url = served
     with httpx.Client(base_url=base_url, timeout=30) as client:
-        created = client.post("/api/v1/process", json=JOB, headers=auth("bob"))
+        created = client.post("/api/v1/process", json=JOB, headers=bearer("bob"))
         assert created.status_code == 201, created.text
         bobs_job = created.json()["job_id"]
         for method, path, headers, body in _hostile_requests(bobs_job):
@@ -198,10 +180,10 @@ def test_hostile_requests(served) -> None:
                 assert bobs_job not in response.text and '"user_id":"bob"' not in response.text.replace(" ", ""), \
                     f"{label} leaked bob's job: {response.text[:200]}"
         # Bob's job is intact, and only bob sees it.
-        assert client.get(f"/api/v1/jobs/{bobs_job}", headers=auth("bob")).status_code == 200
-        assert client.get(f"/api/v1/jobs/{bobs_job}", headers=auth("alice")).status_code == 404
+        assert client.get(f"/api/v1/jobs/{bobs_job}", headers=bearer("bob")).status_code == 200
+        assert client.get(f"/api/v1/jobs/{bobs_job}", headers=bearer("alice")).status_code == 404
         for user in USERS:
-            page = client.get("/api/v1/user/jobs", headers=auth(user)).json()
+            page = client.get("/api/v1/user/jobs", headers=bearer(user)).json()
             assert all(item["user_id"] == user for item in page["items"])
     print(f"hostile corpus: {len(_hostile_requests(bobs_job))} requests, 0 server errors, 0 leaks")
 
@@ -210,5 +192,5 @@ def test_unknown_job_ids_are_404_not_500(served) -> None:
     _, base_url = served
     with httpx.Client(base_url=base_url, timeout=30) as client:
         for _ in range(5):
-            response = client.get(f"/api/v1/jobs/{uuid.uuid4()}", headers=auth("alice"))
+            response = client.get(f"/api/v1/jobs/{uuid.uuid4()}", headers=bearer("alice"))
             assert response.status_code == 404

@@ -15,9 +15,13 @@ import math
 
 import pytest
 
-from listeners import Projector, ProjectorConfig, parse_notice, verify_projections
+from listeners import Projector, ProjectorConfig, parse_notice
 from store import EventStore, connect, prepare_event
-from tests.faults.conftest import JOB, NotificationCounter, log_and_checkpoint, scaled
+from store.projections import verify_projections
+from tests.support.factories import create_data
+from tests.support.fault_sizes import scaled
+from tests.support.notifications import NotificationCounter
+from tests.support.projections import log_and_checkpoint
 from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
@@ -53,7 +57,7 @@ async def test_ten_thousand_creates_in_one_statement(database_url: str) -> None:
     async with connect_manager(settings=Settings(database_url=database_url), listeners=False) as manager:
         created = []
         for start in range(0, jobs, 10_000):  # bulk_create_jobs takes at most 10,000 per call
-            created += await manager.bulk_create_jobs([dict(user_id=f"u{i % 7}", **JOB)
+            created += await manager.bulk_create_jobs([create_data(user_id=f"u{i % 7}")
                                                        for i in range(start, min(jobs, start + 10_000))])
         assert len(created) == jobs
         count, payloads = await _project_and_count(database_url, jobs)
@@ -75,7 +79,7 @@ async def test_ten_thousand_appends_in_one_explicit_transaction(database_url: st
         async with NotificationCounter(database_url, ("vjm_events",)) as doorbells:
             async with conn.transaction():
                 for _ in range(events // per_job):
-                    head = await store.append(prepare_event("create", dict(JOB), user_id="bulk"))
+                    head = await store.append(prepare_event("create", create_data(), user_id="bulk"))
                     head = await store.append(prepare_event("start", {"worker_id": "w"}, job_id=head.job_id))
                     for percent in (30, 60):
                         await store.append(prepare_event("progress", {"percent": percent}, job_id=head.job_id,

@@ -13,9 +13,12 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from listeners import Projector, ProjectorConfig, verify_projections
+from listeners import Projector, ProjectorConfig
 from store import EventStore, connect, prepare_event
-from tests.faults.conftest import JOB, log_and_checkpoint, scaled
+from store.projections import verify_projections
+from tests.support.factories import create_data
+from tests.support.fault_sizes import scaled
+from tests.support.projections import log_and_checkpoint
 from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
@@ -26,13 +29,13 @@ async def test_idle_transaction_holds_the_horizon_and_nothing_is_skipped(databas
     writes = scaled(200)
     projector = Projector(ProjectorConfig(database_url=database_url, horizon_warn_after=0.2, batch_size=50))
     async with connect_manager(settings=Settings(database_url=database_url), listeners=False) as manager:
-        before = [await manager.create_job(user_id="early", **JOB) for _ in range(5)]
+        before = [await manager.create_job(user_id="early", **create_data()) for _ in range(5)]
         idle = await connect(database_url)
         try:
             tx = idle.transaction()
             await tx.start()
-            late = await EventStore(idle).append(prepare_event("create", dict(JOB), user_id="late"))
-            jobs = await manager.bulk_create_jobs([dict(user_id="after", **JOB)] * (writes // 2))
+            late = await EventStore(idle).append(prepare_event("create", create_data(), user_id="late"))
+            jobs = await manager.bulk_create_jobs([create_data(user_id="after")] * (writes // 2))
             for job in jobs[: writes - writes // 2]:
                 await manager.start_processing(job.job_id, "w1")
             result = await projector.run_once()
@@ -63,5 +66,5 @@ async def test_idle_transaction_holds_the_horizon_and_nothing_is_skipped(databas
         assert (late.job_id in visible) == (outcome == "commit")
         verify = await verify_projections(database_url)
         assert verify.ok and verify.events == total, verify.differences[:3]
-        assert (await manager.verify_history()).ok
+        assert (await manager.audit.verify_history()).ok
     await projector.stop()

@@ -8,7 +8,7 @@ predicts its outcome from the model (including the refusals: JobNotFound for a
 job the user may not see, InvalidTransition for an illegal trigger, StaleAttempt
 for a fenced-off worker). After every step the invariants are checked:
 
-- the read model equals a fold of the committed events (listeners.verify_projections,
+- the read model equals a fold of the committed events (store.projections.verify_projections,
   which also recounts the stats: invariants 1 and 8);
 - each user sees exactly the jobs they may see, in the state the model predicts;
 - the projector checkpoint never goes backwards;
@@ -41,9 +41,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from listeners import Projector, ProjectorConfig, verify_projections
+from listeners import Projector, ProjectorConfig
 from statemachine import InvalidTransition, JobNotFound, StaleAttempt
-from tests.faults.conftest import JOB, create_migrated_database, drop_database, log_and_checkpoint, scaled
+from store.projections import verify_projections
+from tests.support.databases import create_migrated_database, drop_database
+from tests.support.factories import create_data
+from tests.support.fault_sizes import scaled
+from tests.support.projections import log_and_checkpoint
 from tests.support.waiting import eventually
 from videojobs import Settings, VideoJobManager
 from videojobs import connect as connect_manager
@@ -142,9 +146,9 @@ class JobSystem(RuleBasedStateMachine):
     @initialize()
     def teams(self) -> None:
         for name, members in TEAMS.items():
-            team = self._run(self.manager.create_team(name, members[0]))
+            team = self._run(self.manager.teams.create(name, members[0]))
             for member in members[1:]:
-                self._run(self.manager.add_team_member(team.team_id, member))
+                self._run(self.manager.teams.add_member(team.team_id, member))
             self.team_ids[name], self.team_names[team.team_id] = team.team_id, name
 
     @rule(user=st.sampled_from(USERS))
@@ -156,7 +160,7 @@ class JobSystem(RuleBasedStateMachine):
         team = next((t for t, members in TEAMS.items() if self.user in members), None) if in_team else None
         for _ in range(count):
             job = self._run(self.manager.as_user(self.user).create_job(
-                user_id=self.user, team_id=self.team_ids[team] if team else None, max_attempts=max_attempts, **JOB))
+                user_id=self.user, team_id=self.team_ids[team] if team else None, **create_data(max_attempts=max_attempts)))
             assert (job.status, job.version, job.attempts_left) == ("queued", 1, max_attempts)
             self.jobs[job.job_id] = ModelJob(self.user, team, "queued", max_attempts, max_attempts)
             self.order.append(job.job_id)
@@ -232,7 +236,7 @@ class JobSystem(RuleBasedStateMachine):
     def time_passes(self) -> None:
         """Every processing job is now idle for longer than the (zero) timeout: it is stuck."""
         processing = [j for j in self.jobs.values() if j.state == "processing"]
-        result = self._run(self.manager.reset_stuck_jobs(older_than=0))
+        result = self._run(self.manager.maintenance.reset_stuck_jobs(older_than=0))
         assert (result.found, result.skipped) == (len(processing), 0)
         for job in processing:
             job.moved("queued" if job.attempts_left > 0 else "failed")
@@ -276,7 +280,7 @@ class JobSystem(RuleBasedStateMachine):
 
     @invariant()
     def hash_chain_verifies(self) -> None:
-        report = self._run(self.manager.verify_history())
+        report = self._run(self.manager.audit.verify_history())
         assert report.ok and report.checked == sum(j.version for j in self.jobs.values()), report
 
     @invariant()

@@ -15,8 +15,12 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from listeners import Projector, ProjectorConfig, verify_projections
-from tests.faults.conftest import JOB, NotificationCounter, log_and_checkpoint, scaled
+from listeners import Projector, ProjectorConfig
+from store.projections import verify_projections
+from tests.support.factories import create_data
+from tests.support.fault_sizes import scaled
+from tests.support.notifications import NotificationCounter
+from tests.support.projections import log_and_checkpoint
 from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
@@ -49,7 +53,7 @@ async def test_listener_that_never_reads(own_server, own_database: str) -> None:
         written = 0
         for _ in range(rounds):
             for _ in range(per_round // 2):
-                job = await manager.create_job(user_id="u", **JOB)
+                job = await manager.create_job(user_id="u", **create_data())
                 await manager.start_processing(job.job_id, "w")
                 written += 2
             usage.append(await _usage(url))

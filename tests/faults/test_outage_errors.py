@@ -12,21 +12,17 @@ import asyncpg
 import pytest
 
 from statemachine import DatabaseUnavailable
-from store import translate_error
-from tests.faults.conftest import JOB
+from tests.support.factories import create_data
+from tests.support.http_app import http_settings
+from tests.support.tokens import bearer
 from tests.support.waiting import eventually
 from videojobs import Settings
 from videojobs import connect as connect_manager
 
 
-def test_internal_client_error_after_server_shutdown_is_transient() -> None:
-    error = asyncpg.exceptions._base.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
-    assert isinstance(translate_error(error), DatabaseUnavailable)
-
-
 async def test_read_that_loses_its_connection_raises_database_unavailable(database_url: str) -> None:
     async with connect_manager(settings=Settings(database_url=database_url), listeners=False) as manager:
-        job = await manager.create_job(user_id="u1", **JOB)
+        job = await manager.create_job(user_id="u1", **create_data())
         blocker = await asyncpg.connect(database_url)
         try:
             tx = blocker.transaction()
@@ -43,7 +39,7 @@ async def test_read_that_loses_its_connection_raises_database_unavailable(databa
 async def test_read_after_write_fails_fast_while_server_is_down(own_server, own_database: str) -> None:
     settings = Settings(database_url=own_database)
     async with connect_manager(settings=settings, listeners=False, consistency_timeout=0.2) as manager:
-        job = await manager.create_job(user_id="u1", **JOB)  # the projection has not applied it (no projector)
+        job = await manager.create_job(user_id="u1", **create_data())  # the projection has not applied it (no projector)
         async with own_server.down():
             try:
                 async with asyncio.timeout(5):
@@ -56,26 +52,23 @@ async def test_read_after_write_fails_fast_while_server_is_down(own_server, own_
 async def test_http_api_answers_503_while_server_is_down(own_server, own_database: str) -> None:
     import httpx
 
-    from tests.faults.test_api_fuzz import AUDIENCE, SECRET, auth
     from videojobs.http import create_app
 
-    settings = Settings(database_url=own_database, jwt_secret=SECRET, jwt_audience=AUDIENCE)
+    settings = http_settings(own_database)
     async with connect_manager(settings=settings, listeners=False, consistency_timeout=0.2) as manager:
         app = create_app(manager, settings=settings)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test") as client:
-            assert (await client.get("/api/v1/user/jobs", headers=auth("alice"))).status_code == 200
+            assert (await client.get("/api/v1/user/jobs", headers=bearer("alice"))).status_code == 200
             async with own_server.down():
                 async with asyncio.timeout(20):
                     for path in ("/api/v1/user/jobs", "/api/v1/user/jobs/stats", "/healthz"):
-                        response = await client.get(path, headers=auth("alice"))
+                        response = await client.get(path, headers=bearer("alice"))
                         assert response.status_code == 503, (path, response.status_code, response.text[:200])
             await eventually(lambda: _ok(client), 20, "the API answers again after the restart")
 
 
 async def _ok(client) -> bool:
-    from tests.faults.test_api_fuzz import auth
-
-    return (await client.get("/api/v1/user/jobs", headers=auth("alice"))).status_code == 200
+    return (await client.get("/api/v1/user/jobs", headers=bearer("alice"))).status_code == 200
 
 
 async def test_a_user_write_that_loses_its_connection_at_commit_raises_database_unavailable(database_url: str) -> None:
@@ -89,7 +82,7 @@ async def test_a_user_write_that_loses_its_connection_at_commit_raises_database_
         GRANT EXECUTE ON FUNCTION public.hold_commit() TO PUBLIC""")
     try:
         async with connect_manager(settings=Settings(database_url=database_url), listeners=False) as manager:
-            job = await manager.create_job(user_id="u1", **JOB)
+            job = await manager.create_job(user_id="u1", **create_data())
             cancel = asyncio.create_task(manager.as_user("u1").cancel_job(job.job_id))
             await _kill_the_waiter(admin, "wait_event = 'PgSleep'", cancel,
                                    "the user's COMMIT is held by the deferred trigger")
@@ -108,21 +101,3 @@ async def _kill_the_waiter(admin: asyncpg.Connection, waiting: str, call: asynci
         await call
 
 
-class _DropsOnExit:
-    """An acquire context whose release fails the way asyncpg's does when the server dropped the socket."""
-
-    async def __aenter__(self):
-        return object()
-
-    async def __aexit__(self, *exc_info):
-        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
-
-
-@pytest.mark.parametrize("body_error", [None, asyncpg.ConnectionDoesNotExistError("lost"), ValueError("bug")])
-async def test_a_connection_lost_while_being_released_is_database_unavailable(body_error) -> None:
-    from videojobs.manager.core import translated_opening
-
-    with pytest.raises(DatabaseUnavailable):
-        async with translated_opening(_DropsOnExit()):
-            if body_error is not None:
-                raise body_error

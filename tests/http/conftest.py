@@ -1,90 +1,63 @@
-"""HTTP API fixtures: an app on this test's database, an httpx client over ASGI, tokens, a live server."""
+"""HTTP API fixtures: an app on this test's manager, an httpx client over ASGI, a live uvicorn server.
+
+Which fixture starts what in the background:
+- `app`, `client`: nothing (the ASGI client runs no lifespan; the manager runs no listeners);
+- `app_with_listeners`, `client_with_listeners`: the manager's projector and stuck detector;
+- `live_server_with_listeners`: a uvicorn server in this test's loop serving `app_with_listeners`
+  (the SSE stream reads the change feed the projector writes), and with its lifespan the feed hub.
+Tokens, settings and request bodies are in tests.support (tokens, http_app).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.support.waiting import wait_until
-from videojobs import Settings
-from videojobs.http import HttpOptions, create_app
-from videojobs.http.auth import SERVICE_ROLE, USER_ROLE, mint_token
+from tests.support.http_app import FAST, http_settings
+from tests.support.servers import serve
+from tests.support.tokens import SERVICE, bearer  # noqa: F401 (re-exported: see below)
+from videojobs.http import create_app
 
-SECRET = "test-secret-for-the-http-api-0123456789"
-AUDIENCE = "authenticated"
-JOB = {"original_filename": "holiday.mp4", "original_filesize": 1_048_576, "clip_count": 3,
-       "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"}
-
-
-def token(sub: str | None, role: str = USER_ROLE, **claims) -> str:
-    """A valid token for `sub` (service tokens: role=SERVICE_ROLE)."""
-    return mint_token(SECRET, sub=sub, role=role, audience=AUDIENCE, **claims)
-
-
-def bearer(sub: str | None = None, role: str = USER_ROLE) -> dict[str, str]:
-    """Authorization headers for `sub`."""
-    return {"Authorization": f"Bearer {token(sub, role)}"}
-
-
-SERVICE = {"Authorization": f"Bearer {mint_token(SECRET, sub='worker-1', role=SERVICE_ROLE, audience=AUDIENCE, ttl_seconds=86400)}"}
-
-
-def http_settings(database_url: str) -> Settings:
-    """Settings of a test app."""
-    return Settings(database_url=database_url, jwt_secret=SECRET, jwt_audience=AUDIENCE)
-
-
-FAST = HttpOptions(sse_heartbeat_seconds=0.5, sse_poll_seconds=0.2)
+# tests/http/test_schemathesis.py (being rewritten on another branch) still imports FAST, SERVICE,
+# bearer and http_settings from this module; its import moves to tests.support, then these go.
 
 
 @pytest.fixture
 def app(manager, database_url):
-    """The API on this test's manager (projector and detector running)."""
+    """The API on this test's manager (which starts no background service)."""
     return create_app(manager, settings=http_settings(database_url), options=FAST)
 
 
 @pytest.fixture
-async def client(app) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client talking to the app in-process (ASGI)."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test") as c:
-        yield c
+def app_with_listeners(manager_with_listeners, database_url):
+    """The API on a manager whose projector and stuck detector run in-process."""
+    return create_app(manager_with_listeners, settings=http_settings(database_url), options=FAST)
 
 
-
-
-@contextlib.asynccontextmanager
-async def serve(app, *, lifespan: str = "on", send_buffer: int | None = None) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on 127.0.0.1 in this event loop; yields its base URL.
-
-    `send_buffer` sets SO_SNDBUF on the listening socket (accepted connections inherit it), so
-    that a response to a client that stops reading blocks the server after kilobytes, not megabytes.
-    """
-    listener = socket.socket()
-    if send_buffer is not None:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
-    task = asyncio.create_task(server.serve(sockets=[listener]))
-    await wait_until(lambda: server.started or task.done(), what="uvicorn to start")
-    if task.done():
-        task.result()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+def _asgi_client(app) -> httpx.AsyncClient:
+    """An httpx client talking to `app` in-process (ASGI, no lifespan)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test")
 
 
 @pytest.fixture
-async def live_url(app) -> AsyncIterator[str]:
-    """The app served by uvicorn on 127.0.0.1 in this test's event loop (for streaming), lifespan included."""
-    async with serve(app) as url:
-        yield url
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to `app` in-process (ASGI)."""
+    async with _asgi_client(app) as c:
+        yield c
 
+
+@pytest.fixture
+async def client_with_listeners(app_with_listeners) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to `app_with_listeners` in-process (ASGI)."""
+    async with _asgi_client(app_with_listeners) as c:
+        yield c
+
+
+@pytest.fixture
+async def live_server_with_listeners(app_with_listeners) -> AsyncIterator[str]:
+    """The base URL of `app_with_listeners` served by uvicorn on 127.0.0.1 in this test's event loop (for
+    streaming); its lifespan starts the feed hub."""
+    async with serve(app_with_listeners) as url:
+        yield url

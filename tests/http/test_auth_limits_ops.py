@@ -8,9 +8,8 @@ import asyncpg
 import jwt
 import pytest
 
-from videojobs.http.auth import SERVICE_ROLE
-
-from .conftest import AUDIENCE, JOB, SECRET, SERVICE, bearer, token
+from tests.support.http_app import JOB
+from tests.support.tokens import AUDIENCE, SERVICE, TEST_JWT_SECRET, bearer, token
 
 PROBLEM = "application/problem+json"
 
@@ -25,13 +24,13 @@ BAD_TOKENS = {
     "not a bearer": "Basic YWxpY2U6cHc=",
     "malformed": "Bearer not.a.jwt",
     "bad signature": "Bearer " + jwt.encode(_claims(), "another-secret-of-sufficient-length!!", algorithm="HS256"),
-    "expired": "Bearer " + jwt.encode(_claims(exp=int(time.time()) - 3600), SECRET, algorithm="HS256"),
-    "wrong audience": "Bearer " + jwt.encode(_claims(aud="someone-else"), SECRET, algorithm="HS256"),
-    "no audience": "Bearer " + jwt.encode({k: v for k, v in _claims().items() if k != "aud"}, SECRET,
+    "expired": "Bearer " + jwt.encode(_claims(exp=int(time.time()) - 3600), TEST_JWT_SECRET, algorithm="HS256"),
+    "wrong audience": "Bearer " + jwt.encode(_claims(aud="someone-else"), TEST_JWT_SECRET, algorithm="HS256"),
+    "no audience": "Bearer " + jwt.encode({k: v for k, v in _claims().items() if k != "aud"}, TEST_JWT_SECRET,
                                           algorithm="HS256"),
-    "no exp": "Bearer " + jwt.encode({k: v for k, v in _claims().items() if k != "exp"}, SECRET, algorithm="HS256"),
+    "no exp": "Bearer " + jwt.encode({k: v for k, v in _claims().items() if k != "exp"}, TEST_JWT_SECRET, algorithm="HS256"),
     "alg none": "Bearer " + jwt.encode(_claims(), None, algorithm="none"),
-    "no sub": "Bearer " + jwt.encode({k: v for k, v in _claims().items() if k != "sub"}, SECRET, algorithm="HS256"),
+    "no sub": "Bearer " + jwt.encode({k: v for k, v in _claims().items() if k != "sub"}, TEST_JWT_SECRET, algorithm="HS256"),
 }
 
 
@@ -65,16 +64,16 @@ async def test_oversized_bodies_get_413(client):
     assert small.status_code == 201
 
 
-async def test_healthz_and_metrics(client, manager):
-    await client.post("/api/v1/process", json=JOB, headers=bearer("alice"))
-    health = await client.get("/healthz")
+async def test_healthz_and_metrics(client_with_listeners, manager_with_listeners):
+    await client_with_listeners.post("/api/v1/process", json=JOB, headers=bearer("alice"))
+    health = await client_with_listeners.get("/healthz")
     assert health.status_code == 200
     body = health.json()
     assert body["database"]["status"] == "ok" and body["status"] in ("ok", "degraded")
     assert "events_behind" in body["projector"] and body["detector"]["overdue_jobs"] == 0
     # Transition counts are the projector's (applied events): they follow the projection, within its lag.
-    assert await manager.wait_for_projection(10)
-    metrics = await client.get("/metrics")
+    assert await manager_with_listeners.maintenance.wait_for_projection(10)
+    metrics = await client_with_listeners.get("/metrics")
     assert metrics.status_code == 200
     text = metrics.text
     for family in ("vjm_http_request_duration_seconds_bucket", "vjm_projector_lag_events", "vjm_stuck_resets_total",
@@ -127,14 +126,3 @@ async def test_database_down_gives_503_with_retry_after(client, database_url, pg
     assert again.status_code == 200
 
 
-def test_token_helper_prints_a_verifiable_token(capsys, monkeypatch):
-    from videojobs.http.auth import decode_token
-    from videojobs.http.token import main
-
-    monkeypatch.setenv("VJM_JWT_SECRET", SECRET)
-    assert main(["--sub", "user-123", "--role", "authenticated"]) == 0
-    printed = capsys.readouterr().out.strip()
-    who = decode_token(printed, secret=SECRET, audience=AUDIENCE)
-    assert who.sub == "user-123" and not who.is_service
-    assert main(["--role", SERVICE_ROLE]) == 0
-    assert decode_token(capsys.readouterr().out.strip(), secret=SECRET, audience=AUDIENCE).is_service

@@ -14,10 +14,15 @@ import h11
 import httpx
 
 from store.identity import acting_as
+from tests.support.factories import create_data
+from tests.support.http_app import FAST, http_settings
+from tests.support.pools import role_pools as role_pools_on
+from tests.support.projections import wait_in_change_feed
+from tests.support.servers import serve
+from tests.support.sse import EventParser, is_comment
+from tests.support.tokens import SERVICE, bearer
 from tests.support.waiting import wait_until
 from videojobs.http import HttpOptions, create_app
-
-from .conftest import FAST, SERVICE, bearer, http_settings, serve
 
 STREAM = "/api/v1/events/stream"
 
@@ -33,19 +38,14 @@ class Stream:
         self.task = asyncio.create_task(self._run(client, headers, params))
 
     async def _run(self, client, headers, params) -> None:
-        current: dict = {}
+        parser = EventParser()
         async with client.stream("GET", STREAM, headers=headers, params=params) as response:
             self.status = response.status_code
             async for line in response.aiter_lines():
-                if line.startswith(":"):
+                if is_comment(line):
                     self.comments.append(line)
-                elif line.startswith("id:"):
-                    current["id"] = int(line[3:].strip())
-                elif line.startswith("data:"):
-                    current["data"] = json.loads(line[5:].strip())
-                elif line == "" and "data" in current:
-                    self.events.append(current)
-                    current = {}
+                elif event := parser.feed(line):
+                    self.events.append(event)
         self.ended = True
 
     @property
@@ -73,29 +73,19 @@ def client_for(url: str, streams: int = 10) -> httpx.AsyncClient:
 
 
 def job(user_id: str, team_id=None, name: str = "clip.mp4") -> dict:
-    return {"user_id": user_id, "team_id": team_id, "original_filename": name, "original_filesize": 1000,
-            "clip_count": 1, "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"}
+    return create_data(user_id=user_id, team_id=team_id, original_filename=name)
 
 
-async def projected(manager, jobs: Iterable) -> int:
+async def projected(pools, jobs: Iterable) -> int:
     """Wait until the change feed holds every one of these jobs; the newest seq."""
-    ids = [j.job_id for j in jobs]
-
-    async def present() -> bool:
-        return await manager.pool.fetchval("SELECT count(DISTINCT job_id) FROM vjm.job_changes "
-                                           "WHERE job_id = ANY ($1::uuid[])", ids) == len(set(ids))
-    deadline = asyncio.get_running_loop().time() + 20
-    while not await present():
-        assert asyncio.get_running_loop().time() < deadline, "the projector did not catch up"
-        await asyncio.sleep(0.02)  # poll
-    return await manager.pool.fetchval("SELECT max(seq) FROM vjm.job_changes")
+    return await wait_in_change_feed(pools.service, jobs)
 
 
-async def feed_as(manager, user_id: str | None) -> list[int]:
+async def feed_as(pools, user_id: str | None) -> list[int]:
     """Every seq `user_id` may read under RLS now (None: everything)."""
     if user_id is None:
-        return [r[0] for r in await manager.pool.fetch("SELECT seq FROM vjm.job_changes ORDER BY seq")]
-    async with acting_as(manager.user_pool, user_id=user_id) as conn:
+        return [r[0] for r in await pools.service.fetch("SELECT seq FROM vjm.job_changes ORDER BY seq")]
+    async with acting_as(pools.users, user_id=user_id) as conn:
         return [r[0] for r in await conn.fetch("SELECT seq FROM vjm.job_changes ORDER BY seq")]
 
 
@@ -112,21 +102,22 @@ def hub_of(app):
     return app.state.vjm.feed_hub
 
 
-async def test_120_streams_share_a_bounded_number_of_database_connections(app, live_url, manager,
+async def test_120_streams_share_a_bounded_number_of_database_connections(app_with_listeners, live_server_with_listeners, manager_with_listeners,
                                                                          database_url) -> None:
-    state = app.state.vjm
+    state = app_with_listeners.state.vjm
     who = ["alice"] * 40 + ["bob"] * 40 + [None] * 40
-    async with client_for(live_url, len(who)) as client:
+    async with client_for(live_server_with_listeners, len(who)) as client:
         streams = [Stream(client, SERVICE if sub is None else bearer(sub)) for sub in who]
-        await wait_until(lambda: hub_of(app).live_subscribers == len(who), deadline_s=30, what="120 live streams")
+        await wait_until(lambda: hub_of(app_with_listeners).live_subscribers == len(who), deadline_s=30, what="120 live streams")
         connections = await database_connections(database_url)
         # Two pools (service and users, pool_size each), the projector, the read-your-writes watcher and the
         # hub: a bound that does not depend on the number of streams.
         assert connections <= 2 * state.settings.pool_size + 4 < len(who), connections
         metrics = (await client.get("/metrics")).text
         assert "vjm_sse_clients 120.0" in metrics and "vjm_sse_feed_connected 1.0" in metrics
-        made = await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
-        await projected(manager, made)
+        made = await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
+        async with role_pools_on(database_url, max_size=1) as pools:  # opened after the count above
+            await projected(pools, made)
         await wait_until(lambda: all(len(s.events) == (2, 1, 3)[i // 40] for i, s in enumerate(streams)),
                          what="every stream to get its changes")
         for i, stream in enumerate(streams):
@@ -135,22 +126,22 @@ async def test_120_streams_share_a_bounded_number_of_database_connections(app, l
         assert await database_connections(database_url) <= 2 * state.settings.pool_size + 4
         for stream in streams:
             await stream.stop()
-        await wait_until(lambda: state.metrics.sse_clients._value.get() == 0 and hub_of(app).subscribers == 0,
+        await wait_until(lambda: state.metrics.sse_clients._value.get() == 0 and hub_of(app_with_listeners).subscribers == 0,
                          what="the streams to be counted out")
 
 
 async def test_resume_with_last_event_id_across_catch_up_and_live_has_no_gap_and_no_duplicate(
-        live_url, manager) -> None:
+        live_server_with_listeners, manager_with_listeners, role_pools) -> None:
     stop, made = asyncio.Event(), []
 
     async def writer() -> None:
         while not stop.is_set():
-            made.extend(await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")]))
+            made.extend(await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("alice")]))
 
     writing = asyncio.create_task(writer())
     seen: list[int] = []
     try:
-        async with client_for(live_url) as client:
+        async with client_for(live_server_with_listeners) as client:
             for take in (3, 1, 7, 2, 11, 5):  # disconnect after `take` events, reconnect from the last one
                 headers = bearer("alice") if not seen else {**bearer("alice"), "Last-Event-ID": str(seen[-1])}
                 stream = Stream(client, headers)
@@ -160,9 +151,9 @@ async def test_resume_with_last_event_id_across_catch_up_and_live_has_no_gap_and
     finally:
         stop.set()
         await writing
-    await projected(manager, made)
-    truth = await feed_as(manager, "alice")
-    async with client_for(live_url) as client:
+    await projected(role_pools, made)
+    truth = await feed_as(role_pools, "alice")
+    async with client_for(live_server_with_listeners) as client:
         last = Stream(client, {**bearer("alice"), "Last-Event-ID": str(seen[-1])})
         await last.until(truth[-1])
         await last.stop()
@@ -194,12 +185,12 @@ async def _open_unread_stream(url: str, app) -> tuple[asyncio.StreamReader, asyn
     return reader, writer
 
 
-async def _write_until_overflow(manager, app, fast: Stream) -> None:
+async def _write_until_overflow(manager, pools, app, fast: Stream) -> None:
     """Create jobs until the unread stream's socket is full and its buffer overflows (bounded)."""
     made: list = []
     for _ in range(20):
         made += await manager.bulk_create_jobs([job("alice") for _ in range(100)])
-        await fast.until(await projected(manager, made))
+        await fast.until(await projected(pools, made))
         if hub_of(app).overflows:
             break
     assert hub_of(app).overflows == 1, "the unread stream never fell behind"
@@ -230,15 +221,15 @@ async def _read_to_end(reader: asyncio.StreamReader) -> tuple[list[dict], list[s
     return events, comments
 
 
-async def test_a_slow_client_is_ended_and_the_other_streams_keep_flowing(manager, database_url) -> None:
+async def test_a_slow_client_is_ended_and_the_other_streams_keep_flowing(manager_with_listeners, database_url, role_pools) -> None:
     options = HttpOptions(sse_heartbeat_seconds=60, sse_poll_seconds=0.2, sse_queue_size=8)
-    app = create_app(manager, settings=http_settings(database_url), options=options)
+    app = create_app(manager_with_listeners, settings=http_settings(database_url), options=options)
     async with serve(app, send_buffer=4096) as url, client_for(url) as client:
         fast = Stream(client, bearer("alice"))
         reader, writer = await _open_unread_stream(url, app)
-        await _write_until_overflow(manager, app, fast)
+        await _write_until_overflow(manager_with_listeners, role_pools, app, fast)
         assert hub_of(app).live_subscribers == 1 and not fast.task.done()
-        truth = await feed_as(manager, "alice")
+        truth = await feed_as(role_pools, "alice")
         assert fast.ids == truth, "the fast stream lost or repeated something"
         slow_events, comments = await _read_to_end(reader)  # now read: what was buffered, a note, the end
         writer.close()
@@ -253,41 +244,41 @@ async def test_a_slow_client_is_ended_and_the_other_streams_keep_flowing(manager
             await stream.stop()
 
 
-async def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(manager, database_url) -> None:
+async def test_a_client_that_never_reads_is_cut_off_by_the_send_timeout(manager_with_listeners, database_url, role_pools) -> None:
     options = HttpOptions(sse_heartbeat_seconds=60, sse_poll_seconds=0.2, sse_queue_size=8,
                           sse_send_timeout_seconds=1.0)
-    app = create_app(manager, settings=http_settings(database_url), options=options)
+    app = create_app(manager_with_listeners, settings=http_settings(database_url), options=options)
     clients = app.state.vjm.metrics.sse_clients._value
     async with serve(app, send_buffer=4096) as url, client_for(url) as client:
         fast = Stream(client, bearer("alice"))
         _, writer = await _open_unread_stream(url, app)
-        await _write_until_overflow(manager, app, fast)
+        await _write_until_overflow(manager_with_listeners, role_pools, app, fast)
         # Its response is stuck writing to a full socket; without a send timeout it stays open forever.
         await wait_until(lambda: clients.get() == 1, what="the silent stream to be ended by the send timeout")
-        more = await manager.bulk_create_jobs([job("alice")])
-        await fast.until(await projected(manager, more))
-        assert fast.ids == await feed_as(manager, "alice") and not fast.task.done()
+        more = await manager_with_listeners.bulk_create_jobs([job("alice")])
+        await fast.until(await projected(role_pools, more))
+        assert fast.ids == await feed_as(role_pools, "alice") and not fast.task.done()
         writer.close()
         await fast.stop()
 
 
-async def test_streams_carry_only_the_users_own_and_team_jobs_and_team_removal_applies(live_url, app,
-                                                                                    manager) -> None:
-    team = await manager.create_team("crew", owner_id="alice")
-    await manager.add_team_member(team.team_id, "bob")
-    async with client_for(live_url) as client:
+async def test_streams_carry_only_the_users_own_and_team_jobs_and_team_removal_applies(live_server_with_listeners, app_with_listeners,
+                                                                                    manager_with_listeners, role_pools) -> None:
+    team = await manager_with_listeners.teams.create("crew", owner_id="alice")
+    await manager_with_listeners.teams.add_member(team.team_id, "bob")
+    async with client_for(live_server_with_listeners) as client:
         streams = {sub: Stream(client, bearer(sub)) for sub in ("alice", "bob", "carol")}
         streams["service"] = Stream(client, SERVICE)
-        await wait_until(lambda: hub_of(app) is not None and hub_of(app).live_subscribers == 4,
+        await wait_until(lambda: hub_of(app_with_listeners) is not None and hub_of(app_with_listeners).live_subscribers == 4,
                          what="four live streams")
-        before = await manager.bulk_create_jobs([job("alice"), job("bob"), job("carol"),
+        before = await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("carol"),
                                                  job("alice", team.team_id, "team-1.mp4")])
-        await streams["service"].until(await projected(manager, before))
+        await streams["service"].until(await projected(role_pools, before))
         await wait_until(lambda: len(streams["bob"].events) == 2, what="bob's two changes")
-        assert await manager.remove_team_member(team.team_id, "bob")
-        after = await manager.bulk_create_jobs([job("alice", team.team_id, "team-2.mp4")])
-        marker = await manager.bulk_create_jobs([job("bob", name="marker.mp4")])
-        top = await projected(manager, after + marker)
+        assert await manager_with_listeners.teams.remove_member(team.team_id, "bob")
+        after = await manager_with_listeners.bulk_create_jobs([job("alice", team.team_id, "team-2.mp4")])
+        marker = await manager_with_listeners.bulk_create_jobs([job("bob", name="marker.mp4")])
+        top = await projected(role_pools, after + marker)
         await streams["service"].until(top)
         await wait_until(lambda: streams["bob"].job_ids[-1:] == [str(marker[0].job_id)], what="bob's marker")
         await wait_until(lambda: len(streams["alice"].events) == 3, what="alice's three changes")
@@ -301,22 +292,22 @@ async def test_streams_carry_only_the_users_own_and_team_jobs_and_team_removal_a
     assert len(ids["service"]) == 6
 
 
-async def test_the_streams_survive_a_terminated_feed_connection(live_url, app, manager, pool) -> None:
-    async with client_for(live_url) as client:
+async def test_the_streams_survive_a_terminated_feed_connection(live_server_with_listeners, app_with_listeners, manager_with_listeners, pool, role_pools) -> None:
+    async with client_for(live_server_with_listeners) as client:
         stream = Stream(client, bearer("alice"))
-        await stream.until(await projected(manager, await manager.bulk_create_jobs([job("alice")])))
-        hub = hub_of(app)
+        await stream.until(await projected(role_pools, await manager_with_listeners.bulk_create_jobs([job("alice")])))
+        hub = hub_of(app_with_listeners)
         assert await pool.fetchval("SELECT pg_terminate_backend($1)", hub._listening.connection.get_server_pid())
         await wait_until(lambda: hub.reconnects == 1 and hub.connected, what="the hub to reconnect")
-        more = await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
-        await stream.until(await projected(manager, more))
-        assert stream.ids == await feed_as(manager, "alice") and not stream.task.done()
+        more = await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
+        await stream.until(await projected(role_pools, more))
+        assert stream.ids == await feed_as(role_pools, "alice") and not stream.task.done()
         metrics = (await client.get("/metrics")).text
         assert "vjm_sse_feed_reconnects 1.0" in metrics and "vjm_sse_feed_connected 1.0" in metrics
         await stream.stop()
 
 
-async def test_the_end_of_the_lifespan_closes_the_hub_and_ends_every_stream(manager, database_url) -> None:
+async def test_the_end_of_the_lifespan_closes_the_hub_and_ends_every_stream(manager, database_url, role_pools) -> None:
     app = create_app(manager, settings=http_settings(database_url), options=FAST)
     state = app.state.vjm
     async with serve(app, lifespan="off") as url, client_for(url) as client:
@@ -331,16 +322,16 @@ async def test_the_end_of_the_lifespan_closes_the_hub_and_ends_every_stream(mana
         assert all(s.status == 200 for s in streams)
         assert state.feed_hub is None and hub.closed and not hub.connected
         assert state.metrics.sse_clients._value.get() == 0
-        assert not await manager.pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
+        assert not await role_pools.service.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid)
 
 
-async def test_a_stream_resumed_near_the_head_gets_the_rest_then_live_changes(live_url, manager) -> None:
-    made = await manager.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
-    top = await projected(manager, made)
-    async with client_for(live_url) as client:
+async def test_a_stream_resumed_near_the_head_gets_the_rest_then_live_changes(live_server_with_listeners, manager_with_listeners, role_pools) -> None:
+    made = await manager_with_listeners.bulk_create_jobs([job("alice"), job("bob"), job("alice")])
+    top = await projected(role_pools, made)
+    async with client_for(live_server_with_listeners) as client:
         stream = Stream(client, {**bearer("alice"), "Last-Event-ID": str(top - 1)})
         await stream.until(top)
-        later = await manager.bulk_create_jobs([job("alice")])
-        await stream.until(await projected(manager, later))
+        later = await manager_with_listeners.bulk_create_jobs([job("alice")])
+        await stream.until(await projected(role_pools, later))
         await stream.stop()
-    assert stream.ids == [s for s in await feed_as(manager, "alice") if s >= top]
+    assert stream.ids == [s for s in await feed_as(role_pools, "alice") if s >= top]

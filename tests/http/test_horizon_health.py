@@ -16,9 +16,9 @@ from typing import Any
 
 import asyncpg
 
+from tests.support.http_app import JOB
+from tests.support.tokens import bearer
 from videojobs.http.health import HORIZON_DEGRADED_SECONDS
-
-from .conftest import JOB, bearer
 
 
 async def _poll(check: Callable[[], Awaitable[Any]], deadline_s: float, what: str) -> Any:

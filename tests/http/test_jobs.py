@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from .conftest import JOB, SERVICE, bearer
+from tests.support.http_app import JOB
+from tests.support.tokens import SERVICE, bearer
 
 PROBLEM = "application/problem+json"
 

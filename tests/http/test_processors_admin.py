@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from .conftest import JOB, SERVICE, bearer
+from tests.support.http_app import JOB
+from tests.support.tokens import SERVICE, bearer
 
 
 async def _queued(client, n: int = 1, sub: str = "alice") -> list[str]:
@@ -39,19 +40,19 @@ async def test_claim_progress_complete(client):
     assert [e["actor"] for e in history.json()["events"]][1:] == ["w1", "w1", "w1"]
 
 
-async def test_fail_then_late_complete_of_a_reset_attempt_is_409(client):
-    [job_id, other] = await _queued(client, 2)
-    await client.post("/api/v1/processor/jobs/claim", json={"worker_id": "w1", "limit": 2}, headers=SERVICE)
-    failed = await client.post(f"/api/v1/processor/jobs/{other}/fail", json={"attempt": 1, "error": "boom"},
+async def test_fail_then_late_complete_of_a_reset_attempt_is_409(client_with_listeners):
+    [job_id, other] = await _queued(client_with_listeners, 2)
+    await client_with_listeners.post("/api/v1/processor/jobs/claim", json={"worker_id": "w1", "limit": 2}, headers=SERVICE)
+    failed = await client_with_listeners.post(f"/api/v1/processor/jobs/{other}/fail", json={"attempt": 1, "error": "boom"},
                                headers=SERVICE)
     assert failed.status_code == 200 and failed.json()["status"] == "failed"
     assert failed.json()["error_message"] == "boom"
-    reset = await client.post("/api/v1/admin/jobs/maintenance", json={"action": "reset_stuck",
+    reset = await client_with_listeners.post("/api/v1/admin/jobs/maintenance", json={"action": "reset_stuck",
                                                                       "older_than_seconds": 0}, headers=SERVICE)
     assert reset.json()["result"]["requeued"] == 1
-    claimed = await client.post("/api/v1/processor/jobs/claim", json={"worker_id": "w2"}, headers=SERVICE)
+    claimed = await client_with_listeners.post("/api/v1/processor/jobs/claim", json={"worker_id": "w2"}, headers=SERVICE)
     assert claimed.json()["attempts"][0]["attempt"] == 2
-    stale = await client.post(f"/api/v1/processor/jobs/{job_id}/complete",
+    stale = await client_with_listeners.post(f"/api/v1/processor/jobs/{job_id}/complete",
                               json={"attempt": 1, "output_paths": ["/o.mp4"]}, headers=SERVICE)
     assert stale.status_code == 409 and stale.json()["type"].endswith("/stale-attempt")
     assert stale.json()["current_state"] == "processing"
@@ -75,12 +76,12 @@ async def test_unknown_job_for_processor_is_404(client):
     assert r.status_code == 404
 
 
-async def test_maintenance_actions(client):
-    ids = await _queued(client, 2)
-    await client.post("/api/v1/processor/jobs/claim", json={"worker_id": "w1", "limit": 1}, headers=SERVICE)
+async def test_maintenance_actions(client_with_listeners):
+    ids = await _queued(client_with_listeners, 2)
+    await client_with_listeners.post("/api/v1/processor/jobs/claim", json={"worker_id": "w1", "limit": 1}, headers=SERVICE)
 
     async def run(body):
-        r = await client.post("/api/v1/admin/jobs/maintenance", json=body, headers=SERVICE)
+        r = await client_with_listeners.post("/api/v1/admin/jobs/maintenance", json=body, headers=SERVICE)
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -96,7 +97,7 @@ async def test_maintenance_actions(client):
     assert history["ok"] is True and history["result"]["checked"] >= 4
     one = await run({"action": "verify_history", "job_id": ids[0]})
     assert one["ok"] is True
-    bad = await client.post("/api/v1/admin/jobs/maintenance", json={"action": "explode"}, headers=SERVICE)
+    bad = await client_with_listeners.post("/api/v1/admin/jobs/maintenance", json={"action": "explode"}, headers=SERVICE)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "action"
 
 

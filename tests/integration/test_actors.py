@@ -7,12 +7,7 @@ processor (single reports and the batch complete), the CLI, and raw SQL as vjm_p
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-import os
-import subprocess
-import sys
-from pathlib import Path
 from uuid import UUID
 
 import asyncpg
@@ -21,13 +16,13 @@ import pytest
 
 from statemachine import ValidationError
 from store.identity import create_role_pool
-from tests.factories import create_data
-from tests.http.conftest import SECRET, bearer, http_settings
+from tests.support.cli import avjm, environment_without
+from tests.support.factories import create_data
+from tests.support.http_app import http_settings
+from tests.support.tokens import bearer, service_bearer
 from videojobs import Settings, VideoJobManager, connect
 from videojobs.http import create_app
-from videojobs.http.auth import SERVICE_ROLE, mint_token
 
-VJM = str(Path(sys.executable).with_name("vjm"))
 LOGINS = {"postgres", "vjm_app", "vjm_worker", "vjm_listener", "vjm_admin", "vjm_processor", "vjm_owner"}
 JOB = create_data()
 
@@ -42,10 +37,6 @@ async def actors(pool_or_url, job_id: UUID) -> list[tuple[str, str]]:
         if conn is not None:
             await conn.close()
     return [(r["type"], r["actor"]) for r in rows]
-
-
-def service_headers(sub: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(SECRET, sub=sub, role=SERVICE_ROLE, audience='authenticated')}"}
 
 
 async def test_the_python_manager_records_its_service_name_and_each_attempt_its_worker(database_url: str) -> None:
@@ -86,7 +77,7 @@ async def test_http_users_and_processors_are_recorded_as_who_called(manager: Vid
                                                                     database_url: str) -> None:
     app = create_app(manager, settings=http_settings(database_url))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test") as client:
-        fleet = service_headers("render-fleet")
+        fleet = service_bearer("render-fleet")
         made = await client.post("/api/v1/process", json=JOB, headers=bearer("bob"))
         assert made.status_code == 201, made.text
         first = UUID(made.json()["job_id"])
@@ -114,7 +105,7 @@ async def test_http_users_and_processors_are_recorded_as_who_called(manager: Vid
         # An admin action by a service token is that service's.
         r = await client.post("/api/v1/admin/jobs/maintenance",
                               json={"action": "bulk_update", "job_ids": [str(first)], "status": "queued"},
-                              headers=service_headers("ops-console"))
+                              headers=service_bearer("ops-console"))
         assert r.status_code == 200 and r.json()["ok"], r.text
     assert await actors(database_url, first) == [
         ("create", "bob"), ("start", "worker-7"), ("progress", "worker-7"), ("progress", "worker-7b"),
@@ -122,21 +113,16 @@ async def test_http_users_and_processors_are_recorded_as_who_called(manager: Vid
     assert await actors(database_url, second) == [("create", "bob"), ("start", "worker-7"), ("complete", "worker-7")]
 
 
-async def vjm(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return await asyncio.to_thread(subprocess.run, [VJM, *args], capture_output=True, text=True, timeout=120,
-                                   env=env)
-
-
 async def test_the_cli_records_its_operator_or_the_service_it_is_told_to_be(manager: VideoJobManager,
                                                                            database_url: str) -> None:
     jobs = [await manager.create_job(user_id="alice", **JOB) for _ in range(3)]
-    env = {k: v for k, v in os.environ.items() if k != "VJM_SERVICE_NAME"}
-    done = await vjm("jobs", "cancel", str(jobs[0].job_id), "--database-url", database_url, env=env)
+    env = environment_without("VJM_SERVICE_NAME")
+    done = await avjm("jobs", "cancel", str(jobs[0].job_id), "--database-url", database_url, env=env)
     assert done.returncode == 0, done.stderr
-    done = await vjm("jobs", "cancel", str(jobs[1].job_id), "--database-url", database_url,
+    done = await avjm("jobs", "cancel", str(jobs[1].job_id), "--database-url", database_url,
                env={**env, "VJM_SERVICE_NAME": "nightly-cleanup"})
     assert done.returncode == 0, done.stderr
-    done = await vjm("jobs", "cancel", str(jobs[2].job_id), "--as", "alice", "--database-url", database_url, env=env)
+    done = await avjm("jobs", "cancel", str(jobs[2].job_id), "--as", "alice", "--database-url", database_url, env=env)
     assert done.returncode == 0, done.stderr
     assert (await actors(database_url, jobs[0].job_id))[-1] == ("cancel", f"cli:{getpass.getuser()}")
     assert (await actors(database_url, jobs[1].job_id))[-1] == ("cancel", "nightly-cleanup")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 from store import EventStore, prepare_event
-from tests.factories import create_data
+from tests.support.factories import create_data
 
 # The pool's jsonb codec encodes each payload (a dict) as one JSON value.
 APPEND_EVENTS = "SELECT * FROM vjm.append_events($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::int[])"

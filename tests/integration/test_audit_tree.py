@@ -22,7 +22,7 @@ from store import EventStore, merkle, prepare_event
 from store import connect as connect_raw
 from store.audit import seal
 from store.tree_heads import TreeHead, check_proof, sign_head
-from tests.factories import create_data
+from tests.support.factories import create_data
 from tests.support.waiting import eventually
 from videojobs import Settings, VideoJobManager, connect
 
@@ -92,33 +92,33 @@ async def one_job(store: EventStore, n: int) -> None:
 async def signed(auditor: VideoJobManager, store: EventStore, pool) -> TreeHead:
     await asyncio.gather(*(one_job(store, n) for n in range(12)))  # interleaved: jobs mix in commit order
     await sealed_all(pool)
-    head = await auditor.sign_tree_head(KEY)
+    head = await auditor.audit.sign_tree_head(KEY)
     assert head.tree_size == await pool.fetchval("SELECT count(*) FROM vjm.job_events") > 12
     return head
 
 
 async def test_a_signed_head_covers_every_event_in_commit_order_and_verifies(auditor, signed, pool) -> None:
     assert signed.root_hash == await independent_root(pool, signed.tree_size)
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert report.ok and report.root_matches and report.signature_ok and report.problem is None
     assert report.leaves_checked == signed.tree_size and report.archived_leaves == 0
     # The database keeps the head for later proofs, exactly as signed.
-    assert (await auditor.latest_tree_head()) == signed
+    assert (await auditor.audit.latest_tree_head()) == signed
     # The same head under another pinned key, or with a forged root, fails.
-    pinned_other = await auditor.verify_tree_head(signed, public(OTHER_KEY))
+    pinned_other = await auditor.audit.verify_tree_head(signed, public(OTHER_KEY))
     assert not pinned_other.ok and not pinned_other.signature_ok and "signature" in pinned_other.problem
     forged = TreeHead(signed.tree_size, hashlib.sha256(b"x").digest(), signed.timestamp, signed.public_key,
                       signed.signature)
-    assert not (await auditor.verify_tree_head(forged)).ok
+    assert not (await auditor.audit.verify_tree_head(forged)).ok
 
 
 async def test_events_after_the_head_keep_it_valid_and_the_next_head_extends_it(auditor, signed, store, pool) -> None:
     await store.append(prepare_event("create", create_data(), user_id="zed", actor="zed"))
-    assert (await auditor.verify_tree_head(signed, public(KEY))).ok
+    assert (await auditor.audit.verify_tree_head(signed, public(KEY))).ok
     await sealed_all(pool)
-    newer = await auditor.sign_tree_head(KEY)
+    newer = await auditor.audit.sign_tree_head(KEY)
     assert newer.tree_size == signed.tree_size + 1
-    proof = await auditor.consistency_proof(signed, newer)
+    proof = await auditor.audit.consistency_proof(signed, newer)
     assert merkle.verify_consistency(signed.tree_size, newer.tree_size, signed.root_hash, newer.root_hash, proof)
     assert not merkle.verify_consistency(signed.tree_size, newer.tree_size, hashlib.sha256(b"x").digest(),
                                          newer.root_hash, proof)
@@ -133,8 +133,8 @@ async def test_deleting_a_jobs_tail_event_is_detected(auditor, signed, pool) -> 
     # A job's last event that is not the log's last event: the per-job chain cannot see it go.
     victim = next(r for r in rows[:-1] if r["from_tail"] == 1 and r["job_events"] > 1)
     await as_hostile_dba(pool, "DELETE FROM vjm.job_events WHERE position = $1", victim["position"])
-    assert (await auditor.verify_history()).ok  # the chain alone is blind to it
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    assert (await auditor.audit.verify_history()).ok  # the chain alone is blind to it
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert not report.ok and report.signature_ok and not report.root_matches
     assert (report.leaf_index, report.position, report.job_id) == (victim["leaf_index"], victim["position"],
                                                                     victim["job_id"])
@@ -145,8 +145,8 @@ async def test_deleting_a_whole_job_is_detected(auditor, signed, pool) -> None:
     rows = await leaves(pool)
     job_id = rows[len(rows) // 2]["job_id"]
     await as_hostile_dba(pool, "DELETE FROM vjm.job_events WHERE job_id = $1", job_id)
-    assert (await auditor.verify_history()).ok
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    assert (await auditor.audit.verify_history()).ok
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     first = first_of_job(rows, job_id)
     assert not report.ok and (report.leaf_index, report.position) == (first["leaf_index"], first["position"])
     assert report.job_id == job_id and "missing (deleted)" in report.problem
@@ -157,7 +157,7 @@ async def test_editing_an_event_is_detected(auditor, signed, pool) -> None:
     victim = rows[3]
     await as_hostile_dba(pool, "UPDATE vjm.job_events SET actor = 'someone else' WHERE position = $1",
                          victim["position"])
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert not report.ok and (report.leaf_index, report.position) == (victim["leaf_index"], victim["position"])
     assert "does not match its hash (edited)" in report.problem
 
@@ -170,8 +170,8 @@ async def test_editing_an_event_and_recomputing_its_hash_is_detected(auditor, si
                hash = vjm.event_hash(prev_hash, job_id, version, type, from_state, to_state, attempt, data,
                                      'someone else', user_id, team_id, occurred_at)
          WHERE position = $1""", victim["position"])
-    assert (await auditor.verify_history()).ok  # a consistent forgery of the chain
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    assert (await auditor.audit.verify_history()).ok  # a consistent forgery of the chain
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert not report.ok and (report.leaf_index, report.position) == (victim["leaf_index"], victim["position"])
     assert "edited, hash recomputed" in report.problem
 
@@ -183,8 +183,8 @@ async def test_swapping_the_commit_order_of_two_events_is_detected(auditor, sign
     await as_hostile_dba(pool, """
         UPDATE vjm.job_events SET xact_id = CASE position WHEN $1 THEN $4::xid8 ELSE $3::xid8 END
          WHERE position IN ($1, $2)""", a["position"], b["position"], a["xact_id"], b["xact_id"])
-    assert (await auditor.verify_history()).ok  # every event is intact; only the order changed
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    assert (await auditor.audit.verify_history()).ok  # every event is intact; only the order changed
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert not report.ok and (report.leaf_index, report.position) == (a["leaf_index"], a["position"])
     assert "reordered" in report.problem
 
@@ -194,7 +194,7 @@ async def test_truncating_the_log_is_detected(auditor, signed, pool) -> None:
     cut = rows[-3]
     await as_hostile_dba(pool, "DELETE FROM vjm.job_events WHERE position = ANY($1::bigint[])",
                          [r["position"] for r in rows[-3:]])
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert not report.ok and report.leaves_checked == signed.tree_size - 3
     assert (report.leaf_index, report.position) == (cut["leaf_index"], cut["position"])
     assert "truncated" in report.problem
@@ -212,8 +212,8 @@ async def test_a_forged_event_backdated_into_the_sealed_range_is_detected(audito
                vjm.event_hash(NULL, f.job_id, 1, e.type, e.from_state, e.to_state, e.attempt, e.data, 'forger',
                               e.user_id, e.team_id, e.occurred_at)
           FROM vjm.job_events e, (SELECT gen_random_uuid() AS job_id) f WHERE e.position = $1""", create["position"])
-    assert (await auditor.verify_history()).ok
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    assert (await auditor.audit.verify_history()).ok
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     after = max(r["leaf_index"] for r in rows if r["xact_id"] == create["xact_id"]) + 1
     assert not report.ok and report.leaf_index == after and "inserted" in report.problem
 
@@ -225,17 +225,17 @@ async def test_a_hostile_dba_who_rewrites_the_sealed_leaves_too_is_still_caught(
         await conn.execute("ALTER TABLE vjm.audit_leaves DISABLE TRIGGER audit_leaves_append_only")
         await conn.execute("TRUNCATE vjm.audit_leaves")  # the cache is gone; the signed root is not
         await conn.execute("ALTER TABLE vjm.audit_leaves ENABLE ALWAYS TRIGGER audit_leaves_append_only")
-    intact = await auditor.verify_tree_head(signed, public(KEY))
+    intact = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert intact.ok and any("sealed leaves differ" in n for n in intact.notes)
     await as_hostile_dba(pool, "DELETE FROM vjm.job_events WHERE job_id = $1", job_id)
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert not report.ok and not report.root_matches
 
 
 async def test_inclusion_proofs_verify_offline_and_refuse_forgeries(auditor, signed, pool) -> None:
     rows = await leaves(pool)
     job_id = max(rows, key=lambda r: r["job_events"])["job_id"]
-    proof = await auditor.prove_job(job_id, signed)
+    proof = await auditor.audit.prove_job(job_id, signed)
     assert [e["leaf_index"] for e in proof["events"]] == [r["leaf_index"] for r in rows if r["job_id"] == job_id]
     result = check_proof(proof, signed, public(KEY))
     assert result.ok and result.checked == len(proof["events"]) > 1, result.problems
@@ -285,18 +285,18 @@ async def test_archived_events_still_verify_against_the_head_through_their_leave
     archived = [r["position"] for r in rows[:boundary]]
     # Without a recorded archive, removing those events is a deletion.
     await as_hostile_dba(pool, "DELETE FROM vjm.job_events WHERE position = ANY($1::bigint[])", archived)
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert not report.ok and report.leaf_index == 0 and "missing" in report.problem
     # Recorded as archived (what a retention step writes), the head verifies through the leaf hashes.
     await pool.execute("INSERT INTO vjm.audit_archives (archived_below, archive_digest) VALUES ($1, $2)",
                        boundary, hashlib.sha256(b"the archive file").digest())
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert report.ok and report.archived_leaves == boundary and report.leaves_checked == signed.tree_size
     assert any("archived" in n for n in report.notes)
     # Above the boundary every event must still be there, and the archived leaves cannot change.
     live = rows[boundary + 1]
     await as_hostile_dba(pool, "DELETE FROM vjm.job_events WHERE position = $1", live["position"])
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert not report.ok and report.position == live["position"]
 
 
@@ -304,12 +304,12 @@ async def test_archived_leaves_are_covered_by_the_signed_root(auditor, signed, p
     rows = await leaves(pool)
     await pool.execute("INSERT INTO vjm.audit_archives (archived_below, archive_digest) VALUES ($1, $2)",
                        4, hashlib.sha256(b"the archive file").digest())
-    assert (await auditor.verify_tree_head(signed, public(KEY))).ok
+    assert (await auditor.audit.verify_tree_head(signed, public(KEY))).ok
     async with pool.acquire() as conn:
         await conn.execute("ALTER TABLE vjm.audit_leaves DISABLE TRIGGER audit_leaves_append_only")
         await conn.execute("UPDATE vjm.audit_leaves SET leaf_hash = sha256(leaf_hash) WHERE leaf_index = 2")
         await conn.execute("ALTER TABLE vjm.audit_leaves ENABLE ALWAYS TRIGGER audit_leaves_append_only")
-    report = await auditor.verify_tree_head(signed, public(KEY))
+    report = await auditor.audit.verify_tree_head(signed, public(KEY))
     assert not report.ok and not report.root_matches and rows[2]["leaf_index"] == 2
 
 
@@ -317,7 +317,7 @@ async def test_signing_refuses_a_log_that_disagrees_with_its_sealed_leaves(audit
     rows = await leaves(pool)
     await as_hostile_dba(pool, "UPDATE vjm.job_events SET actor = 'x' WHERE position = $1", rows[0]["position"])
     with pytest.raises(Exception, match="will not sign: leaf 0"):
-        await auditor.sign_tree_head(KEY)
+        await auditor.audit.sign_tree_head(KEY)
 
 
 async def test_only_admins_read_the_tree(pool, signed) -> None:

@@ -9,16 +9,15 @@ import asyncpg
 import pytest
 
 from store import EventStore, prepare_event
-from tests.doorbell import ringing_doorbell
-from tests.factories import TEST_PRINCIPAL, create_data
+from tests.support.doorbell import ringing_doorbell
+from tests.support.factories import TEST_PRINCIPAL, create_data
 from videojobs import ValidationError, VideoJobManager
 
-JOB = dict(user_id="bulk-user", original_filename="clip.mp4", original_filesize=10, clip_count=2,
-           quality_preset="standard", enhancement_level="basic", platform_target="instagram")
+JOB = create_data(user_id="bulk-user")
 
 
 async def test_returned_jobs_equal_what_get_job_returns_after_projection(manager: VideoJobManager) -> None:
-    team = await manager.create_team("bulk-team", owner_id="bulk-user")
+    team = await manager.teams.create("bulk-team", owner_id="bulk-user")
     jobs = [{**JOB, "original_filename": f"v{i}.mp4"} for i in range(30)]
     jobs[3] = {**jobs[3], "team_id": str(team.team_id), "max_attempts": 7, "platform_target": "youtube_shorts"}
     jobs[4] = {**jobs[4], "team_id": team.team_id}

@@ -19,8 +19,8 @@ from listeners import Projector
 from store import EventStore, connect, prepare_event
 from store.identity import connect_as
 from store.projections import doorbell_holders
-from tests.doorbell import Doorbells, listening
-from tests.factories import create_data, create_job
+from tests.support.doorbell import Doorbells, listening
+from tests.support.factories import create_data, create_job
 from tests.support.waiting import eventually
 
 ARM = "SELECT vjm.arm_doorbell($1::xid8, $2::bigint)"

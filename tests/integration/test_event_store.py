@@ -22,8 +22,8 @@ from statemachine import (
 )
 from statemachine.check import next_state
 from store import EventStore, connect, prepare_event
-from tests.doorbell import ringing_doorbell
-from tests.factories import create_data, create_job
+from tests.support.doorbell import ringing_doorbell
+from tests.support.factories import create_data, create_job
 
 
 async def _count_events(pool) -> int:

@@ -14,14 +14,13 @@ from statemachine import (
     ConcurrencyConflict,
     InvalidTransition,
     JobNotFound,
-    StaleAttempt,
     State,
     Trigger,
     check_attempt,
     next_state,
 )
 from store import EventStore, connect, prepare_event
-from tests.factories import create_data
+from tests.support.factories import create_data
 
 SAMPLE_DATA = {
     Trigger.CREATE: create_data(max_attempts=2),
@@ -101,10 +100,6 @@ def test_python_model_and_database_agree(database_url: str, sequence) -> None:
             await conn.close()
 
     asyncio.run(run())
-
-
-def test_stale_attempt_is_an_invalid_transition() -> None:
-    assert issubclass(StaleAttempt, InvalidTransition)
 
 
 async def test_the_rule_tables_equal_the_python_machine(pool) -> None:

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from tests.support.factories import create_data
 from videojobs import JobFilters, ValidationError, VideoJobManager
 
 PLATFORMS = ["tiktok", "instagram", "youtube_shorts"]
@@ -23,25 +24,25 @@ async def _seed(manager: VideoJobManager, n: int, user: str = "lister") -> list:
     return jobs
 
 
-async def test_offset_and_cursor_pages_agree(manager: VideoJobManager) -> None:
-    await _seed(manager, 47)
+async def test_offset_and_cursor_pages_agree(manager_with_listeners: VideoJobManager) -> None:
+    await _seed(manager_with_listeners, 47)
     by_offset, offset = [], 0
     while True:
-        page = await manager.get_user_jobs("lister", limit=10, offset=offset)
+        page = await manager_with_listeners.get_user_jobs("lister", limit=10, offset=offset)
         by_offset += [j.job_id for j in page.items]
         if len(page.items) < 10:
             break
         offset += 10
     by_cursor, cursor = [], None
     while True:
-        page = await manager.get_user_jobs("lister", limit=10, cursor=cursor)
+        page = await manager_with_listeners.get_user_jobs("lister", limit=10, cursor=cursor)
         assert page.total == 47
         by_cursor += [j.job_id for j in page.items]
         cursor = page.next_cursor
         if cursor is None:
             break
     assert by_offset == by_cursor and len(set(by_cursor)) == 47
-    everything = await manager.get_user_jobs("lister", limit=100)
+    everything = await manager_with_listeners.get_user_jobs("lister", limit=100)
     assert [j.job_id for j in everything.items] == by_cursor
     created = [j.created_at for j in everything.items]
     assert created == sorted(created, reverse=True)
@@ -69,12 +70,12 @@ async def test_filters_match_a_python_filter(manager: VideoJobManager, filters: 
     assert [j.job_id for j in cursor_page.items] == expected[:3]
 
 
-async def test_date_range_is_inclusive_of_whole_days(manager: VideoJobManager) -> None:
-    jobs = await _seed(manager, 3)
+async def test_date_range_is_inclusive_of_whole_days(manager_with_listeners: VideoJobManager) -> None:
+    jobs = await _seed(manager_with_listeners, 3)
     day = jobs[0].created_at.date()
-    page = await manager.get_user_jobs("lister", filters={"date_from": day, "date_to": day})
+    page = await manager_with_listeners.get_user_jobs("lister", filters={"date_from": day, "date_to": day})
     assert page.total == 3
-    exact = await manager.get_user_jobs("lister", filters={"date_from": jobs[1].created_at,
+    exact = await manager_with_listeners.get_user_jobs("lister", filters={"date_from": jobs[1].created_at,
                                                            "date_to": jobs[1].created_at})
     assert [j.job_id for j in exact.items] == [jobs[1].job_id]
 
@@ -93,15 +94,12 @@ async def test_bad_list_arguments_are_named(manager: VideoJobManager, kwargs: di
     assert info.value.field == field
 
 
-async def test_team_jobs_are_listed_by_team(manager: VideoJobManager) -> None:
-    team = await manager.create_team("editors", "owner-1")
-    await manager.add_team_member(team.team_id, "member-2")
-    mine = await manager.create_job(user_id="owner-1", team_id=team.team_id, original_filename="t.mp4",
-                                    original_filesize=1, clip_count=1, quality_preset="pro",
-                                    enhancement_level="none", platform_target="tiktok")
-    await manager.create_job(user_id="owner-1", original_filename="solo.mp4", original_filesize=1, clip_count=1,
-                             quality_preset="pro", enhancement_level="none", platform_target="tiktok")
-    page = await manager.get_team_jobs(team.team_id)
+async def test_team_jobs_are_listed_by_team(manager_with_listeners: VideoJobManager) -> None:
+    team = await manager_with_listeners.teams.create("editors", "owner-1")
+    await manager_with_listeners.teams.add_member(team.team_id, "member-2")
+    mine = await manager_with_listeners.create_job(user_id="owner-1", team_id=team.team_id, **create_data())
+    await manager_with_listeners.create_job(user_id="owner-1", **create_data())
+    page = await manager_with_listeners.get_team_jobs(team.team_id)
     assert [j.job_id for j in page.items] == [mine.job_id]
-    stats = await manager.get_job_stats(team_id=team.team_id)
+    stats = await manager_with_listeners.get_job_stats(team_id=team.team_id)
     assert stats.total_jobs == 1 and stats.queued_jobs == 1

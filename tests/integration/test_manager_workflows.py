@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from tests.support.factories import create_data
 from videojobs import (
     ConcurrencyConflict,
     InvalidTransition,
@@ -18,8 +19,7 @@ from videojobs import (
     VideoJobManager,
 )
 
-JOB = dict(user_id="u1", original_filename="clip.mp4", original_filesize=10, clip_count=2,
-           quality_preset="standard", enhancement_level="basic", platform_target="tiktok")
+JOB = create_data(user_id="u1")
 
 
 async def test_four_concurrent_claimers_never_double_claim(manager: VideoJobManager) -> None:
@@ -38,7 +38,7 @@ async def test_four_concurrent_claimers_never_double_claim(manager: VideoJobMana
     all_claims = [job_id for claims in claimed.values() for job_id, _ in claims]
     assert len(all_claims) == len(set(all_claims)) == 40
     assert all(attempt == 1 for claims in claimed.values() for _, attempt in claims)
-    history = await manager.find_events(type="start", limit=1000)
+    history = await manager.audit.find_events(type="start", limit=1000)
     assert len(history.items) == 40
 
 
@@ -52,18 +52,18 @@ async def test_claim_respects_platform(manager: VideoJobManager) -> None:
     assert info.value.field == "platform_target"
 
 
-async def test_late_complete_after_time_out_is_refused(manager: VideoJobManager) -> None:
-    job = await manager.create_job(**JOB)
-    slow = await manager.start_processing(job.job_id, "slow-worker")
-    reset = await manager.reset_stuck_jobs(older_than=0)
+async def test_late_complete_after_time_out_is_refused(manager_with_listeners: VideoJobManager) -> None:
+    job = await manager_with_listeners.create_job(**JOB)
+    slow = await manager_with_listeners.start_processing(job.job_id, "slow-worker")
+    reset = await manager_with_listeners.maintenance.reset_stuck_jobs(older_than=0)
     assert reset.reset == 1
-    assert (await manager.get_job_by_id(job.job_id)).status == "queued"
-    fast = await manager.start_processing(job.job_id, "fast-worker")
+    assert (await manager_with_listeners.get_job_by_id(job.job_id)).status == "queued"
+    fast = await manager_with_listeners.start_processing(job.job_id, "fast-worker")
     with pytest.raises(StaleAttempt):
-        await manager.complete_job(job.job_id, ["/late.mp4"], attempt=slow.attempt)
+        await manager_with_listeners.complete_job(job.job_id, ["/late.mp4"], attempt=slow.attempt)
     with pytest.raises(StaleAttempt):
-        await manager.report_progress(job.job_id, slow.attempt, percent=50)
-    done = await manager.complete_job(job.job_id, ["/ok.mp4"], attempt=fast.attempt)
+        await manager_with_listeners.report_progress(job.job_id, slow.attempt, percent=50)
+    done = await manager_with_listeners.complete_job(job.job_id, ["/ok.mp4"], attempt=fast.attempt)
     assert done.status == "completed" and done.output_paths == ["/ok.mp4"]
 
 
@@ -129,7 +129,7 @@ async def test_history_shows_every_transition_with_its_actor(manager: VideoJobMa
         ("update_metadata", "completed", "completed", manager.service)]
     assert manager.service == "vjm"
     assert all(e.occurred_at <= datetime.now(UTC) for e in history)
-    by_actor = await manager.find_events(actor="worker-7")
+    by_actor = await manager.audit.find_events(actor="worker-7")
     assert [e.type for e in by_actor.items] == ["start", "progress", "complete"]
 
 
@@ -138,11 +138,11 @@ async def test_as_of_returns_past_states(manager: VideoJobManager) -> None:
     started = await manager.start_processing(job.job_id)
     done = await manager.complete_job(job.job_id, ["/a.mp4"], 30)
     history = await manager.get_job_history(job.job_id)
-    assert (await manager.get_job_as_of(job.job_id, history[0].occurred_at)).status == "queued"
-    assert (await manager.get_job_as_of(job.job_id, history[1].occurred_at)).status == "processing"
-    assert (await manager.get_job_as_of(job.job_id, datetime.now(UTC))) == done
+    assert (await manager.audit.job_as_of(job.job_id, history[0].occurred_at)).status == "queued"
+    assert (await manager.audit.job_as_of(job.job_id, history[1].occurred_at)).status == "processing"
+    assert (await manager.audit.job_as_of(job.job_id, datetime.now(UTC))) == done
     with pytest.raises(JobNotFound):
-        await manager.get_job_as_of(job.job_id, datetime(2000, 1, 1, tzinfo=UTC))
+        await manager.audit.job_as_of(job.job_id, datetime(2000, 1, 1, tzinfo=UTC))
     assert started.job.started_at == history[1].occurred_at
 
 
@@ -150,23 +150,23 @@ async def test_verify_history_detects_an_event_a_superuser_edited(manager: Video
     job = await manager.create_job(**JOB)
     await manager.start_processing(job.job_id)
     await manager.fail_job(job.job_id, "Invalid video format")
-    assert (await manager.verify_history()).ok
+    assert (await manager.audit.verify_history()).ok
     async with pool.acquire() as conn:  # a superuser bypasses the append-only trigger on purpose
         await conn.execute("ALTER TABLE vjm.job_events DISABLE TRIGGER job_events_append_only")
         await conn.execute("UPDATE vjm.job_events SET data = '{\"error\": \"all good\"}' "
                            "WHERE job_id = $1 AND type = 'fail'", job.job_id)
         await conn.execute("ALTER TABLE vjm.job_events ENABLE ALWAYS TRIGGER job_events_append_only")
-    report = await manager.verify_history()
+    report = await manager.audit.verify_history()
     assert not report.ok and report.first_broken_job_id == job.job_id and report.first_broken_version == 3
     assert report.reason == "content does not match its hash" and report.checked == 3
 
 
-async def test_a_read_after_a_write_sees_it(manager: VideoJobManager) -> None:
+async def test_a_read_after_a_write_sees_it(manager_with_listeners: VideoJobManager) -> None:
     for _ in range(5):
-        job = await manager.create_job(**JOB)
-        attempt = await manager.start_processing(job.job_id)
-        await manager.complete_job(job.job_id, ["/a.mp4"], attempt=attempt.attempt)
-        page = await manager.get_user_jobs("u1", limit=1)
+        job = await manager_with_listeners.create_job(**JOB)
+        attempt = await manager_with_listeners.start_processing(job.job_id)
+        await manager_with_listeners.complete_job(job.job_id, ["/a.mp4"], attempt=attempt.attempt)
+        page = await manager_with_listeners.get_user_jobs("u1", limit=1)
         assert page.items[0].job_id == job.job_id and page.items[0].status == "completed"
 
 
@@ -182,8 +182,8 @@ async def test_a_read_after_a_write_sees_it(manager: VideoJobManager) -> None:
     (lambda m: m.report_progress(uuid.uuid4(), attempt=True, percent=5), "attempt"),
     (lambda m: m.complete_job(uuid.uuid4(), ["/a"] * 1000), "output_paths"),
     (lambda m: m.fail_job(uuid.uuid4(), "e" * 100_000), "error"),
-    (lambda m: m.find_events(type="explode"), "type"),
-    (lambda m: m.find_events(since=datetime(2024, 2, 1), until=datetime(2024, 1, 1)), "until"),
+    (lambda m: m.audit.find_events(type="explode"), "type"),
+    (lambda m: m.audit.find_events(since=datetime(2024, 2, 1), until=datetime(2024, 1, 1)), "until"),
     (lambda m: m.get_job_stats(user_id="a", team_id=uuid.uuid4()), "team_id"),
     (lambda m: m.claim_jobs("", limit=1), "worker_id"),
     (lambda m: m.as_user(""), "user_id"),

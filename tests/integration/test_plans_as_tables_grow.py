@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 from listeners.listening import connect_with_role
-from store.sqlfiles import load_queries
+from store.queries import named_query
 
 GROW = """
 INSERT INTO vjm.jobs (job_id, user_id, status, attempt, attempts_left, max_attempts, original_filename,
@@ -24,7 +24,7 @@ SELECT gen_random_uuid(), 'u', 'queued', 0, 3, 3, 'a.mp4', 1, 1, 'pro', 'basic',
 async def test_the_projectors_session_plans_job_lookups_for_the_table_it_has_now(database_url: str, pool) -> None:
     conn = await connect_with_role(database_url, "vjm_projector")
     try:
-        query = load_queries()["job_get_many"].strip().rstrip(";").replace("$1::uuid[]", "$1")
+        query = named_query("job_get_many").sql.strip().rstrip(";").replace("$1::uuid[]", "$1")
         await conn.execute(f"PREPARE lookup(uuid[]) AS {query}")
         batch = ",".join(str(uuid.uuid4()) for _ in range(300))  # a projector batch touches many jobs
         for _ in range(8):  # enough executions for PostgreSQL to settle on a generic plan

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from listeners import rebuild_projections, verify_projections
 from store.jobs import StatsScope, get_platforms
-from store.sqlfiles import load_queries
-from tests.integration.conftest import assert_read_model_is_fold
+from store.projections import rebuild_projections, verify_projections
+from store.queries import named_query
+from tests.support.projections import assert_read_model_is_fold
+from tests.support.workloads import project_workloads_in_small_batches
 
 PLATFORM_STATS = "SELECT * FROM vjm.job_stats_platform ORDER BY scope, scope_id, platform_target"
 COUNTERS = ("total_jobs", "queued_jobs", "processing_jobs", "completed_jobs", "failed_jobs", "cancelled_jobs")
-
-
-async def _project(make_projector, workload, rounds: int = 4) -> list:
-    projector = make_projector(batch_size=7)
-    events = []
-    for seed in range(rounds):
-        events += await workload(jobs=25, seed=seed + 20)
-        await projector.run_once()
-    return events
 
 
 async def _recount(pool) -> dict:
@@ -35,7 +27,7 @@ async def _recount(pool) -> dict:
 
 async def test_platform_counters_equal_a_recount_after_a_random_workload(database_url: str, pool, workload,
                                                                         make_projector) -> None:
-    events = await _project(make_projector, workload)
+    events = await project_workloads_in_small_batches(make_projector, workload, first_seed=20)
     kinds = {e.type for e in events}
     assert {"update_metadata", "delete", "retry"} <= kinds
     created = {e.job_id: e.data["platform_target"] for e in events if e.type == "create"}
@@ -70,7 +62,7 @@ async def test_platform_counters_equal_a_recount_after_a_random_workload(databas
 
 async def test_verify_reports_a_tampered_platform_counter_and_rebuild_repairs_it(database_url: str, pool, workload,
                                                                                  make_projector) -> None:
-    await _project(make_projector, workload, rounds=2)
+    await project_workloads_in_small_batches(make_projector, workload, rounds=2, first_seed=20)
     assert (await verify_projections(database_url)).ok
     key = await pool.fetchrow("SELECT scope, scope_id, platform_target FROM vjm.job_stats_platform "
                               "ORDER BY scope, scope_id, platform_target LIMIT 1")
@@ -91,7 +83,7 @@ async def test_verify_reports_a_tampered_platform_counter_and_rebuild_repairs_it
 
 async def test_a_missing_platform_row_is_reported_and_restored(database_url: str, pool, workload,
                                                                make_projector) -> None:
-    await _project(make_projector, workload, rounds=1)
+    await project_workloads_in_small_batches(make_projector, workload, rounds=1, first_seed=20)
     await pool.execute("DELETE FROM vjm.job_stats_platform WHERE scope = 'team'")
     result = await verify_projections(database_url)
     kinds = {(d.table, d.kind) for d in result.differences}
@@ -101,6 +93,7 @@ async def test_a_missing_platform_row_is_reported_and_restored(database_url: str
 
 
 async def test_platform_breakdown_reads_the_counters_not_the_jobs(pool) -> None:
-    query = load_queries()["job_stats_platform_get"]
-    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + query, *StatsScope.one("user", "u1").args()))
+    query = named_query("job_stats_platform_get")
+    args = query.args(StatsScope.one("user", "u1").params())
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + query.sql, *args))
     assert "job_stats_platform" in plan and "vjm.jobs" not in plan and " on jobs" not in plan

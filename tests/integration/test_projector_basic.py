@@ -10,8 +10,8 @@ from structlog.testing import capture_logs
 
 from listeners import BatchNotice, ProjectionWatcher, Projector, parse_notice, wait_for_projection
 from store import EventStore, connect, prepare_event
-from tests.factories import create_data, create_job
-from tests.integration.conftest import assert_read_model_is_fold
+from tests.support.factories import create_data, create_job
+from tests.support.projections import assert_read_model_is_fold
 from tests.support.waiting import eventually
 
 

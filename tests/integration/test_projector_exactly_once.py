@@ -10,8 +10,8 @@ import pytest
 
 from listeners import Projector
 from store import EventStore, connect, prepare_event
-from tests.factories import create_data, create_job
-from tests.integration.conftest import assert_read_model_is_fold, wait_caught_up
+from tests.support.factories import create_data, create_job
+from tests.support.projections import assert_read_model_is_fold, wait_caught_up
 from tests.support.waiting import eventually
 
 

@@ -24,12 +24,12 @@ import asyncpg
 import httpx
 import pytest
 
-from listeners import rebuild_projections, verify_projections
 from statemachine import AccessDenied, ValidationError
 from store import EventStore
 from store.faults import get_fault, void_event
-from tests.factories import create_data, create_job
-from tests.integration.conftest import assert_read_model_is_fold, wait_caught_up
+from store.projections import rebuild_projections, verify_projections
+from tests.support.factories import create_data, create_job
+from tests.support.projections import assert_read_model_is_fold, wait_caught_up
 from tests.support.waiting import eventually
 
 OVERFLOW = {"clip_count": 1e30}  # the fold takes it; the int4 column (the driver) cannot
@@ -83,8 +83,8 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 async def test_a_poison_event_stops_the_projector_at_it_loudly_and_a_void_gets_it_past(
-        database_url: str, pool, manager) -> None:
-    from tests.http.conftest import FAST, http_settings
+        database_url: str, pool, manager_with_listeners) -> None:
+    from tests.support.http_app import FAST, http_settings
     from videojobs.http import create_app
     from videojobs.http.health import check_health
 
@@ -113,10 +113,10 @@ async def test_a_poison_event_stops_the_projector_at_it_loudly_and_a_void_gets_i
     assert await pool.fetchval("SELECT count(*) FROM vjm.jobs WHERE job_id = $1", later_job) == 0
 
     # Loudly: /healthz, the metric, `vjm projections status`.
-    report = await check_health(manager, 900.0)
+    report = await check_health(manager_with_listeners, 900.0)
     assert report.status == "degraded" and report.projector.status == "degraded"
     assert report.projector.stopped["position"] == poison and str(poison) in report.projector.detail
-    app = create_app(manager, settings=http_settings(database_url), options=FAST)
+    app = create_app(manager_with_listeners, settings=http_settings(database_url), options=FAST)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test") as client:
         health = (await client.get("/healthz")).json()
         assert health["status"] == "degraded" and health["projector"]["stopped"]["position"] == poison
@@ -134,10 +134,10 @@ async def test_a_poison_event_stops_the_projector_at_it_loudly_and_a_void_gets_i
 
         # Who may void: not an end user; not an event already projected.
         with pytest.raises(AccessDenied):
-            await manager.as_user("alice").void_event(poison, "mine")
+            await manager_with_listeners.as_user("alice").maintenance.void_event(poison, "mine")
         with pytest.raises(ValidationError):
-            await manager.void_event(good, "already projected")
-        void = await manager.void_event(poison, "clip_count overflows int4 (stored before the validator)")
+            await manager_with_listeners.maintenance.void_event(good, "already projected")
+        void = await manager_with_listeners.maintenance.void_event(poison, "clip_count overflows int4 (stored before the validator)")
         assert (void.type, void.job_id, void.data["position"]) == ("void", a.job_id, poison)
 
         async def resumed() -> bool:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from listeners import JobChangeSubscription, Projector, ProjectorConfig, rebuild_projections, verify_projections
+from listeners import JobChangeSubscription, Projector, ProjectorConfig
 from store import EventStore
-from tests.factories import create_job
+from store.projections import rebuild_projections, verify_projections
+from tests.support.factories import create_job
 from tests.support.waiting import eventually
 
 PROJECTOR = "vjm_projector"

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
+from tests.support.factories import create_data
 from videojobs import JobNotFound, Settings
 from videojobs import connect as connect_manager
 
-JOB = dict(user_id="u1", original_filename="clip.mp4", original_filesize=10, clip_count=2,
-           quality_preset="standard", enhancement_level="basic", platform_target="tiktok")
+JOB = create_data(user_id="u1")
 REPORTS = 3000
 WAIT = 30.0  # the read-your-writes wait a lister would sit out; a true read needs none of it
 

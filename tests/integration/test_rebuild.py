@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from listeners import rebuild_projections, verify_projections
-from tests.integration.conftest import assert_read_model_is_fold
+from store.projections import rebuild_projections, verify_projections
+from tests.support.projections import assert_read_model_is_fold
+from tests.support.workloads import project_workloads_in_small_batches
 
 ROWS = "SELECT * FROM vjm.jobs ORDER BY job_id"
 STATS = "SELECT * FROM vjm.job_stats ORDER BY scope, scope_id"
@@ -16,17 +17,8 @@ async def _snapshot(pool) -> tuple:
     return tuple([[dict(r) for r in await pool.fetch(q)] for q in (ROWS, STATS, DAILY)])
 
 
-async def _project_in_small_batches(make_projector, workload, rounds: int = 4) -> list:
-    projector = make_projector(batch_size=7)
-    events = []
-    for seed in range(rounds):
-        events += await workload(jobs=25, seed=seed + 10)
-        await projector.run_once()
-    return events
-
-
 async def test_rebuild_gives_rows_identical_to_live(database_url: str, pool, workload, make_projector) -> None:
-    events = await _project_in_small_batches(make_projector, workload)
+    events = await project_workloads_in_small_batches(make_projector, workload, first_seed=10)
     live = await _snapshot(pool)
     assert live[0] and live[1]
     result = await rebuild_projections(database_url)
@@ -38,7 +30,7 @@ async def test_rebuild_gives_rows_identical_to_live(database_url: str, pool, wor
 
 async def test_stats_equal_a_recount_after_a_random_workload(database_url: str, pool, workload,
                                                              make_projector) -> None:
-    await _project_in_small_batches(make_projector, workload, rounds=3)
+    await project_workloads_in_small_batches(make_projector, workload, rounds=3, first_seed=10)
     recount: dict = {}
     for job in await pool.fetch("SELECT * FROM vjm.jobs"):
         scopes = [("user", job["user_id"])] + ([("team", str(job["team_id"])),
@@ -62,7 +54,7 @@ async def test_stats_equal_a_recount_after_a_random_workload(database_url: str, 
 
 async def test_verify_reports_damage_and_rebuild_repairs_it(database_url: str, pool, workload,
                                                             make_projector) -> None:
-    await _project_in_small_batches(make_projector, workload, rounds=2)
+    await project_workloads_in_small_batches(make_projector, workload, rounds=2, first_seed=10)
     victim = await pool.fetchval("SELECT job_id FROM vjm.jobs ORDER BY job_id LIMIT 1")
     await pool.execute("UPDATE vjm.jobs SET clip_count = clip_count + 1 WHERE job_id = $1", victim)
     await pool.execute("DELETE FROM vjm.job_stats WHERE scope = 'team'")

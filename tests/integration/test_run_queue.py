@@ -8,15 +8,15 @@ import uuid
 import asyncpg
 import pytest
 
-from listeners import verify_projections
 from store import EventStore, connect, prepare_event
-from tests.doorbell import ringing_doorbell
+from store.projections import verify_projections
+from tests.support.doorbell import ringing_doorbell
+from tests.support.factories import create_data
 from tests.support.waiting import eventually
 from videojobs import AccessDenied, InvalidTransition, Settings, StaleAttempt, ValidationError, VideoJobManager
 from videojobs import connect as connect_manager
 
-JOB = dict(user_id="u1", original_filename="clip.mp4", original_filesize=10, clip_count=2,
-           quality_preset="standard", enhancement_level="basic", platform_target="tiktok")
+JOB = create_data(user_id="u1")
 OUTPUTS = ["/out/a.mp4"]
 
 QUEUED_HEADS = """
@@ -74,9 +74,7 @@ async def test_cancelled_and_deleted_jobs_leave_the_queue(manager: VideoJobManag
 
 async def test_a_cancel_racing_a_claim_waits_for_it_instead_of_deadlocking(database_url: str, store: EventStore,
                                                                             pool) -> None:
-    job = await store.append(prepare_event("create", dict(
-        original_filename="a.mp4", original_filesize=1, clip_count=1, quality_preset="standard",
-        enhancement_level="basic", platform_target="tiktok"), user_id="u1"))
+    job = await store.append(prepare_event("create", create_data(), user_id="u1"))
     claimer, canceller = await connect(database_url), await connect(database_url)
     try:
         tx = claimer.transaction()
@@ -96,16 +94,16 @@ async def test_a_cancel_racing_a_claim_waits_for_it_instead_of_deadlocking(datab
     assert [e.type for e in await store.read_stream(job.job_id)] == ["create", "start", "cancel"]
 
 
-async def test_complete_jobs_completes_a_claimed_batch(manager: VideoJobManager) -> None:
-    await manager.bulk_create_jobs([JOB] * 120)
-    attempts = await manager.claim_jobs("w", limit=120)
-    results = await manager.complete_jobs([
+async def test_complete_jobs_completes_a_claimed_batch(manager_with_listeners: VideoJobManager) -> None:
+    await manager_with_listeners.bulk_create_jobs([JOB] * 120)
+    attempts = await manager_with_listeners.claim_jobs("w", limit=120)
+    results = await manager_with_listeners.complete_jobs([
         {"job_id": a.job_id, "attempt": a.attempt, "output_paths": OUTPUTS, "processing_time": 2.5}
         for a in attempts])
     assert [r.job_id for r in results] == [str(a.job_id) for a in attempts]
     assert all(r.ok and r.job.status == "completed" and r.job.output_paths == OUTPUTS for r in results)
     assert all(r.job.processing_time == 2.5 and r.job.version == 3 for r in results)
-    stats = await manager.get_job_stats()
+    stats = await manager_with_listeners.get_job_stats()
     assert stats.completed_jobs == 120 and stats.processing_jobs == 0
 
 

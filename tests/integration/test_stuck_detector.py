@@ -12,10 +12,9 @@ from listeners import StuckDetector, StuckDetectorConfig
 from statemachine import InvalidTransition, StaleAttempt
 from store import EventStore, prepare_event
 from store.identity import PROCESSOR, init_role_connection
-from store.sqlfiles import load_queries
-from tests.factories import create_job
-from tests.integration.conftest import assert_read_model_is_fold
-from tests.support.waiting import eventually
+from store.queries import named_query
+from tests.support.factories import create_job
+from tests.support.projections import assert_read_model_is_fold
 
 # timeout=0: every projected processing job counts as stuck, so the tests never wait for a clock.
 NOW = StuckDetectorConfig(timeout=0)
@@ -84,7 +83,9 @@ async def test_activity_the_projection_has_not_seen_yet_wins(pool, store: EventS
 async def test_scan_uses_the_partial_index(pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
-        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + load_queries()["job_get_stuck"], 900.0, 100)
+        scan = named_query("job_get_stuck")
+        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + scan.sql, *scan.args({"timeout_seconds": 900.0,
+                                                                                    "limit": 100}))
     assert "jobs_processing_activity" in json.dumps(plan)
 
 
@@ -94,17 +95,12 @@ async def test_start_and_stop_loop(pool, store: EventStore, make_projector) -> N
     detector = StuckDetector(pool, StuckDetectorConfig(timeout=0, interval=0.05))
     await detector.start()
     try:
-        async def reset() -> bool:
-            return (await store.read_head(started.job_id)).type == "time_out"
-        await eventually(reset)
+        result = await detector.signals.ran.next(lambda result: result.reset >= 1)  # the loop's own pass
+        assert (result.found, result.requeued) == (1, 1)
+        assert (await store.read_head(started.job_id)).type == "time_out"
     finally:
         await detector.stop()
-
-
-def test_config_is_validated() -> None:
-    with pytest.raises(ValueError):
-        StuckDetectorConfig(timeout=-1)
-    assert StuckDetectorConfig().timeout == 900
+    assert not detector.running and detector.signals.stopped.count == 1
 
 
 async def test_detector_runs_as_vjm_processor(database_url: str, pool, store: EventStore, make_projector) -> None:

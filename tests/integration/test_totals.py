@@ -10,30 +10,28 @@ jobs too), never bob's personal jobs nor carol's.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import sys
+import os
 from collections import Counter
-from pathlib import Path
 from uuid import UUID
 
 import httpx
 
-from tests.factories import create_data
-from tests.http.conftest import bearer, http_settings
+from tests.support.cli import avjm
+from tests.support.factories import create_data
+from tests.support.http_app import http_settings
+from tests.support.tokens import bearer
 from videojobs import VideoJobManager
 from videojobs.http import create_app
 
-VJM = str(Path(sys.executable).with_name("vjm"))
 STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
 
 
 async def populate(manager: VideoJobManager) -> tuple[UUID, dict[UUID, tuple[str, UUID | None, str]]]:
     """The tenants' jobs, some moved on; returns the team and job -> (owner, team, status)."""
     alice, bob, carol = (manager.as_user(u) for u in ("alice", "bob", "carol"))
-    team = (await alice.create_team("studio", "alice")).team_id
-    await alice.add_team_member(team, "bob")
+    team = (await alice.teams.create("studio", "alice")).team_id
+    await alice.teams.add_member(team, "bob")
     jobs: dict[UUID, tuple[str, UUID | None, str]] = {}
     for who, name, team_id, count in ((alice, "alice", None, 2), (alice, "alice", team, 3), (bob, "bob", team, 3),
                                       (bob, "bob", None, 2), (carol, "carol", None, 2)):
@@ -78,9 +76,9 @@ async def every_page(fetch, limit: int = 2) -> tuple[set[UUID], set[int]]:
     return set(seen), totals
 
 
-async def test_python_totals_and_stats_count_the_rows(manager: VideoJobManager) -> None:
-    team, jobs = await populate(manager)
-    alice = manager.as_user("alice")
+async def test_python_totals_and_stats_count_the_rows(manager_with_listeners: VideoJobManager) -> None:
+    team, jobs = await populate(manager_with_listeners)
+    alice = manager_with_listeners.as_user("alice")
     visible = {j for j, (o, t, _) in jobs.items() if o == "alice" or t == team}
     own = {j for j, (o, _, _) in jobs.items() if o == "alice"}
     in_team = {j for j, (_, t, _) in jobs.items() if t == team}
@@ -88,9 +86,9 @@ async def test_python_totals_and_stats_count_the_rows(manager: VideoJobManager) 
         (lambda n, c: alice.list_jobs(n, cursor=c), visible, alice.get_job_stats()),
         (lambda n, c: alice.get_user_jobs("alice", n, cursor=c), own, alice.get_job_stats(user_id="alice")),
         (lambda n, c: alice.get_team_jobs(team, n, cursor=c), in_team, alice.get_job_stats(team_id=team)),
-        (lambda n, c: manager.list_jobs(n, cursor=c), set(jobs), manager.get_job_stats()),
-        (lambda n, c: manager.get_user_jobs("bob", n, cursor=c), {j for j, v in jobs.items() if v[0] == "bob"},
-         manager.get_job_stats(user_id="bob")),
+        (lambda n, c: manager_with_listeners.list_jobs(n, cursor=c), set(jobs), manager_with_listeners.get_job_stats()),
+        (lambda n, c: manager_with_listeners.get_user_jobs("bob", n, cursor=c), {j for j, v in jobs.items() if v[0] == "bob"},
+         manager_with_listeners.get_job_stats(user_id="bob")),
     ]
     for fetch, expected, stats in cases:
         rows, totals = await every_page(fetch)
@@ -102,9 +100,9 @@ async def test_python_totals_and_stats_count_the_rows(manager: VideoJobManager) 
         assert page.total == len(page.items) == by_status(jobs, visible)[status]
 
 
-async def test_http_and_dashboard_totals_and_stats_agree(manager: VideoJobManager, database_url: str) -> None:
-    team, jobs = await populate(manager)
-    app = create_app(manager, settings=http_settings(database_url))
+async def test_http_and_dashboard_totals_and_stats_agree(manager_with_listeners: VideoJobManager, database_url: str) -> None:
+    team, jobs = await populate(manager_with_listeners)
+    app = create_app(manager_with_listeners, settings=http_settings(database_url))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test") as client:
         for scope, expected in (("visible", {j for j, (o, t, _) in jobs.items() if o == "alice" or t == team}),
                                 ("own", {j for j, (o, _, _) in jobs.items() if o == "alice"})):
@@ -120,16 +118,16 @@ async def test_http_and_dashboard_totals_and_stats_agree(manager: VideoJobManage
             assert_counts(_Stats(stats.json()), by_status(jobs, expected))
 
 
-async def test_cli_list_total_equals_its_rows_and_stats(manager: VideoJobManager, database_url: str) -> None:
-    team, jobs = await populate(manager)
+async def test_cli_list_total_equals_its_rows_and_stats(manager_with_listeners: VideoJobManager, database_url: str) -> None:
+    team, jobs = await populate(manager_with_listeners)
     visible = {j for j, (o, t, _) in jobs.items() if o == "alice" or t == team}
-    listed = await asyncio.to_thread(subprocess.run, [VJM, "jobs", "list", "--as", "alice", "--json", "--limit", "500",
-                             "--database-url", database_url], capture_output=True, text=True, timeout=120)
+    listed = await avjm("jobs", "list", "--as", "alice", "--json", "--limit", "500", "--database-url", database_url,
+                        env=dict(os.environ))
     assert listed.returncode == 0, listed.stderr
     page = json.loads(listed.stdout)
     assert {UUID(j["job_id"]) for j in page["items"]} == visible and page["total"] == len(visible)
-    refused = await asyncio.to_thread(subprocess.run, [VJM, "jobs", "list", "--as", "alice", "--user", "bob", "--database-url", database_url],
-                             capture_output=True, text=True, timeout=120)
+    refused = await avjm("jobs", "list", "--as", "alice", "--user", "bob", "--database-url", database_url,
+                         env=dict(os.environ))
     assert refused.returncode != 0 and "own jobs" in refused.stderr and "Traceback" not in refused.stderr
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncpg
 
 from store import EventStore, connect, prepare_event
-from store.sqlfiles import load_queries
-from tests.factories import create_data
+from store.queries import named_query
+from tests.support.factories import create_data
 
 ROWS_READ = """
 SELECT relname, seq_tup_read, coalesce(idx_tup_fetch, 0) AS idx_tup_fetch
@@ -50,15 +50,21 @@ async def test_a_write_reads_the_same_rows_for_3_events_and_for_3000(database_ur
                        "'{\"percent\": 1}', NULL, NULL, 1); END LOOP; END $$")
     assert await pool.fetchval("SELECT count(*) FROM vjm.job_events WHERE job_id = $1", big) == HISTORY
     await make_projector().run_once()  # the projection has caught up, as it has in a running system
-    queries = load_queries()
+    append, append_many = named_query("event_append_with_job"), named_query("event_append_many")
+
+    def one(job, trigger, data, actor):
+        return append.args({"job_id": job, "trigger": trigger, "data": data, "actor": actor, "expected_version": None,
+                            "attempt": 1, "user_id": None, "team_id": None})
+
     conn = await connect(database_url)
     try:
-        progress = {job: await _measure(conn, queries["event_append_with_job"], job, "progress", {"percent": 50.0},
-                                        "w", None, 1, None, None) for job in (small, big)}
-        timed_out = {job: await _measure(conn, queries["event_append_with_job"], job, "time_out",
-                                         {"reason": "stuck"}, "detector", None, 1, None, None) for job in (small, big)}
-        batch = {job: await _measure(conn, queries["event_append_many"], [job], ["complete"], [{"output_paths": []}],
-                                     ["w"], [1], [None]) for job in (small, big)}
+        progress = {job: await _measure(conn, append.sql, *one(job, "progress", {"percent": 50.0}, "w"))
+                    for job in (small, big)}
+        timed_out = {job: await _measure(conn, append.sql, *one(job, "time_out", {"reason": "stuck"}, "detector"))
+                     for job in (small, big)}
+        batch = {job: await _measure(conn, append_many.sql, *append_many.args({
+                     "job_ids": [job], "triggers": ["complete"], "data": [{"output_paths": []}], "actors": ["w"],
+                     "attempts": [1], "expected_versions": [None]})) for job in (small, big)}
     finally:
         await conn.close()
     for per_job in (progress, timed_out, batch):

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listeners.fold import apply_event, created_row
 from statemachine import CreateData, State, Trigger, ValidationError, validate_payload
 from statemachine.payloads import DEFAULT_MAX_ATTEMPTS, CreateFields, validate_creates
 from store.events import NewCreates, new_job_ids, prepare_creates, prepare_event
 from store.ids import new_job_id
 from store.models import Event, construct_valid, event_from_row
-from tests.factories import create_data
+from store.projections.fold import apply_event, created_row
+from tests.support.factories import create_data
 from videojobs.manager.bulk import _prepare_creates
 from videojobs.models import Job
 

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from listeners.fold import ProjectionGap, contribution, fold, scope_keys
 from statemachine import InvalidTransition, State, Trigger, next_state
 from store.models import Event
 from store.projections import DAILY_FIELDS, STATS_FIELDS, JobRow
+from store.projections.deltas import contribution, scope_keys
+from store.projections.fold import ProjectionGap, fold
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 TEAM = uuid.UUID("7d9b5c4e-1f2a-4b3c-8d9e-0a1b2c3d4e5f")

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from listeners.fold import ProjectionGap, Voids, apply_stream, fold
+from store.projections.fold import ProjectionGap, Voids, apply_stream, fold
 from tests.unit.test_fold import History
 
 

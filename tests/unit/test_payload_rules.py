@@ -11,7 +11,7 @@ import pytest
 from statemachine import Trigger, ValidationError, validate_payload
 from statemachine.payload_rules import _INVISIBLE, PAYLOAD_RULES, SHAPE_RULES, Chars, Kind, rules_of
 from statemachine.payloads import PAYLOADS, CreateFields
-from tests.factories import create_data
+from tests.support.factories import create_data
 
 
 def test_the_invisible_ranges_are_every_control_format_private_surrogate_and_separator_code_point() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from statemachine import ValidationError, validate_payload
-from tests.factories import create_data
+from tests.support.factories import create_data
 
 
 def test_valid_create_payload_round_trips() -> None:

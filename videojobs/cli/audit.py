@@ -43,7 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("audit", help="verify the event log: hash chains, signed Merkle tree heads",
                             description="Auditor tools over the append-only event log.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_verify(actions)
+    _add_keygen(actions)
+    _add_seal(actions)
+    _add_sign_head(actions)
+    _add_prove(actions)
+    _add_check_proof(actions)
+    _add_consistency(actions)
 
+
+def _add_verify(actions: argparse._SubParsersAction) -> None:
     verify = actions.add_parser("verify", help="recompute the hash chain, or check the log against a signed head "
                                                "(exit 1 when something is wrong)",
                                 description="Without --head: recompute every event's hash from its content and its "
@@ -59,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(verify)
     verify.set_defaults(handler=run_verify)
 
+
+def _add_keygen(actions: argparse._SubParsersAction) -> None:
     keygen = actions.add_parser("keygen", help="write a new Ed25519 signing key (and KEY.pub)",
                                 description="Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) to --out and its "
                                             "public key to OUT.pub. Keep the private key where the database cannot "
@@ -66,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     keygen.add_argument("--out", metavar="KEY.pem", required=True, help="where to write the private key (must not exist)")
     keygen.set_defaults(handler=run_keygen)
 
+
+def _add_seal(actions: argparse._SubParsersAction) -> None:
     seal = actions.add_parser("seal", help="append the leaves of newly committed events to the tree",
                               description="Append a leaf for every committed event after the last sealed one, in "
                                           "commit order (below the projection horizon). Off the write path; run "
@@ -74,6 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(seal)
     seal.set_defaults(handler=run_seal)
 
+
+def _add_sign_head(actions: argparse._SubParsersAction) -> None:
     sign = actions.add_parser("sign-head", help="seal, then print a signed tree head as JSON",
                               description="Seal, recompute the tree from the events (refusing if the log disagrees "
                                           "with the sealed leaves), sign {tree_size, root_hash, timestamp} with "
@@ -82,6 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_database_option(sign)
     sign.set_defaults(handler=run_sign_head)
 
+
+def _add_prove(actions: argparse._SubParsersAction) -> None:
     prove = actions.add_parser("prove", help="inclusion proofs of a job's events against a head (JSON)",
                                description="RFC 9162 audit paths of each of the job's events in the tree of the head "
                                            "(default: the newest head kept in the database).")
@@ -90,6 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_database_option(prove)
     prove.set_defaults(handler=run_prove)
 
+
+def _add_check_proof(actions: argparse._SubParsersAction) -> None:
     check = actions.add_parser("check-proof", help="verify a proof offline against a head (no database)",
                                description="Verify the head's signature and every audit path in the proof, with "
                                            "nothing but the two files. Exit 1 when anything fails.")
@@ -99,6 +118,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(check)
     check.set_defaults(handler=run_check_proof)
 
+
+def _add_consistency(actions: argparse._SubParsersAction) -> None:
     consistency = actions.add_parser("consistency", help="prove the new head extends the old one (append-only)",
                                      description="Compute the RFC 9162 consistency proof between two heads from the "
                                                  "sealed leaves and verify it: exit 1 if the newer tree does not "
@@ -145,7 +166,7 @@ async def run_verify(args: argparse.Namespace) -> int:
         columns = (SpinnerColumn(), TextColumn("recomputing the hash chain"), TimeElapsedColumn())
         with Progress(*columns, console=make_console(), transient=True, disable=args.json or not make_console().is_terminal) as progress:
             progress.add_task("audit", total=None)
-            report = await manager.verify_history(args.job)
+            report = await manager.audit.verify_history(args.job)
     if args.json:
         print_json(report)
     elif report.ok:
@@ -159,7 +180,7 @@ async def run_verify(args: argparse.Namespace) -> int:
 async def _verify_head(args: argparse.Namespace) -> int:
     head, pinned = _head(args.head), _public_key(args.public_key)
     async with open_manager(args) as manager:
-        report = await manager.verify_tree_head(head, pinned)
+        report = await manager.audit.verify_tree_head(head, pinned)
     if args.json:
         print_json(report)
     elif report.ok:
@@ -188,7 +209,7 @@ async def run_keygen(args: argparse.Namespace) -> int:
 
 async def run_seal(args: argparse.Namespace) -> int:
     async with open_manager(args) as manager:
-        size = await manager.seal_audit_log()
+        size = await manager.audit.seal()
     print(json.dumps({"tree_size": size}) if args.json else f"sealed: the tree holds {size} events")
     return 0
 
@@ -199,17 +220,17 @@ async def run_sign_head(args: argparse.Namespace) -> int:
     except HeadError as exc:
         raise ValidationError(str(exc), field="key") from None
     async with open_manager(args) as manager:
-        head = await manager.sign_tree_head(key)
+        head = await manager.audit.sign_tree_head(key)
     print(json.dumps(head.to_json(), indent=2))
     return 0
 
 
 async def run_prove(args: argparse.Namespace) -> int:
     async with open_manager(args) as manager:
-        head = _head(args.head) if args.head else await manager.latest_tree_head()
+        head = _head(args.head) if args.head else await manager.audit.latest_tree_head()
         if head is None:
             raise ValidationError("no signed head yet: run `vjm audit sign-head` or give --head", field="head")
-        proof = await manager.prove_job(args.job_id, head)
+        proof = await manager.audit.prove_job(args.job_id, head)
     print(json.dumps(proof, indent=2))
     return 0
 
@@ -233,7 +254,7 @@ async def run_consistency(args: argparse.Namespace) -> int:
     problems = [f"{name}: the signature does not verify" for name, head in (("old", old), ("new", new))
                 if not signature_ok(head, pinned)]
     async with open_manager(args) as manager:
-        proof = await manager.consistency_proof(old, new)
+        proof = await manager.audit.consistency_proof(old, new)
     if not verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof):
         problems.append(f"the tree of {new.tree_size} does not extend the tree of {old.tree_size}")
     if args.json:

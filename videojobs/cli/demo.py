@@ -67,7 +67,7 @@ async def run(args: argparse.Namespace) -> int:
 @contextlib.asynccontextmanager
 async def _change_counter(manager: VideoJobManager, screen: DemoScreen):
     """Counts the change feed's rows on the screen while the demo runs."""
-    feed = manager.subscribe_changes(after=0, poll_interval=0.5)
+    feed = manager.subscriptions.subscribe(after=0, poll_interval=0.5)
     counter = asyncio.create_task(_count_changes(feed, screen))
     try:
         yield
@@ -97,7 +97,7 @@ async def _play(cast: Cast) -> None:
         await _follow(cast, tasks, live)
         for processor in processors:
             await asyncio.gather(*processor.background)
-        if not await cast.manager.wait_for_projection(timeout=30):  # every event is in the projection
+        if not await cast.manager.maintenance.wait_for_projection(timeout=30):  # every event is in the projection
             raise DatabaseUnavailable("the projector did not catch up with the log within 30 s")
         screen.stats = await cast.manager.get_job_stats()
         if live is not None:
@@ -158,10 +158,10 @@ def _scenario_problems(cast: Cast) -> list[str]:
 
 
 async def _verify(manager: VideoJobManager, problems: list[str]) -> int:
-    history = await manager.verify_history()
+    history = await manager.audit.verify_history()
     chain = "ok" if history.ok else f"BROKEN at job {history.first_broken_job_id} v{history.first_broken_version}"
     print(f"audit chain verified: {chain} ({history.checked} events checked, {0 if history.ok else 1} broken links)")
-    projections = await manager.verify_projections()
+    projections = await manager.maintenance.verify_projections()
     for problem in problems:
         print(f"scenario problem: {problem}")
     failures = (0 if history.ok else 1) + len(projections.differences) + len(problems)

@@ -63,9 +63,9 @@ class Cast:
     async def create_teams(self) -> None:
         """Two teams; bob is in both."""
         for name, (owner, *members) in TEAMS.items():
-            team = await self.manager.create_team(name, owner)
+            team = await self.manager.teams.create(name, owner)
             for member in members:
-                await self.manager.add_team_member(team.team_id, member)
+                await self.manager.teams.add_member(team.team_id, member)
             self.teams[name] = team.team_id
         self.screen.note("alice and bob share team 'studio'; carol and bob share team 'agency'")
 

@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -73,7 +73,7 @@ class DemoScreen:
         """The whole live screen."""
         header = Text(f"vjm demo · {self.elapsed():5.1f}s · {self.database} · change feed: {self.changes} "
                       f"changes (LISTEN vjm_jobs)", style="bold")
-        parts = [header]
+        parts: list[RenderableType] = [header]
         if self.stats is not None:
             parts.append(counters_table(self.stats, title="jobs by status (from vjm.job_stats, kept by the projector)"))
         parts.append(self._workers_table())

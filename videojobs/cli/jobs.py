@@ -111,7 +111,7 @@ async def run_list(args: argparse.Namespace) -> int:
 async def run_show(args: argparse.Namespace) -> int:
     """Print one job."""
     async with open_manager(args) as manager:
-        job = await (manager.get_job_as_of(args.job_id, args.as_of) if args.as_of
+        job = await (manager.audit.job_as_of(args.job_id, args.as_of) if args.as_of
                      else manager.get_job_by_id(args.job_id))
     if args.json:
         print_json(job)

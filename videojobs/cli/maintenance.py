@@ -28,7 +28,7 @@ async def run_reset_stuck(args: argparse.Namespace) -> int:
     seconds = args.older_than.total_seconds()
     require(0 <= seconds <= 7 * 86400, "--older-than must be between 0 seconds and 7 days", "older_than")
     async with open_manager(args) as manager:
-        result = await manager.reset_stuck_jobs(args.older_than)
+        result = await manager.maintenance.reset_stuck_jobs(args.older_than)
     if args.json:
         print_json({"found": result.found, "requeued": result.requeued, "failed": result.failed,
                     "skipped": result.skipped, "reset": result.reset})

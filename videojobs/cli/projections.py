@@ -4,6 +4,7 @@ projector's state, and void an event it cannot apply."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -50,7 +51,7 @@ async def run_rebuild(args: argparse.Namespace) -> int:
     async with open_manager(args) as manager:
         with _spinner("replaying every event into shadow tables", args.json) as progress:
             progress.add_task("rebuild", total=None)
-            result = await manager.rebuild_projections()
+            result = await manager.maintenance.rebuild_projections()
     if args.json:
         print_json({"events": result.events, "jobs": result.jobs, "seconds": result.seconds,
                     "events_per_second": result.events_per_second, "changed": result.changed})
@@ -66,7 +67,7 @@ async def run_verify(args: argparse.Namespace) -> int:
     async with open_manager(args) as manager:
         with _spinner("comparing the read models with a replay", args.json) as progress:
             progress.add_task("verify", total=None)
-            result = await manager.verify_projections(limit=args.limit)
+            result = await manager.maintenance.verify_projections(limit=args.limit)
     if args.json:
         print_json({"ok": result.ok, "stalled": result.stalled, "events": result.events, "jobs": result.jobs,
                     "behind": result.behind, "projector_live": result.projector_live,
@@ -89,7 +90,7 @@ async def run_verify(args: argparse.Namespace) -> int:
 async def run_status(args: argparse.Namespace) -> int:
     """Show the checkpoint, the lag and the stop; exit 1 while the projector is stopped at an event."""
     async with open_manager(args) as manager:
-        status = await manager.projection_status()
+        status = await manager.maintenance.projection_status()
     if args.json:
         print_json(status)
         return 1 if status.fault else 0
@@ -99,16 +100,8 @@ async def run_status(args: argparse.Namespace) -> int:
     if leader is not None:
         print(f"  leader: pid {leader['holder_pid']}, lease renewed {leader['renewed_at']}" if leader["live"]
               else "  leader: none live (a standby takes the lease within its takeover interval)")
-    horizon = status.horizon
-    if horizon is not None:
-        from videojobs.http.health import HORIZON_DEGRADED_SECONDS
-        state = f", {horizon.blocking_state}" if horizon.blocking_state else ""
-        age = (f", transaction open {horizon.blocking_xact_seconds:.0f}s"
-               if horizon.blocking_xact_seconds is not None else "")
-        who = f"pid {horizon.blocking_pid}{state}{age}" if horizon.blocking_pid is not None else "an open transaction"
-        held = "HELD" if horizon.held_seconds >= HORIZON_DEGRADED_SECONDS else "waiting"
-        print(f"  horizon {held}: {horizon.held_events} committed events wait behind {who} "
-              f"for {horizon.held_seconds:.1f}s (end or terminate that transaction)")
+    if status.horizon is not None:
+        _print_horizon(status.horizon)
     fault = status.fault
     if fault is None:
         print("projecting" if status.started else "never ran")
@@ -119,10 +112,22 @@ async def run_status(args: argparse.Namespace) -> int:
     return 1
 
 
+def _print_horizon(horizon: Any) -> None:
+    """The open transaction that holds committed events back: who, how long, what to do."""
+    from videojobs.http.health import HORIZON_DEGRADED_SECONDS
+    state = f", {horizon.blocking_state}" if horizon.blocking_state else ""
+    age = (f", transaction open {horizon.blocking_xact_seconds:.0f}s"
+           if horizon.blocking_xact_seconds is not None else "")
+    who = f"pid {horizon.blocking_pid}{state}{age}" if horizon.blocking_pid is not None else "an open transaction"
+    held = "HELD" if horizon.held_seconds >= HORIZON_DEGRADED_SECONDS else "waiting"
+    print(f"  horizon {held}: {horizon.held_events} committed events wait behind {who} "
+          f"for {horizon.held_seconds:.1f}s (end or terminate that transaction)")
+
+
 async def run_void(args: argparse.Namespace) -> int:
     """Void one event through the manager (admins)."""
     async with open_manager(args) as manager:
-        event = await manager.void_event(args.position, args.reason)
+        event = await manager.maintenance.void_event(args.position, args.reason)
     if args.json:
         print_json(event)
         return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from rich.console import Console, Group
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -53,9 +53,10 @@ def job_table(jobs: Iterable[Job], *, title: str | None = None, full_ids: bool =
     Full ids by default: what `vjm jobs show` and the other commands take, copied as printed.
     """
     table = Table(title=title, title_justify="left", expand=False)
-    for name, justify in (("job", "left"), ("user", "left"), ("status", "left"), ("platform", "left"),
+    columns: tuple[tuple[str, JustifyMethod], ...] = (("job", "left"), ("user", "left"), ("status", "left"), ("platform", "left"),
                           ("preset", "left"), ("progress", "right"), ("attempt", "right"), ("file", "left"),
-                          ("created (UTC)", "left")):
+                          ("created (UTC)", "left"))
+    for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=True)
     for job in jobs:
         table.add_row(str(job.job_id) if full_ids else short_id(job.job_id), job.user_id, status_text(job.status),
@@ -97,7 +98,7 @@ def stats_renderable(stats: JobStats) -> Group:
     for day in stats.daily:
         daily.add_row(str(day.day), str(day.completed_jobs), str(day.failed_jobs), str(day.cancelled_jobs),
                       f"{day.processing_seconds:.1f}")
-    parts = [counters_table(stats), times, platform_table(stats)]
+    parts: list[RenderableType] = [counters_table(stats), times, platform_table(stats)]
     return Group(*parts, daily) if stats.daily else Group(*parts)
 
 

@@ -64,7 +64,7 @@ async def open_manager(args: argparse.Namespace, *, listeners: bool = False,
 async def warn_if_behind(manager: VideoJobManager) -> None:
     """One line on stderr when an answer read from the read models is behind the log and no
     projector is applying it (a list of 0 jobs from a projection that never ran says so)."""
-    status = await manager.projection_behind()
+    status = await manager.maintenance.projection_behind()
     if not status.events_behind:
         return
     live = status.leader.get("live") if status.leader else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from typing import Any
 
 from rich.table import Table
 
@@ -45,20 +46,21 @@ async def run(args: argparse.Namespace) -> int:
     if args.action == "create":
         require(owner is not None, "name the owner: --owner USER (or act as them with --as USER)", "owner")
     async with open_manager(args) as manager:
+        result: Any
         if args.action == "create":
-            result = await manager.create_team(args.name, owner)
+            result = await manager.teams.create(args.name, owner)
         elif args.action == "list":
-            result = await manager.list_teams(1000)
+            result = await manager.teams.visible(1000)
         elif args.action == "members":
-            result = await manager.list_team_members(args.team_id)
+            result = await manager.teams.members(args.team_id)
         elif args.action == "add":
-            result = await manager.add_team_member(args.team_id, args.user_id, args.role)
+            result = await manager.teams.add_member(args.team_id, args.user_id, args.role)
         elif args.action == "remove":
-            removed = await manager.remove_team_member(args.team_id, args.user_id)
+            removed = await manager.teams.remove_member(args.team_id, args.user_id)
             require(removed, f"{args.user_id} is not a member of team {args.team_id}", "user_id")
             result = {"team_id": args.team_id, "user_id": args.user_id, "removed": True}
         else:
-            result = await manager.delete_team(args.team_id)
+            result = await manager.teams.delete(args.team_id)
     if args.json:
         print_json(result)
     elif args.action == "create":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from ..config import Settings
 from ..errors import ValidationError
 from .session import add_database_option, open_manager, require, settings_of, shutdown_event
 
@@ -75,16 +76,7 @@ async def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM, then shut down in order: HTTP, listeners, database."""
     from ..http import create_app
 
-    settings = settings_of(args, stuck_timeout_seconds=args.stuck_timeout)
-    source = "VJM_JWT_SECRET"
-    if args.secret_file is not None:
-        require(settings.jwt_secret is None, "give VJM_JWT_SECRET or --secret-file, not both", "secret_file")
-        secret, made = secret_from_file(args.secret_file)
-        settings = settings.model_copy(update={"jwt_secret": secret})
-        source = f"{args.secret_file} ({'made now, mode 0600' if made else 'kept across restarts'})"
-    elif settings.jwt_secret is None:
-        settings = settings.model_copy(update={"jwt_secret": secrets.token_urlsafe(32)})
-        source = None
+    settings, source = _with_secret(args, settings_of(args, stuck_timeout_seconds=args.stuck_timeout))
     stop = shutdown_event()
     async with open_manager(args, listeners=True, settings=settings) as manager:
         app = create_app(manager, settings=settings)
@@ -103,6 +95,18 @@ async def run(args: argparse.Namespace) -> int:
             return 1
     print("vjm up: stopped", flush=True)
     return 0
+
+
+def _with_secret(args: argparse.Namespace, settings: Settings) -> tuple[Settings, str | None]:
+    """The settings with the token secret to use, and where it came from (None: made up for this run)."""
+    if args.secret_file is not None:
+        require(settings.jwt_secret is None, "give VJM_JWT_SECRET or --secret-file, not both", "secret_file")
+        secret, made = secret_from_file(args.secret_file)
+        source = f"{args.secret_file} ({'made now, mode 0600' if made else 'kept across restarts'})"
+        return settings.model_copy(update={"jwt_secret": secret}), source
+    if settings.jwt_secret is None:
+        return settings.model_copy(update={"jwt_secret": secrets.token_urlsafe(32)}), None
+    return settings, "VJM_JWT_SECRET"
 
 
 async def _started(server: Server, serving: asyncio.Task) -> bool:

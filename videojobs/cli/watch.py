@@ -13,13 +13,13 @@ import contextlib
 import time
 from datetime import UTC, datetime
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
 from ..errors import JobNotFound
 from ..manager import VideoJobManager
-from ..models import JOB_STATUSES, Job, JobChange
+from ..models import JOB_STATUSES, Job, JobChange, JobStats
 from .render import counters_table, job_table, make_console, short_id
 from .session import add_as_user_option, add_database_option, open_manager, require, shutdown_event
 
@@ -46,7 +46,7 @@ class WatchState:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.jobs: dict[str, Job] = {}
-        self.stats = None
+        self.stats: JobStats | None = None
         self.changes: list[str] = []
         self.seen = 0
 
@@ -62,7 +62,7 @@ class WatchState:
         shown = sorted(self.jobs.values(), key=lambda j: j.last_activity_at, reverse=True)[: self.args.rows]
         header = Text(f"vjm watch · {self.seen} change(s) · {datetime.now(UTC):%H:%M:%S} UTC · "
                       f"Ctrl-C to stop", style="bold")
-        parts = [header]
+        parts: list[RenderableType] = [header]
         if self.stats is not None:
             parts.append(counters_table(self.stats))
         parts.append(job_table(shown, title="recently changed jobs", full_ids=False))
@@ -103,13 +103,13 @@ async def _load(manager: VideoJobManager, state: WatchState) -> None:
 
 
 async def _current_seq(manager: VideoJobManager) -> int:
-    return await manager.change_feed_position()
+    return await manager.subscriptions.position()
 
 
 async def _follow(manager: VideoJobManager, state: WatchState, after: int, stop: asyncio.Event,
                   live: Live | None) -> None:
     deadline = time.monotonic() + state.args.duration if state.args.duration else None
-    subscription = manager.subscribe_changes(after=after, poll_interval=0.5)
+    subscription = manager.subscriptions.subscribe(after=after, poll_interval=0.5)
     stopper = asyncio.create_task(_stop_when(stop, deadline, subscription))
     try:
         async for change in subscription:

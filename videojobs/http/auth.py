@@ -19,6 +19,8 @@ from typing import Any
 
 import jwt
 
+from videojobs.models import MAX_USER_ID
+
 USER_ROLE, SERVICE_ROLE = "authenticated", "service_role"
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 5
@@ -72,8 +74,8 @@ def decode_token(token: str, *, secret: str, audience: str | None) -> Principal:
 
 def _principal(claims: dict[str, Any], token: str | None = None) -> Principal:
     role, sub = claims.get("role"), claims.get("sub")
-    if sub is not None and (not isinstance(sub, str) or not 1 <= len(sub) <= 128):
-        raise AuthenticationFailed("token 'sub' must be a string of 1-128 characters")
+    if sub is not None and (not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID):
+        raise AuthenticationFailed(f"token 'sub' must be a string of 1-{MAX_USER_ID} characters")
     if role == USER_ROLE and sub is None:
         raise AuthenticationFailed("token lacks the 'sub' claim")
     if not isinstance(role, str):

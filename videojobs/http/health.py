@@ -1,6 +1,6 @@
 """Health and gauges: database reachable, projector lag, detector keeping up, pool use.
 
-The figures come from VideoJobManager.health(). A stuck-job detector is visible
+The figures come from the manager's maintenance.health(). A stuck-job detector is visible
 from outside by its effect: no processing job stays idle for much longer than the
 stuck timeout. Jobs idle for twice the timeout mean it is not running (or not
 keeping up); an in-process detector also reports whether its loop is alive.
@@ -46,16 +46,6 @@ class HealthReport(BaseModel):
     detector: ComponentHealth
 
 
-def service_pool(manager: VideoJobManager) -> Any:
-    """The manager's service pool."""
-    return manager.pool
-
-
-def user_pool(manager: VideoJobManager) -> Any:
-    """The manager's end-user pool."""
-    return manager.user_pool
-
-
 async def check_health(manager: VideoJobManager | None, stuck_timeout: float) -> HealthReport:
     """Probe the database, the projector's lag and the detector's effect, bounded in time."""
     if manager is None:
@@ -64,7 +54,7 @@ async def check_health(manager: VideoJobManager | None, stuck_timeout: float) ->
         return HealthReport(status="down", database=down, projector=unknown, detector=unknown)
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-            found = await manager.health(stuck_timeout)
+            found = await manager.maintenance.health(stuck_timeout)
     except Exception as exc:
         if not is_unavailable(exc):
             raise

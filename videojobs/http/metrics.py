@@ -1,7 +1,7 @@
 """Prometheus metrics: request latency, transitions by type, stuck resets, projector lag, pool use, streams.
 
 Each app has its own registry (several apps may live in one process, e.g. in tests).
-Transition counts are the projector's counters by event type (`manager.transition_counts()`,
+Transition counts are the projector's counters by event type (`manager.maintenance.transition_counts()`,
 kept in its apply transaction): they count every writer (other API processes, workers on the
 Python API, the stuck detector), exactly once, in commit order, and a scrape reads a handful
 of rows, never the log.
@@ -14,6 +14,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from videojobs.manager import PoolUsage
 
 
 class ApiMetrics:
@@ -85,14 +87,11 @@ class ApiMetrics:
         if hub is not None:
             self.sse_feed_reconnects.set(hub.reconnects)
 
-    def observe_pool(self, name: str, pool: Any) -> None:
-        """Size, idle and in-use connections of an asyncpg pool."""
-        if pool is None:
-            return
-        size, idle = pool.get_size(), pool.get_idle_size()
-        self.pool.labels(pool=name, state="in_use").set(size - idle)
-        self.pool.labels(pool=name, state="idle").set(idle)
-        self.pool.labels(pool=name, state="max").set(pool.get_max_size())
+    def observe_pool(self, usage: PoolUsage) -> None:
+        """Size, idle and in-use connections of one of the manager's pools."""
+        self.pool.labels(pool=usage.name, state="in_use").set(usage.in_use)
+        self.pool.labels(pool=usage.name, state="idle").set(usage.idle)
+        self.pool.labels(pool=usage.name, state="max").set(usage.max_size)
 
 
 class RequestTimer:

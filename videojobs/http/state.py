@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from videojobs import DatabaseUnavailable, Settings, VideoJobManager
-from videojobs.manager.feeds import ChangeFeedHub
+from videojobs.manager.subscriptions import ChangeFeedHub
 
 from .metrics import ApiMetrics
 
@@ -52,7 +52,7 @@ class AppState:
         async with self._hub_lock:
             if self.feed_hub is None:
                 options = self.options
-                self.feed_hub = await self.require_manager().open_change_feed(
+                self.feed_hub = await self.require_manager().subscriptions.open_hub(
                     page_size=options.sse_page_size, queue_size=options.sse_queue_size,
                     poll_interval=options.sse_poll_seconds, database_url=self.extras.get("database_url"))
             return self.feed_hub

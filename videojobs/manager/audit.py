@@ -1,4 +1,4 @@
-"""Audit: every job's history with actors, searches over all events, past states, tamper evidence."""
+"""The audit service: every job's history with actors, searches over all events, past states, tamper evidence."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from store.merkle import consistency_ranges, inclusion_ranges
 from store.tree_heads import TreeHead, sign_head, signature_ok
 
 from ..models import EventPage, HistoryReport, Job
-from .core import ManagerCore, fold_to_job
+from .session import Session, fold_to_job
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +39,16 @@ class TreeHeadReport:
     notes: list[str] = field(default_factory=list)
 
 
-class AuditMixin(ManagerCore):
-    """get_job_history, find_events, get_job_as_of, verify_history; the audit tree: seal, sign, verify, prove."""
+class Audit:
+    """history, find_events, job_as_of, verify_history; the audit tree: seal, sign, verify, prove."""
 
-    async def get_job_history(self, job_id: UUID | str) -> list[Event]:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def history(self, job_id: UUID | str) -> list[Event]:
         """Every event of the job in order: type, from/to state, actor, time and data (deleted jobs too)."""
         job_id = as_uuid(job_id)
-        async with self._connection() as conn:
+        async with self._session.connection() as conn:
             events = await EventStore(conn).read_stream(job_id)
         if not events:
             raise JobNotFound(job_id)
@@ -63,15 +66,17 @@ class AuditMixin(ManagerCore):
                            job_id=as_uuid(job_id) if job_id is not None else None, limit=_limit(limit))
         if query.since and query.until and query.since >= query.until:
             raise ValidationError("until must be after since", field="until")
-        async with self._connection() as conn:
+        async with self._session.connection() as conn:
             events = await find_events(conn, query)
         return EventPage(items=events, next_cursor=events[-1].position if len(events) == query.limit else None)
 
-    async def get_job_as_of(self, job_id: UUID | str, at: datetime) -> Job:
+    async def job_as_of(self, job_id: UUID | str, at: datetime) -> Job:
         """The job as it was at instant `at`, replayed from its events."""
-        job_id, at = as_uuid(job_id), _aware(at, "at")
-        async with self._connection() as conn:
-            events = await read_stream_until(conn, job_id, at)
+        job_id, moment = as_uuid(job_id), _aware(at, "at")
+        if moment is None:
+            raise ValidationError("at must be a datetime", field="at")
+        async with self._session.connection() as conn:
+            events = await read_stream_until(conn, job_id, moment)
         return fold_to_job(job_id, None, events)
 
     async def verify_history(self, job_id: UUID | str | None = None) -> HistoryReport:
@@ -81,19 +86,18 @@ class AuditMixin(ManagerCore):
         pass a job that is not there.
         """
         target = as_uuid(job_id) if job_id is not None else None
-        async with self._connection() as conn:
+        async with self._session.connection() as conn:
             check = await verify_chain(conn, target)
         if target is not None and check.checked == 0:
             raise JobNotFound(target)
         return HistoryReport(ok=check.ok, checked=check.checked, first_broken_job_id=check.broken_job_id,
                              first_broken_version=check.broken_version, reason=check.reason)
 
-
     # --- the log-wide audit tree (store/audit.py, store/merkle.py, store/tree_heads.py) ---
 
-    async def seal_audit_log(self, batch: int = 100_000) -> int:
+    async def seal(self, batch: int = 100_000) -> int:
         """Append the leaves of every committed event (below the horizon) to the tree; the tree size."""
-        async with self._pool.acquire() as conn:
+        async with self._session.service_connection() as conn:
             return await tree.seal_all(conn, batch)
 
     async def sign_tree_head(self, key: Ed25519PrivateKey) -> TreeHead:
@@ -101,8 +105,8 @@ class AuditMixin(ManagerCore):
 
         Refuses to sign when the log disagrees with the sealed leaves: a head must never bless damage.
         """
-        await self.seal_audit_log()
-        async with self._pool.acquire() as conn:
+        await self.seal()
+        async with self._session.service_connection() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 size, _ = await tree.tree_state(conn)
                 recount = await tree.recount_tree(conn, size)
@@ -121,35 +125,14 @@ class AuditMixin(ManagerCore):
         first leaf that differs from what was sealed when it can.
         """
         signed = signature_ok(head, public_key)
-        async with self._pool.acquire() as conn:
+        async with self._session.service_connection() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 recount = await tree.recount_tree(conn, head.tree_size)
-        matches = recount.root_hash == head.root_hash
-        notes = []
-        if public_key is None:
-            notes.append(f"the key was not pinned: the head is signed by key {head.key_id}")
-        if recount.archived:
-            notes.append(f"leaves 0..{recount.archived - 1} were archived: their hashes come from vjm.audit_leaves "
-                         "(the root covers them); check the archive's own events against them")
-        problem = recount.problem
-        if matches and problem:
-            notes.append(f"the sealed leaves differ from the log ({problem}); the log itself matches the head")
-            problem = None
-        if not matches and problem is None:
-            problem = "the recomputed root differs from the head's root"
-        if not signed:
-            problem = "the head's signature does not verify" + (" with the pinned key" if public_key else "") + (
-                f"; {problem}" if problem else "")
-        return TreeHeadReport(ok=signed and matches, tree_size=head.tree_size, signature_ok=signed,
-                              root_matches=matches, leaves_checked=recount.leaves, archived_leaves=recount.archived,
-                              key_id=head.key_id, problem=problem,
-                              leaf_index=None if matches else recount.leaf_index,
-                              position=None if matches else recount.position,
-                              job_id=None if matches else recount.job_id, notes=notes)
+        return _head_report(head, recount, signed, pinned=public_key is not None)
 
     async def latest_tree_head(self) -> TreeHead | None:
         """The newest head kept in the database (trust it for its signature, not for being there)."""
-        async with self._pool.acquire() as conn:
+        async with self._session.service_connection() as conn:
             row = await tree.latest_head(conn)
         return TreeHead(row["tree_size"], row["root_hash"], row["timestamp"], row["public_key"],
                         row["signature"]) if row else None
@@ -157,7 +140,7 @@ class AuditMixin(ManagerCore):
     async def prove_job(self, job_id: UUID | str, head: TreeHead) -> dict[str, Any]:
         """RFC 9162 inclusion proofs of each of the job's events in the tree of `head` (checkable offline)."""
         job_id = as_uuid(job_id)
-        async with self._pool.acquire() as conn:
+        async with self._session.service_connection() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 rows = await tree.job_leaves(conn, job_id, head.tree_size)
                 if not rows:
@@ -166,27 +149,55 @@ class AuditMixin(ManagerCore):
                 root, hashes = await tree.subtree_hashes(conn, head.tree_size, wanted)
         if root != head.root_hash:
             raise VJMError("the sealed leaves do not make this head's root: run `vjm audit verify --head`")
-        return {
-            "job_id": str(job_id), "tree_size": head.tree_size, "root_hash": head.root_hash.hex(),
-            "key_id": head.key_id,
-            "events": [{"leaf_index": row["leaf_index"], "position": row["position"], "version": row["version"],
-                        "type": row["type"], "from_state": row["from_state"], "to_state": row["to_state"],
-                        "actor": row["actor"], "occurred_at": row["occurred_at"].isoformat(),
-                        "prev_hash": row["prev_hash"].hex() if row["prev_hash"] else None, "hash": row["hash"].hex(),
-                        "audit_path": [hashes[r].hex() for r in inclusion_ranges(row["leaf_index"], head.tree_size)]}
-                       for row in rows]}
+        return {"job_id": str(job_id), "tree_size": head.tree_size, "root_hash": head.root_hash.hex(),
+                "key_id": head.key_id, "events": [_proved_event(row, hashes, head.tree_size) for row in rows]}
 
     async def consistency_proof(self, old: TreeHead, new: TreeHead) -> list[bytes]:
         """RFC 9162 §2.1.4 proof that the tree of `new` extends the tree of `old` (from the sealed leaves)."""
         if not 0 < old.tree_size <= new.tree_size:
             raise ValidationError("a consistency proof needs 0 < old tree size <= new tree size", field="head")
         ranges = consistency_ranges(old.tree_size, new.tree_size)
-        async with self._pool.acquire() as conn:
+        async with self._session.service_connection() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 root, hashes = await tree.subtree_hashes(conn, new.tree_size, ranges)
         if root != new.root_hash:
             raise VJMError("the sealed leaves do not make the new head's root: run `vjm audit verify --head`")
         return [hashes[r] for r in ranges]
+
+
+def _head_report(head: TreeHead, recount: Any, signed: bool, *, pinned: bool) -> TreeHeadReport:
+    """verify_tree_head's answer from the recount of the log up to the head and the signature check."""
+    matches = recount.root_hash == head.root_hash
+    notes = []
+    if not pinned:
+        notes.append(f"the key was not pinned: the head is signed by key {head.key_id}")
+    if recount.archived:
+        notes.append(f"leaves 0..{recount.archived - 1} were archived: their hashes come from vjm.audit_leaves "
+             "(the root covers them); check the archive's own events against them")
+    problem = recount.problem
+    if matches and problem:
+        notes.append(f"the sealed leaves differ from the log ({problem}); the log itself matches the head")
+        problem = None
+    if not matches and problem is None:
+        problem = "the recomputed root differs from the head's root"
+    if not signed:
+        problem = "the head's signature does not verify" + (" with the pinned key" if pinned else "") + (
+        f"; {problem}" if problem else "")
+    return TreeHeadReport(ok=signed and matches, tree_size=head.tree_size, signature_ok=signed,
+                  root_matches=matches, leaves_checked=recount.leaves, archived_leaves=recount.archived,
+                  key_id=head.key_id, problem=problem,
+                  leaf_index=None if matches else recount.leaf_index,
+                  position=None if matches else recount.position,
+                  job_id=None if matches else recount.job_id, notes=notes)
+
+
+def _proved_event(row: Any, hashes: dict[Any, bytes], tree_size: int) -> dict[str, Any]:
+    """One event of prove_job's answer: its leaf, what it says, its hashes and its audit path."""
+    return {"leaf_index": row["leaf_index"], "position": row["position"], "version": row["version"],
+            "type": row["type"], "from_state": row["from_state"], "to_state": row["to_state"],
+            "actor": row["actor"], "occurred_at": row["occurred_at"].isoformat(),
+            "prev_hash": row["prev_hash"].hex() if row["prev_hash"] else None, "hash": row["hash"].hex(),
+            "audit_path": [hashes[r].hex() for r in inclusion_ranges(row["leaf_index"], tree_size)]}
 
 
 def _aware(value: datetime | None, field: str) -> datetime | None:

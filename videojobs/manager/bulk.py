@@ -1,19 +1,19 @@
-"""Bulk operations: a result for every job, never a silent all-or-nothing."""
+"""The bulk service: many jobs in one call, a result for every job, never a silent all-or-nothing."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-from listeners.fold import created_row
 from statemachine import ValidationError, VJMError
 from store import EventStore, NewEvent
 from store.events import NewCreates, as_uuid, prepare_creates, prepare_event
 from store.models import construct_valid
+from store.projections.fold import created_row
 
 from ..models import BulkResult, Job
-from .core import ManagerCore, refused
-from .writes import WritesMixin, status_transition
+from .job_inputs import status_transition
+from .session import Session, refused
 
 MAX_BULK = 10_000
 CREATE_FIELDS = ("user_id", "original_filename", "original_filesize", "clip_count", "quality_preset",
@@ -21,18 +21,21 @@ CREATE_FIELDS = ("user_id", "original_filename", "original_filesize", "clip_coun
 _CREATE_KEYS = frozenset(CREATE_FIELDS)
 
 
-class BulkMixin(WritesMixin, ManagerCore):
+class Bulk:
     """bulk_create_jobs, bulk_update_status, bulk_delete_jobs."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
 
     async def bulk_create_jobs(self, jobs: list[dict[str, Any]]) -> list[Job]:
         """Create many jobs in one round trip; all are validated first, then written all or nothing."""
         if not isinstance(jobs, list) or not 1 <= len(jobs) <= MAX_BULK:
             raise ValidationError(f"jobs must be a list of 1 to {MAX_BULK} jobs", field="jobs")
-        creates = _prepare_creates(jobs, self._actor("create"))
-        async with self._connection() as conn:
+        creates = _prepare_creates(jobs, self._session.actor("create"))
+        async with self._session.connection() as conn:
             batch = await EventStore(conn).append_create_batch(creates)
-        self._remember_cursor(batch.cursor)
-        # The rows the projector will make of these events (listeners.fold), built from the columns
+        self._session.remember(batch.cursor)
+        # The rows the projector will make of these events (store.projections.fold), built from the columns
         # sent and decided without an Event each; every value already has its field's type.
         return [construct_valid(Job, created_row(*columns)) for columns in zip(
             batch.job_ids, creates.user_ids, creates.team_ids, batch.attempts_left, batch.occurred_at,
@@ -63,15 +66,17 @@ class BulkMixin(WritesMixin, ManagerCore):
         for i, job_id in enumerate(job_ids):
             try:
                 events.append(prepare_event(trigger, data, job_id=as_uuid(job_id), **{
-                    **extra, "actor": extra.get("actor") or self._actor(trigger)}))
+                    **extra, "actor": extra.get("actor") or self._session.actor(trigger)}))
                 slots.append(i)
             except VJMError as exc:
                 results[i] = refused(job_id, exc)
         if events:
-            applied = await self._append_each(events, [job_ids[i] for i in slots])
+            applied = await self._session.append_each(events, [job_ids[i] for i in slots])
             for i, result in zip(slots, applied, strict=True):
                 results[i] = result
-        return results
+        filled = [result for result in results if result is not None]
+        assert len(filled) == len(results), "every job has a result"
+        return filled
 
 
 def _ids(job_ids: Any) -> list[Any]:
@@ -80,7 +85,7 @@ def _ids(job_ids: Any) -> list[Any]:
     return list(job_ids)
 
 
-def _prepare_creates(jobs: list[Any], actor: str) -> NewCreates:
+def _prepare_creates(jobs: list[Any], actor: str | None) -> NewCreates:
     """Every job validated in one pass; if one is bad, again job by job, for the error that names it."""
     try:
         return _prepare_all(jobs, actor)
@@ -88,7 +93,7 @@ def _prepare_creates(jobs: list[Any], actor: str) -> NewCreates:
         return NewCreates.of([_prepare_create(i, job, actor) for i, job in enumerate(jobs)])
 
 
-def _prepare_all(jobs: list[Any], actor: str) -> NewCreates:
+def _prepare_all(jobs: list[Any], actor: str | None) -> NewCreates:
     data, user_ids, team_ids, actors = [], [], [], []
     for job in jobs:
         if not isinstance(job, dict) or not job.keys() <= _CREATE_KEYS:
@@ -102,7 +107,7 @@ def _prepare_all(jobs: list[Any], actor: str) -> NewCreates:
     return prepare_creates(data, user_ids, team_ids, actors)
 
 
-def _prepare_create(index: int, job: Any, actor: str) -> NewEvent:
+def _prepare_create(index: int, job: Any, actor: str | None) -> NewEvent:
     if not isinstance(job, dict):
         raise ValidationError(f"jobs[{index}] must be an object", field=f"jobs.{index}")
     unknown = sorted(set(job) - set(CREATE_FIELDS))

@@ -1,15 +1,16 @@
-"""Health of the moving parts: database, projector lag, stuck detector."""
+"""Health of the moving parts: database, projector lag, stuck detector, pools."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from store.faults import ProjectorFault, get_fault
 from store.projections import find_stuck_jobs, get_checkpoint, sample_lag
 
-from .core import ManagerCore
+from .session import InProcessListeners
 
-PROJECTOR = "main"
+PROJECTOR = "main"  # the projector's name (its checkpoint and lease)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,28 +31,33 @@ class Health:
     blocking_xact_seconds: float | None = None   # its transaction's age, when this role may see it
 
 
-class HealthMixin(ManagerCore):
-    """health, change_feed_position."""
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """One connection pool's size, idle connections and maximum."""
 
-    listeners = None  # set by connect(): the in-process Projector and StuckDetector, if any
+    name: str
+    size: int
+    idle: int
+    max_size: int
 
-    async def health(self, stuck_timeout: float) -> Health:
-        """Probe the projection's lag and the detector's effect (jobs idle for 2x the stuck timeout)."""
-        async with self._connection() as conn:
-            checkpoint = await get_checkpoint(conn, PROJECTOR)
-            lag = await sample_lag(conn, checkpoint.cursor if checkpoint else (0, 0))
-            overdue = await find_stuck_jobs(conn, stuck_timeout * 2, 100)
-            fault = await get_fault(conn, PROJECTOR)
-        services = self.listeners
-        return Health(projector_started=checkpoint is not None, events_behind=lag.events_behind,
-                      seconds_behind=lag.seconds_behind, held_events=lag.held_events, overdue_jobs=len(overdue),
-                      listeners_in_process=services is not None, projector_fault=fault,
-                      detector_running=services.detector_running if services is not None else None,
-                      held_seconds=lag.held_seconds, blocking_pid=lag.blocking_pid,
-                      blocking_state=lag.blocking_state, blocking_xact_seconds=lag.blocking_xact_seconds)
+    @property
+    def in_use(self) -> int:
+        return self.size - self.idle
 
-    async def change_feed_position(self) -> int:
-        """The newest change-feed sequence number: subscribe after it to see only changes from now on."""
-        async with self._pool.acquire() as conn:  # the checkpoint is readable by service roles only
-            checkpoint = await get_checkpoint(conn, PROJECTOR)
-        return checkpoint.change_seq if checkpoint else 0
+    @classmethod
+    def of(cls, name: str, pool: Any) -> PoolUsage:
+        return cls(name, pool.get_size(), pool.get_idle_size(), pool.get_max_size())
+
+
+async def probe_health(conn: Any, stuck_timeout: float, listeners: InProcessListeners | None) -> Health:
+    """The projection's lag, where it is stopped, and jobs overdue by twice the stuck timeout, read on `conn`."""
+    checkpoint = await get_checkpoint(conn, PROJECTOR)
+    lag = await sample_lag(conn, checkpoint.cursor if checkpoint else (0, 0))
+    overdue = await find_stuck_jobs(conn, stuck_timeout * 2, 100)
+    fault = await get_fault(conn, PROJECTOR)
+    return Health(projector_started=checkpoint is not None, events_behind=lag.events_behind,
+                  seconds_behind=lag.seconds_behind, held_events=lag.held_events, overdue_jobs=len(overdue),
+                  listeners_in_process=listeners is not None, projector_fault=fault,
+                  detector_running=listeners.detector_running if listeners is not None else None,
+                  held_seconds=lag.held_seconds, blocking_pid=lag.blocking_pid,
+                  blocking_state=lag.blocking_state, blocking_xact_seconds=lag.blocking_xact_seconds)

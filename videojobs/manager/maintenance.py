@@ -1,4 +1,5 @@
-"""Admin maintenance: reset stuck jobs, rebuild and verify the projections, see and end a projector's stop."""
+"""The maintenance service: reset stuck jobs, rebuild and verify the projections, see and end a projector's
+stop, and the health of the moving parts."""
 
 from __future__ import annotations
 
@@ -7,25 +8,27 @@ from datetime import timedelta
 
 import asyncpg
 
-from listeners import (
-    DetectorResult,
-    RebuildResult,
-    StuckDetector,
-    StuckDetectorConfig,
-    VerifyResult,
-    rebuild_projections,
-    verify_projections,
-)
+from listeners import DetectorResult, StuckDetector, StuckDetectorConfig
 from statemachine import ValidationError
-from store import Event, translate_error
+from store import Event
 from store.audit import last_cursor
 from store.faults import ProjectorFault, get_fault, void_event
 from store.identity import PROJECTOR as PROJECTOR_ROLE
-from store.projections import LagSample, get_checkpoint, get_leadership, sample_lag, transition_counts
+from store.projections import (
+    LagSample,
+    RebuildResult,
+    VerifyResult,
+    get_checkpoint,
+    get_leadership,
+    rebuild_projections,
+    sample_lag,
+    transition_counts,
+    verify_projections,
+)
 
-from .core import ManagerCore, translated_opening
+from .health import PROJECTOR, Health, PoolUsage, probe_health
+from .session import Session, translated_call
 
-PROJECTOR = "main"  # the projector's name (its checkpoint and lease)
 MAX_REASON = 500
 
 
@@ -45,27 +48,30 @@ class ProjectionStatus:
     leader: dict | None = None         # the projector's lease (holder_pid, live, ...); None if not readable
 
 
-class MaintenanceMixin(ManagerCore):
-    """reset_stuck_jobs, rebuild_projections, verify_projections, projection_status, void_event."""
+class Maintenance:
+    """reset_stuck_jobs, projections (rebuild, verify, status, wait), void_event, health, counters."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
 
     async def reset_stuck_jobs(self, older_than: timedelta | float = timedelta(minutes=15)) -> DetectorResult:
         """Time out processing jobs idle for longer than `older_than` (re-queued, or failed when out of attempts)."""
         seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 7 * 86400:
             raise ValidationError("older_than must be between 0 seconds and 7 days", field="older_than")
-        await self._read_your_writes()
-        detector = StuckDetector(self._pool, StuckDetectorConfig(timeout=float(seconds)))
-        result = await _translated_call(detector.run_once())
+        await self._session.read_your_writes()
+        detector = StuckDetector(self._session.runtime.service_pool, StuckDetectorConfig(timeout=float(seconds)))
+        result = await translated_call(detector.run_once())
         if result.reset:  # its time_out events were not written through this manager: wait for them too
-            async with self._connection() as conn:
+            async with self._session.connection() as conn:
                 cursor = await last_cursor(conn)
             if cursor:
-                self._remember_cursor(cursor)
+                self._session.remember(cursor)
         return result
 
     async def rebuild_projections(self) -> RebuildResult:
         """Replay every event into fresh tables and swap them in; readers are never blocked."""
-        return await _translated_call(rebuild_projections(self._url))
+        return await translated_call(rebuild_projections(self._session.runtime.database_url))
 
     async def verify_projections(self, limit: int = 100) -> VerifyResult:
         """Compare the live projection with a replay and the stats with a recount (at most `limit`
@@ -75,36 +81,46 @@ class MaintenanceMixin(ManagerCore):
         act as it is refused (AccessDenied naming the GRANT), where reading under another role's
         rules would replay a part of the log and call it ok.
         """
-        await self._read_your_writes()
-        return await _translated_call(verify_projections(self._url, limit=limit, role=PROJECTOR_ROLE))
-
+        await self._session.read_your_writes()
+        return await translated_call(verify_projections(self._session.runtime.database_url, limit=limit, role=PROJECTOR_ROLE))
 
     async def projection_status(self, name: str = PROJECTOR) -> ProjectionStatus:
         """The projector's checkpoint, lag, and the event it is stopped at, if any (`vjm projections status`)."""
-        async with self._connection() as conn:
+        async with self._session.connection() as conn:
             return await _status(conn, name)
 
     async def wait_for_projection(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - returns False
         """Wait (woken by the projector's notices, never by sleeping) until the read models have applied
         every event committed so far, whoever wrote it; True when they have, False after `timeout`
         seconds (default: the manager's consistency_timeout)."""
-        async with translated_opening(self._pool.acquire()) as conn:
+        async with self._session.service_connection() as conn:
             cursor = await last_cursor(conn)
-        if cursor is None or self._watcher is None:
+        runtime = self._session.runtime
+        if cursor is None or runtime.watcher is None:
             return True
-        return await self._watcher.wait_for(cursor, timeout if timeout is not None else self._consistency_timeout)
+        return await runtime.watcher.wait_for(cursor, timeout if timeout is not None else runtime.consistency_timeout)
 
     async def transition_counts(self) -> dict[str, int]:
         """Events applied to the read models so far, by type (the projector's counters; for monitoring)."""
-        async with translated_opening(self._pool.acquire()) as conn:
+        async with self._session.service_connection() as conn:
             return await transition_counts(conn)
 
     async def projection_behind(self, name: str = PROJECTOR) -> ProjectionStatus:
         """projection_status asked as the trusted service whoever the caller: counts and the lease, no
         tenant data. A reader whose answer comes from the read models (a list of 0 jobs from a
         projection that never ran) uses it to say that the answer is behind the log."""
-        async with translated_opening(self._pool.acquire()) as conn:
+        async with self._session.service_connection() as conn:
             return await _status(conn, name)
+
+    async def health(self, stuck_timeout: float) -> Health:
+        """Probe the projection's lag and the detector's effect (jobs idle for 2x the stuck timeout)."""
+        async with self._session.connection() as conn:
+            return await probe_health(conn, stuck_timeout, self._session.runtime.listeners)
+
+    def pool_usage(self) -> list[PoolUsage]:
+        """Size, idle and maximum connections of this runtime's pools (for monitoring)."""
+        runtime = self._session.runtime
+        return [PoolUsage.of("service", runtime.service_pool), PoolUsage.of("users", runtime.user_pool)]
 
     async def void_event(self, position: int, reason: str) -> Event:
         """Admins: void the event at `position` so that the read models skip it (vjm.void_event).
@@ -117,9 +133,9 @@ class MaintenanceMixin(ManagerCore):
             raise ValidationError("position must be a positive event position", field="position")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
             raise ValidationError(f"reason must be 1-{MAX_REASON} characters", field="reason")
-        async with self._connection() as conn:
+        async with self._session.connection() as conn:
             event = await void_event(conn, position, reason)
-        self._remember(event)
+        self._session.remember(event.cursor)
         return event
 
 
@@ -145,13 +161,3 @@ async def _leadership(conn, name: str) -> dict | None:
     except asyncpg.InsufficientPrivilegeError:
         return None
 
-
-async def _translated_call(operation):
-    """Await `operation`; driver errors (e.g. the server going away) become vjm errors."""
-    try:
-        return await operation
-    except Exception as exc:
-        translated = translate_error(exc)
-        if translated is exc:
-            raise
-        raise translated from exc

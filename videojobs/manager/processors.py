@@ -1,22 +1,26 @@
-"""What video workers call: claim queued jobs atomically."""
+"""The processors service: what video workers call to claim queued jobs and report many at once."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from statemachine import Platform, ValidationError
+from statemachine.validation import check_worker_id
 from store.events import as_uuid, prepare_event
 from store.job_writes import claim_jobs
 
 from ..models import Attempt, BulkResult
-from .core import ManagerCore, fold_job
+from .session import Session, fold_job
 
 MAX_COMPLETIONS = 10_000
 COMPLETION_FIELDS = frozenset({"job_id", "attempt", "output_paths", "processing_time"})
 
 
-class ProcessorsMixin(ManagerCore):
+class Processors:
     """claim_jobs, complete_jobs."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
 
     async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: str | None = None) -> list[Attempt]:
         """Start up to `limit` queued jobs for `worker_id`, oldest first; two workers never get the same job.
@@ -25,8 +29,7 @@ class ProcessorsMixin(ManagerCore):
         projection: a job queued a moment ago can be claimed at once, and one claimed a
         moment ago is never offered again.
         """
-        if not isinstance(worker_id, str) or not 1 <= len(worker_id) <= 128:
-            raise ValidationError("worker_id must be 1-128 characters", field="worker_id")
+        check_worker_id(worker_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError("limit must be an integer from 1 to 1000", field="limit")
         if platform_target is not None:
@@ -34,12 +37,12 @@ class ProcessorsMixin(ManagerCore):
                 platform_target = Platform(platform_target).value
             except ValueError:
                 raise ValidationError("unknown platform_target", field="platform_target") from None
-        async with self._connection() as conn:
+        async with self._session.connection() as conn:
             histories = await claim_jobs(conn, worker_id, limit, platform_target)
         attempts = []
         for history in histories:
             started = history.event
-            self._remember(started)
+            self._session.remember(started.cursor)
             attempts.append(Attempt(job_id=started.job_id, attempt=started.attempt, worker_id=worker_id,
                                     job=fold_job(history)))
         return attempts
@@ -55,8 +58,9 @@ class ProcessorsMixin(ManagerCore):
         """
         if not isinstance(completions, list) or not 1 <= len(completions) <= MAX_COMPLETIONS:
             raise ValidationError(f"completions must be a list of 1 to {MAX_COMPLETIONS}", field="completions")
-        events = [_completion(i, c, actor or self._actor("complete")) for i, c in enumerate(completions)]
-        return await self._append_each(events, [event.job_id for event in events])
+        events = [_completion(i, c, actor or self._session.actor("complete")) for i, c in enumerate(completions)]
+        return await self._session.append_each(events, [event.job_id for event in events])
+
 
 def _completion(index: int, completion: Any, actor: str | None):
     if not isinstance(completion, dict):
@@ -71,6 +75,6 @@ def _completion(index: int, completion: Any, actor: str | None):
             raise ValidationError("attempt must be the positive integer returned by claim_jobs", field="attempt")
         return prepare_event("complete", {"output_paths": completion.get("output_paths", []),
                                           "processing_time": completion.get("processing_time")},
-                             job_id=as_uuid(completion.get("job_id")), attempt=attempt, actor=actor)
+                             job_id=as_uuid(completion.get("job_id", "")), attempt=attempt, actor=actor)
     except ValidationError as exc:
         raise ValidationError(f"completions[{index}]: {exc}", field=f"completions.{index}.{exc.field}") from exc

@@ -1,20 +1,25 @@
-"""Statistics from the incrementally maintained counters (never a COUNT(*) over jobs)."""
+"""The stats service: statistics from the incrementally maintained counters (never a COUNT(*) over jobs)."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from statemachine import ValidationError
+from statemachine.validation import check_user_id
 from store.events import as_uuid
 from store.jobs import StatsScope, get_daily, get_platforms, get_stats
 from store.teams import my_team_ids
 
 from ..models import DailyStats, JobStats, PlatformStats
-from .core import ManagerCore
+from .session import Session
 
 
-class StatsMixin(ManagerCore):
+class Stats:
     """get_job_stats."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
 
     async def get_job_stats(self, user_id: str | None = None, team_id: UUID | str | None = None,
                             days: int = 30) -> JobStats:
@@ -24,41 +29,44 @@ class StatsMixin(ManagerCore):
         a service, and for an end user their own jobs and their teams' (what list_jobs lists),
         each counted once.
         """
-        scope, scope_id = _scope(user_id, team_id)
-        if scope == "user":
-            self._own_scope(scope_id)
+        named = _named_scope(user_id, team_id)
+        if user_id is not None:
+            self._session.own_scope(user_id)
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 366:
             raise ValidationError("days must be an integer from 1 to 366", field="days")
-        await self._read_your_writes()
-        async with self._connection() as conn:
-            if scope is not None:
-                counted = StatsScope.one(scope, scope_id)
-            elif self._caller.is_user:
-                counted = StatsScope.visible_to(self._caller.user_id, await my_team_ids(conn))
+        await self._session.read_your_writes()
+        async with self._session.connection() as conn:
+            if named is not None:
+                counted = named
+            elif (viewer := self._session.caller.user_id) is not None:
+                counted = StatsScope.visible_to(viewer, await my_team_ids(conn))
             else:
                 counted = StatsScope.every_user()
             counts = await get_stats(conn, counted)
             platforms = await get_platforms(conn, counted)
             daily = await get_daily(conn, counted, days)
-        total_seconds = counts.total_processing_ms / 1000.0
-        return JobStats(
-            total_jobs=counts.total_jobs, queued_jobs=counts.queued_jobs, processing_jobs=counts.processing_jobs,
-            completed_jobs=counts.completed_jobs, failed_jobs=counts.failed_jobs,
-            cancelled_jobs=counts.cancelled_jobs, total_processing_time=total_seconds,
-            average_processing_time=total_seconds / counts.timed_jobs if counts.timed_jobs else None,
-            by_platform=[PlatformStats.model_validate(p.model_dump()) for p in platforms],
-            daily=[DailyStats(day=d.day, completed_jobs=d.completed_jobs, failed_jobs=d.failed_jobs,
-                              cancelled_jobs=d.cancelled_jobs, processing_seconds=d.processing_ms / 1000.0)
-                   for d in daily])
+        return _job_stats(counts, platforms, daily)
 
 
-def _scope(user_id: str | None, team_id: UUID | str | None) -> tuple[str | None, str | None]:
+def _job_stats(counts: Any, platforms: list[Any], daily: list[Any]) -> JobStats:
+    """The counters, platform rows and daily rows as the public JobStats (seconds, not milliseconds)."""
+    total_seconds = counts.total_processing_ms / 1000.0
+    return JobStats(
+        total_jobs=counts.total_jobs, queued_jobs=counts.queued_jobs, processing_jobs=counts.processing_jobs,
+        completed_jobs=counts.completed_jobs, failed_jobs=counts.failed_jobs,
+        cancelled_jobs=counts.cancelled_jobs, total_processing_time=total_seconds,
+        average_processing_time=total_seconds / counts.timed_jobs if counts.timed_jobs else None,
+        by_platform=[PlatformStats.model_validate(p.model_dump()) for p in platforms],
+        daily=[DailyStats(day=d.day, completed_jobs=d.completed_jobs, failed_jobs=d.failed_jobs,
+                          cancelled_jobs=d.cancelled_jobs, processing_seconds=d.processing_ms / 1000.0)
+               for d in daily])
+
+
+def _named_scope(user_id: str | None, team_id: UUID | str | None) -> StatsScope | None:
     if user_id is not None and team_id is not None:
         raise ValidationError("give user_id or team_id, not both", field="team_id")
     if user_id is not None:
-        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 128:
-            raise ValidationError("user_id must be 1-128 characters", field="user_id")
-        return "user", user_id
+        return StatsScope.one("user", check_user_id(user_id))
     if team_id is not None:
-        return "team", str(as_uuid(team_id, "team_id"))
-    return None, None
+        return StatsScope.one("team", str(as_uuid(team_id, "team_id")))
+    return None

@@ -9,9 +9,8 @@ from statemachine import AccessDenied
 from store import EventStore, prepare_event
 from store.events import prepare_creates
 from store.identity import acting_as
-from tests.factories import create_data
-
-from .conftest import Tenants
+from tests.support.factories import create_data
+from tests.support.tenants import Tenants
 
 
 async def test_a_users_bulk_create_is_recorded_as_them_whatever_actor_they_name(tenants: Tenants,

@@ -8,10 +8,9 @@ import json
 import pytest
 
 from store.identity import connect_as
-from tests.doorbell import ringing_doorbell
+from tests.support.doorbell import ringing_doorbell
+from tests.support.tenants import SECRET_ERROR, SECRET_FILENAME, SECRET_PATH, build_tenants
 from tests.support.waiting import eventually
-
-from .conftest import SECRET_ERROR, SECRET_FILENAME, SECRET_PATH, build_tenants
 
 CHANNELS = ("vjm_events", "vjm_jobs")
 FORBIDDEN_KEYS = {"data", "original_filename", "filename", "output_paths", "path", "paths", "error",

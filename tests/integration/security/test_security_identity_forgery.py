@@ -20,8 +20,8 @@ from store.errors import InvalidToken, translate_error
 from store.identity import APP_LOGIN, LISTENER_LOGIN, LOGINS, WORKER_LOGIN, acting_as, connect_as, whoami
 from store.pool import init_connection
 from store.postgres import with_user
-from tests.conftest import TEST_JWT_SECRET
-from tests.factories import create_data
+from tests.support.factories import create_data
+from tests.support.tokens import TEST_JWT_SECRET
 
 pytestmark = pytest.mark.asyncio
 

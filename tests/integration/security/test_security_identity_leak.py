@@ -11,8 +11,7 @@ import pytest
 from statemachine import AccessDenied
 from store import EventStore, prepare_event
 from store.identity import acting_as, create_role_pool, whoami
-
-from .conftest import USERS, Tenants
+from tests.support.tenants import USERS, Tenants
 
 RELATIONS = ("jobs", "job_events", "job_changes")
 

@@ -8,9 +8,8 @@ import pytest
 
 from store import EventStore, prepare_event
 from store.identity import acting_as
-from tests.factories import create_data
-
-from .conftest import Tenants, as_user
+from tests.support.factories import create_data
+from tests.support.tenants import Tenants, as_user
 
 CREATE = '{"original_filename": "a.mp4", "original_filesize": 1, "clip_count": 1, "quality_preset": "pro", ' \
          '"enhancement_level": "basic", "platform_target": "tiktok"%s}'

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 from listeners import Projector, ProjectorConfig
 from store import EventStore, prepare_event
 from store.identity import connect_as
-from tests.factories import create_data
+from tests.support.factories import create_data
 from tests.support.waiting import eventually
 
 OLD_LEADER_KEY = "SELECT pg_try_advisory_lock(1986359920, hashtext('vjm_projector:main'))"

@@ -16,9 +16,8 @@ import asyncpg
 import pytest
 
 from store.identity import acting_as
-from tests.factories import create_data
-
-from .conftest import Tenants, as_user
+from tests.support.factories import create_data
+from tests.support.tenants import Tenants, as_user
 
 APPEND_ONE = "SELECT error_code FROM vjm.append_events(ARRAY[$1::uuid], ARRAY[$2], ARRAY['{}'::jsonb], " \
              "ARRAY[NULL::text], ARRAY[NULL::int], ARRAY[NULL::int])"

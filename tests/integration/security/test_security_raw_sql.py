@@ -6,8 +6,7 @@ import asyncpg
 import pytest
 
 from store.identity import acting_as
-
-from .conftest import Tenants
+from tests.support.tenants import Tenants
 
 EVENT_ROW = ("(job_id, version, type, to_state, attempt, attempts_left, actor, user_id, hash)"
              " VALUES (gen_random_uuid(), 1, 'create', 'queued', 0, 3, 'x', 'alice', '\\x00')")

@@ -16,9 +16,9 @@ from statemachine import AccessDenied, ConcurrencyConflict
 from store import EventStore, prepare_event
 from store.identity import acting_as
 from store.teams import TeamNotFound, add_team_member, create_team, delete_team, list_teams
-from tests.factories import create_data
-
-from .conftest import Tenants, as_user, project_all
+from tests.support.factories import create_data
+from tests.support.projections import project_all
+from tests.support.tenants import Tenants, as_user
 
 # Every privilege that lets a role LOCK a table in a mode above ACCESS SHARE, lock its rows
 # (SELECT ... FOR UPDATE/SHARE), or take locks on it through DDL (REFERENCES, TRIGGER).

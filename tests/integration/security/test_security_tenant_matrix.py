@@ -13,10 +13,9 @@ from statemachine import AccessDenied, JobNotFound
 from store import EventStore, prepare_event
 from store.identity import LocalTokens, acting_as
 from store.teams import TeamNotFound, add_team_member, list_team_members, list_teams, remove_team_member
-from tests.conftest import TEST_JWT_SECRET
-from tests.factories import create_data
-
-from .conftest import USERS, Tenants, as_user
+from tests.support.factories import create_data
+from tests.support.tenants import USERS, Tenants, as_user
+from tests.support.tokens import TEST_JWT_SECRET
 
 REFERENCE_TABLES = {"transitions", "trigger_rules", "job_defaults",  # the same for everyone, no tenant data
                     "payload_chars", "payload_rules", "payload_shapes"}

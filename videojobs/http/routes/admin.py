@@ -33,7 +33,7 @@ async def maintenance(request: Annotated[MaintenanceRequest, Body()], manager: S
 
 async def _run(manager: VideoJobManager, request: Any) -> tuple[bool, dict[str, Any]]:
     if isinstance(request, ResetStuck):
-        outcome = await manager.reset_stuck_jobs(request.older_than_seconds)
+        outcome = await manager.maintenance.reset_stuck_jobs(request.older_than_seconds)
         return True, {**_plain(outcome), "reset": outcome.reset}
     if isinstance(request, BulkUpdate):
         fields = {k: v for k, v in (("reason", request.reason), ("error", request.error)) if v is not None}
@@ -41,12 +41,12 @@ async def _run(manager: VideoJobManager, request: Any) -> tuple[bool, dict[str, 
         items = [r.model_dump(mode="json") for r in results]
         return all(r.ok for r in results), {"results": items, "applied": sum(r.ok for r in results)}
     if isinstance(request, VerifyHistory):
-        report = await manager.verify_history(request.job_id)
+        report = await manager.audit.verify_history(request.job_id)
         return report.ok, report.model_dump(mode="json")
     if request.action == "rebuild_projections":
-        rebuilt = await manager.rebuild_projections()
+        rebuilt = await manager.maintenance.rebuild_projections()
         return True, {**_plain(rebuilt), "events_per_second": _finite(rebuilt.events_per_second)}
-    verified = await manager.verify_projections()
+    verified = await manager.maintenance.verify_projections()
     return verified.ok, {**_plain(verified), "ok": verified.ok}
 
 

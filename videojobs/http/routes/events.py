@@ -4,7 +4,7 @@ Each event's `id` is the change feed's `seq` (vjm.job_changes, numbered in commi
 order), so `Last-Event-ID` (or `?after=`) resumes with no gap and no duplicate.
 Comment lines (`: ping`) are heartbeats.
 
-Every stream of the app is fed by one ChangeFeedHub (`manager.open_change_feed()`,
+Every stream of the app is fed by one ChangeFeedHub (`manager.subscriptions.open_hub()`,
 started with the app): one database connection reads the feed once for all of them, whatever
 their number. A stream that resumes behind the hub catches up through the pooled
 connections first. What an end user's stream carries is decided by the database alone
@@ -33,7 +33,7 @@ from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from videojobs import ValidationError
-from videojobs.manager.feeds import OVERFLOW, ChangeFeedHub
+from videojobs.manager.subscriptions import OVERFLOW, ChangeFeedHub
 from videojobs.models import JobChange
 
 from ..dependencies import Caller, Manager, State
@@ -83,7 +83,7 @@ async def stream(who: Caller, manager: Manager, state: State,
                  = None) -> EventSourceResponse:
     """Every visible change after the resume point, in commit order, then live ones as they happen."""
     start = resume_point(last_event_id, after)
-    await manager.list_teams(1)  # the preflight: a database that is down gives 503 before the stream starts
+    await manager.teams.visible(1)  # the preflight: a database that is down gives 503 before the stream starts
     hub = await state.require_feed_hub()
     log.info("stream_opened", user_id=who.sub, role=who.role, after=start)
     return EventSourceResponse(_events(hub, start, None if who.is_service else who.sub, state),

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from videojobs import AccessDenied, Job, ValidationError, VideoJobManager
-from videojobs.models import MAX_REASON, Trigger
+from videojobs.models import MAX_REASON, METADATA_FIELDS, Trigger
 
 from ..dependencies import Caller, Manager
 from ..patch_body import MOVE_FIELDS, PatchJobRequest
@@ -19,7 +19,6 @@ from .common import problems
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 JobId = Annotated[UUID, Path(description="The job id", examples=["9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11"])]
 STATUS_FIELDS = ("reason", "worker_id", "output_paths", "processing_time", "error", "attempt")
-METADATA_FIELDS = ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")
 _JOB_EXAMPLE = {"content": {"application/json": {"example": JOB_EXAMPLE}}}
 
 
@@ -51,7 +50,7 @@ async def get_job(job_id: JobId, manager: Manager,
                                                           "was then, replayed from its events")] = None) -> Job:
     """The job now, or replayed to `as_of`; 404 if it does not exist (then) or the caller may not see it."""
     if as_of is not None:
-        return await manager.get_job_as_of(job_id, as_of)
+        return await manager.audit.job_as_of(job_id, as_of)
     return await manager.get_job_by_id(job_id)  # as it is now, projected or not
 
 

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from videojobs.errors import is_unavailable
 
 from ..dependencies import State
-from ..health import HealthReport, check_health, service_pool, user_pool
+from ..health import HealthReport, check_health
 from ..state import AppState
 
 log = structlog.get_logger("vjm.http")
@@ -47,9 +47,9 @@ async def _refresh(state: AppState) -> None:
     metrics.observe_feed_hub(state.feed_hub)
     if manager is None:
         return
-    metrics.observe_pool("service", service_pool(manager))
-    metrics.observe_pool("users", user_pool(manager))
-    metrics.observe_transition_totals(await manager.transition_counts())
+    for usage in manager.maintenance.pool_usage():
+        metrics.observe_pool(usage)
+    metrics.observe_transition_totals(await manager.maintenance.transition_counts())
     stats = await manager.get_job_stats(days=1)
     for status in ("queued", "processing", "completed", "failed", "cancelled"):
         metrics.jobs.labels(status=status).set(getattr(stats, f"{status}_jobs"))

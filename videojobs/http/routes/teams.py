@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from videojobs import JobStats, Team, VideoJobManager
-from videojobs.models import LABEL_PATTERN, TeamMember
+from videojobs.models import LABEL_PATTERN, MAX_USER_ID, TeamMember
 
 from ..dependencies import Caller, Manager
 from ..problems import ProblemError
@@ -23,20 +23,20 @@ from .filters import Listing
 router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 TeamId = Annotated[UUID, Path(description="The team id")]
 MAX_TEAMS = 1000
-TEAM_SCAN_LIMIT = 10_000  # the most teams one list_teams call returns
-MemberId = Annotated[str, Path(min_length=1, max_length=128, json_schema_extra={"pattern": LABEL_PATTERN},
+TEAM_SCAN_LIMIT = 10_000  # the most teams one teams.visible call returns
+MemberId = Annotated[str, Path(min_length=1, max_length=MAX_USER_ID, json_schema_extra={"pattern": LABEL_PATTERN},
                                description="The member's user id")]
 
 
 async def _require_team(manager: VideoJobManager, team_id: UUID) -> None:
-    """404 unless the team exists and the caller may see it: RLS decides what list_teams returns
+    """404 unless the team exists and the caller may see it: RLS decides what teams.visible returns
     (a service sees every team that is not deleted, so a service too gets 404 for a deleted team).
 
     A caller who sees TEAM_SCAN_LIMIT teams or more is let through: the list cannot tell, and the
     database still decides what the request reads. (A manager lookup of one team would do
     without the scan: see the report of issue 17, item 6.)
     """
-    teams = await manager.list_teams(TEAM_SCAN_LIMIT)
+    teams = await manager.teams.visible(TEAM_SCAN_LIMIT)
     if len(teams) < TEAM_SCAN_LIMIT and not any(team.team_id == team_id for team in teams):
         raise ProblemError(404, "team-not-found", "Team not found", f"team {team_id} not found")
 
@@ -72,13 +72,13 @@ async def create_team(request: Annotated[CreateTeamRequest, Body()], who: Caller
         if request.owner_id not in (None, who.sub):
             raise ProblemError(403, "forbidden", "Forbidden", "end users create teams they own")
         owner = who.sub
-    return await manager.create_team(request.name, owner)
+    return await manager.teams.create(request.name, owner)
 
 
 @router.get("", response_model=list[Team], summary="The teams the caller may see", responses=problems())
 async def list_teams(manager: Manager) -> list[Team]:
     """Teams the caller owns or belongs to (services: every team), oldest first."""
-    return await manager.list_teams(MAX_TEAMS)
+    return await manager.teams.visible(MAX_TEAMS)
 
 
 @router.get("/{team_id}/members", response_model=list[TeamMember], summary="A team's members",
@@ -86,7 +86,7 @@ async def list_teams(manager: Manager) -> list[Team]:
 async def list_members(team_id: TeamId, manager: Manager) -> list[TeamMember]:
     """Who is in the team, and as what (members and admins may see)."""
     await _require_team(manager, team_id)
-    return await manager.list_team_members(team_id)
+    return await manager.teams.members(team_id)
 
 
 @router.post("/{team_id}/members", status_code=status.HTTP_201_CREATED, response_model=TeamMember,
@@ -95,7 +95,7 @@ async def add_member(team_id: TeamId, request: Annotated[AddMemberRequest, Body(
                      manager: Manager) -> TeamMember:
     """Only the team's owner or an admin may; the new member sees the team's jobs from the next request."""
     await _require_team(manager, team_id)
-    return await manager.add_team_member(team_id, request.user_id, request.role)
+    return await manager.teams.add_member(team_id, request.user_id, request.role)
 
 
 @router.delete("/{team_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
@@ -103,7 +103,7 @@ async def add_member(team_id: TeamId, request: Annotated[AddMemberRequest, Body(
 async def remove_member(team_id: TeamId, user_id: MemberId, manager: Manager) -> Response:
     """The owner or an admin removes anyone; a member may remove themselves. 404 if not a member."""
     await _require_team(manager, team_id)
-    if not await manager.remove_team_member(team_id, user_id):
+    if not await manager.teams.remove_member(team_id, user_id):
         raise ProblemError(404, "member-not-found", "Member not found", f"{user_id} is not a member of {team_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -113,6 +113,6 @@ async def remove_member(team_id: TeamId, user_id: MemberId, manager: Manager) ->
 async def delete_team(team_id: TeamId, manager: Manager) -> Response:
     """Its owner or an admin; 409 while it has jobs that are not deleted. Its id is never issued again."""
     await _require_team(manager, team_id)
-    await manager.delete_team(team_id)
+    await manager.teams.delete(team_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

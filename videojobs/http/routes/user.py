@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from videojobs import AccessDenied, JobStats, ValidationError
+from videojobs.models import MAX_USER_ID
 
 from ..auth import Principal
 from ..dependencies import Caller, Manager
@@ -15,7 +16,7 @@ from .common import problems
 from .filters import Listing
 
 router = APIRouter(prefix="/api/v1/user", tags=["user"])
-UserQuery = Annotated[str | None, Query(min_length=1, max_length=128,
+UserQuery = Annotated[str | None, Query(min_length=1, max_length=MAX_USER_ID,
                                         description="Service callers: whose jobs. End users: omit (or their own)")]
 Scope = Annotated[Literal["own", "visible"], Query(
     description="own: jobs the user owns; visible (end users): also their teams' jobs")]

@@ -22,30 +22,22 @@ from typing import Any
 import asyncpg
 import structlog
 
-from store.faults import fetch_void_targets
-from store.projections import (
-    DAILY_FIELDS,
-    PLATFORM_FIELDS,
-    STATS_FIELDS,
-    Difference,
-    JobRow,
+from ..faults import fetch_void_targets
+from ..role_connection import connect_with_role
+from .checkpoints import get_checkpoint, get_leadership, lift_statement_timeout, sample_lag
+from .fold import Voids, fold
+from .rebuild import add_into, chunks_by_job
+from .replay import (
     diff_run_queue,
     diff_stats_recount,
     diff_transition_counts,
     fetch_daily,
     fetch_platform_stats,
     fetch_stats,
-    get_checkpoint,
-    get_leadership,
-    lift_statement_timeout,
-    sample_lag,
     stream_events_by_job,
     stream_jobs,
 )
-
-from .fold import Voids, fold
-from .listening import connect_with_role
-from .replay import add_into, chunks_by_job
+from .rows import DAILY_FIELDS, PLATFORM_FIELDS, STATS_FIELDS, Difference, JobRow
 
 log = structlog.get_logger("vjm.replay")
 
@@ -169,7 +161,10 @@ def _job_difference(kind: str, live: JobRow | None, expected: JobRow | None) -> 
     if live is not None and expected is not None:
         a, b = _comparable(live), _comparable(expected)
         columns = tuple(sorted(k for k in a if a[k] != b[k]))
-    key = (live or expected).job_id
+    row = live or expected
+    if row is None:
+        raise ValueError("a difference needs the live row, the expected row, or both")
+    key = row.job_id
     return Difference(table="jobs", key=str(key), kind=kind, columns=columns,
                       live=live.model_dump(mode="json") if live else None,
                       expected=expected.model_dump(mode="json") if expected else None)

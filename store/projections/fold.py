@@ -43,18 +43,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from statemachine import State, VJMError
-from store.models import Event, construct_valid
-from store.projections import PLATFORM_FIELDS, DailyKey, JobRow, PlatformKey, StatsKey
+from statemachine.validation import METADATA_FIELDS
 
-Row = dict[str, Any]
-STATUS_INDEX = {"queued": 1, "processing": 2, "completed": 3, "failed": 4, "cancelled": 5}
+from ..models import Event, construct_valid
+from .deltas import Row, count_daily, platform_delta, stats_delta
+from .rows import DailyKey, JobRow, PlatformKey, StatsKey
+
 _STATUS = {state: state.value for state in State}  # a plain str, and a dict lookup is cheaper than .value
-METADATA_FIELDS = ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")
 
 
 class ProjectionGap(VJMError):
@@ -111,7 +111,7 @@ def fold(before: Mapping[UUID, JobRow], events: Iterable[Event], voids: Voids = 
             continue
         state[job_id] = apply_event(state[job_id], event)
         last[job_id] = event
-        _count_daily(daily, state[job_id], event)
+        count_daily(daily, state[job_id], event)
     rows = {job_id: (construct_valid(JobRow, row) if row is not None else None) for job_id, row in state.items()}
     return Fold(rows=rows, last_events=last, stats=stats_delta(before, rows), daily=daily,
                 platforms=platform_delta(before, rows), transitions=transitions)
@@ -255,79 +255,3 @@ def _elapsed_ms(row: Row, event: Event) -> int | None:
 
 def _seconds(millis: int | None) -> float | None:
     return None if millis is None else millis / 1000
-
-
-def scope_keys(user_id: str, team_id: UUID | None) -> list[StatsKey]:
-    """The stats scopes a job counts in: its user and, if any, its team and its (team, owner) pair."""
-    keys = [("user", user_id)]
-    if team_id is not None:
-        keys.append(("team", str(team_id)))
-        keys.append(("member", f"{team_id}:{user_id}"))
-    return keys
-
-
-def contribution(row: JobRow | Row | None) -> list[int]:
-    """What one job row adds to its scopes' counters (see STATS_FIELDS)."""
-    vector = [0] * 8
-    if row is None:
-        return vector
-    values = row if isinstance(row, dict) else row.__dict__
-    vector[0] = 1
-    vector[STATUS_INDEX[values["status"]]] = 1
-    if values["processing_time"] is not None:
-        vector[6] = 1
-        vector[7] = round(values["processing_time"] * 1000)
-    return vector
-
-
-def stats_delta(before: Mapping[UUID, JobRow], after: Mapping[UUID, JobRow | None]) -> dict[StatsKey, list[int]]:
-    """Counter deltas per scope for jobs whose rows changed from `before` to `after`."""
-    deltas: dict[StatsKey, list[int]] = {}
-    for job_id, new in after.items():
-        old = before.get(job_id)
-        for row, sign in ((old, -1), (new, 1)):
-            if row is None:
-                continue
-            vector = contribution(row)
-            for key in scope_keys(row.user_id, row.team_id):
-                total = deltas.setdefault(key, [0] * 8)
-                for i, value in enumerate(vector):
-                    total[i] += sign * value
-    return {k: v for k, v in deltas.items() if any(v)}
-
-
-def platform_delta(before: Mapping[UUID, JobRow],
-                   after: Mapping[UUID, JobRow | None]) -> dict[PlatformKey, list[int]]:
-    """Per-platform counter deltas per scope (see PLATFORM_FIELDS) for jobs whose rows changed.
-
-    The before row is taken out of its platform and the after row added to its own, so a
-    job whose platform_target changes (update_metadata) moves from one platform to the other.
-    """
-    width = len(PLATFORM_FIELDS)
-    deltas: dict[PlatformKey, list[int]] = {}
-    for job_id, new in after.items():
-        old = before.get(job_id)
-        for row, sign in ((old, -1), (new, 1)):
-            if row is None:
-                continue
-            vector = contribution(row)[:width]
-            for scope, scope_id in scope_keys(row.user_id, row.team_id):
-                total = deltas.setdefault((scope, scope_id, row.platform_target), [0] * width)
-                for i, value in enumerate(vector):
-                    total[i] += sign * value
-    return {k: v for k, v in deltas.items() if any(v)}
-
-
-def _count_daily(daily: dict[DailyKey, list[int]], row: Row | None, event: Event) -> None:
-    column = _DAILY_COLUMN.get(event.type)
-    if column is None or row is None or (event.type == "time_out" and event.to_state != "failed"):
-        return
-    millis = round(row["processing_time"] * 1000) if row["processing_time"] is not None else 0
-    day = event.occurred_at.astimezone(UTC).date()
-    for scope, scope_id in scope_keys(row["user_id"], row["team_id"]):
-        bucket = daily.setdefault((scope, scope_id, day), [0, 0, 0, 0])
-        bucket[column] += 1
-        bucket[3] += millis
-
-
-_DAILY_COLUMN = {"complete": 0, "fail": 1, "time_out": 1, "cancel": 2}

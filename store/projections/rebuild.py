@@ -2,7 +2,7 @@
 
 The replay covers the events up to the projector's checkpoint C. Every event at
 or below C belongs to a finished transaction (the checkpoint only ever passes
-the commit-safe horizon), so that set never changes. Verify (listeners/verify.py)
+the commit-safe horizon), so that set never changes. Verify (store/projections/verify.py)
 replays the same way but compares instead of writing.
 
 `rebuild_projections` holds the checkpoint row FOR UPDATE for its whole
@@ -18,7 +18,7 @@ feed are left as they are; the projector resumes after C. Dashboards are not
 told about rows a rebuild repaired (a verify that found differences is the
 signal to reload).
 
-Voided events (an admin's `void`, listeners/fold.py) are skipped as the projector skips
+Voided events (an admin's `void`, store/projections/fold.py) are skipped as the projector skips
 them: every void in the log is read first, also those after C (a void names an earlier
 event, which may be at or below C).
 """
@@ -32,21 +32,19 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
-from store.faults import fetch_void_targets
-from store.models import Event
-from store.projections import (
+from ..faults import fetch_void_targets
+from ..models import Event
+from ..role_connection import connect_with_role
+from .checkpoints import lift_statement_timeout, lock_checkpoint
+from .fold import Voids, fold
+from .replay import (
     copy_replay_jobs,
     copy_replay_stats,
     create_replay_tables,
-    lift_statement_timeout,
-    lock_checkpoint,
     merge_replay,
     recount_transitions,
     stream_events_by_job,
 )
-
-from .fold import Voids, fold
-from .listening import connect_with_role
 
 log = structlog.get_logger("vjm.replay")
 CHUNK_EVENTS = 5000

@@ -1,0 +1,57 @@
+"""The checks of values that are not payload keys, each written once.
+
+Payload keys follow the rule table (payload_rules.py; payloads.py builds the models). These
+are the other values a caller names: whose job it is or who acts (a user id), a team's name,
+the worker that claims jobs, and which keys a metadata change may name. Every check raises
+ValidationError naming the field. The database holds the same bounds where it takes these
+values (sql/schema/040_teams_and_rights.sql, 045_identity.sql, 060_write_api.sql); the HTTP
+schemas state them from here (MAX_USER_ID, MAX_TEAM_NAME, payload_rules.LABEL_PATTERN).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .errors import ValidationError
+from .machine import Trigger
+from .payload_rules import LABEL_REFUSED, MAX_WORKER_ID, REFUSALS, Chars, rules_of
+
+MAX_USER_ID = 128
+MAX_TEAM_NAME = 200
+# The keys an update_metadata event may carry: the rule table's, in its order.
+METADATA_FIELDS: tuple[str, ...] = tuple(rule.key for rule in rules_of(Trigger.UPDATE_METADATA))
+
+_REFUSED = {Chars.LINE: LABEL_REFUSED, Chars.TEXT: re.compile(Chars.TEXT.value)}
+
+
+def check_user_id(value: object, field: str = "user_id") -> str:
+    """A user id: a string of 1-128 characters on one line, without control, format or line separator characters."""
+    return _string(value, field, MAX_USER_ID, Chars.LINE)
+
+
+def check_team_name(value: object, field: str = "name") -> str:
+    """A team's name: 1-200 characters, not blank, on one line, without control or format characters."""
+    if isinstance(value, str) and not value.strip():
+        raise ValidationError(f"{field} must not be blank", field=field)
+    return _string(value, field, MAX_TEAM_NAME, Chars.LINE)
+
+
+def check_worker_id(value: object, field: str = "worker_id") -> str:
+    """A worker id, as the start payload's rule has it: 1-128 characters, no NUL or lone surrogate."""
+    return _string(value, field, MAX_WORKER_ID, Chars.TEXT)
+
+
+def _string(value: object, field: str, max_length: int, chars: Chars) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= max_length:
+        raise ValidationError(f"{field} must be a string of 1-{max_length} characters", field=field)
+    if _REFUSED[chars].search(value):
+        raise ValidationError(f"{field} {REFUSALS[chars]}", field=field)
+    return value
+
+
+def check_metadata_fields(names: Iterable[str]) -> None:
+    """Refuse a metadata change naming a key that is not metadata (METADATA_FIELDS); names the first, sorted."""
+    unknown = sorted(set(names) - set(METADATA_FIELDS))
+    if unknown:
+        raise ValidationError(f"unknown metadata field {unknown[0]!r}", field=unknown[0])

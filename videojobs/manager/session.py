@@ -1,0 +1,230 @@
+"""What every manager service shares: the runtime (pools, watcher, tokens), who is calling, and the
+write primitives (append one, append and fold, append many) with read-your-writes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
+import structlog
+
+from listeners import ProjectionWatcher
+from statemachine import WORKER_REPORTS, AccessDenied, JobNotFound, VJMError
+from store import Event, EventStore, NewEvent, translate_error
+from store.events import prepare_event
+from store.identity import AUTHENTICATED, TokenSource, acting_as
+from store.job_writes import JobHistory, append_events, append_returning_job
+from store.projections.fold import apply_stream
+
+from ..models import BulkResult, Job
+
+log = structlog.get_logger("vjm.manager")
+
+DEFAULT_SERVICE = "vjm"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a manager acts as: a trusted service (no user), or one end user under RLS.
+
+    `service` is the principal a trusted manager records as the actor when a call names
+    none (VJM_SERVICE_NAME, `as_service(name)`); a worker's report on its own attempt
+    records that worker instead (the database knows who started the attempt).
+    """
+
+    user_id: str | None = None
+    role: str | None = None  # None: the pool's own session role
+    token: str | None = field(default=None, repr=False)  # the user's own signed token (HTTP), else minted
+    service: str = DEFAULT_SERVICE
+
+    @property
+    def is_user(self) -> bool:
+        return self.user_id is not None
+
+
+class WriteTracker:
+    """The newest commit-order cursor written through a manager and every manager derived from it."""
+
+    def __init__(self) -> None:
+        self.cursor: tuple[int, int] | None = None
+
+    def remember(self, cursor: tuple[int, int]) -> None:
+        if self.cursor is None or cursor > self.cursor:
+            self.cursor = cursor
+
+
+class InProcessListeners(Protocol):
+    """The background services connect() runs in this process (videojobs.connect.Listeners)."""
+
+    @property
+    def detector_running(self) -> bool: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Runtime:
+    """What connect() opens once and every scoped manager shares; not part of the public API."""
+
+    service_pool: asyncpg.Pool  # the trusted service's connections (a session role, e.g. vjm_admin)
+    user_pool: asyncpg.Pool     # end users' connections: every request runs in acting_as()
+    database_url: str
+    watcher: ProjectionWatcher | None = None
+    tokens: TokenSource | None = None  # mints end users' tokens for as_user() (None: store.identity's default)
+    consistency_timeout: float = 2.0
+    listeners: InProcessListeners | None = None
+    writes: WriteTracker = field(default_factory=WriteTracker)
+
+
+@dataclass(frozen=True, eq=False)
+class Session:
+    """One caller on the shared runtime: the primitives the services are written with."""
+
+    runtime: Runtime
+    caller: Caller = Caller()
+
+    def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A connection acting as the caller: plain for a service, a scoped transaction for a user.
+
+        Failing to get one (server down, refusing connections) is DatabaseUnavailable; driver
+        errors inside the block become vjm errors.
+        """
+        if not self.caller.is_user:
+            return self.service_connection()
+        return translated_opening(acting_as(self.runtime.user_pool, role=self.caller.role or AUTHENTICATED,
+                                            user_id=self.caller.user_id, token=self.caller.token,
+                                            tokens=self.runtime.tokens))
+
+    def service_connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A trusted service connection whoever the caller (checkpoints, leases, the audit tree)."""
+        return translated_opening(self.runtime.service_pool.acquire())
+
+    async def append(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> Event:
+        """Validate and append one transition as the caller; remembers its position."""
+        event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self.actor(trigger), **ids)
+        async with self.connection() as conn:
+            stored = await EventStore(conn).append(event)
+        self.remember(stored.cursor)
+        return stored
+
+    async def append_job(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> tuple[Event, Job]:
+        """As append, and the job as it is after the event, in the same round trip.
+
+        The job is folded from its projected row and the events since (store.job_writes),
+        never replayed from its whole history.
+        """
+        event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self.actor(trigger), **ids)
+        async with self.connection() as conn:
+            if event.trigger == "create":
+                stored = await EventStore(conn).append(event)
+                history = JobHistory(stored, None, [stored])
+            else:
+                history = await append_returning_job(conn, event)
+        self.remember(history.event.cursor)
+        return history.event, fold_job(history)
+
+    async def append_each(self, events: list[NewEvent], job_ids: list[Any]) -> list[BulkResult]:
+        """Many transitions, each judged on its own (vjm.append_events); a result per event, under its job id."""
+        async with self.connection() as conn:
+            outcomes = await append_events(conn, events)
+        results = []
+        for job_id, outcome in zip(job_ids, outcomes, strict=True):
+            if isinstance(outcome, VJMError):
+                results.append(refused(job_id, outcome))
+                continue
+            self.remember(outcome.event.cursor)
+            results.append(BulkResult(job_id=str(job_id), ok=True,
+                                      job=fold_job(outcome) if outcome.event.type != "delete" else None))
+        return results
+
+    def own_scope(self, user_id: str) -> None:
+        """One rule for every adapter: an end user lists and counts their own user scope only.
+
+        (Their teams' jobs come through get_team_jobs and list_jobs; a total always counts what
+        the rows are drawn from.)
+        """
+        if self.caller.is_user and user_id != self.caller.user_id:
+            raise AccessDenied("end users list their own jobs only")
+
+    def actor(self, trigger: str) -> str | None:
+        """Who a call that names no actor records: the end user; else, for a worker's report on its
+        own attempt, nobody here (the guard records the worker that started the attempt); else the
+        service principal. Never the database login."""
+        if self.caller.is_user:
+            return self.caller.user_id
+        return None if trigger in WORKER_REPORTS else self.caller.service
+
+    def remember(self, cursor: tuple[int, int]) -> None:
+        """Note a position written by this caller: the next read waits until the projection has it."""
+        self.runtime.writes.remember(cursor)
+
+    async def read_your_writes(self) -> None:
+        """Wait (bounded) until the projection has applied the last write made through this runtime."""
+        cursor, watcher = self.runtime.writes.cursor, self.runtime.watcher
+        if cursor is None or watcher is None:
+            return
+        if not await watcher.wait_for(cursor, self.runtime.consistency_timeout):
+            log.warning("read_your_writes_timeout", cursor=cursor, timeout=self.runtime.consistency_timeout)
+
+
+@contextlib.asynccontextmanager
+async def translated_opening(opening: Any) -> AsyncIterator[asyncpg.Connection]:
+    """Enter `opening`; driver errors while entering it or inside the block become vjm errors."""
+    try:
+        conn = await opening.__aenter__()
+    except Exception as exc:
+        raise translate_error(exc) from exc
+    try:
+        yield conn
+    except BaseException as exc:
+        await _exit_translated(opening, exc)
+    else:
+        try:
+            await opening.__aexit__(None, None, None)  # e.g. the COMMIT of a user's transaction
+        except Exception as exc:
+            raise translate_error(exc) from exc
+
+
+async def _exit_translated(opening: Any, exc: BaseException) -> None:
+    """Leave `opening` after `exc`, and raise `exc` as a vjm error (unless the context suppressed it)."""
+    try:
+        suppressed = await opening.__aexit__(type(exc), exc, exc.__traceback__)
+    except Exception as exit_exc:  # e.g. releasing a connection the server just dropped
+        raise translate_error(exit_exc) from exc
+    if suppressed:
+        return
+    translated = translate_error(exc) if isinstance(exc, Exception) else exc
+    if translated is exc:
+        raise exc
+    raise translated from exc
+
+
+async def translated_call(operation: Awaitable[T]) -> T:
+    """Await `operation`; driver errors (e.g. the server going away) become vjm errors."""
+    try:
+        return await operation
+    except Exception as exc:
+        translated = translate_error(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
+
+
+def fold_job(history: JobHistory) -> Job:
+    """A job as it is after a write: its row before, with the events since applied (the projector's fold)."""
+    return fold_to_job(history.event.job_id, history.base, history.since)
+
+
+def fold_to_job(job_id: Any, base: dict[str, Any] | None, events: list[Event]) -> Job:
+    """A job's row (or nothing) with its events applied, honouring the voids among them; JobNotFound if none."""
+    row = apply_stream(dict(base) if base is not None else None, events)
+    if row is None:
+        raise JobNotFound(job_id)
+    return Job.model_validate(row)
+
+
+def refused(job_id: Any, error: VJMError) -> BulkResult:
+    """The result of a bulk item that was not applied."""
+    return BulkResult(job_id=str(job_id), ok=False, error=str(error), error_type=type(error).__name__)
