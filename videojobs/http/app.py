@@ -68,12 +68,12 @@ def create_app(manager: VideoJobManager | None = None, *, settings: Settings | N
         state.extras["database_url"] = database_url
     factory = None if manager is not None else manager_factory or _default_factory(settings)
     app = FastAPI(title="vjm HTTP API", version="1.0.0", description=DESCRIPTION, openapi_tags=TAGS,
-                  lifespan=_lifespan(state, factory))
+                  lifespan=_lifespan(state, factory), openapi_url=None, docs_url=None, redoc_url=None)
     app.state.vjm = state
     _install_errors(app)
     for module in (jobs, user, teams, processors, admin, events, ops):
         app.include_router(module.router)
-    install_openapi(app)
+    install_openapi(app, state.options.max_body_bytes)  # /openapi.json per caller, /docs, /redoc
     app.add_middleware(MethodNotAllowed, routes=api_routes(app))
     app.add_middleware(CatchAll)
     app.add_middleware(BodySizeLimit, max_bytes=state.options.max_body_bytes)

@@ -114,10 +114,12 @@ async def _no_receive() -> Message:
 class MethodNotAllowed:
     """405 with the true `Allow` for a method an API path does not take.
 
-    Without it, a method the API route does not take (OPTIONS on a POST-only path) falls
-    through to the dashboard's static files mounted at `/`, which answer 405 with their own
-    `Allow: GET, HEAD`. Only a 405 is looked at (nothing is matched for the requests that
-    succeed): it is replaced by one whose `Allow` names the API routes' methods for the path.
+    Without it, a method the API routes of a path do not take falls through to the dashboard's
+    static files mounted at `/`, which answer 404 (GET of a POST-only path: no such file) or 405
+    with their own `Allow: GET, HEAD` (OPTIONS). Only those two answers are looked at (nothing is
+    matched for the requests that succeed): when no API route takes the request's method and some
+    take the path, the answer is replaced by a 405 whose `Allow` names their methods. A 404 from
+    a route itself (no such job) stays: that route took the method.
     """
 
     def __init__(self, app: ASGIApp, routes: list, prefix: str = "/api/"):
@@ -131,7 +133,7 @@ class MethodNotAllowed:
 
         async def checking_send(message: Message) -> None:
             nonlocal replaced
-            if message["type"] == "http.response.start" and message["status"] == 405:
+            if message["type"] == "http.response.start" and message["status"] in (404, 405):
                 allowed = self._allowed(scope)
                 if allowed:
                     replaced = True
@@ -143,10 +145,12 @@ class MethodNotAllowed:
         await self.app(scope, receive, checking_send)
 
     def _allowed(self, scope: Scope) -> list[str]:
-        """The methods of the API routes whose path matches (none: not an API path)."""
+        """The methods of the API routes that take the path, or none when one of them takes the method too."""
         allowed: set[str] = set()
         for route in self.routes:
             match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return []
             if match is Match.PARTIAL:
                 allowed |= set(getattr(route, "methods", None) or ())
         return sorted(allowed)

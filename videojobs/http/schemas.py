@@ -6,11 +6,12 @@ validates every value, and its ValidationError becomes the same 422 problem.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from videojobs import Attempt, BulkResult, Job
 from videojobs.models import (
@@ -31,25 +32,37 @@ JOB_EXAMPLE = {
     "original_filesize": 104857600, "clip_count": 5, "quality_preset": "pro", "enhancement_level": "basic",
     "platform_target": "tiktok", "progress_percent": 0.0, "clips_done": 0, "output_paths": None,
     "error_message": None, "created_at": "2025-01-01T12:00:00Z", "started_at": None, "completed_at": None,
-    "cancelled_at": None,
-    "processing_time": None, "last_activity_at": "2025-01-01T12:00:00Z", "version": 1, "last_position": 42}
+    "cancelled_at": None, "processing_time": None, "last_activity_at": "2025-01-01T12:00:00Z", "version": 1, "last_position": 42}
 
 
-
-def _rule(trigger: Trigger, key: str):
+def payload_type(trigger: Trigger, key: str):
     """The type the payload rule table gives this key (statemachine.payload_rules): strict
     numbers (no `true`, no `"1"`), bounds, lengths and refused characters, as the database has them."""
     return field_type(next(r for r in rules_of(trigger) if r.key == key))
 
 
+def payload_pattern(trigger: Trigger, key: str) -> str:
+    """The `pattern` the document states for a payload string (for a query parameter that carries one)."""
+    return TypeAdapter(payload_type(trigger, key)).json_schema()["pattern"]
+
+
 # Numbers that are not payload fields: strict too (JSON integers only; floats also take integers).
 Count = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
-FileName = _rule(Trigger.CREATE, "original_filename")
-ClipCount = _rule(Trigger.CREATE, "clip_count")
-OutputPaths = Annotated[list[_rule(Trigger.COMPLETE, "output_paths").__origin__.__args__[0]], Field(max_length=50)]
-ProcessingTime = _rule(Trigger.COMPLETE, "processing_time")
-UserId = Annotated[str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": LABEL_PATTERN})]
-WorkerId = Annotated[str, Field(min_length=1, max_length=128)]
+FileName = payload_type(Trigger.CREATE, "original_filename")
+ClipCount = payload_type(Trigger.CREATE, "clip_count")
+OutputPaths = Annotated[list[payload_type(Trigger.COMPLETE, "output_paths").__origin__.__args__[0]], Field(max_length=50)]
+ProcessingTime = payload_type(Trigger.COMPLETE, "processing_time")
+def _label(value: str) -> str:
+    """A user id keeps the label rule the document's pattern states (the manager does not check it
+    for the user a service names; store.identity does for tokens and team members)."""
+    if re.match(LABEL_PATTERN, value) is None:
+        raise ValueError("must not contain control, format or line separator characters")
+    return value
+
+
+UserId = Annotated[str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": LABEL_PATTERN}),
+                   AfterValidator(_label)]
+WorkerId = payload_type(Trigger.START, "worker_id")  # the id a start records: any text but NUL, 1-128
 Reason = Annotated[str, Field(max_length=1000)]
 
 
@@ -67,92 +80,15 @@ class CreateJobRequest(Body):
         "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"}]})
 
     original_filename: FileName
-    original_filesize: _rule(Trigger.CREATE, "original_filesize")
+    original_filesize: payload_type(Trigger.CREATE, "original_filesize")
     clip_count: ClipCount
     quality_preset: QualityPreset
     enhancement_level: EnhancementLevel
     platform_target: Platform
     team_id: UUID | None = None
-    max_attempts: _rule(Trigger.CREATE, "max_attempts") = 3
+    max_attempts: payload_type(Trigger.CREATE, "max_attempts") = 3
     user_id: UserId | None = Field(None, description="Owner of the job: service callers only (end users own "
                                                      "the jobs they create)")
-
-
-class PatchJobRequest(Body):
-    """A status change (through the state machine) or a metadata change, not both at once."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"status": "cancelled", "reason": "uploaded the wrong file"},
-        {"clip_count": 8, "platform_target": "youtube_shorts", "expected_version": 1}]})
-
-    status: Literal["queued", "processing", "completed", "failed", "cancelled"] | None = Field(
-        None, description="queued = retry, cancelled = cancel (end users); processing/completed/failed are "
-                          "processor moves (service callers)")
-    reason: Reason | None = None
-    worker_id: WorkerId | None = None
-    output_paths: OutputPaths | None = None
-    processing_time: ProcessingTime | None = None
-    error: Annotated[str, Field(max_length=4000)] | None = None
-    attempt: Count | None = None
-    original_filename: FileName | None = None
-    clip_count: ClipCount | None = None
-    quality_preset: QualityPreset | None = None
-    enhancement_level: EnhancementLevel | None = None
-    platform_target: Platform | None = None
-    expected_version: Count | None = Field(
-        None, description="Metadata changes only: refuse (409) if the job has moved past this version")
-
-
-# What PATCH /jobs/{job_id} accepts, as the OpenAPI document states it (openapi.py puts this
-# schema in place of PatchJobRequest's): one status change, with the fields of that move and the
-# payload rules' bounds, or a metadata change naming at least one field. PatchJobRequest parses
-# and the route enforces the same; this states it exactly for clients and fuzzers.
-class PatchRetry(Body):
-    status: Literal["queued"]
-    reason: _rule(Trigger.RETRY, "reason") | None = None
-
-
-class PatchCancel(Body):
-    status: Literal["cancelled"]
-    reason: _rule(Trigger.CANCEL, "reason") | None = None
-
-
-class PatchStart(Body):
-    status: Literal["processing"]
-    worker_id: _rule(Trigger.START, "worker_id") | None = None
-
-
-class PatchComplete(Body):
-    status: Literal["completed"]
-    output_paths: _rule(Trigger.COMPLETE, "output_paths") | None = None
-    processing_time: _rule(Trigger.COMPLETE, "processing_time") | None = None
-    attempt: Count | None = None
-
-
-class PatchFail(Body):
-    status: Literal["failed"]
-    error: _rule(Trigger.FAIL, "error")
-    attempt: Count | None = None
-
-
-class PatchMetadata(Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "anyOf": [{"required": [name]} for name in
-                  ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")]})
-
-    original_filename: _rule(Trigger.UPDATE_METADATA, "original_filename") = None  # type: ignore[assignment]
-    clip_count: _rule(Trigger.UPDATE_METADATA, "clip_count") = None  # type: ignore[assignment]
-    quality_preset: _rule(Trigger.UPDATE_METADATA, "quality_preset") = None  # type: ignore[assignment]
-    enhancement_level: _rule(Trigger.UPDATE_METADATA, "enhancement_level") = None  # type: ignore[assignment]
-    platform_target: _rule(Trigger.UPDATE_METADATA, "platform_target") = None  # type: ignore[assignment]
-    expected_version: Count | None = None
-
-
-PATCH_JOB_BODY = Annotated[
-    Annotated[PatchRetry | PatchCancel | PatchStart | PatchComplete | PatchFail, Field(discriminator="status")] | PatchMetadata,
-    Field(description="A status change (queued = retry, cancelled = cancel for end users; processing, completed, "
-                      "failed for service callers), or a metadata change naming at least one field"),
-]
 
 
 class JobPageResponse(BaseModel):
@@ -199,8 +135,8 @@ class ProgressRequest(Body):
         {"attempt": 1, "percent": 40.0, "clips_done": 2, "worker_id": "worker-7"}]})
 
     attempt: Count
-    percent: _rule(Trigger.PROGRESS, "percent") | None = None
-    clips_done: _rule(Trigger.PROGRESS, "clips_done") | None = None
+    percent: payload_type(Trigger.PROGRESS, "percent") | None = None
+    clips_done: payload_type(Trigger.PROGRESS, "clips_done") | None = None
     worker_id: WorkerId | None = None
 
 
@@ -253,7 +189,7 @@ class FailRequest(Body):
         {"attempt": 1, "error": "ffmpeg exited with status 1"}]})
 
     attempt: Count
-    error: Annotated[str, Field(min_length=1, max_length=4000)]
+    error: payload_type(Trigger.FAIL, "error")
     worker_id: WorkerId | None = None
 
 

@@ -34,7 +34,8 @@ def list_params(
     date_from: Annotated[datetime | None, BeforeValidator(iso_date_only),
                          Query(description="Created at or after (ISO 8601 date or instant)")] = None,
     date_to: Annotated[datetime | None, BeforeValidator(iso_date_only),
-                       Query(description="Created at or before (ISO 8601 date or instant)")] = None,
+                       Query(description="Created at or before (ISO 8601 date or instant); not before "
+                                           "date_from (422)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     cursor: Annotated[str | None, Query(max_length=49, json_schema_extra={"pattern": CURSOR_PATTERN},

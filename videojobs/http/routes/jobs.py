@@ -9,10 +9,11 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from videojobs import AccessDenied, Job, ValidationError, VideoJobManager
-from videojobs.models import MAX_REASON, METADATA_FIELDS
+from videojobs.models import MAX_REASON, METADATA_FIELDS, Trigger
 
 from ..dependencies import Caller, Manager
-from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, PatchJobRequest
+from ..patch_body import MOVE_FIELDS, PatchJobRequest
+from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, payload_pattern
 from .common import problems
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
@@ -56,36 +57,47 @@ async def get_job(job_id: JobId, manager: Manager,
 @router.patch("/jobs/{job_id}", response_model=Job, summary="Change a job's status or metadata",
               responses={200: _JOB_EXAMPLE, **problems(403, 404, 409, 413)})
 async def patch_job(job_id: JobId, request: Annotated[PatchJobRequest, Body()], manager: Manager) -> Job:
-    """A status change through the state machine, or a metadata change; never both in one request."""
+    """A status change through the state machine, or a metadata change; never both in one request.
+
+    The body is held to the document's union (patch_body.PATCH_JOB_BODY) by the fields it names,
+    null or not: a move takes `status` and that move's fields, a metadata change no `status`.
+    """
+    if "status" in request.model_fields_set:
+        return await _patch_status(manager, job_id, request)
+    return await _patch_metadata(manager, job_id, request)
+
+
+async def _patch_status(manager: VideoJobManager, job_id: UUID, request: PatchJobRequest) -> Job:
+    if request.status is None:
+        raise ValidationError("status must not be null (leave it out to change metadata)", field="status")
+    stray = sorted(request.model_fields_set - {"status"} - MOVE_FIELDS[request.status])
+    if stray:
+        both = stray[0] in METADATA_FIELDS or stray[0] == "expected_version"
+        raise ValidationError("change the status or the metadata, not both" if both
+                              else f"{stray[0]} does not go with status {request.status}", field=stray[0])
     given = request.model_dump(exclude_none=True, mode="json")
-    metadata = {k: v for k, v in given.items() if k in METADATA_FIELDS}
-    if request.status is not None:
-        if metadata or request.expected_version is not None:
-            name = next(iter(metadata), "expected_version")
-            raise ValidationError("change the status or the metadata, not both", field=name)
-        return await manager.update_job_status(job_id, request.status,
-                                               **{k: given[k] for k in STATUS_FIELDS if k in given})
-    return await _patch_metadata(manager, job_id, given, metadata, request.expected_version,
-                                 request.model_fields_set)
+    return await manager.update_job_status(job_id, request.status, **{k: given[k] for k in STATUS_FIELDS if k in given})
 
 
-async def _patch_metadata(manager: VideoJobManager, job_id: UUID, given: dict[str, Any],
-                          metadata: dict[str, Any], expected_version: int | None, sent: set[str]) -> Job:
-    stray = sorted(k for k in given if k in STATUS_FIELDS)
+async def _patch_metadata(manager: VideoJobManager, job_id: UUID, request: PatchJobRequest) -> Job:
+    sent, given = request.model_fields_set, request.model_dump(exclude_none=True, mode="json")
+    stray = sorted(sent & set(STATUS_FIELDS))
     if stray:
         raise ValidationError(f"{stray[0]} goes with a status change", field=stray[0])
     nulls = sorted(name for name in sent & set(METADATA_FIELDS) if name not in given)
     if nulls:  # the document's metadata fields are not nullable: leave a field out instead
         raise ValidationError(f"{nulls[0]} must not be null (leave it out to keep it)", field=nulls[0])
+    metadata = {k: v for k, v in given.items() if k in METADATA_FIELDS}
     if not metadata:
         raise ValidationError("give a status or at least one metadata field", field="status")
-    return await manager.update_job_metadata(job_id, expected_version=expected_version, **metadata)
+    return await manager.update_job_metadata(job_id, expected_version=request.expected_version, **metadata)
 
 
 @router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a job (a tombstone; its history stays)", responses=problems(403, 404, 409))
 async def delete_job(job_id: JobId, manager: Manager,
-                     reason: Annotated[str | None, Query(max_length=MAX_REASON)] = None) -> Response:
+                     reason: Annotated[str | None, Query(max_length=MAX_REASON, json_schema_extra={
+                         "pattern": payload_pattern(Trigger.DELETE, "reason")})] = None) -> Response:
     """Delete the job: it leaves the job lists; auditors still read its events."""
     await manager.delete_job(job_id, reason)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -94,5 +106,9 @@ async def delete_job(job_id: JobId, manager: Manager,
 @router.get("/jobs/{job_id}/events", response_model=JobHistory, summary="A job's audit history",
             responses=problems(403, 404))
 async def job_events(job_id: JobId, manager: Manager) -> JobHistory:
-    """Every event of the job in order: type, from/to state, actor, time and data."""
+    """Every event of the job in order: type, from/to state, actor, time and data.
+
+    A deleted job's history stays readable (200, its last event the delete): the audit trail
+    outlives the job, which `GET /jobs/{job_id}` no longer shows (404).
+    """
     return JobHistory(job_id=job_id, events=await manager.get_job_history(job_id))
