@@ -32,6 +32,7 @@ SAMPLE_DATA = {
     Trigger.CANCEL: {},
     Trigger.RETRY: {},
     Trigger.TIME_OUT: {},
+    Trigger.REQUEUE: {"error": "busy", "retry_after": 0},
     Trigger.UPDATE_METADATA: {"clip_count": 2},
     Trigger.DELETE: {},
     Trigger.VOID: {"position": 1, "reason": "sample"},  # runs as a superuser: an admin, who may void

@@ -9,7 +9,8 @@ from statemachine.validation import check_worker_id
 from store.events import as_uuid, prepare_event
 from store.job_writes import claim_jobs
 
-from ..models import Attempt, BulkResult
+from ..models import Attempt, BulkResult, Job
+from .job_inputs import attempt_of
 from .session import Session, fold_job
 
 MAX_COMPLETIONS = 10_000
@@ -46,6 +47,17 @@ class Processors:
             attempts.append(Attempt(job_id=started.job_id, attempt=started.attempt, worker_id=worker_id,
                                     job=fold_job(history)))
         return attempts
+
+    async def requeue_job(self, job_id: Any, attempt: int, *, error: str | None = None,
+                          retry_after: float | None = None) -> Job:
+        """Give a processing job back to be tried again, not before `retry_after` seconds (a Retry, a transient error).
+
+        It uses up this attempt, as a time_out does: with no attempts left the job fails. The
+        run queue holds the job back until then (vjm.run_queue.not_before).
+        """
+        _, job = await self._session.append_job("requeue", {"error": error, "retry_after": retry_after},
+                                                job_id=as_uuid(job_id), attempt=attempt_of(attempt, required=True))
+        return job
 
     async def complete_jobs(self, completions: list[dict[str, Any]], *, actor: str | None = None) -> list[BulkResult]:
         """Complete many processing jobs at once: one round trip and one commit per 50 jobs.
