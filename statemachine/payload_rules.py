@@ -202,6 +202,7 @@ PAYLOAD_RULES: tuple[FieldRule, ...] = (
     # The worker's Retry or transient error: why, and how long the run queue holds the job back.
     FieldRule(_T.REQUEUE, "error", Kind.STRING, nullable=True, min_length=1, max_length=MAX_ERROR_TEXT,
               chars=Chars.TEXT),
+    _reason(_T.RELEASE),
     FieldRule(_T.REQUEUE, "retry_after", Kind.NUMBER, nullable=True, minimum=0, maximum=MAX_RETRY_AFTER),
     FieldRule(_T.UPDATE_METADATA, "original_filename", Kind.STRING, nullable=True, min_length=1,
               max_length=MAX_FILENAME, chars=Chars.NAME),

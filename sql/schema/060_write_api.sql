@@ -136,6 +136,7 @@ BEGIN
     d := ROW(p_job_id, h.version + 1, p_type, h.to_state, target,
              h.attempt + (p_type = 'start')::integer,
              CASE p_type WHEN 'start' THEN h.attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(p_job_id)
+                         WHEN 'release' THEN h.attempts_left + 1  -- gives back the attempt its start took
                          ELSE h.attempts_left END,
              p_data, p_who, h.user_id, h.team_id, p_at, h.hash, NULL,
              CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object' OR length(p_who) NOT BETWEEN 1 AND 200

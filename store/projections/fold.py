@@ -23,6 +23,8 @@ version, last_activity_at and last_position):
   left) it is finished like fail; back to queued it is not finished.
 - requeue (the worker's Retry or transient error): as time_out, with error_message = its
   error; the run queue holds the job back until its retry_after.
+- release (a worker shutting down gives the job back): back to queued, not finished, worker
+  cleared; the attempt it took is given back (attempts_left, computed by the guard).
 - retry: back to queued, not finished: completed_at, cancelled_at and processing_time cleared,
   worker cleared; the last error_message stays visible until the next start.
 - update_metadata: the given metadata fields.
@@ -248,13 +250,18 @@ def _back_or_failed(row: Row, event: Event, error: str) -> None:
         row.update(completed_at=None, processing_time=None)
 
 
+def _release(row: Row, event: Event) -> None:
+    row.update(worker_id=None, completed_at=None, processing_time=None)
+
+
 def _update_metadata(row: Row, event: Event) -> None:
     row.update({k: event.data[k] for k in METADATA_FIELDS if event.data.get(k) is not None})
 
 
 _HANDLERS: dict[str, Callable[[Row, Event], None]] = {
     "start": _start, "progress": _progress, "complete": _complete, "fail": _fail, "cancel": _cancel,
-    "retry": _retry, "time_out": _time_out, "requeue": _requeue, "update_metadata": _update_metadata,
+    "retry": _retry, "time_out": _time_out, "requeue": _requeue, "release": _release,
+    "update_metadata": _update_metadata,
 }
 
 

@@ -3,44 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.factories import create_data
 from tests.support.waiting import eventually
-from tests.support.workers import WorkerProcess
-from videojobs import Retry, TransientError, VideoJobManager, Worker
+from tests.support.workers import Spawn, events_of, status_is, worker_spawner
+from tests.support.workers import create_job_named as create
+from videojobs import Retry, TransientError, Worker
 from videojobs.worker.errors import backoff_delay, error_text
-
-Spawn = Callable[..., Awaitable[WorkerProcess]]
 
 
 @pytest.fixture
 async def spawn_worker(database_url: str) -> AsyncIterator[Spawn]:
-    """Start `vjm worker` processes on this test's database; every one is killed at the end."""
-    started: list[WorkerProcess] = []
-
-    async def spawn(*options: str) -> WorkerProcess:
-        worker = await WorkerProcess.start(database_url, "--poll-interval", "0.1", *options)
-        started.append(worker)
-        return worker
-
-    yield spawn
-    for worker in started:
-        await worker.kill()
-
-
-async def create(manager: VideoJobManager, filename: str, **overrides):
-    return await manager.create_job(user_id="studio", **create_data(original_filename=filename, **overrides))
-
-
-async def events_of(manager: VideoJobManager, job_id) -> list:
-    return list(await manager.audit.history(job_id))
-
-
-async def status_is(manager: VideoJobManager, job_id, status: str) -> bool:
-    return (await manager.get_job_by_id(job_id)).status == status
+    async with worker_spawner(database_url) as spawn:
+        yield spawn
 
 
 async def test_a_worker_completes_jobs_with_the_returned_paths_and_its_own_timing(manager, spawn_worker) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+
+from tests.factories import create_data
 
 VJM = str(Path(sys.executable).with_name("vjm"))
 HANDLER = "tests.support.worker_handlers:handle"
@@ -75,3 +79,36 @@ class WorkerProcess:
             await self.process.wait()
         for reader in self._readers:
             reader.cancel()
+
+
+Spawn = Callable[..., Awaitable[WorkerProcess]]
+
+
+@contextlib.asynccontextmanager
+async def worker_spawner(database_url: str) -> AsyncIterator[Spawn]:
+    """`spawn(*options)` starts a `vjm worker` process on `database_url`; every one is killed at the end.
+    A test module makes it a fixture: `async with worker_spawner(database_url) as spawn: yield spawn`."""
+    started: list[WorkerProcess] = []
+
+    async def spawn(*options: str) -> WorkerProcess:
+        worker = await WorkerProcess.start(database_url, "--poll-interval", "0.1", *options)
+        started.append(worker)
+        return worker
+
+    yield spawn
+    for worker in started:
+        await worker.kill()
+
+
+async def create_job_named(manager, filename: str, **overrides):
+    """A job whose filename tells the test handlers what to do (tests.support.worker_handlers)."""
+    return await manager.create_job(user_id="studio", **create_data(original_filename=filename, **overrides))
+
+
+async def events_of(manager, job_id) -> list:
+    """The job's events, oldest first."""
+    return list(await manager.audit.history(job_id))
+
+
+async def status_is(manager, job_id, status: str) -> bool:
+    return (await manager.get_job_by_id(job_id)).status == status

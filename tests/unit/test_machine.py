@@ -33,6 +33,7 @@ EXPECTED = {
     (State.PROCESSING, Trigger.CANCEL): State.CANCELLED,
     (State.PROCESSING, Trigger.TIME_OUT): State.QUEUED,
     (State.PROCESSING, Trigger.REQUEUE): State.QUEUED,
+    (State.PROCESSING, Trigger.RELEASE): State.QUEUED,
     (State.PROCESSING, Trigger.UPDATE_METADATA): State.PROCESSING,
     (State.COMPLETED, Trigger.UPDATE_METADATA): State.COMPLETED,
     (State.COMPLETED, Trigger.DELETE): State.DELETED,

@@ -59,6 +59,12 @@ class Processors:
                                                 job_id=as_uuid(job_id), attempt=attempt_of(attempt, required=True))
         return job
 
+    async def release_job(self, job_id: Any, attempt: int, *, reason: str | None = None) -> Job:
+        """Give a processing job back unfinished (a worker shutting down): queued again, with its attempt given back."""
+        _, job = await self._session.append_job("release", {"reason": reason}, job_id=as_uuid(job_id),
+                                                attempt=attempt_of(attempt, required=True))
+        return job
+
     async def complete_jobs(self, completions: list[dict[str, Any]], *, actor: str | None = None) -> list[BulkResult]:
         """Complete many processing jobs at once: one round trip and one commit per 50 jobs.
 

@@ -125,8 +125,10 @@ class JobRun:
         return self._result(outcome, elapsed, f"retry after {after:g} s")
 
     async def _release(self, elapsed: float) -> RunResult:
-        # Step 2 (graceful shutdown) gives the job back here; until then the lease or the stuck detector does.
-        return self._result("unreported", elapsed, "cancelled")
+        """The handler was cancelled (shutdown): give the job back, and the attempt it took."""
+        reason = "worker shutting down" if self.stop_reason == "shutdown" else "handler cancelled"
+        await self._manager.processors.release_job(self.attempt.job_id, self.attempt.attempt, reason=reason)
+        return self._result("released", elapsed, reason)
 
     def _result(self, outcome: Outcome, elapsed: float, detail: str | None = None) -> RunResult:
         result = RunResult(self.attempt.job_id, self.attempt.attempt, outcome, round(elapsed, 3), detail)
