@@ -160,6 +160,7 @@ MAX_PROCESSING_TIME = 7 * 24 * 3600
 MAX_IDLE_SECONDS = 10**9
 MAX_RETRY_AFTER = 7 * 24 * 3600
 MAX_PHASE = 64
+MAX_LEASE_SECONDS = 86400
 DEFAULT_MAX_ATTEMPTS = 3
 # Positions are bigints, but a JSON integer above 2**53 - 1 is not exact in every reader, and a
 # Python float at or above 1e16 encodes as '1e+16', which the database reads as a whole number
@@ -199,6 +200,10 @@ PAYLOAD_RULES: tuple[FieldRule, ...] = (
     _reason(_T.RETRY),
     _reason(_T.TIME_OUT),
     FieldRule(_T.TIME_OUT, "idle_seconds", Kind.NUMBER, nullable=True, minimum=0, maximum=MAX_IDLE_SECONDS),
+    # A lease that ran out (sql/schema/065_workers.sql): when, as ISO 8601 UTC, and how long it was.
+    FieldRule(_T.TIME_OUT, "lease_expires_at", Kind.STRING, nullable=True, min_length=1, max_length=64,
+              chars=Chars.LINE),
+    FieldRule(_T.TIME_OUT, "lease_seconds", Kind.NUMBER, nullable=True, minimum=0, maximum=MAX_LEASE_SECONDS),
     # The worker's Retry or transient error: why, and how long the run queue holds the job back.
     FieldRule(_T.REQUEUE, "error", Kind.STRING, nullable=True, min_length=1, max_length=MAX_ERROR_TEXT,
               chars=Chars.TEXT),

@@ -18,7 +18,8 @@ def say(what: str, ctx: JobContext, *extra: object) -> None:
 
 
 async def handle(job, ctx: JobContext) -> list[str]:
-    """Dispatch on the filename: ok, boom, retry-<after>, transient, slow-<seconds>, hang, beat-<seconds>."""
+    """Dispatch on the filename: ok, boom, retry-<after>, transient, slow-<seconds>, hang, beat-<seconds>,
+    progress-<steps>, zombie-<seconds>."""
     kind, _, argument = job.original_filename.removesuffix(".mp4").partition("-")
     say("started", ctx, kind)
     try:
@@ -69,5 +70,13 @@ async def progress(ctx: JobContext, steps: str) -> list[str]:
     return [f"/out/{ctx.job_id}/p.mp4"]
 
 
+async def zombie(ctx: JobContext, seconds: str) -> list[str]:
+    """The first attempt takes `seconds` (long enough to be frozen, lose its lease and report late); later ones are quick."""
+    if ctx.attempt.attempt == 1:
+        await asyncio.sleep(float(seconds))
+        say("reporting", ctx)
+    return [f"/out/{ctx.job_id}/attempt{ctx.attempt.attempt}.mp4"]
+
+
 BEHAVIOURS = {"ok": ok, "boom": boom, "retry": retry, "transient": transient, "slow": slow, "hang": hang,
-              "beat": beat, "progress": progress}
+              "beat": beat, "progress": progress, "zombie": zombie}

@@ -36,7 +36,9 @@ class ClaimLoop(BackgroundService[int]):
                 break
             platform = platforms[self._next_platform % len(platforms)]
             self._next_platform += 1
-            for attempt in await self._manager.claim_jobs(self._config.worker_id, free, platform):
+            claimed_now = await self._manager.claim_jobs(self._config.worker_id, free, platform,
+                                                         lease_seconds=self._config.lease_seconds)
+            for attempt in claimed_now:
                 self._start(attempt)
                 claimed += 1
         return claimed

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from uuid import UUID
 
@@ -32,9 +32,10 @@ from ..manager import VideoJobManager
 from ..models import Attempt
 from .claimer import ClaimLoop
 from .config import WorkerConfig
-from .context import JobContext
+from .context import JobContext, JobLost
 from .errors import TransientError
 from .job_run import Handler, JobRun, RunResult, RunSupport
+from .leases import LeaseKeeper
 from .reporter import CompletionBatcher
 
 log = structlog.get_logger("vjm.worker")
@@ -53,13 +54,17 @@ class Worker:
     """Runs one async handler over queued jobs. See the module docstring and README "Writing a processor"."""
 
     def __init__(self, database_url: str | None = None, *, manager: VideoJobManager | None = None,
-                 transient: tuple[type[BaseException], ...] = (TransientError,), **settings: Any) -> None:
+                 transient: tuple[type[BaseException], ...] = (TransientError,),
+                 lease_for: Callable[[Any], float] | None = None, **settings: Any) -> None:
+        """`settings` are WorkerConfig's (concurrency, platforms, lease_seconds, shutdown_timeout, ...);
+        `transient` the exceptions re-queued with backoff; `lease_for(job)` a job's own lease length."""
         try:
             self.config = WorkerConfig(**settings)
         except pydantic.ValidationError as exc:
             raise to_validation_error(exc) from exc
         self._database_url, self._manager = database_url, manager
-        self._transient = transient
+        self._transient, self._lease_for = transient, lease_for
+        self._keeper: LeaseKeeper | None = None
         self._handler: Handler | None = None
         self._runs: dict[UUID, JobRun] = {}
         self._supervisors: set[asyncio.Task[RunResult]] = set()
@@ -90,22 +95,27 @@ class Worker:
         self._stop_requested = asyncio.Event()
         async with self._opened_manager() as manager:
             support = RunSupport(self._handler, manager, CompletionBatcher(manager), self.config, self._transient)
-            claims = ClaimLoop(manager, self.config, self._free_slots, lambda a: self._start(a, support))
-            self._claims = claims
+            self._keeper = keeper = LeaseKeeper(manager, self.config, self._lost)
+            self._claims = claims = ClaimLoop(manager, self.config, self._free_slots,
+                                              lambda attempt: self._start(attempt, support))
             with self._signal_handlers(handle_signals):
-                await support.batcher.start()
-                await claims.start()
+                for service in (support.batcher, keeper, claims):
+                    await service.start()
                 log.info("worker_started", worker_id=self.config.worker_id, concurrency=self.config.concurrency)
                 await self._stop_requested.wait()
                 await claims.stop()
                 await self._drain()
-                await support.batcher.stop()
+                await support.batcher.stop()  # the last reports go out while the leases are still held
+                await keeper.stop()
         log.info("worker_stopped", worker_id=self.config.worker_id)
 
     def _free_slots(self) -> int:
         return self.config.concurrency - len(self._runs)
 
     def _start(self, attempt: Attempt, support: RunSupport) -> None:
+        assert self._keeper is not None
+        own = self._lease_for(attempt.job) if self._lease_for is not None else None
+        self._keeper.hold(attempt, own or self.config.lease_seconds, renew_now=own is not None)
         context = JobContext(attempt, support.manager, self._extend_lease_of(attempt.job_id))
         run = JobRun(attempt, context, support)
         self._runs[attempt.job_id] = run
@@ -116,16 +126,28 @@ class Worker:
 
     def _ended(self, job_id: UUID, task: asyncio.Task[RunResult]) -> None:
         self._runs.pop(job_id, None)
+        if self._keeper is not None:
+            self._keeper.drop(job_id)
         self._supervisors.discard(task)
         if self._claims is not None:
             self._claims.wake()
         if not task.cancelled():
             self.signals.ended.emit(task.result())
 
-    def _extend_lease_of(self, job_id: UUID):
+    def _extend_lease_of(self, job_id: UUID) -> Callable[[float | None], Any]:
         async def extend(seconds: float | None) -> None:
-            """Leases come with step 3 of issue 18; until then there is nothing to extend."""
+            """Renew this job's lease now (with a new length, if given); JobLost if it is not ours any more."""
+            if self._keeper is None or not await self._keeper.extend(job_id, seconds):
+                raise JobLost(f"job {job_id} is no longer this worker's")
         return extend
+
+    def _lost(self, job_ids: set[UUID]) -> None:
+        """The lease keeper learnt these jobs are no longer ours: cancel their handlers, report nothing."""
+        for job_id in job_ids:
+            run = self._runs.get(job_id)
+            if run is not None:
+                log.info("worker_job_lost", job_id=str(job_id), attempt=run.attempt.attempt)
+                run.cancel("lost")
 
     async def _drain(self) -> None:
         """Wait up to shutdown_timeout for running handlers; cancel the rest (they release their jobs)."""
