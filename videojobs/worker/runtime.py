@@ -30,6 +30,7 @@ from statemachine import ValidationError, to_validation_error
 from ..connect import connect
 from ..manager import VideoJobManager
 from ..models import Attempt
+from .cancel_watch import CancelWatcher
 from .claimer import ClaimLoop
 from .config import WorkerConfig
 from .context import JobContext, JobLost
@@ -95,19 +96,26 @@ class Worker:
         self._stop_requested = asyncio.Event()
         async with self._opened_manager() as manager:
             support = RunSupport(self._handler, manager, CompletionBatcher(manager), self.config, self._transient)
-            self._keeper = keeper = LeaseKeeper(manager, self.config, self._lost)
-            self._claims = claims = ClaimLoop(manager, self.config, self._free_slots,
-                                              lambda attempt: self._start(attempt, support))
             with self._signal_handlers(handle_signals):
-                for service in (support.batcher, keeper, claims):
-                    await service.start()
-                log.info("worker_started", worker_id=self.config.worker_id, concurrency=self.config.concurrency)
-                await self._stop_requested.wait()
-                await claims.stop()
-                await self._drain()
-                await support.batcher.stop()  # the last reports go out while the leases are still held
-                await keeper.stop()
+                await self._serve(support, self._stop_requested)
         log.info("worker_stopped", worker_id=self.config.worker_id)
+
+    async def _serve(self, support: RunSupport, stop_requested: asyncio.Event) -> None:
+        """Start the services, run until the stop, then drain and stop them in the order that loses nothing."""
+        manager = support.manager
+        self._keeper = keeper = LeaseKeeper(manager, self.config, self._lost)
+        self._claims = claims = ClaimLoop(manager, self.config, self._free_slots,
+                                          lambda attempt: self._start(attempt, support))
+        watcher = CancelWatcher(manager.database_url, lambda: self._runs, keeper.check_now)
+        for service in (support.batcher, keeper, watcher, claims):
+            await service.start()
+        log.info("worker_started", worker_id=self.config.worker_id, concurrency=self.config.concurrency)
+        await stop_requested.wait()
+        await claims.stop()
+        await self._drain()
+        await support.batcher.stop()  # the last reports go out while the leases are still held
+        await watcher.stop()
+        await keeper.stop()
 
     def _free_slots(self) -> int:
         return self.config.concurrency - len(self._runs)
