@@ -140,3 +140,52 @@ BEGIN
     SELECT g.job_id, g.attempt, a.to_state FROM unnest(gone) g LEFT JOIN unnest(o.appended) a ON a.job_id = g.job_id;
 END
 $$;
+
+-- The worker registry: who runs, where, with how many slots, and when it was last heard from.
+-- Each worker upserts its own row with every heartbeat round (vjm.worker_beat, in place, no
+-- event). A worker that stopped says so; one not heard from for three leases is lost
+-- (vjm.worker_status).
+CREATE TABLE vjm.workers (
+    worker_id     text             PRIMARY KEY,
+    host          text             NOT NULL,
+    pid           integer          NOT NULL,
+    started_at    timestamptz      NOT NULL,
+    last_seen_at  timestamptz      NOT NULL,
+    concurrency   integer          NOT NULL,
+    running       integer          NOT NULL,  -- jobs its handlers run now
+    platforms     text[],                     -- NULL: every platform
+    version       text             NOT NULL,  -- the vjm it runs
+    lease_seconds double precision NOT NULL,
+    stopped_at    timestamptz                 -- set by a graceful stop
+);
+
+CREATE FUNCTION vjm.worker_beat(p_worker_id text, p_host text, p_pid integer, p_concurrency integer, p_running integer,
+                                p_platforms text[], p_version text, p_lease_seconds double precision, p_stopped boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT vjm.may_fire('start') THEN
+        RAISE EXCEPTION 'not allowed to register workers' USING ERRCODE = '42501';
+    END IF;
+    IF length(p_worker_id) NOT BETWEEN 1 AND 128 OR length(p_host) NOT BETWEEN 1 AND 255
+       OR length(p_version) NOT BETWEEN 1 AND 64 OR cardinality(p_platforms) > 16 THEN
+        RAISE EXCEPTION 'worker id 1-128, host 1-255, version 1-64 characters, at most 16 platforms'
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM vjm.check_lease_seconds(p_lease_seconds);
+    INSERT INTO vjm.workers AS w (worker_id, host, pid, started_at, last_seen_at, concurrency, running, platforms,
+                                  version, lease_seconds, stopped_at)
+    VALUES (p_worker_id, p_host, p_pid, clock_timestamp(), clock_timestamp(), p_concurrency, p_running, p_platforms,
+            p_version, p_lease_seconds, CASE WHEN p_stopped THEN clock_timestamp() END)
+    ON CONFLICT (worker_id) DO UPDATE
+        SET last_seen_at = clock_timestamp(), concurrency = excluded.concurrency, running = excluded.running,
+            platforms = excluded.platforms, lease_seconds = excluded.lease_seconds, stopped_at = excluded.stopped_at;
+END
+$$;
+
+-- Each worker with its state: stopped (said so), lost (silent for three leases), else running.
+CREATE VIEW vjm.worker_status WITH (security_invoker = true) AS
+    SELECT w.*, CASE WHEN w.stopped_at IS NOT NULL THEN 'stopped'
+                     WHEN w.last_seen_at < now() - make_interval(secs => 3 * w.lease_seconds) THEN 'lost'
+                     ELSE 'running' END AS state
+      FROM vjm.workers w;

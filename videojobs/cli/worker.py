@@ -1,17 +1,22 @@
-"""`vjm worker module:function`: run a handler as a processor (videojobs.Worker) until SIGTERM or Ctrl-C."""
+"""`vjm worker module:function`: run a handler as a processor (videojobs.Worker) until SIGTERM or Ctrl-C;
+`vjm workers`: the registry of workers (running, stopped, lost)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
+from rich.table import Table
+
 from ..errors import ValidationError
 from ..worker import Worker
-from .session import add_database_option, settings_of
+from .render import make_console, when
+from .session import add_database_option, add_json_option, open_manager, print_json, settings_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `worker` command."""
+    """Add the `worker` and `workers` commands."""
+    register_workers(sub)
     parser = sub.add_parser(
         "worker", help="run a job handler (module:function) as a processor",
         description="Claim queued jobs and run them through an async handler `(job, ctx) -> output paths`. "
@@ -58,4 +63,30 @@ async def run(args: argparse.Namespace) -> int:
           flush=True)
     await worker.run()
     print("vjm worker: stopped", flush=True)
+    return 0
+
+
+def register_workers(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("workers", help="the workers: running, stopped, or lost (no heartbeat for 3 leases)",
+                            description="Every registered worker: host, pid, slots in use, platforms, version, "
+                                        "when it was last heard from, and its state.")
+    add_database_option(parser)
+    add_json_option(parser)
+    parser.set_defaults(handler=list_workers)
+
+
+async def list_workers(args: argparse.Namespace) -> int:
+    """Print the registry."""
+    async with open_manager(args) as manager:
+        workers = await manager.workers.list()
+    if args.json:
+        print_json(workers)
+        return 0
+    table = Table(title="workers")
+    for column in ("worker", "state", "host", "pid", "running", "platforms", "last seen", "version"):
+        table.add_column(column)
+    for w in workers:
+        table.add_row(w.worker_id, w.state, w.host, str(w.pid), f"{w.running}/{w.concurrency}",
+                      ", ".join(w.platforms or ["all"]), when(w.last_seen_at, precise=True), w.version)
+    make_console().print(table)
     return 0

@@ -37,6 +37,7 @@ from .context import JobContext, JobLost
 from .errors import TransientError
 from .job_run import Handler, JobRun, RunResult, RunSupport
 from .leases import LeaseKeeper
+from .registry import RegistryBeat
 from .reporter import CompletionBatcher
 
 log = structlog.get_logger("vjm.worker")
@@ -107,7 +108,8 @@ class Worker:
         self._claims = claims = ClaimLoop(manager, self.config, self._free_slots,
                                           lambda attempt: self._start(attempt, support))
         watcher = CancelWatcher(manager.database_url, lambda: self._runs, keeper.check_now)
-        for service in (support.batcher, keeper, watcher, claims):
+        registry = RegistryBeat(manager, self.config, lambda: len(self._runs))
+        for service in (support.batcher, keeper, watcher, registry, claims):
             await service.start()
         log.info("worker_started", worker_id=self.config.worker_id, concurrency=self.config.concurrency)
         await stop_requested.wait()
@@ -116,6 +118,7 @@ class Worker:
         await support.batcher.stop()  # the last reports go out while the leases are still held
         await watcher.stop()
         await keeper.stop()
+        await registry.stop()
 
     def _free_slots(self) -> int:
         return self.config.concurrency - len(self._runs)
