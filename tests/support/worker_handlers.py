@@ -21,7 +21,7 @@ async def handle(job, ctx: JobContext) -> list[str]:
     """Dispatch on the filename: ok, boom, retry-<after>, transient, slow-<seconds>, hang, beat-<seconds>,
     progress-<steps>, zombie-<seconds>."""
     kind, _, argument = job.original_filename.removesuffix(".mp4").partition("-")
-    say("started", ctx, kind)
+    say("started", ctx, kind, f"{time.time():.6f}")
     try:
         return await BEHAVIOURS[kind](ctx, argument)
     except asyncio.CancelledError:

@@ -1,4 +1,5 @@
-"""Cancellation that reaches running work: the change feed tells the worker that one of its jobs moved on."""
+"""The change feed, as a worker hears it: one of its jobs moved on (cancellation reaches running work), or a
+job became claimable (an idle worker wakes up at once instead of at its next poll)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,19 @@ class CancelWatcher(BackgroundService[bool]):
     The notice is only a prompt: what counts is the renewal's answer, from the log (so a missed or
     late notice costs latency, never correctness: the periodic heartbeat still finds out). After
     every (re)connection the leases are checked too, for what happened while nobody listened.
+
+    A notice that a job is queued (created, retried, released, timed out), or a burst, wakes the
+    claim loop (`on_claimable`): an idle worker claims at once, and still polls, so that it never
+    depends on a notice alone (and so that a requeued job is claimed once its delay is over).
     """
 
     name = "worker_cancel_watch"
 
     def __init__(self, database_url: str, running: Callable[[], Collection[UUID]],
-                 check_now: Callable[[], None], *, interval: float = 5.0) -> None:
+                 check_now: Callable[[], None], on_claimable: Callable[[], None] = lambda: None, *,
+                 interval: float = 5.0) -> None:
         super().__init__(interval=interval, max_backoff=5.0)
-        self._running, self._check_now = running, check_now
+        self._running, self._check_now, self._on_claimable = running, check_now, on_claimable
         self._listening = ListeningConnection(database_url, [CHANNEL], on_notify=self._notified, role=PROCESSOR)
 
     async def run_once(self) -> bool:
@@ -49,6 +55,8 @@ class CancelWatcher(BackgroundService[bool]):
 
     def _notified(self, channel: str, payload: str) -> None:
         notice = parse_notice(payload)
+        if isinstance(notice, BatchNotice) or (isinstance(notice, JobNotice) and notice.status == "queued"):
+            self._on_claimable()
         if isinstance(notice, BatchNotice) or (
                 isinstance(notice, JobNotice) and notice.status != "processing" and notice.job_id in self._running()):
             self._check_now()

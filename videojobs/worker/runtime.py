@@ -107,7 +107,7 @@ class Worker:
         self._keeper = keeper = LeaseKeeper(manager, self.config, self._lost)
         self._claims = claims = ClaimLoop(manager, self.config, self._free_slots,
                                           lambda attempt: self._start(attempt, support))
-        watcher = CancelWatcher(manager.database_url, lambda: self._runs, keeper.check_now)
+        watcher = CancelWatcher(manager.database_url, lambda: self._runs, keeper.check_now, claims.wake)
         registry = RegistryBeat(manager, self.config, lambda: len(self._runs))
         for service in (support.batcher, keeper, watcher, registry, claims):
             await service.start()
