@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.support.waiting import eventually
-from tests.support.workers import Spawn, events_of, status_is, worker_spawner
+from tests.support.workers import Spawn, ended, events_of, running_in_process, status_is, worker_spawner
 from tests.support.workers import create_job_named as create
 from videojobs import Retry, TransientError, Worker
 from videojobs.worker.errors import backoff_delay, error_text
@@ -71,12 +70,8 @@ async def test_a_transient_error_requeues_with_exponential_backoff(manager) -> N
     async def handler(job, ctx):
         raise TransientError("storage unreachable")
 
-    running = asyncio.create_task(worker.run(handle_signals=False))
-    try:
-        ends = [await worker.signals.ended.next(lambda r: r.job_id == job.job_id, timeout=20) for _ in range(3)]
-    finally:
-        worker.stop()
-        await running
+    async with running_in_process(worker):
+        ends = [await ended(worker, job.job_id) for _ in range(3)]
     assert [r.outcome for r in ends] == ["requeued", "requeued", "failed"]
     delays = [e.data["retry_after"] for e in await events_of(manager, job.job_id) if e.type == "requeue"]
     assert delays == [0.2, 0.4, 0.8]
@@ -98,11 +93,7 @@ async def test_a_handler_returning_bad_paths_fails_the_job(manager) -> None:
     async def handler(job, ctx):
         return "/not/a/list.mp4"
 
-    running = asyncio.create_task(worker.run(handle_signals=False))
-    try:
-        ended = await worker.signals.ended.next(lambda r: r.job_id == job.job_id, timeout=20)
-    finally:
-        worker.stop()
-        await running
-    assert ended.outcome == "failed"
+    async with running_in_process(worker):
+        result = await ended(worker, job.job_id)
+    assert result.outcome == "failed"
     assert "no valid output paths" in (await manager.get_job_by_id(job.job_id)).error_message

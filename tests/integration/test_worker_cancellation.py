@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.waiting import eventually
-from tests.support.workers import Spawn, events_of, worker_spawner
+from tests.support.workers import Spawn, ended, events_of, running_in_process, worker_spawner
 from tests.support.workers import create_job_named as create
 from videojobs import JobContext, Worker
 from videojobs.worker import JobLost
@@ -64,13 +64,9 @@ async def test_a_handler_cannot_report_after_its_job_was_cancelled(manager) -> N
             raise
         return ["/never.mp4"]
 
-    running = asyncio.create_task(worker.run(handle_signals=False))
-    try:
+    async with running_in_process(worker):
         await asyncio.wait_for(started.wait(), 20)
         await manager.cancel_job(job.job_id)
-        ended = await worker.signals.ended.next(lambda r: r.job_id == job.job_id, timeout=5)
-    finally:
-        worker.stop()
-        await running
-    assert ended.outcome == "lost" and len(tried) == 1
+        result = await ended(worker, job.job_id, timeout=5)
+    assert result.outcome == "lost" and len(tried) == 1
     assert [e.type for e in await events_of(manager, job.job_id)] == ["create", "start", "cancel"]

@@ -3,7 +3,6 @@ plus one scan; a heartbeating one keeps them however long they run; the zombie's
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
@@ -15,7 +14,7 @@ from listeners import StuckDetector, StuckDetectorConfig
 from statemachine import InvalidTransition
 from store.leases import LeaseRenewal, expire_leases, renew_leases
 from tests.support.waiting import eventually
-from tests.support.workers import Spawn, events_of, status_is, worker_spawner
+from tests.support.workers import Spawn, ended, events_of, running_in_process, status_is, worker_spawner
 from tests.support.workers import create_job_named as create
 from videojobs import Settings, VideoJobManager, Worker, connect
 
@@ -107,13 +106,9 @@ async def test_progress_and_extend_renew_the_lease_in_place(manager, pool) -> No
         seen.append(await lease())
         return ["/out/a.mp4"]
 
-    running = asyncio.create_task(worker.run(handle_signals=False))
-    try:
-        ended = await worker.signals.ended.next(lambda r: r.job_id == job.job_id, timeout=20)
-    finally:
-        worker.stop()
-        await running
-    assert ended.outcome == "completed"
+    async with running_in_process(worker):
+        result = await ended(worker, job.job_id)
+    assert result.outcome == "completed"
     assert [s for s, _ in seen] == [2.0, 30.0, 30.0]
     assert seen[0][1] < seen[1][1] < seen[2][1]
     progress = [e for e in await events_of(manager, job.job_id) if e.type == "progress"][0]

@@ -112,3 +112,19 @@ async def events_of(manager, job_id) -> list:
 
 async def status_is(manager, job_id, status: str) -> bool:
     return (await manager.get_job_by_id(job_id)).status == status
+
+
+@contextlib.asynccontextmanager
+async def running_in_process(worker) -> AsyncIterator[None]:
+    """Run a videojobs.Worker in this process (no signal handlers) for the block; stop it and wait at the end."""
+    running = asyncio.create_task(worker.run(handle_signals=False))
+    try:
+        yield
+    finally:
+        worker.stop()
+        await running
+
+
+async def ended(worker, job_id, timeout: float = 20):  # noqa: ASYNC109 - as Signal.next
+    """The worker's next RunResult for `job_id` (its `ended` signal)."""
+    return await worker.signals.ended.next(lambda result: result.job_id == job_id, timeout=timeout)

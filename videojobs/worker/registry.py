@@ -7,12 +7,16 @@ import socket
 from collections.abc import Callable
 from importlib import metadata
 
+import structlog
+
 from listeners.service import BackgroundService
 from store.workers import WorkerBeat
 
 from ..manager import VideoJobManager
 from .config import WorkerConfig
 from .leases import RENEW_FRACTION
+
+log = structlog.get_logger("vjm.worker")
 
 
 def vjm_version() -> str:
@@ -49,5 +53,5 @@ class RegistryBeat(BackgroundService[int]):
         """Say that this worker stopped (best effort: a lost database leaves it to show as lost)."""
         try:
             await self._manager.workers.beat(self._beat(stopped=True))
-        except Exception:  # noqa: BLE001 - stopping anyway
-            pass
+        except Exception as exc:  # noqa: BLE001 - stopping anyway
+            log.warning("worker_registry_stop_unrecorded", worker_id=self._config.worker_id, error=repr(exc)[:300])

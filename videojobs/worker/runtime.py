@@ -70,7 +70,7 @@ class Worker:
         self._handler: Handler | None = None
         self._runs: dict[UUID, JobRun] = {}
         self._supervisors: set[asyncio.Task[RunResult]] = set()
-        self._stop_requested: asyncio.Event | None = None
+        self._stop_requested = asyncio.Event()  # one run per Worker: a stop before run() makes it return at once
         self._signals_seen = 0
         self._claims: ClaimLoop | None = None
         self.signals = WorkerSignals()
@@ -87,14 +87,12 @@ class Worker:
 
     def stop(self) -> None:
         """Stop claiming, give running handlers `shutdown_timeout` seconds, then cancel and release them."""
-        if self._stop_requested is not None:
-            self._stop_requested.set()
+        self._stop_requested.set()
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Claim and run jobs until `stop()` (or SIGTERM/SIGINT with `handle_signals`); returns when all is reported."""
         if self._handler is None:
             raise ValidationError("no handler: decorate one with @worker.handler", field="handler")
-        self._stop_requested = asyncio.Event()
         async with self._opened_manager() as manager:
             support = RunSupport(self._handler, manager, CompletionBatcher(manager), self.config, self._transient)
             with self._signal_handlers(handle_signals):
