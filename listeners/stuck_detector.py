@@ -14,6 +14,11 @@ and the version the detector observed, so:
   reports late (StaleAttempt).
 The guard (sql/schema/060_write_api.sql) sends the job back to `queued`, or to `failed` when it has no
 attempts left.
+
+A job a videojobs.Worker runs holds a lease instead (sql/schema/065_workers.sql): the idle scan
+leaves it alone, since heartbeats write no events, and each pass first times out the jobs whose
+lease ran out (vjm.expire_leases, one transaction per pass, so that a heartbeat racing the
+time_out either keeps the job or finds it lost, never both); that time_out records the lease.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from statemachine import ConcurrencyConflict, InvalidTransition, JobNotFound
 from store import EventStore, Executor, prepare_event
+from store.leases import expire_leases
 from store.projections import StuckJob, find_stuck_jobs
 
 from .service import BackgroundService
@@ -70,13 +76,14 @@ class StuckDetector(BackgroundService[DetectorResult]):
         self._store = EventStore(executor)
 
     async def run_once(self) -> DetectorResult:
-        """Scan once and reset every stuck job found (up to `batch_size`)."""
+        """Time out the jobs whose lease ran out, then scan once and reset every stuck job found (up to `batch_size` each)."""
+        expired = await expire_leases(self._executor, self.config.batch_size, self.config.actor)
         stuck = await find_stuck_jobs(self._executor, self.config.timeout, self.config.batch_size)
-        outcomes = [await self._reset(job) for job in stuck]
-        result = DetectorResult(found=len(stuck), requeued=outcomes.count("queued"),
+        outcomes = [lease.to_state for lease in expired] + [await self._reset(job) for job in stuck]
+        result = DetectorResult(found=len(outcomes), requeued=outcomes.count("queued"),
                                 failed=outcomes.count("failed"), skipped=outcomes.count(None))
-        if stuck:
-            log.info("stuck_jobs_scanned", found=result.found, requeued=result.requeued,
+        if outcomes:
+            log.info("stuck_jobs_scanned", leases_expired=len(expired), found=result.found, requeued=result.requeued,
                      failed=result.failed, skipped=result.skipped)
         return result
 

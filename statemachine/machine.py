@@ -7,8 +7,9 @@ transition is a dict lookup, never a Machine built per job.
 Which component moves a job out of each state:
 - absent:     the user (create)
 - queued:     a processor (start), the user (cancel, update_metadata, delete)
-- processing: the processor (progress, complete, fail), the stuck detector (time_out),
-              the user (cancel, update_metadata)
+- processing: the processor (progress, complete, fail; requeue: try again later, using up the
+              attempt; release: give it back unfinished, with the attempt), the stuck detector
+              (time_out), the user (cancel, update_metadata)
 - completed, failed, cancelled: the user (retry, update_metadata, delete)
 - deleted:    nobody; it is a tombstone and the history stays
 - any state but absent: an admin (void), which keeps the state. A void names an earlier
@@ -49,6 +50,8 @@ class Trigger(StrEnum):
     CANCEL = "cancel"
     RETRY = "retry"
     TIME_OUT = "time_out"
+    REQUEUE = "requeue"
+    RELEASE = "release"
     UPDATE_METADATA = "update_metadata"
     DELETE = "delete"
     VOID = "void"
@@ -64,14 +67,16 @@ class Guard(StrEnum):
 LIVE_STATES = (State.QUEUED, State.PROCESSING, State.COMPLETED, State.FAILED, State.CANCELLED)
 TERMINAL_STATES = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED, State.DELETED})
 # Triggers that name the attempt they belong to; a stale attempt is refused.
-FENCED_TRIGGERS = frozenset({Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.TIME_OUT})
+FENCED_TRIGGERS = frozenset(
+    {Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.TIME_OUT, Trigger.REQUEUE, Trigger.RELEASE})
 # What an attempt's worker reports about its own work: written without a named actor by a
 # trusted caller, the event records the worker that started the attempt. (time_out is a
 # verdict on the worker, not by it.)
-WORKER_REPORTS = frozenset({Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL})
+WORKER_REPORTS = frozenset({Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.REQUEUE, Trigger.RELEASE})
 # Triggers reserved for processors (and the stuck detector); users fire the rest.
 PROCESSOR_TRIGGERS = frozenset(
-    {Trigger.START, Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.TIME_OUT}
+    {Trigger.START, Trigger.PROGRESS, Trigger.COMPLETE, Trigger.FAIL, Trigger.TIME_OUT, Trigger.REQUEUE,
+     Trigger.RELEASE}
 )
 # Triggers only an admin fires (admins fire every trigger).
 ADMIN_TRIGGERS = frozenset({Trigger.VOID})
@@ -90,6 +95,15 @@ _DEFINITION: list[dict[str, object]] = [
      "conditions": [Guard.HAS_ATTEMPTS_LEFT]},
     {"trigger": Trigger.TIME_OUT, "source": State.PROCESSING, "dest": State.FAILED,
      "conditions": [Guard.ATTEMPTS_EXHAUSTED]},
+    # The worker asks for the job to be tried again later (Retry, a transient error): like a
+    # time_out, it uses up the attempt; the run queue holds the job back until its retry_after.
+    {"trigger": Trigger.REQUEUE, "source": State.PROCESSING, "dest": State.QUEUED,
+     "conditions": [Guard.HAS_ATTEMPTS_LEFT]},
+    {"trigger": Trigger.REQUEUE, "source": State.PROCESSING, "dest": State.FAILED,
+     "conditions": [Guard.ATTEMPTS_EXHAUSTED]},
+    # A worker that shuts down gives the job back unfinished: the attempt it took is given back
+    # too (attempts_left + 1, the guard's arithmetic), so a deploy never uses up a job's budget.
+    {"trigger": Trigger.RELEASE, "source": State.PROCESSING, "dest": State.QUEUED},
     {"trigger": Trigger.UPDATE_METADATA, "source": list(LIVE_STATES), "dest": None},
     {"trigger": Trigger.DELETE,
      "source": [State.QUEUED, State.COMPLETED, State.FAILED, State.CANCELLED],

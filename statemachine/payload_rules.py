@@ -158,6 +158,9 @@ MAX_CLIPS = 50
 MAX_FILESIZE = 2**53
 MAX_PROCESSING_TIME = 7 * 24 * 3600
 MAX_IDLE_SECONDS = 10**9
+MAX_RETRY_AFTER = 7 * 24 * 3600
+MAX_PHASE = 64
+MAX_LEASE_SECONDS = 86400
 DEFAULT_MAX_ATTEMPTS = 3
 # Positions are bigints, but a JSON integer above 2**53 - 1 is not exact in every reader, and a
 # Python float at or above 1e16 encodes as '1e+16', which the database reads as a whole number
@@ -187,6 +190,7 @@ PAYLOAD_RULES: tuple[FieldRule, ...] = (
               chars=Chars.TEXT),
     FieldRule(_T.PROGRESS, "percent", Kind.NUMBER, nullable=True, minimum=0, maximum=100),
     FieldRule(_T.PROGRESS, "clips_done", Kind.INTEGER, nullable=True, minimum=0, maximum=MAX_CLIPS),
+    FieldRule(_T.PROGRESS, "phase", Kind.STRING, nullable=True, min_length=1, max_length=MAX_PHASE, chars=Chars.LINE),
     FieldRule(_T.COMPLETE, "output_paths", Kind.STRINGS, required=True, max_items=MAX_OUTPUT_PATHS, min_length=1,
               max_length=MAX_PATH_LENGTH, chars=Chars.LINE),
     FieldRule(_T.COMPLETE, "processing_time", Kind.NUMBER, nullable=True, minimum=0, maximum=MAX_PROCESSING_TIME),
@@ -196,6 +200,15 @@ PAYLOAD_RULES: tuple[FieldRule, ...] = (
     _reason(_T.RETRY),
     _reason(_T.TIME_OUT),
     FieldRule(_T.TIME_OUT, "idle_seconds", Kind.NUMBER, nullable=True, minimum=0, maximum=MAX_IDLE_SECONDS),
+    # A lease that ran out (sql/schema/065_workers.sql): when, as ISO 8601 UTC, and how long it was.
+    FieldRule(_T.TIME_OUT, "lease_expires_at", Kind.STRING, nullable=True, min_length=1, max_length=64,
+              chars=Chars.LINE),
+    FieldRule(_T.TIME_OUT, "lease_seconds", Kind.NUMBER, nullable=True, minimum=0, maximum=MAX_LEASE_SECONDS),
+    # The worker's Retry or transient error: why, and how long the run queue holds the job back.
+    FieldRule(_T.REQUEUE, "error", Kind.STRING, nullable=True, min_length=1, max_length=MAX_ERROR_TEXT,
+              chars=Chars.TEXT),
+    _reason(_T.RELEASE),
+    FieldRule(_T.REQUEUE, "retry_after", Kind.NUMBER, nullable=True, minimum=0, maximum=MAX_RETRY_AFTER),
     FieldRule(_T.UPDATE_METADATA, "original_filename", Kind.STRING, nullable=True, min_length=1,
               max_length=MAX_FILENAME, chars=Chars.NAME),
     FieldRule(_T.UPDATE_METADATA, "clip_count", Kind.INTEGER, nullable=True, minimum=1, maximum=MAX_CLIPS),

@@ -114,6 +114,8 @@ CompleteData = _model("CompleteData", Trigger.COMPLETE, "The clips were produced
 FailData = _model("FailData", Trigger.FAIL, "The processor gave up on this attempt.")
 ReasonData = _model("ReasonData", Trigger.CANCEL, "Cancel, retry and delete may say why.")
 TimeOutData = _model("TimeOutData", Trigger.TIME_OUT, "The stuck detector reset the job.")
+RequeueData = _model("RequeueData", Trigger.REQUEUE, "The worker asks for another attempt after retry_after seconds.")
+ReleaseData = _model("ReleaseData", Trigger.RELEASE, "The worker gives the job back unfinished (it shuts down).")
 MetadataData = _model("MetadataData", Trigger.UPDATE_METADATA, "A change to the job's metadata; at least one field.")
 VoidData = _model("VoidData", Trigger.VOID, "An admin voids an earlier event of the job (by position), with a reason.")
 
@@ -145,6 +147,8 @@ PAYLOADS: dict[Trigger, type[Payload]] = {
     Trigger.CANCEL: ReasonData,
     Trigger.RETRY: ReasonData,
     Trigger.TIME_OUT: TimeOutData,
+    Trigger.REQUEUE: RequeueData,
+    Trigger.RELEASE: ReleaseData,
     Trigger.UPDATE_METADATA: MetadataData,
     Trigger.DELETE: ReasonData,
     Trigger.VOID: VoidData,

@@ -25,10 +25,12 @@ from .models import (
     PlatformStats,
     Team,
 )
+from .worker import JobContext, Retry, TransientError, Worker
 
 __all__ = [
     "connect", "VideoJobManager", "Settings", "Job", "JobPage", "JobFilters", "JobStats", "PlatformStats",
     "DailyStats", "Attempt", "BulkResult", "Team", "HistoryReport", "VJMError", "ValidationError", "JobNotFound",
     "InvalidTransition", "StaleAttempt", "ConcurrencyConflict", "AccessDenied", "DatabaseUnavailable",
+    "Worker", "JobContext", "Retry", "TransientError",
 ]
 

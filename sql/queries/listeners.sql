@@ -211,11 +211,13 @@ SELECT count(pg_notify('vjm_jobs', p)) FROM unnest(:payloads::text[]) AS p;
 
 -- job_get_stuck --
 -- Processing jobs idle for longer than :timeout_seconds seconds, oldest first (uses the partial index jobs_processing_activity).
+-- A job whose attempt holds a lease (a videojobs.Worker runs it) is left to its lease: heartbeats write no events.
 SELECT job_id, version, attempt, attempts_left,
        extract(epoch FROM statement_timestamp() - last_activity_at)::float8 AS idle_seconds
-  FROM vjm.jobs
+  FROM vjm.jobs j
  WHERE status = 'processing'
    AND last_activity_at < statement_timestamp() - make_interval(secs => :timeout_seconds)
+   AND NOT EXISTS (SELECT 1 FROM vjm.leases l WHERE l.job_id = j.job_id AND l.attempt = j.attempt)
  ORDER BY last_activity_at
  LIMIT :limit;
 

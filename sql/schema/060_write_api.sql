@@ -36,8 +36,9 @@ CREATE TABLE vjm.run_queue (
     queued          boolean     NOT NULL,
     user_id         text        NOT NULL,  -- the owner, as in the create event: a writer locks only
     team_id         uuid,                  -- an entry the caller may see
-    worker          text                   -- who started the current attempt (its start's worker_id, else
+    worker          text,                  -- who started the current attempt (its start's worker_id, else
                                            -- its actor): the actor of its reports when none is named
+    not_before      timestamptz            -- a requeued job is not claimed before this (its retry_after)
 );
 
 CREATE INDEX run_queue_claim_order ON vjm.run_queue (created_at, job_id) WHERE queued;
@@ -45,6 +46,16 @@ CREATE INDEX run_queue_claim_order ON vjm.run_queue (created_at, job_id) WHERE q
 -- The jobs that are queued right now, in the shape operators and verify read.
 CREATE VIEW vjm.job_queue WITH (security_invoker = true) AS
     SELECT q.job_id, q.created_at, q.platform_target FROM vjm.run_queue q WHERE q.queued;
+
+-- When a job that a trigger moves in the queue may next be claimed (run_queue.not_before): a
+-- requeue holds it back for its retry_after; a change that keeps it queued (update_metadata,
+-- void) keeps the time it had; any other way into the queue makes it claimable at once.
+CREATE FUNCTION vjm.queued_not_before(type text, from_state text, at timestamptz, data jsonb, kept timestamptz)
+RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN type = 'requeue' THEN at + make_interval(secs => coalesce((data ->> 'retry_after')::float8, 0))
+                WHEN from_state = 'queued' THEN kept END
+$$;
 
 -- What the guard appended for one item: the stored event's columns without its payload
 -- (the caller has it), and the platform it names, if any (the run queue keeps it).
@@ -387,6 +398,7 @@ BEGIN
                 SELECT e.version, e.to_state, e.attempt, e.user_id, e.team_id, e.hash, t.target,
                        e.attempt + (typ = 'start')::integer,
                        CASE typ WHEN 'start' THEN e.attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(e.job_id)
+                                WHEN 'release' THEN e.attempts_left + 1  -- gives back the attempt its start took
                                 ELSE e.attempts_left END,
                        coalesce(vjm.decide_transition(typ, item, who, p_attempts[k], p_expected_versions[k], caller,
                                                       teams, e.version, e.to_state, e.attempt, e.user_id, e.team_id,
@@ -422,7 +434,8 @@ BEGIN
                     ELSE
                         UPDATE vjm.run_queue q
                            SET queued = (target = 'queued'), platform_target = coalesce(ev.platform_target, q.platform_target),
-                               worker = CASE WHEN typ = 'start' THEN coalesce(item ->> 'worker_id', who) ELSE q.worker END
+                               worker = CASE WHEN typ = 'start' THEN coalesce(item ->> 'worker_id', who) ELSE q.worker END,
+                               not_before = vjm.queued_not_before(typ, h_state, at, item, q.not_before)
                          WHERE q.job_id = ev.job_id;
                     END IF;
                 END IF;
@@ -580,6 +593,7 @@ BEGIN
     SELECT array_agg(c.job_id ORDER BY c.created_at, c.job_id) INTO claimed FROM (
         SELECT q.job_id, q.created_at FROM vjm.run_queue q
          WHERE q.queued AND (p_platform IS NULL OR q.platform_target = p_platform)
+           AND (q.not_before IS NULL OR q.not_before <= now())
          ORDER BY q.created_at, q.job_id
          LIMIT p_limit
            FOR UPDATE SKIP LOCKED) c;

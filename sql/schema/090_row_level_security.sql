@@ -23,6 +23,8 @@ ALTER TABLE vjm.transition_counts      ENABLE ROW LEVEL SECURITY, FORCE ROW LEVE
 ALTER TABLE vjm.projection_checkpoints ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.job_stats_platform     ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.run_queue              ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.leases                 ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.workers                ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.trigger_rules          ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.job_defaults           ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.payload_chars          ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -109,6 +111,13 @@ CREATE POLICY admin_read ON vjm.job_changes FOR SELECT TO vjm_admin USING (true)
 -- run_queue: written by the guard (as the owner); admins and the projector's verify read it.
 CREATE POLICY owner_all ON vjm.run_queue TO vjm_owner USING (true) WITH CHECK (true);
 CREATE POLICY service_read ON vjm.run_queue FOR SELECT TO vjm_admin, vjm_projector USING (true);
+
+-- leases: written by the worker functions (as the owner); processors and admins read them.
+CREATE POLICY owner_all ON vjm.leases TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY service_read ON vjm.leases FOR SELECT TO vjm_processor, vjm_admin USING (true);
+-- workers: the registry, written by vjm.worker_beat (as the owner); processors and admins read it.
+CREATE POLICY owner_all ON vjm.workers TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY service_read ON vjm.workers FOR SELECT TO vjm_processor, vjm_admin USING (true);
 
 -- projection_checkpoints: positions only, but they count every tenant's events: services only.
 CREATE POLICY owner_all ON vjm.projection_checkpoints TO vjm_owner USING (true) WITH CHECK (true);

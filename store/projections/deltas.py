@@ -82,7 +82,7 @@ def _deltas(before: Mapping[UUID, JobRow], after: Mapping[UUID, JobRow | None], 
 
 def count_daily(daily: dict[DailyKey, list[int]], row: Row | None, event: Event) -> None:
     column = _DAILY_COLUMN.get(event.type)
-    if column is None or row is None or (event.type == "time_out" and event.to_state != "failed"):
+    if column is None or row is None or (event.type in _FAILS_ONLY_WHEN_FINAL and event.to_state != "failed"):
         return
     millis = round(row["processing_time"] * 1000) if row["processing_time"] is not None else 0
     day = event.occurred_at.astimezone(UTC).date()
@@ -92,4 +92,6 @@ def count_daily(daily: dict[DailyKey, list[int]], row: Row | None, event: Event)
         bucket[3] += millis
 
 
-_DAILY_COLUMN = {"complete": 0, "fail": 1, "time_out": 1, "cancel": 2}
+_DAILY_COLUMN = {"complete": 0, "fail": 1, "time_out": 1, "requeue": 1, "cancel": 2}
+# Count as a failure only when they fail the job for good (no attempts left), not when they re-queue it.
+_FAILS_ONLY_WHEN_FINAL = frozenset({"time_out", "requeue"})

@@ -21,6 +21,10 @@ version, last_activity_at and last_position):
   stays empty (the attempt reached no outcome; started_at to cancelled_at is how long it ran).
 - time_out: error_message = the reason, worker_id cleared; to failed (no attempts
   left) it is finished like fail; back to queued it is not finished.
+- requeue (the worker's Retry or transient error): as time_out, with error_message = its
+  error; the run queue holds the job back until its retry_after.
+- release (a worker shutting down gives the job back): back to queued, not finished, worker
+  cleared; the attempt it took is given back (attempts_left, computed by the guard).
 - retry: back to queued, not finished: completed_at, cancelled_at and processing_time cleared,
   worker cleared; the last error_message stays visible until the next start.
 - update_metadata: the given metadata fields.
@@ -230,11 +234,24 @@ def _retry(row: Row, event: Event) -> None:
 
 
 def _time_out(row: Row, event: Event) -> None:
-    row.update(error_message=event.data.get("reason") or "timed out: no activity", worker_id=None)
+    _back_or_failed(row, event, event.data.get("reason") or "timed out: no activity")
+
+
+def _requeue(row: Row, event: Event) -> None:
+    _back_or_failed(row, event, event.data.get("error") or "retry requested")
+
+
+def _back_or_failed(row: Row, event: Event, error: str) -> None:
+    """An attempt that ended without an outcome: back to the queue, or failed for good with no attempts left."""
+    row.update(error_message=error, worker_id=None)
     if event.to_state == "failed":
         row.update(completed_at=event.occurred_at, processing_time=_seconds(_elapsed_ms(row, event)))
     else:
         row.update(completed_at=None, processing_time=None)
+
+
+def _release(row: Row, event: Event) -> None:
+    row.update(worker_id=None, completed_at=None, processing_time=None)
 
 
 def _update_metadata(row: Row, event: Event) -> None:
@@ -243,7 +260,8 @@ def _update_metadata(row: Row, event: Event) -> None:
 
 _HANDLERS: dict[str, Callable[[Row, Event], None]] = {
     "start": _start, "progress": _progress, "complete": _complete, "fail": _fail, "cancel": _cancel,
-    "retry": _retry, "time_out": _time_out, "update_metadata": _update_metadata,
+    "retry": _retry, "time_out": _time_out, "requeue": _requeue, "release": _release,
+    "update_metadata": _update_metadata,
 }
 
 

@@ -31,6 +31,8 @@ SAMPLE_DATA = {
     Trigger.CANCEL: {},
     Trigger.RETRY: {},
     Trigger.TIME_OUT: {},
+    Trigger.REQUEUE: {"error": "busy", "retry_after": 0},
+    Trigger.RELEASE: {"reason": "shutting down"},
     Trigger.UPDATE_METADATA: {"clip_count": 2},
     Trigger.DELETE: {},
     Trigger.VOID: {"position": 1, "reason": "sample"},  # runs as a superuser: an admin, who may void
@@ -55,6 +57,8 @@ class Model:
             self.attempts_left = 2
         if trigger is Trigger.START:
             self.attempt, self.attempts_left = self.attempt + 1, self.attempts_left - 1
+        if trigger is Trigger.RELEASE:  # gives back the attempt its start took
+            self.attempts_left += 1
         self.state = target
         return target
 

@@ -32,6 +32,8 @@ EXPECTED = {
     (State.PROCESSING, Trigger.FAIL): State.FAILED,
     (State.PROCESSING, Trigger.CANCEL): State.CANCELLED,
     (State.PROCESSING, Trigger.TIME_OUT): State.QUEUED,
+    (State.PROCESSING, Trigger.REQUEUE): State.QUEUED,
+    (State.PROCESSING, Trigger.RELEASE): State.QUEUED,
     (State.PROCESSING, Trigger.UPDATE_METADATA): State.PROCESSING,
     (State.COMPLETED, Trigger.UPDATE_METADATA): State.COMPLETED,
     (State.COMPLETED, Trigger.DELETE): State.DELETED,
@@ -62,6 +64,12 @@ def test_every_pair_is_allowed_or_refused(state: State, trigger: Trigger) -> Non
 def test_time_out_with_no_attempts_left_fails_the_job() -> None:
     assert next_state(State.PROCESSING, Trigger.TIME_OUT, attempts_left=0) is State.FAILED
     assert next_state(State.PROCESSING, Trigger.TIME_OUT, attempts_left=2) is State.QUEUED
+
+
+def test_a_requeue_with_no_attempts_left_fails_the_job() -> None:
+    """A worker's Retry uses up its attempt, as a time_out does."""
+    assert next_state(State.PROCESSING, Trigger.REQUEUE, attempts_left=0) is State.FAILED
+    assert next_state(State.PROCESSING, Trigger.REQUEUE, attempts_left=2) is State.QUEUED
 
 
 def test_start_needs_an_attempt_left() -> None:

@@ -11,6 +11,7 @@ runs) and a manager over it. The manager's services, one module each:
     audit          history, searches, proofs, the audit tree (audit.py)
     maintenance    stuck jobs, projections, health           (maintenance.py)
     subscriptions  the change feed                           (subscriptions.py)
+    workers        the registry of running processors        (workers.py)
 
 The facade also carries the specification's method names (create_job, get_job_by_id, ...),
 each the same bound method as its service's.
@@ -31,6 +32,7 @@ from .session import Caller, Runtime, Session
 from .stats import Stats
 from .subscriptions import Subscriptions
 from .teams import Teams
+from .workers import Workers
 
 
 class VideoJobManager:
@@ -45,7 +47,7 @@ class VideoJobManager:
         self.jobs, self.bulk = Jobs(session), Bulk(session)
         self.processors, self.stats, self.teams = Processors(session), Stats(session), Teams(session)
         self.audit, self.maintenance = Audit(session), Maintenance(session)
-        self.subscriptions = Subscriptions(session)
+        self.subscriptions, self.workers = Subscriptions(session), Workers(session)
         self._name_the_specification_api()
 
     def _name_the_specification_api(self) -> None:

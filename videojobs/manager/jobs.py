@@ -41,9 +41,10 @@ class Jobs:
         return Attempt(job_id=event.job_id, attempt=event.attempt, worker_id=worker_id, job=job)
 
     async def report_progress(self, job_id: UUID | str, attempt: int, percent: float | None = None,
-                              clips_done: int | None = None, *, actor: str | None = None) -> Job:
-        """Record progress of the current attempt (a stale attempt is refused)."""
-        return await self._change("progress", job_id, {"percent": percent, "clips_done": clips_done},
+                              clips_done: int | None = None, *, phase: str | None = None,
+                              actor: str | None = None) -> Job:
+        """Record progress of the current attempt (a stale attempt is refused); `phase` names the step."""
+        return await self._change("progress", job_id, {"percent": percent, "clips_done": clips_done, "phase": phase},
                                   attempt=attempt_of(attempt, required=True), actor=actor)
 
     async def complete_job(self, job_id: UUID | str, output_paths: list[str], processing_time: float | None = None,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from statemachine import Platform, ValidationError
 from statemachine.validation import check_worker_id
 from store.events import as_uuid, prepare_event
 from store.job_writes import claim_jobs
+from store.leases import LeaseRenewal, renew_leases
 
-from ..models import Attempt, BulkResult
+from ..models import Attempt, BulkResult, Job
+from .job_inputs import attempt_of
 from .session import Session, fold_job
 
 MAX_COMPLETIONS = 10_000
@@ -22,8 +26,13 @@ class Processors:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: str | None = None) -> list[Attempt]:
+    async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: str | None = None, *,
+                         lease_seconds: float | None = None) -> list[Attempt]:
         """Start up to `limit` queued jobs for `worker_id`, oldest first; two workers never get the same job.
+
+        With `lease_seconds`, each started job holds a lease of that length, which the worker
+        renews (videojobs.Worker does); a job whose lease runs out is timed out by the stuck
+        detector. Without one, the detector's idle timeout applies.
 
         Claims read the run queue the append functions keep (vjm.job_queue), not the
         projection: a job queued a moment ago can be claimed at once, and one claimed a
@@ -38,7 +47,7 @@ class Processors:
             except ValueError:
                 raise ValidationError("unknown platform_target", field="platform_target") from None
         async with self._session.connection() as conn:
-            histories = await claim_jobs(conn, worker_id, limit, platform_target)
+            histories = await claim_jobs(conn, worker_id, limit, platform_target, lease_seconds)
         attempts = []
         for history in histories:
             started = history.event
@@ -46,6 +55,35 @@ class Processors:
             attempts.append(Attempt(job_id=started.job_id, attempt=started.attempt, worker_id=worker_id,
                                     job=fold_job(history)))
         return attempts
+
+    async def renew_leases(self, worker_id: str, leases: list[tuple[Any, int, float]]) -> dict[UUID, datetime]:
+        """Renew `worker_id`'s leases, each `(job_id, attempt, seconds)`: the jobs it still holds, with their deadline.
+
+        A heartbeat is an in-place update, not an event. A job missing from the answer is no
+        longer that attempt's (timed out, cancelled, deleted, re-run): stop its work.
+        """
+        check_worker_id(worker_id)
+        renewals = [LeaseRenewal(as_uuid(job_id), attempt_of(attempt, required=True) or 0, float(seconds))
+                    for job_id, attempt, seconds in leases]
+        async with self._session.connection() as conn:
+            return await renew_leases(conn, worker_id, renewals)
+
+    async def requeue_job(self, job_id: Any, attempt: int, *, error: str | None = None,
+                          retry_after: float | None = None) -> Job:
+        """Give a processing job back to be tried again, not before `retry_after` seconds (a Retry, a transient error).
+
+        It uses up this attempt, as a time_out does: with no attempts left the job fails. The
+        run queue holds the job back until then (vjm.run_queue.not_before).
+        """
+        _, job = await self._session.append_job("requeue", {"error": error, "retry_after": retry_after},
+                                                job_id=as_uuid(job_id), attempt=attempt_of(attempt, required=True))
+        return job
+
+    async def release_job(self, job_id: Any, attempt: int, *, reason: str | None = None) -> Job:
+        """Give a processing job back unfinished (a worker shutting down): queued again, with its attempt given back."""
+        _, job = await self._session.append_job("release", {"reason": reason}, job_id=as_uuid(job_id),
+                                                attempt=attempt_of(attempt, required=True))
+        return job
 
     async def complete_jobs(self, completions: list[dict[str, Any]], *, actor: str | None = None) -> list[BulkResult]:
         """Complete many processing jobs at once: one round trip and one commit per 50 jobs.

@@ -1,0 +1,23 @@
+-- Named queries of the worker runtime's leases (sql/schema/065_workers.sql).
+
+-- lease_renew_many --
+-- Renew worker :worker_id's leases (job, attempt, seconds each); the rows are the leases it still holds.
+SELECT job_id, attempt, expires_at
+  FROM vjm.renew_leases(:worker_id, :job_ids::uuid[], :attempts::int[], :seconds::float8[]);
+
+-- lease_expire_many --
+-- Time out up to :limit jobs whose lease ran out, as :actor; to_state NULL: the lease was stale.
+SELECT job_id, attempt, to_state FROM vjm.expire_leases(:limit, :actor);
+
+-- worker_beat --
+-- Worker :worker_id is alive (or, with :stopped, stopped gracefully): upsert its registry row.
+SELECT vjm.worker_beat(:worker_id, :host, :pid, :concurrency, :running, :platforms::text[], :version,
+                       :lease_seconds::float8, :stopped);
+
+-- worker_list --
+-- Every registered worker with its state (running, stopped, lost), the live ones first, newest first.
+SELECT worker_id, host, pid, started_at, last_seen_at, concurrency, running, platforms, version, lease_seconds,
+       stopped_at, state
+  FROM vjm.worker_status
+ ORDER BY state = 'running' DESC, last_seen_at DESC
+ LIMIT :limit;
