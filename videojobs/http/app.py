@@ -70,6 +70,12 @@ def create_app(manager: VideoJobManager | None = None, *, settings: Settings | N
     app = FastAPI(title="vjm HTTP API", version="1.0.0", description=DESCRIPTION, openapi_tags=TAGS,
                   lifespan=_lifespan(state, factory), openapi_url=None, docs_url=None, redoc_url=None)
     app.state.vjm = state
+    _assemble(app, state, static_dir)
+    return app
+
+
+def _assemble(app: FastAPI, state: AppState, static_dir: Path | None) -> None:
+    """Errors, routers, the per-caller document, the middleware (outermost last) and the dashboard."""
     _install_errors(app)
     for module in (jobs, user, teams, processors, admin, events, ops):
         app.include_router(module.router)
@@ -80,7 +86,6 @@ def create_app(manager: VideoJobManager | None = None, *, settings: Settings | N
     app.add_middleware(RequestTimer, metrics=state.metrics)
     if static_dir is not None and static_dir.is_dir():
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="static")
-    return app
 
 
 def api_routes(app: FastAPI) -> list[APIRoute]:

@@ -52,10 +52,17 @@ class Principal:
         return self.role == SERVICE_ROLE
 
 
+def own_sub(who: Principal) -> str:
+    """An end user's own id: their token always names one (decode_token refuses it otherwise)."""
+    if who.sub is None:
+        raise AuthenticationFailed("token lacks the 'sub' claim")
+    return who.sub
+
+
 def decode_token(token: str, *, secret: str, audience: str | None) -> Principal:
     """Verify signature, expiry and audience; AuthenticationFailed says which check failed."""
-    options: dict[str, Any] = {"require": ["exp", "role"] + (["aud"] if audience else []),
-                               "verify_aud": audience is not None}
+    options: jwt.types.Options = {"require": ["exp", "role"] + (["aud"] if audience else []),
+                                  "verify_aud": audience is not None}
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=audience, options=options,
                             leeway=LEEWAY_SECONDS)

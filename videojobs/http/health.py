@@ -62,9 +62,14 @@ async def check_health(manager: VideoJobManager | None, stuck_timeout: float) ->
         unknown = ComponentHealth(status="unknown")
         return HealthReport(status="down", database=down, projector=unknown, detector=unknown)
     projector, detector = _components(found, stuck_timeout)
-    overall = "ok" if projector.status == detector.status == "ok" else "degraded"
+    overall: Literal["ok", "degraded"] = "ok" if projector.status == detector.status == "ok" else "degraded"
     return HealthReport(status=overall, database=ComponentHealth(status="ok"), projector=projector,
                         detector=detector)
+
+
+def component(**fields: Any) -> ComponentHealth:
+    """A component's status, detail and its own figures (the model allows extra fields)."""
+    return ComponentHealth.model_validate(fields)
 
 
 def _stopped(projector: ComponentHealth, fault: Any) -> ComponentHealth:
@@ -75,13 +80,13 @@ def _stopped(projector: ComponentHealth, fault: Any) -> ComponentHealth:
                "attempts": fault.attempts}
     detail = (f"stopped at event {fault.position} (job {fault.job_id}, {fault.type}), which it cannot apply: "
               f"{fault.error[:200]}; `vjm projections void --position {fault.position} --reason ...` skips it")
-    return ComponentHealth(status="degraded", detail=detail, **figures, stopped=stopped)
+    return component(status="degraded", detail=detail, **figures, stopped=stopped)
 
 
 def _components(found: Health, stuck_timeout: float) -> tuple[ComponentHealth, ComponentHealth]:
     held = found.held_events > 0 and found.held_seconds >= HORIZON_DEGRADED_SECONDS
     lagging = not found.projector_started or found.seconds_behind > LAG_DEGRADED_SECONDS or held
-    projector = ComponentHealth(status="degraded" if lagging else "ok", events_behind=found.events_behind,
+    projector = component(status="degraded" if lagging else "ok", events_behind=found.events_behind,
                                 seconds_behind=round(found.seconds_behind, 3), held_events=found.held_events,
                                 detail="never ran" if not found.projector_started else
                                 _horizon_detail(found) if held else None,
@@ -90,7 +95,7 @@ def _components(found: Health, stuck_timeout: float) -> tuple[ComponentHealth, C
     degraded = bool(found.overdue_jobs) or stopped
     detail = ("the in-process detector is not running" if stopped
               else "processing jobs idle for twice the stuck timeout" if found.overdue_jobs else None)
-    detector = ComponentHealth(status="degraded" if degraded else "ok", overdue_jobs=found.overdue_jobs,
+    detector = component(status="degraded" if degraded else "ok", overdue_jobs=found.overdue_jobs,
                                stuck_timeout_seconds=stuck_timeout, running=found.detector_running, detail=detail)
     if found.projector_fault is not None:  # stopped at an event it cannot apply: the position, loudly
         projector = _stopped(projector, found.projector_fault)

@@ -32,6 +32,11 @@ class ApiMetrics:
         self.stuck_resets = Counter("vjm_stuck_resets", "Jobs reset by the stuck-job detector (time_out events)",
                                     registry=r)
         self.jobs = Gauge("vjm_jobs", "Jobs by status (projection counters)", ("status",), registry=r)
+        self._add_projector_gauges(r)
+        self._add_connection_gauges(r)
+        self._seen: dict[str, int] = {}  # the totals exported so far, by type
+
+    def _add_projector_gauges(self, r: CollectorRegistry) -> None:
         self.lag_events = Gauge("vjm_projector_lag_events", "Committed events not yet projected", registry=r)
         self.lag_seconds = Gauge("vjm_projector_lag_seconds", "Age of the oldest unprojected event", registry=r)
         self.stopped = Gauge("vjm_projector_stopped",
@@ -48,6 +53,8 @@ class ApiMetrics:
         self.horizon_blocking_xact_seconds = Gauge(
             "vjm_projector_horizon_blocking_xact_seconds",
             "Age of the transaction that holds the horizon (0: none, or not visible to this role)", registry=r)
+
+    def _add_connection_gauges(self, r: CollectorRegistry) -> None:
         self.pool = Gauge("vjm_db_pool_connections", "Database pool connections", ("pool", "state"), registry=r)
         self.sse_clients = Gauge("vjm_sse_clients", "Open event streams", registry=r)
         self.sse_overflows = Counter("vjm_sse_overflow_disconnects",
@@ -56,7 +63,6 @@ class ApiMetrics:
                                         "1 while the shared change-feed reader holds its connection", registry=r)
         self.sse_feed_reconnects = Gauge("vjm_sse_feed_reconnects",
                                          "Times the shared change-feed reader reopened its connection", registry=r)
-        self._seen: dict[str, int] = {}  # the totals exported so far, by type
 
     def observe_transition_totals(self, totals: dict[str, int]) -> None:
         """Advance the counters to the projector's totals by type (they only grow; a rebuild recounts the same)."""

@@ -14,9 +14,24 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import ConfigDict, Field
 
-from videojobs.models import EnhancementLevel, Platform, QualityPreset, Trigger
+from videojobs.models import EnhancementLevel, Platform, QualityPreset
 
-from .schemas import Body, ClipCount, Count, FileName, OutputPaths, ProcessingTime, Reason, WorkerId, payload_type
+from .payload_types import (
+    CancelReason,
+    ClipCount,
+    FailureText,
+    FileName,
+    NewClipCount,
+    NewEnhancementLevel,
+    NewFileName,
+    NewPlatform,
+    NewQualityPreset,
+    OutputPaths,
+    ProcessingTime,
+    RetryReason,
+    WorkerId,
+)
+from .schemas import Body, Count, Reason
 
 StatusName = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
@@ -48,17 +63,17 @@ class PatchJobRequest(Body):
 
 class PatchRetry(Body):
     status: Literal["queued"]
-    reason: payload_type(Trigger.RETRY, "reason") | None = None
+    reason: RetryReason | None = None
 
 
 class PatchCancel(Body):
     status: Literal["cancelled"]
-    reason: payload_type(Trigger.CANCEL, "reason") | None = None
+    reason: CancelReason | None = None
 
 
 class PatchStart(Body):
     status: Literal["processing"]
-    worker_id: payload_type(Trigger.START, "worker_id") | None = None
+    worker_id: WorkerId | None = None
 
 
 class PatchComplete(Body):
@@ -70,7 +85,7 @@ class PatchComplete(Body):
 
 class PatchFail(Body):
     status: Literal["failed"]
-    error: payload_type(Trigger.FAIL, "error")
+    error: FailureText
     attempt: Count | None = None
 
 
@@ -79,11 +94,11 @@ class PatchMetadata(Body):
         "anyOf": [{"required": [name]} for name in
                   ("original_filename", "clip_count", "quality_preset", "enhancement_level", "platform_target")]})
 
-    original_filename: payload_type(Trigger.UPDATE_METADATA, "original_filename") = None  # type: ignore[assignment]
-    clip_count: payload_type(Trigger.UPDATE_METADATA, "clip_count") = None  # type: ignore[assignment]
-    quality_preset: payload_type(Trigger.UPDATE_METADATA, "quality_preset") = None  # type: ignore[assignment]
-    enhancement_level: payload_type(Trigger.UPDATE_METADATA, "enhancement_level") = None  # type: ignore[assignment]
-    platform_target: payload_type(Trigger.UPDATE_METADATA, "platform_target") = None  # type: ignore[assignment]
+    original_filename: NewFileName = None
+    clip_count: NewClipCount = None
+    quality_preset: NewQualityPreset = None
+    enhancement_level: NewEnhancementLevel = None
+    platform_target: NewPlatform = None
     expected_version: Count | None = None
 
 

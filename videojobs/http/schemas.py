@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from videojobs import Attempt, BulkResult, Job
 from videojobs.models import (
@@ -21,12 +21,22 @@ from videojobs.models import (
     Event,
     Platform,
     QualityPreset,
-    Trigger,
-    field_type,
-    rules_of,
 )
 
-JOB_EXAMPLE = {
+from .payload_types import (
+    ClipCount,
+    ClipsDone,
+    FailureText,
+    FileName,
+    FileSize,
+    MaxAttempts,
+    OutputPaths,
+    Percent,
+    ProcessingTime,
+    WorkerId,
+)
+
+JOB_EXAMPLE: dict[str, Any] = {
     "job_id": "9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11", "user_id": "user-123", "team_id": None, "status": "queued",
     "attempt": 0, "attempts_left": 3, "max_attempts": 3, "worker_id": None, "original_filename": "holiday.mp4",
     "original_filesize": 104857600, "clip_count": 5, "quality_preset": "pro", "enhancement_level": "basic",
@@ -35,23 +45,8 @@ JOB_EXAMPLE = {
     "cancelled_at": None, "processing_time": None, "last_activity_at": "2025-01-01T12:00:00Z", "version": 1, "last_position": 42}
 
 
-def payload_type(trigger: Trigger, key: str):
-    """The type the payload rule table gives this key (statemachine.payload_rules): strict
-    numbers (no `true`, no `"1"`), bounds, lengths and refused characters, as the database has them."""
-    return field_type(next(r for r in rules_of(trigger) if r.key == key))
-
-
-def payload_pattern(trigger: Trigger, key: str) -> str:
-    """The `pattern` the document states for a payload string (for a query parameter that carries one)."""
-    return TypeAdapter(payload_type(trigger, key)).json_schema()["pattern"]
-
-
 # Numbers that are not payload fields: strict too (JSON integers only; floats also take integers).
 Count = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
-FileName = payload_type(Trigger.CREATE, "original_filename")
-ClipCount = payload_type(Trigger.CREATE, "clip_count")
-OutputPaths = Annotated[list[payload_type(Trigger.COMPLETE, "output_paths").__origin__.__args__[0]], Field(max_length=50)]
-ProcessingTime = payload_type(Trigger.COMPLETE, "processing_time")
 def _label(value: str) -> str:
     """A user id keeps the label rule the document's pattern states (the manager does not check it
     for the user a service names; store.identity does for tokens and team members)."""
@@ -62,7 +57,6 @@ def _label(value: str) -> str:
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": LABEL_PATTERN}),
                    AfterValidator(_label)]
-WorkerId = payload_type(Trigger.START, "worker_id")  # the id a start records: any text but NUL, 1-128
 Reason = Annotated[str, Field(max_length=1000)]
 
 
@@ -80,13 +74,13 @@ class CreateJobRequest(Body):
         "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"}]})
 
     original_filename: FileName
-    original_filesize: payload_type(Trigger.CREATE, "original_filesize")
+    original_filesize: FileSize
     clip_count: ClipCount
     quality_preset: QualityPreset
     enhancement_level: EnhancementLevel
     platform_target: Platform
     team_id: UUID | None = None
-    max_attempts: payload_type(Trigger.CREATE, "max_attempts") = 3
+    max_attempts: MaxAttempts = 3
     user_id: UserId | None = Field(None, description="Owner of the job: service callers only (end users own "
                                                      "the jobs they create)")
 
@@ -135,8 +129,8 @@ class ProgressRequest(Body):
         {"attempt": 1, "percent": 40.0, "clips_done": 2, "worker_id": "worker-7"}]})
 
     attempt: Count
-    percent: payload_type(Trigger.PROGRESS, "percent") | None = None
-    clips_done: payload_type(Trigger.PROGRESS, "clips_done") | None = None
+    percent: Percent | None = None
+    clips_done: ClipsDone | None = None
     worker_id: WorkerId | None = None
 
 
@@ -189,7 +183,7 @@ class FailRequest(Body):
         {"attempt": 1, "error": "ffmpeg exited with status 1"}]})
 
     attempt: Count
-    error: payload_type(Trigger.FAIL, "error")
+    error: FailureText
     worker_id: WorkerId | None = None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Body
 
@@ -37,7 +38,7 @@ async def _run(manager: VideoJobManager, request: Any) -> tuple[bool, dict[str, 
         return True, {**_plain(outcome), "reset": outcome.reset}
     if isinstance(request, BulkUpdate):
         fields = {k: v for k, v in (("reason", request.reason), ("error", request.error)) if v is not None}
-        results = await manager.bulk_update_status(request.job_ids, request.status, **fields)
+        results = await manager.bulk_update_status(list[UUID | str](request.job_ids), request.status, **fields)
         items = [r.model_dump(mode="json") for r in results]
         return all(r.ok for r in results), {"results": items, "applied": sum(r.ok for r in results)}
     if isinstance(request, VerifyHistory):

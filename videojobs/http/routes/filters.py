@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query
 from pydantic import BeforeValidator
@@ -45,10 +45,11 @@ def list_params(
     from videojobs import ValidationError
 
     try:
-        filters = JobFilters(status=status, platform_target=platform_target, quality_preset=quality_preset,
-                             enhancement_level=enhancement_level, date_from=date_from, date_to=date_to)
+        filters = JobFilters.model_validate({
+            "status": status, "platform_target": platform_target, "quality_preset": quality_preset,
+            "enhancement_level": enhancement_level, "date_from": date_from, "date_to": date_to})
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        errors = getattr(exc, "errors", lambda: [])()
+        errors: list[dict[str, Any]] = list(getattr(exc, "errors", lambda: [])())
         field = str(errors[0]["loc"][0]) if errors and errors[0].get("loc") else "query"
         raise ValidationError(errors[0]["msg"] if errors else str(exc), field=field) from None
     return ListParams(filters=filters, limit=limit, offset=offset, cursor=cursor)

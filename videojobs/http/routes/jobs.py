@@ -13,7 +13,8 @@ from videojobs.models import MAX_REASON, METADATA_FIELDS, Trigger
 
 from ..dependencies import Caller, Manager
 from ..patch_body import MOVE_FIELDS, PatchJobRequest
-from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, payload_pattern
+from ..payload_types import payload_pattern
+from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory
 from .common import problems
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Path, Query, Response, status
 from videojobs import JobStats, Team, VideoJobManager
 from videojobs.models import LABEL_PATTERN, MAX_USER_ID, TeamMember
 
+from ..auth import own_sub
 from ..dependencies import Caller, Manager
 from ..problems import ProblemError
 from ..schemas import AddMemberRequest, CreateTeamRequest, JobPageResponse
@@ -71,7 +72,7 @@ async def create_team(request: Annotated[CreateTeamRequest, Body()], who: Caller
     else:
         if request.owner_id not in (None, who.sub):
             raise ProblemError(403, "forbidden", "Forbidden", "end users create teams they own")
-        owner = who.sub
+        owner = own_sub(who)
     return await manager.teams.create(request.name, owner)
 
 

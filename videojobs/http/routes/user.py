@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from videojobs import AccessDenied, JobStats, ValidationError
 from videojobs.models import MAX_USER_ID
 
-from ..auth import Principal
+from ..auth import Principal, own_sub
 from ..dependencies import Caller, Manager
 from ..schemas import JobPageResponse
 from .common import problems
@@ -29,7 +29,7 @@ def _subject(who: Principal, user_id: str | None) -> str:
         return user_id
     if user_id is not None and user_id != who.sub:
         raise AccessDenied("end users list their own jobs only")
-    return who.sub
+    return own_sub(who)
 
 
 @router.get("/jobs", response_model=JobPageResponse, summary="The caller's jobs, filtered and paged",
