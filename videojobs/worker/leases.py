@@ -39,6 +39,9 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
         self._manager, self._worker_id, self._on_lost = manager, config.worker_id, on_lost
         self._held: dict[UUID, Held] = {}
         self._bell = asyncio.Event()
+        # One renewal at a time: a periodic renewal still in flight with a job's old length must not
+        # commit after ctx.extend()'s renewal and undo it.
+        self._renewing = asyncio.Lock()
 
     def hold(self, attempt: Attempt, seconds: float, *, renew_now: bool = False) -> None:
         """Keep the lease the claim took on this attempt, `seconds` long from its next renewal (at once with
@@ -73,9 +76,10 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
     async def _renew(self, due: dict[UUID, Held]) -> set[UUID]:
         if not due:
             return set()
-        asked = time.monotonic()
-        renewed = await self._manager.processors.renew_leases(
-            self._worker_id, [(job_id, held.attempt, held.seconds) for job_id, held in due.items()])
+        async with self._renewing:
+            asked = time.monotonic()
+            renewed = await self._manager.processors.renew_leases(
+                self._worker_id, [(job_id, held.attempt, held.seconds) for job_id, held in due.items()])
         for held in due.values():
             held.due = asked + held.seconds * RENEW_FRACTION
         lost = {job_id for job_id, held in due.items()
