@@ -18,7 +18,9 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 
+from rich.console import Console
 from rich.live import Live
 
 from ..config import Settings
@@ -60,27 +62,44 @@ async def run(args: argparse.Namespace) -> int:
     if args.database_url:
         await probe_database(args.database_url)
     settings = Settings.from_env().model_copy(update={"database_url": args.database_url})  # never VJM_DATABASE_URL
-    with _cancelled_by_sigterm():
-        async with provide_database(settings, temporary=args.database_url is None) as url:
-            screen = DemoScreen(console, database="embedded PostgreSQL (throwaway)" if not args.database_url
-                                else "PostgreSQL at --database-url")
-            # connect() as every user of vjm: the projector and the stuck detector (which also times out
-            # the jobs whose lease ran out) run in this process; the workers in theirs.
-            demo = Settings(database_url=url, stuck_interval_seconds=STUCK_INTERVAL)
-            async with connect(settings=demo) as manager:
-                cast = Cast(manager, screen, pace=max(0.05, args.pace))
-                story = Story(cast, screen)
-                async with _change_feed(manager, cast, story):
-                    await _play(cast, story, WorkerOptions(url, LEASE_SECONDS, cast.pace))
-                return await report(cast, story, console)
+    terminated = asyncio.Event()
+    with _cancelled_by_sigterm(terminated):
+        try:
+            return await _run_on(settings, args, console)
+        except asyncio.CancelledError:
+            if not terminated.is_set():
+                raise
+    print("terminated", file=sys.stderr)
+    return 128 + signal.SIGTERM
+
+
+async def _run_on(settings: Settings, args: argparse.Namespace, console: Console) -> int:
+    """The scenario and its report, on the database `settings` provide (embedded and throwaway, or given)."""
+    async with provide_database(settings, temporary=args.database_url is None) as url:
+        screen = DemoScreen(console, database="embedded PostgreSQL (throwaway)" if not args.database_url
+                            else "PostgreSQL at --database-url")
+        # connect() as every user of vjm: the projector and the stuck detector (which also times out
+        # the jobs whose lease ran out) run in this process; the workers in theirs.
+        demo = Settings(database_url=url, stuck_interval_seconds=STUCK_INTERVAL)
+        async with connect(settings=demo) as manager:
+            cast = Cast(manager, screen, pace=max(0.05, args.pace))
+            story = Story(cast, screen)
+            async with _change_feed(manager, cast, story):
+                await _play(cast, story, WorkerOptions(url, LEASE_SECONDS, cast.pace))
+            return await report(cast, story, console)
 
 
 @contextlib.contextmanager
-def _cancelled_by_sigterm():
+def _cancelled_by_sigterm(terminated: asyncio.Event):
     """SIGTERM cancels the demo as Ctrl-C does, so that its workers and its database are stopped on the way out."""
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     assert task is not None
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+    def cancel() -> None:
+        terminated.set()
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, cancel)
     try:
         yield
     finally:
@@ -120,7 +139,11 @@ async def _play(cast: Cast, story: Story, options: WorkerOptions) -> None:
             await _registered(manager, screen)
             tasks = [asyncio.create_task(coroutine) for coroutine in
                      (cast.upload_the_rest(), cast.cancel_mid_encode(), play_rescue(story, manager))]
-            await _follow(cast, tasks, workers, live)
+            try:
+                await _follow(cast, tasks, workers, live)
+            finally:  # interrupted or failed: the stories end here too
+                for task in [*tasks, *cast.background]:
+                    task.cancel()
             codes = await stop_all(workers)
         screen.note(f"the workers stop (SIGTERM): exit codes {', '.join(map(str, codes))}")
         if not await manager.maintenance.wait_for_projection(timeout=30):  # every event is in the projection

@@ -61,8 +61,8 @@ class Story:
         elif event == "freezing":
             self._frozen(worker, job_id, record)
         elif event == "thawed":
-            self.screen.note(f"{worker.spec.name} thawed (SIGCONT): its handler returns its clips, and the "
-                             f"runtime sends the complete of attempt {record['attempt']}")
+            self.screen.note(f"{worker.spec.name} thawed (SIGCONT) in job {short_id(job_id)}: its handler returns "
+                             f"its clips, and the runtime sends the complete of attempt {record['attempt']}")
 
     def on_change(self, job_id: UUID, status: str) -> None:
         """A job changed (the change feed): if it is the frozen one, the rescue reads its new events."""
@@ -111,8 +111,8 @@ async def play_rescue(story: Story, manager: VideoJobManager) -> None:
     rescue.worker.thaw()
     await asyncio.wait_for(rescue.ended.wait(), timeout=RESCUE_WITHIN)
     verdict = "refused" if rescue.outcome == "refused" else f"NOT refused ({rescue.outcome})"
-    screen.note(f"{verdict} late complete from {rescue.worker.spec.name} (attempt {rescue.attempt}): "
-                f"{rescue.refusal}")
+    screen.note(f"{verdict} late complete from {rescue.worker.spec.name} (attempt {rescue.attempt}; the job is "
+                f"attempt {rescue.rescued_attempt}'s, which {rescue.rescued_by} completed): {rescue.refusal}")
 
 
 async def _narrate_until_completed(story: Story, manager: VideoJobManager) -> None:

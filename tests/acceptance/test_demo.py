@@ -1,0 +1,142 @@
+"""`vjm demo` as a user runs it: real `vjm worker` processes, the frozen worker, the cancel mid-encode.
+
+The first test runs it exactly as `make demo` does (a throwaway embedded PostgreSQL) and reads
+its output. The second runs it on this test's database and then reads the event log itself,
+so that what the demo says it did is checked against what it stored. The last ones interrupt
+it and check that no worker process outlives it.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.support.cli import avjm, finish, first_line_with, spawn, vjm
+
+REGISTRY_LINE = re.compile(r"the registry \(manager\.workers\) lists 4 running workers: (.*)$")
+
+
+def worker_pids(lines: list[str]) -> dict[str, int]:
+    """worker id -> pid, from the line where the demo names the workers the registry lists."""
+    [listed] = [m.group(1) for line in lines if (m := REGISTRY_LINE.search(line))]
+    return {name: int(pid) for name, pid in re.findall(r"(worker-\d) \(pid (\d+),", listed)}
+
+
+def running_worker_processes(pids: dict[str, int]) -> list[str]:
+    """The workers whose process still exists and still runs the demo's handler."""
+    alive = []
+    for name, pid in pids.items():
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        try:
+            if b"demo_handlers" in cmdline.read_bytes():
+                alive.append(f"{name} (pid {pid})")
+        except FileNotFoundError:
+            pass
+    return alive
+
+
+def line_with(lines: list[str], *parts: str) -> str:
+    found = [line for line in lines if all(part in line for part in parts)]
+    assert found, f"no line with {parts}"
+    return found[0]
+
+
+def test_make_demo_on_a_throwaway_embedded_postgres_tells_the_whole_story() -> None:
+    started = time.monotonic()
+    result = vjm("demo", timeout=150)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, (result.stdout[-4000:], result.stderr[-3000:])
+    assert elapsed < 60, f"vjm demo took {elapsed:.0f}s"
+    lines = result.stdout.splitlines()
+    assert "throwaway embedded PostgreSQL" in lines[0]
+    pids = worker_pids(lines)
+    assert sorted(pids) == ["worker-1", "worker-2", "worker-3", "worker-4"]
+    frozen = line_with(lines, "worker-4 (pid", "frozen with SIGSTOP mid-job")
+    job = re.search(r"mid-job on (…[0-9a-f]{8}) \(attempt 1\)", frozen).group(1)
+    order = [lines.index(line_with(lines, text, job)) for text in
+             ("frozen with SIGSTOP", "time_out processing -> queued", "as attempt 2", "worker-4 thawed (SIGCONT)")]
+    assert order == sorted(order)
+    assert "system:stuck_detector" in lines[order[1]]
+    refused = line_with(lines, "refused late complete from worker-4 (attempt 1):")
+    assert lines.index(refused) > order[-1]
+    cancelled = line_with(lines, "cancel reached the running handler")
+    assert float(re.search(r"\(asyncio\.CancelledError\) ([0-9.]+)s later", cancelled).group(1)) < 1.0
+    assert line_with(lines, "every job read back").startswith(
+        "every job read back: 49 completed, 1 cancelled, 0 failed, 0 unfinished; 49 complete events for 49 jobs")
+    assert line_with(lines, "the workers stop (SIGTERM)").endswith("exit codes 0, 0, 0, 0")
+    assert lines[-2].startswith("audit chain verified: ok") and "0 broken links" in lines[-2]
+    assert lines[-1].startswith("projection verified") and lines[-1].endswith("verification failures: 0")
+    assert running_worker_processes(pids) == []
+    assert "Traceback" not in result.stderr
+
+
+async def events_by_job(database_url: str) -> dict[str, list[asyncpg.Record]]:
+    """Every stored event, read straight from the log, by job, in order."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch("SELECT job_id, version, type, attempt, actor, data FROM vjm.job_events "
+                                      "ORDER BY job_id, version")
+    finally:
+        await connection.close()
+    jobs: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    for row in rows:
+        jobs[str(row["job_id"])].append(row)
+    return jobs
+
+
+async def test_what_the_demo_says_it_did_is_what_its_database_holds(database_url: str, manager) -> None:
+    result = await avjm("demo", "--database-url", database_url, "--pace", "0.6")
+    assert result.returncode == 0, (result.stdout[-4000:], result.stderr[-3000:])
+    lines = result.stdout.splitlines()
+    jobs = await events_by_job(database_url)
+    assert len(jobs) == 50
+    # The frozen worker's job: timed out on its lease by the stuck detector, re-run and completed once by
+    # another worker; attempt 1 never completed (the thawed worker's complete was refused).
+    frozen = line_with(lines, "worker-4 (pid", "frozen with SIGSTOP mid-job")
+    short = re.search(r"mid-job on …([0-9a-f]{8})", frozen).group(1)
+    [rescued] = [job_id for job_id in jobs if job_id.endswith(short)]
+    events = jobs[rescued]
+    assert [(e["type"], e["attempt"], e["actor"]) for e in events if e["type"] in ("start", "time_out")][:2] == [
+        ("start", 1, "worker-4"), ("time_out", 1, "system:stuck_detector")]
+    assert events[-1]["type"] == "complete" and events[-1]["attempt"] == 2 and events[-1]["actor"] != "worker-4"
+    assert [e["type"] for e in events].count("complete") == 1
+    assert line_with(lines, "refused late complete from worker-4 (attempt 1):")
+    # The job carol cancelled mid-encode: cancelled while processing, nothing stored after the cancel,
+    # and its handler seen stopping within a second.
+    cancel_line = line_with(lines, "cancel reached the running handler")
+    [cancelled] = re.findall(r"carol cancelled job ([0-9a-f-]{36}) mid-encode", cancel_line)
+    types = [e["type"] for e in jobs[cancelled]]
+    assert types[-1] == "cancel" and "progress" in types and "complete" not in types
+    assert jobs[cancelled][-1]["actor"] == "carol"
+    assert float(re.search(r"([0-9.]+)s later", cancel_line).group(1)) < 1.0
+    # Every other job completed, by exactly one complete event.
+    for job_id, events in jobs.items():
+        if job_id != cancelled:
+            assert [e["type"] for e in events].count("complete") == 1 and events[-1]["type"] == "complete", job_id
+    # The registry saw the four workers, and saw each of them stop.
+    registry = {w.worker_id: w.state for w in await manager.workers.list()}
+    assert registry == {f"worker-{n}": "stopped" for n in range(1, 5)}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_an_interrupted_demo_stops_every_worker_and_leaves_no_job_running(
+        database_url: str, manager, sig: signal.Signals) -> None:
+    demo = spawn("demo", "--database-url", database_url)
+    registered = await first_line_with(demo, "the registry (manager.workers) lists 4 running workers")
+    pids = worker_pids([registered.rstrip("\n")])
+    await first_line_with(demo, "uploads")  # the uploads trickle in while the workers run the first wave
+    demo.send_signal(sig)
+    code, _, stderr = await finish(demo, terminate=False)
+    assert code == (130 if sig == signal.SIGINT else 128 + signal.SIGTERM), stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert running_worker_processes(pids) == []
+    heads = {job_id: events[-1]["type"] for job_id, events in (await events_by_job(database_url)).items()}
+    assert heads and not {job_id: head for job_id, head in heads.items() if head in ("start", "progress")}
+    registry = {w.worker_id: w.state for w in await manager.workers.list()}
+    assert registry == {f"worker-{n}": "stopped" for n in range(1, 5)}
