@@ -15,7 +15,8 @@ Set by `vjm demo` in the worker's environment:
 - VJM_DEMO_FREEZE_ON: N: the worker process stops itself (SIGSTOP) in the package phase of
   the first job from its Nth on, after every clip is encoded and before its complete is sent:
   a hung worker. Whoever sends SIGCONT lets it go on, and its late complete is then refused
-  by attempt fencing (the freeze is self-inflicted so that the thaw always lands there);
+  by attempt fencing (the freeze is self-inflicted so that the thaw always lands there; a
+  helper process thaws it after a minute, should the demo die first);
 - VJM_DEMO_PARENT: the demo's pid; the worker stops (SIGTERM) once the demo is gone.
 """
 
@@ -26,6 +27,8 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -36,6 +39,8 @@ FAULTS = {"noaudio": "audio track missing", "prores": "unsupported codec: prores
           "moov": "corrupt moov atom", "lowres": "resolution below 480p"}
 BUSY = "busy"  # the tag of an upload whose first attempt meets a busy encoder
 CLIP_SECONDS = (0.35, 1.0)  # one clip's encode takes this long (times the pace)
+# A frozen worker's safety net, should the demo die without thawing it: SIGCONT after a minute.
+THAW_LATER = "import os, signal, sys, time; time.sleep(60); os.kill(int(sys.argv[1]), signal.SIGCONT)"
 
 
 class EncodeError(Exception):
@@ -114,14 +119,23 @@ def _freeze_if_due(ctx: JobContext) -> None:
         return
     _Frozen.done = True
     say("freezing", ctx, pid=os.getpid())
+    safety_net = subprocess.Popen([sys.executable, "-c", THAW_LATER, str(os.getpid())], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.kill(os.getpid(), signal.SIGSTOP)
+    safety_net.kill()
+    safety_net.wait()  # killed: it ends at once
     say("thawed", ctx)  # nothing else ran meanwhile: its complete goes out next, with the stale attempt
 
 
 def _stop_when_orphaned(parent: int) -> None:
+    """The demo is gone (killed outright): stop gracefully, releasing what runs. Its pipes went with it, so
+    stdout and stderr go to /dev/null first: a write to a broken pipe would fail the shutdown itself."""
     while os.getppid() == parent:
         time.sleep(0.5)
-    os.kill(os.getpid(), signal.SIGTERM)  # the demo is gone: stop gracefully, releasing what runs
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _watch_parent() -> None:

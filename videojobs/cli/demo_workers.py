@@ -1,7 +1,9 @@
 """The demo's processors: real `vjm worker` processes running videojobs.cli.demo_handlers:encode.
 
-Each is started as `vjm worker` would be from a shell, in a session of its own (so a Ctrl-C
-at the terminal reaches the demo only, which then stops each worker with one SIGTERM). The
+Each is started as `vjm worker` would be from a shell, in a process group of its own, so that a
+Ctrl-C at the terminal reaches the demo only, which then stops each worker with one SIGTERM.
+Should the demo be killed outright, a worker stops by itself (demo_handlers watches its parent),
+and a frozen one is sent SIGHUP and SIGCONT by the kernel (its group is then orphaned). The
 demo reads what their handlers print on stdout (JSON lines, demo_handlers.say) and what
 the runtime logs on stderr (JSON: `worker_job_ended`, `worker_job_lost`), and hands both
 to `on_line(worker, record)`. `Fleet` starts them, and stops every one on the way out,
@@ -70,8 +72,8 @@ class WorkerProcess:
             "--concurrency", str(spec.concurrency), "--lease", str(options.lease_seconds),
             "--poll-interval", str(options.poll_interval), "--shutdown-timeout", str(options.shutdown_timeout),
             "--database-url", options.database_url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_environment(spec, options),
-            start_new_session=True)
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=_environment(spec, options), process_group=0)
         worker = cls(spec, process, on_line)
         worker.readers = [asyncio.create_task(worker._read(process.stdout, worker._stdout_line)),
                           asyncio.create_task(worker._read(process.stderr, worker._stderr_line))]
