@@ -8,6 +8,7 @@ it and check that no worker process outlives it.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -58,12 +59,13 @@ def test_make_demo_on_a_throwaway_embedded_postgres_tells_the_whole_story() -> N
     pids = worker_pids(lines)
     assert sorted(pids) == ["worker-1", "worker-2", "worker-3", "worker-4"]
     frozen = line_with(lines, "worker-4 (pid", "frozen with SIGSTOP mid-job")
-    job = re.search(r"mid-job on (…[0-9a-f]{8}) \(attempt 1\)", frozen).group(1)
+    job, attempt = re.search(r"mid-job on (…[0-9a-f]{8}) \(attempt (\d+)\)", frozen).groups()
     order = [lines.index(line_with(lines, text, job)) for text in
-             ("frozen with SIGSTOP", "time_out processing -> queued", "as attempt 2", "worker-4 thawed (SIGCONT)")]
+             ("frozen with SIGSTOP", f"time_out processing -> queued on job {job} attempt {attempt}",
+              f"as attempt {int(attempt) + 1}", "worker-4 thawed (SIGCONT)")]
     assert order == sorted(order)
     assert "system:stuck_detector" in lines[order[1]]
-    refused = line_with(lines, "refused late complete from worker-4 (attempt 1):")
+    refused = line_with(lines, f"refused late complete from worker-4 (attempt {attempt}):")
     assert lines.index(refused) > order[-1]
     cancelled = line_with(lines, "cancel reached the running handler")
     assert float(re.search(r"\(asyncio\.CancelledError\) ([0-9.]+)s later", cancelled).group(1)) < 1.0
@@ -99,14 +101,17 @@ async def test_what_the_demo_says_it_did_is_what_its_database_holds(database_url
     # The frozen worker's job: timed out on its lease by the stuck detector, re-run and completed once by
     # another worker; attempt 1 never completed (the thawed worker's complete was refused).
     frozen = line_with(lines, "worker-4 (pid", "frozen with SIGSTOP mid-job")
-    short = re.search(r"mid-job on …([0-9a-f]{8})", frozen).group(1)
+    short, attempt = re.search(r"mid-job on …([0-9a-f]{8}) \(attempt (\d+)\)", frozen).groups()
     [rescued] = [job_id for job_id in jobs if job_id.endswith(short)]
-    events = jobs[rescued]
-    assert [(e["type"], e["attempt"], e["actor"]) for e in events if e["type"] in ("start", "time_out")][:2] == [
-        ("start", 1, "worker-4"), ("time_out", 1, "system:stuck_detector")]
-    assert events[-1]["type"] == "complete" and events[-1]["attempt"] == 2 and events[-1]["actor"] != "worker-4"
-    assert [e["type"] for e in events].count("complete") == 1
-    assert line_with(lines, "refused late complete from worker-4 (attempt 1):")
+    events, frozen_attempt = jobs[rescued], int(attempt)
+    assert [(e["type"], e["actor"]) for e in events if e["attempt"] == frozen_attempt
+            and e["type"] in ("start", "time_out", "complete")] == [
+        ("start", "worker-4"), ("time_out", "system:stuck_detector")]
+    [time_out] = [e for e in events if e["type"] == "time_out"]
+    assert json.loads(time_out["data"])["lease_seconds"] == 2.0  # the lease ran out: nobody renewed it
+    assert events[-1]["type"] == "complete" and events[-1]["attempt"] == frozen_attempt + 1
+    assert events[-1]["actor"] != "worker-4" and [e["type"] for e in events].count("complete") == 1
+    assert line_with(lines, f"refused late complete from worker-4 (attempt {attempt}):")
     # The job carol cancelled mid-encode: cancelled while processing, nothing stored after the cancel,
     # and its handler seen stopping within a second.
     cancel_line = line_with(lines, "cancel reached the running handler")
