@@ -9,8 +9,12 @@ it and check that no worker process outlives it.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
+import select
 import signal
+import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -18,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support.cli import avjm, finish, first_line_with, spawn, vjm
+from tests.support.cli import VJM, avjm, clean_env, finish, first_line_with, spawn, vjm
 
 REGISTRY_LINE = re.compile(r"the registry \(manager\.workers\) lists 4 running workers: (.*)$")
 
@@ -120,10 +124,15 @@ async def test_what_the_demo_says_it_did_is_what_its_database_holds(database_url
     assert types[-1] == "cancel" and "progress" in types and "complete" not in types
     assert jobs[cancelled][-1]["actor"] == "carol"
     assert float(re.search(r"([0-9.]+)s later", cancel_line).group(1)) < 1.0
-    # Every other job completed, by exactly one complete event.
+    # Every other job completed, by exactly one complete event, with its clips' paths, after reporting its phases.
     for job_id, events in jobs.items():
         if job_id != cancelled:
             assert [e["type"] for e in events].count("complete") == 1 and events[-1]["type"] == "complete", job_id
+            clips, done = json.loads(events[0]["data"])["clip_count"], json.loads(events[-1]["data"])
+            assert done["output_paths"] == [f"/processed/{job_id}/clip{n}.mp4" for n in range(1, clips + 1)]
+            assert done["processing_time"] > 0  # measured by the runtime
+            phases = [json.loads(e["data"]).get("phase") for e in events if e["type"] == "progress"]
+            assert {"probe", "encode", "package"} <= set(phases), job_id
     # The registry saw the four workers, and saw each of them stop.
     registry = {w.worker_id: w.state for w in await manager.workers.list()}
     assert registry == {f"worker-{n}": "stopped" for n in range(1, 5)}
@@ -145,3 +154,37 @@ async def test_an_interrupted_demo_stops_every_worker_and_leaves_no_job_running(
     assert heads and not {job_id: head for job_id, head in heads.items() if head in ("start", "progress")}
     registry = {w.worker_id: w.state for w in await manager.workers.list()}
     assert registry == {f"worker-{n}": "stopped" for n in range(1, 5)}
+
+
+def test_on_a_terminal_the_demo_shows_its_live_screen(database_url: str) -> None:
+    """`make demo` in a terminal: the rich live screen (counters, the registry, the jobs), then the report."""
+    main, terminal = pty.openpty()
+    env = clean_env(COLUMNS="160", LINES="60")
+    demo = subprocess.Popen([VJM, "demo", "--database-url", database_url, "--pace", "0.5"], stdin=subprocess.DEVNULL,
+                            stdout=terminal, stderr=subprocess.PIPE, env=env)
+    os.close(terminal)
+    screen, deadline = bytearray(), time.monotonic() + 120
+    try:
+        while chunk := read_terminal(main, deadline):
+            screen += chunk
+        assert demo.wait(timeout=10) == 0, demo.stderr.read().decode()[-3000:] if demo.stderr else ""
+    finally:
+        os.close(main)
+        if demo.poll() is None:
+            demo.send_signal(signal.SIGTERM)  # it stops its workers on the way out
+            demo.wait(timeout=30)
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", screen.decode(errors="replace"))
+    for title in ("jobs by status", "workers (the registry: manager.workers)", "jobs being processed (vjm.jobs)",
+                  "what is happening", "FROZEN", "refused late complete from worker-4", "verification failures: 0"):
+        assert title in text, title
+
+
+def read_terminal(fd: int, deadline: float) -> bytes:
+    """The next bytes the program wrote to its terminal; b"" once it has closed it (TimeoutError at `deadline`)."""
+    readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+    if not readable:
+        raise TimeoutError("the demo still ran at the deadline")
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: every process holding the terminal is gone
+        return b""
