@@ -102,8 +102,19 @@ async def test_what_the_demo_says_it_did_is_what_its_database_holds(database_url
     lines = result.stdout.splitlines()
     jobs = await events_by_job(database_url)
     assert len(jobs) == 50
-    # The frozen worker's job: timed out on its lease by the stuck detector, re-run and completed once by
-    # another worker; attempt 1 never completed (the thawed worker's complete was refused).
+    assert_the_frozen_workers_job_was_rescued(lines, jobs)
+    cancelled = the_job_cancelled_mid_encode(lines, jobs)
+    for job_id, events in jobs.items():
+        if job_id != cancelled:
+            assert_completed_once_with_its_clips(job_id, events)
+    # The registry saw the four workers, and saw each of them stop.
+    registry = {w.worker_id: w.state for w in await manager.workers.list()}
+    assert registry == {f"worker-{n}": "stopped" for n in range(1, 5)}
+
+
+def assert_the_frozen_workers_job_was_rescued(lines: list[str], jobs: dict[str, list]) -> None:
+    """Timed out on its lease by the stuck detector, re-run and completed once by another worker; the frozen
+    attempt never completed (the thawed worker's complete was refused)."""
     frozen = line_with(lines, "worker-4 (pid", "frozen with SIGSTOP mid-job")
     short, attempt = re.search(r"mid-job on …([0-9a-f]{8}) \(attempt (\d+)\)", frozen).groups()
     [rescued] = [job_id for job_id in jobs if job_id.endswith(short)]
@@ -116,26 +127,29 @@ async def test_what_the_demo_says_it_did_is_what_its_database_holds(database_url
     assert events[-1]["type"] == "complete" and events[-1]["attempt"] == frozen_attempt + 1
     assert events[-1]["actor"] != "worker-4" and [e["type"] for e in events].count("complete") == 1
     assert line_with(lines, f"refused late complete from worker-4 (attempt {attempt}):")
-    # The job carol cancelled mid-encode: cancelled while processing, nothing stored after the cancel,
-    # and its handler seen stopping within a second.
+
+
+def the_job_cancelled_mid_encode(lines: list[str], jobs: dict[str, list]) -> str:
+    """Carol's job: cancelled while processing, nothing stored after the cancel, its handler seen stopping
+    within a second."""
     cancel_line = line_with(lines, "cancel reached the running handler")
     [cancelled] = re.findall(r"carol cancelled job ([0-9a-f-]{36}) mid-encode", cancel_line)
     types = [e["type"] for e in jobs[cancelled]]
     assert types[-1] == "cancel" and "progress" in types and "complete" not in types
     assert jobs[cancelled][-1]["actor"] == "carol"
     assert float(re.search(r"([0-9.]+)s later", cancel_line).group(1)) < 1.0
-    # Every other job completed, by exactly one complete event, with its clips' paths, after reporting its phases.
-    for job_id, events in jobs.items():
-        if job_id != cancelled:
-            assert [e["type"] for e in events].count("complete") == 1 and events[-1]["type"] == "complete", job_id
-            clips, done = json.loads(events[0]["data"])["clip_count"], json.loads(events[-1]["data"])
-            assert done["output_paths"] == [f"/processed/{job_id}/clip{n}.mp4" for n in range(1, clips + 1)]
-            assert done["processing_time"] > 0  # measured by the runtime
-            phases = [json.loads(e["data"]).get("phase") for e in events if e["type"] == "progress"]
-            assert {"probe", "encode", "package"} <= set(phases), job_id
-    # The registry saw the four workers, and saw each of them stop.
-    registry = {w.worker_id: w.state for w in await manager.workers.list()}
-    assert registry == {f"worker-{n}": "stopped" for n in range(1, 5)}
+    return cancelled
+
+
+def assert_completed_once_with_its_clips(job_id: str, events: list) -> None:
+    """One complete event, the last, with one path per clip and the runtime's processing time, after the
+    handler reported its probe, encode and package phases."""
+    assert [e["type"] for e in events].count("complete") == 1 and events[-1]["type"] == "complete", job_id
+    clips, done = json.loads(events[0]["data"])["clip_count"], json.loads(events[-1]["data"])
+    assert done["output_paths"] == [f"/processed/{job_id}/clip{n}.mp4" for n in range(1, clips + 1)]
+    assert done["processing_time"] > 0
+    phases = [json.loads(e["data"]).get("phase") for e in events if e["type"] == "progress"]
+    assert {"probe", "encode", "package"} <= set(phases), job_id
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -1,6 +1,6 @@
 """`vjm demo`: three users, two teams, 50 uploads and four real `vjm worker` processes on a throwaway PostgreSQL.
 
-About 40 seconds, start to finish. Uploads arrive (in bulk, then one by one); four worker
+About half a minute, start to finish. Uploads arrive (in bulk, then one by one); four worker
 processes (videojobs.Worker running videojobs.cli.demo_handlers:encode) claim them and
 report progress phase by phase. Damaged uploads fail and their owners retry them; a busy
 encoder re-queues a job with backoff; carol cancels a job mid-encode and its handler is seen
@@ -44,7 +44,7 @@ WORKERS = [WorkerSpec("worker-1", 2), WorkerSpec("worker-2", 2), WorkerSpec("wor
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `demo` command."""
-    parser = sub.add_parser("demo", help="watch the whole system work for about 40 seconds (throwaway Postgres)",
+    parser = sub.add_parser("demo", help="watch the whole system work for about half a minute (throwaway Postgres)",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", metavar="URL",
                         help="use this (empty or migrated) database instead of a throwaway embedded one")
