@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 
 from rich.console import Console
 from rich.live import Live
@@ -26,7 +27,7 @@ from rich.live import Live
 from ..config import Settings
 from ..connect import connect
 from ..database import probe_database, provide_database
-from ..errors import DatabaseUnavailable
+from ..errors import DatabaseUnavailable, VJMError
 from ..logs import configure_logging
 from ..manager import VideoJobManager
 from .demo_actors import Cast
@@ -38,6 +39,7 @@ from .render import make_console
 
 LEASE_SECONDS = 2.0  # each started job's lease: renewed every third of it while its handler runs
 STUCK_INTERVAL = 0.5  # the stuck detector's scan, which times out the jobs whose lease ran out
+REGISTER_WITHIN = 60.0  # seconds for the workers to connect and register themselves
 WORKERS = [WorkerSpec("worker-1", 2), WorkerSpec("worker-2", 2), WorkerSpec("worker-3", 2),
            WorkerSpec("worker-4", 1, freeze_on=2)]  # worker-4 freezes on its second job
 
@@ -136,9 +138,10 @@ async def _play(cast: Cast, story: Story, options: WorkerOptions) -> None:
                 f"{options.lease_seconds:g}s, renewed every {options.lease_seconds / 3:.2f}s)")
     with _screen(screen) as live:
         async with fleet(WORKERS, options, story.on_line) as workers:
-            await _registered(manager, screen)
-            tasks = [asyncio.create_task(coroutine) for coroutine in
-                     (cast.upload_the_rest(), cast.cancel_mid_encode(), play_rescue(story, manager))]
+            await _registered(manager, screen, workers)
+            tasks = [asyncio.create_task(cast.upload_the_rest(), name="the uploads"),
+                     asyncio.create_task(cast.cancel_mid_encode(), name="the cancel mid-encode"),
+                     asyncio.create_task(play_rescue(story, manager), name="the hung worker")]
             try:
                 await _follow(cast, tasks, workers, live)
             finally:  # interrupted or failed: the stories end here too
@@ -154,14 +157,17 @@ async def _play(cast: Cast, story: Story, options: WorkerOptions) -> None:
     screen.note(f"all {cast.created} jobs settled; projector caught up")
 
 
-async def _registered(manager: VideoJobManager, screen: DemoScreen) -> None:
+async def _registered(manager: VideoJobManager, screen: DemoScreen, workers: list[WorkerProcess]) -> None:
     """Until every worker has registered itself (its first heartbeat), then name them from the registry."""
-    async with asyncio.timeout(60):
-        while True:
-            await _refresh(screen, manager)
-            if {w.worker_id for w in screen.registry if w.state == "running"} == {spec.name for spec in WORKERS}:
-                break
-            await asyncio.sleep(0.1)  # poll: a worker registers once it has connected
+    deadline = time.monotonic() + REGISTER_WITHIN
+    while True:
+        await _refresh(screen, manager)
+        if {w.worker_id for w in screen.registry if w.state == "running"} == {spec.name for spec in WORKERS}:
+            break
+        _still_running(workers)
+        if time.monotonic() > deadline:
+            raise VJMError(f"the workers did not register within {REGISTER_WITHIN:g} s")
+        await asyncio.sleep(0.1)  # poll: a worker registers once it has connected
     listed = ", ".join(f"{w.worker_id} (pid {w.pid}, {w.concurrency} slot{'s' * (w.concurrency > 1)})"
                        for w in screen.registry)
     screen.note(f"the registry (manager.workers) lists {len(screen.registry)} running workers: {listed}")
@@ -190,16 +196,28 @@ async def _follow(cast: Cast, tasks: list[asyncio.Task], workers: list[WorkerPro
     while pending or not cast.finished():
         done, pending = await asyncio.wait(pending, timeout=0.25) if pending else (set(), set())
         for task in done:
-            task.result()  # a failing story ends the demo with its error
+            _outcome_of(task)
         if not pending:
             await asyncio.sleep(0.25)
-        for worker in workers:
-            if worker.process.returncode is not None:
-                raise RuntimeError(f"{worker.spec.name} exited {worker.process.returncode}: "
-                                   + "\n".join(worker.stderr_tail))
+        _still_running(workers)
         await _refresh(screen, cast.manager)
         if live is not None:
             live.update(screen.render())
         elif screen.elapsed() - last_line >= 5:
             last_line = screen.elapsed()
             print(f"[{last_line:5.1f}s] {screen.status_line()}", flush=True)
+
+
+def _outcome_of(task: asyncio.Task) -> None:
+    """A story that failed ends the demo with its error; one that waited in vain, with a plain message."""
+    try:
+        task.result()
+    except TimeoutError as exc:
+        raise VJMError(f"the demo stalled: {task.get_name()} did not happen in time") from exc
+
+
+def _still_running(workers: list[WorkerProcess]) -> None:
+    """A worker that exited before the end ends the demo, with what it last wrote on stderr."""
+    for worker in workers:
+        if worker.process.returncode is not None:
+            raise VJMError(f"{worker.spec.name} exited {worker.process.returncode}: " + "\n".join(worker.stderr_tail))

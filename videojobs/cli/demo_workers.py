@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import VJMError
+
 HANDLER = "videojobs.cli.demo_handlers:encode"
 LAUNCH = "import sys; from videojobs.cli import main; sys.exit(main())"  # `vjm`, with this interpreter
 READY_WITHIN, STOP_WITHIN = 60.0, 10.0  # seconds: to start (imports, connections), to stop gracefully
@@ -155,16 +157,22 @@ async def fleet(specs: list[WorkerSpec], options: WorkerOptions, on_line: LineHa
 
 
 async def _all_ready(workers: list[WorkerProcess]) -> None:
-    async with asyncio.timeout(READY_WITHIN):
-        for worker in workers:
-            waiting = asyncio.ensure_future(worker.ready.wait())
-            exited = asyncio.ensure_future(worker.process.wait())
-            await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
-            waiting.cancel()
-            exited.cancel()
-            if not worker.ready.is_set():
-                raise RuntimeError(f"{worker.spec.name} exited {worker.process.returncode}: "
-                                   + "\n".join(worker.stderr_tail))
+    try:
+        async with asyncio.timeout(READY_WITHIN):
+            await _each_ready(workers)
+    except TimeoutError as exc:
+        raise VJMError(f"the workers did not start within {READY_WITHIN:g} s") from exc
+
+
+async def _each_ready(workers: list[WorkerProcess]) -> None:
+    for worker in workers:
+        waiting = asyncio.ensure_future(worker.ready.wait())
+        exited = asyncio.ensure_future(worker.process.wait())
+        await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        exited.cancel()
+        if not worker.ready.is_set():
+            raise VJMError(f"{worker.spec.name} exited {worker.process.returncode}: " + "\n".join(worker.stderr_tail))
 
 
 async def stop_all(workers: list[WorkerProcess]) -> list[int]:
