@@ -148,6 +148,7 @@ async def _play(cast: Cast, story: Story, options: WorkerOptions) -> None:
                 for task in [*tasks, *cast.background]:
                     task.cancel()
             codes = await stop_all(workers)
+            story.exit_codes = {worker.spec.name: code for worker, code in zip(workers, codes, strict=True)}
         screen.note(f"the workers stop (SIGTERM): exit codes {', '.join(map(str, codes))}")
         if not await manager.maintenance.wait_for_projection(timeout=30):  # every event is in the projection
             raise DatabaseUnavailable("the projector did not catch up with the log within 30 s")

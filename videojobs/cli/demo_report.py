@@ -29,7 +29,8 @@ async def report(cast: Cast, story: Story, console: Console) -> int:
           f"{cast.screen.changes} changes streamed on the change feed")
     console.print(cast.screen.workers_table(title="the workers at the end (the registry: manager.workers)"))
     problems = await _rescue_problems(story, console) + _cancel_problems(cast)
-    problems += await _every_job_problems(cast, story)
+    problems += await _every_job_problems(cast)
+    problems += [f"{name} exited {code} when stopped" for name, code in story.exit_codes.items() if code != 0]
     return await _verify(manager, problems)
 
 
@@ -66,7 +67,7 @@ def _cancel_problems(cast: Cast) -> list[str]:
     return [f"the cancel took {latency:.2f}s to reach the handler"] if latency >= 1.0 else []
 
 
-async def _every_job_problems(cast: Cast, story: Story) -> list[str]:
+async def _every_job_problems(cast: Cast) -> list[str]:
     """Read back what every job came to: the cancelled one cancelled, every other completed by one complete."""
     manager = cast.manager
     statuses = await _statuses(manager)

@@ -41,6 +41,7 @@ class Story:
     cast: Cast
     screen: DemoScreen
     rescue: Rescue = field(default_factory=Rescue)
+    exit_codes: dict[str, int] = field(default_factory=dict)  # each worker's, once the demo stopped it
 
     def on_line(self, worker: WorkerProcess, record: dict[str, Any]) -> None:
         """One line from a worker: a handler's step, or one of the runtime's log records."""
