@@ -1,13 +1,15 @@
-"""`vjm demo`: three users, two teams, 50 uploads and four processors on a throwaway PostgreSQL.
+"""`vjm demo`: three users, two teams, 50 uploads and four real `vjm worker` processes on a throwaway PostgreSQL.
 
-About a minute, start to finish: uploads arrive (in bulk, then one by one),
-four simulated processors claim them and report progress clip by clip, some
-jobs fail (and a few are retried by their owners), one user cancels a job, and
-one processor hangs: the stuck detector (3 s timeout for the demo) re-queues its
-job, another processor finishes it, and attempt fencing refuses the hung
-processor's late `complete`. The projector keeps vjm.jobs and the statistics
-up to date from the events all along. At the end: the statistics, the rescued
-job's history, the audit-chain verification and the projection verification.
+About half a minute, start to finish. Uploads arrive (in bulk, then one by one); four worker
+processes (videojobs.Worker running videojobs.cli.demo_handlers:encode) claim them and
+report progress phase by phase. Damaged uploads fail and their owners retry them; a busy
+encoder re-queues a job with backoff; carol cancels a job mid-encode and its handler is seen
+stopping; and worker-4 hangs, frozen with SIGSTOP mid-job: its lease runs out, the stuck
+detector times the job out, another worker re-runs and finishes it, and then SIGCONT lets
+the frozen worker send its late complete, which attempt fencing refuses. The projector keeps
+vjm.jobs and the statistics up to date from the events all along. At the end: the
+statistics, the workers, the rescued job's history, and the audit-chain and projection
+verifications.
 """
 
 from __future__ import annotations
@@ -15,26 +17,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
+import time
 
+from rich.console import Console
 from rich.live import Live
 
 from ..config import Settings
 from ..connect import connect
 from ..database import probe_database, provide_database
-from ..errors import DatabaseUnavailable
+from ..errors import DatabaseUnavailable, VJMError
 from ..logs import configure_logging
 from ..manager import VideoJobManager
-from .demo_actors import WORKERS, Cast, Processor
+from .demo_actors import Cast
+from .demo_report import report
 from .demo_screen import DemoScreen
-from .render import counters_table, history_table, make_console, platform_table
+from .demo_story import Story, play_rescue
+from .demo_workers import HANDLER, WorkerOptions, WorkerProcess, WorkerSpec, fleet, stop_all
+from .render import make_console
 
-STUCK_TIMEOUT = 3.0
+LEASE_SECONDS = 2.0  # each started job's lease: renewed every third of it while its handler runs
+STUCK_INTERVAL = 0.5  # the stuck detector's scan, which times out the jobs whose lease ran out
+REGISTER_WITHIN = 60.0  # seconds for the workers to connect and register themselves
+WORKERS = [WorkerSpec("worker-1", 2), WorkerSpec("worker-2", 2), WorkerSpec("worker-3", 2),
+           WorkerSpec("worker-4", 1, freeze_on=2)]  # worker-4 freezes on its second job
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `demo` command."""
-    parser = sub.add_parser("demo", help="watch the whole system work for about a minute (throwaway Postgres)",
+    parser = sub.add_parser("demo", help="watch the whole system work for about half a minute (throwaway Postgres)",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", metavar="URL",
                         help="use this (empty or migrated) database instead of a throwaway embedded one")
@@ -43,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    """Run the scenario; exit 0 when everything verifies."""
+    """Run the scenario; exit 0 when everything verifies. SIGTERM ends it as Ctrl-C does: workers stopped."""
     if args.log_level is None:
         configure_logging("ERROR")
     console = make_console()
@@ -52,57 +64,114 @@ async def run(args: argparse.Namespace) -> int:
     if args.database_url:
         await probe_database(args.database_url)
     settings = Settings.from_env().model_copy(update={"database_url": args.database_url})  # never VJM_DATABASE_URL
+    terminated = asyncio.Event()
+    with _cancelled_by_sigterm(terminated):
+        try:
+            return await _run_on(settings, args, console)
+        except asyncio.CancelledError:
+            if not terminated.is_set():
+                raise
+    print("terminated", file=sys.stderr)
+    return 128 + signal.SIGTERM
+
+
+async def _run_on(settings: Settings, args: argparse.Namespace, console: Console) -> int:
+    """The scenario and its report, on the database `settings` provide (embedded and throwaway, or given)."""
     async with provide_database(settings, temporary=args.database_url is None) as url:
         screen = DemoScreen(console, database="embedded PostgreSQL (throwaway)" if not args.database_url
                             else "PostgreSQL at --database-url")
-        # connect() as every user of vjm: the projector and a stuck detector with the demo's short
-        # timeout run in this process.
-        demo = Settings(database_url=url, stuck_timeout_seconds=STUCK_TIMEOUT, stuck_interval_seconds=0.5)
-        async with connect(settings=demo) as manager, _change_counter(manager, screen):
+        # connect() as every user of vjm: the projector and the stuck detector (which also times out
+        # the jobs whose lease ran out) run in this process; the workers in theirs.
+        demo = Settings(database_url=url, stuck_interval_seconds=STUCK_INTERVAL)
+        async with connect(settings=demo) as manager:
             cast = Cast(manager, screen, pace=max(0.05, args.pace))
-            await _play(cast)
-            return await _report(cast, console)
+            story = Story(cast, screen)
+            async with _change_feed(manager, cast, story):
+                await _play(cast, story, WorkerOptions(url, LEASE_SECONDS, cast.pace))
+            return await report(cast, story, console)
+
+
+@contextlib.contextmanager
+def _cancelled_by_sigterm(terminated: asyncio.Event):
+    """SIGTERM cancels the demo as Ctrl-C does, so that its workers and its database are stopped on the way out."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+
+    def cancel() -> None:
+        terminated.set()
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, cancel)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 @contextlib.asynccontextmanager
-async def _change_counter(manager: VideoJobManager, screen: DemoScreen):
-    """Counts the change feed's rows on the screen while the demo runs."""
+async def _change_feed(manager: VideoJobManager, cast: Cast, story: Story):
+    """Reads the change feed while the demo runs: counted on the screen, and told to the users and the story."""
     feed = manager.subscriptions.subscribe(after=0, poll_interval=0.5)
-    counter = asyncio.create_task(_count_changes(feed, screen))
+
+    async def follow() -> None:
+        async for change in feed:
+            cast.screen.changes += 1
+            cast.on_change(change.job_id, change.status)
+            story.on_change(change.job_id, change.status)
+
+    reader = asyncio.create_task(follow())
     try:
         yield
     finally:
         await feed.close()
-        counter.cancel()
+        reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await counter
+            await reader
 
 
-async def _count_changes(feed, screen: DemoScreen) -> None:
-    async for _change in feed:
-        screen.changes += 1
-
-
-async def _play(cast: Cast) -> None:
-    """Users upload, processors work; the screen follows until every job has settled."""
-    screen = cast.screen
+async def _play(cast: Cast, story: Story, options: WorkerOptions) -> None:
+    """Users upload, workers work; the screen follows until every job has settled; then the workers stop."""
+    screen, manager = cast.screen, cast.manager
     await cast.create_teams()
     await cast.upload_first_wave()
-    processors = [Processor(name, cast) for name in WORKERS]
-    screen.note(f"{len(processors)} processors start claiming jobs (claim_jobs: oldest first, never twice); "
-                f"the stuck detector resets jobs idle for {STUCK_TIMEOUT:g}s")
-    tasks = [asyncio.create_task(p.run()) for p in processors]
-    tasks.append(asyncio.create_task(cast.upload_the_rest()))
+    screen.note(f"{len(WORKERS)} `vjm worker {HANDLER}` processes start (videojobs.Worker; lease "
+                f"{options.lease_seconds:g}s, renewed every {options.lease_seconds / 3:.2f}s)")
     with _screen(screen) as live:
-        await _follow(cast, tasks, live)
-        for processor in processors:
-            await asyncio.gather(*processor.background)
-        if not await cast.manager.maintenance.wait_for_projection(timeout=30):  # every event is in the projection
+        async with fleet(WORKERS, options, story.on_line) as workers:
+            await _registered(manager, screen, workers)
+            tasks = [asyncio.create_task(cast.upload_the_rest(), name="the uploads"),
+                     asyncio.create_task(cast.cancel_mid_encode(), name="the cancel mid-encode"),
+                     asyncio.create_task(play_rescue(story, manager), name="the hung worker")]
+            try:
+                await _follow(cast, tasks, workers, live)
+            finally:  # interrupted or failed: the stories end here too
+                for task in [*tasks, *cast.background]:
+                    task.cancel()
+            codes = await stop_all(workers)
+            story.exit_codes = {worker.spec.name: code for worker, code in zip(workers, codes, strict=True)}
+        screen.note(f"the workers stop (SIGTERM): exit codes {', '.join(map(str, codes))}")
+        if not await manager.maintenance.wait_for_projection(timeout=30):  # every event is in the projection
             raise DatabaseUnavailable("the projector did not catch up with the log within 30 s")
-        screen.stats = await cast.manager.get_job_stats()
+        await _refresh(screen, manager)
         if live is not None:
             live.update(screen.render())
     screen.note(f"all {cast.created} jobs settled; projector caught up")
+
+
+async def _registered(manager: VideoJobManager, screen: DemoScreen, workers: list[WorkerProcess]) -> None:
+    """Until every worker has registered itself (its first heartbeat), then name them from the registry."""
+    deadline = time.monotonic() + REGISTER_WITHIN
+    while True:
+        await _refresh(screen, manager)
+        if {w.worker_id for w in screen.registry if w.state == "running"} == {spec.name for spec in WORKERS}:
+            break
+        _still_running(workers)
+        if time.monotonic() > deadline:
+            raise VJMError(f"the workers did not register within {REGISTER_WITHIN:g} s")
+        await asyncio.sleep(0.1)  # poll: a worker registers once it has connected
+    listed = ", ".join(f"{w.worker_id} (pid {w.pid}, {w.concurrency} slot{'s' * (w.concurrency > 1)})"
+                       for w in screen.registry)
+    screen.note(f"the registry (manager.workers) lists {len(screen.registry)} running workers: {listed}")
 
 
 @contextlib.contextmanager
@@ -114,15 +183,25 @@ def _screen(screen: DemoScreen):
         yield live
 
 
-async def _follow(cast: Cast, tasks: list[asyncio.Task], live: Live | None) -> None:
-    """Refresh counters and the screen until the scenario's tasks are done (plain mode: a line every 5 s)."""
+async def _refresh(screen: DemoScreen, manager: VideoJobManager) -> None:
+    """What the screen shows from the database: counters, the registry, the jobs being processed."""
+    screen.stats = await manager.get_job_stats()
+    screen.registry = [w for w in await manager.workers.list() if w.worker_id in {s.name for s in WORKERS}]
+    screen.processing = (await manager.list_jobs(limit=50, filters={"status": "processing"})).items
+
+
+async def _follow(cast: Cast, tasks: list[asyncio.Task], workers: list[WorkerProcess], live: Live | None) -> None:
+    """Refresh the screen until the scenario's tasks are done and every job settled (plain: a line every 5 s)."""
     screen, last_line = cast.screen, 0.0
     pending = set(tasks)
-    while pending:
-        done, pending = await asyncio.wait(pending, timeout=0.25)
+    while pending or not cast.finished():
+        done, pending = await asyncio.wait(pending, timeout=0.25) if pending else (set(), set())
         for task in done:
-            task.result()  # a failing actor ends the demo with its error
-        screen.stats = await cast.manager.get_job_stats()
+            _outcome_of(task)
+        if not pending:
+            await asyncio.sleep(0.25)
+        _still_running(workers)
+        await _refresh(screen, cast.manager)
         if live is not None:
             live.update(screen.render())
         elif screen.elapsed() - last_line >= 5:
@@ -130,44 +209,16 @@ async def _follow(cast: Cast, tasks: list[asyncio.Task], live: Live | None) -> N
             print(f"[{last_line:5.1f}s] {screen.status_line()}", flush=True)
 
 
-async def _report(cast: Cast, console) -> int:
-    """Statistics, the rescued job's history, then both verifications; 0 when all hold."""
-    manager, rescue = cast.manager, cast.rescue
-    stats = await manager.get_job_stats()
-    average = f"{stats.average_processing_time:.1f}s" if stats.average_processing_time is not None else "-"
-    console.print()
-    console.print(counters_table(stats, title="final statistics (vjm.job_stats)"))
-    console.print(platform_table(stats))
-    print(f"processing time: total {stats.total_processing_time:.1f}s, average {average} per finished job; "
-          f"{cast.screen.changes} changes streamed on the change feed")
-    problems = _scenario_problems(cast)
-    if rescue.job_id:
-        console.print(history_table(await manager.get_job_history(rescue.job_id),
-                                    title=f"the rescued job {rescue.job_id}", compact=True))
-        print(f"refused late complete from the hung worker (attempt {rescue.attempt}): {rescue.refusal}")
-    return await _verify(manager, problems)
+def _outcome_of(task: asyncio.Task) -> None:
+    """A story that failed ends the demo with its error; one that waited in vain, with a plain message."""
+    try:
+        task.result()
+    except TimeoutError as exc:
+        raise VJMError(f"the demo stalled: {task.get_name()} did not happen in time") from exc
 
 
-def _scenario_problems(cast: Cast) -> list[str]:
-    rescue, problems = cast.rescue, []
-    if rescue.job_id is None or rescue.rescued_by is None:
-        problems.append("the hung job was not rescued")
-    if rescue.refusal is None or rescue.refusal.startswith("ACCEPTED"):
-        problems.append("the hung worker's late complete was not refused")
-    return problems
-
-
-async def _verify(manager: VideoJobManager, problems: list[str]) -> int:
-    history = await manager.audit.verify_history()
-    chain = "ok" if history.ok else f"BROKEN at job {history.first_broken_job_id} v{history.first_broken_version}"
-    print(f"audit chain verified: {chain} ({history.checked} events checked, {0 if history.ok else 1} broken links)")
-    projections = await manager.maintenance.verify_projections()
-    for problem in problems:
-        print(f"scenario problem: {problem}")
-    failures = (0 if history.ok else 1) + len(projections.differences) + len(problems)
-    verdict = "ok" if projections.ok else "DIFFERENCES FOUND"
-    print(f"projection verified against a replay of every event ({projections.events} events, "
-          f"{projections.jobs} jobs): {verdict} ({len(projections.differences)} differences); "
-          f"verification failures: {failures}")
-    sys.stdout.flush()
-    return 0 if failures == 0 else 1
+def _still_running(workers: list[WorkerProcess]) -> None:
+    """A worker that exited before the end ends the demo, with what it last wrote on stderr."""
+    for worker in workers:
+        if worker.process.returncode is not None:
+            raise VJMError(f"{worker.spec.name} exited {worker.process.returncode}: " + "\n".join(worker.stderr_tail))

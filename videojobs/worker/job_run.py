@@ -112,7 +112,7 @@ class JobRun:
             return self._result("failed", elapsed, error)
         result = await self._batcher.complete(completion)
         if not result.ok:
-            return self._result("refused", elapsed, result.error_type)
+            return self._result("refused", elapsed, f"{result.error_type}: {result.error}")
         return self._result("completed", elapsed)
 
     async def _requeue(self, exc: BaseException, elapsed: float) -> RunResult:
