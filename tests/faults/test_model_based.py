@@ -49,6 +49,7 @@ from tests.support.factories import create_data
 from tests.support.fault_sizes import scaled
 from tests.support.projections import log_and_checkpoint
 from tests.support.waiting import eventually
+from tests.faults.worker_model import WorkerJobSystem
 from videojobs import Settings, VideoJobManager
 from videojobs import connect as connect_manager
 
@@ -321,4 +322,14 @@ def test_model_based(sync_template: tuple[str, str]) -> None:
     admin_url, template = sync_template
     run_state_machine_as_test(lambda: JobSystem(admin_url, template), settings=settings(
         max_examples=scaled(10), stateful_step_count=scaled(40, minimum=10), deadline=None, derandomize=False,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]))
+
+
+@pytest.mark.slow
+def test_model_based_with_worker_processes(sync_template: tuple[str, str]) -> None:
+    """Real `vjm worker` processes run the jobs while the rules act (tests/faults/worker_model.py): no job is
+    completed twice, and every job ends in a legal final state."""
+    admin_url, template = sync_template
+    run_state_machine_as_test(lambda: WorkerJobSystem(admin_url, template), settings=settings(
+        max_examples=scaled(4), stateful_step_count=scaled(30, minimum=10), deadline=None, derandomize=False,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]))
