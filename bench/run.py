@@ -15,7 +15,18 @@ from pathlib import Path
 
 from store.logs import configure_logging
 
-from . import bulk_create, fanout, heartbeat, lifecycle, projection_lag, reads, rebuild, runtime_drain, wakeup, write_path
+from . import (
+    bulk_create,
+    fanout,
+    heartbeat,
+    lifecycle,
+    projection_lag,
+    reads,
+    rebuild,
+    runtime_drain,
+    wakeup,
+    write_path,
+)
 from .common import bench_server, fresh_database, server_facts, write_json
 from .report import markdown, plot
 

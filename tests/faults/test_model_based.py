@@ -44,12 +44,12 @@ from hypothesis.stateful import (
 from listeners import Projector, ProjectorConfig
 from statemachine import InvalidTransition, JobNotFound, StaleAttempt
 from store.projections import verify_projections
+from tests.faults.worker_model import WorkerJobSystem
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.factories import create_data
 from tests.support.fault_sizes import scaled
 from tests.support.projections import log_and_checkpoint
 from tests.support.waiting import eventually
-from tests.faults.worker_model import WorkerJobSystem
 from videojobs import Settings, VideoJobManager
 from videojobs import connect as connect_manager
 
