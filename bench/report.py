@@ -19,7 +19,8 @@ def markdown(report: dict, image: str | None = None) -> str:
              "| workload | figure | vjm | reference | ratio | target | met |", "|---|---|---|---|---|---|---|"]
     w = report["workloads"]
     for name, rows in (("write_path", _w1), ("bulk_create", _w2), ("lifecycle", _w3), ("projection_lag", _w4),
-                       ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http)):
+                       ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http),
+                       ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat)):
         if name in w:
             lines += rows(w[name])
     if image:
@@ -125,6 +126,31 @@ def _http(r: dict) -> list[str]:
         out.append(f"| HTTP create+get, {row['clients']} clients | p50 ms | {row['http']['p50_ms']} | direct "
                    f"{row['direct']['p50_ms']} | {row.get('ratio_p50')} | | |")
     return out
+
+
+def _runtime_drain(r: dict) -> list[str]:
+    row = r["row"]
+    label = f"W3 through the runtime, {row['jobs']} jobs, concurrency {row['concurrency']}"
+    return [f"| {label} | jobs/s | {row['vjm_jobs_per_s']} | PgQueuer (8 picked at most) {row['pgqueuer_jobs_per_s']} | "
+            f"{row['ratio_vs_pgqueuer']} | >= 1 | {_yes(row['met_vs_pgqueuer'])} |",
+            f"| {label} | jobs/s | {row['vjm_jobs_per_s']} | PgQueuer uncapped, batch 10 "
+            f"{row['pgqueuer_uncapped_jobs_per_s']} | {row['ratio_vs_pgqueuer_uncapped']} | | |",
+            f"| {label} | jobs/s | {row['vjm_jobs_per_s']} | procrastinate {row['procrastinate_jobs_per_s']} | "
+            f"{row['ratio_vs_procrastinate']} | | |"]
+
+
+def _wakeup(r: dict) -> list[str]:
+    vjm, peer = r["figures"]["vjm"], r["figures"]["pgqueuer"]
+    return [f"| wake-up, create to start, idle worker ({vjm['jobs']} jobs) | p50 / p99 ms | {vjm['p50_ms']} / "
+            f"{vjm['p99_ms']} | PgQueuer {peer['p50_ms']} / {peer['p99_ms']} | {r['p99_ratio_to_target']} | "
+            f"p99 < {r['target_p99_ms']:g} | {_yes(r['met'])} |"]
+
+
+def _heartbeat(r: dict) -> list[str]:
+    return [f"| heartbeat, {r['jobs']} running jobs, {r['lease_seconds']:g} s lease | lease row updates/s "
+            f"(statements/s) | {r['lease_updates_per_s']} ({r['renew_calls_per_s']}) | design "
+            f"{r['design_updates_per_s']:g} | {r['ratio_to_design']} | 0 events | "
+            f"{_yes(r['met'])} ({r['events_in_window']}) |"]
 
 
 def plot(report: dict, path: Path) -> Path | None:

@@ -15,7 +15,18 @@ from pathlib import Path
 
 from store.logs import configure_logging
 
-from . import bulk_create, fanout, lifecycle, projection_lag, reads, rebuild, write_path
+from . import (
+    bulk_create,
+    fanout,
+    heartbeat,
+    lifecycle,
+    projection_lag,
+    reads,
+    rebuild,
+    runtime_drain,
+    wakeup,
+    write_path,
+)
 from .common import bench_server, fresh_database, server_facts, write_json
 from .report import markdown, plot
 
@@ -23,7 +34,8 @@ RESULTS = Path(__file__).parent / "results"
 README = Path(__file__).parent / "README.md"
 WORKLOADS = {"write_path": write_path.run, "bulk_create": bulk_create.run, "lifecycle": lifecycle.run,
              "projection_lag": projection_lag.run, "reads": reads.run, "fanout": fanout.run,
-             "rebuild": rebuild.run}
+             "rebuild": rebuild.run, "runtime_drain": runtime_drain.run, "wakeup": wakeup.run,
+             "heartbeat": heartbeat.run}
 try:  # the HTTP API benchmark is another engineer's file; run it when it is there
     from . import http_api
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from .errors import translate_error
 from .executor import Executor
-from .queries import fetch_all
+from .queries import fetch_all, fetch_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +53,12 @@ async def expire_leases(executor: Executor, limit: int, actor: str) -> list[Expi
     except Exception as exc:
         raise translate_error(exc) from exc
     return [ExpiredLease(row["job_id"], row["attempt"], row["to_state"]) for row in rows]
+
+
+async def next_claimable_in(executor: Executor, platform: str | None) -> float | None:
+    """Seconds until the earliest queued job of `platform` (None: any) that a requeue holds back may be claimed;
+    None when no queued job is held back (vjm.next_claimable_in)."""
+    try:
+        return await fetch_value(executor, "next_claimable_in", platform_target=platform)
+    except Exception as exc:
+        raise translate_error(exc) from exc

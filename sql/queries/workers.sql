@@ -21,3 +21,8 @@ SELECT worker_id, host, pid, started_at, last_seen_at, concurrency, running, pla
   FROM vjm.worker_status
  ORDER BY state = 'running' DESC, last_seen_at DESC
  LIMIT :limit;
+
+-- next_claimable_in --
+-- Seconds until the earliest queued job of :platform_target (NULL: any) held back by its not_before may be
+-- claimed; NULL when none is held back.
+SELECT vjm.next_claimable_in(:platform_target) AS seconds;

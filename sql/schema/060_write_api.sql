@@ -42,6 +42,8 @@ CREATE TABLE vjm.run_queue (
 );
 
 CREATE INDEX run_queue_claim_order ON vjm.run_queue (created_at, job_id) WHERE queued;
+-- The queued jobs a requeue holds back, by when they may be claimed (vjm.next_claimable_in).
+CREATE INDEX run_queue_held_back ON vjm.run_queue (not_before) WHERE queued AND not_before IS NOT NULL;
 
 -- The jobs that are queued right now, in the shape operators and verify read.
 CREATE VIEW vjm.job_queue WITH (security_invoker = true) AS

@@ -10,6 +10,8 @@
 --                          leaves out the jobs that are no longer its attempt's
 --   vjm.expire_leases      time out the jobs whose lease ran out; the time_out   (processors: the
 --                          records the lease it saw                               stuck detector)
+--   vjm.next_claimable_in  when the earliest held-back queued job may be        (processors)
+--                          claimed: how long an idle worker may sleep
 --
 -- Heartbeat against time-out: vjm.expire_leases deletes the lease row and appends the time_out
 -- in one transaction, and only while the lease is still expired when its row is locked; a
@@ -61,6 +63,17 @@ BEGIN
         RETURN NEXT ev;
     END LOOP;
 END
+$$;
+
+-- Seconds until the earliest queued job (of p_platform, or of any platform when NULL) that its
+-- not_before holds back may be claimed; NULL when no queued job is held back. An idle worker that
+-- found nothing to claim sleeps that long at most, so a backoff's end wakes it without a notice.
+CREATE FUNCTION vjm.next_claimable_in(p_platform text) RETURNS double precision
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT greatest(extract(epoch FROM held.until - clock_timestamp()), 0)::double precision
+      FROM (SELECT min(q.not_before) AS until FROM vjm.run_queue q
+             WHERE q.queued AND q.not_before > now() AND (p_platform IS NULL OR q.platform_target = p_platform)) held
+     WHERE held.until IS NOT NULL
 $$;
 
 -- Renew the leases worker p_worker_id holds: each (job, attempt) gets p_seconds more from now

@@ -37,7 +37,8 @@ GRANT EXECUTE ON FUNCTION vjm.claim_jobs(text, integer, text) TO vjm_processor, 
 -- Leases (workers.sql): written only by these functions; processors (the stuck detector's
 -- idle scan leaves leased jobs to their lease) and admins read them.
 GRANT EXECUTE ON FUNCTION vjm.claim_jobs_leased(text, integer, text, double precision),
-    vjm.renew_leases(text, uuid[], integer[], double precision[]), vjm.expire_leases(integer, text)
+    vjm.renew_leases(text, uuid[], integer[], double precision[]), vjm.expire_leases(integer, text),
+    vjm.next_claimable_in(text)
     TO vjm_processor, vjm_admin;
 GRANT SELECT ON vjm.leases TO vjm_processor, vjm_admin;
 GRANT EXECUTE ON FUNCTION vjm.worker_beat(text, text, integer, integer, integer, text[], text, double precision, boolean)

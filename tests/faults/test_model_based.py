@@ -44,6 +44,7 @@ from hypothesis.stateful import (
 from listeners import Projector, ProjectorConfig
 from statemachine import InvalidTransition, JobNotFound, StaleAttempt
 from store.projections import verify_projections
+from tests.faults.worker_model import WorkerJobSystem
 from tests.support.databases import create_migrated_database, drop_database
 from tests.support.factories import create_data
 from tests.support.fault_sizes import scaled
@@ -321,4 +322,14 @@ def test_model_based(sync_template: tuple[str, str]) -> None:
     admin_url, template = sync_template
     run_state_machine_as_test(lambda: JobSystem(admin_url, template), settings=settings(
         max_examples=scaled(10), stateful_step_count=scaled(40, minimum=10), deadline=None, derandomize=False,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]))
+
+
+@pytest.mark.slow
+def test_model_based_with_worker_processes(sync_template: tuple[str, str]) -> None:
+    """Real `vjm worker` processes run the jobs while the rules act (tests/faults/worker_model.py): no job is
+    completed twice, and every job ends in a legal final state."""
+    admin_url, template = sync_template
+    run_state_machine_as_test(lambda: WorkerJobSystem(admin_url, template), settings=settings(
+        max_examples=scaled(4), stateful_step_count=scaled(30, minimum=10), deadline=None, derandomize=False,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]))

@@ -10,7 +10,7 @@ from statemachine import Platform, ValidationError
 from statemachine.validation import check_worker_id
 from store.events import as_uuid, prepare_event
 from store.job_writes import claim_jobs
-from store.leases import LeaseRenewal, renew_leases
+from store.leases import LeaseRenewal, next_claimable_in, renew_leases
 
 from ..models import Attempt, BulkResult, Job
 from .job_inputs import attempt_of
@@ -55,6 +55,12 @@ class Processors:
             attempts.append(Attempt(job_id=started.job_id, attempt=started.attempt, worker_id=worker_id,
                                     job=fold_job(history)))
         return attempts
+
+    async def next_claimable_in(self, platform_target: str | None = None) -> float | None:
+        """Seconds until the earliest queued job (of one platform, or any) held back by a requeue's delay may be
+        claimed; None when none is held back. An idle worker sleeps at most that long."""
+        async with self._session.connection() as conn:
+            return await next_claimable_in(conn, platform_target)
 
     async def renew_leases(self, worker_id: str, leases: list[tuple[Any, int, float]]) -> dict[UUID, datetime]:
         """Renew `worker_id`'s leases, each `(job_id, attempt, seconds)`: the jobs it still holds, with their deadline.

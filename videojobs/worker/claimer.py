@@ -1,4 +1,4 @@
-"""The claim loop: takes queued jobs into the worker's free slots."""
+"""The claim loop: takes queued jobs into the worker's free slots, and sleeps until one may be claimable."""
 
 from __future__ import annotations
 
@@ -11,11 +11,20 @@ from ..manager import VideoJobManager
 from ..models import Attempt
 from .config import WorkerConfig
 
+HELD_BACK_MARGIN = 0.001  # seconds past a not_before, so that the claim's now() is surely past it too
+
 
 class ClaimLoop(BackgroundService[int]):
     """Each pass claims up to the free slots (manager.claim_jobs), platform by platform, and hands each
-    attempt to `start`; it returns how many it claimed. Between passes it waits for a slot to free up
-    (when full) or the poll interval (when the queue gave nothing), and `wake()` cuts either short."""
+    attempt to `start`; it returns how many it claimed.
+
+    Between passes it sleeps until a job may be claimable, and never on a notice alone:
+    - when full, until a slot frees up (`wake()` from the runtime);
+    - when the queue gave nothing, until `wake()` (the change feed says a job was queued: created,
+      retried, released, timed out), or until the earliest queued job that a requeue holds back
+      reaches its not_before (asked of the database after such a pass), or at most `poll_interval`
+      (the safety net for a lost notice or a projector that is not running).
+    """
 
     name = "worker_claims"
 
@@ -26,6 +35,7 @@ class ClaimLoop(BackgroundService[int]):
         self._free_slots, self._start = free_slots, start
         self._bell = asyncio.Event()
         self._next_platform = 0
+        self._sleep = config.poll_interval  # how long the next idle() may sleep without a wake-up
 
     async def run_once(self) -> int:
         claimed = 0
@@ -41,17 +51,31 @@ class ClaimLoop(BackgroundService[int]):
             for attempt in claimed_now:
                 self._start(attempt)
                 claimed += 1
+        self._sleep = await self._held_back_for() if claimed == 0 and self._free_slots() > 0 \
+            else self._config.poll_interval
         return claimed
+
+    async def _held_back_for(self) -> float:
+        """The poll interval, or less when a held-back job of this worker's platforms may be claimed sooner.
+
+        A worker of several platforms asks about every platform: it may wake once for a job of
+        another platform, which costs one empty pass."""
+        platforms = self._platforms()
+        held_back = await self._manager.processors.next_claimable_in(platforms[0] if len(platforms) == 1 else None)
+        if held_back is None:
+            return self._config.poll_interval
+        return min(self._config.poll_interval, held_back + HELD_BACK_MARGIN)
 
     def _platforms(self) -> list[str | None]:
         return [p.value for p in self._config.platforms] if self._config.platforms else [None]
 
     async def idle(self, result: int) -> None:
-        """Claim again at once when this pass filled slots and some are still free; else wait for a wake-up."""
+        """Claim again at once when this pass filled slots and some are still free; else wait for a wake-up,
+        a held-back job's not_before, or the poll interval, whichever comes first."""
         if result > 0 and self._free_slots() > 0:
             return
         try:
-            async with asyncio.timeout(self._config.poll_interval):
+            async with asyncio.timeout(self._sleep):
                 await self._bell.wait()
         except TimeoutError:
             pass

@@ -60,6 +60,12 @@ class JobRun:
         self._manager, self._transient = runtime.manager, runtime.transient
         self.stop_reason: StopReason | None = None
         self.task: asyncio.Task[Any] | None = None
+        self.on_handler_end: Callable[[], None] = lambda: None  # its slot frees up: the report may still be in flight
+
+    @property
+    def handler_running(self) -> bool:
+        """True until the handler has returned or raised (the attempt then only reports: it holds no slot)."""
+        return self.task is None or not self.task.done()
 
     def cancel(self, reason: StopReason) -> None:
         """Cancel the handler: `lost` (the job is not ours any more: report nothing) or `shutdown` (release it)."""
@@ -77,6 +83,7 @@ class JobRun:
         if self.stop_reason is not None:
             self.task.cancel()
         await asyncio.wait({self.task})
+        self.on_handler_end()
         elapsed = min(time.monotonic() - started, MAX_PROCESSING_TIME)
         if self.stop_reason == "lost" or self.context.lost:
             return self._result("lost", elapsed)

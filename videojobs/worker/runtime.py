@@ -119,7 +119,8 @@ class Worker:
         await registry.stop()
 
     def _free_slots(self) -> int:
-        return self.config.concurrency - len(self._runs)
+        """Slots are handlers: an attempt whose handler has ended and whose report is in flight holds none."""
+        return self.config.concurrency - sum(run.handler_running for run in self._runs.values())
 
     def _start(self, attempt: Attempt, support: RunSupport) -> None:
         assert self._keeper is not None
@@ -127,6 +128,7 @@ class Worker:
         self._keeper.hold(attempt, own or self.config.lease_seconds, renew_now=own is not None)
         context = JobContext(attempt, support.manager, self._extend_lease_of(attempt.job_id))
         run = JobRun(attempt, context, support)
+        run.on_handler_end = self._claims.wake if self._claims is not None else run.on_handler_end
         self._runs[attempt.job_id] = run
         supervisor = asyncio.create_task(run.run(), name=f"vjm-attempt-{attempt.job_id}")
         self._supervisors.add(supervisor)
