@@ -10,9 +10,9 @@ from uuid import UUID
 
 from listeners.service import BackgroundService
 
-from ..manager import VideoJobManager
 from ..models import Attempt
 from .config import WorkerConfig
+from .transport import WorkerTransport
 
 RENEW_FRACTION = 1 / 3  # a lease is renewed when a third of it has passed
 
@@ -33,12 +33,13 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
 
     name = "worker_leases"
 
-    def __init__(self, manager: VideoJobManager, config: WorkerConfig,
+    def __init__(self, manager: WorkerTransport, config: WorkerConfig,
                  on_lost: Callable[[set[UUID]], None]) -> None:
         super().__init__(interval=config.lease_seconds * RENEW_FRACTION, max_backoff=1.0)
         self._manager, self._worker_id, self._on_lost = manager, config.worker_id, on_lost
         self._held: dict[UUID, Held] = {}
         self._bell = asyncio.Event()
+        self._on_hold: list[Callable[[], None]] = []
 
     def hold(self, attempt: Attempt, seconds: float, *, renew_now: bool = False) -> None:
         """Keep the lease the claim took on this attempt, `seconds` long from its next renewal (at once with
@@ -46,6 +47,16 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
         due = 0.0 if renew_now else time.monotonic() + seconds * RENEW_FRACTION
         self._held[attempt.job_id] = Held(attempt.attempt, seconds, due)
         self._bell.set()
+        for callback in self._on_hold:
+            callback()
+
+    def on_hold(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a lease is added (a watcher that names the held jobs watches the new one)."""
+        self._on_hold.append(callback)
+
+    def held_leases(self) -> list[tuple[UUID, int, float]]:
+        """The leases held now, each `(job_id, attempt, seconds)`, as a renewal names them."""
+        return [(job_id, held.attempt, held.seconds) for job_id, held in self._held.items()]
 
     def drop(self, job_id: UUID) -> None:
         """Stop renewing: the job's attempt ended (its lease runs out unused, or its report ended it)."""
