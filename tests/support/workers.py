@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from tests.factories import create_data
+from tests.support.factories import create_data
 
 VJM = str(Path(sys.executable).with_name("vjm"))
 HANDLER = "tests.support.worker_handlers:handle"
