@@ -72,7 +72,10 @@ class HeartbeatWatch(BackgroundService[set[UUID]]):
         return [lease for lease in held if lease[0] not in self._reported]
 
     async def idle(self, result: set[UUID]) -> None:
-        """MIN_GAP between requests; with no lease to watch, until one is added (or `interval`)."""
+        """Straight on after jobs were lost (others may follow); else MIN_GAP between requests (a burst of
+        starts, a server that answers early); with no lease to watch, until one is added (or `interval`)."""
+        if result:
+            return
         if self._watched():
             await self.pause(MIN_GAP)
             return
