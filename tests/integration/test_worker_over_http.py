@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import avjm
-from tests.support.http_workers import http_worker_spawner, registry, vjm_up
+from tests.support.http_workers import http_worker_spawner, registry
+from tests.support.served import vjm_up
 from tests.support.waiting import eventually
 from tests.support.workers import HANDLER, Spawn, events_of, status_is
 from tests.support.workers import create_job_named as create

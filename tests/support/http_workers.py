@@ -1,49 +1,21 @@
-"""Real processes for the workers-over-HTTP tests: `vjm up` serving a test's database, and `vjm worker --api`
-processes that know no database at all (their VJM_DATABASE_URL points nowhere: a connection would fail)."""
+"""Real `vjm worker --api` processes for the workers-over-HTTP tests (against tests.support.served.vjm_up):
+they know no database at all (their VJM_DATABASE_URL points nowhere: a connection would fail)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import signal
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 
 from tests.support.tokens import token
-from tests.support.waiting import eventually
 from tests.support.workers import HANDLER, VJM, Spawn, WorkerProcess
 from videojobs.http.auth import SERVICE_ROLE
 
-SERVING = "vjm up: serving"
 NO_DATABASE = "postgresql://nobody@127.0.0.1:1/no_database"  # port 1: nothing listens there
 FLEET_TOKEN = token("render-fleet", SERVICE_ROLE, ttl_seconds=86400)
-
-
-@contextlib.asynccontextmanager
-async def vjm_up(database_url: str, output: Path, **env: str) -> AsyncIterator[str]:
-    """`vjm up` on a free port against `database_url` (its output goes to `output`); yields its base URL."""
-    environment = {**{k: v for k, v in os.environ.items() if k != "VJM_DATABASE_URL"}, **env}
-    with output.open("w") as sink:
-        process = await asyncio.create_subprocess_exec(VJM, "up", "--port", "0", "--database-url", database_url,
-                                                       env=environment, stdout=sink, stderr=sink)
-    try:
-        await eventually(lambda: serving_line(output) or process.returncode is not None, 60, "vjm up to serve")
-        line = serving_line(output)
-        assert line, f"vjm up did not start (see {output})"
-        yield line.split("serving ")[1].split("/ ")[0]
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            await process.wait()
-
-
-def serving_line(output: Path) -> str:
-    """The line in which `vjm up` says where it serves ("" until then)."""
-    return next((line for line in output.read_text().splitlines() if SERVING in line), "")
 
 
 async def start_http_worker(api: str, *options: str, token: str = FLEET_TOKEN) -> WorkerProcess:

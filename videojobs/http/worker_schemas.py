@@ -111,7 +111,8 @@ class WorkerBeatRequest(Body):
         None, description="The platforms it claims; null: every platform")
     version: Version
     lease_seconds: LeaseSeconds
-    stopped: bool = Field(False, description="True: it stopped gracefully (else silent for three leases: lost)")
+    stopped: Annotated[bool, Field(strict=True)] = Field(
+        False, description="True: it stopped gracefully (else silent for three leases: lost)")
 
 
 class WorkerList(BaseModel):

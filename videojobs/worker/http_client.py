@@ -31,6 +31,7 @@ from .transport import WatchTargets, WorkerLink
 LONG_POLL_WAIT = 25.0  # seconds a claim or a watch is held at most: under the usual 30 s proxy idle timeouts
 LONG_POLL_PAUSE = 0.05  # the claim loop's pause between two long polls (the server did the waiting)
 MAX_CLAIM = 100  # the claim endpoint's `limit` bound
+MAX_HOST = 128  # the registry endpoint's `host` bound
 CALL_TIMEOUT = 30.0  # seconds for any call that does not wait on the server
 
 
@@ -103,8 +104,8 @@ class HttpTransport:
         return await self._post("/api/v1/processor/heartbeat", body, waits=wait)
 
     async def beat(self, worker: WorkerBeat) -> None:
-        """This worker's registry row (no answer body)."""
-        await self._post("/api/v1/processor/workers", asdict(worker))
+        """This worker's registry row (no answer body); the API takes host names of up to MAX_HOST characters."""
+        await self._post("/api/v1/processor/workers", {**asdict(worker), "host": worker.host[:MAX_HOST]})
 
     async def _job_call(self, job_id: Any, action: str, body: dict[str, Any]) -> Job:
         answer = await self._post(f"/api/v1/processor/jobs/{job_id}/{action}", body, job_id=job_id)
