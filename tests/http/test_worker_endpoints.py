@@ -10,6 +10,7 @@ woken by the change feed, not found by a poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -152,3 +153,21 @@ async def test_stopping_the_app_answers_held_calls_at_once(api, held_app) -> Non
     started = time.monotonic()
     await held_app.state.vjm.close_feed_hub()
     assert (await claim).json() == {"attempts": []} and time.monotonic() - started < 5
+
+
+async def test_a_claim_whose_client_left_claims_nothing(api, held_app, manager) -> None:
+    claim = asyncio.create_task(api.post(CLAIM, json={"worker_id": "w1", "wait": 15}, headers=SERVICE))
+    await _held(held_app, claims=1)
+    claim.cancel()  # the worker stops: its connection closes while the claim is held
+    with contextlib.suppress(asyncio.CancelledError):
+        await claim
+    job_id = await _create(api)  # wakes the held claim, which finds its client gone
+    await eventually(lambda: _claims_answered(held_app) == 1, within=10)  # the held call has ended
+    assert [e.type for e in await manager.audit.history(job_id)] == ["create"]
+
+
+def _claims_answered(app) -> float:
+    """Claim requests the app has finished (its request timer observes each one as it ends)."""
+    samples = [sample for family in app.state.vjm.metrics.registry.collect() for sample in family.samples]
+    return sum(s.value for s in samples if s.name == "vjm_http_request_duration_seconds_count"
+               and s.labels.get("route") == CLAIM)

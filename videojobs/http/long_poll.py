@@ -66,6 +66,8 @@ async def claim_held(manager: VideoJobManager, claim: ClaimRequest, hold: Hold) 
             if ticket is None or await hold.over(deadline):
                 return []
             await hold.until(ticket, deadline)
+            if await hold.disconnected():  # woken for a client that left: claim nothing for it
+                return []
         finally:
             if ticket is not None:
                 hold.waits.drop_claim(ticket)
