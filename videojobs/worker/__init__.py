@@ -4,8 +4,8 @@ the HTTP API (`Worker(api=ApiAccess(url, token))`)."""
 from .config import WorkerConfig
 from .context import JobContext, JobLost
 from .errors import Retry, TransientError
-from .http_client import ApiAccess
 from .job_run import RunResult
 from .runtime import Worker, WorkerSignals
+from .transport import ApiAccess
 
 __all__ = ["ApiAccess", "Worker", "WorkerConfig", "WorkerSignals", "JobContext", "JobLost", "Retry", "TransientError", "RunResult"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -26,21 +26,12 @@ from store.workers import WorkerBeat
 from ..models import Attempt, BulkResult, Job
 from .config import WorkerConfig
 from .http_problems import ApiUnavailable, raise_for_problem
-from .transport import WatchTargets, WorkerLink
+from .transport import ApiAccess, WatchTargets, WorkerLink
 
 LONG_POLL_WAIT = 25.0  # seconds a claim or a watch is held at most: under the usual 30 s proxy idle timeouts
-LONG_POLL_PAUSE = 0.05  # the claim loop's pause between two long polls (the server did the waiting)
 MAX_CLAIM = 100  # the claim endpoint's `limit` bound
 MAX_HOST = 128  # the registry endpoint's `host` bound
 CALL_TIMEOUT = 30.0  # seconds for any call that does not wait on the server
-
-
-@dataclass(frozen=True, slots=True)
-class ApiAccess:
-    """Where the API is, and the service_role token the worker presents."""
-
-    url: str
-    token: str
 
 
 class HttpTransport:

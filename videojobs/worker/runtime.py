@@ -34,12 +34,11 @@ from .claimer import ClaimLoop
 from .config import WorkerConfig
 from .context import JobContext, JobLost
 from .errors import TransientError
-from .http_client import LONG_POLL_PAUSE, ApiAccess, http_link
 from .job_run import Handler, JobRun, RunResult, RunSupport
 from .leases import LeaseKeeper
 from .registry import RegistryBeat
 from .reporter import CompletionBatcher
-from .transport import WatchTargets, WorkerLink, database_link
+from .transport import LONG_POLL_PAUSE, ApiAccess, WatchTargets, WorkerLink, database_link
 
 log = structlog.get_logger("vjm.worker")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -178,6 +177,8 @@ class Worker:
     @contextlib.asynccontextmanager
     async def _opened_link(self) -> AsyncIterator[WorkerLink]:
         if self._api is not None:
+            from .http_client import http_link  # httpx: only a worker over HTTP needs it
+
             async with http_link(self._api, self.config) as link:
                 yield link
         elif self._manager is not None:

@@ -74,6 +74,17 @@ class WatchTargets:
     wake_claims: Callable[[], None]
 
 
+@dataclass(frozen=True, slots=True)
+class ApiAccess:
+    """Where the HTTP API is, and the service_role token a worker presents (`Worker(api=...)`)."""
+
+    url: str
+    token: str
+
+
+LONG_POLL_PAUSE = 0.05  # over HTTP, the claim loop's pause between two long polls (the server did the waiting)
+
+
 def _nothing() -> None:
     """A link with no call to interrupt (the database's calls are short)."""
 
