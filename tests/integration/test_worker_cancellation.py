@@ -23,7 +23,8 @@ async def spawn_worker(database_url: str) -> AsyncIterator[Spawn]:
         yield spawn
 
 
-async def test_a_cancel_stops_the_running_handler_within_a_second(manager, spawn_worker) -> None:
+async def test_a_cancel_stops_the_running_handler_within_a_second(manager_with_listeners, spawn_worker) -> None:
+    manager = manager_with_listeners  # the change feed tells the worker: the projector must run
     jobs = [await create(manager, "hang.mp4") for _ in range(3)]
     worker = await spawn_worker("--concurrency", "3", "--lease", "60")  # a heartbeat would come after 20 s
     for job in jobs:
@@ -46,7 +47,8 @@ def lost_jobs(worker) -> set[str]:
     return {r["job_id"] for r in records if r.get("event") == "worker_job_lost"}
 
 
-async def test_a_handler_cannot_report_after_its_job_was_cancelled(manager) -> None:
+async def test_a_handler_cannot_report_after_its_job_was_cancelled(manager_with_listeners) -> None:
+    manager = manager_with_listeners  # the change feed tells the worker: the projector must run
     job = await create(manager, "ok.mp4")
     worker = Worker(manager=manager, poll_interval=0.05, lease_seconds=60)
     started, tried = asyncio.Event(), []

@@ -18,7 +18,8 @@ async def spawn_worker(database_url: str) -> AsyncIterator[Spawn]:
         yield spawn
 
 
-async def test_an_idle_worker_starts_a_created_job_long_before_its_next_poll(manager, spawn_worker) -> None:
+async def test_an_idle_worker_starts_a_created_job_long_before_its_next_poll(manager_with_listeners, spawn_worker) -> None:
+    manager = manager_with_listeners  # the change feed wakes the worker: the projector must run
     worker = await spawn_worker("--poll-interval", "30")
     first = await create(manager, "ok.mp4")  # the worker's first poll finds this one; from then on it idles
     await worker.line_with("started", first.job_id)

@@ -91,8 +91,8 @@ async def heartbeat_held(manager: VideoJobManager, beat: HeartbeatRequest, hold:
         held = await manager.processors.renew_leases(beat.worker_id, leases)
         deadline = hold.deadline()
         while ticket is not None and asked <= held.keys() and not await hold.over(deadline):
-            if await hold.until(ticket, deadline):
-                ticket.clear()
+            if await hold.until(ticket, deadline) and not await hold.disconnected():
+                ticket.clear()  # a client that left may hold newer lengths: renew only for one still here
                 held = await manager.processors.renew_leases(beat.worker_id, leases)
     finally:
         if ticket is not None:

@@ -7,8 +7,10 @@ deleted, timed out), renews again and answers with the jobs lost, or until `wait
 jobs make the lease keeper renew at once: as on the database path, its answer decides, and the
 handlers of the jobs it names lost are cancelled.
 
-A job started while a request is open is not named by it: the request is dropped and a new one
-names every lease (after MIN_GAP, so that a burst of starts costs one request, not one each).
+A job started while a request is open is not named by it, and a lease given a new length
+(ctx.extend) is named with its old one: the request is dropped and a new one names every lease as
+it is now (after MIN_GAP, so that a burst of starts costs one request, not one each; and so that
+its renewal, with the new length, comes well after anything the dropped one renewed).
 """
 
 from __future__ import annotations
@@ -37,24 +39,24 @@ class HeartbeatWatch(BackgroundService[set[UUID]]):
     def __init__(self, transport: HttpTransport, worker_id: str, keeper: LeaseKeeper, *, wait: float) -> None:
         super().__init__(interval=wait, max_backoff=5.0)
         self._transport, self._worker_id, self._keeper, self._wait = transport, worker_id, keeper, wait
-        self._added = asyncio.Event()
+        self._leases_changed = asyncio.Event()  # a lease was added or given a new length
         self._reported: set[UUID] = set()  # lost jobs already handed to the keeper, until it drops them
-        keeper.on_hold(self._added.set)
+        keeper.on_change(self._leases_changed.set)
 
     def before_pass(self) -> None:
-        self._added.clear()
+        self._leases_changed.clear()
 
     async def run_once(self) -> set[UUID]:
         leases = self._watched()
         if not leases:
             return set()
         call = asyncio.ensure_future(self._transport.heartbeat(self._worker_id, leases, wait=self._wait))
-        added = asyncio.ensure_future(self._added.wait())
+        changed = asyncio.ensure_future(self._leases_changed.wait())
         try:
-            await asyncio.wait({call, added}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({call, changed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            added.cancel()
-        if not call.done():  # a new lease: watch it too, in the next pass
+            changed.cancel()
+        if not call.done():  # a new lease, or a new length: name it in the next pass
             call.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await call
@@ -79,11 +81,11 @@ class HeartbeatWatch(BackgroundService[set[UUID]]):
         if self._watched():
             await self.pause(MIN_GAP)
             return
-        waiting = asyncio.ensure_future(self._added.wait())
+        waiting = asyncio.ensure_future(self._leases_changed.wait())
         stopping = asyncio.ensure_future(self._stopping.wait())
         await asyncio.wait({waiting, stopping}, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
         stopping.cancel()
 
     def wake(self) -> None:
-        self._added.set()
+        self._leases_changed.set()

@@ -39,7 +39,10 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
         self._manager, self._worker_id, self._on_lost = manager, config.worker_id, on_lost
         self._held: dict[UUID, Held] = {}
         self._bell = asyncio.Event()
-        self._on_hold: list[Callable[[], None]] = []
+        self._on_change: list[Callable[[], None]] = []
+        # One renewal at a time: a periodic renewal still in flight with a job's old length must not
+        # commit after ctx.extend()'s renewal and undo it.
+        self._renewing = asyncio.Lock()
 
     def hold(self, attempt: Attempt, seconds: float, *, renew_now: bool = False) -> None:
         """Keep the lease the claim took on this attempt, `seconds` long from its next renewal (at once with
@@ -47,12 +50,16 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
         due = 0.0 if renew_now else time.monotonic() + seconds * RENEW_FRACTION
         self._held[attempt.job_id] = Held(attempt.attempt, seconds, due)
         self._bell.set()
-        for callback in self._on_hold:
-            callback()
+        self._changed()
 
-    def on_hold(self, callback: Callable[[], None]) -> None:
-        """Call `callback` whenever a lease is added (a watcher that names the held jobs watches the new one)."""
-        self._on_hold.append(callback)
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a lease is added or given a new length (after its renewal): a watcher
+        that names the held leases (http_watch.py) names the new one, or the new length, from then on."""
+        self._on_change.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._on_change:
+            callback()
 
     def held_leases(self) -> list[tuple[UUID, int, float]]:
         """The leases held now, each `(job_id, attempt, seconds)`, as a renewal names them."""
@@ -75,7 +82,10 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
             return False
         if seconds is not None:
             held.seconds = seconds
-        return job_id not in await self._renew({job_id: held})
+        kept = job_id not in await self._renew({job_id: held})
+        if seconds is not None:
+            self._changed()
+        return kept
 
     async def run_once(self) -> set[UUID]:
         now = time.monotonic()
@@ -84,9 +94,10 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
     async def _renew(self, due: dict[UUID, Held]) -> set[UUID]:
         if not due:
             return set()
-        asked = time.monotonic()
-        renewed = await self._manager.processors.renew_leases(
-            self._worker_id, [(job_id, held.attempt, held.seconds) for job_id, held in due.items()])
+        async with self._renewing:
+            asked = time.monotonic()
+            renewed = await self._manager.processors.renew_leases(
+                self._worker_id, [(job_id, held.attempt, held.seconds) for job_id, held in due.items()])
         for held in due.values():
             held.due = asked + held.seconds * RENEW_FRACTION
         lost = {job_id for job_id, held in due.items()
