@@ -175,3 +175,11 @@ async def test_the_worker_needs_a_token_and_no_database(api) -> None:
     assert no_token.returncode != 0 and "--api needs a service_role token" in no_token.stdout + no_token.stderr
     both = await avjm("worker", HANDLER, "--api", api, "--token", "t", "--database-url", "postgresql://x@127.0.0.1:1/x")
     assert both.returncode != 0 and "not both" in both.stdout + both.stderr
+
+
+async def test_a_heartbeating_job_running_five_leases_is_kept_and_completed_once(manager, spawn_worker) -> None:
+    job = await create(manager, "beat-5.mp4")
+    worker = await spawn_worker("--lease", "1")  # the stuck detector scans every SCAN s meanwhile
+    await worker.line_with("finished", job.job_id, 1, within=20)
+    await eventually(lambda: status_is(manager, job.job_id, "completed"), within=10)
+    assert [e.type for e in await events_of(manager, job.job_id)] == ["create", "start", "complete"]
