@@ -159,3 +159,24 @@ def _counters(devtools: DevTools) -> dict[str, str]:
     raw = devtools.evaluate("JSON.stringify(Object.fromEntries([...document.querySelectorAll('.counter')]"
                             ".map(c => [c.dataset.status, c.querySelector('.n').textContent])))")
     return json.loads(raw or "{}")
+
+
+def test_a_service_sees_the_workers_panel_and_an_end_user_does_not(served: str, browser: DevTools) -> None:
+    service = tokens.token("render-fleet", tokens.SERVICE_ROLE)
+    for worker_id, stopped in (("encoder-1:42:abc", False), ("encoder-2:7:def", True)):
+        beat = {"worker_id": worker_id, "host": "encoder", "pid": 42, "concurrency": 4, "running": 1,
+                "platforms": ["tiktok"], "version": "0.1.0", "lease_seconds": 60, "stopped": stopped}
+        answer = httpx.post(f"{served}/api/v1/processor/workers", json=beat,
+                            headers={"Authorization": f"Bearer {service}"})
+        assert answer.status_code == 204, answer.text
+    browser.call("Page.enable")
+    browser.call("Page.navigate", url=f"{served}/#token={service}")
+    shown = "[...document.querySelectorAll('#workers tr')].map(r => r.dataset.workerId + ' ' + r.children[1].innerText)"
+    poll_blocking(lambda: json.loads(browser.evaluate(f"JSON.stringify({shown})") or "[]") == [
+        "encoder-1:42:abc running", "encoder-2:7:def stopped"], 10, "the workers panel")
+    assert browser.evaluate("document.getElementById('workers-title').textContent") == "1 running"
+    browser.call("Page.navigate", url="about:blank")  # a new page load (a new hash alone would not reload)
+    browser.call("Page.navigate", url=f"{served}/#token={tokens.token('alice')}")
+    poll_blocking(lambda: browser.evaluate("!!(window.vjm && window.vjm.claims && window.vjm.claims.sub === 'alice')"),
+                  10, "alice signed in")
+    assert browser.evaluate("document.getElementById('workers-card').hidden") is True

@@ -16,10 +16,8 @@ error, and no pattern schemathesis could not read (it would skip what it cannot 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +30,7 @@ import schemathesis.specs.openapi.checks  # noqa: F401 - registers the OpenAPI c
 from schemathesis.checks import CHECKS
 from schemathesis.config import SchemathesisConfig
 
-from tests.support.waiting import eventually
+from tests.support.served import vjm_up
 from videojobs import Settings
 from videojobs.http import create_app
 from videojobs.http.auth import SERVICE_ROLE, USER_ROLE, mint_token
@@ -43,30 +41,16 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_EXAMPLES = 10
 SEED = 1
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
-SERVING = "vjm up: serving"
 CALLERS = {"end user": ("alice", USER_ROLE), "service": ("fleet-1", SERVICE_ROLE)}
 
 
 @pytest.fixture
 async def served(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
     """`vjm up` on a free port against this test's database; yields the base URL (its output goes to a file)."""
-    env = {**os.environ, "VJM_LOG_JSON": "1"}
-    env.pop("VJM_DATABASE_URL", None)
-    output = tmp_path / "vjm-up.out"
-    with output.open("w") as sink:
-        process = await asyncio.create_subprocess_exec(str(BIN / "vjm"), "up", "--port", "0", "--database-url",
-                                                       database_url, env=env, stdout=sink, stderr=sink)
-    try:
-        await eventually(lambda: SERVING in output.read_text() or process.returncode is not None, 60,
-                         "vjm up to serve")
-        line = next((line for line in output.read_text().splitlines() if SERVING in line), "")
-        assert line, f"vjm up did not start: {output.read_text()[-2000:]}"
-        yield line.split("serving ")[1].split("/ ")[0]
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            await process.wait()
+    # A held claim or heartbeat answers within VJM_HTTP_MAX_WAIT (the document says the server may cap
+    # `wait`): one second here, so that the cases which ask for up to 30 s keep the run bounded.
+    async with vjm_up(database_url, tmp_path / "vjm-up.out", VJM_HTTP_MAX_WAIT="1") as url:
+        yield url
 
 
 def run_schemathesis(base_url: str, token: str, report: Path) -> dict:

@@ -1,15 +1,17 @@
-"""`vjm worker module:function`: run a handler as a processor (videojobs.Worker) until SIGTERM or Ctrl-C;
+"""`vjm worker module:function`: run a handler as a processor (videojobs.Worker) until SIGTERM or Ctrl-C, on
+the database or, with `--api URL --token T`, over the HTTP API with no database connection;
 `vjm workers`: the registry of workers (running, stopped, lost)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 
 from rich.table import Table
 
 from ..errors import ValidationError
-from ..worker import Worker
+from ..worker import ApiAccess, Worker
 from .render import make_console, when
 from .session import add_database_option, add_json_option, open_manager, print_json, settings_of
 
@@ -30,9 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="lease of each started job, renewed every third (default 60)")
     parser.add_argument("--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="how long running handlers may finish after SIGTERM (default 30)")
-    parser.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
-                        help="how often an idle worker looks for work (default 1)")
+    parser.add_argument("--poll-interval", type=float, metavar="SECONDS",
+                        help="how often an idle worker looks for work (default 1; with --api, the pause between "
+                             "two long-polled claims, default 0.05)")
     parser.add_argument("--worker-id", help="the id start events and leases name (default host:pid:random)")
+    parser.add_argument("--api", metavar="URL",
+                        help="run over the HTTP API at URL (e.g. http://vjm.internal:8000) with a service token: "
+                             "no database connection at all")
+    parser.add_argument("--token", metavar="JWT", default=os.environ.get("VJM_API_TOKEN"),
+                        help="the service_role token for --api (default VJM_API_TOKEN)")
     add_database_option(parser)
     parser.set_defaults(handler=run)
 
@@ -51,15 +59,28 @@ def load_handler(path: str):
     return function
 
 
+def api_access(args: argparse.Namespace) -> ApiAccess:
+    """--api and --token (a service token is needed: the processor endpoints take no other)."""
+    if not args.token:
+        raise ValidationError("--api needs a service_role token: --token or VJM_API_TOKEN", field="token")
+    if getattr(args, "database_url", None):
+        raise ValidationError("--api runs without a database: give --api or --database-url, not both",
+                              field="database_url")
+    return ApiAccess(args.api, args.token)
+
+
 async def run(args: argparse.Namespace) -> int:
     """Run the worker until it is stopped; 0 after a graceful stop."""
-    options = {"concurrency": args.concurrency, "lease_seconds": args.lease, "poll_interval": args.poll_interval,
+    options = {"concurrency": args.concurrency, "lease_seconds": args.lease,
                "shutdown_timeout": args.shutdown_timeout, "platforms": args.platforms}
+    if args.poll_interval is not None:
+        options["poll_interval"] = args.poll_interval
     if args.worker_id:
         options["worker_id"] = args.worker_id
-    worker = Worker(settings_of(args).database_url, **options)
+    worker = Worker(api=api_access(args), **options) if args.api else Worker(settings_of(args).database_url, **options)
     worker.handler(load_handler(args.handler_path))
-    print(f"vjm worker {worker.config.worker_id}: running {args.handler_path}; SIGTERM or Ctrl-C stops",
+    over = f" over {args.api}" if args.api else ""
+    print(f"vjm worker {worker.config.worker_id}: running {args.handler_path}{over}; SIGTERM or Ctrl-C stops",
           flush=True)
     await worker.run()
     print("vjm worker: stopped", flush=True)

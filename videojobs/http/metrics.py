@@ -1,4 +1,5 @@
-"""Prometheus metrics: request latency, transitions by type, stuck resets, projector lag, pool use, streams.
+"""Prometheus metrics: request latency, transitions by type, stuck resets, projector lag, pool use, streams,
+workers (the registry by state, their running jobs and slots, the long polls held).
 
 Each app has its own registry (several apps may live in one process, e.g. in tests).
 Transition counts are the projector's counters by event type (`manager.maintenance.transition_counts()`,
@@ -10,12 +11,15 @@ of rows, never the log.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from videojobs.manager import PoolUsage
+
+WORKER_STATES = ("running", "stopped", "lost")
 
 
 class ApiMetrics:
@@ -34,6 +38,7 @@ class ApiMetrics:
         self.jobs = Gauge("vjm_jobs", "Jobs by status (projection counters)", ("status",), registry=r)
         self._add_projector_gauges(r)
         self._add_connection_gauges(r)
+        self._add_worker_gauges(r)
         self._seen: dict[str, int] = {}  # the totals exported so far, by type
 
     def _add_projector_gauges(self, r: CollectorRegistry) -> None:
@@ -63,6 +68,25 @@ class ApiMetrics:
                                         "1 while the shared change-feed reader holds its connection", registry=r)
         self.sse_feed_reconnects = Gauge("vjm_sse_feed_reconnects",
                                          "Times the shared change-feed reader reopened its connection", registry=r)
+
+    def _add_worker_gauges(self, r: CollectorRegistry) -> None:
+        self.workers = Gauge("vjm_workers", "Registered workers by state (lost: no heartbeat for three leases)",
+                             ("state",), registry=r)
+        self.worker_running_jobs = Gauge("vjm_worker_running_jobs", "Jobs the running workers' handlers run now",
+                                         registry=r)
+        self.worker_slots = Gauge("vjm_worker_slots", "Slots (concurrency) of the running workers", registry=r)
+        self.held_calls = Gauge("vjm_worker_held_calls", "Worker calls this process holds open (long polls)",
+                                ("call",), registry=r)
+
+    def observe_workers(self, workers: Sequence[Any], held: tuple[int, int]) -> None:
+        """The registry (manager.workers.list()) by state, and the long polls held here (claims, watched jobs)."""
+        running = [w for w in workers if w.state == "running"]
+        for state in WORKER_STATES:
+            self.workers.labels(state=state).set(sum(1 for w in workers if w.state == state))
+        self.worker_running_jobs.set(sum(w.running for w in running))
+        self.worker_slots.set(sum(w.concurrency for w in running))
+        self.held_calls.labels(call="claim").set(held[0])
+        self.held_calls.labels(call="heartbeat_jobs").set(held[1])
 
     def observe_transition_totals(self, totals: dict[str, int]) -> None:
         """Advance the counters to the projector's totals by type (they only grow; a rebuild recounts the same)."""

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     WorkerId = str
     Percent = float
     ClipsDone = int
+    Phase = str
     FailureText = str
     RetryReason = str
     CancelReason = str
@@ -56,6 +57,7 @@ else:
     WorkerId = payload_type(Trigger.START, "worker_id")  # the id a start records: any text but NUL, 1-128
     Percent = payload_type(Trigger.PROGRESS, "percent")
     ClipsDone = payload_type(Trigger.PROGRESS, "clips_done")
+    Phase = payload_type(Trigger.PROGRESS, "phase")
     FailureText = payload_type(Trigger.FAIL, "error")
     RetryReason = payload_type(Trigger.RETRY, "reason")
     CancelReason = payload_type(Trigger.CANCEL, "reason")

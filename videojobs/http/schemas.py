@@ -32,6 +32,7 @@ from .payload_types import (
     MaxAttempts,
     OutputPaths,
     Percent,
+    Phase,
     ProcessingTime,
     WorkerId,
 )
@@ -47,6 +48,10 @@ JOB_EXAMPLE: dict[str, Any] = {
 
 # Numbers that are not payload fields: strict too (JSON integers only; floats also take integers).
 Count = Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]
+MAX_WAIT = 30.0  # seconds: the longest a claim or a heartbeat may be held (the server may cap it lower)
+Wait = Annotated[float, Field(strict=True, ge=0, le=MAX_WAIT, allow_inf_nan=False,
+                              description="Seconds the server may hold the answer (long poll); 0 answers at once")]
+LeaseSeconds = Annotated[float, Field(strict=True, ge=0.5, le=86400, allow_inf_nan=False)]
 def _label(value: str) -> str:
     """A user id keeps the label rule the document's pattern states (the manager does not check it
     for the user a service names; store.identity does for tokens and team members)."""
@@ -106,14 +111,19 @@ class JobHistory(BaseModel):
 
 
 class ClaimRequest(Body):
-    """A worker asks for up to `limit` queued jobs, oldest first."""
+    """A worker asks for up to `limit` queued jobs, oldest first. With `wait`, the answer is held until a job is
+    claimable (at most `wait` seconds, or the server's own cap: it may answer sooner, with no jobs)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"worker_id": "worker-7", "limit": 2, "platform_target": "tiktok"}]})
+        {"worker_id": "worker-7", "limit": 2, "platform_target": "tiktok", "lease_seconds": 60, "wait": 25}]})
 
     worker_id: WorkerId
     limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 1
     platform_target: Platform | None = None
+    lease_seconds: LeaseSeconds | None = Field(
+        None, description="Each started job holds a lease this long, which the worker renews (heartbeat); "
+                          "null: the stuck detector's idle timeout applies")
+    wait: Wait = 0.0
 
 
 class ClaimResponse(BaseModel):
@@ -131,6 +141,7 @@ class ProgressRequest(Body):
     attempt: Count
     percent: Percent | None = None
     clips_done: ClipsDone | None = None
+    phase: Phase | None = None
     worker_id: WorkerId | None = None
 
 

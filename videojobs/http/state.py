@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,13 @@ from videojobs import DatabaseUnavailable, Settings, VideoJobManager
 from videojobs.manager.subscriptions import ChangeFeedHub
 
 from .metrics import ApiMetrics
+from .worker_waits import WorkerWaits
+
+
+def long_poll_cap() -> float:
+    """VJM_HTTP_MAX_WAIT (default 30): the longest the server holds a claim or a heartbeat, in seconds.
+    Set it under the idle timeout of any proxy in front of the API."""
+    return min(30.0, max(0.0, float(os.environ.get("VJM_HTTP_MAX_WAIT", "30"))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +31,8 @@ class HttpOptions:
     sse_send_timeout_seconds: float = 30.0  # a write to a client that stopped reading ends its stream after this
     sse_page_size: int = 500  # change-feed rows per read (the shared reader and each stream's catch-up)
     retry_after_seconds: int = 5
+    long_poll_max_seconds: float = field(default_factory=long_poll_cap)  # a worker's `wait`, capped
+    long_poll_recheck_seconds: float = 1.0  # a held call checks again on its own (and for its client) this often
 
 
 @dataclass(slots=True)
@@ -35,6 +45,7 @@ class AppState:
     manager: VideoJobManager | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     feed_hub: ChangeFeedHub | None = None
+    worker_waits: WorkerWaits = field(default_factory=WorkerWaits)
     _hub_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def require_manager(self) -> VideoJobManager:
@@ -58,7 +69,9 @@ class AppState:
             return self.feed_hub
 
     async def close_feed_hub(self) -> None:
-        """Close the feed hub, if one runs: every event stream ends (clients resume with Last-Event-ID)."""
+        """Close the feed hub, if one runs: every event stream ends (clients resume with Last-Event-ID), and
+        every held worker call answers."""
+        await self.worker_waits.close()  # held worker calls answer now: uvicorn waits for every response
         async with self._hub_lock:
             hub, self.feed_hub = self.feed_hub, None
         if hub is not None:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from listeners.service import BackgroundService
 
-from ..manager import VideoJobManager
 from ..models import Attempt
 from .config import WorkerConfig
+from .transport import WorkerTransport
 
 HELD_BACK_MARGIN = 0.001  # seconds past a not_before, so that the claim's now() is surely past it too
 
@@ -28,7 +28,7 @@ class ClaimLoop(BackgroundService[int]):
 
     name = "worker_claims"
 
-    def __init__(self, manager: VideoJobManager, config: WorkerConfig, free_slots: Callable[[], int],
+    def __init__(self, manager: WorkerTransport, config: WorkerConfig, free_slots: Callable[[], int],
                  start: Callable[[Attempt], None]) -> None:
         super().__init__(interval=config.poll_interval, max_backoff=max(config.poll_interval, 5.0))
         self._manager, self._config = manager, config

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
-from ..manager import VideoJobManager
 from ..models import Attempt, Job
+from .transport import WorkerTransport
 
 
 class JobLost(Exception):  # noqa: N818 - a state, as asyncio.CancelledError
@@ -21,7 +21,7 @@ class JobContext:
     sending reports for a job it knows is lost.
     """
 
-    def __init__(self, attempt: Attempt, manager: VideoJobManager,
+    def __init__(self, attempt: Attempt, manager: WorkerTransport,
                  extend_lease: Callable[[float | None], Awaitable[None]]) -> None:
         self.attempt = attempt
         self._manager = manager

@@ -14,12 +14,12 @@ import structlog
 from statemachine import InvalidTransition, JobNotFound, ValidationError, validate_payload
 from statemachine.payload_rules import MAX_PROCESSING_TIME
 
-from ..manager import VideoJobManager
 from ..models import Attempt
 from .config import WorkerConfig
 from .context import JobContext, JobLost
 from .errors import Retry, backoff_delay, error_text
 from .reporter import CompletionBatcher
+from .transport import WorkerTransport
 
 log = structlog.get_logger("vjm.worker")
 
@@ -34,7 +34,7 @@ class RunSupport:
     """What every attempt of one worker shares."""
 
     handler: Handler
-    manager: VideoJobManager
+    manager: WorkerTransport
     batcher: CompletionBatcher
     config: WorkerConfig
     transient: tuple[type[BaseException], ...]

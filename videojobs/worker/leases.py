@@ -10,9 +10,9 @@ from uuid import UUID
 
 from listeners.service import BackgroundService
 
-from ..manager import VideoJobManager
 from ..models import Attempt
 from .config import WorkerConfig
+from .transport import WorkerTransport
 
 RENEW_FRACTION = 1 / 3  # a lease is renewed when a third of it has passed
 
@@ -33,12 +33,13 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
 
     name = "worker_leases"
 
-    def __init__(self, manager: VideoJobManager, config: WorkerConfig,
+    def __init__(self, manager: WorkerTransport, config: WorkerConfig,
                  on_lost: Callable[[set[UUID]], None]) -> None:
         super().__init__(interval=config.lease_seconds * RENEW_FRACTION, max_backoff=1.0)
         self._manager, self._worker_id, self._on_lost = manager, config.worker_id, on_lost
         self._held: dict[UUID, Held] = {}
         self._bell = asyncio.Event()
+        self._on_change: list[Callable[[], None]] = []
         # One renewal at a time: a periodic renewal still in flight with a job's old length must not
         # commit after ctx.extend()'s renewal and undo it.
         self._renewing = asyncio.Lock()
@@ -49,6 +50,20 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
         due = 0.0 if renew_now else time.monotonic() + seconds * RENEW_FRACTION
         self._held[attempt.job_id] = Held(attempt.attempt, seconds, due)
         self._bell.set()
+        self._changed()
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a lease is added or given a new length (after its renewal): a watcher
+        that names the held leases (http_watch.py) names the new one, or the new length, from then on."""
+        self._on_change.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._on_change:
+            callback()
+
+    def held_leases(self) -> list[tuple[UUID, int, float]]:
+        """The leases held now, each `(job_id, attempt, seconds)`, as a renewal names them."""
+        return [(job_id, held.attempt, held.seconds) for job_id, held in self._held.items()]
 
     def drop(self, job_id: UUID) -> None:
         """Stop renewing: the job's attempt ended (its lease runs out unused, or its report ended it)."""
@@ -67,7 +82,10 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
             return False
         if seconds is not None:
             held.seconds = seconds
-        return job_id not in await self._renew({job_id: held})
+        kept = job_id not in await self._renew({job_id: held})
+        if seconds is not None:
+            self._changed()
+        return kept
 
     async def run_once(self) -> set[UUID]:
         now = time.monotonic()

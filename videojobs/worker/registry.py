@@ -12,9 +12,9 @@ import structlog
 from listeners.service import BackgroundService
 from store.workers import WorkerBeat
 
-from ..manager import VideoJobManager
 from .config import WorkerConfig
 from .leases import RENEW_FRACTION
+from .transport import WorkerTransport
 
 log = structlog.get_logger("vjm.worker")
 
@@ -32,7 +32,7 @@ class RegistryBeat(BackgroundService[int]):
 
     name = "worker_registry"
 
-    def __init__(self, manager: VideoJobManager, config: WorkerConfig, running: Callable[[], int]) -> None:
+    def __init__(self, manager: WorkerTransport, config: WorkerConfig, running: Callable[[], int]) -> None:
         super().__init__(interval=config.lease_seconds * RENEW_FRACTION, max_backoff=config.lease_seconds)
         self._manager, self._config, self._running = manager, config, running
         self._host, self._version = socket.gethostname()[:255] or "unknown", vjm_version()

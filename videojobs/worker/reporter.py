@@ -7,8 +7,8 @@ from typing import Any
 
 from listeners.service import BackgroundService
 
-from ..manager import VideoJobManager
 from ..models import BulkResult
+from .transport import WorkerTransport
 
 BATCH = 50  # vjm.append_events takes 50 transitions per call
 
@@ -23,7 +23,7 @@ class CompletionBatcher(BackgroundService[int]):
 
     name = "worker_completions"
 
-    def __init__(self, manager: VideoJobManager) -> None:
+    def __init__(self, manager: WorkerTransport) -> None:
         super().__init__(interval=0.0, max_backoff=1.0)
         self._manager = manager
         self._pending: list[tuple[dict[str, Any], asyncio.Future[BulkResult]]] = []

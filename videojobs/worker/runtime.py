@@ -30,7 +30,6 @@ from statemachine import ValidationError, to_validation_error
 from ..connect import connect
 from ..manager import VideoJobManager
 from ..models import Attempt
-from .cancel_watch import CancelWatcher
 from .claimer import ClaimLoop
 from .config import WorkerConfig
 from .context import JobContext, JobLost
@@ -39,6 +38,7 @@ from .job_run import Handler, JobRun, RunResult, RunSupport
 from .leases import LeaseKeeper
 from .registry import RegistryBeat
 from .reporter import CompletionBatcher
+from .transport import LONG_POLL_PAUSE, ApiAccess, WatchTargets, WorkerLink, database_link
 
 log = structlog.get_logger("vjm.worker")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -56,15 +56,19 @@ class Worker:
     """Runs one async handler over queued jobs. See the module docstring and README "Writing a processor"."""
 
     def __init__(self, database_url: str | None = None, *, manager: VideoJobManager | None = None,
-                 transient: tuple[type[BaseException], ...] = (TransientError,),
+                 api: ApiAccess | None = None, transient: tuple[type[BaseException], ...] = (TransientError,),
                  lease_for: Callable[[Any], float] | None = None, **settings: Any) -> None:
         """`settings` are WorkerConfig's (concurrency, platforms, lease_seconds, shutdown_timeout, ...);
-        `transient` the exceptions re-queued with backoff; `lease_for(job)` a job's own lease length."""
+        `transient` the exceptions re-queued with backoff; `lease_for(job)` a job's own lease length.
+        With `api` (an ApiAccess: URL and service token) the worker runs over the HTTP API and never
+        connects to the database; else over `manager`, else over a connection to `database_url`."""
+        if api is not None and len(settings.get("platforms") or ()) <= 1:
+            settings.setdefault("poll_interval", LONG_POLL_PAUSE)  # the long poll waits, not the loop
         try:
             self.config = WorkerConfig(**settings)
         except pydantic.ValidationError as exc:
             raise to_validation_error(exc) from exc
-        self._database_url, self._manager = database_url, manager
+        self._database_url, self._manager, self._api = database_url, manager, api
         self._transient, self._lease_for = transient, lease_for
         self._keeper: LeaseKeeper | None = None
         self._handler: Handler | None = None
@@ -93,24 +97,26 @@ class Worker:
         """Claim and run jobs until `stop()` (or SIGTERM/SIGINT with `handle_signals`); returns when all is reported."""
         if self._handler is None:
             raise ValidationError("no handler: decorate one with @worker.handler", field="handler")
-        async with self._opened_manager() as manager:
-            support = RunSupport(self._handler, manager, CompletionBatcher(manager), self.config, self._transient)
+        async with self._opened_link() as link:
+            transport = link.transport
+            support = RunSupport(self._handler, transport, CompletionBatcher(transport), self.config, self._transient)
             with self._signal_handlers(handle_signals):
-                await self._serve(support, self._stop_requested)
+                await self._serve(link, support, self._stop_requested)
         log.info("worker_stopped", worker_id=self.config.worker_id)
 
-    async def _serve(self, support: RunSupport, stop_requested: asyncio.Event) -> None:
+    async def _serve(self, link: WorkerLink, support: RunSupport, stop_requested: asyncio.Event) -> None:
         """Start the services, run until the stop, then drain and stop them in the order that loses nothing."""
-        manager = support.manager
-        self._keeper = keeper = LeaseKeeper(manager, self.config, self._lost)
-        self._claims = claims = ClaimLoop(manager, self.config, self._free_slots,
+        transport = support.manager
+        self._keeper = keeper = LeaseKeeper(transport, self.config, self._lost)
+        self._claims = claims = ClaimLoop(transport, self.config, self._free_slots,
                                           lambda attempt: self._start(attempt, support))
-        watcher = CancelWatcher(manager.database_url, lambda: self._runs, keeper.check_now, claims.wake)
-        registry = RegistryBeat(manager, self.config, lambda: len(self._runs))
+        watcher = link.make_watcher(WatchTargets(lambda: self._runs, keeper, claims.wake))
+        registry = RegistryBeat(transport, self.config, lambda: len(self._runs))
         for service in (support.batcher, keeper, watcher, registry, claims):
             await service.start()
         log.info("worker_started", worker_id=self.config.worker_id, concurrency=self.config.concurrency)
         await stop_requested.wait()
+        link.interrupt()  # a claim waiting in a long poll ends now, claiming nothing
         await claims.stop()
         await self._drain()
         await support.batcher.stop()  # the last reports go out while the leases are still held
@@ -171,12 +177,17 @@ class Worker:
             await asyncio.wait(set(self._supervisors))
 
     @contextlib.asynccontextmanager
-    async def _opened_manager(self) -> AsyncIterator[VideoJobManager]:
-        if self._manager is not None:
-            yield self._manager
-            return
-        async with connect(self._database_url, listeners=False) as manager:
-            yield manager.as_service(f"worker:{self.config.worker_id}"[:200])
+    async def _opened_link(self) -> AsyncIterator[WorkerLink]:
+        if self._api is not None:
+            from .http_client import http_link  # httpx: only a worker over HTTP needs it
+
+            async with http_link(self._api, self.config) as link:
+                yield link
+        elif self._manager is not None:
+            yield database_link(self._manager)
+        else:
+            async with connect(self._database_url, listeners=False) as manager:
+                yield database_link(manager.as_service(f"worker:{self.config.worker_id}"[:200]))
 
     @contextlib.contextmanager
     def _signal_handlers(self, install: bool) -> Iterator[None]:

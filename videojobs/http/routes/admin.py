@@ -1,4 +1,4 @@
-"""Admin maintenance (service_role tokens): one endpoint, one action per request."""
+"""Admin (service_role tokens): maintenance, one action per request; the worker registry."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 
 from videojobs import VideoJobManager
 
@@ -18,6 +18,7 @@ from ..schemas import (
     ResetStuck,
     VerifyHistory,
 )
+from ..worker_schemas import WorkerList
 from .common import problems
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -30,6 +31,15 @@ async def maintenance(request: Annotated[MaintenanceRequest, Body()], manager: S
     """reset_stuck, bulk_update, rebuild_projections, verify_projections or verify_history."""
     ok, result = await _run(manager, request)
     return MaintenanceResponse(action=request.action, ok=ok, result=result)
+
+
+@router.get("/workers", response_model=WorkerList, summary="The worker registry", responses=problems(403))
+async def workers(manager: ServiceManager,
+                  limit: Annotated[int, Query(ge=1, le=1000, description="At most this many workers")] = 500,
+                  ) -> WorkerList:
+    """Every registered worker, running ones first: host, pid, slots and jobs running, platforms, version,
+    when started and last heard from, and its state (`lost`: no heartbeat for three leases)."""
+    return WorkerList(workers=await manager.workers.list(limit))
 
 
 async def _run(manager: VideoJobManager, request: Any) -> tuple[bool, dict[str, Any]]:

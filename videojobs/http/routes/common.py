@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.requests import Request
+
+from ..long_poll import Hold
 from ..problems import Problem, TransitionProblem, ValidationProblem
+from ..state import AppState
 
 _DESCRIPTIONS = {
     401: "Missing, malformed, expired or wrongly signed bearer token (WWW-Authenticate says which)",
@@ -22,3 +26,12 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these problem status codes (always with 401, 422 and 503)."""
     wanted = sorted(set(codes) | {401, 422, 503})
     return {code: {"model": _MODELS.get(code, Problem), "description": _DESCRIPTIONS[code]} for code in wanted}
+
+
+def hold_for(state: AppState, request: Request, wait: float) -> Hold:
+    """How long a worker's call may be held: its `wait` under the server's cap; it starts the change-feed
+    reader that wakes held calls (once per app)."""
+    seconds = min(wait, state.options.long_poll_max_seconds)
+    if seconds > 0:
+        state.worker_waits.start(state.require_feed_hub)
+    return Hold(state.worker_waits, seconds, state.options.long_poll_recheck_seconds, request.is_disconnected)

@@ -15,6 +15,7 @@ from ..state import AppState
 
 log = structlog.get_logger("vjm.http")
 router = APIRouter(tags=["operations"])
+REGISTRY_SCRAPE_LIMIT = 10_000  # the worker gauges count up to this many registered workers
 
 
 @router.get("/healthz", response_model=HealthReport, summary="Health: database, projector lag, detector",
@@ -32,7 +33,7 @@ async def healthz(state: State) -> JSONResponse:
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "Prometheus text exposition format"}})
 async def metrics(state: State) -> Response:
-    """Request latency, transitions by type, stuck resets, projector lag, jobs by status, pool use."""
+    """Request latency, transitions by type, stuck resets, projector lag, jobs by status, pool use, workers."""
     try:
         await _refresh(state)
     except Exception as exc:
@@ -58,3 +59,4 @@ async def _refresh(state: AppState) -> None:
     metrics.lag_seconds.set(getattr(report.projector, "seconds_behind", 0.0) or 0.0)
     metrics.observe_stop(getattr(report.projector, "stopped", None))
     metrics.observe_horizon(getattr(report.projector, "horizon", None))
+    metrics.observe_workers(await manager.workers.list(REGISTRY_SCRAPE_LIMIT), state.worker_waits.waiting)
