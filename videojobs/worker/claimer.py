@@ -9,7 +9,7 @@ from listeners.service import BackgroundService
 
 from ..models import Attempt
 from .config import WorkerConfig
-from .transport import WorkerTransport
+from .transport import HeldBackLookup, WorkerTransport
 
 HELD_BACK_MARGIN = 0.001  # seconds past a not_before, so that the claim's now() is surely past it too
 
@@ -60,8 +60,10 @@ class ClaimLoop(BackgroundService[int]):
 
         A worker of several platforms asks about every platform: it may wake once for a job of
         another platform, which costs one empty pass."""
-        platforms = self._platforms()
-        held_back = await self._manager.processors.next_claimable_in(platforms[0] if len(platforms) == 1 else None)
+        platforms, lookup = self._platforms(), self._manager.processors
+        if not isinstance(lookup, HeldBackLookup):  # the HTTP transport: the server's held claim wakes it
+            return self._config.poll_interval
+        held_back = await lookup.next_claimable_in(platforms[0] if len(platforms) == 1 else None)
         if held_back is None:
             return self._config.poll_interval
         return min(self._config.poll_interval, held_back + HELD_BACK_MARGIN)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from store.workers import WorkerBeat
@@ -36,6 +36,14 @@ class LeaseOperations(Protocol):
     async def release_job(self, job_id: Any, attempt: int, *, reason: str | None = None) -> Job: ...
 
     async def renew_leases(self, worker_id: str, leases: list[tuple[Any, int, float]]) -> dict[UUID, datetime]: ...
+
+
+@runtime_checkable
+class HeldBackLookup(Protocol):
+    """When the earliest held-back job may be claimed (`manager.processors` has it; over HTTP the held
+    claim is woken on the server instead, and re-checks there every second)."""
+
+    async def next_claimable_in(self, platform_target: str | None = None) -> float | None: ...
 
 
 class RegistryOperations(Protocol):
