@@ -161,7 +161,7 @@ async def measure(url: str, manager, raw: asyncpg.Connection, users: int, depth:
         "stats_raw": lambda i: raw.fetchrow(*_raw("job_stats_get", **_scope(user(i)))),
         "stats_platform_raw": lambda i: raw.fetch(*_raw("job_stats_platform_get", **_scope(user(i)))),
         "stats_daily_raw": lambda i: raw.fetch(*_raw("job_stats_daily_get", **_scope(user(i)), days=30)),
-        "stuck_scan": lambda i: find_stuck_jobs(manager._pool, 1.0, 100),
+        "stuck_scan": lambda i: find_stuck_jobs(raw, 1.0, 100),  # the store function (the manager keeps its pools)
         "stuck_scan_raw": lambda i: raw.fetch(*_raw("job_get_stuck", timeout_seconds=1.0, limit=100)),
         "history": lambda i: manager.get_job_history(job_ids[i % len(job_ids)]),
         "history_raw": lambda i: raw.fetch(*_raw("event_get_stream", job_id=job_ids[i % len(job_ids)])),
