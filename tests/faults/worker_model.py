@@ -201,7 +201,7 @@ class WorkerJobSystem(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([0.2, 0.6, 1.5]))
     def time_passes(self, seconds: float) -> None:
-        self._run(asyncio.sleep(seconds))
+        self._run(asyncio.sleep(seconds))  # the rule itself: wall time passes (leases run out, backoffs end)
 
     # -- invariants ---------------------------------------------------------------------------
 

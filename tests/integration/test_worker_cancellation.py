@@ -57,7 +57,7 @@ async def test_a_handler_cannot_report_after_its_job_was_cancelled(manager_with_
     async def handler(job, ctx: JobContext):
         started.set()
         try:
-            await asyncio.sleep(3600)
+            await asyncio.sleep(3600)  # the handler's work: it runs until cancelled
         except asyncio.CancelledError:
             try:  # a handler that tries to report while cleaning up is refused by the runtime
                 await ctx.progress(percent=99)

@@ -46,19 +46,19 @@ async def transient(ctx: JobContext, _: str) -> list[str]:
 
 
 async def slow(ctx: JobContext, seconds: str) -> list[str]:
-    await asyncio.sleep(float(seconds))
+    await asyncio.sleep(float(seconds))  # the handler's work: a job that takes this long
     say("finished", ctx)
     return [f"/out/{ctx.job_id}/slow.mp4"]
 
 
 async def hang(ctx: JobContext, _: str) -> list[str]:
-    await asyncio.sleep(3600)
+    await asyncio.sleep(3600)  # the handler's work: it never finishes (cancelled or killed)
     return []
 
 
 async def beat(ctx: JobContext, seconds: str) -> list[str]:
     """Run `seconds` with no progress at all: only the runtime's heartbeats keep the job."""
-    await asyncio.sleep(float(seconds))
+    await asyncio.sleep(float(seconds))  # the handler's work, with no progress reports
     say("finished", ctx)
     return [f"/out/{ctx.job_id}/long.mp4"]
 
@@ -66,14 +66,14 @@ async def beat(ctx: JobContext, seconds: str) -> list[str]:
 async def progress(ctx: JobContext, steps: str) -> list[str]:
     for step in range(int(steps)):
         await ctx.progress(percent=100 * step / int(steps), clips_done=step, phase="encode")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the handler's work between two progress reports
     return [f"/out/{ctx.job_id}/p.mp4"]
 
 
 async def zombie(ctx: JobContext, seconds: str) -> list[str]:
     """The first attempt takes `seconds` (long enough to be frozen, lose its lease and report late); later ones are quick."""
     if ctx.attempt.attempt == 1:
-        await asyncio.sleep(float(seconds))
+        await asyncio.sleep(float(seconds))  # the first attempt's work: long enough to be frozen mid-way
         say("reporting", ctx)
     return [f"/out/{ctx.job_id}/attempt{ctx.attempt.attempt}.mp4"]
 

@@ -17,7 +17,6 @@ from videojobs import VideoJobManager
 from videojobs.errors import is_unavailable
 from videojobs.manager import Health
 
-PROJECTOR = "main"
 PROBE_TIMEOUT_SECONDS = 5.0
 LAG_DEGRADED_SECONDS = 30.0
 HORIZON_DEGRADED_SECONDS = 5.0  # an open transaction that held committed events back this long
