@@ -2,7 +2,7 @@
 
 Payload keys follow the rule table (payload_rules.py; payloads.py builds the models). These
 are the other values a caller names: whose job it is or who acts (a user id), a team's name,
-the worker that claims jobs, and which keys a metadata change may name. Every check raises
+the worker that claims jobs and the platforms it claims, and which keys a metadata change may name. Every check raises
 ValidationError naming the field. The database holds the same bounds where it takes these
 values (sql/schema/040_teams_and_rights.sql, 045_identity.sql, 060_write_api.sql); the HTTP
 schemas state them from here (MAX_USER_ID, MAX_TEAM_NAME, payload_rules.LABEL_PATTERN).
@@ -11,16 +11,19 @@ schemas state them from here (MAX_USER_ID, MAX_TEAM_NAME, payload_rules.LABEL_PA
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from .errors import ValidationError
 from .machine import Trigger
-from .payload_rules import LABEL_REFUSED, MAX_WORKER_ID, REFUSALS, Chars, rules_of
+from .payload_rules import LABEL_REFUSED, MAX_WORKER_ID, REFUSALS, Chars, Platform, rules_of
 
 MAX_USER_ID = 128
 MAX_TEAM_NAME = 200
 # The keys an update_metadata event may carry: the rule table's, in its order.
 METADATA_FIELDS: tuple[str, ...] = tuple(rule.key for rule in rules_of(Trigger.UPDATE_METADATA))
+
+# What a claim takes as its platforms: one, several (a list, tuple or set), or None for every platform.
+PlatformTargets = str | Collection[str] | None
 
 _REFUSED = {Chars.LINE: LABEL_REFUSED, Chars.TEXT: re.compile(Chars.TEXT.value)}
 
@@ -40,6 +43,20 @@ def check_team_name(value: object, field: str = "name") -> str:
 def check_worker_id(value: object, field: str = "worker_id") -> str:
     """A worker id, as the start payload's rule has it: 1-128 characters, no NUL or lone surrogate."""
     return _string(value, field, MAX_WORKER_ID, Chars.TEXT)
+
+
+def check_platforms(value: object, field: str = "platform_target") -> tuple[str, ...] | None:
+    """The platforms a claim names, as values in the order given (repeats dropped): None (every platform), one
+    platform, or a non-empty list, tuple or set of them; ValidationError for anything else (vjm.check_platforms)."""
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple | set | frozenset) or not names:
+        raise ValidationError(f"{field} must be a platform or a non-empty list of platforms", field=field)
+    try:
+        return tuple(dict.fromkeys(Platform(name).value for name in names))
+    except ValueError:
+        raise ValidationError(f"unknown {field}: one of {', '.join(Platform)} expected", field=field) from None
 
 
 def _string(value: object, field: str, max_length: int, chars: Chars) -> str:

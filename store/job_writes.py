@@ -58,13 +58,14 @@ async def append_returning_job(executor: Executor, event: NewEvent) -> JobHistor
     return history
 
 
-async def claim_jobs(executor: Executor, worker_id: str, limit: int, platform: str | None,
+async def claim_jobs(executor: Executor, worker_id: str, limit: int, platforms: Sequence[str] | None,
                      lease_seconds: float | None = None) -> list[JobHistory]:
-    """Atomically start up to `limit` queued jobs for `worker_id`, oldest first (vjm.claim_jobs), in claim order;
-    with `lease_seconds`, each started job also gets a lease of that length (vjm.claim_jobs_leased)."""
+    """Atomically start up to `limit` queued jobs of `platforms` (None: every platform) for `worker_id`, oldest first
+    across them (vjm.claim_jobs), in claim order; with `lease_seconds`, each started job also gets a lease of that
+    length (vjm.claim_jobs_leased)."""
     try:
-        rows = await fetch_all(executor, "job_claim_many", worker_id=worker_id, limit=limit, platform_target=platform,
-                               lease_seconds=lease_seconds)
+        rows = await fetch_all(executor, "job_claim_many", worker_id=worker_id, limit=limit,
+                               platforms=None if platforms is None else list(platforms), lease_seconds=lease_seconds)
     except Exception as exc:
         raise translate_error(exc, trigger="start") from exc
     started = [event_from_row(row) for row in rows if row["kind"] == "new"]

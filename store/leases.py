@@ -55,10 +55,11 @@ async def expire_leases(executor: Executor, limit: int, actor: str) -> list[Expi
     return [ExpiredLease(row["job_id"], row["attempt"], row["to_state"]) for row in rows]
 
 
-async def next_claimable_in(executor: Executor, platform: str | None) -> float | None:
-    """Seconds until the earliest queued job of `platform` (None: any) that a requeue holds back may be claimed;
+async def next_claimable_in(executor: Executor, platforms: Sequence[str] | None) -> float | None:
+    """Seconds until the earliest queued job of `platforms` (None: any) that a requeue holds back may be claimed;
     None when no queued job is held back (vjm.next_claimable_in)."""
     try:
-        return await fetch_value(executor, "next_claimable_in", platform_target=platform)
+        return await fetch_value(executor, "next_claimable_in",
+                                 platforms=None if platforms is None else list(platforms))
     except Exception as exc:
         raise translate_error(exc) from exc

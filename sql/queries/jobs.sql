@@ -97,11 +97,11 @@ HAVING sum(sign * total_jobs) <> 0
  ORDER BY platform_target;
 
 -- job_claim_many --
--- Start up to :limit queued jobs for worker :worker_id (optionally one platform), with a lease of :lease_seconds on each
--- (none when NULL): kind 'new' rows are the start events in claim order, kind 'before' rows what each job was before it
--- (vjm.jobs_before), to fold the jobs from.
+-- Start up to :limit queued jobs for worker :worker_id, oldest first, of the :platforms (NULL: every platform), with a
+-- lease of :lease_seconds on each (none when NULL): kind 'new' rows are the start events in claim order, kind 'before'
+-- rows what each job was before it (vjm.jobs_before), to fold the jobs from.
 WITH claimed AS MATERIALIZED (
-    SELECT * FROM vjm.claim_jobs_leased(:worker_id, :limit, :platform_target, :lease_seconds::float8)
+    SELECT * FROM vjm.claim_jobs_leased(:worker_id, :limit, :platforms::text[], :lease_seconds::float8)
 )
 SELECT 'new' AS kind, c.position, c.xact_id, c.job_id, c.version, c.type, c.from_state, c.to_state, c.attempt,
        c.attempts_left, c.actor, c.user_id, c.team_id, c.occurred_at, c.data, NULL::jsonb AS base

@@ -23,6 +23,6 @@ SELECT worker_id, host, pid, started_at, last_seen_at, concurrency, running, pla
  LIMIT :limit;
 
 -- next_claimable_in --
--- Seconds until the earliest queued job of :platform_target (NULL: any) held back by its not_before may be
+-- Seconds until the earliest queued job of the :platforms (NULL: any) held back by its not_before may be
 -- claimed; NULL when none is held back.
-SELECT vjm.next_claimable_in(:platform_target) AS seconds;
+SELECT vjm.next_claimable_in(:platforms::text[]) AS seconds;

@@ -569,12 +569,27 @@ BEGIN
 END
 $$;
 
--- Claims: start the oldest queued jobs (optionally of one platform) for a worker. Entries
--- are locked with SKIP LOCKED, so concurrent claimers never meet. Returns the `start`
--- events, in claim order. A locked queued entry guarantees the job is queued, so a job that
--- cannot start means the queue and the log disagree: that raises, and
--- `vjm projections verify` names the job.
-CREATE FUNCTION vjm.claim_jobs(p_worker_id text, p_limit integer, p_platform text DEFAULT NULL)
+-- A set of platforms a claim may name: NULL (every platform), else a non-empty, one-dimensional
+-- array of the platforms a create accepts, none of them NULL. Anything else is refused (22023)
+-- rather than read as "none" or "all".
+CREATE FUNCTION vjm.check_platforms(p_platforms text[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_platforms IS NOT NULL AND (array_ndims(p_platforms) IS DISTINCT FROM 1 OR array_position(p_platforms, NULL) IS NOT NULL
+            OR NOT p_platforms <@ (SELECT r.choices FROM vjm.payload_rules r
+                                     WHERE r.trigger = 'create' AND r.key = 'platform_target')) THEN
+        RAISE EXCEPTION 'platforms must be NULL (every platform) or a non-empty list of known platforms, not %',
+                        left(p_platforms::text, 200) USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+-- Claims: start the oldest queued jobs (of the platforms p_platforms names, or of every platform
+-- when NULL) for a worker, oldest first across those platforms. Entries are locked with SKIP
+-- LOCKED, so concurrent claimers never meet. Returns the `start` events, in claim order. A
+-- locked queued entry guarantees the job is queued, so a job that cannot start means the queue
+-- and the log disagree: that raises, and `vjm projections verify` names the job.
+CREATE FUNCTION vjm.claim_jobs(p_worker_id text, p_limit integer, p_platforms text[] DEFAULT NULL)
 RETURNS SETOF vjm.job_events
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -589,12 +604,14 @@ BEGIN
     IF p_worker_id IS NULL OR NOT vjm.payload_ok('start', worker) THEN  -- the start events' payload
         RAISE EXCEPTION 'worker_id breaks the payload rules of start (1-128 characters)' USING ERRCODE = '22023';
     END IF;
+    PERFORM vjm.check_platforms(p_platforms);
     IF NOT vjm.may_fire('start') THEN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
     END IF;
+    -- One walk of run_queue_claim_order (oldest first) for every platform asked: no per-platform merge.
     SELECT array_agg(c.job_id ORDER BY c.created_at, c.job_id) INTO claimed FROM (
         SELECT q.job_id, q.created_at FROM vjm.run_queue q
-         WHERE q.queued AND (p_platform IS NULL OR q.platform_target = p_platform)
+         WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
            AND (q.not_before IS NULL OR q.not_before <= now())
          ORDER BY q.created_at, q.job_id
          LIMIT p_limit

@@ -41,7 +41,7 @@ END
 $$;
 
 -- vjm.claim_jobs, and a lease of p_lease_seconds on each job it started (none when NULL).
-CREATE FUNCTION vjm.claim_jobs_leased(p_worker_id text, p_limit integer, p_platform text,
+CREATE FUNCTION vjm.claim_jobs_leased(p_worker_id text, p_limit integer, p_platforms text[],
                                       p_lease_seconds double precision)
 RETURNS SETOF vjm.job_events
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -51,7 +51,7 @@ BEGIN
     IF p_lease_seconds IS NOT NULL THEN
         PERFORM vjm.check_lease_seconds(p_lease_seconds);
     END IF;
-    FOR ev IN SELECT * FROM vjm.claim_jobs(p_worker_id, p_limit, p_platform) LOOP
+    FOR ev IN SELECT * FROM vjm.claim_jobs(p_worker_id, p_limit, p_platforms) LOOP
         IF p_lease_seconds IS NOT NULL THEN
             INSERT INTO vjm.leases AS l (job_id, attempt, worker_id, lease_seconds, expires_at, renewed_at)
             VALUES (ev.job_id, ev.attempt, p_worker_id, p_lease_seconds,
@@ -65,15 +65,20 @@ BEGIN
 END
 $$;
 
--- Seconds until the earliest queued job (of p_platform, or of any platform when NULL) that its
--- not_before holds back may be claimed; NULL when no queued job is held back. An idle worker that
--- found nothing to claim sleeps that long at most, so a backoff's end wakes it without a notice.
-CREATE FUNCTION vjm.next_claimable_in(p_platform text) RETURNS double precision
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT greatest(extract(epoch FROM held.until - clock_timestamp()), 0)::double precision
-      FROM (SELECT min(q.not_before) AS until FROM vjm.run_queue q
-             WHERE q.queued AND q.not_before > now() AND (p_platform IS NULL OR q.platform_target = p_platform)) held
-     WHERE held.until IS NOT NULL
+-- Seconds until the earliest queued job (of the platforms p_platforms names, or of any platform
+-- when NULL: as vjm.claim_jobs reads them) that its not_before holds back may be claimed; NULL
+-- when no queued job is held back. An idle worker that found nothing to claim sleeps that long at
+-- most, so a backoff's end wakes it without a notice.
+CREATE FUNCTION vjm.next_claimable_in(p_platforms text[]) RETURNS double precision
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM vjm.check_platforms(p_platforms);
+    RETURN (SELECT greatest(extract(epoch FROM held.until - clock_timestamp()), 0)::double precision
+              FROM (SELECT min(q.not_before) AS until FROM vjm.run_queue q
+                     WHERE q.queued AND q.not_before > now()
+                       AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))) held
+             WHERE held.until IS NOT NULL);
+END
 $$;
 
 -- Renew the leases worker p_worker_id holds: each (job, attempt) gets p_seconds more from now

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from statemachine import Platform, ValidationError
-from statemachine.validation import check_worker_id
+from statemachine import ValidationError
+from statemachine.validation import PlatformTargets, check_platforms, check_worker_id
 from store.events import as_uuid, prepare_event
 from store.job_writes import claim_jobs
 from store.leases import LeaseRenewal, next_claimable_in, renew_leases
@@ -26,9 +26,13 @@ class Processors:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: str | None = None, *,
+    async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: PlatformTargets = None, *,
                          lease_seconds: float | None = None) -> list[Attempt]:
         """Start up to `limit` queued jobs for `worker_id`, oldest first; two workers never get the same job.
+
+        `platform_target` is one platform, a list (tuple, set) of them, or None for every platform:
+        a worker of several platforms gets the oldest jobs across them in one claim. An empty list
+        or an unknown platform raises ValidationError (field `platform_target`).
 
         With `lease_seconds`, each started job holds a lease of that length, which the worker
         renews (videojobs.Worker does); a job whose lease runs out is timed out by the stuck
@@ -41,13 +45,9 @@ class Processors:
         check_worker_id(worker_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError("limit must be an integer from 1 to 1000", field="limit")
-        if platform_target is not None:
-            try:
-                platform_target = Platform(platform_target).value
-            except ValueError:
-                raise ValidationError("unknown platform_target", field="platform_target") from None
+        platforms = check_platforms(platform_target)
         async with self._session.connection() as conn:
-            histories = await claim_jobs(conn, worker_id, limit, platform_target, lease_seconds)
+            histories = await claim_jobs(conn, worker_id, limit, platforms, lease_seconds)
         attempts = []
         for history in histories:
             started = history.event
@@ -56,11 +56,13 @@ class Processors:
                                     job=fold_job(history)))
         return attempts
 
-    async def next_claimable_in(self, platform_target: str | None = None) -> float | None:
-        """Seconds until the earliest queued job (of one platform, or any) held back by a requeue's delay may be
-        claimed; None when none is held back. An idle worker sleeps at most that long."""
+    async def next_claimable_in(self, platform_target: PlatformTargets = None) -> float | None:
+        """Seconds until the earliest queued job (of one platform, of several, or of any: as `claim_jobs` takes
+        them) held back by a requeue's delay may be claimed; None when none is held back. An idle worker sleeps at
+        most that long."""
+        platforms = check_platforms(platform_target)
         async with self._session.connection() as conn:
-            return await next_claimable_in(conn, platform_target)
+            return await next_claimable_in(conn, platforms)
 
     async def renew_leases(self, worker_id: str, leases: list[tuple[Any, int, float]]) -> dict[UUID, datetime]:
         """Renew `worker_id`'s leases, each `(job_id, attempt, seconds)`: the jobs it still holds, with their deadline.
