@@ -44,8 +44,9 @@ async def api(held_app) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _create(api: httpx.AsyncClient) -> str:
-    created = await api.post("/api/v1/process", json=JOB, headers=bearer("alice"))
+async def _create(api: httpx.AsyncClient, platform: str | None = None) -> str:
+    body = JOB if platform is None else {**JOB, "platform_target": platform}
+    created = await api.post("/api/v1/process", json=body, headers=bearer("alice"))
     return created.json()["job_id"]
 
 
@@ -78,6 +79,43 @@ async def test_a_claim_answers_at_once_when_a_job_is_queued_and_empty_after_its_
     started = time.monotonic()
     empty = await api.post(CLAIM, json={"worker_id": "w1", "wait": 0.5}, headers=SERVICE)
     assert empty.json() == {"attempts": []} and 0.5 <= time.monotonic() - started < 5
+
+
+async def test_a_claim_of_two_platforms_is_held_until_a_job_of_either_is_queued(api, held_app, manager) -> None:
+    two = {"worker_id": "w1", "platforms": ["tiktok", "instagram"], "wait": 15}
+    for platform in ("instagram", "tiktok"):
+        claim = asyncio.create_task(api.post(CLAIM, json=two, headers=SERVICE))
+        await _held(held_app, claims=1)
+        queued_at = time.monotonic()
+        job_id = await _create(api, platform)
+        [attempt] = (await claim).json()["attempts"]
+        assert time.monotonic() - queued_at < 5  # woken by the change feed (the recheck would be 20 s)
+        assert attempt["job_id"] == job_id and attempt["job"]["platform_target"] == platform
+    claim = asyncio.create_task(api.post(CLAIM, json=two, headers=SERVICE))
+    await _held(held_app, claims=1)
+    other = await _create(api, "youtube_shorts")  # wakes the claim, which finds nothing of its own and waits on
+    mine = await _create(api, "tiktok")
+    assert [a["job_id"] for a in (await claim).json()["attempts"]] == [mine]
+    assert (await manager.get_job_by_id(other)).status == "queued"
+
+
+async def test_a_claim_names_one_platform_or_several(client) -> None:
+    tiktok, insta, shorts = [await _create(client, p) for p in ("tiktok", "instagram", "youtube_shorts")]
+    one = await client.post(CLAIM, json={"worker_id": "w1", "limit": 5, "platform_target": "instagram"},
+                            headers=SERVICE)
+    assert [a["job_id"] for a in one.json()["attempts"]] == [insta]
+    both = await client.post(CLAIM, json={"worker_id": "w1", "limit": 5, "platform_target": "youtube_shorts",
+                                          "platforms": ["tiktok"]}, headers=SERVICE)
+    assert [a["job_id"] for a in both.json()["attempts"]] == [tiktok, shorts]  # either one's, oldest first
+
+
+@pytest.mark.parametrize("platforms", [[], ["myspace"], [None], "tiktok", ["tiktok"] * 17, [["tiktok"]]])
+async def test_a_claim_with_a_bad_set_of_platforms_is_refused_and_claims_nothing(client, manager,
+                                                                                  platforms) -> None:
+    job_id = await _create(client)
+    refused = await client.post(CLAIM, json={"worker_id": "w1", "platforms": platforms}, headers=SERVICE)
+    assert refused.status_code == 422 and refused.json()["type"].endswith("/validation-error")
+    assert [e.type for e in await manager.audit.history(job_id)] == ["create"]
 
 
 async def test_the_server_caps_the_wait(manager, database_url) -> None:

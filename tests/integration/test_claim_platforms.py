@@ -11,7 +11,9 @@ from store.identity import create_role_pool
 from store.job_writes import claim_jobs as store_claim_jobs
 from store.leases import next_claimable_in as store_next_claimable_in
 from tests.support.factories import create_data
-from videojobs import ValidationError, VideoJobManager
+from tests.support.waiting import eventually
+from tests.support.workers import running_in_process
+from videojobs import ValidationError, VideoJobManager, Worker
 
 QUEUE = "SELECT array_agg(job_id ORDER BY created_at, job_id) FROM vjm.job_queue"
 EVENTS = "SELECT count(*) FROM vjm.job_events"
@@ -103,3 +105,19 @@ async def test_next_claimable_in_takes_a_set_of_platforms(manager: VideoJobManag
     assert await manager.processors.next_claimable_in(["tiktok", "youtube_shorts"]) is None
     assert [a.job.platform_target for a in await manager.claim_jobs("w", 5, ["tiktok", "instagram"])] == ["tiktok"]
 
+
+async def test_a_worker_of_two_platforms_claims_across_them_oldest_first(manager: VideoJobManager) -> None:
+    """One claim per pass for all its platforms: the jobs start in the order they were created, not platform by
+    platform, and a job of another platform stays queued."""
+    jobs = await _jobs(manager, "tiktok", "instagram", "youtube_shorts", "tiktok")
+    worker, seen = Worker(manager=manager, concurrency=4, platforms=["tiktok", "instagram"]), []
+
+    @worker.handler
+    async def handle(job, ctx) -> list[str]:
+        seen.append(job.job_id)
+        return []
+
+    async with running_in_process(worker):
+        await eventually(lambda: len(seen) == 3, within=10)
+    assert seen == [jobs[0].job_id, jobs[1].job_id, jobs[3].job_id]
+    assert (await manager.get_job_by_id(jobs[2].job_id)).status == "queued"

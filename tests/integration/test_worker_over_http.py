@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.cli import avjm
@@ -147,6 +148,32 @@ async def test_an_idle_worker_is_woken_by_the_long_poll(manager, spawn_worker) -
         await eventually(lambda job_id=job.job_id: status_is(manager, job_id, "completed"), within=10)
     print(f"create to start over HTTP: {[round(d * 1000) for d in delays]} ms")
     assert statistics.median(delays) < 0.5  # woken by the change feed: the held claim's own recheck is 1 s
+
+
+async def one_claim_held(api: str) -> bool:
+    """Whether `vjm up` holds exactly one claim open now (its /metrics gauge)."""
+    async with httpx.AsyncClient(base_url=api) as client:
+        metrics = (await client.get("/metrics")).text
+    return 'vjm_worker_held_calls{call="claim"} 1.0' in metrics.splitlines()
+
+
+async def test_a_worker_of_two_platforms_long_polls_and_a_job_of_either_wakes_it(manager, api, spawn_worker) -> None:
+    worker = await spawn_worker("--platform", "tiktok", "--platform", "instagram")
+    delays = []
+    for platform in ("instagram", "tiktok", "instagram", "tiktok"):
+        await eventually(lambda: one_claim_held(api), within=10)  # its claim waits on the server: no polling
+        created = time.time()
+        job = await create(manager, "ok.mp4", platform_target=platform)
+        line = await worker.line_with("started", job.job_id, 1, within=10)
+        delays.append(float(line.split()[4]) - created)
+        await eventually(lambda job_id=job.job_id: status_is(manager, job_id, "completed"), within=10)
+    print(f"create to start over HTTP, two platforms: {[round(d * 1000) for d in delays]} ms")
+    assert statistics.median(delays) < 0.5  # woken by the change feed: the held claim's own recheck is 1 s
+    other = await create(manager, "ok.mp4", platform_target="youtube_shorts")
+    mine = await create(manager, "ok.mp4", platform_target="tiktok")
+    await worker.line_with("started", mine.job_id, 1, within=10)  # claims are oldest first: the other was passed over
+    assert not worker.matching("started", other.job_id)
+    assert (await manager.get_job_by_id(other.job_id)).status == "queued"
 
 
 async def test_a_frozen_worker_loses_its_job_and_its_late_report_is_refused(manager, spawn_worker) -> None:

@@ -48,18 +48,19 @@ class Hold:
 
 
 async def claim_held(manager: VideoJobManager, claim: ClaimRequest, hold: Hold) -> list[Attempt]:
-    """Claim now; while nothing is claimable, wait for a job to be queued and claim again, until `hold` is over.
+    """Claim now (one claim for all the platforms asked); while nothing is claimable, wait for a job to be queued
+    (of any platform: the feed does not say which) and claim again, until `hold` is over.
 
     A job claimed just as the client left would hold a lease nobody renews: it is released at once
     (queued again, its attempt given back) instead of waiting for the lease to run out."""
     deadline = hold.deadline()
-    platform = claim.platform_target.value if claim.platform_target else None
+    platforms = claim.platform_choice()
     while True:
         # Queue up before the claim, so that a job queued during it wakes this call; a call that may not
         # wait takes no place (it would take a wake-up from one that waits).
         ticket = hold.waits.claim_ticket() if hold.seconds > 0 else None
         try:
-            attempts = await manager.claim_jobs(claim.worker_id, claim.limit, platform,
+            attempts = await manager.claim_jobs(claim.worker_id, claim.limit, platforms,
                                                 lease_seconds=claim.lease_seconds)
             if attempts:
                 return await _unless_abandoned(manager, attempts, hold)

@@ -111,19 +111,29 @@ class JobHistory(BaseModel):
 
 
 class ClaimRequest(Body):
-    """A worker asks for up to `limit` queued jobs, oldest first. With `wait`, the answer is held until a job is
-    claimable (at most `wait` seconds, or the server's own cap: it may answer sooner, with no jobs)."""
+    """A worker asks for up to `limit` queued jobs of its platforms, oldest first across them. With `wait`, the
+    answer is held until a job of one of them is claimable (at most `wait` seconds, or the server's own cap: it
+    may answer sooner, with no jobs)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"worker_id": "worker-7", "limit": 2, "platform_target": "tiktok", "lease_seconds": 60, "wait": 25}]})
+        {"worker_id": "worker-7", "limit": 2, "platforms": ["tiktok", "instagram"], "lease_seconds": 60,
+         "wait": 25}]})
 
     worker_id: WorkerId
     limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 1
-    platform_target: Platform | None = None
+    platforms: Annotated[list[Platform], Field(min_length=1, max_length=16)] | None = Field(
+        None, description="The platforms whose jobs it takes; null (and no platform_target): every platform")
+    platform_target: Platform | None = Field(
+        None, description="One platform: the same as `platforms: [it]`; with `platforms`, either one's jobs")
     lease_seconds: LeaseSeconds | None = Field(
         None, description="Each started job holds a lease this long, which the worker renews (heartbeat); "
                           "null: the stuck detector's idle timeout applies")
     wait: Wait = 0.0
+
+    def platform_choice(self) -> list[str] | None:
+        """The platforms claimed (`platforms` and `platform_target` together); None: every platform."""
+        named = [*(self.platforms or ()), *([self.platform_target] if self.platform_target else [])]
+        return [platform.value for platform in named] or None
 
 
 class ClaimResponse(BaseModel):

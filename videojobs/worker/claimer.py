@@ -15,8 +15,8 @@ HELD_BACK_MARGIN = 0.001  # seconds past a not_before, so that the claim's now()
 
 
 class ClaimLoop(BackgroundService[int]):
-    """Each pass claims up to the free slots (manager.claim_jobs), platform by platform, and hands each
-    attempt to `start`; it returns how many it claimed.
+    """Each pass claims up to the free slots (manager.claim_jobs, one claim for all the worker's platforms:
+    the oldest jobs across them), and hands each attempt to `start`; it returns how many it claimed.
 
     Between passes it sleeps until a job may be claimable, and never on a notice alone:
     - when full, until a slot frees up (`wake()` from the runtime);
@@ -34,21 +34,15 @@ class ClaimLoop(BackgroundService[int]):
         self._manager, self._config = manager, config
         self._free_slots, self._start = free_slots, start
         self._bell = asyncio.Event()
-        self._next_platform = 0
+        self._platforms = [p.value for p in config.platforms] if config.platforms else None  # None: every one
         self._sleep = config.poll_interval  # how long the next idle() may sleep without a wake-up
 
     async def run_once(self) -> int:
         claimed = 0
-        platforms = self._platforms()
-        for _ in platforms:
-            free = self._free_slots()
-            if free <= 0:
-                break
-            platform = platforms[self._next_platform % len(platforms)]
-            self._next_platform += 1
-            claimed_now = await self._manager.claim_jobs(self._config.worker_id, free, platform,
-                                                         lease_seconds=self._config.lease_seconds)
-            for attempt in claimed_now:
+        free = self._free_slots()
+        if free > 0:
+            for attempt in await self._manager.claim_jobs(self._config.worker_id, free, self._platforms,
+                                                          lease_seconds=self._config.lease_seconds):
                 self._start(attempt)
                 claimed += 1
         self._sleep = await self._held_back_for() if claimed == 0 and self._free_slots() > 0 \
@@ -56,20 +50,14 @@ class ClaimLoop(BackgroundService[int]):
         return claimed
 
     async def _held_back_for(self) -> float:
-        """The poll interval, or less when a held-back job of this worker's platforms may be claimed sooner.
-
-        A worker of several platforms asks about every platform: it may wake once for a job of
-        another platform, which costs one empty pass."""
-        platforms, lookup = self._platforms(), self._manager.processors
+        """The poll interval, or less when a held-back job of this worker's platforms may be claimed sooner."""
+        lookup = self._manager.processors
         if not isinstance(lookup, HeldBackLookup):  # the HTTP transport: the server's held claim wakes it
             return self._config.poll_interval
-        held_back = await lookup.next_claimable_in(platforms[0] if len(platforms) == 1 else None)
+        held_back = await lookup.next_claimable_in(self._platforms)
         if held_back is None:
             return self._config.poll_interval
         return min(self._config.poll_interval, held_back + HELD_BACK_MARGIN)
-
-    def _platforms(self) -> list[str | None]:
-        return [p.value for p in self._config.platforms] if self._config.platforms else [None]
 
     async def idle(self, result: int) -> None:
         """Claim again at once when this pass filled slots and some are still free; else wait for a wake-up,

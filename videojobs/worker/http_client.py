@@ -21,6 +21,7 @@ from uuid import UUID
 
 import httpx
 
+from statemachine.validation import PlatformTargets, check_platforms
 from store.workers import WorkerBeat
 
 from ..models import Attempt, BulkResult, Job
@@ -53,10 +54,11 @@ class HttpTransport:
         """End a claim in flight (it claims nothing) and make further claims return nothing: the worker stops."""
         self._interrupted.set()
 
-    async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: str | None = None, *,
+    async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: PlatformTargets = None, *,
                          lease_seconds: float | None = None) -> list[Attempt]:
-        """Up to `limit` jobs; held by the server up to `claim_wait` seconds while none is claimable."""
-        body = {"worker_id": worker_id, "limit": min(limit, MAX_CLAIM), "platform_target": platform_target,
+        """Up to `limit` jobs of the platforms (one, several, None: all); held by the server up to `claim_wait`
+        seconds while none is claimable."""
+        body = {"worker_id": worker_id, "limit": min(limit, MAX_CLAIM), **_platform_fields(platform_target),
                 "lease_seconds": lease_seconds, "wait": self._claim_wait}
         answer = await self._unless_interrupted(self._post("/api/v1/processor/jobs/claim", body,
                                                            waits=self._claim_wait))
@@ -130,19 +132,27 @@ class HttpTransport:
         return None
 
 
+def _platform_fields(platform_target: PlatformTargets) -> dict[str, Any]:
+    """A claim's platforms as the claim endpoint takes them: one as `platform_target` (which every server
+    version reads), several as `platforms`, none for every platform."""
+    platforms = check_platforms(platform_target)
+    if platforms is None:
+        return {}
+    return {"platform_target": platforms[0]} if len(platforms) == 1 else {"platforms": list(platforms)}
+
+
 @contextlib.asynccontextmanager
 async def http_link(api: ApiAccess, config: WorkerConfig) -> AsyncIterator[WorkerLink]:
     """The link a Worker runs over with `api`: an HttpTransport on one pooled client, and the heartbeat watcher.
 
-    A worker that claims several platforms asks for each in turn, so it cannot wait on any one of
-    them: its claims do not wait, and it polls every `poll_interval`."""
+    Every claim long-polls: one claim names all the worker's platforms, and the server answers it as soon
+    as a job of any of them is claimable."""
     from .http_watch import HeartbeatWatch
 
     headers = {"Authorization": f"Bearer {api.token}", "User-Agent": f"vjm-worker/{config.worker_id}"[:200]}
     async with httpx.AsyncClient(base_url=api.url.rstrip("/"), headers=headers,
                                  limits=httpx.Limits(max_connections=config.concurrency + 8)) as client:
-        waits = len(config.platforms or ()) <= 1
-        transport = HttpTransport(client, claim_wait=LONG_POLL_WAIT if waits else 0.0)
+        transport = HttpTransport(client)
 
         def watcher(targets: WatchTargets) -> HeartbeatWatch:
             return HeartbeatWatch(transport, config.worker_id, targets.keeper, wait=LONG_POLL_WAIT)

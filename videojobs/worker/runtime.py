@@ -62,7 +62,7 @@ class Worker:
         `transient` the exceptions re-queued with backoff; `lease_for(job)` a job's own lease length.
         With `api` (an ApiAccess: URL and service token) the worker runs over the HTTP API and never
         connects to the database; else over `manager`, else over a connection to `database_url`."""
-        if api is not None and len(settings.get("platforms") or ()) <= 1:
+        if api is not None:
             settings.setdefault("poll_interval", LONG_POLL_PAUSE)  # the long poll waits, not the loop
         try:
             self.config = WorkerConfig(**settings)

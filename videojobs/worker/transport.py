@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from statemachine.validation import PlatformTargets
 from store.workers import WorkerBeat
 
 from ..models import Attempt, BulkResult, Job
@@ -40,10 +41,10 @@ class LeaseOperations(Protocol):
 
 @runtime_checkable
 class HeldBackLookup(Protocol):
-    """When the earliest held-back job may be claimed (`manager.processors` has it; over HTTP the held
-    claim is woken on the server instead, and re-checks there every second)."""
+    """When the earliest held-back job of some platforms may be claimed (`manager.processors` has it; over HTTP
+    the held claim is woken on the server instead, and re-checks there every second)."""
 
-    async def next_claimable_in(self, platform_target: str | None = None) -> float | None: ...
+    async def next_claimable_in(self, platform_target: PlatformTargets = None) -> float | None: ...
 
 
 class RegistryOperations(Protocol):
@@ -61,7 +62,7 @@ class WorkerTransport(Protocol):
     @property
     def workers(self) -> RegistryOperations: ...
 
-    async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: str | None = None, *,
+    async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: PlatformTargets = None, *,
                          lease_seconds: float | None = None) -> list[Attempt]: ...
 
     async def complete_jobs(self, completions: list[dict[str, Any]]) -> list[BulkResult]: ...
