@@ -31,7 +31,8 @@ class ExpiredLease:
 
 
 async def renew_leases(executor: Executor, worker_id: str, leases: Sequence[LeaseRenewal]) -> dict[UUID, datetime]:
-    """Renew the leases; the jobs whose lease is still `worker_id`'s, with their new deadline.
+    """Renew the leases; the jobs whose lease is still `worker_id`'s, with their deadline (never closer than before:
+    a renewal with a shorter length than the last keeps the later deadline).
 
     A job missing from the answer is no longer its attempt's: timed out, cancelled, deleted, re-run.
     """

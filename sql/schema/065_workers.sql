@@ -81,10 +81,15 @@ BEGIN
 END
 $$;
 
--- Renew the leases worker p_worker_id holds: each (job, attempt) gets p_seconds more from now
--- (and that length from then on). Returns the leases renewed. A job left out of the reply is no
--- longer this attempt's: timed out (its lease is gone), or its head is past the attempt
--- (cancelled, deleted, completed, re-run). The runtime cancels its handler.
+-- Renew the leases worker p_worker_id holds: each (job, attempt) runs until p_seconds from now,
+-- or until the deadline it has when that is later: a renewal never brings a deadline closer. So a
+-- renewal sent with a lease's old length that commits after one with a longer length (ctx.extend
+-- while a heartbeat is in flight) cannot undo it; a shorter length takes over once the deadline
+-- it gives is the later one (lease_seconds is the length of the deadline kept). Returns the
+-- leases renewed, with their deadline. A job left out of the reply is no longer this attempt's:
+-- timed out (its lease is gone: a lease that ran out is renewed only while vjm.expire_leases has
+-- not deleted it, as above), or its head is past the attempt (cancelled, deleted, completed,
+-- re-run). The runtime cancels its handler.
 CREATE FUNCTION vjm.renew_leases(p_worker_id text, p_job_ids uuid[], p_attempts integer[],
                                  p_seconds double precision[])
 RETURNS TABLE (job_id uuid, attempt integer, expires_at timestamptz)
@@ -101,10 +106,12 @@ BEGIN
     END IF;
     PERFORM vjm.check_lease_seconds(s) FROM unnest(p_seconds) AS s;
     RETURN QUERY
-    UPDATE vjm.leases l
-       SET expires_at = clock_timestamp() + make_interval(secs => w.secs), lease_seconds = w.secs,
+    UPDATE vjm.leases l  -- l is the row as locked: after a concurrent renewal, the deadline it left
+       SET expires_at = greatest(l.expires_at, w.until),
+           lease_seconds = CASE WHEN w.until >= l.expires_at THEN w.secs ELSE l.lease_seconds END,
            renewed_at = clock_timestamp()
-      FROM unnest(p_job_ids, p_attempts, p_seconds) AS w(id, held, secs)
+      FROM (SELECT u.id, u.held, u.secs, clock_timestamp() + make_interval(secs => u.secs) AS until
+              FROM unnest(p_job_ids, p_attempts, p_seconds) AS u(id, held, secs)) w
      WHERE l.job_id = w.id AND l.attempt = w.held AND l.worker_id = p_worker_id
        AND (SELECT e.to_state = 'processing' AND e.attempt = w.held FROM vjm.job_events e
              WHERE e.job_id = w.id ORDER BY e.version DESC LIMIT 1)

@@ -15,6 +15,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import httpx
 import pytest
@@ -116,6 +117,21 @@ async def test_a_claim_with_a_bad_set_of_platforms_is_refused_and_claims_nothing
     refused = await client.post(CLAIM, json={"worker_id": "w1", "platforms": platforms}, headers=SERVICE)
     assert refused.status_code == 422 and refused.json()["type"].endswith("/validation-error")
     assert [e.type for e in await manager.audit.history(job_id)] == ["create"]
+
+
+async def test_a_heartbeat_never_brings_a_lease_deadline_closer(client) -> None:
+    job_id = await _create(client)
+    await client.post(CLAIM, json={"worker_id": "w1", "lease_seconds": 30}, headers=SERVICE)
+
+    async def beat(seconds: float) -> datetime:
+        answer = await client.post(HEARTBEAT, json={"worker_id": "w1", "leases": [
+            {"job_id": job_id, "attempt": 1, "seconds": seconds}]}, headers=SERVICE)
+        [held] = answer.json()["held"]
+        return datetime.fromisoformat(held["expires_at"])
+
+    extended = await beat(600)  # ctx.extend(600)
+    assert await beat(30) == extended  # a heartbeat with the old length, late: the deadline stays
+    assert await beat(900) > extended  # a longer one still moves it
 
 
 async def test_the_server_caps_the_wait(manager, database_url) -> None:

@@ -129,6 +129,32 @@ async def test_a_renewal_and_a_time_out_never_both_win(pool, manager) -> None:
     assert {j.job_id for j in jobs} == {early.job_id, late.job_id}
 
 
+async def test_a_renewal_never_brings_a_deadline_closer(pool, manager) -> None:
+    """ctx.extend(600) renews at once; a heartbeat still carrying the old 60 s that commits after it must not undo
+    it. A longer renewal still moves the deadline, and the lease keeps the length of the deadline it has."""
+    await create(manager, "ok.mp4")
+    [attempt] = await manager.claim_jobs("w-extend", 1, lease_seconds=60)
+    lease = (attempt.job_id, attempt.attempt)
+    extended = (await manager.processors.renew_leases("w-extend", [(*lease, 600)]))[attempt.job_id]
+    late = await manager.processors.renew_leases("w-extend", [(*lease, 60)])
+    row = await pool.fetchrow("SELECT expires_at, lease_seconds FROM vjm.leases WHERE job_id = $1", attempt.job_id)
+    assert late == {attempt.job_id: extended} and (row["expires_at"], row["lease_seconds"]) == (extended, 600)
+    longer = await renew_leases(pool, "w-extend", [LeaseRenewal(*lease, 900)])
+    assert longer[attempt.job_id] > extended
+    assert await pool.fetchval("SELECT lease_seconds FROM vjm.leases WHERE job_id = $1", attempt.job_id) == 900
+
+
+async def test_a_lease_that_ran_out_is_renewed_from_now_until_the_scan_takes_it(pool, manager) -> None:
+    """A renewal that commits before the time-out keeps the job, from now on (not from the old deadline)."""
+    await create(manager, "ok.mp4")
+    [attempt] = await manager.claim_jobs("w-late", 1, lease_seconds=60)
+    await pool.execute("UPDATE vjm.leases SET expires_at = now() - interval '1 hour'")
+    [renewed] = (await renew_leases(pool, "w-late", [LeaseRenewal(attempt.job_id, attempt.attempt, 60)])).values()
+    now = await pool.fetchval("SELECT clock_timestamp()")
+    assert 50 < (renewed - now).total_seconds() <= 60
+    assert await expire_leases(pool, 10, "system:stuck_detector") == []
+
+
 async def test_the_idle_scan_leaves_a_leased_job_to_its_lease(pool, manager) -> None:
     await create(manager, "ok.mp4")
     [attempt] = await manager.claim_jobs("w-long", 1, lease_seconds=600)

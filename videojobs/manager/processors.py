@@ -67,8 +67,9 @@ class Processors:
     async def renew_leases(self, worker_id: str, leases: list[tuple[Any, int, float]]) -> dict[UUID, datetime]:
         """Renew `worker_id`'s leases, each `(job_id, attempt, seconds)`: the jobs it still holds, with their deadline.
 
-        A heartbeat is an in-place update, not an event. A job missing from the answer is no
-        longer that attempt's (timed out, cancelled, deleted, re-run): stop its work.
+        A heartbeat is an in-place update, not an event, and never brings a deadline closer: a
+        renewal with a shorter length than the last one keeps the later deadline. A job missing
+        from the answer is no longer that attempt's (timed out, cancelled, deleted, re-run): stop its work.
         """
         check_worker_id(worker_id)
         renewals = [LeaseRenewal(as_uuid(job_id), attempt_of(attempt, required=True) or 0, float(seconds))
