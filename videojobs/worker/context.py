@@ -48,7 +48,8 @@ class JobContext:
         return job
 
     async def extend(self, seconds: float) -> None:
-        """Ask for more time: from now on the lease of this job lasts `seconds`, renewed as before."""
+        """Ask for more time: from now on the lease of this job lasts `seconds`, renewed as before (a renewal never
+        brings the deadline closer: a shorter length takes over once the deadline it gives is the later one)."""
         if self.lost:
             raise JobLost(f"job {self.job_id} is no longer attempt {self.attempt.attempt}'s")
         await self._extend_lease(seconds)

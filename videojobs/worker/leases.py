@@ -41,7 +41,8 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
         self._bell = asyncio.Event()
         self._on_change: list[Callable[[], None]] = []
         # One renewal at a time: a periodic renewal still in flight with a job's old length must not
-        # commit after ctx.extend()'s renewal and undo it.
+        # commit after ctx.extend()'s renewal and undo it (the database keeps the later deadline too:
+        # this keeps the lease's recorded length the newest one).
         self._renewing = asyncio.Lock()
 
     def hold(self, attempt: Attempt, seconds: float, *, renew_now: bool = False) -> None:
