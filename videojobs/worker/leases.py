@@ -41,8 +41,8 @@ class LeaseKeeper(BackgroundService[set[UUID]]):
         self._bell = asyncio.Event()
         self._on_change: list[Callable[[], None]] = []
         # One renewal at a time: a periodic renewal still in flight with a job's old length must not
-        # commit after ctx.extend()'s renewal and undo it (the database keeps the later deadline too:
-        # this keeps the lease's recorded length the newest one).
+        # commit after ctx.extend()'s renewal and undo it (vjm.renew_leases keeps the later deadline in
+        # any case; the HTTP watcher's held heartbeat is the renewal this lock cannot order).
         self._renewing = asyncio.Lock()
 
     def hold(self, attempt: Attempt, seconds: float, *, renew_now: bool = False) -> None:
