@@ -575,7 +575,8 @@ $$;
 CREATE FUNCTION vjm.check_platforms(p_platforms text[]) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF p_platforms IS NOT NULL AND (array_ndims(p_platforms) IS DISTINCT FROM 1 OR array_position(p_platforms, NULL) IS NOT NULL
+    IF p_platforms IS NOT NULL
+       AND (array_ndims(p_platforms) IS DISTINCT FROM 1 OR array_position(p_platforms, NULL) IS NOT NULL
             OR NOT p_platforms <@ (SELECT r.choices FROM vjm.payload_rules r
                                      WHERE r.trigger = 'create' AND r.key = 'platform_target')) THEN
         RAISE EXCEPTION 'platforms must be NULL (every platform) or a non-empty list of known platforms, not %',
