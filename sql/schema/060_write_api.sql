@@ -124,26 +124,38 @@ $$;
 
 -- A transition's refusal, from the job's head as the guard read it (h_*: its latest event;
 -- all NULL when there is none) and what the transition would lead to (p_target, from
--- vjm.next_state); NULL when it may be appended.
+-- vjm.next_state); NULL when it may be appended. These are the rules for every caller; a
+-- caller that does not see every job is judged by vjm.tenant_refusal as well.
 CREATE FUNCTION vjm.decide_transition(
-    p_type text, p_data jsonb, p_who text, p_attempt integer, p_expected integer, p_caller text, p_teams uuid[],
-    h_version integer, h_state text, h_attempt integer, h_user_id text, h_team_id uuid, p_target text
+    p_type text, p_data jsonb, p_who text, p_attempt integer, p_expected integer, h_version integer, h_state text,
+    h_attempt integer, p_target text
 ) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN jsonb_typeof(p_data) IS DISTINCT FROM 'object' OR length(p_who) NOT BETWEEN 1 AND 200 THEN 'data'
-                -- Visibility first, for a missing job too: no job and a job the caller
-                -- may not see are one refusal after the same reads (no existence oracle).
-                WHEN NOT coalesce(vjm.can_see_job(h_user_id, h_team_id, p_caller, p_teams), false) OR h_version IS NULL
-                    THEN 'VJ404'
+                WHEN h_version IS NULL THEN 'VJ404'
                 WHEN NOT vjm.may_fire(p_type) THEN 'forbidden'
                 WHEN p_expected <> h_version THEN 'VJ409'
                 WHEN p_attempt <> h_attempt AND vjm.fenced(p_type)
                     THEN CASE WHEN h_state = 'processing' THEN 'VJ423' ELSE 'VJ422' END
                 WHEN p_target IS NULL THEN 'VJ422'
                 WHEN p_who IS NULL THEN 'actor'  -- after the rules: a refused report says why
-                WHEN NOT (vjm.payload_ok(p_type, p_data)
-                          AND vjm.may_append(p_type, h_user_id, h_team_id, p_data, p_caller, p_teams))
-                    THEN 'payload' END
+                WHEN NOT vjm.payload_ok(p_type, p_data) THEN 'payload' END
+$$;
+
+-- The refusal of a transition for a caller that does not see every job (an end user), given
+-- the verdict of vjm.decide_transition: a job the caller may not see is refused as missing,
+-- before any other rule but the argument check (a missing job and another tenant's are one
+-- refusal after the same reads: no existence oracle); then the owner rules of the payload
+-- (vjm.may_append). Trusted callers (processors, admins) see every job and may append any
+-- payload the rules allow, so the guard asks this only of the others: their appends pay for it.
+CREATE FUNCTION vjm.tenant_refusal(
+    p_type text, p_data jsonb, p_caller text, p_teams uuid[], h_user_id text, h_team_id uuid, verdict text
+) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN verdict = 'data' THEN verdict
+                WHEN NOT coalesce(vjm.can_see_job(h_user_id, h_team_id, p_caller, p_teams), false) THEN 'VJ404'
+                WHEN verdict IS NOT NULL THEN verdict
+                WHEN NOT vjm.may_append(p_type, h_user_id, h_team_id, p_data, p_caller, p_teams) THEN 'payload' END
 $$;
 
 -- A refusal as the error a caller sees: SQLSTATE, message, detail (the job's state), hint
@@ -250,17 +262,7 @@ BEGIN
         teams := vjm.team_ids_of(caller);
     END IF;
     IF p_types[1] = 'create' THEN
-        -- The arrays of creates come from the caller as they are (the entry points that append
-        -- transitions build theirs, or check them: vjm.append_events).
-        IF jsonb_typeof(p_data) IS DISTINCT FROM 'array' OR jsonb_array_length(p_data) <> n
-           OR coalesce(cardinality(p_types), 0) <> n OR coalesce(cardinality(p_actors), 0) <> n
-           OR coalesce(cardinality(p_attempts), 0) <> n OR coalesce(cardinality(p_expected_versions), 0) <> n
-           OR coalesce(cardinality(p_user_ids), 0) <> n OR coalesce(cardinality(p_team_ids), 0) <> n THEN
-            RAISE EXCEPTION 'every argument must have % elements', n USING ERRCODE = '22023';
-        END IF;
-        IF NOT 'create' = ALL (p_types) THEN
-            RAISE EXCEPTION 'a call appends creates or transitions, not both' USING ERRCODE = '22023';
-        END IF;
+        -- The caller's arrays were checked by the entry point (vjm.check_create_batch), or built by it.
         -- Job ids: an end user names none (a taken id would answer "exists" where a free
         -- one succeeds); the database issues one for every NULL. Trusted callers may name
         -- them (idempotent imports).
@@ -402,9 +404,8 @@ BEGIN
                        CASE typ WHEN 'start' THEN e.attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(e.job_id)
                                 WHEN 'release' THEN e.attempts_left + 1  -- gives back the attempt its start took
                                 ELSE e.attempts_left END,
-                       coalesce(vjm.decide_transition(typ, item, who, p_attempts[k], p_expected_versions[k], caller,
-                                                      teams, e.version, e.to_state, e.attempt, e.user_id, e.team_id,
-                                                      t.target),
+                       coalesce(vjm.decide_transition(typ, item, who, p_attempts[k], p_expected_versions[k],
+                                                      e.version, e.to_state, e.attempt, t.target),
                                 CASE WHEN raced = k THEN 'race' END)
                   INTO h_version, h_state, h_attempt, h_user_id, h_team_id, h_hash, target, new_attempt, new_left,
                        verdict
@@ -412,8 +413,11 @@ BEGIN
                  CROSS JOIN LATERAL (SELECT vjm.next_state(typ, e.to_state, e.attempts_left) AS target) t
                  WHERE e.job_id = p_job_ids[k] ORDER BY e.version DESC LIMIT 1;
                 IF NOT FOUND THEN  -- no such job: judged on no head
-                    verdict := vjm.decide_transition(typ, item, who, p_attempts[k], p_expected_versions[k], caller,
-                                                     teams, NULL, NULL, NULL, NULL, NULL, NULL);
+                    verdict := vjm.decide_transition(typ, item, who, p_attempts[k], p_expected_versions[k], NULL, NULL,
+                                                     NULL, NULL);
+                END IF;
+                IF NOT trusted THEN
+                    verdict := vjm.tenant_refusal(typ, item, caller, teams, h_user_id, h_team_id, verdict);
                 END IF;
                 EXIT WHEN verdict IS NOT NULL;
                 INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt, attempts_left,
@@ -637,6 +641,27 @@ BEGIN
 END
 $$;
 
+-- The arrays a caller hands to a batch of creates: one element per job in each, the payloads
+-- a JSON array. The transition entry points build their arrays or check them themselves.
+CREATE FUNCTION vjm.check_create_batch(
+    p_job_ids uuid[], p_data jsonb, p_actors text[], p_user_ids text[], p_team_ids uuid[]
+) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    n constant integer := coalesce(cardinality(p_job_ids), 0);
+BEGIN
+    IF n > 100000 THEN
+        RAISE EXCEPTION 'at most 100000 creates per call, got %', n USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(p_data) IS DISTINCT FROM 'array' OR jsonb_array_length(p_data) <> n
+       OR coalesce(cardinality(p_actors), 0) <> n OR coalesce(cardinality(p_user_ids), 0) <> n
+       OR coalesce(cardinality(p_team_ids), 0) <> n THEN
+        RAISE EXCEPTION 'every argument must have % elements', n USING ERRCODE = '22023';
+    END IF;
+    RETURN n;
+END
+$$;
+
 -- Many creates in one statement (a bulk import), all or nothing: the payloads as one JSON
 -- array, and back only what the database decided (a create's version, type, states and
 -- attempt are constants). At most 100,000 per call.
@@ -646,11 +671,8 @@ CREATE FUNCTION vjm.append_create_batch(
                  occurred_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp ROWS 10000 AS $$
 DECLARE
-    n constant integer := coalesce(cardinality(p_job_ids), 0);
+    n constant integer := vjm.check_create_batch(p_job_ids, p_data, p_actors, p_user_ids, p_team_ids);
 BEGIN
-    IF n > 100000 THEN
-        RAISE EXCEPTION 'at most 100000 creates per call, got %', n USING ERRCODE = '22023';
-    END IF;
     RETURN QUERY
     SELECT a.position, a.xact_id, a.job_id, a.attempts_left, a.actor, a.occurred_at
       FROM unnest((vjm.guard_append(p_job_ids, array_fill('create'::text, ARRAY[n]), p_data, p_actors,
@@ -666,13 +688,11 @@ CREATE FUNCTION vjm.append_creates(
 ) RETURNS SETOF vjm.job_events
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    n constant integer := coalesce(cardinality(p_job_ids), 0);
+    payloads constant jsonb := coalesce(to_jsonb(p_data), '[]');
+    n constant integer := vjm.check_create_batch(p_job_ids, payloads, p_actors, p_user_ids, p_team_ids);
     o vjm.outcome;
 BEGIN
-    IF n > 100000 THEN
-        RAISE EXCEPTION 'at most 100000 creates per call, got %', n USING ERRCODE = '22023';
-    END IF;
-    o := vjm.guard_append(p_job_ids, array_fill('create'::text, ARRAY[n]), coalesce(to_jsonb(p_data), '[]'), p_actors,
+    o := vjm.guard_append(p_job_ids, array_fill('create'::text, ARRAY[n]), payloads, p_actors,
                           array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
                           p_user_ids, p_team_ids, true, true);
     RETURN QUERY
