@@ -85,20 +85,37 @@ async def append_events(executor: Executor, events: Sequence[NewEvent]) -> list[
     return results
 
 
+async def append_events_only(executor: Executor, events: Sequence[NewEvent]) -> list[Event | VJMError]:
+    """As append_events, with the appended event per item instead of its job's history (one read less)."""
+    results: list[Event | VJMError] = []
+    for start in range(0, len(events), MAX_APPENDS_PER_CALL):
+        chunk = events[start:start + MAX_APPENDS_PER_CALL]
+        results += _outcomes(await _append_rows(executor, "event_append_many_events", chunk), chunk)
+    return results
+
+
 async def _append_chunk(executor: Executor, events: Sequence[NewEvent]) -> list[JobHistory | VJMError]:
+    rows = await _append_rows(executor, "event_append_many", events)
+    outcomes = _outcomes((row for row in rows if row["kind"] == "new"), events)
+    appended = [o for o in outcomes if isinstance(o, Event)]
+    histories = iter(await _histories(executor, appended, (row for row in rows if row["kind"] == "before")))
+    return [o if isinstance(o, VJMError) else next(histories) for o in outcomes]
+
+
+async def _append_rows(executor: Executor, query: str, events: Sequence[NewEvent]) -> list[asyncpg.Record]:
     try:
-        rows = await fetch_all(executor, "event_append_many", job_ids=[e.job_id for e in events],
+        return await fetch_all(executor, query, job_ids=[e.job_id for e in events],
                                triggers=[e.trigger.value for e in events], data=[e.data for e in events],
                                actors=[e.actor for e in events], attempts=[e.attempt for e in events],
                                expected_versions=[e.expected_version for e in events])
     except Exception as exc:
         raise translate_error(exc) from exc
-    items = sorted((row for row in rows if row["kind"] == "new"), key=lambda row: row["item"])
-    outcomes: list[Event | VJMError] = [
-        _refusal(row, events[row["item"] - 1]) if row["error_code"] else event_from_row(row) for row in items]
-    appended = [o for o in outcomes if isinstance(o, Event)]
-    histories = iter(await _histories(executor, appended, (row for row in rows if row["kind"] == "before")))
-    return [o if isinstance(o, VJMError) else next(histories) for o in outcomes]
+
+
+def _outcomes(rows: Iterable[asyncpg.Record], events: Sequence[NewEvent]) -> list[Event | VJMError]:
+    """Per item, in item order: its event, or the typed error that refused it."""
+    items = sorted(rows, key=lambda row: row["item"])
+    return [_refusal(row, events[row["item"] - 1]) if row["error_code"] else event_from_row(row) for row in items]
 
 
 def _refusal(row: asyncpg.Record, event: NewEvent) -> VJMError:

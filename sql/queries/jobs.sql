@@ -132,6 +132,15 @@ SELECT 'before', NULL, NULL, NULL, NULL, NULL, b.position, b.xact_id, b.job_id, 
  CROSS JOIN LATERAL vjm.jobs_before(k.ids, k.versions) b
  WHERE k.ids IS NOT NULL;
 
+-- event_append_many_events --
+-- As event_append_many, without what each job was before: the appended events and the refusals only (a
+-- worker's batched completions need no job rows back).
+SELECT r.item, r.error_code, r.error_message, r.error_detail, r.error_hint, r.position, r.xact_id, r.job_id,
+       r.version, r.type, r.from_state, r.to_state, r.attempt, r.attempts_left, r.actor, r.user_id, r.team_id,
+       r.occurred_at, r.data
+  FROM vjm.append_events(:job_ids::uuid[], :triggers::text[], :data::jsonb[], :actors::text[], :attempts::int[],
+                         :expected_versions::int[]) r;
+
 -- event_append_with_job --
 -- Append one transition (as event_append): the kind 'new' row is the event, kind 'before' rows what the job was
 -- before it (vjm.jobs_before), as of the statement's snapshot. An event committed between that snapshot and the

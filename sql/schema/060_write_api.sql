@@ -369,11 +369,9 @@ BEGIN
             IF (SELECT count(DISTINCT j) FROM unnest(p_job_ids) AS j) <> n THEN
                 RAISE EXCEPTION 'a job may appear once per call' USING ERRCODE = '22023';
             END IF;
-            FOR r IN SELECT i.id FROM unnest(p_job_ids, p_types) AS i(id, t) WHERE vjm.moves_in_queue(i.t)
-                      ORDER BY i.id LOOP
-                PERFORM 1 FROM vjm.run_queue q
-                 WHERE q.job_id = r.id AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
-            END LOOP;
+            PERFORM 1 FROM unnest(p_job_ids, p_types) AS i(id, t) JOIN vjm.run_queue q ON q.job_id = i.id
+             WHERE vjm.moves_in_queue(i.t) AND vjm.can_see_job(q.user_id, q.team_id, caller, teams)
+             ORDER BY q.job_id FOR UPDATE OF q;  -- one statement; rows are locked in the order sorted
         ELSIF vjm.moves_in_queue(p_types[1]) THEN
             PERFORM 1 FROM vjm.run_queue q
              WHERE q.job_id = p_job_ids[1] AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
@@ -506,7 +504,12 @@ DECLARE
     events vjm.appended[] := array_fill(NULL::vjm.appended, ARRAY[n]);  -- per item: its event,
     errors vjm.refusal[] := array_fill(NULL::vjm.refusal, ARRAY[n]);      -- or why not
     todo integer[];  -- this round's items
-    ids uuid[];      -- and their jobs
+    ids uuid[];      -- and their jobs, triggers, payloads, actors, attempts and expected versions
+    types text[];
+    payloads jsonb;
+    actors text[];
+    attempts integer[];
+    versions integer[];
     again integer[];
     o vjm.outcome;
     a vjm.appended;
@@ -534,14 +537,14 @@ BEGIN
                        WHERE o.nth = r ORDER BY o.j);
         FOR try IN 1 .. 3 LOOP
             EXIT WHEN cardinality(todo) = 0;
-            ids := ARRAY(SELECT p_job_ids[t] FROM unnest(todo) AS t);
-            o := vjm.guard_append(
-                ids, ARRAY(SELECT p_types[t] FROM unnest(todo) AS t),
-                to_jsonb(ARRAY(SELECT p_data[t] FROM unnest(todo) AS t)),
-                ARRAY(SELECT p_actors[t] FROM unnest(todo) AS t), ARRAY(SELECT p_attempts[t] FROM unnest(todo) AS t),
-                ARRAY(SELECT p_expected_versions[t] FROM unnest(todo) AS t),
-                array_fill(NULL::text, ARRAY[cardinality(todo)]), array_fill(NULL::uuid, ARRAY[cardinality(todo)]),
-                false, false);
+            SELECT array_agg(p_job_ids[t.i] ORDER BY t.n), array_agg(p_types[t.i] ORDER BY t.n),
+                   jsonb_agg(p_data[t.i] ORDER BY t.n), array_agg(p_actors[t.i] ORDER BY t.n),
+                   array_agg(p_attempts[t.i] ORDER BY t.n), array_agg(p_expected_versions[t.i] ORDER BY t.n)
+              INTO ids, types, payloads, actors, attempts, versions
+              FROM unnest(todo) WITH ORDINALITY AS t(i, n);  -- this round's items, one query for all six
+            o := vjm.guard_append(ids, types, payloads, actors, attempts, versions,
+                                  array_fill(NULL::text, ARRAY[cardinality(todo)]),
+                                  array_fill(NULL::uuid, ARRAY[cardinality(todo)]), false, false);
             again := '{}';
             FOREACH f IN ARRAY o.refused LOOP
                 i := todo[f.item];

@@ -45,23 +45,26 @@ CREATE FUNCTION vjm.claim_jobs_leased(p_worker_id text, p_limit integer, p_platf
                                       p_lease_seconds double precision)
 RETURNS SETOF vjm.job_events
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    ev vjm.job_events;
 BEGIN
     IF p_lease_seconds IS NOT NULL THEN
         PERFORM vjm.check_lease_seconds(p_lease_seconds);
     END IF;
-    FOR ev IN SELECT * FROM vjm.claim_jobs(p_worker_id, p_limit, p_platforms) LOOP
-        IF p_lease_seconds IS NOT NULL THEN
-            INSERT INTO vjm.leases AS l (job_id, attempt, worker_id, lease_seconds, expires_at, renewed_at)
-            VALUES (ev.job_id, ev.attempt, p_worker_id, p_lease_seconds,
-                    clock_timestamp() + make_interval(secs => p_lease_seconds), clock_timestamp())
-            ON CONFLICT (job_id) DO UPDATE
-                SET attempt = excluded.attempt, worker_id = excluded.worker_id, lease_seconds = excluded.lease_seconds,
-                    expires_at = excluded.expires_at, renewed_at = excluded.renewed_at;
-        END IF;
-        RETURN NEXT ev;
-    END LOOP;
+    -- One statement for the whole claim: the starts, then a lease on each (none when p_lease_seconds is NULL).
+    RETURN QUERY
+    WITH claimed AS MATERIALIZED (
+        SELECT * FROM vjm.claim_jobs(p_worker_id, p_limit, p_platforms) WITH ORDINALITY AS c
+    ), leased AS (
+        INSERT INTO vjm.leases AS l (job_id, attempt, worker_id, lease_seconds, expires_at, renewed_at)
+        SELECT c.job_id, c.attempt, p_worker_id, p_lease_seconds,
+               clock_timestamp() + make_interval(secs => p_lease_seconds), clock_timestamp()
+          FROM claimed c WHERE p_lease_seconds IS NOT NULL
+        ON CONFLICT (job_id) DO UPDATE
+            SET attempt = excluded.attempt, worker_id = excluded.worker_id, lease_seconds = excluded.lease_seconds,
+                expires_at = excluded.expires_at, renewed_at = excluded.renewed_at
+    )
+    SELECT c.position, c.xact_id, c.job_id, c.version, c.type, c.from_state, c.to_state, c.attempt, c.attempts_left,
+           c.data, c.actor, c.user_id, c.team_id, c.occurred_at, c.prev_hash, c.hash
+      FROM claimed c ORDER BY c.ordinality;  -- claim order
 END
 $$;
 

@@ -16,7 +16,7 @@ from statemachine import WORKER_REPORTS, AccessDenied, JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
 from store.identity import AUTHENTICATED, TokenSource, acting_as
-from store.job_writes import JobHistory, append_events, append_returning_job
+from store.job_writes import JobHistory, append_events, append_events_only, append_returning_job
 from store.projections.fold import apply_stream
 
 from ..models import BulkResult, Job
@@ -125,18 +125,21 @@ class Session:
         self.remember(history.event.cursor)
         return history.event, fold_job(history)
 
-    async def append_each(self, events: list[NewEvent], job_ids: list[Any]) -> list[BulkResult]:
-        """Many transitions, each judged on its own (vjm.append_events); a result per event, under its job id."""
+    async def append_each(self, events: list[NewEvent], job_ids: list[Any], *,
+                          with_jobs: bool = True) -> list[BulkResult]:
+        """Many transitions, each judged on its own (vjm.append_events); a result per event, under its job id,
+        with the job as the event left it unless `with_jobs` is false (one read less per call)."""
         async with self.connection() as conn:
-            outcomes = await append_events(conn, events)
+            outcomes = await (append_events(conn, events) if with_jobs else append_events_only(conn, events))
         results = []
         for job_id, outcome in zip(job_ids, outcomes, strict=True):
             if isinstance(outcome, VJMError):
                 results.append(refused(job_id, outcome))
                 continue
-            self.remember(outcome.event.cursor)
-            results.append(BulkResult(job_id=str(job_id), ok=True,
-                                      job=fold_job(outcome) if outcome.event.type != "delete" else None))
+            event = outcome.event if isinstance(outcome, JobHistory) else outcome
+            self.remember(event.cursor)
+            job = fold_job(outcome) if isinstance(outcome, JobHistory) and event.type != "delete" else None
+            results.append(BulkResult(job_id=str(job_id), ok=True, job=job))
         return results
 
     def own_scope(self, user_id: str) -> None:

@@ -64,7 +64,9 @@ class HttpTransport:
                                                            waits=self._claim_wait))
         return [] if answer is None else [Attempt.model_validate(a) for a in answer["attempts"]]
 
-    async def complete_jobs(self, completions: list[dict[str, Any]]) -> list[BulkResult]:
+    async def complete_jobs(self, completions: list[dict[str, Any]], *,
+                            with_jobs: bool = True) -> list[BulkResult]:
+        """The API's batch completion; its results always carry the jobs, whatever `with_jobs` says."""
         answer = await self._post("/api/v1/processor/jobs/complete", {"completions": completions})
         return [BulkResult.model_validate(result) for result in answer["results"]]
 

@@ -43,7 +43,7 @@ class CompletionBatcher(BackgroundService[int]):
         if not batch:
             return 0
         try:
-            results = await self._manager.complete_jobs([completion for completion, _ in batch])
+            results = await self._manager.complete_jobs([completion for completion, _ in batch], with_jobs=False)
         except Exception as exc:  # noqa: BLE001 - every waiter hears it; the loop goes on
             for _, future in batch:
                 if not future.done():
