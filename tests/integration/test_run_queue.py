@@ -107,6 +107,22 @@ async def test_complete_jobs_completes_a_claimed_batch(manager_with_listeners: V
     assert stats.completed_jobs == 120 and stats.processing_jobs == 0
 
 
+async def test_complete_jobs_without_jobs_still_judges_each_completion(manager: VideoJobManager, pool) -> None:
+    """with_jobs=False (the worker runtime's batches): the same judgement, no job rows back."""
+    await manager.bulk_create_jobs([JOB] * 2)
+    good, stale = await manager.claim_jobs("w", limit=2)
+    await manager.fail_job(stale.job_id, "lost", attempt=stale.attempt)
+    results = await manager.complete_jobs([
+        {"job_id": good.job_id, "attempt": good.attempt, "output_paths": OUTPUTS},
+        {"job_id": stale.job_id, "attempt": stale.attempt, "output_paths": OUTPUTS}], with_jobs=False)
+    assert [(r.ok, r.job, r.error_type) for r in results] == [
+        (True, None, None), (False, None, InvalidTransition.__name__)]
+    head = await pool.fetchrow("SELECT type, data FROM vjm.job_events WHERE job_id = $1 ORDER BY version DESC LIMIT 1",
+                               good.job_id)
+    assert head["type"] == "complete" and head["data"]["output_paths"] == OUTPUTS
+    assert (await manager.get_job_by_id(good.job_id)).status == "completed"
+
+
 async def test_complete_jobs_reports_each_refusal_and_applies_the_rest(manager: VideoJobManager, pool) -> None:
     await manager.bulk_create_jobs([JOB] * 3)
     good, stale, _ = await manager.claim_jobs("w", limit=3)
