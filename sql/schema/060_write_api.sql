@@ -87,14 +87,15 @@ CREATE TYPE vjm.decision AS (
 -- job's head (its latest event) and the event alone, or why it may not. In order: the
 -- payload is an object and the actor (`p_who`, who is recorded) 1-200 characters; for a
 -- create, the owner and the caller's right to create for them; else that the caller sees
--- the job, may fire the trigger, the expected version, the attempt fence, the transition,
--- and that someone acts ('actor': the guard found nobody to record); last, the payload
--- rules of the trigger, for every caller (vjm.payload_ok, compiled from statemachine's rule
--- table: payload_rules.sql), and the owner rules for this caller (vjm.may_append). The new
+-- the job (vjm.tenant_refusal, asked of end users only), may fire the trigger, the expected
+-- version, the attempt fence, the transition, and that someone acts ('actor': the guard
+-- found nobody to record); last, the payload rules of the trigger, for every caller
+-- (vjm.payload_ok, compiled from statemachine's rule table: payload_rules.sql), and the
+-- owner rules for this caller (vjm.may_append, in vjm.tenant_refusal). The new
 -- version, states, attempt counters and hash follow from the head. Refusals: data, actor,
 -- user_id (22023); create, forbidden, payload (42501); VJ404 no such job (or not
 -- visible); VJ409 expected version differs; VJ422 illegal transition; VJ423 stale attempt
--- (vjm.refusal_error words them). Both are LANGUAGE sql, so the planner inlines them into
+-- (vjm.refusal_error words them). All are LANGUAGE sql, so the planner inlines them into
 -- the guard's statements: a create reads nothing (a bulk import is one statement), and a
 -- transition is judged in the statement that reads its head (decide_transition takes the
 -- head as arguments).
