@@ -84,6 +84,11 @@ class Chars(StrEnum):
     # Free text (reasons, error messages, worker ids): anything but NUL and lone surrogates
     # (which jsonb cannot hold: PostgreSQL refuses them before any rule is asked).
     TEXT = "[\\u0000\\ud800-\\udfff]"
+    # An instant in RFC 3339 UTC, e.g. 2026-12-06T10:00:00Z or 2026-12-06T10:00:00.250Z: years 0001-9999,
+    # no leap second, at most microseconds. A day past the end of its month passes this pattern:
+    # Python refuses it when it parses the value, PostgreSQL when it casts it (vjm.real_instant).
+    TIMESTAMP = ("\\A(?!(?!0000)\\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\\d|3[01])T(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d"
+                 "(?:\\.\\d{1,6})?Z\\Z)")
 
 
 # What each class refuses, in words: the message of every refusal, whichever check makes it.
@@ -92,6 +97,7 @@ REFUSALS: dict[Chars, str] = {
                 "line separator characters",
     Chars.LINE: "must not contain control, format or line separator characters",
     Chars.TEXT: "must not contain NUL characters or lone surrogates",
+    Chars.TIMESTAMP: "must be an instant in RFC 3339 UTC, e.g. 2026-12-06T10:00:00Z",
 }
 
 
@@ -105,6 +111,8 @@ def allowed_pattern(chars: Chars) -> str:
         return f"^(?!\\.\\.?$)(?![{_SPACES}]*$)[^/\\\\{invisible}]*$"
     if chars is Chars.LINE:
         return f"^[^{invisible}]*$"
+    if chars is Chars.TIMESTAMP:
+        return "^" + chars.value.removeprefix("\\A(?!").removesuffix("\\Z)") + "$"
     return "^[^\\u0000]*$"
 
 
@@ -166,6 +174,9 @@ DEFAULT_MAX_ATTEMPTS = 3
 # Python float at or above 1e16 encodes as '1e+16', which the database reads as a whole number
 # while Python refuses it as a float: the bound keeps both enforcers on the same answer.
 MAX_POSITION = 2**53 - 1
+# A job's priority: higher is claimed first; 0 unless the create says otherwise.
+MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 0, 9, 0
+MAX_TIMESTAMP = len("2026-12-06T10:00:00.123456Z")
 
 _T = Trigger
 
@@ -186,6 +197,11 @@ PAYLOAD_RULES: tuple[FieldRule, ...] = (
     FieldRule(_T.CREATE, "platform_target", Kind.CHOICE, required=True, choices=Platform),
     FieldRule(_T.CREATE, "max_attempts", Kind.INTEGER, minimum=1, maximum=MAX_ATTEMPTS_LIMIT,
               default=DEFAULT_MAX_ATTEMPTS),
+    FieldRule(_T.CREATE, "priority", Kind.INTEGER, minimum=MIN_PRIORITY, maximum=MAX_PRIORITY,
+              default=DEFAULT_PRIORITY),
+    # Not claimable before this instant (the run queue holds the job back until then).
+    FieldRule(_T.CREATE, "run_at", Kind.STRING, nullable=True, min_length=1, max_length=MAX_TIMESTAMP,
+              chars=Chars.TIMESTAMP),
     FieldRule(_T.START, "worker_id", Kind.STRING, nullable=True, min_length=1, max_length=MAX_WORKER_ID,
               chars=Chars.TEXT),
     FieldRule(_T.PROGRESS, "percent", Kind.NUMBER, nullable=True, minimum=0, maximum=100),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import types
+from datetime import datetime
 from typing import Annotated, Any, NotRequired
 
 import pydantic
@@ -51,10 +52,19 @@ def _refusing(chars: Chars) -> AfterValidator:
     message = REFUSALS[chars]
 
     def check(value: str) -> str:
-        if match(value):
+        if match(value) or (chars is Chars.TIMESTAMP and not _real_instant(value)):
             raise ValueError(message)
         return value
     return AfterValidator(check)
+
+
+def _real_instant(value: str) -> bool:
+    """A day that exists in its month (the pattern lets 2026-02-31 through)."""
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 @functools.cache
@@ -125,7 +135,8 @@ def _create_fields() -> Any:
     type (they read only literal dicts), so it is typed Any, and so is the functional form that makes it."""
     annotations: dict[str, Any] = {}
     for rule in rules_of(Trigger.CREATE):
-        annotations[rule.key] = field_type(rule) if rule.required else NotRequired[field_type(rule)]
+        kind = field_type(rule) | None if rule.nullable else field_type(rule)
+        annotations[rule.key] = kind if rule.required else NotRequired[kind]
     typed_dict: Any = TypedDict
     fields = typed_dict("CreateFields", annotations)
     fields.__pydantic_config__ = ConfigDict(extra="forbid", strict=False, str_strip_whitespace=False,
@@ -194,9 +205,13 @@ def validate_creates(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     except pydantic.ValidationError as exc:
         raise to_validation_error(exc) from exc
     for payload in payloads:
-        if "max_attempts" not in payload:
-            payload["max_attempts"] = DEFAULT_MAX_ATTEMPTS
+        for key, default in _CREATE_DEFAULTS:
+            payload.setdefault(key, default)
     return payloads
+
+
+# What a create stores for the keys it leaves out that have a default (max_attempts, priority).
+_CREATE_DEFAULTS = tuple((r.key, r.default) for r in rules_of(Trigger.CREATE) if r.default is not None)
 
 
 # Tags pydantic puts in an error location for the member of a union; they are not field names.

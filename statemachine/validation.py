@@ -11,6 +11,7 @@ schemas state them from here (MAX_USER_ID, MAX_TEAM_NAME, payload_rules.LABEL_PA
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from collections.abc import Collection, Iterable
 
 from .errors import ValidationError
@@ -72,3 +73,23 @@ def check_metadata_fields(names: Iterable[str]) -> None:
     unknown = sorted(set(names) - set(METADATA_FIELDS))
     if unknown:
         raise ValidationError(f"unknown metadata field {unknown[0]!r}", field=unknown[0])
+
+
+def instant_text(value: datetime | str | None, field: str = "run_at") -> str | None:
+    """An instant as the payload rules store it (RFC 3339 UTC, microseconds when there are any): from an
+    aware datetime, or from text in RFC 3339 with any offset. ValidationError naming `field` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(f"{field} must be an instant in RFC 3339, e.g. 2026-12-06T10:00:00Z",
+                                  field=field) from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError(f"{field} must be an instant with its offset (an aware datetime)", field=field)
+    try:
+        utc = value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ValidationError(f"{field} is out of range", field=field) from None
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds" if utc.microsecond else "seconds") + "Z"

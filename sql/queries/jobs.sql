@@ -5,7 +5,7 @@
 -- One projected job by id (RLS decides whether the caller sees it).
 SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-       platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+       platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
  WHERE job_id = :job_id;
@@ -15,7 +15,7 @@ SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, w
 -- Scope: :user_id or :team_id (NULL: every job the caller may see); a NULL filter matches every job.
 SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-       platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+       platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
  WHERE (:user_id::text IS NULL OR user_id = :user_id)

@@ -75,7 +75,7 @@ SELECT h.xmin, b.events, b.held,
 -- Projected rows of the given jobs (the projector reads them inside its apply transaction).
 SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-       platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+       platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
  WHERE job_id = ANY(:job_ids::uuid[]);
@@ -84,24 +84,25 @@ SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, w
 -- Write projected rows, one array per column; output paths travel as JSON text (arrays of arrays do not unnest).
 INSERT INTO vjm.jobs AS j (job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
                            original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-                           platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+                           platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
                            started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
 SELECT u.job_id, u.user_id, u.team_id, u.status, u.attempt, u.attempts_left, u.max_attempts, u.worker_id,
        u.original_filename, u.original_filesize, u.clip_count, u.quality_preset, u.enhancement_level,
-       u.platform_target, u.progress_percent, u.clips_done,
+       u.platform_target, u.priority, u.run_at, u.progress_percent, u.clips_done,
        CASE WHEN u.output_paths IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.output_paths::jsonb)) END,
        u.error_message, u.created_at, u.started_at, u.completed_at, u.cancelled_at, u.processing_time, u.last_activity_at,
        u.version, u.last_position
   FROM unnest(:job_id::uuid[], :user_id::text[], :team_id::uuid[], :status::text[], :attempt::integer[],
               :attempts_left::smallint[], :max_attempts::smallint[], :worker_id::text[], :original_filename::text[],
               :original_filesize::bigint[], :clip_count::integer[], :quality_preset::text[],
-              :enhancement_level::text[], :platform_target::text[], :progress_percent::real[], :clips_done::integer[],
+              :enhancement_level::text[], :platform_target::text[], :priority::smallint[], :run_at::timestamptz[],
+              :progress_percent::real[], :clips_done::integer[],
               :output_paths::text[], :error_message::text[], :created_at::timestamptz[], :started_at::timestamptz[],
               :completed_at::timestamptz[], :cancelled_at::timestamptz[], :processing_time::float8[],
               :last_activity_at::timestamptz[], :version::integer[], :last_position::bigint[])
        AS u(job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
             original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-            platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+            platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
             started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
 ON CONFLICT (job_id) DO UPDATE SET
     user_id = excluded.user_id, team_id = excluded.team_id, status = excluded.status,
@@ -109,7 +110,8 @@ ON CONFLICT (job_id) DO UPDATE SET
     worker_id = excluded.worker_id, original_filename = excluded.original_filename,
     original_filesize = excluded.original_filesize, clip_count = excluded.clip_count,
     quality_preset = excluded.quality_preset, enhancement_level = excluded.enhancement_level,
-    platform_target = excluded.platform_target, progress_percent = excluded.progress_percent,
+    platform_target = excluded.platform_target, priority = excluded.priority, run_at = excluded.run_at,
+    progress_percent = excluded.progress_percent,
     clips_done = excluded.clips_done, output_paths = excluded.output_paths,
     error_message = excluded.error_message, created_at = excluded.created_at,
     started_at = excluded.started_at, completed_at = excluded.completed_at, cancelled_at = excluded.cancelled_at,
@@ -249,7 +251,7 @@ ALTER TABLE jobs_replay ADD PRIMARY KEY (job_id);
 -- Every projected row in job_id order (verify streams it next to the replay).
 SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-       platform_target, progress_percent, clips_done, output_paths, error_message, created_at,
+       platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
   FROM vjm.jobs
  ORDER BY job_id;
@@ -340,7 +342,8 @@ ON CONFLICT (job_id) DO UPDATE SET
     worker_id = excluded.worker_id, original_filename = excluded.original_filename,
     original_filesize = excluded.original_filesize, clip_count = excluded.clip_count,
     quality_preset = excluded.quality_preset, enhancement_level = excluded.enhancement_level,
-    platform_target = excluded.platform_target, progress_percent = excluded.progress_percent,
+    platform_target = excluded.platform_target, priority = excluded.priority, run_at = excluded.run_at,
+    progress_percent = excluded.progress_percent,
     clips_done = excluded.clips_done, output_paths = excluded.output_paths,
     error_message = excluded.error_message, created_at = excluded.created_at,
     started_at = excluded.started_at, completed_at = excluded.completed_at, cancelled_at = excluded.cancelled_at,

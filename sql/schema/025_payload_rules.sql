@@ -45,7 +45,8 @@ CREATE TABLE vjm.payload_shapes (
 INSERT INTO vjm.payload_chars (chars, refuse) VALUES
     ('name', '[/\\\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ue000-\uf8ff\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\U000f0000-\U000ffffd\U00100000-\U0010fffd]|\A[\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]*\Z|\A\.\.?\Z'),
     ('line', '[\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ue000-\uf8ff\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\U000f0000-\U000ffffd\U00100000-\U0010fffd]'),
-    ('text', '[\u0000\ud800-\udfff]');
+    ('text', '[\u0000\ud800-\udfff]'),
+    ('timestamp', '\A(?!(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?Z\Z)');
 
 INSERT INTO vjm.payload_rules (trigger, key, kind, required, nullable, minimum, maximum, min_length,
                                max_length, max_items, chars, choices) VALUES
@@ -56,6 +57,8 @@ INSERT INTO vjm.payload_rules (trigger, key, kind, required, nullable, minimum, 
     ('create', 'enhancement_level', 'choice', true, false, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['none', 'basic', 'advanced', 'maximum']::text[]),
     ('create', 'platform_target', 'choice', true, false, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['tiktok', 'instagram', 'youtube_shorts']::text[]),
     ('create', 'max_attempts', 'integer', false, false, 1, 20, NULL, NULL, NULL, NULL, NULL),
+    ('create', 'priority', 'integer', false, false, 0, 9, NULL, NULL, NULL, NULL, NULL),
+    ('create', 'run_at', 'string', false, true, NULL, NULL, 1, 27, NULL, 'timestamp', NULL),
     ('start', 'worker_id', 'string', false, true, NULL, NULL, 1, 128, NULL, 'text', NULL),
     ('progress', 'percent', 'number', false, true, 0, 100, NULL, NULL, NULL, NULL, NULL),
     ('progress', 'clips_done', 'integer', false, true, 0, 50, NULL, NULL, NULL, NULL, NULL),
@@ -119,6 +122,18 @@ BEGIN
 END
 $$;
 
+-- An instant that the timestamp pattern lets through names a day that exists (2030-02-31 does
+-- not): the cast decides. Asked only of strings that match the pattern, so the exception block
+-- (a subtransaction) is paid by creates that name a run_at, nothing else.
+CREATE FUNCTION vjm.real_instant(value text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN value::timestamptz IS NOT NULL;
+EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+    RETURN false;
+END
+$$;
+
 -- vjm.payload_ok(trigger, data): true when data is a JSON object that keeps the rules of
 -- trigger (only its keys; each present key of its type, within its bounds and characters;
 -- required keys present and not null; for some triggers at least one key with a value), false
@@ -135,7 +150,7 @@ $$;
 --            prints as 2.0; numbers never print with an exponent);
 --   choice   v is one of the choices as jsonb strings;
 --   string   a JSON string of min_length..max_length characters (length <@ a constant range: one
---            call, not BETWEEN's two) that `refuse` does not match;
+--            call, not BETWEEN's two) that `refuse` does not match (an instant: and vjm.real_instant);
 --   strings  vjm.payload_strings_ok.
 -- A key that is absent reads as SQL NULL: coalesce(rule, true) lets it pass, and required
 -- keys are asked for by name (data ?& required).
@@ -173,9 +188,10 @@ BEGIN
                                       (SELECT array_agg(to_jsonb(o.choice) ORDER BY o.n)
                                          FROM unnest(r.choices) WITH ORDINALITY AS o(choice, n)))
             WHEN 'string' THEN format('CASE jsonb_typeof(%1$s) WHEN ''string'' THEN length(%2$s) <@ int4range(%3$s, %4$s, ''[]'') '
-                                      'AND %2$s !~ %5$L ELSE %6$s END', x.v, x.t, coalesce(r.min_length, 0),
+                                      'AND %2$s !~ %5$L%7$s ELSE %6$s END', x.v, x.t, coalesce(r.min_length, 0),
                                       r.max_length, c.refuse,
-                                      CASE WHEN r.required THEN 'false' ELSE x.v || ' IS NULL' END)
+                                      CASE WHEN r.required THEN 'false' ELSE x.v || ' IS NULL' END,
+                                      CASE WHEN r.chars = 'timestamp' THEN format(' AND vjm.real_instant(%s)', x.t) END)
             WHEN 'strings' THEN format('vjm.payload_strings_ok(%s, %s, %s, %s, %L)', x.v, r.max_items,
                                        coalesce(r.min_length, 0), r.max_length, c.refuse)
             END AS rule) k

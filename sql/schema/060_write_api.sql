@@ -38,10 +38,12 @@ CREATE TABLE vjm.run_queue (
     team_id         uuid,                  -- an entry the caller may see
     worker          text,                  -- who started the current attempt (its start's worker_id, else
                                            -- its actor): the actor of its reports when none is named
-    not_before      timestamptz            -- a requeued job is not claimed before this (its retry_after)
+    not_before      timestamptz,           -- not claimed before this: a create's run_at, a requeue's retry_after
+    priority        smallint    NOT NULL DEFAULT 0  -- higher first (the create's priority, 0-9)
 );
 
-CREATE INDEX run_queue_claim_order ON vjm.run_queue (created_at, job_id) WHERE queued;
+-- Claims take the highest priority first, and within a priority the oldest.
+CREATE INDEX run_queue_claim_order ON vjm.run_queue (priority DESC, created_at, job_id) WHERE queued;
 -- The queued jobs a requeue holds back, by when they may be claimed (vjm.next_claimable_in).
 CREATE INDEX run_queue_held_back ON vjm.run_queue (not_before) WHERE queued AND not_before IS NOT NULL;
 
@@ -311,8 +313,10 @@ BEGIN
                       e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
                       e.data ->> 'platform_target' INTO ev;
             IF FOUND THEN  -- a new job enters the run queue in the same transaction
-                INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id)
-                VALUES (ev.job_id, ev.occurred_at, ev.platform_target, ev.attempts_left, true, ev.user_id, ev.team_id);
+                INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id,
+                                           priority, not_before)
+                VALUES (ev.job_id, ev.occurred_at, ev.platform_target, ev.attempts_left, true, ev.user_id, ev.team_id,
+                        coalesce((p_data -> 0 ->> 'priority')::smallint, 0), (p_data -> 0 ->> 'run_at')::timestamptz);
                 appended := ARRAY[ev];
             END IF;
         ELSE
@@ -333,13 +337,19 @@ BEGIN
                  WHERE d.refusal IS NULL
                 RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state, e.attempt,
                           e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
-                          e.data ->> 'platform_target' AS platform_target
+                          e.data ->> 'platform_target' AS platform_target, e.data ->> 'priority' AS priority,
+                          e.data ->> 'run_at' AS run_at
             ), queued AS (
-                INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id)
-                SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true, a.user_id, a.team_id
+                INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id,
+                                           priority, not_before)
+                SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true, a.user_id, a.team_id,
+                       coalesce(a.priority::smallint, 0), a.run_at::timestamptz
                   FROM inserted a
             )
-            SELECT array_agg(a::vjm.appended ORDER BY a.position) INTO appended FROM inserted a;
+            SELECT array_agg(ROW(a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt,
+                                 a.attempts_left, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash,
+                                 a.platform_target)::vjm.appended ORDER BY a.position)
+              INTO appended FROM inserted a;
         END IF;
         IF coalesce(cardinality(appended), 0) < n THEN  -- why the rest was refused
             FOR r IN SELECT i.item, i.job_id, x.*
@@ -617,12 +627,13 @@ BEGIN
     IF NOT vjm.may_fire('start') THEN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
     END IF;
-    -- One walk of run_queue_claim_order (oldest first) for every platform asked: no per-platform merge.
-    SELECT array_agg(c.job_id ORDER BY c.created_at, c.job_id) INTO claimed FROM (
-        SELECT q.job_id, q.created_at FROM vjm.run_queue q
+    -- One walk of run_queue_claim_order (highest priority, then oldest, first) for every platform asked: no
+    -- per-platform merge.
+    SELECT array_agg(c.job_id ORDER BY c.priority DESC, c.created_at, c.job_id) INTO claimed FROM (
+        SELECT q.job_id, q.created_at, q.priority FROM vjm.run_queue q
          WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
            AND (q.not_before IS NULL OR q.not_before <= now())
-         ORDER BY q.created_at, q.job_id
+         ORDER BY q.priority DESC, q.created_at, q.job_id
          LIMIT p_limit
            FOR UPDATE SKIP LOCKED) c;
     IF claimed IS NULL THEN

@@ -19,6 +19,8 @@ CREATE TABLE vjm.jobs (
     quality_preset    text        NOT NULL,
     enhancement_level text        NOT NULL,
     platform_target   text        NOT NULL,
+    priority          smallint    NOT NULL DEFAULT 0,  -- the create's (higher is claimed first)
+    run_at            timestamptz,  -- the create's: not claimed before
     progress_percent  real        NOT NULL DEFAULT 0,
     clips_done        integer     NOT NULL DEFAULT 0,
     output_paths      text[],

@@ -194,7 +194,7 @@ def created_row(job_id: UUID, user_id: str, team_id: UUID | None, attempts_left:
         "original_filename": data["original_filename"], "original_filesize": data["original_filesize"],
         "clip_count": data["clip_count"], "quality_preset": data["quality_preset"],
         "enhancement_level": data["enhancement_level"], "platform_target": data["platform_target"],
-        "progress_percent": 0.0, "clips_done": 0, "output_paths": None, "error_message": None,
+        "priority": data.get("priority", 0), "run_at": _instant(data.get("run_at")), "progress_percent": 0.0, "clips_done": 0, "output_paths": None, "error_message": None,
         "created_at": occurred_at, "started_at": None, "completed_at": None, "cancelled_at": None,
         "processing_time": None,
         "last_activity_at": occurred_at, "version": version, "last_position": position,
@@ -273,3 +273,8 @@ def _elapsed_ms(row: Row, event: Event) -> int | None:
 
 def _seconds(millis: int | None) -> float | None:
     return None if millis is None else millis / 1000
+
+
+def _instant(value: str | None) -> datetime | None:
+    """A create's run_at (RFC 3339 UTC, as the payload rules let it through) as a datetime."""
+    return None if value is None else datetime.fromisoformat(value)

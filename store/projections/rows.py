@@ -20,7 +20,7 @@ PlatformKey = tuple[str, str, str]    # (scope, scope_id, platform_target)
 JOB_COLUMNS = (
     "job_id", "user_id", "team_id", "status", "attempt", "attempts_left", "max_attempts", "worker_id",
     "original_filename", "original_filesize", "clip_count", "quality_preset", "enhancement_level",
-    "platform_target", "progress_percent", "clips_done", "output_paths", "error_message", "created_at",
+    "platform_target", "priority", "run_at", "progress_percent", "clips_done", "output_paths", "error_message", "created_at",
     "started_at", "completed_at", "cancelled_at", "processing_time", "last_activity_at", "version", "last_position",
 )
 # Deltas and totals: total, queued, processing, completed, failed, cancelled, timed, processing ms.
@@ -50,6 +50,8 @@ class JobRow(BaseModel):
     quality_preset: str
     enhancement_level: str
     platform_target: str
+    priority: int = 0
+    run_at: datetime | None = None  # not claimable before
     progress_percent: float
     clips_done: int
     output_paths: list[str] | None

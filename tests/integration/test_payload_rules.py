@@ -4,6 +4,7 @@ exactly what statemachine's models (built from statemachine.payload_rules) refus
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statemachine import Trigger, ValidationError, validate_payload
+from statemachine.validation import instant_text
 from statemachine.payload_rules import PAYLOAD_RULES, SHAPE_RULES, Chars, FieldRule, Kind, rules_of, sql_rows
 from store import connect
 
@@ -61,6 +63,11 @@ def _edge_values(rule: FieldRule) -> list[Any]:
         values += [rule.minimum, rule.maximum, rule.minimum - 1, rule.maximum + 1, rule.maximum + 0.5,
                    rule.minimum - 0.001, float(rule.maximum), float(rule.minimum), rule.maximum * 10**20,
                    str(rule.maximum), 1e300, -1e300]
+    if rule.chars is Chars.TIMESTAMP:
+        values += ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "0000-01-01T00:00:00Z",
+                   "2030-02-28T10:00:00Z", "2028-02-29T10:00:00Z", "2030-02-29T10:00:00Z", "2030-04-31T10:00:00Z",
+                   "2030-12-06T24:00:00Z", "2030-12-06T23:59:60Z", "2030-12-06T10:00:00.1234567Z",
+                   "2030-12-06T10:00:00+00:00", "2030-12-06 10:00:00Z", "2030-12-06T10:00:00z", "2030-13-01T00:00:00Z"]
     if rule.max_length is not None:
         lengths = [0, 1, rule.min_length or 0, rule.max_length, rule.max_length + 1]
         texts = ["x" * n for n in lengths] + ["y" * (rule.max_length - 1) + "\u2028", "\u202eevil", "a\u2029b",
@@ -80,7 +87,8 @@ def _edges(rule: FieldRule) -> st.SearchStrategy:
 
 def _valid_value(rule: FieldRule) -> Any:
     return {Kind.CHOICE: lambda: next(iter(rule.choices)).value, Kind.INTEGER: lambda: rule.minimum,
-            Kind.NUMBER: lambda: rule.maximum, Kind.STRING: lambda: "a" * max(rule.min_length or 0, 1),
+            Kind.NUMBER: lambda: rule.maximum,
+            Kind.STRING: lambda: "2030-12-06T10:00:00Z" if rule.chars is Chars.TIMESTAMP else "a" * max(rule.min_length or 0, 1),
             Kind.STRINGS: lambda: ["/out/a.mp4"]}[rule.kind]()
 
 
@@ -91,6 +99,8 @@ def _valid(rule: FieldRule) -> st.SearchStrategy:
         return st.integers(int(rule.minimum), int(rule.maximum))
     if rule.kind is Kind.NUMBER:
         return st.floats(rule.minimum, rule.maximum) | st.integers(int(rule.minimum), int(rule.maximum))
+    if rule.chars is Chars.TIMESTAMP:
+        return st.datetimes(timezones=st.just(dt.timezone.utc)).map(instant_text)
     word = st.text(st.sampled_from("abc.- é日"), min_size=max(rule.min_length or 0, 1), max_size=8)
     word = word.filter(lambda s: s.strip(" ") not in ("", ".", ".."))
     return st.lists(word, max_size=3) if rule.kind is Kind.STRINGS else word

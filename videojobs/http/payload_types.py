@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     FileSize = int
     ClipCount = int
     MaxAttempts = int
+    Priority = int
     OutputPaths = list[str]
     ProcessingTime = float
     WorkerId = str
@@ -50,6 +51,7 @@ else:
     FileSize = payload_type(Trigger.CREATE, "original_filesize")
     ClipCount = payload_type(Trigger.CREATE, "clip_count")
     MaxAttempts = payload_type(Trigger.CREATE, "max_attempts")
+    Priority = payload_type(Trigger.CREATE, "priority")
     # The parser's bound (50 paths), under the payload rule's; each path the rule's own type.
     OutputPaths = Annotated[list[payload_type(Trigger.COMPLETE, "output_paths").__origin__.__args__[0]],
                             Field(max_length=50)]

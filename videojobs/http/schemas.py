@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from videojobs import Attempt, BulkResult, Job
 from videojobs.models import (
@@ -33,6 +33,7 @@ from .payload_types import (
     OutputPaths,
     Percent,
     Phase,
+    Priority,
     ProcessingTime,
     WorkerId,
 )
@@ -86,6 +87,8 @@ class CreateJobRequest(Body):
     platform_target: Platform
     team_id: UUID | None = None
     max_attempts: MaxAttempts = 3
+    priority: Priority = Field(0, description="0-9: higher is claimed first")
+    run_at: AwareDatetime | None = Field(None, description="Not claimed before this instant (RFC 3339)")
     user_id: UserId | None = Field(None, description="Owner of the job: service callers only (end users own "
                                                      "the jobs they create)")
 

@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from statemachine import ValidationError, VJMError
+from statemachine.validation import instant_text
 from store import EventStore, NewEvent
 from store.events import NewCreates, as_uuid, prepare_creates, prepare_event
 from store.models import construct_valid
@@ -17,7 +18,7 @@ from .session import Session, refused
 
 MAX_BULK = 10_000
 CREATE_FIELDS = ("user_id", "original_filename", "original_filesize", "clip_count", "quality_preset",
-                 "enhancement_level", "platform_target", "team_id", "max_attempts")
+                 "enhancement_level", "platform_target", "team_id", "max_attempts", "priority", "run_at")
 _CREATE_KEYS = frozenset(CREATE_FIELDS)
 
 
@@ -99,6 +100,8 @@ def _prepare_all(jobs: list[Any], actor: str | None) -> NewCreates:
         if not isinstance(job, dict) or not job.keys() <= _CREATE_KEYS:
             raise ValidationError("a job is not a create", field="jobs")  # _prepare_create says which and why
         payload = dict(job)
+        if payload.get("run_at") is not None:  # an aware datetime or RFC 3339 text, stored as RFC 3339 UTC
+            payload["run_at"] = instant_text(payload["run_at"], "run_at")
         user_id, team_id = payload.pop("user_id", None), payload.pop("team_id", None)
         data.append(payload)
         user_ids.append(user_id)
@@ -115,6 +118,8 @@ def _prepare_create(index: int, job: Any, actor: str | None) -> NewEvent:
         raise ValidationError(f"jobs[{index}]: unknown field {unknown[0]!r}", field=f"jobs.{index}.{unknown[0]}")
     data = {k: v for k, v in job.items() if k not in ("user_id", "team_id")}
     try:
+        if data.get("run_at") is not None:
+            data["run_at"] = instant_text(data["run_at"], "run_at")
         return prepare_event("create", data, user_id=job.get("user_id"), team_id=job.get("team_id"),
                              actor=actor)
     except ValidationError as exc:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from statemachine.validation import check_user_id
+from statemachine.validation import check_user_id, instant_text
 from store import Event
 from store.events import as_uuid
 from store.job_writes import read_job_now
@@ -26,11 +27,14 @@ class Jobs:
 
     async def create_job(self, *, user_id: str, original_filename: str, original_filesize: int, clip_count: int,
                          quality_preset: str, enhancement_level: str, platform_target: str,
-                         team_id: UUID | str | None = None, max_attempts: int = 3) -> Job:
-        """Create a job in status `queued` and return it."""
+                         team_id: UUID | str | None = None, max_attempts: int = 3, priority: int = 0,
+                         run_at: datetime | str | None = None) -> Job:
+        """Create a job in status `queued` and return it. `priority` 0-9, higher claimed first; `run_at` an
+        aware datetime (or RFC 3339 text) before which no worker claims it."""
         data = dict(original_filename=original_filename, original_filesize=original_filesize,
                     clip_count=clip_count, quality_preset=quality_preset, enhancement_level=enhancement_level,
-                    platform_target=platform_target, max_attempts=max_attempts)
+                    platform_target=platform_target, max_attempts=max_attempts, priority=priority,
+                    run_at=instant_text(run_at))
         _, job = await self._session.append_job("create", data, user_id=user_id, team_id=team_id)
         return job
 

@@ -1,0 +1,74 @@
+"""Issue "scheduling", first part: a create's priority (higher is claimed first) and run_at (never
+claimed before it), stored in the create event, kept by the run queue, shown on the job."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+import pytest
+
+from tests.support.factories import create_data
+from videojobs import ValidationError, VideoJobManager
+
+JOB = create_data(user_id="u1")
+
+
+async def test_a_priority_9_job_queued_behind_10000_priority_0_jobs_starts_next(manager: VideoJobManager,
+                                                                                 pool) -> None:
+    await manager.bulk_create_jobs([JOB] * 10_000)
+    urgent = await manager.create_job(**JOB, priority=9)
+    [claimed] = await manager.claim_jobs("w", limit=1)
+    assert claimed.job_id == urgent.job_id
+    # Within a priority the oldest comes first (by the create event's time, then the job id).
+    oldest = await pool.fetchval("SELECT job_id FROM vjm.job_events WHERE type = 'create' AND job_id <> $1 "
+                                 "ORDER BY occurred_at, job_id LIMIT 1", urgent.job_id)
+    [after] = await manager.claim_jobs("w", limit=1)
+    assert after.job_id == oldest
+
+
+async def test_priority_and_run_at_are_in_the_create_event_and_on_the_job(manager: VideoJobManager, pool) -> None:
+    at = dt.datetime(2030, 1, 2, 3, 4, 5, 250_000, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    job = await manager.create_job(**JOB, priority=4, run_at=at)
+    assert (job.priority, job.run_at) == (4, at)
+    data = await pool.fetchval("SELECT data FROM vjm.job_events WHERE job_id = $1 AND version = 1", job.job_id)
+    assert (data["priority"], data["run_at"]) == (4, "2030-01-02T01:04:05.250000Z")
+    queued = await pool.fetchrow("SELECT priority, not_before FROM vjm.run_queue WHERE job_id = $1", job.job_id)
+    assert (queued["priority"], queued["not_before"]) == (4, at)
+    assert (await manager.get_job_by_id(job.job_id)).run_at == at
+    [bulk] = await manager.bulk_create_jobs([JOB | {"priority": 2, "run_at": "2030-01-02T03:04:05+02:00"}])
+    assert (bulk.priority, bulk.run_at) == (2, at.replace(microsecond=0))
+
+
+async def test_a_run_at_job_is_never_claimed_before_its_time_by_the_database_clock(manager: VideoJobManager,
+                                                                                    pool) -> None:
+    db_now = await pool.fetchval("SELECT now()")
+    job = await manager.create_job(**JOB, run_at=db_now + dt.timedelta(seconds=1.5))
+    run_at = await pool.fetchval("SELECT not_before FROM vjm.run_queue WHERE job_id = $1", job.job_id)
+    deadline, seen_early = time.monotonic() + 15, 0
+    async with pool.acquire() as conn:
+        while True:
+            async with conn.transaction():  # the claim reads now() of this transaction, as we do
+                now = await conn.fetchval("SELECT now()")
+                claimed = await conn.fetch("SELECT job_id FROM vjm.claim_jobs('w', 1, NULL)")
+            assert bool(claimed) == (now >= run_at), (now, run_at)
+            if claimed:
+                break
+            seen_early += 1
+            assert time.monotonic() < deadline, "never claimed"
+            await asyncio.sleep(0.05)  # pacing between probes of the boundary
+    assert claimed[0]["job_id"] == job.job_id and seen_early > 0
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"priority": 10}, "priority"), ({"priority": -1}, "priority"), ({"priority": True}, "priority"),
+    ({"run_at": dt.datetime(2030, 1, 1)}, "run_at"), ({"run_at": "tomorrow"}, "run_at"),
+])
+async def test_a_bad_priority_or_run_at_is_refused_and_nothing_is_stored(manager: VideoJobManager, pool,
+                                                                         fields: dict, field: str) -> None:
+    before = await pool.fetchval("SELECT count(*) FROM vjm.job_events")
+    with pytest.raises(ValidationError) as refused:
+        await manager.create_job(**(JOB | fields))
+    assert refused.value.field == field
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_events") == before
