@@ -25,6 +25,15 @@ async def test_create_returns_201_with_the_job_and_location(client):
     assert response.headers["location"] == f"/api/v1/jobs/{job['job_id']}"
 
 
+async def test_create_takes_a_priority_and_a_run_at_and_shows_them(client):
+    job = await create(client, priority=7, run_at="2030-01-02T03:04:05+02:00")
+    assert (job["priority"], job["run_at"]) == (7, "2030-01-02T01:04:05Z")
+    fetched = await client.get(f"/api/v1/jobs/{job['job_id']}", headers=bearer("alice"))
+    assert (fetched.json()["priority"], fetched.json()["run_at"]) == (7, "2030-01-02T01:04:05Z")
+    history = await client.get(f"/api/v1/jobs/{job['job_id']}/events", headers=bearer("alice"))
+    assert history.json()["events"][0]["data"]["run_at"] == "2030-01-02T01:04:05Z"
+
+
 async def test_get_patch_metadata_history_and_delete(client):
     job = await create(client)
     url = f"/api/v1/jobs/{job['job_id']}"

@@ -18,6 +18,8 @@ PROBLEM = "application/problem+json"
     ("original_filesize", "1024"), ("original_filesize", False), ("max_attempts", "3"), ("max_attempts", -3),
     ("original_filename", "line\u2028sep.mp4"), ("original_filename", "para\u2029sep.mp4"),
     ("original_filename", "rtl\u202egnp.mp4"), ("original_filename", "iso\u2068late.mp4"),
+    ("priority", 10), ("priority", "9"), ("priority", 1.0), ("run_at", "2030-01-01T10:00:00"),
+    ("run_at", "2030-02-31T10:00:00Z"), ("run_at", "tomorrow"), ("run_at", 1893456000),
 ])
 async def test_a_create_with_a_loose_number_or_a_hostile_file_name_is_422(client, database_url, field, value) -> None:
     response = await client.post("/api/v1/process", json={**JOB, field: value}, headers=bearer("alice"))

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from videojobs import Attempt, BulkResult, Job
 from videojobs.models import (
@@ -42,7 +42,7 @@ JOB_EXAMPLE: dict[str, Any] = {
     "job_id": "9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11", "user_id": "user-123", "team_id": None, "status": "queued",
     "attempt": 0, "attempts_left": 3, "max_attempts": 3, "worker_id": None, "original_filename": "holiday.mp4",
     "original_filesize": 104857600, "clip_count": 5, "quality_preset": "pro", "enhancement_level": "basic",
-    "platform_target": "tiktok", "progress_percent": 0.0, "clips_done": 0, "output_paths": None,
+    "platform_target": "tiktok", "priority": 0, "run_at": None, "progress_percent": 0.0, "clips_done": 0, "output_paths": None,
     "error_message": None, "created_at": "2025-01-01T12:00:00Z", "started_at": None, "completed_at": None,
     "cancelled_at": None, "processing_time": None, "last_activity_at": "2025-01-01T12:00:00Z", "version": 1, "last_position": 42}
 
@@ -64,6 +64,15 @@ def _label(value: str) -> str:
 UserId = Annotated[str, Field(min_length=1, max_length=128, json_schema_extra={"pattern": LABEL_PATTERN}),
                    AfterValidator(_label)]
 Reason = Annotated[str, Field(max_length=1000)]
+
+
+def _instant_text_only(value: Any) -> Any:
+    if not isinstance(value, str):  # pydantic would read a number as seconds since the epoch
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+RunAt = Annotated[AwareDatetime, BeforeValidator(_instant_text_only)]
 
 
 class Body(BaseModel):
@@ -88,7 +97,7 @@ class CreateJobRequest(Body):
     team_id: UUID | None = None
     max_attempts: MaxAttempts = 3
     priority: Priority = Field(0, description="0-9: higher is claimed first")
-    run_at: AwareDatetime | None = Field(None, description="Not claimed before this instant (RFC 3339)")
+    run_at: RunAt | None = Field(None, description="Not claimed before this instant (RFC 3339, with its offset)")
     user_id: UserId | None = Field(None, description="Owner of the job: service callers only (end users own "
                                                      "the jobs they create)")
 
@@ -114,7 +123,7 @@ class JobHistory(BaseModel):
 
 
 class ClaimRequest(Body):
-    """A worker asks for up to `limit` queued jobs of its platforms, oldest first across them. With `wait`, the
+    """A worker asks for up to `limit` queued jobs of its platforms, highest priority first, then oldest. With `wait`, the
     answer is held until a job of one of them is claimable (at most `wait` seconds, or the server's own cap: it
     may answer sooner, with no jobs)."""
 
