@@ -30,6 +30,7 @@ class JobQuery:
     enhancement_level: str | None = None
     created_from: datetime | None = None
     created_before: datetime | None = None
+    scheduled: bool = False  # only queued jobs whose run_at is still ahead
     after: tuple[datetime, UUID] | None = None  # keyset: (created_at, job_id) of the last row seen
     limit: int = 50
     offset: int = 0
@@ -40,7 +41,7 @@ class JobQuery:
                 "statuses": list(self.statuses) if self.statuses else None,
                 "platform_target": self.platform_target, "quality_preset": self.quality_preset,
                 "enhancement_level": self.enhancement_level, "created_from": self.created_from,
-                "created_before": self.created_before}
+                "created_before": self.created_before, "scheduled": self.scheduled}
 
 
 class StatsRow(BaseModel):

@@ -51,6 +51,7 @@ class JobFilters(BaseModel):
     enhancement_level: EnhancementLevel | None = None
     date_from: datetime | date | None = None
     date_to: datetime | date | None = None
+    scheduled: bool = False  # only queued jobs held back by a run_at still ahead
 
     @field_validator("status", mode="before")
     @classmethod

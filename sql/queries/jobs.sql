@@ -24,6 +24,7 @@ SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, w
    AND (:platform_target::text IS NULL OR platform_target = :platform_target)
    AND (:quality_preset::text IS NULL OR quality_preset = :quality_preset)
    AND (:enhancement_level::text IS NULL OR enhancement_level = :enhancement_level)
+   AND (NOT :scheduled::boolean OR (status = 'queued' AND run_at > statement_timestamp()))
    AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)
    AND (:created_before::timestamptz IS NULL OR created_at < :created_before)
    AND (:after_created_at::timestamptz IS NULL OR (created_at, job_id) < (:after_created_at, :after_job_id::uuid))
@@ -40,6 +41,7 @@ SELECT count(*)
    AND (:platform_target::text IS NULL OR platform_target = :platform_target)
    AND (:quality_preset::text IS NULL OR quality_preset = :quality_preset)
    AND (:enhancement_level::text IS NULL OR enhancement_level = :enhancement_level)
+   AND (NOT :scheduled::boolean OR (status = 'queued' AND run_at > statement_timestamp()))
    AND (:created_from::timestamptz IS NULL OR created_at >= :created_from)
    AND (:created_before::timestamptz IS NULL OR created_at < :created_before);
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.support.factories import create_data
+from tests.support.waiting import eventually
 from videojobs import ValidationError, VideoJobManager
 
 JOB = create_data(user_id="u1")
@@ -72,3 +73,16 @@ async def test_a_bad_priority_or_run_at_is_refused_and_nothing_is_stored(manager
         await manager.create_job(**(JOB | fields))
     assert refused.value.field == field
     assert await pool.fetchval("SELECT count(*) FROM vjm.job_events") == before
+
+
+async def test_the_scheduled_filter_lists_queued_jobs_whose_run_at_is_ahead(manager_with_listeners) -> None:
+    manager = manager_with_listeners
+    ahead = await manager.create_job(**JOB, run_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    await manager.create_job(**JOB, run_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    await manager.create_job(**JOB)
+
+    async def listed() -> bool:
+        page = await manager.list_jobs(filters={"scheduled": True})
+        everything = await manager.list_jobs()
+        return everything.total == 3 and [j.job_id for j in page.items] == [ahead.job_id] and page.total == 1
+    await eventually(listed, what="the one job scheduled ahead, alone")

@@ -61,6 +61,7 @@ def _register_list(actions: argparse._SubParsersAction) -> None:
     parser.add_argument("--enhancement", choices=[e.value for e in EnhancementLevel])
     parser.add_argument("--since", help="created on or after this date/instant (ISO 8601)")
     parser.add_argument("--until", help="created on or before this date/instant (ISO 8601)")
+    parser.add_argument("--scheduled", action="store_true", help="only queued jobs whose run_at is still ahead")
     parser.add_argument("--limit", type=int, default=50, help="page size, 1-500 (default 50)")
     parser.add_argument("--offset", type=int, default=0, help="skip this many jobs")
     parser.add_argument("--cursor", help="next_cursor of the previous page")
@@ -82,7 +83,8 @@ def _register_bulk(actions: argparse._SubParsersAction, name: str) -> None:
 
 def _filters(args: argparse.Namespace) -> dict:
     values = {"status": args.status, "platform_target": args.platform, "quality_preset": args.preset,
-              "enhancement_level": args.enhancement, "date_from": args.since, "date_to": args.until}
+              "enhancement_level": args.enhancement, "date_from": args.since, "date_to": args.until,
+              "scheduled": args.scheduled}
     return {key: value for key, value in values.items() if value is not None}
 
 

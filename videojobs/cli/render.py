@@ -48,20 +48,22 @@ def when(moment: datetime | None, *, precise: bool = False) -> str:
 
 
 def job_table(jobs: Iterable[Job], *, title: str | None = None, full_ids: bool = True) -> Table:
-    """One row per job: id, owner, status, platform, preset, progress, attempt, created.
+    """One row per job: id, owner, status, platform, preset, priority, progress, attempt, file, created, runs at.
 
     Full ids by default: what `vjm jobs show` and the other commands take, copied as printed.
     """
     table = Table(title=title, title_justify="left", expand=False)
-    columns: tuple[tuple[str, JustifyMethod], ...] = (("job", "left"), ("user", "left"), ("status", "left"), ("platform", "left"),
-                          ("preset", "left"), ("progress", "right"), ("attempt", "right"), ("file", "left"),
-                          ("created (UTC)", "left"))
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("job", "left"), ("user", "left"), ("status", "left"), ("platform", "left"), ("preset", "left"),
+        ("prio", "right"), ("progress", "right"), ("attempt", "right"), ("file", "left"), ("created (UTC)", "left"),
+        ("runs at (UTC)", "left"))
     for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=True)
     for job in jobs:
         table.add_row(str(job.job_id) if full_ids else short_id(job.job_id), job.user_id, status_text(job.status),
-                      job.platform_target, job.quality_preset, f"{job.progress_percent:.0f}%",
-                      f"{job.attempt}/{job.max_attempts}", job.original_filename, when(job.created_at))
+                      job.platform_target, job.quality_preset, str(job.priority), f"{job.progress_percent:.0f}%",
+                      f"{job.attempt}/{job.max_attempts}", job.original_filename, when(job.created_at),
+                      when(job.run_at) if job.run_at else "")
     return table
 
 

@@ -86,7 +86,7 @@ def page_query(scope: JobQuery, limit: Any, offset: Any, filters: Any, cursor: s
         platform_target=checked.platform_target.value if checked.platform_target else None,
         quality_preset=checked.quality_preset.value if checked.quality_preset else None,
         enhancement_level=checked.enhancement_level.value if checked.enhancement_level else None,
-        created_from=checked.created_from(), created_before=checked.created_before(),
+        created_from=checked.created_from(), created_before=checked.created_before(), scheduled=checked.scheduled,
         after=decode_cursor(cursor) if cursor is not None else None, limit=limit,
         offset=0 if cursor is not None else offset)
 

@@ -36,6 +36,7 @@ def list_params(
     date_to: Annotated[datetime | None, BeforeValidator(iso_date_only),
                        Query(description="Created at or before (ISO 8601 date or instant); not before "
                                            "date_from (422)")] = None,
+    scheduled: Annotated[bool, Query(description="Only queued jobs whose run_at is still ahead")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     cursor: Annotated[str | None, Query(max_length=49, json_schema_extra={"pattern": CURSOR_PATTERN},
@@ -47,7 +48,8 @@ def list_params(
     try:
         filters = JobFilters.model_validate({
             "status": status, "platform_target": platform_target, "quality_preset": quality_preset,
-            "enhancement_level": enhancement_level, "date_from": date_from, "date_to": date_to})
+            "enhancement_level": enhancement_level, "date_from": date_from, "date_to": date_to,
+            "scheduled": scheduled})
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         errors: list[dict[str, Any]] = list(getattr(exc, "errors", lambda: [])())
         field = str(errors[0]["loc"][0]) if errors and errors[0].get("loc") else "query"
