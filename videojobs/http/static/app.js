@@ -120,8 +120,9 @@ function jobRow(job) {
     el("td", { class: "mono", title: job.job_id }, "…" + job.job_id.slice(-8)),
     el("td", {}, job.original_filename), el("td", {}, job.user_id),
     el("td", {}, el("span", { class: "badge " + job.status }, job.status)),
-    el("td", {}, job.platform_target), el("td", {}, job.quality_preset), progress,
-    el("td", {}, `${job.attempt}/${job.max_attempts}`), el("td", { class: "mono" }, iso(job.created_at)));
+    el("td", {}, job.platform_target), el("td", {}, job.quality_preset), el("td", {}, String(job.priority ?? 0)),
+    progress, el("td", {}, `${job.attempt}/${job.max_attempts}`),
+    el("td", { class: "mono" }, job.run_at ? iso(job.run_at) : ""), el("td", { class: "mono" }, iso(job.created_at)));
   row.addEventListener("click", () => showHistory(job.job_id));
   return row;
 }
