@@ -6,7 +6,8 @@ transition is a dict lookup, never a Machine built per job.
 
 Which component moves a job out of each state:
 - absent:     the user (create)
-- queued:     a processor (start), the user (cancel, update_metadata, delete)
+- queued:     a processor (start), the user (cancel, update_metadata, reschedule: its priority or
+              run_at, delete)
 - processing: the processor (progress, complete, fail; requeue: try again later, using up the
               attempt; release: give it back unfinished, with the attempt), the stuck detector
               (time_out), the user (cancel, update_metadata)
@@ -53,6 +54,7 @@ class Trigger(StrEnum):
     REQUEUE = "requeue"
     RELEASE = "release"
     UPDATE_METADATA = "update_metadata"
+    RESCHEDULE = "reschedule"
     DELETE = "delete"
     VOID = "void"
 
@@ -105,6 +107,8 @@ _DEFINITION: list[dict[str, object]] = [
     # too (attempts_left + 1, the guard's arithmetic), so a deploy never uses up a job's budget.
     {"trigger": Trigger.RELEASE, "source": State.PROCESSING, "dest": State.QUEUED},
     {"trigger": Trigger.UPDATE_METADATA, "source": list(LIVE_STATES), "dest": None},
+    # A queued job's place in the claim order changes: its priority, or when it may run.
+    {"trigger": Trigger.RESCHEDULE, "source": State.QUEUED, "dest": None},
     {"trigger": Trigger.DELETE,
      "source": [State.QUEUED, State.COMPLETED, State.FAILED, State.CANCELLED],
      "dest": State.DELETED},

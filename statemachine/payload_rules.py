@@ -231,13 +231,17 @@ PAYLOAD_RULES: tuple[FieldRule, ...] = (
     FieldRule(_T.UPDATE_METADATA, "quality_preset", Kind.CHOICE, nullable=True, choices=QualityPreset),
     FieldRule(_T.UPDATE_METADATA, "enhancement_level", Kind.CHOICE, nullable=True, choices=EnhancementLevel),
     FieldRule(_T.UPDATE_METADATA, "platform_target", Kind.CHOICE, nullable=True, choices=Platform),
+    FieldRule(_T.RESCHEDULE, "priority", Kind.INTEGER, nullable=True, minimum=MIN_PRIORITY, maximum=MAX_PRIORITY),
+    FieldRule(_T.RESCHEDULE, "run_at", Kind.STRING, nullable=True, min_length=1, max_length=MAX_TIMESTAMP,
+              chars=Chars.TIMESTAMP),
     _reason(_T.DELETE),
     # An admin's void names an earlier event of the job (its position) that the read models skip.
     FieldRule(_T.VOID, "position", Kind.INTEGER, required=True, minimum=1, maximum=MAX_POSITION),
     _reason(_T.VOID),
 )
 
-SHAPE_RULES: tuple[ShapeRule, ...] = tuple(ShapeRule(t, at_least_one=t is Trigger.UPDATE_METADATA) for t in Trigger)
+SHAPE_RULES: tuple[ShapeRule, ...] = tuple(
+    ShapeRule(t, at_least_one=t in (Trigger.UPDATE_METADATA, Trigger.RESCHEDULE)) for t in Trigger)
 
 
 def rules_of(trigger: Trigger) -> tuple[FieldRule, ...]:

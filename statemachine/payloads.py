@@ -127,6 +127,8 @@ TimeOutData = _model("TimeOutData", Trigger.TIME_OUT, "The stuck detector reset 
 RequeueData = _model("RequeueData", Trigger.REQUEUE, "The worker asks for another attempt after retry_after seconds.")
 ReleaseData = _model("ReleaseData", Trigger.RELEASE, "The worker gives the job back unfinished (it shuts down).")
 MetadataData = _model("MetadataData", Trigger.UPDATE_METADATA, "A change to the job's metadata; at least one field.")
+RescheduleData = _model("RescheduleData", Trigger.RESCHEDULE,
+                        "A queued job's new priority or run_at (a run_at already past: claimable at once).")
 VoidData = _model("VoidData", Trigger.VOID, "An admin voids an earlier event of the job (by position), with a reason.")
 
 
@@ -161,6 +163,7 @@ PAYLOADS: dict[Trigger, type[Payload]] = {
     Trigger.REQUEUE: RequeueData,
     Trigger.RELEASE: ReleaseData,
     Trigger.UPDATE_METADATA: MetadataData,
+    Trigger.RESCHEDULE: RescheduleData,
     Trigger.DELETE: ReasonData,
     Trigger.VOID: VoidData,
 }

@@ -35,6 +35,7 @@ INSERT INTO vjm.transitions (trigger, from_state, to_state, guard) VALUES
     ('update_metadata', 'completed',  'completed',  NULL),
     ('update_metadata', 'failed',     'failed',     NULL),
     ('update_metadata', 'cancelled',  'cancelled',  NULL),
+    ('reschedule',      'queued',     'queued',     NULL),
     ('delete',          'queued',     'deleted',    NULL),
     ('delete',          'completed',  'deleted',    NULL),
     ('delete',          'failed',     'deleted',    NULL),
@@ -69,6 +70,7 @@ INSERT INTO vjm.trigger_rules (trigger, fired_by, fenced, worker_report) VALUES
     ('cancel',          'user',      false, false),
     ('retry',           'user',      false, false),
     ('update_metadata', 'user',      false, false),
+    ('reschedule',      'user',      false, false),
     ('delete',          'user',      false, false),
     ('void',            'admin',     false, false);
 

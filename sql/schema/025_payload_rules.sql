@@ -80,6 +80,8 @@ INSERT INTO vjm.payload_rules (trigger, key, kind, required, nullable, minimum, 
     ('update_metadata', 'quality_preset', 'choice', false, true, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['draft', 'standard', 'pro', 'ultra']::text[]),
     ('update_metadata', 'enhancement_level', 'choice', false, true, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['none', 'basic', 'advanced', 'maximum']::text[]),
     ('update_metadata', 'platform_target', 'choice', false, true, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['tiktok', 'instagram', 'youtube_shorts']::text[]),
+    ('reschedule', 'priority', 'integer', false, true, 0, 9, NULL, NULL, NULL, NULL, NULL),
+    ('reschedule', 'run_at', 'string', false, true, NULL, NULL, 1, 27, NULL, 'timestamp', NULL),
     ('delete', 'reason', 'string', false, true, NULL, NULL, 0, 500, NULL, 'text', NULL),
     ('void', 'position', 'integer', true, false, 1, 9007199254740991, NULL, NULL, NULL, NULL, NULL),
     ('void', 'reason', 'string', false, true, NULL, NULL, 0, 500, NULL, 'text', NULL);
@@ -96,6 +98,7 @@ INSERT INTO vjm.payload_shapes (trigger, at_least_one) VALUES
     ('requeue', false),
     ('release', false),
     ('update_metadata', true),
+    ('reschedule', true),
     ('delete', false),
     ('void', false);
 

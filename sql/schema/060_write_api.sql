@@ -52,12 +52,14 @@ CREATE VIEW vjm.job_queue WITH (security_invoker = true) AS
     SELECT q.job_id, q.created_at, q.platform_target FROM vjm.run_queue q WHERE q.queued;
 
 -- When a job that a trigger moves in the queue may next be claimed (run_queue.not_before): a
--- requeue holds it back for its retry_after; a change that keeps it queued (update_metadata,
--- void) keeps the time it had; any other way into the queue makes it claimable at once.
+-- requeue holds it back for its retry_after; a reschedule that names a run_at takes it; any
+-- other change that keeps it queued (update_metadata, void, a reschedule of its priority alone)
+-- keeps the time it had; any other way into the queue makes it claimable at once.
 CREATE FUNCTION vjm.queued_not_before(type text, from_state text, at timestamptz, data jsonb, kept timestamptz)
 RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN type = 'requeue' THEN at + make_interval(secs => coalesce((data ->> 'retry_after')::float8, 0))
+                WHEN type = 'reschedule' AND data ->> 'run_at' IS NOT NULL THEN (data ->> 'run_at')::timestamptz
                 WHEN from_state = 'queued' THEN kept END
 $$;
 
@@ -449,6 +451,7 @@ BEGIN
                     ELSE
                         UPDATE vjm.run_queue q
                            SET queued = (target = 'queued'), platform_target = coalesce(ev.platform_target, q.platform_target),
+                               priority = coalesce((item ->> 'priority')::smallint, q.priority),
                                worker = CASE WHEN typ = 'start' THEN coalesce(item ->> 'worker_id', who) ELSE q.worker END,
                                not_before = vjm.queued_not_before(typ, h_state, at, item, q.not_before)
                          WHERE q.job_id = ev.job_id;

@@ -28,6 +28,7 @@ version, last_activity_at and last_position):
 - retry: back to queued, not finished: completed_at, cancelled_at and processing_time cleared,
   worker cleared; the last error_message stays visible until the next start.
 - update_metadata: the given metadata fields.
+- reschedule: the given priority and run_at.
 - delete: the row goes (history stays in vjm.job_events).
 - void (an admin's): changes nothing but the fields every event sets.
 
@@ -258,10 +259,17 @@ def _update_metadata(row: Row, event: Event) -> None:
     row.update({k: event.data[k] for k in METADATA_FIELDS if event.data.get(k) is not None})
 
 
+def _reschedule(row: Row, event: Event) -> None:
+    if event.data.get("priority") is not None:
+        row["priority"] = event.data["priority"]
+    if event.data.get("run_at") is not None:
+        row["run_at"] = _instant(event.data["run_at"])
+
+
 _HANDLERS: dict[str, Callable[[Row, Event], None]] = {
     "start": _start, "progress": _progress, "complete": _complete, "fail": _fail, "cancel": _cancel,
     "retry": _retry, "time_out": _time_out, "requeue": _requeue, "release": _release,
-    "update_metadata": _update_metadata,
+    "update_metadata": _update_metadata, "reschedule": _reschedule,
 }
 
 

@@ -140,3 +140,15 @@ async def test_service_creates_for_a_named_user_and_must_name_one(client):
     assert made.status_code == 201 and made.json()["user_id"] == "carol"
     unnamed = await client.post("/api/v1/process", json=JOB, headers=SERVICE)
     assert unnamed.status_code == 422 and unnamed.json()["errors"][0]["field"] == "user_id"
+
+
+async def test_reschedule_changes_a_queued_jobs_priority_and_run_at(client):
+    job = await create(client)
+    moved = await client.post(f"/api/v1/jobs/{job['job_id']}/reschedule",
+                              json={"priority": 8, "run_at": "2030-01-02T03:04:05+02:00"}, headers=bearer("alice"))
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["priority"], moved.json()["run_at"], moved.json()["version"]) == (8, "2030-01-02T01:04:05Z", 2)
+    empty = await client.post(f"/api/v1/jobs/{job['job_id']}/reschedule", json={}, headers=bearer("alice"))
+    assert empty.status_code == 422
+    other = await client.post(f"/api/v1/jobs/{job['job_id']}/reschedule", json={"priority": 1}, headers=bearer("bob"))
+    assert other.status_code == 404

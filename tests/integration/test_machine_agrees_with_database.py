@@ -34,6 +34,7 @@ SAMPLE_DATA = {
     Trigger.REQUEUE: {"error": "busy", "retry_after": 0},
     Trigger.RELEASE: {"reason": "shutting down"},
     Trigger.UPDATE_METADATA: {"clip_count": 2},
+    Trigger.RESCHEDULE: {"priority": 5},
     Trigger.DELETE: {},
     Trigger.VOID: {"position": 1, "reason": "sample"},  # runs as a superuser: an admin, who may void
 }

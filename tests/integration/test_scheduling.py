@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.factories import create_data
 from tests.support.waiting import eventually
-from videojobs import ValidationError, VideoJobManager
+from videojobs import InvalidTransition, ValidationError, VideoJobManager
 
 JOB = create_data(user_id="u1")
 
@@ -86,3 +86,46 @@ async def test_the_scheduled_filter_lists_queued_jobs_whose_run_at_is_ahead(mana
         everything = await manager.list_jobs()
         return everything.total == 3 and [j.job_id for j in page.items] == [ahead.job_id] and page.total == 1
     await eventually(listed, what="the one job scheduled ahead, alone")
+
+
+async def test_a_reschedule_moves_a_queued_job_in_the_claim_order_and_the_history_records_it(
+        manager: VideoJobManager, pool) -> None:
+    first = await manager.create_job(**JOB)
+    later = await manager.create_job(**JOB, run_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    urgent = await manager.create_job(**JOB)
+    await manager.reschedule_job(urgent.job_id, priority=9)
+    await manager.reschedule_job(later.job_id, run_at=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+    await manager.reschedule_job(first.job_id, run_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    claimed = [a.job_id for a in await manager.claim_jobs("w", limit=3)]
+    assert claimed == [urgent.job_id, later.job_id]  # first is held back now; later may run at once
+    types = [e.type for e in await manager.get_job_history(urgent.job_id)]
+    assert types == ["create", "reschedule", "start"]
+    data = await pool.fetchval("SELECT data FROM vjm.job_events WHERE job_id = $1 AND type = 'reschedule'",
+                               later.job_id)
+    assert data == {"run_at": "2000-01-01T00:00:00Z"}
+
+
+async def test_only_a_queued_job_is_rescheduled_and_a_bad_one_changes_nothing(manager: VideoJobManager,
+                                                                                pool) -> None:
+    job = await manager.create_job(**JOB)
+    before = await pool.fetchval("SELECT count(*) FROM vjm.job_events")
+    with pytest.raises(ValidationError):
+        await manager.reschedule_job(job.job_id)  # neither priority nor run_at
+    with pytest.raises(ValidationError):
+        await manager.reschedule_job(job.job_id, priority=10)
+    await manager.start_processing(job.job_id, "w")
+    with pytest.raises(InvalidTransition):
+        await manager.reschedule_job(job.job_id, priority=5)
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_events") == before + 1  # the start alone
+
+
+async def test_the_projection_shows_a_reschedule(manager_with_listeners) -> None:
+    manager = manager_with_listeners
+    job = await manager.create_job(**JOB)
+    at = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
+    await manager.reschedule_job(job.job_id, priority=3, run_at=at)
+
+    async def shown() -> bool:
+        page = await manager.list_jobs(filters={"scheduled": True})
+        return [(j.job_id, j.priority, j.run_at) for j in page.items] == [(job.job_id, 3, at)]
+    await eventually(shown, what="the rescheduled job's priority and run_at in the projection")

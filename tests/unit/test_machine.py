@@ -26,6 +26,7 @@ EXPECTED = {
     (State.QUEUED, Trigger.START): State.PROCESSING,
     (State.QUEUED, Trigger.CANCEL): State.CANCELLED,
     (State.QUEUED, Trigger.UPDATE_METADATA): State.QUEUED,
+    (State.QUEUED, Trigger.RESCHEDULE): State.QUEUED,
     (State.QUEUED, Trigger.DELETE): State.DELETED,
     (State.PROCESSING, Trigger.PROGRESS): State.PROCESSING,
     (State.PROCESSING, Trigger.COMPLETE): State.COMPLETED,

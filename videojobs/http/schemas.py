@@ -102,6 +102,19 @@ class CreateJobRequest(Body):
                                                      "the jobs they create)")
 
 
+class RescheduleRequest(Body):
+    """A queued job's new priority, or when it may run, or both (a run_at already past: claimable at once)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "anyOf": [{"required": ["priority"]}, {"required": ["run_at"]}],
+        "examples": [{"priority": 9}, {"run_at": "2030-01-01T08:00:00Z"}]})
+
+    priority: Priority = Field(None, description="0-9: higher is claimed first")  # type: ignore[assignment]
+    run_at: RunAt = Field(None, description="Not claimed before this instant (RFC 3339, with its offset)")  # type: ignore[assignment]
+    expected_version: int | None = Field(None, ge=1, le=2**31 - 1, description="Refused (409) unless the job is "
+                                                                              "at this version")
+
+
 class JobPageResponse(BaseModel):
     """One page of jobs. Pass `next_cursor` back as `cursor` for the next page (keyset paging)."""
 

@@ -58,6 +58,7 @@ class VideoJobManager:
         self.start_processing, self.report_progress = jobs.start_processing, jobs.report_progress
         self.complete_job, self.fail_job = jobs.complete_job, jobs.fail_job
         self.cancel_job, self.retry_job, self.delete_job = jobs.cancel_job, jobs.retry_job, jobs.delete_job
+        self.reschedule_job = jobs.reschedule_job
         self.bulk_create_jobs, self.bulk_update_status = self.bulk.bulk_create_jobs, self.bulk.bulk_update_status
         self.bulk_delete_jobs = self.bulk.bulk_delete_jobs
         self.claim_jobs, self.complete_jobs = self.processors.claim_jobs, self.processors.complete_jobs

@@ -77,6 +77,13 @@ class Jobs:
         return await self._change("update_metadata", job_id, metadata_fields(fields),
                                   expected_version=expected_version)
 
+    async def reschedule_job(self, job_id: UUID | str, *, priority: int | None = None,
+                             run_at: datetime | str | None = None, expected_version: int | None = None) -> Job:
+        """Change a queued job's priority or run_at (at least one; a run_at already past: claimable at once).
+        The history records it (a `reschedule` event); the run queue follows in the same transaction."""
+        return await self._change("reschedule", job_id, {"priority": priority, "run_at": instant_text(run_at)},
+                                  expected_version=expected_version)
+
     async def update_job_status(self, job_id: UUID | str, status: str, **fields: Any) -> Job:
         """The specification's generic form: reach `status` through the trigger that leads there.
 

@@ -14,7 +14,7 @@ from videojobs.models import MAX_REASON, METADATA_FIELDS, Trigger
 from ..dependencies import Caller, Manager
 from ..patch_body import MOVE_FIELDS, PatchJobRequest
 from ..payload_types import payload_pattern
-from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory
+from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, RescheduleRequest
 from .common import problems
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
@@ -92,6 +92,17 @@ async def _patch_metadata(manager: VideoJobManager, job_id: UUID, request: Patch
     if not metadata:
         raise ValidationError("give a status or at least one metadata field", field="status")
     return await manager.update_job_metadata(job_id, expected_version=request.expected_version, **metadata)
+
+
+@router.post("/jobs/{job_id}/reschedule", response_model=Job, summary="Change a queued job's priority or run_at",
+             responses=problems(403, 404, 409))
+async def reschedule_job(job_id: JobId, request: Annotated[RescheduleRequest, Body()], manager: Manager) -> Job:
+    """A `reschedule` event: the job's new place in the claim order (queued jobs only: 409 otherwise)."""
+    given = request.model_dump(exclude_none=True, mode="json")
+    if "priority" not in given and "run_at" not in given:
+        raise ValidationError("give a priority, a run_at or both", field="priority")
+    return await manager.reschedule_job(job_id, priority=given.get("priority"), run_at=given.get("run_at"),
+                                        expected_version=request.expected_version)
 
 
 @router.delete("/jobs/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
