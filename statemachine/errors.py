@@ -60,6 +60,24 @@ class ConcurrencyConflict(VJMError):
         self.expected_version = expected_version
 
 
+class IdempotencyConflict(VJMError):
+    """A create reused an idempotency key of the same owner, within its window, with a different request.
+
+    Nothing was written. `job_id` names the job the key made (the caller's own: keys are per owner).
+    """
+
+    def __init__(self, message: str, *, job_id: object = None):
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class IdempotencyKeyInUse(ConcurrencyConflict):
+    """Another request with this idempotency key is still being processed (it holds the key); send it again later."""
+
+    def __init__(self, message: str):
+        super().__init__(None, message=message)
+
+
 class AccessDenied(VJMError, PermissionError):
     """The caller may see the job but may not perform this action on it."""
 

@@ -81,6 +81,9 @@ class Chars(StrEnum):
     NAME = f"[/\\\\{_INVISIBLE}]|\\A[{_SPACES}]*\\Z|\\A\\.\\.?\\Z"
     # A path or a single line of text: no invisible character.
     LINE = f"[{_INVISIBLE}]"
+    # An idempotency key: visible ASCII only, '!' to '~' (U+0021-U+007E; no space), so that any client can send
+    # it as an HTTP header (the Idempotency-Key draft's sf-string) and it reads the same everywhere.
+    KEY = "[^\\u0021-\\u007e]"
     # Free text (reasons, error messages, worker ids): anything but NUL and lone surrogates
     # (which jsonb cannot hold: PostgreSQL refuses them before any rule is asked).
     TEXT = "[\\u0000\\ud800-\\udfff]"
@@ -96,6 +99,7 @@ REFUSALS: dict[Chars, str] = {
     Chars.NAME: "must be a file name: not blank, not . or .., without path separators, control, format or "
                 "line separator characters",
     Chars.LINE: "must not contain control, format or line separator characters",
+    Chars.KEY: "must contain only visible ASCII characters (! to ~, no space)",
     Chars.TEXT: "must not contain NUL characters or lone surrogates",
     Chars.TIMESTAMP: "must be an instant in RFC 3339 UTC, e.g. 2026-12-06T10:00:00Z",
 }
@@ -109,6 +113,8 @@ def allowed_pattern(chars: Chars) -> str:
     invisible = _INVISIBLE.replace(_SURROGATES, "")
     if chars is Chars.NAME:
         return f"^(?!\\.\\.?$)(?![{_SPACES}]*$)[^/\\\\{invisible}]*$"
+    if chars is Chars.KEY:
+        return "^[\\u0021-\\u007e]*$"
     if chars is Chars.LINE:
         return f"^[^{invisible}]*$"
     if chars is Chars.TIMESTAMP:
@@ -177,6 +183,8 @@ MAX_POSITION = 2**53 - 1
 # A job's priority: higher is claimed first; 0 unless the create says otherwise.
 MIN_PRIORITY, MAX_PRIORITY, DEFAULT_PRIORITY = 0, 9, 0
 MAX_TIMESTAMP = len("2026-12-06T10:00:00.123456Z")
+# A create's idempotency key (sql/schema/062_idempotency.sql): 1-200 characters of Chars.KEY.
+MAX_IDEMPOTENCY_KEY = 200
 
 _T = Trigger
 
@@ -195,6 +203,9 @@ PAYLOAD_RULES: tuple[FieldRule, ...] = (
     FieldRule(_T.CREATE, "quality_preset", Kind.CHOICE, required=True, choices=QualityPreset),
     FieldRule(_T.CREATE, "enhancement_level", Kind.CHOICE, required=True, choices=EnhancementLevel),
     FieldRule(_T.CREATE, "platform_target", Kind.CHOICE, required=True, choices=Platform),
+    # The same key from the same owner within the window returns that job (sql/schema/062_idempotency.sql).
+    FieldRule(_T.CREATE, "idempotency_key", Kind.STRING, min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
+              chars=Chars.KEY),
     FieldRule(_T.CREATE, "max_attempts", Kind.INTEGER, minimum=1, maximum=MAX_ATTEMPTS_LIMIT,
               default=DEFAULT_MAX_ATTEMPTS),
     FieldRule(_T.CREATE, "priority", Kind.INTEGER, minimum=MIN_PRIORITY, maximum=MAX_PRIORITY,

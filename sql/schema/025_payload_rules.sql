@@ -45,6 +45,7 @@ CREATE TABLE vjm.payload_shapes (
 INSERT INTO vjm.payload_chars (chars, refuse) VALUES
     ('name', '[/\\\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ue000-\uf8ff\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\U000f0000-\U000ffffd\U00100000-\U0010fffd]|\A[\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]*\Z|\A\.\.?\Z'),
     ('line', '[\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ue000-\uf8ff\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f\U000f0000-\U000ffffd\U00100000-\U0010fffd]'),
+    ('key', '[^\u0021-\u007e]'),
     ('text', '[\u0000\ud800-\udfff]'),
     ('timestamp', '\A(?!(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?Z\Z)');
 
@@ -56,6 +57,7 @@ INSERT INTO vjm.payload_rules (trigger, key, kind, required, nullable, minimum, 
     ('create', 'quality_preset', 'choice', true, false, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['draft', 'standard', 'pro', 'ultra']::text[]),
     ('create', 'enhancement_level', 'choice', true, false, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['none', 'basic', 'advanced', 'maximum']::text[]),
     ('create', 'platform_target', 'choice', true, false, NULL, NULL, NULL, NULL, NULL, NULL, ARRAY['tiktok', 'instagram', 'youtube_shorts']::text[]),
+    ('create', 'idempotency_key', 'string', false, false, NULL, NULL, 1, 200, NULL, 'key', NULL),
     ('create', 'max_attempts', 'integer', false, false, 1, 20, NULL, NULL, NULL, NULL, NULL),
     ('create', 'priority', 'integer', false, false, 0, 9, NULL, NULL, NULL, NULL, NULL),
     ('create', 'run_at', 'string', false, true, NULL, NULL, 1, 27, NULL, 'timestamp', NULL),
