@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import asyncpg
 from asyncpg.exceptions._base import DataError as ArgumentError  # client-side: a bad query argument
 
@@ -10,6 +12,8 @@ from statemachine import (
     AccessDenied,
     ConcurrencyConflict,
     DatabaseUnavailable,
+    IdempotencyConflict,
+    IdempotencyKeyInUse,
     InvalidTransition,
     JobNotFound,
     StaleAttempt,
@@ -25,6 +29,8 @@ SQLSTATE_CONFLICT = "VJ409"
 SQLSTATE_INVALID_TRANSITION = "VJ422"
 SQLSTATE_STALE_ATTEMPT = "VJ423"
 SQLSTATE_INVALID_TOKEN = "VJ401"  # vjm.token_subject: the end user's token does not verify
+SQLSTATE_IDEMPOTENCY_CONFLICT = "VJ424"  # an idempotency key reused for a different request (062_idempotency.sql)
+SQLSTATE_IDEMPOTENCY_KEY_IN_USE = "VJ425"  # another transaction holds the key, past the caller's lock_timeout
 
 
 class InvalidToken(AccessDenied):
@@ -69,7 +75,7 @@ def translate_error(exc: BaseException, *, job_id: object = None, trigger: str |
         return DatabaseUnavailable(f"database unavailable: {exc}")
     if not isinstance(exc, asyncpg.PostgresError):
         return exc
-    return (_unavailable(exc) or _refused_transition(exc, job_id, trigger, attempt)
+    return (_unavailable(exc) or _refused_transition(exc, job_id, trigger, attempt) or _idempotency(exc)
             or _conflict_or_rights(exc, job_id) or _bad_data(exc) or exc)
 
 
@@ -108,12 +114,29 @@ def _refused_transition(exc: asyncpg.PostgresError, job_id: object, trigger: str
     return None
 
 
+def _idempotency(exc: asyncpg.PostgresError) -> VJMError | None:
+    """An idempotency key reused for another request, or held by a request still in progress."""
+    sqlstate, message = _sqlstate(exc), getattr(exc, "message", None) or str(exc)
+    if sqlstate == SQLSTATE_IDEMPOTENCY_CONFLICT:
+        return IdempotencyConflict(message, job_id=_uuid_or_none(getattr(exc, "detail", None)))
+    if sqlstate == SQLSTATE_IDEMPOTENCY_KEY_IN_USE:
+        return IdempotencyKeyInUse(message)
+    return None
+
+
+def _uuid_or_none(text: str | None) -> UUID | None:
+    try:
+        return UUID(text) if text else None
+    except ValueError:
+        return None
+
+
 def _conflict_or_rights(exc: asyncpg.PostgresError, job_id: object) -> VJMError | None:
     """A concurrent change, or a role without the right."""
     sqlstate = _sqlstate(exc)
     if sqlstate == SQLSTATE_CONFLICT or isinstance(exc, asyncpg.UniqueViolationError):
         return ConcurrencyConflict(job_id, message=f"job {job_id} was changed concurrently: {exc}")
-    if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)):
+    if isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError)):
         return ConcurrencyConflict(job_id, message=f"job {job_id}: {exc}")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError) and str(exc).startswith("permission denied for"):
         # A table or function this role has no grant on: say whose rights decide it.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -16,10 +17,10 @@ from statemachine.payloads import validate_creates
 from statemachine.validation import check_user_id
 
 from .errors import translate_error
-from .executor import Executor
+from .executor import Connection, Executor
 from .ids import new_job_id, new_job_ids  # noqa: F401 - re-exported; creates no longer need them (the database issues ids)
 from .models import CreatedBatch, Event, construct_valid, event_from_row
-from .queries import fetch_all, fetch_one
+from .queries import fetch_all, fetch_one, fetch_value
 
 log = structlog.get_logger("vjm.events")
 MAX_BULK_CREATES = 100_000
@@ -129,10 +130,17 @@ class EventStore:
     def __init__(self, executor: Executor):
         self._executor = executor
 
-    async def append(self, event: NewEvent) -> Event:
-        """Append one transition in one round trip; raises a vjm error if it is refused."""
+    async def append(self, event: NewEvent, *, lock_timeout: float | None = None) -> Event:
+        """Append one transition in one round trip; raises a vjm error if it is refused.
+
+        `lock_timeout` (seconds): wait at most this long for what another transaction holds, such as a
+        create's idempotency key (then IdempotencyKeyInUse), in a transaction of its own (or the caller's).
+        """
         try:
-            row = await fetch_one(self._executor, "event_append", **event.params())
+            if lock_timeout is None:
+                row = await fetch_one(self._executor, "event_append", **event.params())
+            else:
+                row = await _append_waiting(self._executor, event, lock_timeout)
         except Exception as exc:
             raise translate_error(exc, job_id=event.job_id, trigger=event.trigger.value,
                                   attempt=event.attempt) from exc
@@ -159,11 +167,10 @@ class EventStore:
                                    actors=creates.actors, user_ids=creates.user_ids, team_ids=creates.team_ids)
         except Exception as exc:
             raise translate_error(exc, job_id=creates.job_ids[0], trigger=Trigger.CREATE.value) from exc
-        ordered = sorted(rows, key=lambda row: row[0])  # positions follow the order sent
-        return construct_valid(CreatedBatch, {
-            "xact_id": ordered[0][1], "job_ids": [r[2] for r in ordered], "positions": [r[0] for r in ordered],
-            "attempts_left": [r[3] for r in ordered],
-            "actors": [r[4] for r in ordered], "occurred_at": [r[5] for r in ordered]})
+        return construct_valid(CreatedBatch, {  # the rows come in the order sent
+            "xact_ids": [r[1] for r in rows], "job_ids": [r[2] for r in rows], "positions": [r[0] for r in rows],
+            "attempts_left": [r[3] for r in rows],
+            "actors": [r[4] for r in rows], "occurred_at": [r[5] for r in rows]})
 
     async def read_stream(self, job_id: UUID | str) -> list[Event]:
         """Every event of one job, in version order (empty if unknown or not visible)."""
@@ -196,6 +203,32 @@ class EventStore:
         return [(r["trigger"], r["from_state"], r["to_state"], r["guard"]) for r in rows]
 
 
+async def _append_waiting(executor: Executor, event: NewEvent, lock_timeout: float) -> asyncpg.Record:
+    """event_append in a transaction whose lock waits end after `lock_timeout` seconds (SET LOCAL lock_timeout)."""
+    async with _connection(executor) as conn, _transaction(conn):
+        await fetch_value(conn, "transaction_lock_timeout_set", milliseconds=max(1, round(lock_timeout * 1000)))
+        return await fetch_one(conn, "event_append", **event.params())
+
+
+@contextlib.asynccontextmanager
+async def _connection(executor: Executor) -> AsyncIterator[Connection]:
+    if isinstance(executor, asyncpg.Pool):
+        async with executor.acquire() as conn:
+            yield conn
+    else:
+        yield executor
+
+
+@contextlib.asynccontextmanager
+async def _transaction(conn: Connection) -> AsyncIterator[None]:
+    """The caller's transaction if one is open (a user's, acting_as), else a new one."""
+    if conn.is_in_transaction():
+        yield
+    else:
+        async with conn.transaction():
+            yield
+
+
 def _checked_creates(events: Sequence[NewEvent]) -> NewCreates:
     if len(events) > MAX_BULK_CREATES:
         raise ValidationError(f"at most {MAX_BULK_CREATES} creates per call", field="events")
@@ -205,9 +238,9 @@ def _checked_creates(events: Sequence[NewEvent]) -> NewCreates:
 def created_events(creates: NewCreates, batch: CreatedBatch) -> list[Event]:
     """The stored create events: what was sent, with what the database decided."""
     return [construct_valid(Event, {
-        "position": position, "xact_id": batch.xact_id, "job_id": job_id, "version": 1, "type": Trigger.CREATE,
+        "position": position, "xact_id": xact_id, "job_id": job_id, "version": 1, "type": Trigger.CREATE,
         "from_state": None, "to_state": State.QUEUED, "attempt": 0, "attempts_left": attempts_left,
         "actor": actor, "user_id": user_id, "team_id": team_id, "occurred_at": occurred_at, "data": data})
-        for job_id, data, user_id, team_id, position, attempts_left, actor, occurred_at in zip(
-            batch.job_ids, creates.data, creates.user_ids, creates.team_ids, batch.positions,
+        for job_id, data, user_id, team_id, position, xact_id, attempts_left, actor, occurred_at in zip(
+            batch.job_ids, creates.data, creates.user_ids, creates.team_ids, batch.positions, batch.xact_ids,
             batch.attempts_left, batch.actors, batch.occurred_at, strict=True)]

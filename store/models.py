@@ -48,7 +48,9 @@ class CreatedBatch(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    xact_id: int  # one statement, one transaction: the same for every event
+    # One statement, one transaction, except where a create's idempotency key named a job already:
+    # that item is the job's create event, from the transaction that made it.
+    xact_ids: list[int]
     job_ids: list[UUID]  # as sent, or issued by the database where none was sent
     positions: list[int]
     attempts_left: list[int]
@@ -58,7 +60,7 @@ class CreatedBatch(BaseModel):
     @property
     def cursor(self) -> tuple[int, int]:
         """Commit-order cursor of the batch's newest event."""
-        return (self.xact_id, max(self.positions))
+        return max(zip(self.xact_ids, self.positions, strict=True))
 
 
 EVENT_FIELDS = tuple(Event.model_fields)

@@ -7,10 +7,15 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
        actor, user_id, team_id, occurred_at
   FROM vjm.append_event(:job_id, :trigger, :data, :actor, :expected_version, :attempt, :user_id, :team_id);
 
+-- transaction_lock_timeout_set --
+-- Lock waits of the rest of this transaction end after :milliseconds (SET LOCAL lock_timeout): a keyed create
+-- then refuses (VJ425) rather than wait long for another request with the same idempotency key.
+SELECT set_config('lock_timeout', (:milliseconds::integer)::text || 'ms', true);
+
 -- event_append_creates --
 -- Append many create events in one statement (one round trip), e.g. a bulk create. The payloads
 -- are one JSON array (text: the pool's jsonb codec would encode it once more); back come only
--- the columns the database decides, in no particular order.
+-- the columns the database decides, in the order sent.
 SELECT position, xact_id, job_id, attempts_left, actor, occurred_at
   FROM vjm.append_create_batch(:job_ids::uuid[], :payloads_json::text::jsonb, :actors::text[], :user_ids::text[],
                                :team_ids::uuid[]);

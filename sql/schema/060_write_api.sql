@@ -200,7 +200,8 @@ $$;
 CREATE TYPE vjm.refusal AS (item integer, job_id uuid, code text, message text, detail text, hint text);
 
 -- What the guard did with a batch: the events it appended (in the order inserted) and the
--- items it refused (in item order).
+-- items it refused (in item order). Creates with idempotency keys (062_idempotency.sql) come
+-- back as every item's create event in item order, the ones whose key named a job already too.
 CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
 
 -- The guard. Arrays of equal length, one element per item; either all creates or no
@@ -233,7 +234,7 @@ CREATE FUNCTION vjm.guard_append(
 ) RETURNS vjm.outcome
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    n constant integer := coalesce(cardinality(p_job_ids), 0);
+    n integer := coalesce(cardinality(p_job_ids), 0);  -- creates: fewer when idempotency keys replay jobs
     trusted constant boolean := vjm.may_fire('start');  -- only trusted callers name the actor
     -- Who is recorded and judged: the verified user. A trusted caller that names every actor needs
     -- no token check (the rules let processors and admins see every job whoever they are).
@@ -262,6 +263,8 @@ DECLARE
     verdict text;
     raced integer;  -- the item that lost a race and is judged again
     rang boolean;
+    keyed_ids uuid[];         -- creates with idempotency keys: per item, the job it stands for
+    keyed vjm.appended[];     -- and then its create event (the outcome, in item order)
 BEGIN
     IF NOT trusted THEN  -- trusted callers see every job
         teams := vjm.team_ids_of(caller);
@@ -301,6 +304,14 @@ BEGIN
         -- names (SET vjm.principal = 'billing-service'). Never the database login: an auditor asks
         -- who acted, and a pool's login is not an answer. With neither: refused.
         who := CASE WHEN trusted THEN nullif(current_setting('vjm.principal', true), '') END;
+        -- Idempotency keys (062_idempotency.sql), one check for creates without: each key is taken
+        -- for its job; an item whose key is taken already stands for that job and is left out below.
+        IF jsonb_path_exists(p_data, '$[*].idempotency_key') THEN
+            SELECT t.* INTO keyed_ids, p_job_ids, p_data, p_actors, p_user_ids, p_team_ids
+              FROM vjm.take_idempotency_keys(p_job_ids, p_data, p_actors, p_user_ids, p_team_ids, trusted, caller,
+                                             teams, who) t;
+            n := coalesce(cardinality(p_job_ids), 0);
+        END IF;
         IF n = 1 THEN
             -- One create: the same rules (vjm.decide_create), without a batch's machinery.
             at := clock_timestamp();
@@ -372,6 +383,9 @@ BEGIN
                 END IF;
                 refused := refused || ROW(r.item, r.job_id, r.code, r.message, r.detail, r.hint)::vjm.refusal;
             END LOOP;
+        END IF;
+        IF keyed_ids IS NOT NULL THEN  -- keyed creates answer with every item's create event, replayed or new
+            keyed := vjm.create_events_of(keyed_ids);
         END IF;
     ELSE
         -- Queue entries first (the lock order above), in job order, each by its key. Only an entry
@@ -473,7 +487,7 @@ BEGIN
     -- inserted, so its last event is the newest. (AND evaluates left to right and stops at false.)
     rang := p_ring AND appended IS NOT NULL
             AND vjm.ring_doorbell((appended[cardinality(appended)]).position, cardinality(appended));
-    RETURN ROW(coalesce(appended, '{}'), coalesce(refused, '{}'));
+    RETURN ROW(coalesce(keyed, appended, '{}'), coalesce(refused, '{}'));
 END
 $$;
 
@@ -682,7 +696,7 @@ $$;
 
 -- Many creates in one statement (a bulk import), all or nothing: the payloads as one JSON
 -- array, and back only what the database decided (a create's version, type, states and
--- attempt are constants). At most 100,000 per call.
+-- attempt are constants), in the order given. At most 100,000 per call.
 CREATE FUNCTION vjm.append_create_batch(
     p_job_ids uuid[], p_data jsonb, p_actors text[], p_user_ids text[], p_team_ids uuid[]
 ) RETURNS TABLE ("position" bigint, xact_id xid8, job_id uuid, attempts_left smallint, actor text,
@@ -695,7 +709,8 @@ BEGIN
     SELECT a.position, a.xact_id, a.job_id, a.attempts_left, a.actor, a.occurred_at
       FROM unnest((vjm.guard_append(p_job_ids, array_fill('create'::text, ARRAY[n]), p_data, p_actors,
                                     array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
-                                    p_user_ids, p_team_ids, true, true)).appended) a;
+                                    p_user_ids, p_team_ids, true, true)).appended) WITH ORDINALITY a
+     ORDER BY a.ordinality;  -- in the order given
 END
 $$;
 

@@ -47,6 +47,10 @@ GRANT SELECT ON vjm.workers, vjm.worker_status TO vjm_processor, vjm_admin;
 
 -- The run queue: written by the guard only; admins and the projector's verify read it.
 GRANT SELECT ON vjm.run_queue, vjm.job_queue TO vjm_admin, vjm_projector;
+-- Idempotency keys (062_idempotency.sql): written by the guard only; admins and verify read them.
+-- The window: everyone may read it; only the owner changes it.
+GRANT SELECT ON vjm.idempotency_keys TO vjm_admin, vjm_projector;
+GRANT SELECT ON vjm.idempotency_settings TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
 
 -- The doorbell: the projector and admins.
 GRANT EXECUTE ON FUNCTION vjm.arm_doorbell(xid8, bigint), vjm.hold_doorbell(), vjm.release_doorbell(),

@@ -33,6 +33,8 @@ ALTER TABLE vjm.payload_shapes         ENABLE ROW LEVEL SECURITY, FORCE ROW LEVE
 ALTER TABLE vjm.teams                  ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.team_members           ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.projector_leases       ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.idempotency_keys       ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.idempotency_settings   ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 -- schema_migrations: the migrator (a superuser) bypasses RLS; the owner and admins read it.
 CREATE POLICY owner_all ON vjm.schema_migrations TO vjm_owner USING (true) WITH CHECK (true);
@@ -111,6 +113,14 @@ CREATE POLICY admin_read ON vjm.job_changes FOR SELECT TO vjm_admin USING (true)
 -- run_queue: written by the guard (as the owner); admins and the projector's verify read it.
 CREATE POLICY owner_all ON vjm.run_queue TO vjm_owner USING (true) WITH CHECK (true);
 CREATE POLICY service_read ON vjm.run_queue FOR SELECT TO vjm_admin, vjm_projector USING (true);
+
+-- idempotency_keys: written by the guard (as the owner); admins and the projector's verify read it.
+-- idempotency_settings: the owner changes the window; every run-time role may read it.
+CREATE POLICY owner_all ON vjm.idempotency_keys TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY service_read ON vjm.idempotency_keys FOR SELECT TO vjm_admin, vjm_projector USING (true);
+CREATE POLICY owner_all ON vjm.idempotency_settings TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY everyone_read ON vjm.idempotency_settings FOR SELECT
+    TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin USING (true);
 
 -- leases: written by the worker functions (as the owner); processors and admins read them.
 CREATE POLICY owner_all ON vjm.leases TO vjm_owner USING (true) WITH CHECK (true);
