@@ -3,7 +3,7 @@
 
 -- job_get --
 -- One projected job by id (RLS decides whether the caller sees it).
-SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
        platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
@@ -13,7 +13,7 @@ SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, w
 -- job_find_page --
 -- A filtered page, newest first: keyset after (:after_created_at, :after_job_id) when given, else OFFSET :offset.
 -- Scope: :user_id or :team_id (NULL: every job the caller may see); a NULL filter matches every job.
-SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
        platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position

@@ -73,7 +73,7 @@ SELECT h.xmin, b.events, b.held,
 
 -- job_get_many --
 -- Projected rows of the given jobs (the projector reads them inside its apply transaction).
-SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
        platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
@@ -83,16 +83,19 @@ SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, w
 -- job_upsert_many --
 -- Write projected rows, one array per column; output paths travel as JSON text (arrays of arrays do not unnest).
 INSERT INTO vjm.jobs AS j (job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+                           idempotency_key,
                            original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
                            platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
                            started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
 SELECT u.job_id, u.user_id, u.team_id, u.status, u.attempt, u.attempts_left, u.max_attempts, u.worker_id,
+       u.idempotency_key,
        u.original_filename, u.original_filesize, u.clip_count, u.quality_preset, u.enhancement_level,
        u.platform_target, u.priority, u.run_at, u.progress_percent, u.clips_done,
        CASE WHEN u.output_paths IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.output_paths::jsonb)) END,
        u.error_message, u.created_at, u.started_at, u.completed_at, u.cancelled_at, u.processing_time, u.last_activity_at,
        u.version, u.last_position
   FROM unnest(:job_id::uuid[], :user_id::text[], :team_id::uuid[], :status::text[], :attempt::integer[],
+              :idempotency_key::text[],
               :attempts_left::smallint[], :max_attempts::smallint[], :worker_id::text[], :original_filename::text[],
               :original_filesize::bigint[], :clip_count::integer[], :quality_preset::text[],
               :enhancement_level::text[], :platform_target::text[], :priority::smallint[], :run_at::timestamptz[],
@@ -100,12 +103,13 @@ SELECT u.job_id, u.user_id, u.team_id, u.status, u.attempt, u.attempts_left, u.m
               :output_paths::text[], :error_message::text[], :created_at::timestamptz[], :started_at::timestamptz[],
               :completed_at::timestamptz[], :cancelled_at::timestamptz[], :processing_time::float8[],
               :last_activity_at::timestamptz[], :version::integer[], :last_position::bigint[])
-       AS u(job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+       AS u(job_id, user_id, team_id, status, attempt, idempotency_key, attempts_left, max_attempts, worker_id,
             original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
             platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
             started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
 ON CONFLICT (job_id) DO UPDATE SET
     user_id = excluded.user_id, team_id = excluded.team_id, status = excluded.status,
+    idempotency_key = excluded.idempotency_key,
     attempt = excluded.attempt, attempts_left = excluded.attempts_left, max_attempts = excluded.max_attempts,
     worker_id = excluded.worker_id, original_filename = excluded.original_filename,
     original_filesize = excluded.original_filesize, clip_count = excluded.clip_count,
@@ -249,7 +253,7 @@ ALTER TABLE jobs_replay ADD PRIMARY KEY (job_id);
 
 -- job_get_all --
 -- Every projected row in job_id order (verify streams it next to the replay).
-SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
+SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
        original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
        platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
        started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
@@ -338,6 +342,7 @@ SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) || 
 INSERT INTO vjm.jobs AS j SELECT * FROM pg_temp.jobs_replay
 ON CONFLICT (job_id) DO UPDATE SET
     user_id = excluded.user_id, team_id = excluded.team_id, status = excluded.status,
+    idempotency_key = excluded.idempotency_key,
     attempt = excluded.attempt, attempts_left = excluded.attempts_left, max_attempts = excluded.max_attempts,
     worker_id = excluded.worker_id, original_filename = excluded.original_filename,
     original_filesize = excluded.original_filesize, clip_count = excluded.clip_count,

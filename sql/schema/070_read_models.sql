@@ -13,6 +13,7 @@ CREATE TABLE vjm.jobs (
     attempts_left     smallint    NOT NULL,
     max_attempts      smallint    NOT NULL,
     worker_id         text,
+    idempotency_key   text,         -- the create's (062_idempotency.sql)
     original_filename text        NOT NULL,
     original_filesize bigint      NOT NULL,
     clip_count        integer     NOT NULL,

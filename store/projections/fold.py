@@ -10,7 +10,7 @@ the incremental path (double or skipped applies), not of two implementations.
 
 Field rules, per event type (every event also sets status, attempt, attempts_left,
 version, last_activity_at and last_position):
-- create: all metadata; progress 0; created_at.
+- create: all metadata (the idempotency key too); progress 0; created_at.
 - start: worker_id, started_at; clears the previous attempt's outcome (completed_at,
   cancelled_at, processing_time, output_paths, error_message, progress).
 - progress: progress_percent and clips_done when given.
@@ -192,6 +192,7 @@ def created_row(job_id: UUID, user_id: str, team_id: UUID | None, attempts_left:
     return {
         "job_id": job_id, "user_id": user_id, "team_id": team_id, "status": status, "attempt": attempt,
         "attempts_left": attempts_left, "max_attempts": data.get("max_attempts", attempts_left), "worker_id": None,
+        "idempotency_key": data.get("idempotency_key"),
         "original_filename": data["original_filename"], "original_filesize": data["original_filesize"],
         "clip_count": data["clip_count"], "quality_preset": data["quality_preset"],
         "enhancement_level": data["enhancement_level"], "platform_target": data["platform_target"],

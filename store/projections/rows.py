@@ -18,7 +18,7 @@ DailyKey = tuple[str, str, date]      # (scope, scope_id, day)
 PlatformKey = tuple[str, str, str]    # (scope, scope_id, platform_target)
 
 JOB_COLUMNS = (
-    "job_id", "user_id", "team_id", "status", "attempt", "attempts_left", "max_attempts", "worker_id",
+    "job_id", "user_id", "team_id", "status", "attempt", "attempts_left", "max_attempts", "worker_id", "idempotency_key",
     "original_filename", "original_filesize", "clip_count", "quality_preset", "enhancement_level",
     "platform_target", "priority", "run_at", "progress_percent", "clips_done", "output_paths", "error_message", "created_at",
     "started_at", "completed_at", "cancelled_at", "processing_time", "last_activity_at", "version", "last_position",
@@ -44,6 +44,7 @@ class JobRow(BaseModel):
     attempts_left: int
     max_attempts: int
     worker_id: str | None
+    idempotency_key: str | None = None  # the create's: the same key from the same user returns this job
     original_filename: str
     original_filesize: int
     clip_count: int
