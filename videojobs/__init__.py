@@ -6,6 +6,8 @@ from .errors import (
     AccessDenied,
     ConcurrencyConflict,
     DatabaseUnavailable,
+    IdempotencyConflict,
+    IdempotencyKeyInUse,
     InvalidTransition,
     JobNotFound,
     StaleAttempt,
@@ -31,6 +33,6 @@ __all__ = [
     "connect", "VideoJobManager", "Settings", "Job", "JobPage", "JobFilters", "JobStats", "PlatformStats",
     "DailyStats", "Attempt", "BulkResult", "Team", "HistoryReport", "VJMError", "ValidationError", "JobNotFound",
     "InvalidTransition", "StaleAttempt", "ConcurrencyConflict", "AccessDenied", "DatabaseUnavailable",
-    "Worker", "JobContext", "Retry", "TransientError",
+    "IdempotencyConflict", "IdempotencyKeyInUse", "Worker", "JobContext", "Retry", "TransientError",
 ]
 

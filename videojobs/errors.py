@@ -10,6 +10,8 @@ from statemachine import (
     AccessDenied,
     ConcurrencyConflict,
     DatabaseUnavailable,
+    IdempotencyConflict,
+    IdempotencyKeyInUse,
     InvalidTransition,
     JobNotFound,
     MigrationError,
@@ -31,6 +33,7 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(as_vjm_error(exc), DatabaseUnavailable) or isinstance(exc, TimeoutError)
 
 
-__all__ = ["AccessDenied", "ConcurrencyConflict", "DatabaseUnavailable", "InvalidToken", "InvalidTransition",
+__all__ = ["AccessDenied", "ConcurrencyConflict", "DatabaseUnavailable", "IdempotencyConflict",
+           "IdempotencyKeyInUse", "InvalidToken", "InvalidTransition",
            "JobNotFound", "MigrationError", "StaleAttempt", "TeamNotFound", "ValidationError", "VJMError",
            "as_vjm_error", "is_unavailable"]

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     ClipCount = int
     MaxAttempts = int
     Priority = int
+    IdempotencyKey = str
     OutputPaths = list[str]
     ProcessingTime = float
     WorkerId = str
@@ -52,6 +53,7 @@ else:
     ClipCount = payload_type(Trigger.CREATE, "clip_count")
     MaxAttempts = payload_type(Trigger.CREATE, "max_attempts")
     Priority = payload_type(Trigger.CREATE, "priority")
+    IdempotencyKey = payload_type(Trigger.CREATE, "idempotency_key")
     # The parser's bound (50 paths), under the payload rule's; each path the rule's own type.
     OutputPaths = Annotated[list[payload_type(Trigger.COMPLETE, "output_paths").__origin__.__args__[0]],
                             Field(max_length=50)]

@@ -21,6 +21,8 @@ from videojobs.errors import (
     AccessDenied,
     ConcurrencyConflict,
     DatabaseUnavailable,
+    IdempotencyConflict,
+    IdempotencyKeyInUse,
     InvalidTransition,
     JobNotFound,
     StaleAttempt,
@@ -152,6 +154,16 @@ def _conflict(exc: ConcurrencyConflict, instance: str | None) -> JSONResponse:
     return problem_response(409, "concurrency-conflict", "Concurrency conflict", str(exc), instance=instance)
 
 
+def _key_in_use(exc: IdempotencyKeyInUse, instance: str | None) -> JSONResponse:
+    return problem_response(409, "idempotency-key-in-use", "A request with this idempotency key is in progress",
+                            str(exc), instance=instance, headers={"Retry-After": "1"})
+
+
+def _key_reused(exc: IdempotencyConflict, instance: str | None) -> JSONResponse:
+    return problem_response(422, "idempotency-key-reused", "Idempotency key reused for a different request",
+                            str(exc), instance=instance, errors=[{"field": "idempotency_key", "message": str(exc)}])
+
+
 def _invalid(exc: ValidationError, instance: str | None) -> JSONResponse:
     errors = [{"field": str(e.get("field") or exc.field or "body"), "message": str(e.get("message") or exc)}
               for e in exc.errors] or [{"field": exc.field or "body", "message": str(exc)}]
@@ -211,7 +223,9 @@ _TRANSLATIONS: list[tuple[Any, Any]] = [
     (JobNotFound, _not_found),
     (TeamNotFound, _team_not_found),
     (InvalidTransition, _transition),
+    (IdempotencyKeyInUse, _key_in_use),
     (ConcurrencyConflict, _conflict),
+    (IdempotencyConflict, _key_reused),
     (ValidationError, _invalid),
     (RequestValidationError, _request_invalid),
     (HTTPException, _http),

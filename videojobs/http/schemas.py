@@ -29,6 +29,7 @@ from .payload_types import (
     FailureText,
     FileName,
     FileSize,
+    IdempotencyKey,
     MaxAttempts,
     OutputPaths,
     Percent,
@@ -40,7 +41,8 @@ from .payload_types import (
 
 JOB_EXAMPLE: dict[str, Any] = {
     "job_id": "9b2f6c1e-3f7a-4d1e-9a57-0c4f2b1d8e11", "user_id": "user-123", "team_id": None, "status": "queued",
-    "attempt": 0, "attempts_left": 3, "max_attempts": 3, "worker_id": None, "original_filename": "holiday.mp4",
+    "attempt": 0, "attempts_left": 3, "max_attempts": 3, "worker_id": None, "idempotency_key": None,
+    "original_filename": "holiday.mp4",
     "original_filesize": 104857600, "clip_count": 5, "quality_preset": "pro", "enhancement_level": "basic",
     "platform_target": "tiktok", "priority": 0, "run_at": None, "progress_percent": 0.0, "clips_done": 0, "output_paths": None,
     "error_message": None, "created_at": "2025-01-01T12:00:00Z", "started_at": None, "completed_at": None,
@@ -100,6 +102,8 @@ class CreateJobRequest(Body):
     run_at: RunAt | None = Field(None, description="Not claimed before this instant (RFC 3339, with its offset)")
     user_id: UserId | None = Field(None, description="Owner of the job: service callers only (end users own "
                                                      "the jobs they create)")
+    idempotency_key: IdempotencyKey | None = Field(None, description="As the Idempotency-Key header (both given: "
+                                                                     "they must be equal)")
 
 
 class RescheduleRequest(Body):

@@ -18,7 +18,8 @@ from .session import Session, refused
 
 MAX_BULK = 10_000
 CREATE_FIELDS = ("user_id", "original_filename", "original_filesize", "clip_count", "quality_preset",
-                 "enhancement_level", "platform_target", "team_id", "max_attempts", "priority", "run_at")
+                 "enhancement_level", "platform_target", "team_id", "max_attempts", "priority", "run_at",
+                 "idempotency_key")
 _CREATE_KEYS = frozenset(CREATE_FIELDS)
 
 
@@ -29,7 +30,12 @@ class Bulk:
         self._session = session
 
     async def bulk_create_jobs(self, jobs: list[dict[str, Any]]) -> list[Job]:
-        """Create many jobs in one round trip; all are validated first, then written all or nothing."""
+        """Create many jobs in one round trip; all are validated first, then written all or nothing.
+
+        A job with an `idempotency_key` is as create_job's: one whose key the same user used within the
+        window comes back as that job, as created, and so does a later job of the list with the same user
+        and key (each must be the same request, else IdempotencyConflict and nothing is written).
+        """
         if not isinstance(jobs, list) or not 1 <= len(jobs) <= MAX_BULK:
             raise ValidationError(f"jobs must be a list of 1 to {MAX_BULK} jobs", field="jobs")
         creates = _prepare_creates(jobs, self._session.actor("create"))

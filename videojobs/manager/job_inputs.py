@@ -77,6 +77,19 @@ def attempt_of(value: Any, *, required: bool = False) -> int | None:
     return value
 
 
+MAX_KEY_WAIT = 60.0
+
+
+def key_wait_of(value: Any) -> float | None:
+    """How long a create waits for another request with its idempotency key: None (as long as it takes), or
+    seconds in (0, 60]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_KEY_WAIT:
+        raise ValidationError(f"key_wait must be a number of seconds in (0, {MAX_KEY_WAIT:g}]", field="key_wait")
+    return float(value)
+
+
 def page_query(scope: JobQuery, limit: Any, offset: Any, filters: Any, cursor: str | None) -> JobQuery:
     """A page of `scope` (a user, a team, or all the caller may see) with the filters, checked."""
     limit, offset, checked = _limit(limit), _offset(offset), _filters(filters)

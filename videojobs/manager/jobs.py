@@ -13,7 +13,7 @@ from store.job_writes import read_job_now
 from store.jobs import JobQuery, StatsScope, count_jobs, find_jobs, get_stats
 
 from ..models import Attempt, Job, JobFilters, JobPage, encode_cursor
-from .job_inputs import attempt_of, metadata_fields, page_query, status_transition
+from .job_inputs import attempt_of, key_wait_of, metadata_fields, page_query, status_transition
 from .session import Session, fold_to_job
 
 Filters = JobFilters | dict[str, Any] | None
@@ -28,14 +28,25 @@ class Jobs:
     async def create_job(self, *, user_id: str, original_filename: str, original_filesize: int, clip_count: int,
                          quality_preset: str, enhancement_level: str, platform_target: str,
                          team_id: UUID | str | None = None, max_attempts: int = 3, priority: int = 0,
-                         run_at: datetime | str | None = None) -> Job:
+                         run_at: datetime | str | None = None, idempotency_key: str | None = None,
+                         key_wait: float | None = None) -> Job:
         """Create a job in status `queued` and return it. `priority` 0-9, higher claimed first; `run_at` an
-        aware datetime (or RFC 3339 text) before which no worker claims it."""
+        aware datetime (or RFC 3339 text) before which no worker claims it.
+
+        With `idempotency_key` (1-200 visible ASCII characters), the same key from the same user
+        within the window (24 hours: vjm.idempotency_settings) returns the job it made, as it was
+        created, and writes nothing; the same key with a different request raises
+        IdempotencyConflict. A create with the key still in progress elsewhere is waited for, at
+        most `key_wait` seconds when given (then IdempotencyKeyInUse).
+        """
         data = dict(original_filename=original_filename, original_filesize=original_filesize,
                     clip_count=clip_count, quality_preset=quality_preset, enhancement_level=enhancement_level,
                     platform_target=platform_target, max_attempts=max_attempts, priority=priority,
                     run_at=instant_text(run_at))
-        _, job = await self._session.append_job("create", data, user_id=user_id, team_id=team_id)
+        if idempotency_key is not None:
+            data["idempotency_key"] = idempotency_key
+        _, job = await self._session.append_job("create", data, user_id=user_id, team_id=team_id,
+                                                lock_timeout=key_wait_of(key_wait))
         return job
 
     async def start_processing(self, job_id: UUID | str, worker_id: str | None = None) -> Attempt:

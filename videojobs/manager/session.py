@@ -109,16 +109,18 @@ class Session:
         self.remember(stored.cursor)
         return stored
 
-    async def append_job(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> tuple[Event, Job]:
+    async def append_job(self, trigger: str, data: dict[str, Any] | None, *, lock_timeout: float | None = None,
+                         **ids: Any) -> tuple[Event, Job]:
         """As append, and the job as it is after the event, in the same round trip.
 
         The job is folded from its projected row and the events since (store.job_writes),
-        never replayed from its whole history.
+        never replayed from its whole history. A create waits at most `lock_timeout` seconds
+        for another request with its idempotency key, when given (EventStore.append).
         """
         event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self.actor(trigger), **ids)
         async with self.connection() as conn:
             if event.trigger == "create":
-                stored = await EventStore(conn).append(event)
+                stored = await EventStore(conn).append(event, lock_timeout=lock_timeout)
                 history = JobHistory(stored, None, [stored])
             else:
                 history = await append_returning_job(conn, event)

@@ -14,9 +14,10 @@ _DESCRIPTIONS = {
     401: "Missing, malformed, expired or wrongly signed bearer token (WWW-Authenticate says which)",
     403: "The caller may not do this (role, or an action forbidden on a visible job)",
     404: "No such job, or the caller may not see it",
-    409: "Illegal transition (with current_state and allowed_triggers), stale attempt, or concurrent change",
+    409: "Illegal transition (with current_state and allowed_triggers), stale attempt, concurrent change, or "
+         "a request with the same idempotency key still in progress",
     413: "Request body over the size limit",
-    422: "Invalid input; `errors` names each field",
+    422: "Invalid input; `errors` names each field (an idempotency key reused for a different request too)",
     503: "The database is unavailable; retry after the Retry-After header",
 }
 _MODELS: dict[int, Any] = {409: TransitionProblem, 422: ValidationProblem}

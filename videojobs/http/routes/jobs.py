@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Path, Query, Response, status
+from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 
 from videojobs import AccessDenied, Job, ValidationError, VideoJobManager
 from videojobs.models import MAX_REASON, METADATA_FIELDS, Trigger
 
+from .. import idempotency
 from ..dependencies import Caller, Manager
 from ..patch_body import MOVE_FIELDS, PatchJobRequest
 from ..payload_types import payload_pattern
@@ -24,12 +25,25 @@ _JOB_EXAMPLE = {"content": {"application/json": {"example": JOB_EXAMPLE}}}
 
 
 @router.post("/process", status_code=status.HTTP_201_CREATED, response_model=Job, summary="Create a job",
-             responses={201: _JOB_EXAMPLE, **problems(403, 404, 413)})
+             responses={201: _JOB_EXAMPLE, **problems(403, 404, 409, 413)})
 async def create_job(request: Annotated[CreateJobRequest, Body()], who: Caller, manager: Manager,
-                     response: Response) -> Job:
-    """Create a job in status `queued` (201, with a Location header)."""
-    fields = request.model_dump(exclude={"user_id"}, mode="json")
-    job = await manager.create_job(user_id=_owner(request.user_id, who), **fields)
+                     response: Response,
+                     idempotency_key: Annotated[str | None, Header(
+                         alias=idempotency.HEADER, max_length=idempotency.HEADER_MAX_LENGTH,
+                         json_schema_extra={"pattern": idempotency.HEADER_PATTERN},
+                         description=idempotency.HEADER_DESCRIPTION)] = None) -> Job:
+    """Create a job in status `queued` (201, with a Location header).
+
+    With an idempotency key (the `Idempotency-Key` header, or the body's `idempotency_key`), a retry
+    is safe: the same key from the same user within 24 hours answers as the first request did (201,
+    the job as it was created) and creates nothing; the same key with a different body is refused
+    (422, `idempotency-key-reused`); a request while another with the key is still in progress gets
+    409 (`idempotency-key-in-use`, send it again later).
+    """
+    fields = request.model_dump(exclude={"user_id", "idempotency_key"}, mode="json")
+    key = idempotency.request_key(idempotency_key, request.idempotency_key)
+    job = await manager.create_job(user_id=_owner(request.user_id, who), idempotency_key=key,
+                                   key_wait=idempotency.KEY_WAIT_SECONDS if key is not None else None, **fields)
     response.headers["Location"] = f"/api/v1/jobs/{job.job_id}"
     return job
 
