@@ -240,3 +240,26 @@ SELECT coalesce(q.job_id, x.job_id)::text AS key,
        IS DISTINCT FROM (x.created_at, x.queued, x.platform_target, x.max_attempts)
  ORDER BY 1
  LIMIT :limit;
+
+-- idempotency_key_diff --
+-- The idempotency keys against the log (for verify): a row names the newest create that carries its owner and key,
+-- and a key whose newest create is younger than the window (less a second) has its row. At most :limit; JSON.
+WITH newest AS (
+    SELECT DISTINCT ON (e.user_id, e.data ->> 'idempotency_key')
+           e.user_id, e.data ->> 'idempotency_key' AS key, e.job_id, e.occurred_at
+      FROM vjm.job_events e
+     WHERE e.type = 'create' AND e.data ? 'idempotency_key'
+     ORDER BY e.user_id, e.data ->> 'idempotency_key', e.position DESC
+)
+SELECT coalesce(k.user_id, x.user_id) || ':' || coalesce(k.key, x.key) AS key,
+       CASE WHEN k.user_id IS NULL THEN 'missing' WHEN x.user_id IS NULL THEN 'extra' ELSE 'different' END AS kind,
+       CASE WHEN k.user_id IS NOT NULL THEN jsonb_build_object('job_id', k.job_id) END AS live,
+       CASE WHEN x.user_id IS NOT NULL THEN jsonb_build_object('job_id', x.job_id) END AS replay
+  FROM vjm.idempotency_keys k
+  FULL JOIN newest x ON x.user_id = k.user_id AND x.key = k.key
+ WHERE CASE WHEN k.user_id IS NULL
+            THEN x.occurred_at > clock_timestamp() - (SELECT s.key_window FROM vjm.idempotency_settings s)
+                                 + interval '1 second'
+            ELSE x.job_id IS DISTINCT FROM k.job_id END
+ ORDER BY 1
+ LIMIT :limit;

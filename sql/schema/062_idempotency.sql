@@ -81,7 +81,8 @@ CREATE FUNCTION vjm.take_idempotency_keys(
                  new_team_ids uuid[])
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    cutoff constant timestamptz := now() - (SELECT s.key_window FROM vjm.idempotency_settings s);
+    -- The clock, not the transaction's start: a key binds from when it was taken (its create follows at once).
+    cutoff constant timestamptz := clock_timestamp() - (SELECT s.key_window FROM vjm.idempotency_settings s);
     keys text[];       -- per item: its key, NULL without one
     firsts integer[];  -- per item: the first item with its owner and key (itself, or NULL without a key)
     ids uuid[];        -- per item: the job it stands for
@@ -107,7 +108,8 @@ BEGIN
         -- A key that binds is updated to itself (not skipped), so that RETURNING names its job too.
         WITH taken AS (
             INSERT INTO vjm.idempotency_keys AS k (user_id, key, job_id, taken_at)
-            SELECT p_user_ids[i.n], keys[i.n], p_job_ids[i.n], now() FROM generate_subscripts(firsts, 1) AS i(n)
+            SELECT p_user_ids[i.n], keys[i.n], p_job_ids[i.n], clock_timestamp()
+              FROM generate_subscripts(firsts, 1) AS i(n)
              WHERE firsts[i.n] = i.n
              ORDER BY p_user_ids[i.n], keys[i.n]
             ON CONFLICT ON CONSTRAINT idempotency_keys_pkey DO UPDATE

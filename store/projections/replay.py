@@ -123,6 +123,12 @@ async def diff_run_queue(executor: Executor, limit: int = 100) -> list[Differenc
     return [_difference("job_queue", row) for row in await fetch_all(executor, "job_queue_diff", limit=limit)]
 
 
+async def diff_idempotency_keys(executor: Executor, limit: int = 100) -> list[Difference]:
+    """Idempotency keys (vjm.idempotency_keys, kept by the guard) that differ from the creates in the log."""
+    return [_difference("idempotency_keys", row)
+            for row in await fetch_all(executor, "idempotency_key_diff", limit=limit)]
+
+
 def _difference(table: str, row: Record) -> Difference:
     live, expected = row["live"], row["replay"]
     columns: tuple[str, ...] = ()

@@ -9,7 +9,9 @@ folds every event up to C. Rows are compared as two streams in job_id order
 daily buckets are per scope and compared as dicts; the stats are also recounted
 from vjm.jobs in SQL (docs/ARCHITECTURE.md, invariant 8). The run queue (vjm.run_queue, kept by the
 guard, not by the projector) is checked against the log: an entry per job that is
-not deleted, queued exactly when its head is, with its place, platform and budget.
+not deleted, queued exactly when its head is, with its place, platform and budget; so are
+the idempotency keys (each names the newest create with its owner and key, and every key
+younger than the window has one).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .checkpoints import get_checkpoint, get_leadership, lift_statement_timeout,
 from .fold import Voids, fold
 from .rebuild import add_into, chunks_by_job
 from .replay import (
+    diff_idempotency_keys,
     diff_run_queue,
     diff_stats_recount,
     diff_transition_counts,
@@ -111,6 +114,7 @@ async def verify_projections(database_url: str, *, name: str = "main", limit: in
             differences += _diff_vectors("job_stats_daily", await fetch_daily(conn), replay.daily, DAILY_FIELDS)
             differences += await diff_stats_recount(conn, limit)
             differences += await diff_run_queue(conn, limit)
+            differences += await diff_idempotency_keys(conn, limit)
             differences += await diff_transition_counts(conn, cursor)
             behind = (await sample_lag(conn, cursor)).events_behind
             live = await _projector_live(conn, name)
