@@ -7,7 +7,8 @@ every check (st's default) over the examples, coverage, fuzzing and stateful pha
 stream included (each event read is checked against the document). It is bounded for CI:
 `--max-examples` per operation and a fixed `--seed`. tests/http/schemathesis.toml allows what
 the document states but JSON Schema cannot (a body over the size limit, date_to before
-date_from, a deleted job's readable history), as `st explain ST201` / `ST202` / `ST301` say;
+date_from, an idempotency key reused for another body, a deleted job's readable history), as
+`st explain ST201` / `ST202` / `ST301` say;
 nothing else is relaxed, and a test holds the configuration to exactly that.
 
 The JSON report must show every operation tested, each phase a success, no failure, no
