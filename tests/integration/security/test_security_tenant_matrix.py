@@ -18,7 +18,7 @@ from tests.support.tenants import USERS, Tenants, as_user
 from tests.support.tokens import TEST_JWT_SECRET
 
 REFERENCE_TABLES = {"transitions", "trigger_rules", "job_defaults",  # the same for everyone, no tenant data
-                    "payload_chars", "payload_rules", "payload_shapes"}
+                    "payload_chars", "payload_rules", "payload_shapes", "idempotency_settings"}
 VIEWERS = [*USERS, None]
 
 
