@@ -16,6 +16,7 @@
 --   22023 bad arguments        VJ404 no such job (or not visible to the caller)
 --   42501 not allowed          VJ409 expected version differs, or another writer won the race
 --   VJ422 illegal transition   VJ423 stale attempt (detail: the state, hint: the current attempt)
+--   VJ424, VJ425 a create's idempotency key (062_idempotency.sql)
 SET LOCAL ROLE vjm_owner;
 
 -- The run queue: one entry per job that is not deleted, `queued` exactly while its head
@@ -263,7 +264,7 @@ DECLARE
     verdict text;
     raced integer;  -- the item that lost a race and is judged again
     rang boolean;
-    keyed_ids uuid[];         -- creates with idempotency keys: per item, the job it stands for
+    keyed_ids uuid[];         -- creates with idempotency keys: per item, the job it stands for (if one replays)
     keyed vjm.appended[];     -- and then its create event (the outcome, in item order)
 BEGIN
     IF NOT trusted THEN  -- trusted callers see every job
@@ -384,7 +385,7 @@ BEGIN
                 refused := refused || ROW(r.item, r.job_id, r.code, r.message, r.detail, r.hint)::vjm.refusal;
             END LOOP;
         END IF;
-        IF keyed_ids IS NOT NULL THEN  -- keyed creates answer with every item's create event, replayed or new
+        IF keyed_ids IS NOT NULL THEN  -- a key named a job already: every item's create event, replayed or new
             keyed := vjm.create_events_of(keyed_ids);
         END IF;
     ELSE

@@ -68,7 +68,7 @@ $$;
 
 -- A batch of creates (ids issued, see vjm.guard_append) that carries idempotency keys: judges it
 -- (vjm.refuse_creates), takes each owner's key for its first item, and returns per item the job it
--- stands for (`bound`) and the items still to create, in item order. An item whose key is taken
+-- stands for (`bound`; NULL when every item is created) and the items still to create, in item order. An item whose key is taken
 -- already, within the window, stands for that key's job, and so does a later item of the batch
 -- with the same owner and key; each must be the same request (payload and team) as the one that
 -- made the job, else VJ424. Keys are inserted in (owner, key) order, so two batches that share
@@ -85,24 +85,29 @@ DECLARE
     cutoff constant timestamptz := clock_timestamp() - (SELECT s.key_window FROM vjm.idempotency_settings s);
     keys text[];       -- per item: its key, NULL without one
     firsts integer[];  -- per item: the first item with its owner and key (itself, or NULL without a key)
+    repeated boolean;  -- an owner's key is on more than one item
     ids uuid[];        -- per item: the job it stands for
     k integer;
     r record;
 BEGIN
     PERFORM vjm.refuse_creates(p_job_ids, p_data, p_actors, p_user_ids, p_team_ids, p_trusted, p_caller, p_teams,
                                p_who);
-    SELECT array_agg(i.key ORDER BY i.n), array_agg(CASE WHEN i.key IS NOT NULL THEN i.first END ORDER BY i.n)
-      INTO keys, firsts
+    SELECT array_agg(i.key ORDER BY i.n), array_agg(CASE WHEN i.key IS NOT NULL THEN i.first END ORDER BY i.n),
+           coalesce(bool_or(i.key IS NOT NULL AND i.first < i.n), false)
+      INTO keys, firsts, repeated
       FROM (SELECT e.value ->> 'idempotency_key' AS key, e.n,
                    min(e.n) OVER (PARTITION BY p_user_ids[e.n], e.value ->> 'idempotency_key') AS first
               FROM jsonb_array_elements(p_data) WITH ORDINALITY AS e(value, n)) i;
-    SELECT i.n, keys[i.n] AS key INTO r FROM generate_subscripts(firsts, 1) AS i(n)
-     WHERE firsts[i.n] < i.n AND (p_data -> (i.n - 1)::integer IS DISTINCT FROM p_data -> (firsts[i.n] - 1)::integer
-                                  OR p_team_ids[i.n] IS DISTINCT FROM p_team_ids[firsts[i.n]])
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'idempotency key % of user % is used twice in this call, for different requests', r.key,
-                        p_user_ids[r.n] USING ERRCODE = 'VJ424';
+    IF repeated THEN  -- a later item with the same owner and key must be the same request as the first
+        SELECT i.n, keys[i.n] AS key INTO r FROM generate_subscripts(firsts, 1) AS i(n)
+         WHERE firsts[i.n] < i.n
+           AND (p_data -> (i.n - 1)::integer IS DISTINCT FROM p_data -> (firsts[i.n] - 1)::integer
+                OR p_team_ids[i.n] IS DISTINCT FROM p_team_ids[firsts[i.n]])
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'idempotency key % of user % is used twice in this call, for different requests',
+                            r.key, p_user_ids[r.n] USING ERRCODE = 'VJ424';
+        END IF;
     END IF;
     BEGIN  -- a subtransaction, so that running out of lock_timeout here is told apart
         -- A key that binds is updated to itself (not skipped), so that RETURNING names its job too.
@@ -125,6 +130,13 @@ BEGIN
         RAISE EXCEPTION 'another request with idempotency key % of user % is in progress', keys[k],
                         p_user_ids[k] USING ERRCODE = 'VJ425', HINT = 'send it again when that request has ended';
     END;
+    DELETE FROM vjm.idempotency_keys k  -- a few keys that bind no more, oldest first
+     WHERE (k.user_id, k.key) IN (SELECT o.user_id, o.key FROM vjm.idempotency_keys o WHERE o.taken_at <= cutoff
+                                   ORDER BY o.taken_at LIMIT 16 + cardinality(ids) FOR UPDATE SKIP LOCKED);
+    IF ids = p_job_ids THEN  -- every key taken here, none repeated: all is created, as it came
+        RETURN QUERY SELECT NULL::uuid[], p_job_ids, p_data, p_actors, p_user_ids, p_team_ids;
+        RETURN;
+    END IF;
     -- A key that named a job already: the request must be the one that made it.
     SELECT i.n, e.job_id INTO r
       FROM generate_subscripts(firsts, 1) AS i(n)
@@ -136,9 +148,6 @@ BEGIN
         RAISE EXCEPTION 'idempotency key % of user % was used for a different request (job %)', keys[r.n],
                         p_user_ids[r.n], r.job_id USING ERRCODE = 'VJ424', DETAIL = r.job_id::text;
     END IF;
-    DELETE FROM vjm.idempotency_keys k  -- a few keys that bind no more, oldest first
-     WHERE (k.user_id, k.key) IN (SELECT o.user_id, o.key FROM vjm.idempotency_keys o WHERE o.taken_at <= cutoff
-                                   ORDER BY o.taken_at LIMIT 16 + cardinality(ids) FOR UPDATE SKIP LOCKED);
     RETURN QUERY
     SELECT ids, coalesce(array_agg(p_job_ids[i.n] ORDER BY i.n), '{}'),
            coalesce(jsonb_agg(p_data -> (i.n - 1)::integer ORDER BY i.n), '[]'),
