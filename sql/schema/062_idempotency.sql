@@ -38,6 +38,14 @@ CREATE TABLE vjm.idempotency_keys (
 );
 CREATE INDEX idempotency_keys_taken ON vjm.idempotency_keys (taken_at);
 
+-- A create's request as a key compares it: its payload with the defaults of the keys it may leave
+-- out, the ones statemachine/payload_rules.py fills in (FieldRule.default; a test holds the two
+-- equal), so that a SQL caller that leaves them out and one that names them send the same request.
+CREATE FUNCTION vjm.create_request(p_data jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT jsonb_build_object('max_attempts', vjm.default_max_attempts(), 'priority', 0) || p_data
+$$;
+
 -- Raise the first refusal the guard would give the batch (vjm.decide_create), before any key is
 -- taken or replayed: a request that may not be made neither locks a key nor learns of a job.
 -- `p_who` is the service principal, as in vjm.guard_append.
@@ -70,8 +78,8 @@ $$;
 -- (vjm.refuse_creates), takes each owner's key for its first item, and returns per item the job it
 -- stands for (`bound`; NULL when every item is created) and the items still to create, in item order. An item whose key is taken
 -- already, within the window, stands for that key's job, and so does a later item of the batch
--- with the same owner and key; each must be the same request (payload and team) as the one that
--- made the job, else VJ424. Keys are inserted in (owner, key) order, so two batches that share
+-- with the same owner and key; each must be the same request (vjm.create_request, and the team) as
+-- the one that made the job, else VJ424. Keys are inserted in (owner, key) order, so two batches that share
 -- keys wait for each other instead of deadlocking. A key another transaction holds is waited
 -- for (its create commits: a replay; it rolls back: taken here), at most lock_timeout (VJ425).
 CREATE FUNCTION vjm.take_idempotency_keys(
@@ -101,7 +109,8 @@ BEGIN
     IF repeated THEN  -- a later item with the same owner and key must be the same request as the first
         SELECT i.n, keys[i.n] AS key INTO r FROM generate_subscripts(firsts, 1) AS i(n)
          WHERE firsts[i.n] < i.n
-           AND (p_data -> (i.n - 1)::integer IS DISTINCT FROM p_data -> (firsts[i.n] - 1)::integer
+           AND (vjm.create_request(p_data -> (i.n - 1)::integer)
+                    IS DISTINCT FROM vjm.create_request(p_data -> (firsts[i.n] - 1)::integer)
                 OR p_team_ids[i.n] IS DISTINCT FROM p_team_ids[firsts[i.n]])
          LIMIT 1;
         IF FOUND THEN
@@ -142,7 +151,8 @@ BEGIN
       FROM generate_subscripts(firsts, 1) AS i(n)
       JOIN vjm.job_events e ON e.job_id = ids[i.n] AND e.version = 1
      WHERE firsts[i.n] = i.n AND ids[i.n] <> p_job_ids[i.n]
-       AND (e.data IS DISTINCT FROM p_data -> (i.n - 1)::integer OR e.team_id IS DISTINCT FROM p_team_ids[i.n])
+       AND (vjm.create_request(e.data) IS DISTINCT FROM vjm.create_request(p_data -> (i.n - 1)::integer)
+            OR e.team_id IS DISTINCT FROM p_team_ids[i.n])
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'idempotency key % of user % was used for a different request (job %)', keys[r.n],

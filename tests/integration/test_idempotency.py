@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from statemachine import Trigger
+from statemachine.payload_rules import rules_of
 from store.projections import verify_projections
 from tests.support.factories import create_data
 from tests.support.start_line import BLOCKED_BEHIND, start_line
@@ -194,6 +196,14 @@ async def test_key_wait_bounds_the_wait_for_a_request_in_progress(manager: Video
         other = await manager.create_job(**JOB, idempotency_key="upload-2", key_wait=0.05)  # another key: no wait
     assert (await manager.create_job(**JOB, idempotency_key="upload-1", key_wait=0.05)).job_id == held["job_id"]
     assert other.job_id != held["job_id"] and await pool.fetchval(EVENTS) == 2
+
+
+async def test_a_request_is_compared_with_the_defaults_python_fills_in(manager: VideoJobManager, pool) -> None:
+    defaults = {rule.key: rule.default for rule in rules_of(Trigger.CREATE) if rule.default is not None}
+    assert await pool.fetchval("SELECT vjm.create_request('{}')") == defaults
+    async with holding(pool, "upload-1") as held:  # raw SQL, leaving priority out
+        pass
+    assert (await manager.create_job(**JOB, idempotency_key="upload-1")).job_id == held["job_id"]
 
 
 @pytest.mark.parametrize("key", ["", "x" * 201, "two words", "caf\u00e9", "tab\there", "\u202eevil", None])
