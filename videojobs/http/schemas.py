@@ -102,8 +102,7 @@ class CreateJobRequest(Body):
     run_at: RunAt | None = Field(None, description="Not claimed before this instant (RFC 3339, with its offset)")
     user_id: UserId | None = Field(None, description="Owner of the job: service callers only (end users own "
                                                      "the jobs they create)")
-    idempotency_key: IdempotencyKey | None = Field(None, description="As the Idempotency-Key header (both given: "
-                                                                     "they must be equal)")
+    idempotency_key: IdempotencyKey | None = Field(None, description="As the Idempotency-Key header; both given: equal")
 
 
 class RescheduleRequest(Body):
