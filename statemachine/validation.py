@@ -11,8 +11,8 @@ schemas state them from here (MAX_USER_ID, MAX_TEAM_NAME, payload_rules.LABEL_PA
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
 
 from .errors import ValidationError
 from .machine import Trigger
@@ -89,7 +89,7 @@ def instant_text(value: datetime | str | None, field: str = "run_at") -> str | N
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValidationError(f"{field} must be an instant with its offset (an aware datetime)", field=field)
     try:
-        utc = value.astimezone(timezone.utc)
+        utc = value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise ValidationError(f"{field} is out of range", field=field) from None
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds" if utc.microsecond else "seconds") + "Z"

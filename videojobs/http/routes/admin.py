@@ -10,14 +10,14 @@ from fastapi import APIRouter, Body, Query
 
 from videojobs import VideoJobManager
 
-from ..dependencies import ServiceManager
-from ..schemas import (
+from ..admin_schemas import (
     BulkUpdate,
     MaintenanceRequest,
     MaintenanceResponse,
     ResetStuck,
     VerifyHistory,
 )
+from ..dependencies import ServiceManager
 from ..worker_schemas import WorkerList
 from .common import problems
 
