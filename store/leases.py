@@ -64,3 +64,19 @@ async def next_claimable_in(executor: Executor, platforms: Sequence[str] | None)
                                  platforms=None if platforms is None else list(platforms))
     except Exception as exc:
         raise translate_error(exc) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """The run queue for one platform and priority: jobs queued, claimable now, and the oldest claimable's wait."""
+
+    platform_target: str
+    priority: int
+    queued: int
+    claimable: int
+    oldest_claimable_seconds: float
+
+
+async def queue_depth(executor: Executor) -> list[QueueDepth]:
+    """The run queue by platform and priority (vjm.run_queue: admins and the projector's role read it)."""
+    return [QueueDepth(**dict(row)) for row in await fetch_all(executor, "queue_depth")]

@@ -26,3 +26,15 @@ SELECT worker_id, host, pid, started_at, last_seen_at, concurrency, running, pla
 -- Seconds until the earliest queued job of the :platforms (NULL: any) held back by its not_before may be
 -- claimed; NULL when none is held back.
 SELECT vjm.next_claimable_in(:platforms::text[]) AS seconds;
+
+-- queue_depth --
+-- The run queue by platform and priority: jobs queued, those claimable now (no not_before ahead), and how long
+-- the oldest claimable one has waited (since its create, or since its not_before passed, whichever is later).
+SELECT platform_target, priority, count(*) AS queued,
+       count(*) FILTER (WHERE not_before IS NULL OR not_before <= now()) AS claimable,
+       coalesce(extract(epoch FROM now() - min(greatest(created_at, not_before))
+                FILTER (WHERE not_before IS NULL OR not_before <= now())), 0)::float8 AS oldest_claimable_seconds
+  FROM vjm.run_queue
+ WHERE queued
+ GROUP BY platform_target, priority
+ ORDER BY platform_target, priority;

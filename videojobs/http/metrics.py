@@ -77,6 +77,24 @@ class ApiMetrics:
         self.worker_slots = Gauge("vjm_worker_slots", "Slots (concurrency) of the running workers", registry=r)
         self.held_calls = Gauge("vjm_worker_held_calls", "Worker calls this process holds open (long polls)",
                                 ("call",), registry=r)
+        self.queue_jobs = Gauge("vjm_queue_jobs", "Queued jobs by platform and priority; claimable: none held back",
+                                ("platform", "priority", "claimable"), registry=r)
+        self.queue_oldest = Gauge("vjm_queue_oldest_claimable_seconds",
+                                  "How long the oldest claimable job of a platform has waited", ("platform",), registry=r)
+
+    def observe_queue(self, depths: Sequence[Any]) -> None:
+        """The run queue (manager.maintenance.queue_depth()): gone combinations drop out, not stay at their last value."""
+        self.queue_jobs.clear()
+        self.queue_oldest.clear()
+        oldest: dict[str, float] = {}
+        for d in depths:
+            labels = {"platform": d.platform_target, "priority": str(d.priority)}
+            self.queue_jobs.labels(**labels, claimable="true").set(d.claimable)
+            self.queue_jobs.labels(**labels, claimable="false").set(d.queued - d.claimable)
+            if d.claimable:
+                oldest[d.platform_target] = max(oldest.get(d.platform_target, 0.0), d.oldest_claimable_seconds)
+        for platform, seconds in oldest.items():
+            self.queue_oldest.labels(platform=platform).set(seconds)
 
     def observe_workers(self, workers: Sequence[Any], held: tuple[int, int]) -> None:
         """The registry (manager.workers.list()) by state, and the long polls held here (claims, watched jobs)."""

@@ -14,6 +14,7 @@ from store import Event
 from store.audit import last_cursor
 from store.faults import ProjectorFault, get_fault, void_event
 from store.identity import PROJECTOR as PROJECTOR_ROLE
+from store.leases import QueueDepth, queue_depth
 from store.projections import (
     LagSample,
     RebuildResult,
@@ -104,6 +105,11 @@ class Maintenance:
         """Events applied to the read models so far, by type (the projector's counters; for monitoring)."""
         async with self._session.service_connection() as conn:
             return await transition_counts(conn)
+
+    async def queue_depth(self) -> list[QueueDepth]:
+        """The run queue by platform and priority, asked as the trusted service (for monitoring: counts only)."""
+        async with self._session.service_connection() as conn:
+            return await queue_depth(conn)
 
     async def projection_behind(self, name: str = PROJECTOR) -> ProjectionStatus:
         """projection_status asked as the trusted service whoever the caller: counts and the lease, no

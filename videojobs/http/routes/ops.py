@@ -60,3 +60,4 @@ async def _refresh(state: AppState) -> None:
     metrics.observe_stop(getattr(report.projector, "stopped", None))
     metrics.observe_horizon(getattr(report.projector, "horizon", None))
     metrics.observe_workers(await manager.workers.list(REGISTRY_SCRAPE_LIMIT), state.worker_waits.waiting)
+    metrics.observe_queue(await manager.maintenance.queue_depth())
