@@ -158,7 +158,11 @@ async def test_team_ids_are_issued_by_the_database_and_time_ordered(user_pool) -
         second = await create_team(conn, "two", owner_id="erin")
         with pytest.raises(AccessDenied):
             await create_team(conn, "theirs", owner_id="frank")
-    assert first.team_id.version == 7 and second.team_id.version == 7 and first.team_id < second.team_id
+    # UUIDv7: the first 48 bits are the issuing millisecond; two ids of the same millisecond differ in
+    # their random bits, in either order (RFC 9562 leaves sub-millisecond order to the generator).
+    assert first.team_id.version == 7 and second.team_id.version == 7
+    assert first.team_id.int >> 80 <= second.team_id.int >> 80
+    assert abs((first.team_id.int >> 80) / 1000 - first.created_at.timestamp()) < 60
 
 
 async def test_an_end_user_cannot_choose_a_job_id(tenants: Tenants, user_pool) -> None:
