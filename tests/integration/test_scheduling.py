@@ -58,7 +58,7 @@ async def test_a_run_at_job_is_never_claimed_before_its_time_by_the_database_clo
                 break
             seen_early += 1
             assert time.monotonic() < deadline, "never claimed"
-            await asyncio.sleep(0.05)  # pacing between probes of the boundary
+            await asyncio.sleep(0.05)  # poll: between probes of the boundary, bounded by the deadline above
     assert claimed[0]["job_id"] == job.job_id and seen_early > 0
 
 
