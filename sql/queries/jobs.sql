@@ -214,30 +214,39 @@ SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, position DES
 
 -- job_queue_diff --
 -- The run queue against the log (for verify): an entry for every job that is not deleted, queued exactly when its
--- head is, with its create time, current platform and attempt budget. At most :limit differences; live/replay as JSON.
+-- head is and processing exactly when its head is, with its create time, current platform, priority and attempt
+-- budget. At most :limit differences; live/replay as JSON.
 WITH heads AS (
     SELECT DISTINCT ON (e.job_id) e.job_id, e.to_state FROM vjm.job_events e ORDER BY e.job_id, e.version DESC
 ), expected AS (
     SELECT h.job_id, c.occurred_at AS created_at, c.attempts_left AS max_attempts, h.to_state = 'queued' AS queued,
+           h.to_state = 'processing' AS processing,
            (SELECT p.data ->> 'platform_target' FROM vjm.job_events p
              WHERE p.job_id = h.job_id AND p.type IN ('create', 'update_metadata') AND p.data ? 'platform_target'
-             ORDER BY p.version DESC LIMIT 1) AS platform_target
+             ORDER BY p.version DESC LIMIT 1) AS platform_target,
+           coalesce((SELECT (p.data ->> 'priority')::smallint FROM vjm.job_events p
+                      WHERE p.job_id = h.job_id AND p.type IN ('create', 'reschedule') AND p.data ? 'priority'
+                      ORDER BY p.version DESC LIMIT 1), 0) AS priority
       FROM heads h JOIN vjm.job_events c ON c.job_id = h.job_id AND c.version = 1
      WHERE h.to_state <> 'deleted'
 )
 SELECT coalesce(q.job_id, x.job_id)::text AS key,
        CASE WHEN q.job_id IS NULL THEN 'missing' WHEN x.job_id IS NULL THEN 'extra' ELSE 'different' END AS kind,
        CASE WHEN q.job_id IS NOT NULL THEN jsonb_build_object('created_at', q.created_at, 'queued', q.queued,
+                                                              'processing', q.processing,
                                                               'platform_target', q.platform_target,
+                                                              'priority', q.priority,
                                                               'max_attempts', q.max_attempts) END AS live,
        CASE WHEN x.job_id IS NOT NULL THEN jsonb_build_object('created_at', x.created_at, 'queued', x.queued,
+                                                              'processing', x.processing,
                                                               'platform_target', x.platform_target,
+                                                              'priority', x.priority,
                                                               'max_attempts', x.max_attempts) END AS replay
   FROM vjm.run_queue q
   FULL JOIN expected x ON x.job_id = q.job_id
  WHERE q.job_id IS NULL OR x.job_id IS NULL
-    OR (q.created_at, q.queued, q.platform_target, q.max_attempts)
-       IS DISTINCT FROM (x.created_at, x.queued, x.platform_target, x.max_attempts)
+    OR (q.created_at, q.queued, q.processing, q.platform_target, q.priority, q.max_attempts)
+       IS DISTINCT FROM (x.created_at, x.queued, x.processing, x.platform_target, x.priority, x.max_attempts)
  ORDER BY 1
  LIMIT :limit;
 

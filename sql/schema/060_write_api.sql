@@ -40,11 +40,23 @@ CREATE TABLE vjm.run_queue (
     worker          text,                  -- who started the current attempt (its start's worker_id, else
                                            -- its actor): the actor of its reports when none is named
     not_before      timestamptz,           -- not claimed before this: a create's run_at, a requeue's retry_after
-    priority        smallint    NOT NULL DEFAULT 0  -- higher first (the create's priority, 0-9)
+    priority        smallint    NOT NULL DEFAULT 0,  -- higher first (the create's priority, 0-9)
+    processing      boolean     NOT NULL DEFAULT false,  -- started and not yet ended: what claim caps count
+    fair_key        text        NOT NULL,  -- who takes turns: 'user:<id>', or 'team:<id>' (063_claims.sql)
+    turn            bigint      NOT NULL   -- its turn within its priority (vjm.first_turn)
 );
 
--- Claims take the highest priority first, and within a priority the oldest.
-CREATE INDEX run_queue_claim_order ON vjm.run_queue (priority DESC, created_at, job_id) WHERE queued;
+-- Claims take the highest priority first; within a priority, fair keys take turns
+-- (063_claims.sql), and within a turn the oldest goes first.
+CREATE INDEX run_queue_claim_order ON vjm.run_queue (priority DESC, turn, created_at, job_id) WHERE queued;
+-- The turn being served at each priority (vjm.first_turn): queued jobs no "not before" holds.
+CREATE INDEX run_queue_turns ON vjm.run_queue (priority, turn) WHERE queued AND not_before IS NULL;
+-- Each fair key's last turn at each priority (vjm.first_turn).
+CREATE INDEX run_queue_fair_keys ON vjm.run_queue (fair_key, priority, turn) WHERE queued;
+-- What is processing, per owner, team and platform: what claim caps count (vjm.claim_within_caps).
+CREATE INDEX run_queue_processing_users ON vjm.run_queue (user_id) WHERE processing;
+CREATE INDEX run_queue_processing_teams ON vjm.run_queue (team_id) WHERE processing AND team_id IS NOT NULL;
+CREATE INDEX run_queue_processing_platforms ON vjm.run_queue (platform_target) WHERE processing;
 -- The queued jobs a requeue holds back, by when they may be claimed (vjm.next_claimable_in).
 CREATE INDEX run_queue_held_back ON vjm.run_queue (not_before) WHERE queued AND not_before IS NOT NULL;
 
@@ -328,9 +340,12 @@ BEGIN
                       e.data ->> 'platform_target' INTO ev;
             IF FOUND THEN  -- a new job enters the run queue in the same transaction
                 INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id,
-                                           priority, not_before)
-                VALUES (ev.job_id, ev.occurred_at, ev.platform_target, ev.attempts_left, true, ev.user_id, ev.team_id,
-                        coalesce((p_data -> 0 ->> 'priority')::smallint, 0), (p_data -> 0 ->> 'run_at')::timestamptz);
+                                           priority, not_before, fair_key, turn)
+                SELECT ev.job_id, ev.occurred_at, ev.platform_target, ev.attempts_left, true, ev.user_id, ev.team_id,
+                       f.priority, (p_data -> 0 ->> 'run_at')::timestamptz, f.fair_key,
+                       vjm.first_turn(f.priority, f.fair_key)
+                  FROM (SELECT coalesce((p_data -> 0 ->> 'priority')::smallint, 0::smallint) AS priority,
+                               vjm.fair_key(ev.user_id, ev.team_id) AS fair_key) f;
                 appended := ARRAY[ev];
             END IF;
         ELSE
@@ -353,12 +368,20 @@ BEGIN
                           e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
                           e.data ->> 'platform_target' AS platform_target, e.data ->> 'priority' AS priority,
                           e.data ->> 'run_at' AS run_at
-            ), queued AS (
+            ), ranked AS (  -- each new job's fair key, and its place among the batch's jobs of that key and priority
+                SELECT a.*, k.fair_key, coalesce(a.priority::smallint, 0::smallint) AS level,
+                       row_number() OVER (PARTITION BY k.fair_key, coalesce(a.priority::smallint, 0::smallint)
+                                          ORDER BY a.position) - 1 AS rank
+                  FROM inserted a CROSS JOIN LATERAL (SELECT vjm.fair_key(a.user_id, a.team_id) AS fair_key) k
+            ), queued AS (  -- the batch's jobs of a key take that key's next turns, one after another
                 INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id,
-                                           priority, not_before)
+                                           priority, not_before, fair_key, turn)
                 SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true, a.user_id, a.team_id,
-                       coalesce(a.priority::smallint, 0), a.run_at::timestamptz
-                  FROM inserted a
+                       a.level, a.run_at::timestamptz, a.fair_key, t.first + a.rank
+                  FROM ranked a
+                  JOIN (SELECT g.fair_key, g.level, vjm.first_turn(g.level, g.fair_key) AS first
+                          FROM (SELECT DISTINCT b.fair_key, b.level FROM ranked b) g) t
+                       ON t.fair_key = a.fair_key AND t.level = a.level
             )
             SELECT array_agg(ROW(a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt,
                                  a.attempts_left, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash,
@@ -465,8 +488,13 @@ BEGIN
                         DELETE FROM vjm.run_queue q WHERE q.job_id = ev.job_id;
                     ELSE
                         UPDATE vjm.run_queue q
-                           SET queued = (target = 'queued'), platform_target = coalesce(ev.platform_target, q.platform_target),
+                           SET queued = (target = 'queued'), processing = (target = 'processing'),
+                               platform_target = coalesce(ev.platform_target, q.platform_target),
                                priority = coalesce((item ->> 'priority')::smallint, q.priority),
+                               -- a job moved to another priority takes its key's next turn there
+                               turn = CASE WHEN (item ->> 'priority')::smallint <> q.priority
+                                           THEN vjm.first_turn((item ->> 'priority')::smallint, q.fair_key)
+                                           ELSE q.turn END,
                                worker = CASE WHEN typ = 'start' THEN coalesce(item ->> 'worker_id', who) ELSE q.worker END,
                                not_before = vjm.queued_not_before(typ, h_state, at, item, q.not_before)
                          WHERE q.job_id = ev.job_id;
@@ -602,75 +630,6 @@ BEGIN
            (events[k]).user_id, (events[k]).team_id, (events[k]).occurred_at,
            CASE WHEN (events[k]).position IS NOT NULL THEN p_data[k] END
       FROM generate_series(1, n) AS k;
-END
-$$;
-
--- A set of platforms a claim may name: NULL (every platform), else a non-empty, one-dimensional
--- array of the platforms a create accepts, none of them NULL. Anything else is refused (22023)
--- rather than read as "none" or "all".
-CREATE FUNCTION vjm.check_platforms(p_platforms text[]) RETURNS void
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_platforms IS NOT NULL
-       AND (array_ndims(p_platforms) IS DISTINCT FROM 1 OR array_position(p_platforms, NULL) IS NOT NULL
-            OR NOT p_platforms <@ (SELECT r.choices FROM vjm.payload_rules r
-                                     WHERE r.trigger = 'create' AND r.key = 'platform_target')) THEN
-        RAISE EXCEPTION 'platforms must be NULL (every platform) or a non-empty list of known platforms, not %',
-                        left(p_platforms::text, 200) USING ERRCODE = '22023';
-    END IF;
-END
-$$;
-
--- Claims: start the oldest queued jobs (of the platforms p_platforms names, or of every platform
--- when NULL) for a worker, oldest first across those platforms. Entries are locked with SKIP
--- LOCKED, so concurrent claimers never meet. Returns the `start` events, in claim order. A
--- locked queued entry guarantees the job is queued, so a job that cannot start means the queue
--- and the log disagree: that raises, and `vjm projections verify` names the job.
-CREATE FUNCTION vjm.claim_jobs(p_worker_id text, p_limit integer, p_platforms text[] DEFAULT NULL)
-RETURNS SETOF vjm.job_events
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    claimed uuid[];
-    n integer;
-    worker constant jsonb := jsonb_build_object('worker_id', p_worker_id);
-    o vjm.outcome;
-BEGIN
-    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
-        RAISE EXCEPTION 'limit must be between 1 and 1000' USING ERRCODE = '22023';
-    END IF;
-    IF p_worker_id IS NULL OR NOT vjm.payload_ok('start', worker) THEN  -- the start events' payload
-        RAISE EXCEPTION 'worker_id breaks the payload rules of start (1-128 characters)' USING ERRCODE = '22023';
-    END IF;
-    PERFORM vjm.check_platforms(p_platforms);
-    IF NOT vjm.may_fire('start') THEN
-        RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
-    END IF;
-    -- One walk of run_queue_claim_order (highest priority, then oldest, first) for every platform asked: no
-    -- per-platform merge.
-    SELECT array_agg(c.job_id ORDER BY c.priority DESC, c.created_at, c.job_id) INTO claimed FROM (
-        SELECT q.job_id, q.created_at, q.priority FROM vjm.run_queue q
-         WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
-           AND (q.not_before IS NULL OR q.not_before <= now())
-         ORDER BY q.priority DESC, q.created_at, q.job_id
-         LIMIT p_limit
-           FOR UPDATE SKIP LOCKED) c;
-    IF claimed IS NULL THEN
-        RETURN;
-    END IF;
-    n := cardinality(claimed);
-    o := vjm.guard_append(claimed, array_fill('start'::text, ARRAY[n]),
-                          (SELECT jsonb_agg(worker) FROM generate_series(1, n)), array_fill(p_worker_id, ARRAY[n]),
-                          array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
-                          array_fill(NULL::text, ARRAY[n]), array_fill(NULL::uuid, ARRAY[n]), true, false);
-    IF cardinality(o.refused) > 0 THEN
-        RAISE EXCEPTION 'the run queue disagrees with the log: queued job % cannot start (%)', o.refused[1].job_id,
-                        o.refused[1].message USING ERRCODE = 'XX000', HINT = 'vjm projections verify lists them';
-    END IF;
-    RETURN QUERY
-    SELECT a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt, a.attempts_left,
-           worker, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash
-      FROM unnest(o.appended) a
-     ORDER BY array_position(claimed, a.job_id);
 END
 $$;
 

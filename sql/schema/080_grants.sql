@@ -47,6 +47,13 @@ GRANT SELECT ON vjm.workers, vjm.worker_status TO vjm_processor, vjm_admin;
 
 -- The run queue: written by the guard only; admins and the projector's verify read it.
 GRANT SELECT ON vjm.run_queue, vjm.job_queue TO vjm_admin, vjm_projector;
+-- Claim policy (063_claims.sql): processors and admins read it; admins change it, through the
+-- functions, which record every change.
+GRANT SELECT ON vjm.claim_settings, vjm.claim_caps, vjm.claim_pauses, vjm.queue_settings_history
+    TO vjm_processor, vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.pause_claims(text, text, text), vjm.resume_claims(text, text, text),
+    vjm.set_claim_cap(text, text, integer, text, text), vjm.set_fair_share(text, text, text)
+    TO vjm_admin;
 -- Idempotency keys (062_idempotency.sql): written by the guard only; admins and verify read them.
 -- The window: everyone may read it; only the owner changes it.
 GRANT SELECT ON vjm.idempotency_keys TO vjm_admin, vjm_projector;

@@ -35,6 +35,10 @@ ALTER TABLE vjm.team_members           ENABLE ROW LEVEL SECURITY, FORCE ROW LEVE
 ALTER TABLE vjm.projector_leases       ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.idempotency_keys       ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.idempotency_settings   ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.claim_settings         ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.claim_caps             ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.claim_pauses           ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.queue_settings_history ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 -- schema_migrations: the migrator (a superuser) bypasses RLS; the owner and admins read it.
 CREATE POLICY owner_all ON vjm.schema_migrations TO vjm_owner USING (true) WITH CHECK (true);
@@ -113,6 +117,16 @@ CREATE POLICY admin_read ON vjm.job_changes FOR SELECT TO vjm_admin USING (true)
 -- run_queue: written by the guard (as the owner); admins and the projector's verify read it.
 CREATE POLICY owner_all ON vjm.run_queue TO vjm_owner USING (true) WITH CHECK (true);
 CREATE POLICY service_read ON vjm.run_queue FOR SELECT TO vjm_admin, vjm_projector USING (true);
+
+-- The claim policy (063_claims.sql): written by its functions (as the owner); processors and admins read it.
+CREATE POLICY owner_all ON vjm.claim_settings TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY service_read ON vjm.claim_settings FOR SELECT TO vjm_processor, vjm_admin USING (true);
+CREATE POLICY owner_all ON vjm.claim_caps TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY service_read ON vjm.claim_caps FOR SELECT TO vjm_processor, vjm_admin USING (true);
+CREATE POLICY owner_all ON vjm.claim_pauses TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY service_read ON vjm.claim_pauses FOR SELECT TO vjm_processor, vjm_admin USING (true);
+CREATE POLICY owner_all ON vjm.queue_settings_history TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY service_read ON vjm.queue_settings_history FOR SELECT TO vjm_processor, vjm_admin USING (true);
 
 -- idempotency_keys: written by the guard (as the owner); admins and the projector's verify read it.
 -- idempotency_settings: the owner changes the window; every run-time role may read it.

@@ -1,0 +1,372 @@
+-- Claims: which queued job a worker starts next, all decided inside the claim statement.
+--
+--   priority   higher first (0-9, the create's or a reschedule's)
+--   turns      within a priority, fair keys take turns: each user ('user:<id>'), or each team
+--              ('team:<id>', a job without a team counting as its owner's) when
+--              vjm.claim_settings.fair_share says 'team'. A job takes its turn when it enters
+--              the queue (vjm.first_turn): after the queued jobs of its key at its priority,
+--              and not before the turn being served now. So user A's 10,000 uploads take turns
+--              0..9,999, and user B's 10 uploads, made while turn 40 is served, take turns
+--              40..49: B's jobs and A's alternate. This is start-time fair queueing with every
+--              job costing one. A job keeps its turn when it returns to the queue (a retry, a
+--              time_out, a release): it is served ahead of newer work, as it was before.
+--   oldest     within a turn, the oldest job first.
+--   caps       vjm.claim_caps: at most N jobs processing at once per user, per team or per
+--              platform (an encoder pool's capacity); key '*' caps each one without a cap of
+--              its own. A claim counts what is processing under a capped key only while it
+--              holds that key's advisory lock (vjm.claim_cap_lock_class(), hashtext(key)),
+--              taken with try-lock, so concurrent claimers never overshoot a cap and never
+--              wait: a key another claimer is judging is skipped, as SKIP LOCKED skips rows.
+--              Caps bind claims; a trusted caller that starts a named job directly
+--              (vjm.append_event 'start') is not held back by them.
+--   pauses     vjm.claim_pauses: no claims for a platform, or for every platform ('*').
+--
+-- The settings change through the functions below (admins only), and every change is a row
+-- of vjm.queue_settings_history: who, when, what, why. A change that may let work be claimed
+-- (a resume, a cap raised or lifted) sends a NOTIFY on `vjm_queue`, so idle workers claim at
+-- once instead of at their next poll.
+SET LOCAL ROLE vjm_owner;
+
+-- One row: who takes turns.
+CREATE TABLE vjm.claim_settings (
+    one        boolean PRIMARY KEY DEFAULT true CHECK (one),
+    fair_share text    NOT NULL CHECK (fair_share IN ('user', 'team'))
+);
+INSERT INTO vjm.claim_settings (fair_share) VALUES ('user');
+
+CREATE TABLE vjm.claim_caps (
+    kind           text    NOT NULL CHECK (kind IN ('user', 'team', 'platform')),
+    key            text    NOT NULL,  -- a user id, a team id, a platform, or '*': each one without its own cap
+    max_processing integer NOT NULL CHECK (max_processing BETWEEN 0 AND 1000000),
+    PRIMARY KEY (kind, key)
+);
+
+CREATE TABLE vjm.claim_pauses (
+    platform  text        PRIMARY KEY,  -- a platform, or '*': every platform
+    paused_at timestamptz NOT NULL,
+    actor     text        NOT NULL,
+    reason    text
+);
+
+-- Every change of the queue's settings, append-only (nobody may update or delete a row).
+CREATE TABLE vjm.queue_settings_history (
+    seq        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    changed_at timestamptz NOT NULL,
+    actor      text        NOT NULL,
+    setting    text        NOT NULL CHECK (setting IN ('pause', 'resume', 'cap', 'fair_share')),
+    scope      text        NOT NULL,  -- '*', a platform, '<kind>:<key>' for a cap, 'queue' for fair_share
+    value      jsonb       NOT NULL,  -- {"max_processing": n} (null: cap removed), {"fair_share": "team"}, {}
+    reason     text
+);
+
+-- The advisory lock class of claim caps: (class, hashtext(cap key)).
+CREATE FUNCTION vjm.claim_cap_lock_class() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1986359922 $$;
+
+-- Who a job takes turns as, under the current setting.
+CREATE FUNCTION vjm.fair_key(p_user_id text, p_team_id uuid) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN s.fair_share = 'team' AND p_team_id IS NOT NULL THEN 'team:' || p_team_id
+                ELSE 'user:' || p_user_id END
+      FROM vjm.claim_settings s
+$$;
+
+-- The turn a job of key p_key takes on entering priority p_priority's queue: after that key's
+-- queued jobs there, and not before the turn being served (the lowest turn among the queued jobs
+-- that no "not before" holds: a job held back until tomorrow does not hold the clock back).
+CREATE FUNCTION vjm.first_turn(p_priority smallint, p_key text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT greatest((SELECT q.turn FROM vjm.run_queue q
+                      WHERE q.queued AND q.not_before IS NULL AND q.priority = p_priority
+                      ORDER BY q.turn LIMIT 1),
+                    (SELECT q.turn + 1 FROM vjm.run_queue q
+                      WHERE q.queued AND q.fair_key = p_key AND q.priority = p_priority
+                      ORDER BY q.turn DESC LIMIT 1),
+                    0)
+$$;
+
+-- A set of platforms a claim may name: NULL (every platform), else a non-empty, one-dimensional
+-- array of the platforms a create accepts, none of them NULL. Anything else is refused (22023)
+-- rather than read as "none" or "all".
+CREATE FUNCTION vjm.check_platforms(p_platforms text[]) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_platforms IS NOT NULL
+       AND (array_ndims(p_platforms) IS DISTINCT FROM 1 OR array_position(p_platforms, NULL) IS NOT NULL
+            OR NOT p_platforms <@ vjm.known_platforms()) THEN
+        RAISE EXCEPTION 'platforms must be NULL (every platform) or a non-empty list of known platforms, not %',
+                        left(p_platforms::text, 200) USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+-- The platforms a create accepts.
+CREATE FUNCTION vjm.known_platforms() RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT r.choices FROM vjm.payload_rules r WHERE r.trigger = 'create' AND r.key = 'platform_target'
+$$;
+
+-- The platforms a claim of p_platforms may take from now: p_platforms itself when nothing is
+-- paused (NULL: every platform), less the paused ones otherwise; '{}' when none is left.
+CREATE FUNCTION vjm.unpaused_platforms(p_platforms text[]) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM vjm.claim_pauses) THEN p_platforms
+                WHEN EXISTS (SELECT 1 FROM vjm.claim_pauses p WHERE p.platform = '*') THEN '{}'::text[]
+                ELSE ARRAY(SELECT c FROM unnest(coalesce(p_platforms, vjm.known_platforms())) AS c
+                            WHERE NOT EXISTS (SELECT 1 FROM vjm.claim_pauses p WHERE p.platform = c)) END
+$$;
+
+-- The claim order's first p_limit claimable jobs that fit under every cap that applies to them
+-- (see the top of this file), their entries locked. Looks at most 50 jobs per job asked (and
+-- 500 more) past jobs that do not fit, so a claim stays short when the head of the queue is
+-- one capped user's: the next claim looks again.
+CREATE FUNCTION vjm.claim_within_caps(p_limit integer, p_platforms text[]) RETURNS uuid[]
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    caps constant jsonb := (SELECT jsonb_object_agg(c.kind || ':' || c.key, c.max_processing) FROM vjm.claim_caps c);
+    counted jsonb := '{}';  -- capped key -> jobs processing under it, this claim's included (keys it has locked)
+    shut text[] := '{}';    -- capped keys at their cap, or being judged by another claimer
+    taken uuid[] := '{}';
+    c record;
+    keys text[];
+    k text;
+    cap integer;
+    n bigint;
+    fits boolean;
+    looked integer := 0;
+BEGIN
+    FOR c IN SELECT q.job_id, q.user_id, q.team_id, q.platform_target FROM vjm.run_queue q
+              WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
+                AND (q.not_before IS NULL OR q.not_before <= now())
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LOOP
+        looked := looked + 1;
+        EXIT WHEN looked > 50 * p_limit + 500;
+        keys := ARRAY['user:' || c.user_id, 'team:' || c.team_id, 'platform:' || c.platform_target];
+        fits := true;
+        FOR i IN 1 .. 3 LOOP
+            k := keys[i];
+            cap := coalesce((caps ->> k)::integer, (caps ->> (split_part(k, ':', 1) || ':*'))::integer);
+            CONTINUE WHEN k IS NULL OR cap IS NULL;  -- no team, or nothing caps this key
+            IF k = ANY (shut) THEN
+                fits := false;
+                EXIT;
+            END IF;
+            IF NOT counted ? k THEN
+                -- Counted only under the key's lock, by a statement of its own: it sees every claim
+                -- under this key committed before the lock was taken, and no other can commit meanwhile.
+                IF NOT pg_try_advisory_xact_lock(vjm.claim_cap_lock_class(), hashtext(k)) THEN
+                    shut := shut || k;
+                    fits := false;
+                    EXIT;
+                END IF;
+                IF i = 1 THEN
+                    SELECT count(*) INTO n FROM vjm.run_queue q WHERE q.processing AND q.user_id = c.user_id;
+                ELSIF i = 2 THEN
+                    SELECT count(*) INTO n FROM vjm.run_queue q WHERE q.processing AND q.team_id = c.team_id;
+                ELSE
+                    SELECT count(*) INTO n FROM vjm.run_queue q WHERE q.processing AND q.platform_target = c.platform_target;
+                END IF;
+                counted := counted || jsonb_build_object(k, n);
+            END IF;
+            IF (counted ->> k)::bigint >= cap THEN
+                shut := shut || k;
+                fits := false;
+                EXIT;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN NOT fits;
+        PERFORM 1 FROM vjm.run_queue q WHERE q.job_id = c.job_id AND q.queued FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;  -- another claimer's, or no longer queued
+        taken := taken || c.job_id;
+        FOR i IN 1 .. 3 LOOP
+            IF keys[i] IS NOT NULL AND counted ? keys[i] THEN
+                counted := jsonb_set(counted, ARRAY[keys[i]], to_jsonb((counted ->> keys[i])::bigint + 1));
+            END IF;
+        END LOOP;
+        EXIT WHEN cardinality(taken) >= p_limit;
+    END LOOP;
+    RETURN taken;
+END
+$$;
+
+-- Claims: start up to p_limit queued jobs (of the platforms p_platforms names, or of every
+-- platform when NULL) for a worker, in claim order (see the top of this file), none of a paused
+-- platform and none past a cap. Entries are locked with SKIP LOCKED, so concurrent claimers never
+-- meet. Returns the `start` events, in claim order. A locked queued entry guarantees the job is
+-- queued, so a job that cannot start means the queue and the log disagree: that raises, and
+-- `vjm projections verify` names the job.
+CREATE FUNCTION vjm.claim_jobs(p_worker_id text, p_limit integer, p_platforms text[] DEFAULT NULL)
+RETURNS SETOF vjm.job_events
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    claimed uuid[];
+    n integer;
+    worker constant jsonb := jsonb_build_object('worker_id', p_worker_id);
+    o vjm.outcome;
+    platforms text[];
+    capped boolean;
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
+        RAISE EXCEPTION 'limit must be between 1 and 1000' USING ERRCODE = '22023';
+    END IF;
+    IF p_worker_id IS NULL OR NOT vjm.payload_ok('start', worker) THEN  -- the start events' payload
+        RAISE EXCEPTION 'worker_id breaks the payload rules of start (1-128 characters)' USING ERRCODE = '22023';
+    END IF;
+    PERFORM vjm.check_platforms(p_platforms);
+    IF NOT vjm.may_fire('start') THEN
+        RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
+    END IF;
+    SELECT vjm.unpaused_platforms(p_platforms), EXISTS (SELECT 1 FROM vjm.claim_caps) INTO platforms, capped;
+    IF cardinality(platforms) = 0 THEN  -- every platform asked is paused
+        RETURN;
+    END IF;
+    IF capped THEN
+        claimed := nullif(vjm.claim_within_caps(p_limit, platforms), '{}');
+    ELSE
+        -- One walk of run_queue_claim_order for every platform asked: no per-platform merge.
+        SELECT array_agg(c.job_id ORDER BY c.priority DESC, c.turn, c.created_at, c.job_id) INTO claimed FROM (
+            SELECT q.job_id, q.created_at, q.priority, q.turn FROM vjm.run_queue q
+             WHERE q.queued AND (platforms IS NULL OR q.platform_target = ANY (platforms))
+               AND (q.not_before IS NULL OR q.not_before <= now())
+             ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED) c;
+    END IF;
+    IF claimed IS NULL THEN
+        RETURN;
+    END IF;
+    n := cardinality(claimed);
+    o := vjm.guard_append(claimed, array_fill('start'::text, ARRAY[n]),
+                          (SELECT jsonb_agg(worker) FROM generate_series(1, n)), array_fill(p_worker_id, ARRAY[n]),
+                          array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
+                          array_fill(NULL::text, ARRAY[n]), array_fill(NULL::uuid, ARRAY[n]), true, false);
+    IF cardinality(o.refused) > 0 THEN
+        RAISE EXCEPTION 'the run queue disagrees with the log: queued job % cannot start (%)', o.refused[1].job_id,
+                        o.refused[1].message USING ERRCODE = 'XX000', HINT = 'vjm projections verify lists them';
+    END IF;
+    RETURN QUERY
+    SELECT a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt, a.attempts_left,
+           worker, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash
+      FROM unnest(o.appended) a
+     ORDER BY array_position(claimed, a.job_id);
+END
+$$;
+
+-- Record a change of the queue's settings (admins only: the caller is checked here, for every
+-- setter). The actor: p_actor, else the service principal the session names, else the role.
+CREATE FUNCTION vjm.record_queue_setting(p_setting text, p_scope text, p_value jsonb, p_actor text, p_reason text)
+RETURNS vjm.queue_settings_history
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    h vjm.queue_settings_history;
+BEGIN
+    IF vjm.caller_kind() <> 'admin' THEN
+        RAISE EXCEPTION 'only admins change the queue''s settings' USING ERRCODE = '42501';
+    END IF;
+    IF p_actor IS NOT NULL AND length(p_actor) NOT BETWEEN 1 AND 200 OR length(p_reason) > 500 THEN
+        RAISE EXCEPTION 'actor 1-200 characters, reason at most 500' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO vjm.queue_settings_history (changed_at, actor, setting, scope, value, reason)
+    VALUES (clock_timestamp(), coalesce(p_actor, nullif(current_setting('vjm.principal', true), ''), vjm.caller_role()),
+            p_setting, p_scope, p_value, p_reason)
+    RETURNING * INTO h;
+    RETURN h;
+END
+$$;
+
+-- A platform a queue setting names: a known one, or NULL for every platform ('*').
+CREATE FUNCTION vjm.platform_scope(p_platform text) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_platform IS NOT NULL AND NOT p_platform = ANY (vjm.known_platforms()) THEN
+        RAISE EXCEPTION 'unknown platform %: one of %', left(p_platform, 64), vjm.known_platforms()
+            USING ERRCODE = '22023';
+    END IF;
+    RETURN coalesce(p_platform, '*');
+END
+$$;
+
+-- Stop claims for platform p_platform, or for every platform (NULL). Running jobs run on.
+CREATE FUNCTION vjm.pause_claims(p_platform text DEFAULT NULL, p_actor text DEFAULT NULL, p_reason text DEFAULT NULL)
+RETURNS vjm.queue_settings_history
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    scope constant text := vjm.platform_scope(p_platform);
+    h vjm.queue_settings_history;
+BEGIN
+    h := vjm.record_queue_setting('pause', scope, '{}', p_actor, p_reason);
+    INSERT INTO vjm.claim_pauses (platform, paused_at, actor, reason) VALUES (scope, h.changed_at, h.actor, p_reason)
+    ON CONFLICT (platform) DO NOTHING;
+    RETURN h;
+END
+$$;
+
+-- Claims again for platform p_platform (a platform paused on its own), or, with NULL, for
+-- everything: every pause is lifted.
+CREATE FUNCTION vjm.resume_claims(p_platform text DEFAULT NULL, p_actor text DEFAULT NULL, p_reason text DEFAULT NULL)
+RETURNS vjm.queue_settings_history
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    scope constant text := vjm.platform_scope(p_platform);
+    h vjm.queue_settings_history;
+BEGIN
+    h := vjm.record_queue_setting('resume', scope, '{}', p_actor, p_reason);
+    DELETE FROM vjm.claim_pauses p WHERE scope = '*' OR p.platform = scope;
+    PERFORM pg_notify('vjm_queue', json_build_object('setting', 'resume', 'scope', scope)::text);
+    RETURN h;
+END
+$$;
+
+-- Cap the jobs processing at once under one key: p_kind 'user', 'team' or 'platform'; p_key a
+-- user id, a team id, a platform, or '*' (each one without a cap of its own); p_max 0 to
+-- 1,000,000, or NULL to remove the cap.
+CREATE FUNCTION vjm.set_claim_cap(p_kind text, p_key text, p_max integer, p_actor text DEFAULT NULL,
+                                  p_reason text DEFAULT NULL)
+RETURNS vjm.queue_settings_history
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h vjm.queue_settings_history;
+BEGIN
+    IF p_kind IS NULL OR p_kind NOT IN ('user', 'team', 'platform') THEN
+        RAISE EXCEPTION 'a cap is per user, team or platform, not %', left(p_kind, 64) USING ERRCODE = '22023';
+    END IF;
+    IF p_key IS NULL OR p_key <> '*' AND (
+           p_kind = 'user' AND length(p_key) NOT BETWEEN 1 AND 128
+           OR p_kind = 'team' AND p_key !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+           OR p_kind = 'platform' AND NOT p_key = ANY (vjm.known_platforms())) THEN
+        RAISE EXCEPTION 'a % cap names % or ''*'', not %', p_kind,
+                        CASE p_kind WHEN 'user' THEN 'a user id (1-128 characters)'
+                                    WHEN 'team' THEN 'a team id (a lower-case UUID)' ELSE 'a known platform' END,
+                        coalesce(left(p_key, 64), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF p_max IS NOT NULL AND p_max NOT BETWEEN 0 AND 1000000 THEN
+        RAISE EXCEPTION 'a cap is 0 to 1000000 jobs, not %', p_max USING ERRCODE = '22023';
+    END IF;
+    h := vjm.record_queue_setting('cap', p_kind || ':' || p_key, jsonb_build_object('max_processing', p_max),
+                                  p_actor, p_reason);
+    IF p_max IS NULL THEN
+        DELETE FROM vjm.claim_caps c WHERE c.kind = p_kind AND c.key = p_key;
+    ELSE
+        INSERT INTO vjm.claim_caps (kind, key, max_processing) VALUES (p_kind, p_key, p_max)
+        ON CONFLICT (kind, key) DO UPDATE SET max_processing = excluded.max_processing;
+    END IF;
+    PERFORM pg_notify('vjm_queue', json_build_object('setting', 'cap', 'scope', h.scope)::text);
+    RETURN h;
+END
+$$;
+
+-- Who takes turns from now on: 'user' or 'team'. Jobs queued already keep their turns.
+CREATE FUNCTION vjm.set_fair_share(p_by text, p_actor text DEFAULT NULL, p_reason text DEFAULT NULL)
+RETURNS vjm.queue_settings_history
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    h vjm.queue_settings_history;
+BEGIN
+    IF p_by IS NULL OR p_by NOT IN ('user', 'team') THEN
+        RAISE EXCEPTION 'fair share is by user or team, not %', left(p_by, 64) USING ERRCODE = '22023';
+    END IF;
+    h := vjm.record_queue_setting('fair_share', 'queue', jsonb_build_object('fair_share', p_by), p_actor, p_reason);
+    UPDATE vjm.claim_settings SET fair_share = p_by;
+    RETURN h;
+END
+$$;
