@@ -90,7 +90,8 @@ INSERT INTO vjm.job_defaults (max_attempts) VALUES (3);
 --   vjm.worker_report(trigger)                          true for a worker's reports on its own attempt
 --   vjm.default_max_attempts()                          the attempt budget of a create without one
 --   vjm.moves_in_queue(trigger)                         true for triggers that take a job into or out
---                                                       of the run queue or change its place there
+--                                                       of the run queue or change its place there,
+--                                                       or start or end its processing
 --   vjm.legal_event(type, from_state, to_state)         true for a row of vjm.transitions (the log's CHECK;
 --                                                       plpgsql, so that it is not parsed again per INSERT)
 -- PostgreSQL prepares every operator of an expression again in each transaction (a catalog
@@ -130,8 +131,10 @@ BEGIN
            string_agg(quote_literal(r.trigger), ', ' ORDER BY r.trigger) FILTER (WHERE r.worker_report)
       INTO processor, users, fenced, reports FROM vjm.trigger_rules r;
     SELECT d.max_attempts INTO budget FROM vjm.job_defaults d;
+    -- Into or out of `queued`, or into or out of `processing` (what claim caps count).
     SELECT string_agg(DISTINCT quote_literal(t.trigger), ', ') INTO queue_movers FROM vjm.transitions t
-     WHERE 'queued' IN (t.from_state, t.to_state) AND t.from_state <> 'absent';
+     WHERE t.from_state <> 'absent'
+       AND ('queued' IN (t.from_state, t.to_state) OR (t.from_state = 'processing') <> (t.to_state = 'processing'));
     EXECUTE format('CREATE FUNCTION vjm.next_state(trigger text, from_state text, attempts_left smallint) '
                    'RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT %L::jsonb #>> ARRAY[trigger, '
                    'from_state, CASE WHEN attempts_left > 0 THEN ''left'' WHEN attempts_left = 0 THEN ''none'' '

@@ -131,12 +131,14 @@ async def test_the_rule_tables_equal_the_python_machine(pool) -> None:
     assert await pool.fetchval("SELECT count(*) FROM vjm.job_defaults") == 1
 
 
-async def test_the_queue_movers_are_the_triggers_that_enter_or_leave_queued(pool) -> None:
-    """vjm.moves_in_queue: exactly the triggers with a transition into or out of `queued` (not create)."""
+async def test_the_queue_movers_are_the_triggers_that_enter_or_leave_queued_or_processing(pool) -> None:
+    """vjm.moves_in_queue: exactly the triggers with a transition into or out of `queued` (not create), or into or
+    out of `processing` (the run queue's processing flag, what claim caps count)."""
     from statemachine import RULES
 
     expected = {rule.trigger.value for rule in RULES if rule.trigger is not Trigger.CREATE
-                and State.QUEUED in (rule.from_state, rule.to_state)}
+                and (State.QUEUED in (rule.from_state, rule.to_state)
+                     or (rule.from_state is State.PROCESSING) != (rule.to_state is State.PROCESSING))}
     rows = await pool.fetch("SELECT t, vjm.moves_in_queue(t) AS moves FROM unnest($1::text[]) t",
                             [t.value for t in Trigger])
     assert {r["t"] for r in rows if r["moves"]} == expected
