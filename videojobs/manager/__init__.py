@@ -10,6 +10,7 @@ runs) and a manager over it. The manager's services, one module each:
     teams          teams and their members                   (teams.py)
     audit          history, searches, proofs, the audit tree (audit.py)
     maintenance    stuck jobs, projections, health           (maintenance.py)
+    queue          the claim policy: pauses, caps, turns     (queue.py)
     subscriptions  the change feed                           (subscriptions.py)
     workers        the registry of running processors        (workers.py)
 
@@ -28,6 +29,7 @@ from .health import Health, PoolUsage
 from .jobs import Jobs
 from .maintenance import Maintenance, ProjectionStatus
 from .processors import Processors
+from .queue import Queue
 from .session import Caller, Runtime, Session
 from .stats import Stats
 from .subscriptions import Subscriptions
@@ -48,6 +50,7 @@ class VideoJobManager:
         self.processors, self.stats, self.teams = Processors(session), Stats(session), Teams(session)
         self.audit, self.maintenance = Audit(session), Maintenance(session)
         self.subscriptions, self.workers = Subscriptions(session), Workers(session)
+        self.queue = Queue(session)
         self._name_the_specification_api()
 
     def _name_the_specification_api(self) -> None:
