@@ -15,8 +15,11 @@
 --              platform (an encoder pool's capacity); key '*' caps each one without a cap of
 --              its own. A claim counts what is processing under a capped key only while it
 --              holds that key's advisory lock (vjm.claim_cap_lock_class(), hashtext(key)),
---              taken with try-lock, so concurrent claimers never overshoot a cap and never
---              wait: a key another claimer is judging is skipped, as SKIP LOCKED skips rows.
+--              so concurrent claimers never overshoot a cap. A platform's key is waited for
+--              (taken first, in one order, so claimers never deadlock): a capped platform's
+--              claims take turns. A user's or team's key is taken with try-lock: one another
+--              claimer is judging is skipped, as SKIP LOCKED skips rows, so with few users and
+--              many claimers a claim may come back short; the next claim takes what it left.
 --              Caps bind claims; a trusted caller that starts a named job directly
 --              (vjm.append_event 'start') is not held back by them.
 --   pauses     vjm.claim_pauses: no claims for a platform, or for every platform ('*').
@@ -135,6 +138,13 @@ DECLARE
     fits boolean;
     looked integer := 0;
 BEGIN
+    -- A capped platform is every claimer's key: wait for it (in one order, so no two claimers deadlock)
+    -- rather than skip it. User and team keys are many: another claimer's is skipped, never waited for, so
+    -- no claim waits while it holds a key another waits for.
+    PERFORM pg_advisory_xact_lock(vjm.claim_cap_lock_class(), hashtext(k.key))
+       FROM (SELECT 'platform:' || p AS key FROM unnest(coalesce(p_platforms, vjm.known_platforms())) AS p
+              WHERE coalesce(caps ->> ('platform:' || p), caps ->> 'platform:*') IS NOT NULL
+              ORDER BY 1) k;
     FOR c IN SELECT q.job_id, q.user_id, q.team_id, q.platform_target FROM vjm.run_queue q
               WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
                 AND (q.not_before IS NULL OR q.not_before <= now())
