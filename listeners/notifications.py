@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from store.projections import JobChange
 
 CHANNEL = "vjm_jobs"
+# The claim policy changed so that work may be claimable now (a resume, a cap raised or lifted:
+# sql/schema/063_claims.sql); the payload names the setting and its scope, and only prompts a claim.
+QUEUE_CHANNEL = "vjm_queue"
 MAX_PAYLOAD = 7900
 
 

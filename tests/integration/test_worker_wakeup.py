@@ -62,3 +62,22 @@ async def test_next_claimable_in_names_the_earliest_held_back_job_of_a_platform(
     assert 28 < await manager.processors.next_claimable_in() <= 30
     assert 28 < await manager.processors.next_claimable_in("tiktok") <= 30
     assert await manager.processors.next_claimable_in("youtube_shorts") is None
+
+
+async def test_a_resume_wakes_an_idle_worker_at_once_not_at_its_next_poll(manager_with_listeners,
+                                                                          spawn_worker) -> None:
+    """Claims paused: the worker finds nothing and idles. The resume's `vjm_queue` notice wakes it."""
+    manager = manager_with_listeners
+    worker = await spawn_worker("--poll-interval", "30")
+    first = await create(manager, "ok.mp4")
+    await worker.line_with("started", first.job_id)  # from here on it idles on its 30 s poll
+    await manager.queue.pause(reason="maintenance")
+    job = await create(manager, "ok.mp4")  # its notice wakes the worker; the claim finds claims paused
+    await manager.maintenance.wait_for_projection()
+    assert (await manager.get_job_by_id(job.job_id)).status == "queued"
+    resumed_at = time.time()
+    await manager.queue.resume()
+    line = await worker.line_with("started", job.job_id, within=10)
+    waited = float(line.split()[4]) - resumed_at
+    print(f"started {waited * 1000:.0f} ms after the resume")
+    assert waited < 2.0  # woken by the resume: a poll would take up to 30 s

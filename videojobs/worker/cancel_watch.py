@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from uuid import UUID
 
 from listeners.listening import ListeningConnection
-from listeners.notifications import CHANNEL, BatchNotice, JobNotice, parse_notice
+from listeners.notifications import CHANNEL, QUEUE_CHANNEL, BatchNotice, JobNotice, parse_notice
 from listeners.service import BackgroundService
 from store.identity import PROCESSOR
 
@@ -21,8 +21,8 @@ class CancelWatcher(BackgroundService[bool]):
     late notice costs latency, never correctness: the periodic heartbeat still finds out). After
     every (re)connection the leases are checked too, for what happened while nobody listened.
 
-    A notice that a job is queued (created, retried, released, timed out), or a burst, wakes the
-    claim loop (`on_claimable`): an idle worker claims at once, and still polls, so that it never
+    A notice that a job is queued (created, retried, released, timed out), or a burst, or a `vjm_queue`
+    notice (claims resumed, a cap raised), wakes the claim loop (`on_claimable`): an idle worker claims at once, and still polls, so that it never
     depends on a notice alone (and so that a requeued job is claimed once its delay is over).
     """
 
@@ -33,7 +33,7 @@ class CancelWatcher(BackgroundService[bool]):
                  interval: float = 5.0) -> None:
         super().__init__(interval=interval, max_backoff=5.0)
         self._running, self._check_now, self._on_claimable = running, check_now, on_claimable
-        self._listening = ListeningConnection(database_url, [CHANNEL], on_notify=self._notified, role=PROCESSOR)
+        self._listening = ListeningConnection(database_url, [CHANNEL, QUEUE_CHANNEL], on_notify=self._notified, role=PROCESSOR)
 
     async def run_once(self) -> bool:
         """(Re)connect if needed; True when this pass had to connect (and so checked the leases)."""
@@ -54,6 +54,9 @@ class CancelWatcher(BackgroundService[bool]):
         await self._listening.close()
 
     def _notified(self, channel: str, payload: str) -> None:
+        if channel == QUEUE_CHANNEL:  # claims resumed, or a cap raised: there may be work to claim
+            self._on_claimable()
+            return
         notice = parse_notice(payload)
         if isinstance(notice, BatchNotice) or (isinstance(notice, JobNotice) and notice.status == "queued"):
             self._on_claimable()
