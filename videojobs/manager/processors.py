@@ -28,7 +28,11 @@ class Processors:
 
     async def claim_jobs(self, worker_id: str, limit: int = 1, platform_target: PlatformTargets = None, *,
                          lease_seconds: float | None = None) -> list[Attempt]:
-        """Start up to `limit` queued jobs for `worker_id`, oldest first; two workers never get the same job.
+        """Start up to `limit` queued jobs for `worker_id`; two workers never get the same job.
+
+        The order is the claim policy's (sql/schema/063_claims.sql, `manager.queue`): higher priority
+        first; within a priority users (or teams) take turns; within a turn the oldest. Nothing of a
+        paused platform, and nothing past a cap on what processes at once per user, team or platform.
 
         `platform_target` is one platform, a list (tuple, set) of them, or None for every platform:
         a worker of several platforms gets the oldest jobs across them in one claim. An empty list
