@@ -169,12 +169,18 @@ BEGIN
                     fits := false;
                     EXIT;
                 END IF;
+                -- Counted up to the cap (a count at the cap is all a claim needs to know): the cost is
+                -- bounded by the cap, not by how much processes.
                 IF i = 1 THEN
-                    SELECT count(*) INTO n FROM vjm.run_queue q WHERE q.processing AND q.user_id = c.user_id;
+                    SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
+                                                  WHERE q.processing AND q.user_id = c.user_id LIMIT cap) s;
                 ELSIF i = 2 THEN
-                    SELECT count(*) INTO n FROM vjm.run_queue q WHERE q.processing AND q.team_id = c.team_id;
+                    SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
+                                                  WHERE q.processing AND q.team_id = c.team_id LIMIT cap) s;
                 ELSE
-                    SELECT count(*) INTO n FROM vjm.run_queue q WHERE q.processing AND q.platform_target = c.platform_target;
+                    SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
+                                                  WHERE q.processing AND q.platform_target = c.platform_target
+                                                  LIMIT cap) s;
                 END IF;
                 counted := counted || jsonb_build_object(k, n);
             END IF;
