@@ -6,6 +6,10 @@ same call the VideoJobManager makes). The ceilings insert rows of the same shape
 `bench_raw.job_events` (same columns, same indexes, no guard): one as a plain autocommit
 INSERT, one as a single statement INSERT ... RETURNING plus pg_notify.
 
+`vjm_combined` runs the same writers with their appends combined (store.write_combiner.WriteCombiner: what
+arrives while a round is in flight goes in the next round, one vjm.append_events or create batch per round):
+the ceilings still write one row per statement, as a caller without combining does.
+
 vjm's doorbell rings only while a listener waits (sql/schema/050_locks_and_doorbell.sql), so it is measured
 three ways: with nobody waiting (`vjm`); with a session holding the doorbell the whole
 run, so that every append notifies as the ceiling does (`vjm_ringing`); and, at 8
@@ -24,6 +28,7 @@ import uuid
 import asyncpg
 
 from store import EventStore, create_pool, prepare_event
+from store.write_combiner import WriteCombiner
 
 from .common import interleaved, projector_process, run_standalone, wait_projected
 
@@ -96,6 +101,10 @@ async def measure(url: str, connections: int, ops: int, runs: int, with_projecto
     async def vjm() -> float:
         return total / await _timed([_vjm_writer(store, n) for n in shares])
 
+    async def vjm_combined() -> float:  # the same writers, their appends combined (store.write_combiner)
+        combiner = WriteCombiner(pool)
+        return total / await _timed([_vjm_writer(combiner, n) for n in shares])
+
     async def raw_insert() -> float:
         return total / await _timed([_raw_writer(pool, n, RAW_INSERT) for n in shares])
 
@@ -111,12 +120,12 @@ async def measure(url: str, connections: int, ops: int, runs: int, with_projecto
             await holder.close()
 
     try:
-        result = await interleaved({"vjm": vjm, "vjm_ringing": vjm_ringing, "ceiling_insert": raw_insert,
-                                    "ceiling_insert_notify": raw_notify}, runs)
+        result = await interleaved({"vjm": vjm, "vjm_combined": vjm_combined, "vjm_ringing": vjm_ringing,
+                                    "ceiling_insert": raw_insert, "ceiling_insert_notify": raw_notify}, runs)
         projected = await _with_projector(url, vjm, runs) if with_projector else None
     finally:
         await pool.close()
-    vjm_rate, ringing = result["vjm"]["median"], result["vjm_ringing"]["median"]
+    vjm_rate, ringing, combined = (result[k]["median"] for k in ("vjm", "vjm_ringing", "vjm_combined"))
     notify_ceiling, insert_ceiling = result["ceiling_insert_notify"]["median"], result["ceiling_insert"]["median"]
     row = {
         "connections": connections, "ops_per_run": total,
@@ -125,6 +134,9 @@ async def measure(url: str, connections: int, ops: int, runs: int, with_projecto
         "ratio_vs_notify_ceiling": round(vjm_rate / notify_ceiling, 3),
         "ratio_vs_insert_ceiling": round(vjm_rate / insert_ceiling, 3),
         "ringing_ratio_vs_notify_ceiling": round(ringing / notify_ceiling, 3),
+        "vjm_combined_per_s": round(combined),
+        "combined_ratio_vs_notify_ceiling": round(combined / notify_ceiling, 3),
+        "combined_ratio_vs_insert_ceiling": round(combined / insert_ceiling, 3),
     }
     if projected is not None:
         row |= {"vjm_projected_per_s": round(projected),
