@@ -24,6 +24,8 @@ class Settings(BaseModel):
     stuck_interval_seconds: float = Field(60, gt=0, le=86400, description="VJM_STUCK_INTERVAL_SECONDS")
     pool_size: int = Field(10, ge=1, le=200, description="VJM_POOL_SIZE")
     log_level: str = Field("INFO", description="VJM_LOG_LEVEL")
+    write_combining: bool = Field(True, description="VJM_WRITE_COMBINING: combine the trusted manager's concurrent "
+                                                    "appends into one statement and commit per round (0 to turn off)")
     service_name: str = Field("vjm", min_length=1, max_length=200,
                               description="VJM_SERVICE_NAME: the actor the audit trail records for what the "
                                           "trusted manager does without a named actor")
@@ -45,6 +47,8 @@ class Settings(BaseModel):
             env["stuck_interval_seconds"] = os.environ["VJM_STUCK_INTERVAL_SECONDS"]
         if os.environ.get("VJM_SERVICE_NAME"):
             env["service_name"] = os.environ["VJM_SERVICE_NAME"]
+        if os.environ.get("VJM_WRITE_COMBINING"):
+            env["write_combining"] = os.environ["VJM_WRITE_COMBINING"] not in ("0", "false", "no", "off")
         if os.environ.get("VJM_POOL_SIZE"):
             env["pool_size"] = os.environ["VJM_POOL_SIZE"]
         env.update({k: v for k, v in overrides.items() if v is not None})

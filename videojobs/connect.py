@@ -25,6 +25,7 @@ from store.identity import (
     may_act_as_admin,
 )
 from store.role_connection import connect_with_role
+from store.write_combiner import WriteCombiner
 
 from .config import Settings
 from .database import provide_database
@@ -67,7 +68,8 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
         tokens = await token_source(service, role, settings)
         running = await start_listeners(stack, database_url, service, settings) if listeners else None
         runtime = Runtime(service_pool=service, user_pool=users, database_url=database_url, watcher=watcher,
-                          tokens=tokens, consistency_timeout=consistency_timeout, listeners=running)
+                          tokens=tokens, consistency_timeout=consistency_timeout, listeners=running,
+                          combiner=WriteCombiner(service) if settings.write_combining else None)
         manager = VideoJobManager(runtime, Caller(service=settings.service_name))
         yield manager
 

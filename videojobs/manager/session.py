@@ -18,6 +18,7 @@ from store.events import prepare_event
 from store.identity import AUTHENTICATED, TokenSource, acting_as
 from store.job_writes import JobHistory, append_events, append_events_only, append_returning_job
 from store.projections.fold import apply_stream
+from store.write_combiner import WriteCombiner
 
 from ..models import BulkResult, Job
 
@@ -76,6 +77,7 @@ class Runtime:
     consistency_timeout: float = 2.0
     listeners: InProcessListeners | None = None
     writes: WriteTracker = field(default_factory=WriteTracker)
+    combiner: WriteCombiner | None = None  # the trusted service's appends, combined (store.write_combiner)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,8 +106,11 @@ class Session:
     async def append(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> Event:
         """Validate and append one transition as the caller; remembers its position."""
         event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self.actor(trigger), **ids)
-        async with self.connection() as conn:
-            stored = await EventStore(conn).append(event)
+        if self.runtime.combiner is not None and not self.caller.is_user:
+            stored = await translated_call(self.runtime.combiner.append(event))
+        else:
+            async with self.connection() as conn:
+                stored = await EventStore(conn).append(event)
         self.remember(stored.cursor)
         return stored
 
@@ -118,6 +123,11 @@ class Session:
         for another request with its idempotency key, when given (EventStore.append).
         """
         event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self.actor(trigger), **ids)
+        if event.trigger == "create" and lock_timeout is None and self.runtime.combiner is not None \
+                and not self.caller.is_user:  # a trusted create: combined with the others in flight
+            stored = await translated_call(self.runtime.combiner.append(event))
+            self.remember(stored.cursor)
+            return stored, fold_job(JobHistory(stored, None, [stored]))
         async with self.connection() as conn:
             if event.trigger == "create":
                 stored = await EventStore(conn).append(event, lock_timeout=lock_timeout)
