@@ -16,10 +16,10 @@ import asyncpg
 
 from ..errors import DatabaseUnavailable, MigrationError, ValidationError, VJMError
 from ..logs import configure_logging
-from . import audit, demo, jobs, listen, maintenance, migrate, projections, stats, teams, up, watch, worker
+from . import audit, demo, jobs, listen, maintenance, migrate, projections, queue, stats, teams, up, watch, worker
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-COMMANDS = (up, demo, listen, worker, watch, jobs, teams, stats, migrate, projections, maintenance, audit)
+COMMANDS = (up, demo, listen, worker, watch, jobs, teams, stats, migrate, projections, maintenance, queue, audit)
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 

@@ -1,5 +1,5 @@
 """Prometheus metrics: request latency, transitions by type, stuck resets, projector lag, pool use, streams,
-workers (the registry by state, their running jobs and slots, the long polls held).
+workers (the registry by state, their running jobs and slots, the long polls held), the run queue and its pauses.
 
 Each app has its own registry (several apps may live in one process, e.g. in tests).
 Transition counts are the projector's counters by event type (`manager.maintenance.transition_counts()`,
@@ -81,6 +81,8 @@ class ApiMetrics:
                                 ("platform", "priority", "claimable"), registry=r)
         self.queue_oldest = Gauge("vjm_queue_oldest_claimable_seconds",
                                   "How long the oldest claimable job of a platform has waited", ("platform",), registry=r)
+        self.queue_paused = Gauge("vjm_queue_paused", "1 for each platform whose claims are paused ('*': all)",
+                                  ("platform",), registry=r)
 
     def observe_queue(self, depths: Sequence[Any]) -> None:
         """The run queue (manager.maintenance.queue_depth()): gone combinations drop out, not stay at their last value."""
@@ -95,6 +97,12 @@ class ApiMetrics:
                 oldest[d.platform_target] = max(oldest.get(d.platform_target, 0.0), d.oldest_claimable_seconds)
         for platform, seconds in oldest.items():
             self.queue_oldest.labels(platform=platform).set(seconds)
+
+    def observe_pauses(self, pauses: Sequence[dict[str, Any]]) -> None:
+        """The pauses in force (manager.queue.policy().pauses): a resumed platform drops out."""
+        self.queue_paused.clear()
+        for pause in pauses:
+            self.queue_paused.labels(platform=pause["platform"]).set(1)
 
     def observe_workers(self, workers: Sequence[Any], held: tuple[int, int]) -> None:
         """The registry (manager.workers.list()) by state, and the long polls held here (claims, watched jobs)."""

@@ -89,7 +89,7 @@ def _platform(platform: str | None) -> str | None:
 
 def _cap_key(kind: str, key: str | UUID) -> str:
     if key == "*":
-        return key
+        return "*"
     if kind == "user":
         return check_user_id(key, "key")
     if kind == "team":

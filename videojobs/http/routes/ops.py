@@ -33,7 +33,8 @@ async def healthz(state: State) -> JSONResponse:
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                              "description": "Prometheus text exposition format"}})
 async def metrics(state: State) -> Response:
-    """Request latency, transitions by type, stuck resets, projector lag, jobs by status, pool use, workers."""
+    """Request latency, transitions by type, stuck resets, projector lag, jobs by status, pool use, workers,
+    the run queue and its pauses."""
     try:
         await _refresh(state)
     except Exception as exc:
@@ -61,3 +62,4 @@ async def _refresh(state: AppState) -> None:
     metrics.observe_horizon(getattr(report.projector, "horizon", None))
     metrics.observe_workers(await manager.workers.list(REGISTRY_SCRAPE_LIMIT), state.worker_waits.waiting)
     metrics.observe_queue(await manager.maintenance.queue_depth())
+    metrics.observe_pauses((await manager.queue.policy()).pauses)
