@@ -17,7 +17,8 @@ UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
 @pytest.mark.parametrize("command", [
     [], ["up"], ["demo"], ["listen"], ["watch"], ["jobs"], ["jobs", "list"], ["jobs", "show"], ["jobs", "history"],
     ["jobs", "cancel"], ["stats"], ["migrate"], ["projections"], ["projections", "rebuild"],
-    ["projections", "verify"], ["maintenance"], ["maintenance", "reset-stuck"], ["audit"], ["audit", "verify"]])
+    ["projections", "verify"], ["maintenance"], ["maintenance", "reset-stuck"], ["audit"], ["audit", "verify"],
+    ["queue"], ["queue", "show"], ["queue", "pause"], ["queue", "resume"], ["queue", "cap"], ["queue", "history"]])
 def test_every_command_has_help(command: list[str]) -> None:
     result = vjm(*command, "--help")
     assert result.returncode == 0, result.stderr
