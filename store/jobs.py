@@ -1,4 +1,5 @@
-"""Reads of the jobs projection for the VideoJobManager: one job, filtered pages, stats.
+"""Reads of the jobs projection for the VideoJobManager: one job, filtered pages, stats (and the
+claim latency, read from the log: vjm.claim_waits).
 
 Rows leave as frozen models (JobRow, JobStatsRow, ...). Every query runs under the
 caller's Row Level Security: the same call returns different rows for different users.
@@ -85,6 +86,18 @@ class PlatformRow(BaseModel):
     cancelled_jobs: int
 
 
+class ClaimLatencyRow(BaseModel):
+    """How long the starts of one platform waited to be claimed, in seconds (exact percentiles)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform_target: str
+    claims: int
+    p50_seconds: float
+    p95_seconds: float
+    max_seconds: float
+
+
 async def get_job(executor: Executor, job_id: UUID) -> JobRow | None:
     """The projected job, or None when it does not exist or the caller may not see it."""
     row = await fetch_optional(executor, "job_get", job_id=job_id)
@@ -159,3 +172,10 @@ async def get_platforms(executor: Executor, scope: StatsScope) -> list[PlatformR
     rows = await fetch_all(executor, "job_stats_platform_get", **scope.params())
     return [PlatformRow.model_validate(dict(r)) for r in rows]
 
+
+async def get_claim_waits(executor: Executor, hours: int, user_id: str | None = None,
+                          team_id: UUID | None = None) -> list[ClaimLatencyRow]:
+    """Claim latency per platform over the starts of the last `hours` hours (of one owner or team when
+    named), from the log: every start the caller may see (Row Level Security), by platform name."""
+    rows = await fetch_all(executor, "claim_waits_get", hours=hours, user_id=user_id, team_id=team_id)
+    return [ClaimLatencyRow.model_validate(dict(r)) for r in rows]

@@ -13,7 +13,7 @@ from statemachine import EnhancementLevel, Platform, QualityPreset, State, Trigg
 from statemachine.payload_rules import LABEL_PATTERN, MAX_REASON, MAX_WORKER_ID, NONBLANK_LABEL_PATTERN, rules_of
 from statemachine.payloads import field_type
 from statemachine.validation import MAX_TEAM_NAME, MAX_USER_ID, METADATA_FIELDS
-from store.jobs import PlatformRow
+from store.jobs import ClaimLatencyRow, PlatformRow
 from store.models import Event
 from store.projections import JobChange, JobRow
 from store.teams import Team as TeamRow
@@ -25,7 +25,7 @@ from store.teams import TeamMember
 __all__ = [
     "Event", "JobChange", "TeamMember", "EnhancementLevel", "Platform", "QualityPreset", "State", "Trigger",
     "rules_of", "field_type", "MAX_REASON", "MAX_USER_ID", "MAX_TEAM_NAME", "MAX_WORKER_ID", "METADATA_FIELDS", "LABEL_PATTERN", "NONBLANK_LABEL_PATTERN", "iso_date_only", "CURSOR_PATTERN", "JOB_STATUSES", "Job", "JobFilters", "JobPage", "encode_cursor", "decode_cursor",
-    "Attempt", "PlatformStats", "DailyStats", "JobStats", "BulkResult", "Team", "HistoryReport", "EventPage",
+    "Attempt", "PlatformStats", "DailyStats", "JobStats", "ClaimLatency", "BulkResult", "Team", "HistoryReport", "EventPage",
 ]
 
 JOB_STATUSES = (State.QUEUED, State.PROCESSING, State.COMPLETED, State.FAILED, State.CANCELLED)
@@ -161,6 +161,13 @@ class Attempt(BaseModel):
 
 class PlatformStats(PlatformRow):
     """Jobs of one platform by status."""
+
+
+class ClaimLatency(ClaimLatencyRow):
+    """How long one platform's jobs waited in the queue before a worker claimed them, over a window of
+    hours: claims (start events), the exact median, 95th percentile and longest wait, in seconds. A
+    wait counts from when the job became claimable for that attempt: when it was queued (created,
+    retried, requeued, timed out, released), or its run_at or retry_after when later."""
 
 
 class DailyStats(BaseModel):

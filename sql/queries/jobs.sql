@@ -98,6 +98,12 @@ SELECT platform_target, sum(sign * total_jobs)::bigint AS total_jobs, sum(sign *
 HAVING sum(sign * total_jobs) <> 0
  ORDER BY platform_target;
 
+-- claim_waits_get --
+-- Claim latency per platform (vjm.claim_waits, schema/072_claim_waits.sql): the starts of the last :hours hours by
+-- the database clock, of owner :user_id or team :team_id when named (NULL: every start the caller may see).
+SELECT platform_target, claims, p50_seconds, p95_seconds, max_seconds
+  FROM vjm.claim_waits(now() - make_interval(hours => :hours::integer), :user_id::text, :team_id::uuid);
+
 -- job_claim_many --
 -- Start up to :limit queued jobs for worker :worker_id, oldest first, of the :platforms (NULL: every platform), with a
 -- lease of :lease_seconds on each (none when NULL): kind 'new' rows are the start events in claim order, kind 'before'

@@ -1,4 +1,4 @@
-"""Rich renderables shared by the commands: job tables, counters, statistics, histories."""
+"""Rich renderables shared by the commands: job tables, counters, statistics, claim latency, histories."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..models import JOB_STATUSES, Event, Job, JobStats
+from ..models import JOB_STATUSES, ClaimLatency, Event, Job, JobStats
 
 STATUS_STYLE = {"queued": "cyan", "processing": "yellow", "completed": "green", "failed": "red",
                 "cancelled": "magenta", "deleted": "dim"}
@@ -102,6 +102,18 @@ def stats_renderable(stats: JobStats) -> Group:
                       f"{day.processing_seconds:.1f}")
     parts: list[RenderableType] = [counters_table(stats), times, platform_table(stats)]
     return Group(*parts, daily) if stats.daily else Group(*parts)
+
+
+def claim_latency_table(rows: Iterable[ClaimLatency], hours: int) -> Table:
+    """Per platform: jobs claimed in the window and how long they waited (median, 95th percentile, longest)."""
+    table = Table(title=f"claim latency, last {hours} h", title_justify="left")
+    table.add_column("platform")
+    for name in ("claims", "p50 s", "p95 s", "max s"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(row.platform_target, str(row.claims), f"{row.p50_seconds:.3f}", f"{row.p95_seconds:.3f}",
+                      f"{row.max_seconds:.3f}")
+    return table
 
 
 def history_table(events: Iterable[Event], *, title: str | None = None, compact: bool = False) -> Table:

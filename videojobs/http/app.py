@@ -21,7 +21,7 @@ from .metrics import RequestTimer
 from .middleware import BodySizeLimit, CatchAll, MethodNotAllowed
 from .openapi import install_openapi
 from .problems import problem_for
-from .routes import admin, events, jobs, ops, processors, queue, teams, user, workers
+from .routes import admin, events, jobs, ops, processors, queue, stats, teams, user, workers
 from .state import AppState, HttpOptions
 
 log = structlog.get_logger("vjm.http")
@@ -37,6 +37,7 @@ TAGS = [
     {"name": "jobs", "description": "One job: create, read, change, delete, history"},
     {"name": "user", "description": "The caller's jobs and statistics"},
     {"name": "teams", "description": "A team's jobs and statistics"},
+    {"name": "stats", "description": "Statistics read from the log: claim latency"},
     {"name": "processors", "description": "Video workers (service_role): claim (long poll), progress, complete, "
                                           "fail, requeue, release; heartbeat (leases, cancellation), registry"},
     {"name": "admin", "description": "Maintenance, the worker registry and the claim policy: pauses, caps, "
@@ -79,7 +80,7 @@ def create_app(manager: VideoJobManager | None = None, *, settings: Settings | N
 def _assemble(app: FastAPI, state: AppState, static_dir: Path | None) -> None:
     """Errors, routers, the per-caller document, the middleware (outermost last) and the dashboard."""
     _install_errors(app)
-    for module in (jobs, user, teams, processors, workers, admin, queue, events, ops):
+    for module in (jobs, user, teams, stats, processors, workers, admin, queue, events, ops):
         app.include_router(module.router)
     install_openapi(app, state.options.max_body_bytes)  # /openapi.json per caller, /docs, /redoc
     app.add_middleware(MethodNotAllowed, routes=api_routes(app))

@@ -6,7 +6,8 @@ runs) and a manager over it. The manager's services, one module each:
     jobs           create, read and change single jobs       (jobs.py)
     bulk           many jobs in one call                     (bulk.py)
     processors     claim work, complete many                 (processors.py)
-    stats          counts and series from the counters       (stats.py)
+    stats          counts and series from the counters,      (stats.py)
+                   claim latency from the log
     teams          teams and their members                   (teams.py)
     audit          history, searches, proofs, the audit tree (audit.py)
     maintenance    stuck jobs, projections, health           (maintenance.py)
@@ -66,6 +67,7 @@ class VideoJobManager:
         self.bulk_delete_jobs = self.bulk.bulk_delete_jobs
         self.claim_jobs, self.complete_jobs = self.processors.claim_jobs, self.processors.complete_jobs
         self.get_job_stats, self.get_job_history = self.stats.get_job_stats, self.audit.history
+        self.get_claim_latency = self.stats.get_claim_latency
 
     def as_user(self, user_id: str, token: str | None = None) -> VideoJobManager:
         """The same API acting as end user `user_id` (their jobs and their teams' jobs only).

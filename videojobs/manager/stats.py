@@ -1,4 +1,5 @@
-"""The stats service: statistics from the incrementally maintained counters (never a COUNT(*) over jobs)."""
+"""The stats service: statistics from the incrementally maintained counters (never a COUNT(*) over jobs),
+and the claim latency, from a recent window of the log."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from uuid import UUID
 from statemachine import ValidationError
 from statemachine.validation import check_user_id
 from store.events import as_uuid
-from store.jobs import StatsScope, get_daily, get_platforms, get_stats
+from store.jobs import StatsScope, get_claim_waits, get_daily, get_platforms, get_stats
 from store.teams import my_team_ids
 
-from ..models import DailyStats, JobStats, PlatformStats
+from ..models import ClaimLatency, DailyStats, JobStats, PlatformStats
 from .session import Session
+
+MAX_LATENCY_HOURS = 720  # 30 days: the window of a claim latency
 
 
 class Stats:
-    """get_job_stats."""
+    """get_job_stats, get_claim_latency."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -47,6 +50,23 @@ class Stats:
             daily = await get_daily(conn, counted, days)
         return _job_stats(counts, platforms, daily)
 
+    async def get_claim_latency(self, hours: int = 24, user_id: str | None = None,
+                                team_id: UUID | str | None = None) -> list[ClaimLatency]:
+        """How long jobs waited to be claimed, per platform, over the starts of the last `hours` hours.
+
+        Scoped as get_job_stats: one user, one team, or (neither given) everything the caller may
+        see (an end user: their own jobs and their teams'). Read from the log, not the projection,
+        so it is current without waiting for the projector.
+        """
+        owner, team = _named(user_id, team_id)
+        if user_id is not None:
+            self._session.own_scope(user_id)
+        if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_LATENCY_HOURS:
+            raise ValidationError(f"hours must be an integer from 1 to {MAX_LATENCY_HOURS}", field="hours")
+        async with self._session.connection() as conn:
+            rows = await get_claim_waits(conn, hours, user_id=owner, team_id=team)
+        return [ClaimLatency.model_validate(r.model_dump()) for r in rows]
+
 
 def _job_stats(counts: Any, platforms: list[Any], daily: list[Any]) -> JobStats:
     """The counters, platform rows and daily rows as the public JobStats (seconds, not milliseconds)."""
@@ -62,11 +82,18 @@ def _job_stats(counts: Any, platforms: list[Any], daily: list[Any]) -> JobStats:
                for d in daily])
 
 
-def _named_scope(user_id: str | None, team_id: UUID | str | None) -> StatsScope | None:
+def _named(user_id: str | None, team_id: UUID | str | None) -> tuple[str | None, UUID | None]:
+    """The one user or the one team a statistic is of, checked (neither: everything the caller may see)."""
     if user_id is not None and team_id is not None:
         raise ValidationError("give user_id or team_id, not both", field="team_id")
-    if user_id is not None:
-        return StatsScope.one("user", check_user_id(user_id))
-    if team_id is not None:
-        return StatsScope.one("team", str(as_uuid(team_id, "team_id")))
+    return (check_user_id(user_id) if user_id is not None else None,
+            as_uuid(team_id, "team_id") if team_id is not None else None)
+
+
+def _named_scope(user_id: str | None, team_id: UUID | str | None) -> StatsScope | None:
+    owner, team = _named(user_id, team_id)
+    if owner is not None:
+        return StatsScope.one("user", owner)
+    if team is not None:
+        return StatsScope.one("team", str(team))
     return None
