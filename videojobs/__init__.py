@@ -18,6 +18,7 @@ from .manager import VideoJobManager
 from .models import (
     Attempt,
     BulkResult,
+    ClaimLatency,
     DailyStats,
     HistoryReport,
     Job,
@@ -31,7 +32,7 @@ from .worker import JobContext, Retry, TransientError, Worker
 
 __all__ = [
     "connect", "VideoJobManager", "Settings", "Job", "JobPage", "JobFilters", "JobStats", "PlatformStats",
-    "DailyStats", "Attempt", "BulkResult", "Team", "HistoryReport", "VJMError", "ValidationError", "JobNotFound",
+    "DailyStats", "ClaimLatency", "Attempt", "BulkResult", "Team", "HistoryReport", "VJMError", "ValidationError", "JobNotFound",
     "InvalidTransition", "StaleAttempt", "ConcurrencyConflict", "AccessDenied", "DatabaseUnavailable",
     "IdempotencyConflict", "IdempotencyKeyInUse", "Worker", "JobContext", "Retry", "TransientError",
 ]
