@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
 from statemachine import Trigger, VJMError
 
 from .events import EventStore, NewCreates, NewEvent, created_events
-from .job_writes import append_events_only
+from .job_writes import JobHistory, append_events, append_events_only
 from .models import Event
 
 DEFAULT_MAX_BATCH = 50  # vjm.append_events' items per call (store.job_writes.MAX_APPENDS_PER_CALL)
@@ -39,7 +40,13 @@ DEFAULT_MAX_BATCH = 50  # vjm.append_events' items per call (store.job_writes.MA
 @dataclass(slots=True)
 class _Pending:
     event: NewEvent
-    done: asyncio.Future[Event] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    with_job: bool = False  # the caller wants the job's history up to its event (append_returning_job)
+    done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    @property
+    def kind(self) -> tuple[bool, bool]:
+        """What a round holds one of: creates, transitions, or transitions answered with their job."""
+        return self.event.trigger is Trigger.CREATE, self.with_job
 
 
 class WriteCombiner:
@@ -61,7 +68,16 @@ class WriteCombiner:
         A create with an idempotency key goes alone (it may wait for another request's key)."""
         if event.trigger is Trigger.CREATE and "idempotency_key" in event.data:
             return await EventStore(self._pool).append(event)
-        item = _Pending(event)
+        return await self._enqueue(_Pending(event))
+
+    async def append_returning_job(self, event: NewEvent) -> JobHistory:
+        """A transition (not a create), combined as `append`; its job's history up to it
+        (store.job_writes.append_returning_job's answer)."""
+        if event.trigger is Trigger.CREATE:
+            raise ValueError("append_returning_job takes transitions; a create's job is its event")
+        return await self._enqueue(_Pending(event, with_job=True))
+
+    async def _enqueue(self, item: _Pending) -> Any:
         self._pending.append(item)
         if self._rounds < self._max_rounds:
             self._rounds += 1
@@ -80,15 +96,14 @@ class WriteCombiner:
             self._rounds -= 1
 
     def _take(self) -> list[_Pending]:
-        """Up to max_batch pending items, of one kind (creates or transitions), each job at most once."""
-        kind_is_create = self._pending[0].event.trigger is Trigger.CREATE
+        """Up to max_batch pending items, of one kind (`_Pending.kind`), each job at most once."""
+        kind = self._pending[0].kind
         taken: list[_Pending] = []
         kept: deque[_Pending] = deque()
         jobs: set[object] = set()
         while self._pending and len(taken) < self._max_batch:
             item = self._pending.popleft()
-            same_kind = (item.event.trigger is Trigger.CREATE) == kind_is_create
-            if not same_kind or (item.event.job_id is not None and item.event.job_id in jobs):
+            if item.kind != kind or (item.event.job_id is not None and item.event.job_id in jobs):
                 kept.append(item)
                 continue
             jobs.add(item.event.job_id)
@@ -103,7 +118,9 @@ class WriteCombiner:
             if items[0].event.trigger is Trigger.CREATE:
                 await self._send_creates(items)
             else:
-                outcomes = await append_events_only(self._pool, [i.event for i in items])
+                events = [i.event for i in items]
+                outcomes: Sequence[object] = await (append_events(self._pool, events) if items[0].with_job
+                                                    else append_events_only(self._pool, events))
                 for item, outcome in zip(items, outcomes, strict=True):
                     _settle(item, outcome)
         except Exception as exc:  # the call itself failed (connection lost): every caller of the round hears it
@@ -138,7 +155,7 @@ async def _outcome(append: Awaitable[Event]) -> Event | VJMError:
         return exc
 
 
-def _settle(item: _Pending, outcome: Event | VJMError) -> None:
+def _settle(item: _Pending, outcome: object) -> None:
     if item.done.done():  # its caller went away (cancelled)
         return
     if isinstance(outcome, VJMError):

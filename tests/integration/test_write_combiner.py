@@ -13,7 +13,7 @@ from statemachine import InvalidTransition
 from store import EventStore, prepare_event
 from store.write_combiner import WriteCombiner
 from tests.support.factories import create_data
-from videojobs import JobNotFound, ValidationError
+from videojobs import JobNotFound, StaleAttempt, ValidationError
 
 EVENTS_OF = "SELECT count(*) FROM vjm.job_events WHERE job_id = $1"
 
@@ -98,3 +98,33 @@ def test_the_combiner_refuses_nonsense_settings(pool) -> None:
             WriteCombiner(pool, **kwargs)
     with pytest.raises(ValidationError):
         prepare_event("start", {"worker_id": ""}, job_id=uuid.uuid4())
+
+
+async def test_transitions_answered_with_their_job_are_combined_too(pool, store: EventStore) -> None:
+    jobs = [await store.append(_create(f"u{i}")) for i in range(12)]
+    for job in jobs:
+        await store.append(_start(job.job_id))
+    combiner = WriteCombiner(pool)
+    histories = await asyncio.gather(*(
+        combiner.append_returning_job(prepare_event("progress", {"percent": float(i)}, job_id=job.job_id,
+                                                    actor="svc")) for i, job in enumerate(jobs)))
+    assert combiner.rounds_run < len(jobs)
+    for i, (job, history) in enumerate(zip(jobs, histories, strict=True)):
+        assert (history.event.job_id, history.event.version, history.event.data["percent"]) == (job.job_id, 3, i)
+        assert [e.version for e in history.since][-1] == 3  # the job up to its own event
+    with pytest.raises(ValueError):
+        await combiner.append_returning_job(_create())
+
+
+async def test_the_managers_concurrent_reports_are_combined_and_each_gets_its_job(manager) -> None:
+    jobs = [await manager.create_job(**create_data(user_id=f"u{i}")) for i in range(10)]
+    attempts = [await manager.start_processing(job.job_id, "w") for job in jobs]
+    combiner = manager._session.runtime.combiner
+    assert combiner is not None  # the trusted manager combines by default (VJM_WRITE_COMBINING)
+    before = combiner.rounds_run
+    reported = await asyncio.gather(*(manager.report_progress(a.job_id, a.attempt, 10.0 * i)
+                                      for i, a in enumerate(attempts)))
+    assert [(r.job_id, r.progress_percent) for r in reported] == [(j.job_id, 10.0 * i) for i, j in enumerate(jobs)]
+    assert combiner.rounds_run - before < len(jobs)
+    with pytest.raises(StaleAttempt):  # a refusal through the combiner is the caller's own, typed
+        await manager.complete_job(jobs[0].job_id, ["/o.mp4"], attempt=99)

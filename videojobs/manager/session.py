@@ -123,11 +123,11 @@ class Session:
         for another request with its idempotency key, when given (EventStore.append).
         """
         event = prepare_event(trigger, data, actor=ids.pop("actor", None) or self.actor(trigger), **ids)
-        if event.trigger == "create" and lock_timeout is None and self.runtime.combiner is not None \
-                and not self.caller.is_user:  # a trusted create: combined with the others in flight
-            stored = await translated_call(self.runtime.combiner.append(event))
-            self.remember(stored.cursor)
-            return stored, fold_job(JobHistory(stored, None, [stored]))
+        combiner = self.runtime.combiner if not self.caller.is_user and lock_timeout is None else None
+        if combiner is not None:  # a trusted write: combined with the others in flight
+            history = await translated_call(_combined(combiner, event))
+            self.remember(history.event.cursor)
+            return history.event, fold_job(history)
         async with self.connection() as conn:
             if event.trigger == "create":
                 stored = await EventStore(conn).append(event, lock_timeout=lock_timeout)
@@ -243,3 +243,11 @@ def fold_to_job(job_id: Any, base: dict[str, Any] | None, events: list[Event]) -
 def refused(job_id: Any, error: VJMError) -> BulkResult:
     """The result of a bulk item that was not applied."""
     return BulkResult(job_id=str(job_id), ok=False, error=str(error), error_type=type(error).__name__)
+
+
+async def _combined(combiner: WriteCombiner, event: NewEvent) -> JobHistory:
+    """`event` through the write combiner, as the job's history up to it."""
+    if event.trigger == "create":
+        stored = await combiner.append(event)
+        return JobHistory(stored, None, [stored])
+    return await combiner.append_returning_job(event)
