@@ -87,14 +87,40 @@ async def server_facts(admin_url: str) -> dict:
         names = ["fsync", "synchronous_commit", "wal_sync_method", "shared_buffers", "max_connections",
                  "commit_delay", "wal_level", "full_page_writes"]
         rows = await conn.fetch("SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1)", names)
+        data_directory = await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'data_directory'")
     finally:
         await conn.close()
+    probe_dir = Path(data_directory) if data_directory and os.access(data_directory, os.W_OK) else None
+    fsync = pg_test_fsync(probe_dir)
     return {"version": version, "settings": {r["name"]: f"{r['setting']}{r['unit'] or ''}" for r in rows},
-            "pg_test_fsync": pg_test_fsync()}
+            "pg_test_fsync": fsync | {"probed": str(probe_dir) if probe_dir else "a temporary directory"},
+            "regime": disk_regime(fsync.get("usecs_per_op"), probe_dir)}
 
 
-def pg_test_fsync() -> dict:
-    """fdatasync ops/s of one 8 kB write, from pg_test_fsync (the embedded wheel ships it)."""
+FAST_DISK_USECS = 50.0  # NVMe fdatasync is 20-50 us: below this, commits are cheap and CPU decides
+
+
+def disk_regime(usecs_per_op: float | None, probed: Path | None = None) -> str:
+    """Which regime a run measured: a fast disk (fdatasync < 50 us), a slow one, or a tmpfs (not durable)."""
+    if probed is not None and str(probed).startswith("/dev/shm"):
+        return "fast-commit (tmpfs data directory: not durable)"
+    if usecs_per_op is None:
+        return "unknown (pg_test_fsync did not run)"
+    return f"{'fast' if usecs_per_op < FAST_DISK_USECS else 'slow'} disk (fdatasync {usecs_per_op:g} us)"
+
+
+@contextlib.contextmanager
+def fast_commit_server() -> Iterator[str]:
+    """Admin URL of an embedded server whose data directory is a tmpfs (/dev/shm): commits cost no disk
+    flush, so the ratios show what CPU alone allows. Not durable: its figures are labelled and kept apart."""
+    with tempfile.TemporaryDirectory(prefix="vjm-fast-commit-", dir="/dev/shm") as data_dir, \
+            provide_postgres(env_vars=(), data_dir=Path(data_dir), allow_docker=False) as handle:
+        yield handle.url
+
+
+def pg_test_fsync(directory: Path | None = None) -> dict:
+    """fdatasync ops/s of one 8 kB write, from pg_test_fsync (the embedded wheel ships it), in `directory`
+    (the server's data directory when this process may write there) or a temporary one."""
     binary = shutil.which("pg_test_fsync")
     if binary is None:
         import pgserver
@@ -103,7 +129,7 @@ def pg_test_fsync() -> dict:
         binary = str(candidate) if candidate.exists() else None
     if binary is None:
         return {"error": "pg_test_fsync not found"}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
         out = subprocess.run([binary, "-s", "1", "-f", str(Path(tmp) / "probe")], capture_output=True, text=True,
                              timeout=60).stdout
     for line in out.splitlines():

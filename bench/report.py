@@ -15,17 +15,28 @@ def markdown(report: dict, image: str | None = None) -> str:
     load = report.get("load_average_before")
     lines = [f"Run of {report['date']} ({'smoke' if report['smoke'] else 'full'}), "
              f"{server['version'].split(' on ')[0]}, fdatasync {server['pg_test_fsync'].get('usecs_per_op', '?')} "
-             f"us/op, load average before {load or '?'}, suite {report.get('wall_seconds', '?')} s.", "",
-             "| workload | figure | vjm | reference | ratio | target | met |", "|---|---|---|---|---|---|---|"]
-    w = report["workloads"]
+             f"us/op: **{server.get('regime', 'regime not recorded')}**, load average before {load or '?'}, "
+             f"suite {report.get('wall_seconds', '?')} s.", ""]
+    lines += _table(report["workloads"])
+    if "fast_commit" in report:
+        fast = report["fast_commit"]
+        lines += ["", f"Fast-commit run (not durable: an embedded {fast['server']['version'].split(' on ')[0]} whose "
+                      f"data directory is a tmpfs, {fast['server'].get('regime')}): what CPU alone allows. Kept apart "
+                      f"from the durable figures above.", ""]
+        lines += _table(fast["workloads"])
+    if image:
+        lines += ["", f"![W1 and W3 across connection and worker counts]({image})"]
+    return "\n".join(lines) + "\n"
+
+
+def _table(w: dict) -> list[str]:
+    lines = ["| workload | figure | vjm | reference | ratio | target | met |", "|---|---|---|---|---|---|---|"]
     for name, rows in (("write_path", _w1), ("bulk_create", _w2), ("lifecycle", _w3), ("projection_lag", _w4),
                        ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http),
                        ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat)):
         if name in w:
             lines += rows(w[name])
-    if image:
-        lines += ["", f"![W1 and W3 across connection and worker counts]({image})"]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _w1(r: dict) -> list[str]:

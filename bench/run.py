@@ -27,7 +27,7 @@ from . import (
     wakeup,
     write_path,
 )
-from .common import bench_server, fresh_database, server_facts, write_json
+from .common import bench_server, fast_commit_server, fresh_database, server_facts, write_json
 from .report import markdown, plot
 
 RESULTS = Path(__file__).parent / "results"
@@ -43,6 +43,8 @@ try:  # the HTTP API benchmark is another engineer's file; run it when it is the
 except ImportError:
     pass
 TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
+# Measured again on an embedded server with a tmpfs data directory: what CPU alone allows (not durable).
+FAST_COMMIT_WORKLOADS = ("write_path", "runtime_drain")
 
 
 async def run_suite(admin_url: str, smoke: bool, only: list[str] | None) -> dict:
@@ -78,11 +80,17 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="the small version (CI)")
     parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS), help="run only these workloads")
     parser.add_argument("--embedded", action="store_true", help="measure the embedded server, not 127.0.0.1:5432")
+    parser.add_argument("--no-fast-commit", action="store_true",
+                        help="skip the fast-commit run of W1 and W3 (an embedded server on a tmpfs)")
     args = parser.parse_args()
     configure_logging("WARNING")
     load = os.getloadavg()
     with bench_server(prefer_local=not args.embedded) as admin_url:
         report = asyncio.run(run_suite(admin_url, args.smoke, args.only))
+    fast = [name for name in FAST_COMMIT_WORKLOADS if not args.only or name in args.only]
+    if fast and not args.no_fast_commit:
+        with fast_commit_server() as admin_url:
+            report["fast_commit"] = asyncio.run(run_suite(admin_url, args.smoke, fast))
     report["load_average_before"] = [round(x, 2) for x in load]
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     # A partial run (--only) never replaces the full run's files or the README table.
