@@ -33,7 +33,8 @@ def _table(w: dict) -> list[str]:
     lines = ["| workload | figure | vjm | reference | ratio | target | met |", "|---|---|---|---|---|---|---|"]
     for name, rows in (("write_path", _w1), ("bulk_create", _w2), ("lifecycle", _w3), ("projection_lag", _w4),
                        ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http),
-                       ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat)):
+                       ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat),
+                       ("history_length", _w7)):
         if name in w:
             lines += rows(w[name])
     return lines
@@ -169,6 +170,27 @@ def _heartbeat(r: dict) -> list[str]:
             f"(statements/s) | {r['lease_updates_per_s']} ({r['renew_calls_per_s']}) | design "
             f"{r['design_updates_per_s']:g} | {r['ratio_to_design']} | 0 events | "
             f"{_yes(r['met'])} ({r['events_in_window']}) |"]
+
+
+W7_LABELS = {"append": "report_progress", "append_sql": "report_progress's statement alone", "batch": "batch of 32 (append_events)",
+             "batch_sql": "vjm.append_events alone", "claim": "claim_jobs", "get": "get_job_by_id",
+             "get_sql": "get_job_by_id's statement alone"}
+
+
+def _w7(r: dict) -> list[str]:
+    """Per call, the longest history against the shortest: wall p50 (and server CPU, shared buffers) as ratios."""
+    short, long = (str(n) for n in (r["lengths"][0], r["lengths"][-1]))
+    out = []
+    for figure, by in r["figures"].items():
+        ratio, target = r["ratios"][figure][long], r["targets"].get(figure)
+        extra = f"; server CPU {ratio['server_cpu']}" if "server_cpu" in ratio else ""
+        buffers = r["buffers_per_call"]
+        if figure in buffers[short]:
+            extra += f"; buffers {buffers[long][figure]:g} / {buffers[short][figure]:g}"
+        out.append(f"| W7 {W7_LABELS.get(figure, figure)}, {long} events per job | p50 / p99 ms | {by[long]['p50_ms']}"
+                   f" / {by[long]['p99_ms']} | {short} events: {by[short]['p50_ms']} / {by[short]['p99_ms']} | "
+                   f"{ratio['p50']}{extra} | {'<= 1.1' if target else ''} | {_yes(target['met']) if target else ''} |")
+    return out
 
 
 def plot(report: dict, path: Path) -> Path | None:
