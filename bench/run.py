@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from store.logs import configure_logging
 
@@ -50,7 +51,7 @@ FAST_COMMIT_WORKLOADS = ("write_path", "runtime_drain")
 
 async def run_suite(admin_url: str, smoke: bool, only: list[str] | None) -> dict:
     """Every selected workload, each on its own fresh database."""
-    report = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "smoke": smoke,
+    report: dict[str, Any] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "smoke": smoke,
               "server": await server_facts(admin_url), "workloads": {}}
     for name, workload in WORKLOADS.items():
         if only and name not in only:
