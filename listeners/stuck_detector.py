@@ -2,7 +2,7 @@
 
 A job is stuck when it has been `processing` with no event for longer than
 `timeout` (15 minutes by default). The scan reads the projection through the
-partial index `jobs_processing_activity`; the reset is a `time_out` transition
+partial index `jobs_processing`; the reset is a `time_out` transition
 appended through the event store, never an UPDATE. The event names the attempt
 and the version the detector observed, so:
 - two detectors racing on the same job: the second append hits the version guard

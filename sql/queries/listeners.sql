@@ -216,7 +216,7 @@ DELETE FROM vjm.job_changes WHERE changed_at < now() - make_interval(secs => :ol
 SELECT count(pg_notify('vjm_jobs', p)) FROM unnest(:payloads::text[]) AS p;
 
 -- job_get_stuck --
--- Processing jobs idle for longer than :timeout_seconds seconds, oldest first (uses the partial index jobs_processing_activity).
+-- Processing jobs idle for longer than :timeout_seconds seconds, oldest first (the processing jobs, through the partial index jobs_processing).
 -- A job whose attempt holds a lease (a videojobs.Worker runs it) is left to its lease: heartbeats write no events.
 SELECT job_id, version, attempt, attempts_left,
        extract(epoch FROM statement_timestamp() - last_activity_at)::float8 AS idle_seconds

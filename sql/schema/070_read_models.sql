@@ -34,12 +34,14 @@ CREATE TABLE vjm.jobs (
     last_activity_at  timestamptz NOT NULL,
     version           integer     NOT NULL,
     last_position     bigint      NOT NULL
-);
+) WITH (fillfactor = 85);  -- room on the page for a HOT update: progress and reports change no indexed column
 
 CREATE INDEX jobs_user_created ON vjm.jobs (user_id, created_at DESC, job_id DESC);
 CREATE INDEX jobs_team_created ON vjm.jobs (team_id, created_at DESC, job_id DESC) WHERE team_id IS NOT NULL;
--- The stuck detector's scan (listeners/stuck_detector.py): only processing jobs are indexed.
-CREATE INDEX jobs_processing_activity ON vjm.jobs (last_activity_at) WHERE status = 'processing';
+-- The stuck detector's scan (listeners/stuck_detector.py): only processing jobs are indexed, by id, not by
+-- last_activity_at, which every projected event changes: an update that changes no indexed column is HOT (no
+-- index entries written), and a progress report, the most common event, changes none.
+CREATE INDEX jobs_processing ON vjm.jobs (job_id) WHERE status = 'processing';
 
 -- Counters per scope over the rows of vjm.jobs, maintained incrementally by the projector
 -- (deltas in the same transaction as the rows). Scopes: 'user' (scope_id: the owner),
