@@ -56,9 +56,10 @@ async def _plant(conn: asyncpg.Connection, job_id: uuid.UUID, type_: str, data: 
             "        vjm.event_hash(NULL, $1, 1, 'create', NULL, 'queued', 0, $2::text::jsonb, 'pre-fix', $3, NULL, t.at)"
             "   FROM t RETURNING position", job_id, payload, user_id)
         await conn.execute("INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued,"
-                           "                           user_id, team_id)"
-                           " SELECT job_id, occurred_at, NULL, 3, true, user_id, team_id FROM vjm.job_events"
-                           " WHERE position = $1", position)
+                           "                           user_id, team_id, fair_key, turn)"
+                           " SELECT job_id, occurred_at, NULL, 3, true, user_id, team_id,"
+                           "        vjm.fair_key(user_id, team_id), vjm.first_turn(0::smallint, vjm.fair_key(user_id, team_id))"
+                           " FROM vjm.job_events WHERE position = $1", position)
         return position
     return await conn.fetchval(
         "WITH h AS (SELECT * FROM vjm.job_events WHERE job_id = $1 ORDER BY version DESC LIMIT 1),"
