@@ -69,6 +69,7 @@ class ModelJob:
     attempts_left: int
     attempt: int = 0
     version: int = 1
+    turn: int = 0  # its turn in the claim order (users take turns: sql/schema/063_claims.sql)
 
     def moved(self, state: str) -> None:
         self.state, self.version = state, self.version + 1
@@ -89,7 +90,7 @@ class JobSystem(RuleBasedStateMachine):
         self.team_ids: dict[str, UUID] = {}
         self.team_names: dict[UUID, str] = {}
         self.jobs: dict[UUID, ModelJob] = {}
-        self.order: list[UUID] = []  # creation order (claims take the oldest queued job)
+        self.order: list[UUID] = []  # creation order (within a turn, claims take the oldest queued job)
         self.user = "A"
         self.projector: Projector | None = None
         self.checkpoint: tuple[int, int] = (0, 0)
@@ -163,15 +164,25 @@ class JobSystem(RuleBasedStateMachine):
             job = self._run(self.manager.as_user(self.user).create_job(
                 user_id=self.user, team_id=self.team_ids[team] if team else None, **create_data(max_attempts=max_attempts)))
             assert (job.status, job.version, job.attempts_left) == ("queued", 1, max_attempts)
-            self.jobs[job.job_id] = ModelJob(self.user, team, "queued", max_attempts, max_attempts)
+            self.jobs[job.job_id] = ModelJob(self.user, team, "queued", max_attempts, max_attempts,
+                                             turn=self._first_turn(self.user))
             self.order.append(job.job_id)
+
+    def _first_turn(self, user: str) -> int:
+        """A new job's turn: after its user's queued jobs, not before the turn being served (a job keeps its turn
+        when it returns to the queue)."""
+        queued = [j for j in self.jobs.values() if j.state == "queued"]
+        serving = min((j.turn for j in queued), default=0)
+        own = max((j.turn + 1 for j in queued if j.user == user), default=0)
+        return max(serving, own)
 
     @precondition(lambda self: self.projector is not None)
     @rule()
     def claim(self) -> None:
-        queued = [i for i in self.order if self.jobs[i].state == "queued"]
+        queued = sorted((i for i in self.order if self.jobs[i].state == "queued"),
+                        key=lambda i: (self.jobs[i].turn, self.order.index(i)))
         claimed = self._run(self.manager.claim_jobs("worker", limit=1))
-        assert [a.job_id for a in claimed] == queued[:1], "claims take the oldest queued job"
+        assert [a.job_id for a in claimed] == queued[:1], "claims take the first turn's oldest queued job"
         if claimed:
             job = self.jobs[claimed[0].job_id]
             job.moved("processing")
