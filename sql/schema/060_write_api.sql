@@ -373,15 +373,17 @@ BEGIN
                        row_number() OVER (PARTITION BY k.fair_key, coalesce(a.priority::smallint, 0::smallint)
                                           ORDER BY a.position) - 1 AS rank
                   FROM inserted a CROSS JOIN LATERAL (SELECT vjm.fair_key(a.user_id, a.team_id) AS fair_key) k
+            ), turns AS MATERIALIZED (  -- each key's first turn, once, before any entry is inserted (an entry this
+                -- statement inserted is in the index but not in its snapshot: probing after would skip them all)
+                SELECT g.fair_key, g.level, vjm.first_turn(g.level, g.fair_key) AS first
+                  FROM (SELECT DISTINCT b.fair_key, b.level FROM ranked b) g
             ), queued AS (  -- the batch's jobs of a key take that key's next turns, one after another
                 INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id,
                                            priority, not_before, fair_key, turn)
                 SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true, a.user_id, a.team_id,
                        a.level, a.run_at::timestamptz, a.fair_key, t.first + a.rank
                   FROM ranked a
-                  JOIN (SELECT g.fair_key, g.level, vjm.first_turn(g.level, g.fair_key) AS first
-                          FROM (SELECT DISTINCT b.fair_key, b.level FROM ranked b) g) t
-                       ON t.fair_key = a.fair_key AND t.level = a.level
+                  JOIN turns t ON t.fair_key = a.fair_key AND t.level = a.level
             )
             SELECT array_agg(ROW(a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt,
                                  a.attempts_left, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash,
