@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statemachine import Trigger, ValidationError, validate_payload
-from statemachine.validation import instant_text
 from statemachine.payload_rules import PAYLOAD_RULES, SHAPE_RULES, Chars, FieldRule, Kind, rules_of, sql_rows
+from statemachine.validation import instant_text
 from store import connect
 
 
@@ -100,7 +100,7 @@ def _valid(rule: FieldRule) -> st.SearchStrategy:
     if rule.kind is Kind.NUMBER:
         return st.floats(rule.minimum, rule.maximum) | st.integers(int(rule.minimum), int(rule.maximum))
     if rule.chars is Chars.TIMESTAMP:
-        return st.datetimes(timezones=st.just(dt.timezone.utc)).map(instant_text)
+        return st.datetimes(timezones=st.just(dt.UTC)).map(instant_text)
     word = st.text(st.sampled_from("abc.- é日"), min_size=max(rule.min_length or 0, 1), max_size=8)
     word = word.filter(lambda s: s.strip(" ") not in ("", ".", ".."))
     return st.lists(word, max_size=3) if rule.kind is Kind.STRINGS else word

@@ -77,8 +77,8 @@ async def test_a_bad_priority_or_run_at_is_refused_and_nothing_is_stored(manager
 
 async def test_the_scheduled_filter_lists_queued_jobs_whose_run_at_is_ahead(manager_with_listeners) -> None:
     manager = manager_with_listeners
-    ahead = await manager.create_job(**JOB, run_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
-    await manager.create_job(**JOB, run_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    ahead = await manager.create_job(**JOB, run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    await manager.create_job(**JOB, run_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     await manager.create_job(**JOB)
 
     async def listed() -> bool:
@@ -91,11 +91,11 @@ async def test_the_scheduled_filter_lists_queued_jobs_whose_run_at_is_ahead(mana
 async def test_a_reschedule_moves_a_queued_job_in_the_claim_order_and_the_history_records_it(
         manager: VideoJobManager, pool) -> None:
     first = await manager.create_job(**JOB)
-    later = await manager.create_job(**JOB, run_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    later = await manager.create_job(**JOB, run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     urgent = await manager.create_job(**JOB)
     await manager.reschedule_job(urgent.job_id, priority=9)
-    await manager.reschedule_job(later.job_id, run_at=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
-    await manager.reschedule_job(first.job_id, run_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+    await manager.reschedule_job(later.job_id, run_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    await manager.reschedule_job(first.job_id, run_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     claimed = [a.job_id for a in await manager.claim_jobs("w", limit=3)]
     assert claimed == [urgent.job_id, later.job_id]  # first is held back now; later may run at once
     types = [e.type for e in await manager.get_job_history(urgent.job_id)]
@@ -122,7 +122,7 @@ async def test_only_a_queued_job_is_rescheduled_and_a_bad_one_changes_nothing(ma
 async def test_the_projection_shows_a_reschedule(manager_with_listeners) -> None:
     manager = manager_with_listeners
     job = await manager.create_job(**JOB)
-    at = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
     await manager.reschedule_job(job.job_id, priority=3, run_at=at)
 
     async def shown() -> bool:
