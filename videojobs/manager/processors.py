@@ -31,12 +31,10 @@ class Processors:
         """Start up to `limit` queued jobs for `worker_id`; two workers never get the same job.
 
         The order is the claim policy's (sql/schema/063_claims.sql, `manager.queue`): higher priority
-        first; within a priority users (or teams) take turns; within a turn the oldest. Nothing of a
-        paused platform, and nothing past a cap on what processes at once per user, team or platform.
-
-        `platform_target` is one platform, a list (tuple, set) of them, or None for every platform:
-        a worker of several platforms gets the oldest jobs across them in one claim. An empty list
-        or an unknown platform raises ValidationError (field `platform_target`).
+        first, users (or teams) taking turns, the oldest first within a turn; nothing of a paused
+        platform or past a cap. `platform_target` is one platform, a list (tuple, set) of them, or
+        None for all: one claim across them. An empty list or an unknown platform raises
+        ValidationError (field `platform_target`).
 
         With `lease_seconds`, each started job holds a lease of that length, which the worker
         renews (videojobs.Worker does); a job whose lease runs out is timed out by the stuck
