@@ -36,13 +36,11 @@ class Processors:
         None for all: one claim across them. An empty list or an unknown platform raises
         ValidationError (field `platform_target`).
 
-        With `lease_seconds`, each started job holds a lease of that length, which the worker
-        renews (videojobs.Worker does); a job whose lease runs out is timed out by the stuck
-        detector. Without one, the detector's idle timeout applies.
+        With `lease_seconds`, each started job holds a lease of that length, which the worker renews
+        (videojobs.Worker does); one whose lease runs out is timed out by the stuck detector.
 
-        Claims read the run queue the append functions keep (vjm.job_queue), not the
-        projection: a job queued a moment ago can be claimed at once, and one claimed a
-        moment ago is never offered again.
+        Claims read the run queue the append functions keep, not the projection: a job queued a
+        moment ago can be claimed at once, one claimed a moment ago is never offered again.
         """
         check_worker_id(worker_id)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
