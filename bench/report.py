@@ -20,7 +20,8 @@ def markdown(report: dict, image: str | None = None) -> str:
     w = report["workloads"]
     for name, rows in (("write_path", _w1), ("bulk_create", _w2), ("lifecycle", _w3), ("projection_lag", _w4),
                        ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http),
-                       ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat)):
+                       ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat),
+                       ("claims", _claims)):
         if name in w:
             lines += rows(w[name])
     if image:
@@ -151,6 +152,24 @@ def _heartbeat(r: dict) -> list[str]:
             f"(statements/s) | {r['lease_updates_per_s']} ({r['renew_calls_per_s']}) | design "
             f"{r['design_updates_per_s']:g} | {r['ratio_to_design']} | 0 events | "
             f"{_yes(r['met'])} ({r['events_in_window']}) |"]
+
+
+def _claims(r: dict) -> list[str]:
+    d, drain = r["dataset"], r["drain"]
+    out = []
+    for name, f in r["figures"].items():
+        caps, limit = name.split("_limit")
+        label = f"W5 claim, {d['jobs']} queued, {d['users']} users, {r['claimers']} claimers, limit {limit}, " + (
+            "caps" if caps == "caps" else "no caps")
+        out.append(f"| {label} | p50 / p99 ms (server p99) | {f['p50_ms']} / {f['p99_ms']} ({f['server_p99_ms']}) | "
+                   f"target {r['target_p99_ms']:g} ms | {round(f['p99_ms'] / r['target_p99_ms'], 3)} | < 1 | "
+                   f"{_yes(f['p99_ms'] < r['target_p99_ms'])} |")
+    out.append(f"| W5 claims' queue build ({d['jobs']} creates) | creates/s | {d['creates_per_s']} | "
+               f"{d['append_s']} s | | | |")
+    out.append(f"| W3 through the runtime, {drain['jobs']} jobs, concurrency {drain['concurrency']} (claims run) | "
+               f"jobs/s | {drain['vjm_jobs_per_s']} | PgQueuer (8 picked at most) {drain['pgqueuer_jobs_per_s']} | "
+               f"{drain['ratio_vs_pgqueuer']} | | |")
+    return out
 
 
 def plot(report: dict, path: Path) -> Path | None:

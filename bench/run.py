@@ -17,6 +17,7 @@ from store.logs import configure_logging
 
 from . import (
     bulk_create,
+    claims,
     fanout,
     heartbeat,
     lifecycle,
@@ -35,7 +36,7 @@ README = Path(__file__).parent / "README.md"
 WORKLOADS = {"write_path": write_path.run, "bulk_create": bulk_create.run, "lifecycle": lifecycle.run,
              "projection_lag": projection_lag.run, "reads": reads.run, "fanout": fanout.run,
              "rebuild": rebuild.run, "runtime_drain": runtime_drain.run, "wakeup": wakeup.run,
-             "heartbeat": heartbeat.run}
+             "heartbeat": heartbeat.run, "claims": claims.run}
 try:  # the HTTP API benchmark is another engineer's file; run it when it is there
     from . import http_api
 
