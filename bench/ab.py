@@ -4,16 +4,19 @@ Each tree is a checkout (e.g. `git worktree add /tmp/before <commit>`). For ever
 every tree, a subprocess with that tree first on PYTHONPATH runs one workload on a fresh
 database migrated by that tree's own code, with that tree's own benchmark code, against the
 same server; the order of the trees alternates between rounds. The workloads are the
-benchmark suite's own (`bench.write_path`, `bench.lifecycle`, `bench.projection_lag`,
-`bench.fanout`), so a figure here is the figure `make bench` would report for that tree:
+benchmark suite's own (`bench.write_path`, `bench.lifecycle`, `bench.runtime_drain`,
+`bench.projection_lag`, `bench.fanout`), so a figure here is the figure `make bench` would
+report for that tree:
 
 - w1: W1 at 8 connections (4,000 transitions, best of 3), and its ratio to INSERT+NOTIFY
   measured in the same subprocess;
 - w3: the W3 suite (10,000 jobs / 8 workers against PgQueuer and procrastinate, and the sweep);
+- w3r: W3 through the runtime (`bench.runtime_drain`: a Worker running 8 at a time against
+  PgQueuer capped at 8, PgQueuer uncapped and procrastinate, 10,000 jobs);
 - w4: W4 projection lag at 25/50/75% of the write rate it measures first;
 - w6: W6 SSE fan-out (100 subscribers, 200 writes/s).
 
-`python -m bench.ab --tree before=/tmp/before --tree after=. [--rounds 1] [w1 w3 w4 w6]`
+`python -m bench.ab --tree before=/tmp/before --tree after=. [--rounds 1] [w1 w3 w3r w4 w6]`
 prints one JSON document (every row of every run, the load average, the disk regime).
 """
 
@@ -48,6 +51,9 @@ async def main(admin_url, workload):
         if workload == "w3":
             from bench import lifecycle
             return await lifecycle.run(url, False)
+        if workload == "w3r":
+            from bench import runtime_drain
+            return await runtime_drain.run(url, False)
         if workload == "w4":
             from bench import projection_lag
             return await projection_lag.run(url, False)
@@ -75,7 +81,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--url", default=os.environ.get("VJM_TEST_DATABASE_URL") or LOCAL_SERVER)
     parser.add_argument("workloads", nargs="*", default=["w1", "w3", "w4", "w6"],
-                        choices=["w1", "w3", "w4", "w6"])
+                        choices=["w1", "w3", "w3r", "w4", "w6"])
     args = parser.parse_args()
     trees = [(name, Path(path).resolve()) for name, _, path in (t.partition("=") for t in args.tree)]
     report: dict = {"server": asyncio.run(server_facts(args.url)), "load_before": os.getloadavg(), "runs": []}

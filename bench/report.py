@@ -33,7 +33,7 @@ def _table(w: dict) -> list[str]:
     lines = ["| workload | figure | vjm | reference | ratio | target | met |", "|---|---|---|---|---|---|---|"]
     for name, rows in (("write_path", _w1), ("bulk_create", _w2), ("lifecycle", _w3), ("projection_lag", _w4),
                        ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http),
-                       ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat),
+                       ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat), ("claims", _claims),
                        ("history_length", _w7)):
         if name in w:
             lines += rows(w[name])
@@ -190,6 +190,24 @@ def _w7(r: dict) -> list[str]:
         out.append(f"| W7 {W7_LABELS.get(figure, figure)}, {long} events per job | p50 / p99 ms | {by[long]['p50_ms']}"
                    f" / {by[long]['p99_ms']} | {short} events: {by[short]['p50_ms']} / {by[short]['p99_ms']} | "
                    f"{ratio['p50']}{extra} | {'<= 1.1' if target else ''} | {_yes(target['met']) if target else ''} |")
+    return out
+
+
+def _claims(r: dict) -> list[str]:
+    d, drain = r["dataset"], r["drain"]
+    out = []
+    for name, f in r["figures"].items():
+        caps, limit = name.split("_limit")
+        label = f"W5 claim, {d['jobs']} queued, {d['users']} users, {r['claimers']} claimers, limit {limit}, " + (
+            "caps" if caps == "caps" else "no caps")
+        out.append(f"| {label} | p50 / p99 ms (server p99) | {f['p50_ms']} / {f['p99_ms']} ({f['server_p99_ms']}) | "
+                   f"target {r['target_p99_ms']:g} ms | {round(f['p99_ms'] / r['target_p99_ms'], 3)} | < 1 | "
+                   f"{_yes(f['p99_ms'] < r['target_p99_ms'])} |")
+    out.append(f"| W5 claims' queue build ({d['jobs']} creates) | creates/s | {d['creates_per_s']} | "
+               f"{d['append_s']} s | | | |")
+    out.append(f"| W3 through the runtime, {drain['jobs']} jobs, concurrency {drain['concurrency']} (claims run) | "
+               f"jobs/s | {drain['vjm_jobs_per_s']} | PgQueuer (8 picked at most) {drain['pgqueuer_jobs_per_s']} | "
+               f"{drain['ratio_vs_pgqueuer']} | | |")
     return out
 
 

@@ -18,6 +18,7 @@ from store.logs import configure_logging
 
 from . import (
     bulk_create,
+    claims,
     fanout,
     heartbeat,
     history_length,
@@ -37,7 +38,7 @@ README = Path(__file__).parent / "README.md"
 WORKLOADS = {"write_path": write_path.run, "bulk_create": bulk_create.run, "lifecycle": lifecycle.run,
              "projection_lag": projection_lag.run, "reads": reads.run, "fanout": fanout.run,
              "rebuild": rebuild.run, "runtime_drain": runtime_drain.run, "wakeup": wakeup.run,
-             "heartbeat": heartbeat.run, "history_length": history_length.run}
+             "heartbeat": heartbeat.run, "history_length": history_length.run, "claims": claims.run}
 try:  # the HTTP API benchmark is another engineer's file; run it when it is there
     from . import http_api
 
