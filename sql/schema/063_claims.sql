@@ -136,7 +136,7 @@ DECLARE
     cap integer;
     n bigint;
     fits boolean;
-    looked integer := 0;
+    closed text[];  -- the platforms shut when this walk began
 BEGIN
     -- A capped platform is every claimer's key: wait for it (in one order, so no two claimers deadlock)
     -- rather than skip it. User and team keys are many: another claimer's is skipped, never waited for, so
@@ -145,13 +145,23 @@ BEGIN
        FROM (SELECT 'platform:' || p AS key FROM unnest(coalesce(p_platforms, vjm.known_platforms())) AS p
               WHERE coalesce(caps ->> ('platform:' || p), caps ->> 'platform:*') IS NOT NULL
               ORDER BY 1) k;
+    -- A walk ends when the claim is full, or when a platform shut: then the next walk leaves that platform out,
+    -- so a capped platform's backlog at the head of the queue never fills the look-ahead (at most one walk per
+    -- platform, and one more).
+    FOR walk IN 1 .. 4 LOOP
+    closed := ARRAY(SELECT substr(s.key, 10) FROM unnest(shut) AS s(key) WHERE s.key LIKE 'platform:%');
     FOR c IN SELECT q.job_id, q.user_id, q.team_id, q.platform_target FROM vjm.run_queue q
               WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
+                AND q.platform_target <> ALL (closed)
                 AND (q.not_before IS NULL OR q.not_before <= now())
-              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LOOP
-        looked := looked + 1;
-        EXIT WHEN looked > 50 * p_limit + 500;
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id
+              LIMIT 50 * p_limit + 500 LOOP  -- planned for the look-ahead, not the whole queue (no sort, no JIT)
+        CONTINUE WHEN c.job_id = ANY (taken);  -- taken by an earlier walk (still queued until it starts)
+        EXIT WHEN cardinality(ARRAY(SELECT substr(s.key, 10) FROM unnest(shut) AS s(key) WHERE s.key LIKE 'platform:%'))
+                  > cardinality(closed);  -- a platform shut: walk again without it
         keys := ARRAY['user:' || c.user_id, 'team:' || c.team_id, 'platform:' || c.platform_target];
+        -- A row with any key already shut is passed over before any key of it is locked or counted.
+        CONTINUE WHEN keys && shut;
         fits := true;
         FOR i IN 1 .. 3 LOOP
             k := keys[i];
@@ -200,6 +210,10 @@ BEGIN
             END IF;
         END LOOP;
         EXIT WHEN cardinality(taken) >= p_limit;
+    END LOOP;
+    EXIT WHEN cardinality(taken) >= p_limit
+           OR cardinality(ARRAY(SELECT substr(s.key, 10) FROM unnest(shut) AS s(key) WHERE s.key LIKE 'platform:%'))
+              = cardinality(closed);  -- full, or nothing new shut: another walk would see the same rows
     END LOOP;
     RETURN taken;
 END

@@ -208,3 +208,16 @@ async def test_verify_holds_after_fair_capped_claims_and_their_ends(manager: Vid
     await manager.cancel_job(ids[2])
     await manager.maintenance.wait_for_projection()
     assert (await manager.maintenance.verify_projections()).ok
+
+
+async def test_a_capped_platforms_backlog_at_the_head_does_not_hide_the_other_platforms(manager: VideoJobManager,
+                                                                                       claimers) -> None:
+    """2,000 tiktok jobs ahead of 1,000 instagram ones, tiktok at its cap: a claim over every platform walks past
+    the shut platform (its backlog is longer than the claim's look-ahead) and takes instagram jobs."""
+    await manager.bulk_create_jobs([create_data(user_id=f"t{i}") for i in range(2000)])
+    insta = await manager.bulk_create_jobs([create_data(user_id=f"i{i}", platform_target="instagram")
+                                            for i in range(1000)])
+    assert len(await claimers.fetch(CLAIM, "w", 1)) == 1  # a tiktok job runs
+    await manager.queue.set_cap("platform", "tiktok", 1)
+    rows = await claimers.fetch(CLAIM, "w", 3)
+    assert [r["job_id"] for r in rows] == [j.job_id for j in insta[:3]]
