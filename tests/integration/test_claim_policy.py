@@ -221,3 +221,33 @@ async def test_a_capped_platforms_backlog_at_the_head_does_not_hide_the_other_pl
     await manager.queue.set_cap("platform", "tiktok", 1)
     rows = await claimers.fetch(CLAIM, "w", 3)
     assert [r["job_id"] for r in rows] == [j.job_id for j in insta[:3]]
+
+
+async def test_a_busy_platform_is_skipped_by_mixed_claims_and_waited_for_only_when_nothing_else_remains(
+        manager: VideoJobManager, claimers, pool) -> None:
+    """A claim holding instagram's cap key open (its job taken, not committed): a claim over every platform does
+    not queue behind it and takes tiktok work; a claim of instagram alone waits for it, then counts what it
+    committed and stops at the cap."""
+    await manager.queue.set_cap("platform", "instagram", 2)
+    await _queue(manager, "ig", 3, platform_target="instagram")
+    await _queue(manager, "tt", 3)
+    async with claimers.acquire() as first, claimers.acquire() as second, claimers.acquire() as third:
+        tx = first.transaction()
+        await tx.start()
+        assert [r["user_id"] for r in await first.fetch(CLAIM, "w1", 1)] == ["ig"]  # instagram's key held open
+        async with asyncio.timeout(5):  # never waits for the open claim
+            assert {r["user_id"] for r in await second.fetch(CLAIM, "w2", 2)} == {"tt"}
+        waiting = asyncio.create_task(third.fetch("SELECT job_id, user_id FROM vjm.claim_jobs($1, $2, $3)",
+                                                  "w3", 5, ["instagram"]))
+        await asyncio.wait_for(_blocked_on_an_advisory_lock(pool), 10)
+        assert not waiting.done()
+        await tx.commit()
+        rows = await asyncio.wait_for(waiting, 10)
+    assert [r["user_id"] for r in rows] == ["ig"]  # one more: the cap (2) counted the committed claim
+    assert await pool.fetchval(PROCESSING, "ig") == 2
+
+
+async def _blocked_on_an_advisory_lock(pool) -> None:
+    while not await pool.fetchval("SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                  " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"):
+        await asyncio.sleep(0.02)  # poll (bounded by the caller's wait_for)
