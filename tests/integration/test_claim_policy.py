@@ -12,10 +12,13 @@ import pytest
 
 from store.identity import create_role_pool
 from tests.support.factories import create_data
+from tests.support.waiting import eventually
 from videojobs import AccessDenied, ValidationError, VideoJobManager
 
 CLAIM = "SELECT job_id, user_id FROM vjm.claim_jobs($1, $2)"
 PROCESSING = "SELECT count(*) FROM vjm.run_queue WHERE processing AND user_id = $1"
+WAITING_FOR_A_CAP_KEY = ("SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                         " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))")
 
 
 @pytest.fixture
@@ -239,15 +242,10 @@ async def test_a_busy_platform_is_skipped_by_mixed_claims_and_waited_for_only_wh
             assert {r["user_id"] for r in await second.fetch(CLAIM, "w2", 2)} == {"tt"}
         waiting = asyncio.create_task(third.fetch("SELECT job_id, user_id FROM vjm.claim_jobs($1, $2, $3)",
                                                   "w3", 5, ["instagram"]))
-        await asyncio.wait_for(_blocked_on_an_advisory_lock(pool), 10)
+        await eventually(lambda: pool.fetchval(WAITING_FOR_A_CAP_KEY), 10, "the instagram-only claim to wait")
         assert not waiting.done()
         await tx.commit()
         rows = await asyncio.wait_for(waiting, 10)
     assert [r["user_id"] for r in rows] == ["ig"]  # one more: the cap (2) counted the committed claim
     assert await pool.fetchval(PROCESSING, "ig") == 2
 
-
-async def _blocked_on_an_advisory_lock(pool) -> None:
-    while not await pool.fetchval("SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                                  " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"):
-        await asyncio.sleep(0.02)  # poll (bounded by the caller's wait_for)
