@@ -385,6 +385,9 @@ BEGIN
     IF p_max IS NOT NULL AND p_max NOT BETWEEN 0 AND 1000000 THEN
         RAISE EXCEPTION 'a cap is 0 to 1000000 jobs, not %', p_max USING ERRCODE = '22023';
     END IF;
+    IF p_max IS NULL AND NOT EXISTS (SELECT FROM vjm.claim_caps c WHERE c.kind = p_kind AND c.key = p_key) THEN
+        RAISE EXCEPTION 'there is no % cap on % to remove', p_kind, p_key USING ERRCODE = '22023';
+    END IF;
     h := vjm.record_queue_setting('cap', p_kind || ':' || p_key, jsonb_build_object('max_processing', p_max),
                                   p_actor, p_reason);
     IF p_max IS NULL THEN

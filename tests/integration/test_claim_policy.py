@@ -184,7 +184,8 @@ async def test_the_policy_refuses_end_users_processors_and_bad_input_changing_no
     bad = [lambda: manager.queue.pause("myspace"), lambda: manager.queue.set_cap("org", "x", 1),
            lambda: manager.queue.set_cap("team", "not-a-team", 1), lambda: manager.queue.set_cap("user", "a", -1),
            lambda: manager.queue.set_cap("user", "a", True), lambda: manager.queue.set_fair_share("everyone"),
-           lambda: manager.queue.pause(reason="x" * 501), lambda: manager.queue.history(0)]
+           lambda: manager.queue.pause(reason="x" * 501), lambda: manager.queue.history(0),
+           lambda: manager.queue.set_cap("user", "nobody", None)]  # no such cap to remove: nothing recorded
     for call in bad:
         with pytest.raises(ValidationError):
             await call()
