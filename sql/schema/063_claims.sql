@@ -96,9 +96,11 @@ $$;
 CREATE FUNCTION vjm.check_platforms(p_platforms text[]) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF p_platforms IS NOT NULL
-       AND (array_ndims(p_platforms) IS DISTINCT FROM 1 OR array_position(p_platforms, NULL) IS NOT NULL
-            OR NOT p_platforms <@ vjm.known_platforms()) THEN
+    IF p_platforms IS NULL THEN
+        RETURN;
+    END IF;
+    IF array_ndims(p_platforms) IS DISTINCT FROM 1 OR array_position(p_platforms, NULL) IS NOT NULL
+       OR NOT p_platforms <@ vjm.known_platforms() THEN
         RAISE EXCEPTION 'platforms must be NULL (every platform) or a non-empty list of known platforms, not %',
                         left(p_platforms::text, 200) USING ERRCODE = '22023';
     END IF;
@@ -259,7 +261,13 @@ BEGIN
     IF NOT vjm.may_fire('start') THEN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
     END IF;
-    SELECT vjm.unpaused_platforms(p_platforms), EXISTS (SELECT 1 FROM vjm.claim_caps) INTO platforms, capped;
+    -- Plain statements (their plans kept for the session), not a SQL function planned on every call: a claim
+    -- asks them every time, and nothing is paused or capped most of the time.
+    platforms := p_platforms;
+    IF EXISTS (SELECT FROM vjm.claim_pauses) THEN
+        platforms := vjm.unpaused_platforms(p_platforms);
+    END IF;
+    capped := EXISTS (SELECT FROM vjm.claim_caps);
     IF cardinality(platforms) = 0 THEN  -- every platform asked is paused
         RETURN;
     END IF;
