@@ -160,3 +160,10 @@ async def test_killing_the_leading_worker_hands_the_projector_to_another_process
         assert new_leader != leader and is_gone(leader)
         assert await up.stop() == 0, (up.lines, up.stderr[-20:])
     assert all(is_gone(pid) for pid in survivors)
+
+
+async def test_workers_stop_on_their_own_when_the_parent_is_killed(database_url: str) -> None:
+    async with up_workers(database_url, 2) as up:
+        up.process.kill()  # no SIGTERM to pass on: each worker sees its stdin close
+        assert await up.process.wait() == -signal.SIGKILL
+        await eventually(lambda: all(is_gone(pid) for pid in up.pids), 20, f"workers {up.pids} gone")

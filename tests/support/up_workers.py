@@ -10,6 +10,7 @@ import re
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -94,12 +95,13 @@ async def _end(up: UpWorkers) -> None:
 
 
 def is_gone(pid: int) -> bool:
-    """True when no process `pid` exists any longer (an exited, reaped process)."""
+    """True when process `pid` has exited: it no longer exists, or it is a zombie not reaped yet (an
+    orphan's zombie waits for whoever adopted it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return True
-    return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 async def health(base: str) -> dict:
@@ -126,5 +128,7 @@ async def pinned(base: str, pid: int, within: float = 20) -> AsyncIterator[httpx
         return False
 
     await eventually(answered_by_pid, within, f"a connection accepted by worker {pid}")
-    async with found[0] as client:
-        yield client
+    try:
+        yield found[0]
+    finally:
+        await found[0].aclose()

@@ -188,7 +188,7 @@ class Supervisor:
                 self.gave_up = True
                 self.stop.set()
                 return
-            delay = min(RESTART_MAX_DELAY, RESTART_DELAY * 2 ** quick)
+            delay = min(RESTART_MAX_DELAY, RESTART_DELAY * 2 ** max(quick - 1, 0))
             print(f"vjm up: {worker} exited ({describe(code)}); restarting it in {delay:g} s", flush=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), delay)
