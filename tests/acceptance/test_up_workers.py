@@ -13,14 +13,17 @@ import contextlib
 import os
 import re
 import signal
+from pathlib import Path
 
 import asyncpg
 import httpx
 
 from tests.support.http_app import JOB
 from tests.support.sse import EventParser, is_comment
-from tests.support.up_workers import UpWorkers, health, is_gone, pinned, up_workers
+from tests.support.up_workers import UpWorkers, health, is_gone, pinned, shown_by_ps, up_workers
 from tests.support.waiting import eventually
+from videojobs.cli.up_workers import MAX_QUICK_DEATHS
+from videojobs.http.auth import SERVICE_ROLE, mint_token
 
 LEASE = "SELECT holder_pid, vjm.projector_lease_live(l) AS live FROM vjm.projector_leases l WHERE name = 'main'"
 
@@ -80,10 +83,15 @@ async def test_both_workers_answer_with_one_secret_and_one_projector_leads(datab
                 assert teams.status_code == 200, teams.text
         await one_leader(up, up.pids, database_url)
         assert sum("vjm up: serving" in line for line in up.lines) == 1
+        secret = up.printed("user tokens: VJM_JWT_SECRET=").split("VJM_JWT_SECRET=")[1].split()[0]
+        for pid in up.pids:  # the made-up secret reached the workers on their stdin, not argv or environment
+            assert not shown_by_ps(pid, secret)
         code = await up.stop()
     assert code == 0, (up.lines, up.stderr[-20:])
     assert up.lines[-1] == "vjm up: stopped" and not any("Traceback" in line for line in up.stderr)
     assert all(is_gone(pid) for pid in up.pids)
+    assert [line for line in up.lines if secret in line] == [up.printed("user tokens:")]  # printed once, there
+    assert not any(secret in line for line in up.stderr)
 
 
 async def follow_stream(client: httpx.AsyncClient, service: dict[str, str], opened: asyncio.Event,
@@ -108,8 +116,15 @@ async def streams_served_by(base: str, pid: int) -> float:
     return float(found.group(1))
 
 
-async def test_a_job_created_through_either_worker_shows_on_streams_served_by_each(database_url: str) -> None:
-    async with up_workers(database_url, 2) as up, contextlib.AsyncExitStack() as stack:
+async def test_a_job_created_through_either_worker_shows_on_streams_served_by_each(database_url: str,
+                                                                                  tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    async with up_workers(database_url, 2, "--secret-file", str(secret_file)) as up, \
+            contextlib.AsyncExitStack() as stack:
+        assert "made now, mode 0600" in up.printed("identity secret is in")
+        # A token signed with the file's secret works in every worker: every one of them uses it.
+        up.service_token = mint_token(secret_file.read_text().strip(), sub="streams", role=SERVICE_ROLE,
+                                      audience="authenticated")
         seen: dict[int, set[str]] = {pid: set() for pid in up.pids}
         streams = []
         for pid in up.pids:  # one stream on a connection each worker accepted
@@ -167,3 +182,22 @@ async def test_workers_stop_on_their_own_when_the_parent_is_killed(database_url:
         up.process.kill()  # no SIGTERM to pass on: each worker sees its stdin close
         assert await up.process.wait() == -signal.SIGKILL
         await eventually(lambda: all(is_gone(pid) for pid in up.pids), 20, f"workers {up.pids} gone")
+
+
+async def test_a_worker_that_keeps_dying_soon_after_its_start_is_given_up_on_exit_1(database_url: str) -> None:
+    async with up_workers(database_url, 2) as up:
+        victim = up.pids[1]
+        for death in range(1, MAX_QUICK_DEATHS + 1):
+            os.kill(victim, signal.SIGKILL)
+            if death == MAX_QUICK_DEATHS:
+                break
+            await eventually(lambda death=death: len(up.printed_all(") restarted")) == death, 30,
+                             lambda death=death: f"restart {death}: {up.lines[-3:]}")
+            found = re.search(r"\(pid (\d+)\) restarted", up.printed_all(") restarted")[-1])
+            assert found is not None
+            victim = int(found.group(1))
+        async with asyncio.timeout(40):
+            code = await up.process.wait()
+    assert code == 1, (up.lines, up.stderr[-20:])
+    assert "giving up" in up.printed(f"(pid {victim}) exited (killed by SIGKILL), {MAX_QUICK_DEATHS} times")
+    assert up.lines[-1] == "vjm up: stopped" and is_gone(up.pids[0]) and is_gone(victim)

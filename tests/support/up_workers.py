@@ -39,6 +39,10 @@ class UpWorkers:
         """The first line printed on stdout that contains `text` ("" if none yet)."""
         return next((line for line in self.lines if text in line), "")
 
+    def printed_all(self, text: str) -> list[str]:
+        """Every line printed on stdout that contains `text`."""
+        return [line for line in self.lines if text in line]
+
     async def line_with(self, text: str, within: float = 30) -> str:
         await eventually(lambda: self.printed(text) or self.process.returncode is not None, within,
                          lambda: f"{text!r} on stdout; got {self.lines}, stderr {self.stderr[-5:]}")
@@ -102,6 +106,11 @@ def is_gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def shown_by_ps(pid: int, text: str) -> bool:
+    """Whether `text` is in the argv or the environment of process `pid` (what `ps e` shows)."""
+    return any(text.encode() in Path(f"/proc/{pid}/{part}").read_bytes() for part in ("cmdline", "environ"))
 
 
 async def health(base: str) -> dict:
