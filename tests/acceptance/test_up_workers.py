@@ -148,7 +148,7 @@ async def test_a_job_created_through_either_worker_shows_on_streams_served_by_ea
         done, _ = await asyncio.wait(streams, timeout=10)
         assert len(done) == 2
     assert code == 0, (up.lines, up.stderr[-20:])
-    assert not any("killing it" in line or "stopped with" in line for line in up.lines)
+    assert not any("killing it" in line or "did not stop cleanly" in line for line in up.lines)
 
 
 async def _serves_one(base: str, pid: int) -> bool:

@@ -211,13 +211,13 @@ class Supervisor:
             if worker.alive:
                 print(f"vjm up: {worker} did not stop within {STOP_GRACE_SECONDS:g} s: killing it", flush=True)
                 worker.send(signal.SIGKILL)
-        codes = [await worker.wait() for worker in alive]
-        for worker, code in zip(alive, codes, strict=True):
-            if code:
-                print(f"vjm up: {worker} stopped with {describe(code)}", flush=True)
+        # Dying of the SIGTERM itself is a clean stop too: a worker still starting has no handler yet.
+        unclean = [(worker, code) for worker in alive if (code := await worker.wait()) not in (0, -signal.SIGTERM)]
+        for worker, code in unclean:
+            print(f"vjm up: {worker} did not stop cleanly ({describe(code)})", flush=True)
         for worker in self.workers.values():
             worker.close()
-        return not any(codes)
+        return not unclean
 
 
 async def run_workers(args: argparse.Namespace, settings: Settings, announce: Announce) -> int:
