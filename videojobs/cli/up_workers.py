@@ -197,7 +197,7 @@ class Supervisor:
                 print(f"vjm up: {self.workers[index]} restarted", flush=True)
 
     async def stop_all(self) -> bool:
-        """SIGTERM every worker, kill those still running after STOP_GRACE_SECONDS; True when all exited 0."""
+        """SIGTERM every worker, kill those still running after STOP_GRACE_SECONDS; True when all stopped cleanly."""
         for keeper in self._keepers:
             keeper.cancel()
         await asyncio.gather(*self._keepers, return_exceptions=True)
