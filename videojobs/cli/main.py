@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run `vjm` with `argv` and return the exit code (also used as the console script)."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level or "WARNING")
-    handler: Handler = args.handler
+    return execute(args.handler, args)
+
+
+def execute(handler: Handler, args: argparse.Namespace) -> int:
+    """Run one command's handler; its errors become one line on stderr and an exit code."""
     try:
         return asyncio.run(handler(args))
     except KeyboardInterrupt:

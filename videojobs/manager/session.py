@@ -64,6 +64,12 @@ class InProcessListeners(Protocol):
     @property
     def detector_running(self) -> bool: ...
 
+    @property
+    def projector_leader(self) -> bool: ...
+
+    @property
+    def projector_backend_pid(self) -> int | None: ...
+
 
 @dataclass(frozen=True, eq=False)
 class Runtime:
