@@ -165,6 +165,15 @@ async def token_for(user_id: str | None, tokens: TokenSource | None = None) -> s
     return await source.token_for(user_id)
 
 
+async def end_user_token(user_id: str | None, token: str | None = None, tokens: TokenSource | None = None) -> str:
+    """The token that names the end user to the database: `token` (checked for shape only: the database
+    verifies it), else one minted for `user_id` ('' for no identity)."""
+    user_id = validate_user_id(user_id)
+    if token is not None and (not isinstance(token, str) or not 0 < len(token) <= 8192):
+        raise ValidationError("token must be a string of at most 8192 characters", field="token")
+    return token if token is not None else await token_for(user_id, tokens)
+
+
 def identity_claims(role: str, user_id: str | None) -> str:
     """The request.jwt.claims JSON for a role and user ('' when there is no user)."""
     if user_id is None:
@@ -185,10 +194,8 @@ async def acting_as(executor: Executor, *, role: str = AUTHENTICATED,
     back to its session role with no identity. Neither: no identity, and an end user
     without one sees nothing.
     """
-    role, user_id = validate_role(role), validate_user_id(user_id)
-    if token is not None and (not isinstance(token, str) or not 0 < len(token) <= 8192):
-        raise ValidationError("token must be a string of at most 8192 characters", field="token")
-    claims = token if token is not None else await token_for(user_id, tokens)
+    role = validate_role(role)
+    claims = await end_user_token(user_id, token, tokens)
     async with _borrow(executor) as conn:
         if conn.is_in_transaction():
             raise ValidationError("acting_as needs a connection outside a transaction: a local identity "
