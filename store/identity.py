@@ -16,6 +16,8 @@ role only (`LOGINS`): vjm_app (end users), vjm_worker (processors), vjm_listener
   runs. The HTTP API passes the caller's own bearer token; other code passes a user
   id, and a `TokenSource` mints a short-lived token for it (`LocalTokens` from
   VJM_JWT_SECRET, or `DatabaseTokens`: `vjm.issue_token` on an admin's pool).
+  An end user's create needs no transaction: `EventStore.append_as_user` sends the
+  token (`end_user_token`) with the append, in one statement (vjm_entry.append_event).
 - `create_role_pool(url, role="vjm_processor")`: a pool whose connections take a
   session role once, when they are opened. A role is not an identity: it is how
   trusted services (processors, the stuck detector, the projector) keep appends at

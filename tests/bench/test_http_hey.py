@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -20,7 +21,7 @@ SECRET = http_hey.SECRET
 
 
 @pytest.fixture
-async def ceiling(database_url: str, monkeypatch) -> httpx.AsyncClient:
+async def ceiling(database_url: str, monkeypatch) -> AsyncIterator[httpx.AsyncClient]:
     """The ceiling app over ASGI, on this test's database (its pool set as its lifespan would)."""
     monkeypatch.setenv("CEILING_JWT_SECRET", SECRET)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
