@@ -50,8 +50,8 @@ async def lifespan(app: FastAPI):
 app = FastAPI(lifespan=lifespan)
 
 
-def subject(authorization: Annotated[str | None, Header()] = None) -> str:
-    """The verified `sub` of the bearer token, or 401."""
+async def subject(authorization: Annotated[str | None, Header()] = None) -> str:
+    """The verified `sub` of the bearer token, or 401 (async: FastAPI runs a plain `def` in its thread pool)."""
     scheme, _, token = (authorization or "").partition(" ")
     try:
         if scheme.lower() != "bearer":

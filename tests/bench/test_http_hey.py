@@ -51,7 +51,7 @@ async def test_the_ceiling_creates_a_row_and_answers_201_with_its_id(ceiling, da
 
 
 @pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Basic abc"}, _auth(mint_token("another-secret-0123456789", sub="ann")),
+    {}, {"Authorization": "Basic abc"}, _auth(mint_token("another-secret-0123456789-0123456789", sub="ann")),
     _auth(mint_token(SECRET, sub="ann", ttl_seconds=-60)), _auth(mint_token(SECRET, sub="ann", audience="other")),
     _auth(mint_token(SECRET, sub="ann", role=SERVICE_ROLE)), _auth(mint_token(SECRET, sub=None)),
     _auth(jwt.encode({"sub": "ann", "role": "authenticated", "aud": "authenticated"}, SECRET)),  # no exp
