@@ -20,8 +20,10 @@ import os
 import sys
 from pathlib import Path
 
+import asyncpg
+
 from .common import LOCAL_SERVER, fresh_database, server_facts
-from .http_hey import SECRET, TREE, VJM_UP, ensure_hey, free_port, measure, served
+from .http_hey import SECRET, TREE, VJM_UP, Server, database_of, ensure_hey, free_port, measure, served
 
 
 async def compare(admin_url: str, trees: list[tuple[str, Path]], rounds: int, seconds: float) -> dict:
@@ -32,20 +34,21 @@ async def compare(admin_url: str, trees: list[tuple[str, Path]], rounds: int, se
     base = {k: v for k, v in os.environ.items() if not k.startswith(("VJM_", "CEILING_", "PYTHONPATH"))}
     load = os.getloadavg()
     async with contextlib.AsyncExitStack() as stack:
+        probe = await asyncpg.connect(admin_url)
+        stack.push_async_callback(probe.close)
         servers = {}
         for name, tree in trees:
-            url = await stack.enter_async_context(fresh_database(admin_url, migrated=False))
-            port = free_port()
+            url, port = await stack.enter_async_context(fresh_database(admin_url, migrated=False)), free_port()
             argv = [sys.executable, "-c", VJM_UP, "up", "--port", str(port), "--database-url", url]
             env = base | {"PYTHONPATH": str(tree), "VJM_JWT_SECRET": SECRET}
-            servers[name] = (port, await stack.enter_async_context(served(argv, env, port, cwd=tree)))
+            pid = await stack.enter_async_context(served(argv, env, port, cwd=tree))
+            servers[name] = Server(port, pid, database_of(url))
         url, port = await stack.enter_async_context(fresh_database(admin_url, migrated=False)), free_port()
         argv = [sys.executable, "-m", "uvicorn", "bench.http_ceiling:app", "--port", str(port), "--log-level",
                 "warning", "--no-access-log"]
-        env = base | {"PYTHONPATH": str(TREE), "CEILING_DATABASE_URL": url,
-                      "CEILING_JWT_SECRET": SECRET}
-        servers["ceiling"] = (port, await stack.enter_async_context(served(argv, env, port)))
-        figures = await measure(hey, servers, rounds, seconds, warm_up=min(3.0, seconds))
+        env = base | {"PYTHONPATH": str(TREE), "CEILING_DATABASE_URL": url, "CEILING_JWT_SECRET": SECRET}
+        servers["ceiling"] = Server(port, await stack.enter_async_context(served(argv, env, port)), database_of(url))
+        figures = await measure(hey, servers, rounds, seconds, min(3.0, seconds), probe)
     top = figures["ceiling"]
     ratios = {name: {"rate_ratio": round(f["requests_per_s"] / top["requests_per_s"], 3),
                      "p99_ratio": round(f["p99_ms"] / top["p99_ms"], 3)} for name, f in figures.items()}

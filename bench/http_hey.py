@@ -26,13 +26,16 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 
 from videojobs.http.auth import mint_token
 
-from .common import run_standalone
+from .common import fresh_database, run_standalone
 
 SECRET = "bench-hey-secret-0123456789-0123456789"
 USER = "bench-hey-user"
@@ -123,55 +126,83 @@ async def _wait_answering(port: int, process: asyncio.subprocess.Process, within
             await asyncio.sleep(0.1)
 
 
-async def hey_round(hey: str, port: int, pid: int, seconds: float, clients: int = CLIENTS) -> dict:
-    """One `hey -c clients -z seconds` run of creates against the server on `port`: its figures."""
+@dataclass(frozen=True)
+class Server:
+    """A server under test: its port, its process, and its database (whose backends' CPU is counted too)."""
+
+    port: int
+    pid: int
+    database: str | None = None
+
+
+async def database_cpu(probe: asyncpg.Connection | None, database: str | None) -> dict[int, float]:
+    """CPU seconds so far of each backend connected to `database` (a local server only; else nothing)."""
+    if probe is None or database is None:
+        return {}
+    found = {}
+    for row in await probe.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database):
+        with contextlib.suppress(OSError):  # gone meanwhile, or the server is not on this machine
+            found[row["pid"]] = cpu_seconds(row["pid"])
+    return found
+
+
+async def hey_round(hey: str, server: Server, seconds: float, clients: int = CLIENTS,
+                    probe: asyncpg.Connection | None = None) -> dict:
+    """One `hey -c clients -z seconds` run of creates against `server`: its figures, and the CPU per request of
+    the server process and of its database's backends (those that ran throughout or started meanwhile)."""
     argv = [hey, "-c", str(clients), "-z", f"{seconds:g}s", "-t", "30", "-m", "POST", "-T", "application/json",
             "-H", f"Authorization: Bearer {mint_token(SECRET, sub=USER, ttl_seconds=3600)}",
-            "-d", json.dumps(JOB), f"http://127.0.0.1:{port}/api/v1/process"]
-    cpu = cpu_seconds(pid)
+            "-d", json.dumps(JOB), f"http://127.0.0.1:{server.port}/api/v1/process"]
+    cpu, db_cpu = cpu_seconds(server.pid), await database_cpu(probe, server.database)
     process = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await process.communicate()
     figures = parse_hey(out.decode())
-    figures["server_cpu_ms_per_request"] = round((cpu_seconds(pid) - cpu) * 1000 / max(1, figures["responses"]), 3)
+    per_request = 1000 / max(1, figures["responses"])
+    figures["server_cpu_ms_per_request"] = round((cpu_seconds(server.pid) - cpu) * per_request, 3)
+    if probe is not None and server.database is not None:
+        after = await database_cpu(probe, server.database)
+        figures["database_cpu_ms_per_request"] = round(
+            sum(t - db_cpu.get(pid, 0.0) for pid, t in after.items()) * per_request, 3)
     if process.returncode or figures["errors"] or set(figures["statuses"]) != {"201"}:
-        raise RuntimeError(f"hey against port {port}: not every request was created: {out.decode()[-1500:]}"
-                           f"{err.decode()[-500:]}")
+        raise RuntimeError(f"hey against port {server.port}: not every request was created: "
+                           f"{out.decode()[-1500:]}{err.decode()[-500:]}")
     return figures
 
 
 def _median(rounds: list[dict]) -> dict:
-    keys = ("requests_per_s", "p50_ms", "p90_ms", "p99_ms", "server_cpu_ms_per_request")
+    keys = [k for k in ("requests_per_s", "p50_ms", "p90_ms", "p99_ms", "server_cpu_ms_per_request",
+                        "database_cpu_ms_per_request") if all(k in r for r in rounds)]
     return {k: round(statistics.median(r[k] for r in rounds), 3) for k in keys} | {
         "responses": sum(r["responses"] for r in rounds), "rounds": rounds}
 
 
-async def measure(hey: str, servers: dict[str, tuple[int, int]], rounds: int, seconds: float,
-                  warm_up: float) -> dict[str, dict]:
+async def measure(hey: str, servers: dict[str, Server], rounds: int, seconds: float, warm_up: float,
+                  probe: asyncpg.Connection | None = None) -> dict[str, dict]:
     """A warm-up of each server, then `rounds` interleaved rounds (the first alternates); medians per server."""
-    for port, pid in servers.values():
-        await hey_round(hey, port, pid, warm_up)
+    for server in servers.values():
+        await hey_round(hey, server, warm_up)
     samples: dict[str, list[dict]] = {name: [] for name in servers}
     names = list(servers)
     for i in range(rounds):
         for name in names if i % 2 == 0 else names[::-1]:
-            samples[name].append(await hey_round(hey, *servers[name], seconds))
+            samples[name].append(await hey_round(hey, servers[name], seconds, probe=probe))
     return {name: _median(s) for name, s in samples.items()}
 
 
-def _commands(url: str) -> dict[str, tuple[list[str], dict[str, str], int]]:
+def commands(vjm_url: str, ceiling_url: str) -> dict[str, tuple[list[str], dict[str, str], int]]:
     """How each server is started: argv, environment, port."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("VJM_", "CEILING_"))}
     vjm_port, ceiling_port = free_port(), free_port()
     return {
         "vjm": ([sys.executable, "-c", VJM_UP, "up", "--host", "127.0.0.1", "--port", str(vjm_port),
-                 "--database-url", url], base | {"VJM_JWT_SECRET": SECRET}, vjm_port),
+                 "--database-url", vjm_url], base | {"VJM_JWT_SECRET": SECRET}, vjm_port),
         "ceiling": ([sys.executable, "-m", "uvicorn", "bench.http_ceiling:app", "--host", "127.0.0.1", "--port",
                      str(ceiling_port), "--log-level", "warning", "--no-access-log"],
-                    base | {"CEILING_DATABASE_URL": url, "CEILING_JWT_SECRET": SECRET}, ceiling_port)}
+                    base | {"CEILING_DATABASE_URL": ceiling_url, "CEILING_JWT_SECRET": SECRET}, ceiling_port)}
 
 
 async def run(url: str, smoke: bool) -> dict:
-    """vjm up against the ceiling app at 16 clients, on the database at `url`; skipped without hey."""
+    """vjm up against the ceiling app at 16 clients, each on a database of its own; skipped without hey."""
     result: dict = {"benchmark": "http_hey", "workload": f"POST /api/v1/process as one end user, {CLIENTS} clients",
                     "smoke": smoke}
     hey, why = ensure_hey(install=False)
@@ -181,18 +212,30 @@ async def run(url: str, smoke: bool) -> dict:
     rounds, seconds, warm_up = (2, 3.0, 1.0) if smoke else (5, 10.0, 3.0)
     load = os.getloadavg()
     async with contextlib.AsyncExitStack() as stack:
+        ceiling_url = await stack.enter_async_context(fresh_database(url, migrated=False))
+        probe = await asyncpg.connect(url)
+        stack.push_async_callback(probe.close)
         servers = {}
-        for name, (argv, env, port) in _commands(url).items():
-            servers[name] = (port, await stack.enter_async_context(served(argv, env, port)))
-        figures = await measure(hey, servers, rounds, seconds, warm_up)
-    vjm, ceiling = figures["vjm"], figures["ceiling"]
+        for name, (argv, env, port) in commands(url, ceiling_url).items():
+            database = database_of(url if name == "vjm" else ceiling_url)
+            servers[name] = Server(port, await stack.enter_async_context(served(argv, env, port)), database)
+        figures = await measure(hey, servers, rounds, seconds, warm_up, probe)
+    return result | _verdict(figures["vjm"], figures["ceiling"]) | {
+        "clients": CLIENTS, "rounds": rounds, "seconds_per_round": seconds,
+        "load_average_before": [round(x, 2) for x in load], "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _verdict(vjm: dict, ceiling: dict) -> dict:
     rate_ratio = round(vjm["requests_per_s"] / ceiling["requests_per_s"], 3)
     p99_ratio = round(vjm["p99_ms"] / ceiling["p99_ms"], 3)
-    return result | {
-        "clients": CLIENTS, "rounds": rounds, "seconds_per_round": seconds, "vjm": vjm, "ceiling": ceiling,
-        "rate_ratio": rate_ratio, "p99_ratio": p99_ratio, "target_rate_ratio": TARGET_RATE_RATIO,
-        "target_p99_ratio": TARGET_P99_RATIO, "met": rate_ratio >= TARGET_RATE_RATIO and p99_ratio <= TARGET_P99_RATIO,
-        "load_average_before": [round(x, 2) for x in load], "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+    return {"vjm": vjm, "ceiling": ceiling, "rate_ratio": rate_ratio, "p99_ratio": p99_ratio,
+            "target_rate_ratio": TARGET_RATE_RATIO, "target_p99_ratio": TARGET_P99_RATIO,
+            "met": rate_ratio >= TARGET_RATE_RATIO and p99_ratio <= TARGET_P99_RATIO}
+
+
+def database_of(url: str) -> str:
+    """The database name of a PostgreSQL URL."""
+    return urlsplit(url).path.lstrip("/")
 
 
 def main() -> None:

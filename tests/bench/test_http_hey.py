@@ -86,10 +86,11 @@ async def test_real_hey_output_parses_into_consistent_figures(database_url: str)
            **{k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "HOME")}}
     argv = [sys.executable, "-m", "uvicorn", "bench.http_ceiling:app", "--port", str(port),
             "--log-level", "warning"]
-    async with http_hey.served(argv, env, port) as pid:
-        figures = await http_hey.hey_round(hey, port, pid, seconds=1, clients=2)
     conn = await asyncpg.connect(database_url)
     try:
+        async with http_hey.served(argv, env, port) as pid:
+            server = http_hey.Server(port, pid, http_hey.database_of(database_url))
+            figures = await http_hey.hey_round(hey, server, seconds=1, clients=2, probe=conn)
         rows = await conn.fetchval("SELECT count(*) FROM http_ceiling.jobs")
     finally:
         await conn.close()
@@ -97,4 +98,4 @@ async def test_real_hey_output_parses_into_consistent_figures(database_url: str)
     assert 0 < figures["responses"] <= rows  # hey may give up on a request the server still completes
     assert 0 < figures["p50_ms"] <= figures["p90_ms"] <= figures["p99_ms"]
     assert figures["requests_per_s"] == pytest.approx(figures["responses"] / figures["total_s"], rel=0.02)
-    assert figures["server_cpu_ms_per_request"] > 0
+    assert figures["server_cpu_ms_per_request"] > 0 and figures["database_cpu_ms_per_request"] > 0
