@@ -79,15 +79,21 @@ $$;
 -- The turn a job of key p_key takes on entering priority p_priority's queue: after that key's
 -- queued jobs there, and not before the turn being served (the lowest turn among the queued jobs
 -- that no "not before" holds: a job held back until tomorrow does not hold the clock back).
+-- plpgsql: as a LANGUAGE sql function (two sub-selects: not inlined) it was parsed and planned again
+-- at every execution of the statement that calls it, about 200 us of the guard's one-job create,
+-- where plpgsql keeps its plan for the session (bench/README.md, "the HTTP path"). vjm.fair_key stays
+-- sql: a batch create calls it per row, where a plpgsql call costs 10 us against 2.
 CREATE FUNCTION vjm.first_turn(p_priority smallint, p_key text) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT greatest((SELECT q.turn FROM vjm.run_queue q
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN greatest((SELECT q.turn FROM vjm.run_queue q
                       WHERE q.queued AND q.not_before IS NULL AND q.priority = p_priority
                       ORDER BY q.turn LIMIT 1),
                     (SELECT q.turn + 1 FROM vjm.run_queue q
                       WHERE q.queued AND q.fair_key = p_key AND q.priority = p_priority
                       ORDER BY q.turn DESC LIMIT 1),
-                    0)
+                    0);
+END
 $$;
 
 -- A set of platforms a claim may name: NULL (every platform), else a non-empty, one-dimensional
