@@ -72,6 +72,7 @@ def test_operator_counts_equal_get_job_stats_and_a_job_moves_live(database_url: 
     job_id = created.json()["job_id"]
     poll_blocking(lambda: row_status(browser, job_id) == "queued" and counters(browser)["total"] == len(seeded) + 1,
                   2.0 - (time.monotonic() - started), "the new job's row and the counters, within 2 s")
+    print(f"created: row and counters after {time.monotonic() - started:.3f} s")  # noqa: T201
     for status, body in (("processing", {"status": "processing", "worker_id": "encoder-9"}),
                          ("completed", {"status": "completed", "output_paths": ["/out/live.mp4"]})):
         before = counters(browser)[status]
@@ -80,6 +81,7 @@ def test_operator_counts_equal_get_job_stats_and_a_job_moves_live(database_url: 
         assert moved.status_code == 200, moved.text
         poll_blocking(lambda s=status, b=before: row_status(browser, job_id) == s and counters(browser)[s] == b + 1,
                       2.0 - (time.monotonic() - started), f"the row and the counters to say {status}, within 2 s")
+        print(f"{status}: row and counters after {time.monotonic() - started:.3f} s")  # noqa: T201
     assert browser.evaluate("performance.getEntriesByType('navigation').length") == 1  # never reloaded
     final = asyncio.run(job_stats(database_url))
     poll_blocking(lambda: counters(browser) == expected_counters(final), 5, "the counters to equal get_job_stats()")
