@@ -35,6 +35,7 @@ class DevTools:
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
             raise ConnectionError(f"devtools refused the websocket: {head.decode(errors='replace')}")
         self._ids = itertools.count(1)
+        self.browser_url: str | None = None  # the browser target's own endpoint, for Browser.* commands
 
     def call(self, method: str, **params: Any) -> dict:
         """Send one command and wait for its result (events in between are dropped)."""

@@ -8,73 +8,18 @@ A screenshot is saved as test-artifacts/dashboard.png.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
-import shutil
-import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support import tokens
-from tests.support.cli import VJM, environment_without
 from tests.support.factories import create_data
 from tests.support.waiting import poll_blocking
 
 from .devtools import DevTools
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1400,1100")
-
-
-def chromium_binary() -> str:
-    """The Chromium executable, or skip the test saying why."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        pytest.skip("chromium not installed: `apt-get install -y chromium` (Debian) to run the dashboard test")
-    return found
-
-
-@pytest.fixture
-def served(database_url: str) -> Iterator[str]:
-    """`vjm up` on a free port against this test's database; yields the base URL."""
-    env = environment_without("VJM_DATABASE_URL", VJM_JWT_SECRET=tokens.TEST_JWT_SECRET, VJM_LOG_JSON="1")
-    process = subprocess.Popen([VJM, "up", "--port", "0", "--database-url", database_url], env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        line = poll_blocking(lambda: process.stdout.readline() or process.poll() is not None, 60, "vjm up")
-        assert isinstance(line, str) and "vjm up: serving" in line, f"vjm up did not start: {line!r}"
-        yield line.split("serving ")[1].split("/ ")[0]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[DevTools]:
-    """Headless Chromium with a DevTools connection to its page."""
-    binary = chromium_binary()
-    profile = tmp_path / "profile"
-    process = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                                "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        port = poll_blocking(lambda: port_file.exists() and port_file.read_text().split("\n")[0].strip(), 30,
-                          "chromium's DevTools port")
-        pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"]
-        devtools = DevTools(pages[0]["webSocketDebuggerUrl"])
-        yield devtools
-        devtools.close()
-    finally:
-        process.terminate()
-        process.wait(10)
+from .pages import screenshot
 
 
 async def seed(database_url: str) -> dict[str, str]:
@@ -150,9 +95,7 @@ def test_a_job_created_through_the_api_appears_within_two_seconds(database_url: 
     created = browser.evaluate(f"document.querySelector('tr[data-job-id=\"{ids['queued']}\"]').lastChild.textContent")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created), created
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = browser.call("Page.captureScreenshot", format="png")
-    (ARTIFACTS / "dashboard.png").write_bytes(base64.b64decode(shot["data"]))
+    screenshot(browser, "dashboard")
 
 
 def _counters(devtools: DevTools) -> dict[str, str]:

@@ -21,7 +21,7 @@ from .metrics import RequestTimer
 from .middleware import BodySizeLimit, CatchAll, MethodNotAllowed
 from .openapi import install_openapi
 from .problems import problem_for
-from .routes import admin, events, jobs, ops, processors, queue, stats, teams, user, workers
+from .routes import admin, audit, console, events, jobs, ops, processors, queue, stats, teams, user, workers
 from .state import AppState, HttpOptions
 
 log = structlog.get_logger("vjm.http")
@@ -42,6 +42,8 @@ TAGS = [
                                           "fail, requeue, release; heartbeat (leases, cancellation), registry"},
     {"name": "admin", "description": "Maintenance, the worker registry and the claim policy: pauses, caps, "
                                      "fair share (service_role)"},
+    {"name": "audit", "description": "Search and export the audit log, verify its hash chain (what RLS lets "
+                                     "the caller read)"},
     {"name": "events", "description": "Live job changes (server-sent events)"},
     {"name": "operations", "description": "Health and metrics"},
 ]
@@ -80,7 +82,7 @@ def create_app(manager: VideoJobManager | None = None, *, settings: Settings | N
 def _assemble(app: FastAPI, state: AppState, static_dir: Path | None) -> None:
     """Errors, routers, the per-caller document, the middleware (outermost last) and the dashboard."""
     _install_errors(app)
-    for module in (jobs, user, teams, stats, processors, workers, admin, queue, events, ops):
+    for module in (jobs, user, teams, stats, processors, workers, admin, console, queue, audit, events, ops):
         app.include_router(module.router)
     install_openapi(app, state.options.max_body_bytes)  # /openapi.json per caller, /docs, /redoc
     app.add_middleware(MethodNotAllowed, routes=api_routes(app))

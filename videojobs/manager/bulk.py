@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from uuid import UUID
 
 from statemachine import ValidationError, VJMError
-from statemachine.validation import instant_text
+from statemachine.validation import check_user_id, instant_text
 from store import EventStore, NewEvent
 from store.events import NewCreates, as_uuid, prepare_creates, prepare_event
+from store.jobs import JobQuery, find_jobs
 from store.models import construct_valid
 from store.projections.fold import created_row
 
-from ..models import BulkResult, Job
-from .job_inputs import status_transition
+from ..models import BulkResult, Job, JobFilters
+from .job_inputs import MAX_LIMIT, failed_only, page_query, status_transition
 from .session import Session, refused
 
 MAX_BULK = 10_000
@@ -65,6 +67,37 @@ class Bulk:
     async def bulk_delete_jobs(self, job_ids: list[UUID | str]) -> list[BulkResult]:
         """Delete each job (tombstones); returns a result per job, as bulk_update_status does."""
         return await self._apply_each(_ids(job_ids), "delete", {"reason": None}, {})
+
+    async def retry_failed(self, filters: JobFilters | dict[str, Any] | None = None, *, user_id: str | None = None,
+                           team_id: UUID | str | None = None, reason: str | None = None,
+                           limit: int = MAX_BULK) -> list[BulkResult]:
+        """Retry the failed jobs that match `filters` (and `user_id`, `team_id`), at most `limit` of them,
+        newest first; a result per job, as bulk_update_status gives. Read from the job lists (what the
+        caller may see); a job that left `failed` meanwhile is reported refused, never moved elsewhere.
+        An empty list: nothing matched. As many results as `limit`: there may be more, call again."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BULK:
+            raise ValidationError(f"limit must be an integer from 1 to {MAX_BULK}", field="limit")
+        failed = failed_only(filters)
+        scope = JobQuery(user_id=check_user_id(user_id) if user_id is not None else None,
+                         team_id=as_uuid(team_id, "team_id") if team_id is not None else None)
+        ids = await self._matching(scope, failed, limit) if failed is not None else []
+        if not ids:
+            return []
+        return await self.bulk_update_status(list[UUID | str](ids), "queued", reason=reason)
+
+    async def _matching(self, scope: JobQuery, filters: JobFilters, limit: int) -> list[UUID]:
+        """The ids of up to `limit` jobs of `scope` matching `filters`, newest first (keyset pages)."""
+        await self._session.read_your_writes()
+        ids: list[UUID] = []
+        query = page_query(scope, min(MAX_LIMIT, limit), 0, filters, None)
+        async with self._session.connection() as conn:
+            while True:
+                rows = await find_jobs(conn, query)
+                ids += [row.job_id for row in rows][: limit - len(ids)]
+                if len(rows) < query.limit or len(ids) >= limit:
+                    return ids
+                query = dataclasses.replace(query, after=(rows[-1].created_at, rows[-1].job_id),
+                                            limit=min(MAX_LIMIT, limit - len(ids)))
 
     async def _apply_each(self, job_ids: list[Any], trigger: str, data: dict[str, Any],
                           extra: dict[str, Any]) -> list[BulkResult]:

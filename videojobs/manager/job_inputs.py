@@ -104,6 +104,14 @@ def page_query(scope: JobQuery, limit: Any, offset: Any, filters: Any, cursor: s
         offset=0 if cursor is not None else offset)
 
 
+def failed_only(filters: JobFilters | dict[str, Any] | None) -> JobFilters | None:
+    """The filters, checked, narrowed to failed jobs; None when they exclude `failed` (nothing to retry)."""
+    checked = _filters(filters)
+    if checked.status is not None and State.FAILED not in checked.status:
+        return None
+    return checked.model_copy(update={"status": [State.FAILED]})
+
+
 def _filters(filters: JobFilters | dict[str, Any] | None) -> JobFilters:
     if filters is None or isinstance(filters, JobFilters):
         return filters or JobFilters()

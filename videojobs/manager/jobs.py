@@ -135,9 +135,13 @@ class Jobs:
         return await self._page(JobQuery(team_id=as_uuid(team_id, "team_id")), limit, offset, filters, cursor)
 
     async def list_jobs(self, limit: int = 50, offset: int = 0, filters: Filters = None,
-                        cursor: str | None = None) -> JobPage:
-        """Every job the caller may see (a user: their own and their teams'), newest first."""
-        return await self._page(JobQuery(), limit, offset, filters, cursor)
+                        cursor: str | None = None, *, user_id: str | None = None,
+                        team_id: UUID | str | None = None) -> JobPage:
+        """Every job the caller may see (a user: their own and their teams'), newest first; narrowed to
+        one owner (`user_id`) and/or one team (`team_id`) when given (the operator console's filters)."""
+        scope = JobQuery(user_id=check_user_id(user_id) if user_id is not None else None,
+                         team_id=as_uuid(team_id, "team_id") if team_id is not None else None)
+        return await self._page(scope, limit, offset, filters, cursor)
 
     async def _page(self, scope: JobQuery, limit: int, offset: int, filters: Filters, cursor: str | None) -> JobPage:
         query = page_query(scope, limit, offset, filters, cursor)
@@ -158,7 +162,7 @@ async def _total(conn: Any, query: JobQuery) -> int:
     """How many jobs match: from the scope's counters when only the status narrows it, else a count."""
     only_status = not (query.platform_target or query.quality_preset or query.enhancement_level
                        or query.created_from or query.created_before)
-    if only_status and (query.user_id or query.team_id):
+    if only_status and (query.user_id is None) != (query.team_id is None):  # one scope: its counters
         scope, scope_id = ("user", query.user_id) if query.user_id else ("team", str(query.team_id))
         counters = await get_stats(conn, StatsScope.one(scope, scope_id))
         if not query.statuses:

@@ -8,7 +8,8 @@ const API = "/api/v1";
 const iso = (t) => new Date(t).toISOString().slice(0, 19) + "Z";
 const STATUSES = ["queued", "processing", "completed", "failed", "cancelled"];
 const state = { token: null, claims: null, jobs: new Map(), filters: {}, lastSeq: null, connected: false,
-                loadedAt: 0, selected: null, stream: null, pending: new Map(), statsTimer: null };
+                loadedAt: 0, selected: null, stream: null, pending: new Map(), statsTimer: null,
+                onSignIn: [], onChange: [] };  // the consoles' hooks: signed in, a change arrived
 window.vjm = state; // for tests and the curious: the dashboard's live state
 
 const $ = (id) => document.getElementById(id);
@@ -48,13 +49,18 @@ function signIn(token) {
   $("signin").hidden = true; $("app").hidden = false; $("signout").hidden = false;
   $("who").textContent = isService() ? "service_role" : "signed in as " + claims.sub;
   $("scope-label").hidden = isService(); $("user-label").hidden = !isService();
-  readFilters(); reload(); connect();
+  state.loadedAt = Date.now();
+  for (const hook of state.onSignIn) hook();  // they fill the forms from the URL first
+  readFilters();
+  if (!isService()) reload();  // a service gets the operator console (operator.js)
+  connect();
 }
 function signOut(message) {
   sessionStorage.removeItem("vjm-token");
   if (state.stream) state.stream.abort();
   state.token = null; state.jobs.clear();
   $("app").hidden = true; $("signin").hidden = false; $("signout").hidden = true; $("who").textContent = "";
+  $("tabs").hidden = true;
   $("signin-error").textContent = message || "";
   setLive(false);
 }
@@ -63,6 +69,7 @@ function signOut(message) {
 function readFilters() {
   const data = new FormData($("filters"));
   state.filters = Object.fromEntries([...data.entries()].filter(([, v]) => String(v).trim() !== ""));
+  if (!isService() && state.view === "jobs") ui.writeUrl("jobs", state.filters);
 }
 function listPath() {
   const f = state.filters, q = new URLSearchParams({ limit: "100" });
@@ -81,11 +88,6 @@ function statsPath() {
 async function reload() {
   $("error").textContent = "";
   state.loadedAt = Date.now();
-  if (isService() && !state.filters.user_id && !state.filters.team_id) {
-    state.jobs.clear(); renderJobs();
-    $("error").textContent = "A service token sees every job: name a user or a team to list.";
-    return refreshStats();
-  }
   try {
     const page = await api(listPath());
     state.jobs = new Map(page.items.map((job) => [job.job_id, job]));
@@ -148,7 +150,7 @@ function renderChart(daily) {
   const days = [], byDay = new Map(daily.map((d) => [d.day, d]));
   for (let i = 13; i >= 0; i--) { const d = new Date(Date.now() - i * 86400e3).toISOString().slice(0, 10); days.push(byDay.get(d) || { day: d, completed_jobs: 0, failed_jobs: 0 }); }
   const max = Math.max(1, ...days.map((d) => Math.max(d.completed_jobs, d.failed_jobs)));
-  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, "aria-hidden": "true" });  // the figure is labelled
   const plotH = H - pad.t - pad.b, slot = (W - pad.l - pad.r) / days.length, bw = Math.max(3, slot / 2 - 3);
   for (const frac of max % 2 === 0 ? [0, 0.5, 1] : [0, 1]) {
     const y = pad.t + plotH * (1 - frac);
@@ -232,7 +234,10 @@ function dispatch(block) {
     if (field === "data") event.data.push(value); else if (field === "event") event.type = value; else if (field === "id") event.id = value;
   }
   if (event.id != null) state.lastSeq = Number(event.id);
-  if (event.type === "job_change" && event.data.length) onChange(JSON.parse(event.data.join("\n")));
+  if (event.type !== "job_change" || !event.data.length) return;
+  const change = JSON.parse(event.data.join("\n"));
+  for (const hook of state.onChange) hook(change);
+  if (!isService()) onChange(change);
 }
 function onChange(change) {
   const known = state.jobs.get(change.job_id);
@@ -264,7 +269,10 @@ $("signout").addEventListener("click", () => signOut());
 $("filters").addEventListener("submit", (e) => { e.preventDefault(); readFilters(); reload(); });
 $("filters").addEventListener("change", (e) => { if (e.target.tagName === "SELECT") { readFilters(); reload(); } });
 renderCounters(null);
-const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
-if (fromHash) history.replaceState(null, "", location.pathname); // keep the token out of the address bar
-const saved = fromHash || sessionStorage.getItem("vjm-token");
-if (saved) signIn(saved);
+/* Called by views.js once every script is loaded: sign in with the token of the link or of this tab. */
+function start() {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromHash) history.replaceState(null, "", location.pathname + location.search); // keep the token out of the address bar
+  const saved = fromHash || sessionStorage.getItem("vjm-token");
+  if (saved) signIn(saved);
+}

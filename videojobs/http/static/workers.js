@@ -12,7 +12,7 @@ async function refreshWorkers() {
   try {
     const { workers } = await api("/admin/workers?limit=200");
     $("workers").replaceChildren(...workers.map(workerRow));
-    $("workers-empty").hidden = workers.length > 0;
+    $("workers-empty").hidden = workers.length > 0; ui.showTable($("workers"));
     const count = (s) => workers.filter((w) => w.state === s).length;
     $("workers-title").textContent = `${count("running")} running` + (count("lost") ? `, ${count("lost")} lost` : "");
   } catch (error) { if (error.message !== "401") $("workers-title").textContent = error.message; }
@@ -26,6 +26,6 @@ function workerRow(w) {
     el("td", {}, w.version));
 }
 
-$("signin-form").addEventListener("submit", () => setTimeout(refreshWorkers));
+state.onSignIn.push(() => setTimeout(refreshWorkers));
 setInterval(refreshWorkers, WORKERS_REFRESH_MS);
 refreshWorkers();
