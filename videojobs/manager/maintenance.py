@@ -120,16 +120,6 @@ class Maintenance:
         async with self._session.service_connection() as conn:
             return await queue_depth(conn)
 
-    async def stuck_jobs(self, older_than: float, limit: int = 100) -> list[StuckJob]:
-        """Processing jobs with no activity for longer than `older_than` seconds and no lease, idlest first:
-        what the stuck detector's next pass times out (asked as the trusted service: for operators)."""
-        if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) or not 0 <= older_than <= 7 * 86400:
-            raise ValidationError("older_than must be between 0 seconds and 7 days", field="older_than")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise ValidationError("limit must be an integer from 1 to 1000", field="limit")
-        async with self._session.service_connection() as conn:
-            return await find_stuck_jobs(conn, float(older_than), limit)
-
     async def projection_behind(self, name: str = PROJECTOR) -> ProjectionStatus:
         """projection_status asked as the trusted service whoever the caller: counts and the lease, no
         tenant data. A reader whose answer comes from the read models (a list of 0 jobs from a
