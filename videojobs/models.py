@@ -14,16 +14,18 @@ from statemachine.payload_rules import LABEL_PATTERN, MAX_REASON, MAX_WORKER_ID,
 from statemachine.payloads import field_type
 from statemachine.validation import MAX_TEAM_NAME, MAX_USER_ID, METADATA_FIELDS
 from store.jobs import ClaimLatencyRow, PlatformRow
+from store.leases import QueueDepth
 from store.models import Event
-from store.projections import JobChange, JobRow
+from store.projections import JobChange, JobRow, StuckJob
 from store.teams import Team as TeamRow
 from store.teams import TeamMember
+from store.workers import RegisteredWorker
 
 # Also the domain's shapes the adapters speak in, from the layers below (one import point for
 # them): an event of the log, a change of the change feed, a team membership, the enumerations of
 # the payloads, and the rule table the request schemas are built from.
 __all__ = [
-    "Event", "JobChange", "TeamMember", "EnhancementLevel", "Platform", "QualityPreset", "State", "Trigger",
+    "Event", "JobChange", "TeamMember", "QueueDepth", "StuckJob", "RegisteredWorker", "EnhancementLevel", "Platform", "QualityPreset", "State", "Trigger",
     "rules_of", "field_type", "MAX_REASON", "MAX_USER_ID", "MAX_TEAM_NAME", "MAX_WORKER_ID", "METADATA_FIELDS", "LABEL_PATTERN", "NONBLANK_LABEL_PATTERN", "iso_date_only", "CURSOR_PATTERN", "JOB_STATUSES", "Job", "JobFilters", "JobPage", "encode_cursor", "decode_cursor",
     "Attempt", "PlatformStats", "DailyStats", "JobStats", "ClaimLatency", "BulkResult", "Team", "HistoryReport", "EventPage",
 ]

@@ -25,12 +25,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from store.leases import QueueDepth
-from store.projections import StuckJob
-from store.workers import RegisteredWorker
-
 from ..manager import ProjectionStatus, VideoJobManager
-from ..models import JobStats
+from ..models import JobStats, QueueDepth, RegisteredWorker, StuckJob
 from .render import counters_table, platform_table, short_id
 
 WINDOW = 60.0  # seconds of changes counted as throughput
