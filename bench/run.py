@@ -24,6 +24,7 @@ from . import (
     history_length,
     lifecycle,
     projection_lag,
+    projector_cost,
     reads,
     rebuild,
     runtime_drain,
@@ -38,7 +39,8 @@ README = Path(__file__).parent / "README.md"
 WORKLOADS = {"write_path": write_path.run, "bulk_create": bulk_create.run, "lifecycle": lifecycle.run,
              "projection_lag": projection_lag.run, "reads": reads.run, "fanout": fanout.run,
              "rebuild": rebuild.run, "runtime_drain": runtime_drain.run, "wakeup": wakeup.run,
-             "heartbeat": heartbeat.run, "history_length": history_length.run, "claims": claims.run}
+             "heartbeat": heartbeat.run, "history_length": history_length.run, "claims": claims.run,
+             "projector_cost": projector_cost.run}
 try:  # the HTTP API benchmark is another engineer's file; run it when it is there
     from . import http_api
 

@@ -93,5 +93,6 @@ def count_daily(daily: dict[DailyKey, list[int]], row: Row | None, event: Event)
 
 
 _DAILY_COLUMN = {"complete": 0, "fail": 1, "time_out": 1, "requeue": 1, "cancel": 2}
+DAILY_TYPES = frozenset(_DAILY_COLUMN)  # the events a daily bucket counts (the fold skips count_daily for others)
 # Count as a failure only when they fail the job for good (no attempts left), not when they re-queue it.
 _FAILS_ONLY_WHEN_FINAL = frozenset({"time_out", "requeue"})
