@@ -28,33 +28,19 @@ SELECT e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_st
 
 -- projection_batch_apply --
 -- One batch's writes in one statement: rows, counters (deltas of the rows before and after), feed, notices, checkpoint.
--- The rows after the batch come one array per column (output paths as JSON text); :deletes are the jobs it
--- deleted. Every other figure is derived here: the counters from the rows before (this statement's
--- snapshot) and after; the change feed from the batch's events, (:after_*, :xact_id/:position], one entry
--- per job in the commit order of its last event, numbered after :change_seq; the vjm_jobs notices from the
--- feed entries (one per job up to :per_job_limit, else one summary). A counter row whose total reaches 0
+-- The rows after the batch come as one array of vjm.jobs records (:rows); :deletes are the jobs it deleted
+-- (the rows before of both are read by key). Every other figure is derived here:
+-- the counters from the rows before (this statement's snapshot) and after; the change feed from the batch's
+-- events, (:after_*, :xact_id/:position], one entry per job in the commit order of its last event, numbered
+-- after :change_seq; the vjm_jobs notices from the feed entries (one per job up to :per_job_limit, else one summary). A counter row whose total reaches 0
 -- is deleted, so the counters equal a recount. Returns the feed entries and the notices it wrote.
 WITH after AS (
-    SELECT u.*
-      FROM unnest(:job_id::uuid[], :user_id::text[], :team_id::uuid[], :status::text[], :attempt::integer[],
-                  :attempts_left::smallint[], :max_attempts::smallint[], :worker_id::text[], :idempotency_key::text[],
-                  :original_filename::text[], :original_filesize::bigint[], :clip_count::integer[],
-                  :quality_preset::text[], :enhancement_level::text[], :platform_target::text[],
-                  :priority::smallint[], :run_at::timestamptz[], :progress_percent::real[], :clips_done::integer[],
-                  :output_paths::text[], :error_message::text[], :created_at::timestamptz[],
-                  :started_at::timestamptz[], :completed_at::timestamptz[], :cancelled_at::timestamptz[],
-                  :processing_time::float8[], :last_activity_at::timestamptz[], :version::integer[],
-                  :last_position::bigint[])
-           AS u(job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
-                original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-                platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message,
-                created_at, started_at, completed_at, cancelled_at, processing_time, last_activity_at, version,
-                last_position)
+    SELECT r.* FROM unnest(:rows::vjm.jobs[]) AS r
 ), contributions AS (
     -- What each touched job counted before (-1) and counts after (+1): its row's share of the counters.
     SELECT -1 AS sign, j.user_id, j.team_id, j.platform_target, j.status, j.processing_time
-      FROM vjm.jobs j
-     WHERE j.job_id = ANY (ARRAY(SELECT a.job_id FROM after a) || :deletes::uuid[])
+      FROM (SELECT a.job_id FROM after a UNION ALL SELECT unnest(:deletes::uuid[])) t
+     CROSS JOIN LATERAL (SELECT * FROM vjm.jobs j WHERE j.job_id = t.job_id LIMIT 1) j  -- by key, whatever the plan
     UNION ALL
     SELECT 1, a.user_id, a.team_id, a.platform_target, a.status, a.processing_time FROM after a
 ), scoped AS (
@@ -70,12 +56,11 @@ WITH after AS (
                             AS s(scope, scope_id, user_id, team_id)
      WHERE s.scope_id IS NOT NULL
 ), stats AS (
-    SELECT d.*, s.total_jobs AS was
+    SELECT d.*, (SELECT s.total_jobs FROM vjm.job_stats s WHERE s.scope = d.scope AND s.scope_id = d.scope_id) AS was
       FROM (SELECT scope, scope_id, user_id, team_id, sum(sign) AS total, sum(queued) AS queued,
                    sum(processing) AS processing, sum(completed) AS completed, sum(failed) AS failed,
                    sum(cancelled) AS cancelled, sum(timed) AS timed, sum(ms) AS ms
               FROM scoped GROUP BY scope, scope_id, user_id, team_id) d
-      LEFT JOIN vjm.job_stats s ON s.scope = d.scope AND s.scope_id = d.scope_id
      WHERE (d.total, d.queued, d.processing, d.completed, d.failed, d.cancelled, d.timed, d.ms)
            IS DISTINCT FROM (0, 0, 0, 0, 0, 0, 0, 0)
 ), stats_emptied AS (
@@ -94,13 +79,12 @@ WITH after AS (
         timed_jobs = s.timed_jobs + excluded.timed_jobs,
         total_processing_ms = s.total_processing_ms + excluded.total_processing_ms
 ), platforms AS (
-    SELECT d.*, s.total_jobs AS was
+    SELECT d.*, (SELECT s.total_jobs FROM vjm.job_stats_platform s
+                  WHERE s.scope = d.scope AND s.scope_id = d.scope_id AND s.platform_target = d.platform_target) AS was
       FROM (SELECT scope, scope_id, user_id, team_id, platform_target, sum(sign) AS total, sum(queued) AS queued,
                    sum(processing) AS processing, sum(completed) AS completed, sum(failed) AS failed,
                    sum(cancelled) AS cancelled
               FROM scoped GROUP BY scope, scope_id, user_id, team_id, platform_target) d
-      LEFT JOIN vjm.job_stats_platform s
-             ON s.scope = d.scope AND s.scope_id = d.scope_id AND s.platform_target = d.platform_target
      WHERE (d.total, d.queued, d.processing, d.completed, d.failed, d.cancelled) IS DISTINCT FROM (0, 0, 0, 0, 0, 0)
 ), platforms_emptied AS (
     DELETE FROM vjm.job_stats_platform s USING platforms d
@@ -138,7 +122,7 @@ WITH after AS (
     SELECT a.job_id, a.user_id, a.team_id, a.status, a.attempt, a.attempts_left, a.max_attempts, a.worker_id,
            a.idempotency_key, a.original_filename, a.original_filesize, a.clip_count, a.quality_preset,
            a.enhancement_level, a.platform_target, a.priority, a.run_at, a.progress_percent, a.clips_done,
-           CASE WHEN a.output_paths IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(a.output_paths::jsonb)) END,
+           a.output_paths,
            a.error_message, a.created_at, a.started_at, a.completed_at, a.cancelled_at, a.processing_time,
            a.last_activity_at, a.version, a.last_position
       FROM after a
@@ -181,7 +165,7 @@ WITH after AS (
      WHERE name = :name
 ), notices AS (
     -- The payloads of listeners/notifications.py (JobNotice, BatchNotice): ids and states only.
-    SELECT pg_notify('vjm_jobs', p.payload) AS sent
+    SELECT count(pg_notify('vjm_jobs', p.payload)) AS sent
       FROM (SELECT c.seq, jsonb_build_object('type', 'job', 'seq', c.seq, 'position', c.position, 'job_id', c.job_id,
                                              'status', c.status, 'version', c.version, 'user_id', c.user_id,
                                              'team_id', c.team_id,
@@ -199,4 +183,4 @@ WITH after AS (
             HAVING count(*) > :per_job_limit::int
              ORDER BY 1) p
 )
-SELECT (SELECT count(*) FROM changes) AS jobs, (SELECT count(*) FROM notices) AS notifications;
+SELECT (SELECT count(*) FROM changes) AS jobs, (SELECT sent FROM notices) AS notifications;

@@ -3,14 +3,14 @@
 The fold (store/projections/fold.py, pure) decides the rows; the statements of
 sql/queries/projector_batch.sql move them, set-based: `read_batch` reads the events after
 the checkpoint with each touched job's projected row in one statement, and `write_batch`
-writes the rows (one array per column, which the query `unnest`s) and derives in the same
+writes the rows (one array of vjm.jobs records, which the query `unnest`s) and derives in the same
 statement the counter deltas (rows before and after), the change feed and its notices from
 the batch's events, and advances the checkpoint.
 """
 
 from __future__ import annotations
 
-import json
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,21 +68,20 @@ async def write_batch(conn: Connection, name: str, checkpoint: Checkpoint, folde
     """Write one folded batch and advance the checkpoint to `cursor`, in one statement of the apply transaction;
     (feed entries, notices) written."""
     rows = folded.rows
-    upserts = [row for row in rows.values() if row is not None]
     row = await fetch_one(
         conn, "projection_batch_apply", name=name, after_xact_id=checkpoint.xact_id,
         after_position=checkpoint.position, xact_id=cursor[0], position=cursor[1], change_seq=checkpoint.change_seq,
-        events=events, per_job_limit=per_job_limit, deletes=[job_id for job_id, r in rows.items() if r is None],
-        types=list(folded.transitions), counts=list(folded.transitions.values()), **job_columns(upserts),
-        **_day_columns(folded.daily))
+        events=events, per_job_limit=per_job_limit,
+        rows=[_as_record(r) for r in rows.values() if r is not None],
+        deletes=[job_id for job_id, r in rows.items() if r is None],
+        types=list(folded.transitions), counts=list(folded.transitions.values()), **_day_columns(folded.daily))
     return row["jobs"], row["notifications"]
 
 
-def job_columns(rows: Sequence[Mapping[str, Any]]) -> Columns:
-    """JOB_COLUMNS of the rows (dicts); output_paths as JSON text (a list of lists would go as a 2-D array)."""
-    columns = {c: [r[c] for r in rows] for c in JOB_COLUMNS}
-    columns["output_paths"] = [None if paths is None else json.dumps(paths) for paths in columns["output_paths"]]
-    return columns
+# A row as a vjm.jobs record: its values in JOB_COLUMNS order, which is the table's column order
+# (tests/integration/test_projector_batch_sql.py checks). One record per row, not one array per
+# column: the driver checks every element of an array parameter in Python, a record's fields in C.
+_as_record = operator.itemgetter(*JOB_COLUMNS)
 
 
 def _day_columns(daily: Mapping[DailyKey, list[int]]) -> Columns:
