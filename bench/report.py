@@ -140,12 +140,15 @@ def _rebuild(r: dict) -> list[str]:
 
 
 def _projector_cost(r: dict) -> list[str]:
-    c, w = r["catch_up"], r["w1_with_projector"]
+    c, w, b = r["catch_up"], r["w1_with_projector"], r["small_batches"]
     server = c["server_cpu_us_per_event"]
     return [f"| projector catch-up, {c['events']} events, batch {c['batch_size']} | events/s | {c['events_per_s']} "
             f"| | | | |",
             f"| projector CPU per event, Python (server backend) | us | {c['python_cpu_us_per_event']} "
             f"({'?' if server is None else server}) | | | | |",
+            f"| projector CPU per batch of {b['batch_size']}, Python (server backend) | us | "
+            f"{b['python_cpu_us_per_batch']} ({'?' if b['server_cpu_us_per_batch'] is None else b['server_cpu_us_per_batch']}) "
+            f"| | | | |",
             f"| W1 writes, {w['connections']} conn, projector running | transitions/s | {w['vjm_projected_per_s']} | "
             f"projector stopped {w['vjm_per_s']} | {w['ratio']} | >= 0.85 | {_yes(w['ratio'] >= 0.85)} |"]
 
