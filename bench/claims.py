@@ -115,9 +115,11 @@ async def _creates(pool: asyncpg.Pool, chunks: list[tuple[int, int]], users: int
 
 
 async def set_caps(admin: asyncpg.Connection, capped: bool) -> None:
-    """The caps of a variant, through vjm.set_claim_cap as an admin (None removes a cap)."""
-    await set_claim_cap(admin, "user", "*", USER_CAP if capped else None, "bench", None)
-    await set_claim_cap(admin, "platform", CAPPED_PLATFORM, PLATFORM_CAP if capped else None, "bench", None)
+    """The caps of a variant, through vjm.set_claim_cap as an admin (None removes a cap; only one that is set)."""
+    present = {(r["kind"], r["key"]) for r in await admin.fetch("SELECT kind, key FROM vjm.claim_caps")}
+    for kind, key, cap in (("user", "*", USER_CAP), ("platform", CAPPED_PLATFORM, PLATFORM_CAP)):
+        if capped or (kind, key) in present:
+            await set_claim_cap(admin, kind, key, cap if capped else None, "bench", None)
 
 
 @dataclass

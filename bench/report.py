@@ -34,7 +34,7 @@ def _table(w: dict) -> list[str]:
     for name, rows in (("write_path", _w1), ("bulk_create", _w2), ("lifecycle", _w3), ("projection_lag", _w4),
                        ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http),
                        ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat), ("claims", _claims),
-                       ("history_length", _w7), ("projector_cost", _projector_cost)):
+                       ("history_length", _w7), ("http_hey", _http_hey), ("projector_cost", _projector_cost)):
         if name in w:
             lines += rows(w[name])
     return lines
@@ -159,6 +159,18 @@ def _http(r: dict) -> list[str]:
         out.append(f"| HTTP create+get, {row['clients']} clients | p50 ms | {row['http']['p50_ms']} | direct "
                    f"{row['direct']['p50_ms']} | {row.get('ratio_p50')} | | |")
     return out
+
+
+def _http_hey(r: dict) -> list[str]:
+    if r.get("skipped"):
+        return [f"| W8 HTTP create (hey) | | skipped: {r['skipped']} | | | | n/a |"]
+    vjm, top, c = r["vjm"], r["ceiling"], r["clients"]
+    return [f"| W8 HTTP create, `vjm up`, {c} clients (hey) | req/s | {vjm['requests_per_s']} | ceiling app "
+            f"{top['requests_per_s']} | {r['rate_ratio']} | >= {r['target_rate_ratio']:g} | "
+            f"{_yes(r['rate_ratio'] >= r['target_rate_ratio'])} |",
+            f"| W8 HTTP create, `vjm up`, {c} clients (hey) | p50 / p99 ms | {vjm['p50_ms']} / {vjm['p99_ms']} | "
+            f"ceiling app {top['p50_ms']} / {top['p99_ms']} | {r['p99_ratio']} | p99 <= {r['target_p99_ratio']:g}x | "
+            f"{_yes(r['p99_ratio'] <= r['target_p99_ratio'])} |"]
 
 
 def _runtime_drain(r: dict) -> list[str]:

@@ -22,6 +22,7 @@ from . import (
     fanout,
     heartbeat,
     history_length,
+    http_hey,
     lifecycle,
     projection_lag,
     projector_cost,
@@ -40,7 +41,7 @@ WORKLOADS = {"write_path": write_path.run, "bulk_create": bulk_create.run, "life
              "projection_lag": projection_lag.run, "reads": reads.run, "fanout": fanout.run,
              "rebuild": rebuild.run, "runtime_drain": runtime_drain.run, "wakeup": wakeup.run,
              "heartbeat": heartbeat.run, "history_length": history_length.run, "claims": claims.run,
-             "projector_cost": projector_cost.run}
+             "projector_cost": projector_cost.run, "http_hey": http_hey.run}
 try:  # the HTTP API benchmark is another engineer's file; run it when it is there
     from . import http_api
 
@@ -89,6 +90,10 @@ def main() -> None:
                         help="skip the fast-commit run of W1 and W3 (an embedded server on a tmpfs)")
     args = parser.parse_args()
     configure_logging("WARNING")
+    if not args.only or "http_hey" in args.only:  # W8 drives the servers with hey: install it when missing
+        _, why = http_hey.ensure_hey(install=True)
+        if why:
+            print(f"  http_hey will be skipped: {why}", flush=True)
     load = os.getloadavg()
     with bench_server(prefer_local=not args.embedded) as admin_url:
         report = asyncio.run(run_suite(admin_url, args.smoke, args.only))

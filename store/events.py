@@ -144,10 +144,24 @@ class EventStore:
         except Exception as exc:
             raise translate_error(exc, job_id=event.job_id, trigger=event.trigger.value,
                                   attempt=event.attempt) from exc
-        stored = event_from_row(row, event.data)
-        log.debug("job_transitioned", job_id=str(stored.job_id), from_state=stored.from_state,
-                  to_state=stored.to_state, version=stored.version)
-        return stored
+        return _stored(row, event)
+
+    async def append_as_user(self, event: NewEvent, *, token: str, lock_timeout: float | None = None) -> Event:
+        """As append, as the end user whose signed token is `token` (store.identity.end_user_token), in one
+        round trip with no BEGIN or COMMIT: the role, the token and the append are one statement
+        (vjm_entry.append_event), which is its own transaction, so the identity ends with it. The executor
+        is the end users' pool, or one of its connections outside a transaction (inside one, the identity
+        would outlive the call: ValidationError)."""
+        if not isinstance(self._executor, asyncpg.Pool) and self._executor.is_in_transaction():
+            raise ValidationError("append_as_user needs a connection outside a transaction", field="executor")
+        milliseconds = None if lock_timeout is None else max(1, round(lock_timeout * 1000))
+        try:
+            row = await fetch_one(self._executor, "event_append_as_user", token=token, lock_timeout_ms=milliseconds,
+                                  **event.params())
+        except Exception as exc:
+            raise translate_error(exc, job_id=event.job_id, trigger=event.trigger.value,
+                                  attempt=event.attempt) from exc
+        return _stored(row, event)
 
     async def append_creates(self, events: Sequence[NewEvent] | NewCreates) -> list[Event]:
         """Append many create events in one statement; all or nothing. The events in the order given."""
@@ -201,6 +215,13 @@ class EventStore:
         """vjm.transitions as tuples, for comparison with statemachine.RULES."""
         rows = await fetch_all(self._executor, "transition_get_all")
         return [(r["trigger"], r["from_state"], r["to_state"], r["guard"]) for r in rows]
+
+
+def _stored(row: asyncpg.Record, event: NewEvent) -> Event:
+    stored = event_from_row(row, event.data)
+    log.debug("job_transitioned", job_id=str(stored.job_id), from_state=stored.from_state,
+              to_state=stored.to_state, version=stored.version)
+    return stored
 
 
 async def _append_waiting(executor: Executor, event: NewEvent, lock_timeout: float) -> asyncpg.Record:

@@ -16,6 +16,8 @@ role only (`LOGINS`): vjm_app (end users), vjm_worker (processors), vjm_listener
   runs. The HTTP API passes the caller's own bearer token; other code passes a user
   id, and a `TokenSource` mints a short-lived token for it (`LocalTokens` from
   VJM_JWT_SECRET, or `DatabaseTokens`: `vjm.issue_token` on an admin's pool).
+  An end user's create needs no transaction: `EventStore.append_as_user` sends the
+  token (`end_user_token`) with the append, in one statement (vjm_entry.append_event).
 - `create_role_pool(url, role="vjm_processor")`: a pool whose connections take a
   session role once, when they are opened. A role is not an identity: it is how
   trusted services (processors, the stuck detector, the projector) keep appends at
@@ -165,6 +167,15 @@ async def token_for(user_id: str | None, tokens: TokenSource | None = None) -> s
     return await source.token_for(user_id)
 
 
+async def end_user_token(user_id: str | None, token: str | None = None, tokens: TokenSource | None = None) -> str:
+    """The token that names the end user to the database: `token` (checked for shape only: the database
+    verifies it), else one minted for `user_id` ('' for no identity)."""
+    user_id = validate_user_id(user_id)
+    if token is not None and (not isinstance(token, str) or not 0 < len(token) <= 8192):
+        raise ValidationError("token must be a string of at most 8192 characters", field="token")
+    return token if token is not None else await token_for(user_id, tokens)
+
+
 def identity_claims(role: str, user_id: str | None) -> str:
     """The request.jwt.claims JSON for a role and user ('' when there is no user)."""
     if user_id is None:
@@ -185,10 +196,8 @@ async def acting_as(executor: Executor, *, role: str = AUTHENTICATED,
     back to its session role with no identity. Neither: no identity, and an end user
     without one sees nothing.
     """
-    role, user_id = validate_role(role), validate_user_id(user_id)
-    if token is not None and (not isinstance(token, str) or not 0 < len(token) <= 8192):
-        raise ValidationError("token must be a string of at most 8192 characters", field="token")
-    claims = token if token is not None else await token_for(user_id, tokens)
+    role = validate_role(role)
+    claims = await end_user_token(user_id, token, tokens)
     async with _borrow(executor) as conn:
         if conn.is_in_transaction():
             raise ValidationError("acting_as needs a connection outside a transaction: a local identity "

@@ -47,15 +47,17 @@ async def service_role_for(url: str) -> str:
 
 @contextlib.asynccontextmanager
 async def connect(url: str | None = None, *, listeners: bool = True, settings: Settings | None = None,
-                  service_role: str | None = None, consistency_timeout: float = 2.0) -> AsyncIterator[VideoJobManager]:
+                  service_role: str | None = None, consistency_timeout: float = 2.0,
+                  migrate: bool = True) -> AsyncIterator[VideoJobManager]:
     """Open a VideoJobManager on `url` (else VJM_DATABASE_URL, else the embedded Postgres).
 
-    The schema is migrated first. With `listeners=True` the projector (leader-elected,
+    The schema is migrated first, unless `migrate=False` (a process whose parent migrated, as the
+    workers of `vjm up --workers N`). With `listeners=True` the projector (leader-elected,
     so several processes may run it) and the stuck-job detector run in this process;
     pass `listeners=False` when `vjm listen` runs them elsewhere.
     """
     settings = settings or Settings.from_env(database_url=url)
-    async with provide_database(settings) as database_url, contextlib.AsyncExitStack() as stack:
+    async with provide_database(settings, migrated=migrate) as database_url, contextlib.AsyncExitStack() as stack:
         role = service_role or await service_role_for(database_url)
         login = login_of(database_url)
         service = await create_role_pool(database_url, role=role, login=login, max_size=settings.pool_size)
@@ -101,6 +103,16 @@ class Listeners:
     @property
     def detector_running(self) -> bool:
         return self.detector.running
+
+    @property
+    def projector_leader(self) -> bool:
+        """Whether this process's projector holds the lease (as of its last renewal)."""
+        return self.projector.is_leader
+
+    @property
+    def projector_backend_pid(self) -> int | None:
+        """The server pid of this process's projector connection (the lease's holder_pid when it leads)."""
+        return self.projector.backend_pid
 
 
 async def start_listeners(stack: contextlib.AsyncExitStack, url: str, pool: asyncpg.Pool,

@@ -7,6 +7,15 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
        actor, user_id, team_id, occurred_at
   FROM vjm.append_event(:job_id, :trigger, :data, :actor, :expected_version, :attempt, :user_id, :team_id);
 
+-- event_append_as_user --
+-- Append one transition as the end user whose signed token is :token, in one round trip: role, token and
+-- append in one statement (vjm_entry.append_event), sent outside a transaction block so that the identity
+-- ends with it; lock waits end after :lock_timeout_ms when it is not null.
+SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,
+       actor, user_id, team_id, occurred_at
+  FROM vjm_entry.append_event(:token, :lock_timeout_ms, :job_id, :trigger, :data, :actor, :expected_version, :attempt,
+                              :user_id, :team_id);
+
 -- transaction_lock_timeout_set --
 -- Lock waits of the rest of this transaction end after :milliseconds (SET LOCAL lock_timeout): a keyed create
 -- then refuses (VJ425) rather than wait long for another request with the same idempotency key.

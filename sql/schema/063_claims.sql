@@ -15,11 +15,13 @@
 --              platform (an encoder pool's capacity); key '*' caps each one without a cap of
 --              its own. A claim counts what is processing under a capped key only while it
 --              holds that key's advisory lock (vjm.claim_cap_lock_class(), hashtext(key)),
---              so concurrent claimers never overshoot a cap. A platform's key is waited for
---              (taken first, in one order, so claimers never deadlock): a capped platform's
---              claims take turns. A user's or team's key is taken with try-lock: one another
---              claimer is judging is skipped, as SKIP LOCKED skips rows, so with few users and
---              many claimers a claim may come back short; the next claim takes what it left.
+--              so concurrent claimers never overshoot a cap. A key is taken with try-lock: one
+--              another claimer is judging is skipped, as SKIP LOCKED skips rows, so with few
+--              keys and many claimers a claim may come back short; the next claim takes what it
+--              left. A platform's count is looked at first without its lock, so a full platform
+--              never makes claimers queue on its lock; a claim that found nothing else to take
+--              while a platform was only busy waits for that platform's key once (holding no
+--              platform key itself, so no two claimers wait on each other) and looks again.
 --              Caps bind claims; a trusted caller that starts a named job directly
 --              (vjm.append_event 'start') is not held back by them.
 --   pauses     vjm.claim_pauses: no claims for a platform, or for every platform ('*').
@@ -77,15 +79,21 @@ $$;
 -- The turn a job of key p_key takes on entering priority p_priority's queue: after that key's
 -- queued jobs there, and not before the turn being served (the lowest turn among the queued jobs
 -- that no "not before" holds: a job held back until tomorrow does not hold the clock back).
+-- plpgsql: as a LANGUAGE sql function (two sub-selects: not inlined) it was parsed and planned again
+-- at every execution of the statement that calls it, about 200 us of the guard's one-job create,
+-- where plpgsql keeps its plan for the session (bench/README.md, "the HTTP path"). vjm.fair_key stays
+-- sql: a batch create calls it per row, where a plpgsql call costs 10 us against 2.
 CREATE FUNCTION vjm.first_turn(p_priority smallint, p_key text) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT greatest((SELECT q.turn FROM vjm.run_queue q
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN greatest((SELECT q.turn FROM vjm.run_queue q
                       WHERE q.queued AND q.not_before IS NULL AND q.priority = p_priority
                       ORDER BY q.turn LIMIT 1),
                     (SELECT q.turn + 1 FROM vjm.run_queue q
                       WHERE q.queued AND q.fair_key = p_key AND q.priority = p_priority
                       ORDER BY q.turn DESC LIMIT 1),
-                    0)
+                    0);
+END
 $$;
 
 -- A set of platforms a claim may name: NULL (every platform), else a non-empty, one-dimensional
@@ -94,9 +102,11 @@ $$;
 CREATE FUNCTION vjm.check_platforms(p_platforms text[]) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF p_platforms IS NOT NULL
-       AND (array_ndims(p_platforms) IS DISTINCT FROM 1 OR array_position(p_platforms, NULL) IS NOT NULL
-            OR NOT p_platforms <@ vjm.known_platforms()) THEN
+    IF p_platforms IS NULL THEN
+        RETURN;
+    END IF;
+    IF array_ndims(p_platforms) IS DISTINCT FROM 1 OR array_position(p_platforms, NULL) IS NOT NULL
+       OR NOT p_platforms <@ vjm.known_platforms() THEN
         RAISE EXCEPTION 'platforms must be NULL (every platform) or a non-empty list of known platforms, not %',
                         left(p_platforms::text, 200) USING ERRCODE = '22023';
     END IF;
@@ -127,8 +137,12 @@ CREATE FUNCTION vjm.claim_within_caps(p_limit integer, p_platforms text[]) RETUR
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     caps constant jsonb := (SELECT jsonb_object_agg(c.kind || ':' || c.key, c.max_processing) FROM vjm.claim_caps c);
-    counted jsonb := '{}';  -- capped key -> jobs processing under it, this claim's included (keys it has locked)
-    shut text[] := '{}';    -- capped keys at their cap, or being judged by another claimer
+    counted jsonb := '{}';  -- capped key -> jobs processing under it, this claim's included (keys it holds locked)
+    shut text[] := '{}';    -- capped keys at their cap, or another claimer's to judge now
+    closed text[] := '{}';  -- platforms shut: the next walk leaves them out
+    busy text;              -- a platform key another claimer held, not seen at its cap
+    stopped_at text;        -- the platform whose shutting ended a walk
+    waited boolean := false;
     taken uuid[] := '{}';
     c record;
     keys text[];
@@ -136,20 +150,11 @@ DECLARE
     cap integer;
     n bigint;
     fits boolean;
-    closed text[];  -- the platforms shut when this walk began
 BEGIN
-    -- A capped platform is every claimer's key: wait for it (in one order, so no two claimers deadlock)
-    -- rather than skip it. User and team keys are many: another claimer's is skipped, never waited for, so
-    -- no claim waits while it holds a key another waits for.
-    PERFORM pg_advisory_xact_lock(vjm.claim_cap_lock_class(), hashtext(k.key))
-       FROM (SELECT 'platform:' || p AS key FROM unnest(coalesce(p_platforms, vjm.known_platforms())) AS p
-              WHERE coalesce(caps ->> ('platform:' || p), caps ->> 'platform:*') IS NOT NULL
-              ORDER BY 1) k;
-    -- A walk ends when the claim is full, or when a platform shut: then the next walk leaves that platform out,
-    -- so a capped platform's backlog at the head of the queue never fills the look-ahead (at most one walk per
-    -- platform, and one more).
-    FOR walk IN 1 .. 4 LOOP
-    closed := ARRAY(SELECT substr(s.key, 10) FROM unnest(shut) AS s(key) WHERE s.key LIKE 'platform:%');
+    -- A walk ends when the claim is full, or when a platform shut: the next walk leaves that platform out, so a
+    -- shut platform's backlog at the head of the queue never fills the look-ahead.
+    FOR walk IN 1 .. 6 LOOP
+    stopped_at := NULL;
     FOR c IN SELECT q.job_id, q.user_id, q.team_id, q.platform_target FROM vjm.run_queue q
               WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
                 AND q.platform_target <> ALL (closed)
@@ -157,49 +162,54 @@ BEGIN
               ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id
               LIMIT 50 * p_limit + 500 LOOP  -- planned for the look-ahead, not the whole queue (no sort, no JIT)
         CONTINUE WHEN c.job_id = ANY (taken);  -- taken by an earlier walk (still queued until it starts)
-        EXIT WHEN cardinality(ARRAY(SELECT substr(s.key, 10) FROM unnest(shut) AS s(key) WHERE s.key LIKE 'platform:%'))
-                  > cardinality(closed);  -- a platform shut: walk again without it
-        keys := ARRAY['user:' || c.user_id, 'team:' || c.team_id, 'platform:' || c.platform_target];
-        -- A row with any key already shut is passed over before any key of it is locked or counted.
-        CONTINUE WHEN keys && shut;
+        keys := ARRAY['platform:' || c.platform_target, 'team:' || c.team_id, 'user:' || c.user_id];
+        CONTINUE WHEN keys && shut;  -- passed over before any key of it is locked or counted
         fits := true;
         FOR i IN 1 .. 3 LOOP
             k := keys[i];
             cap := coalesce((caps ->> k)::integer, (caps ->> (split_part(k, ':', 1) || ':*'))::integer);
             CONTINUE WHEN k IS NULL OR cap IS NULL;  -- no team, or nothing caps this key
-            IF k = ANY (shut) THEN
-                fits := false;
-                EXIT;
-            END IF;
             IF NOT counted ? k THEN
-                -- Counted only under the key's lock, by a statement of its own: it sees every claim
-                -- under this key committed before the lock was taken, and no other can commit meanwhile.
-                IF NOT pg_try_advisory_xact_lock(vjm.claim_cap_lock_class(), hashtext(k)) THEN
+                -- Counted only under the key's lock, by a statement of its own: it sees every claim under this key
+                -- committed before the lock was taken, and no other can commit meanwhile. A key another claimer
+                -- holds is skipped, never waited for (as SKIP LOCKED skips rows). A platform, every claimer's key,
+                -- is first looked at without its lock: one at its cap is shut without taking it, so claimers do not
+                -- queue on a full platform's lock. Counts stop at the cap: the cost is bounded by the cap.
+                FOR pass IN (CASE WHEN i = 1 THEN 1 ELSE 2 END) .. 2 LOOP
+                    IF pass = 2 AND NOT pg_try_advisory_xact_lock(vjm.claim_cap_lock_class(), hashtext(k)) THEN
+                        n := NULL;
+                        EXIT;
+                    END IF;
+                    IF i = 1 THEN
+                        SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
+                                                      WHERE q.processing AND q.platform_target = c.platform_target
+                                                      LIMIT cap) s;
+                    ELSIF i = 2 THEN
+                        SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
+                                                      WHERE q.processing AND q.team_id = c.team_id LIMIT cap) s;
+                    ELSE
+                        SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
+                                                      WHERE q.processing AND q.user_id = c.user_id LIMIT cap) s;
+                    END IF;
+                    EXIT WHEN n >= cap;  -- at its cap: shut (after the first look, without its lock)
+                END LOOP;
+                IF n IS NULL OR n >= cap THEN
                     shut := shut || k;
+                    busy := CASE WHEN i = 1 AND n IS NULL THEN coalesce(busy, k) ELSE busy END;
                     fits := false;
                     EXIT;
                 END IF;
-                -- Counted up to the cap (a count at the cap is all a claim needs to know): the cost is
-                -- bounded by the cap, not by how much processes.
-                IF i = 1 THEN
-                    SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
-                                                  WHERE q.processing AND q.user_id = c.user_id LIMIT cap) s;
-                ELSIF i = 2 THEN
-                    SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
-                                                  WHERE q.processing AND q.team_id = c.team_id LIMIT cap) s;
-                ELSE
-                    SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
-                                                  WHERE q.processing AND q.platform_target = c.platform_target
-                                                  LIMIT cap) s;
-                END IF;
                 counted := counted || jsonb_build_object(k, n);
-            END IF;
-            IF (counted ->> k)::bigint >= cap THEN
+            ELSIF (counted ->> k)::bigint >= cap THEN
                 shut := shut || k;
                 fits := false;
                 EXIT;
             END IF;
         END LOOP;
+        IF NOT fits AND keys[1] = ANY (shut) THEN  -- a platform shut: walk again without it
+            stopped_at := c.platform_target;
+            EXIT;
+        END IF;
         CONTINUE WHEN NOT fits;
         PERFORM 1 FROM vjm.run_queue q WHERE q.job_id = c.job_id AND q.queued FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND;  -- another claimer's, or no longer queued
@@ -211,9 +221,20 @@ BEGIN
         END LOOP;
         EXIT WHEN cardinality(taken) >= p_limit;
     END LOOP;
-    EXIT WHEN cardinality(taken) >= p_limit
-           OR cardinality(ARRAY(SELECT substr(s.key, 10) FROM unnest(shut) AS s(key) WHERE s.key LIKE 'platform:%'))
-              = cardinality(closed);  -- full, or nothing new shut: another walk would see the same rows
+    EXIT WHEN cardinality(taken) >= p_limit;
+    IF stopped_at IS NOT NULL THEN
+        closed := closed || stopped_at;  -- the walk ended at a platform that shut: once more without it
+    ELSIF cardinality(taken) = 0 AND busy IS NOT NULL AND NOT waited
+          AND NOT EXISTS (SELECT FROM jsonb_object_keys(counted) key WHERE key LIKE 'platform:%') THEN
+        -- Nothing else to take, and a platform was only busy: wait for its claimer (holding no platform key, so
+        -- no two waiters wait on each other) and look at it again.
+        PERFORM pg_advisory_xact_lock(vjm.claim_cap_lock_class(), hashtext(busy));
+        shut := array_remove(shut, busy);
+        closed := array_remove(closed, substr(busy, 10));
+        waited := true;
+    ELSE
+        EXIT;  -- nothing new shut: another walk would see the same rows
+    END IF;
     END LOOP;
     RETURN taken;
 END
@@ -246,7 +267,13 @@ BEGIN
     IF NOT vjm.may_fire('start') THEN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
     END IF;
-    SELECT vjm.unpaused_platforms(p_platforms), EXISTS (SELECT 1 FROM vjm.claim_caps) INTO platforms, capped;
+    -- Plain statements (their plans kept for the session), not a SQL function planned on every call: a claim
+    -- asks them every time, and nothing is paused or capped most of the time.
+    platforms := p_platforms;
+    IF EXISTS (SELECT FROM vjm.claim_pauses) THEN
+        platforms := vjm.unpaused_platforms(p_platforms);
+    END IF;
+    capped := EXISTS (SELECT FROM vjm.claim_caps);
     IF cardinality(platforms) = 0 THEN  -- every platform asked is paused
         RETURN;
     END IF;
@@ -371,6 +398,9 @@ BEGIN
     END IF;
     IF p_max IS NOT NULL AND p_max NOT BETWEEN 0 AND 1000000 THEN
         RAISE EXCEPTION 'a cap is 0 to 1000000 jobs, not %', p_max USING ERRCODE = '22023';
+    END IF;
+    IF p_max IS NULL AND NOT EXISTS (SELECT FROM vjm.claim_caps c WHERE c.kind = p_kind AND c.key = p_key) THEN
+        RAISE EXCEPTION 'there is no % cap on % to remove', p_kind, p_key USING ERRCODE = '22023';
     END IF;
     h := vjm.record_queue_setting('cap', p_kind || ':' || p_key, jsonb_build_object('max_processing', p_max),
                                   p_actor, p_reason);

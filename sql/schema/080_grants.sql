@@ -4,6 +4,11 @@
 SET LOCAL ROLE vjm_owner;
 
 GRANT USAGE ON SCHEMA vjm TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
+-- The end users' login reaches vjm_entry only (066_user_entry.sql): invoker functions that take the
+-- role it may take anyway and name the caller's token. Nothing in vjm itself.
+GRANT USAGE ON SCHEMA vjm_entry TO vjm_app;
+GRANT EXECUTE ON FUNCTION vjm_entry.append_event(text, integer, uuid, text, jsonb, text, integer, integer, text, uuid)
+    TO vjm_app;
 
 -- The rules and the helpers that policies and queries evaluate as the caller.
 GRANT SELECT ON vjm.transitions, vjm.trigger_rules, vjm.job_defaults, vjm.payload_chars, vjm.payload_rules,

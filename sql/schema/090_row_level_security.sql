@@ -66,10 +66,13 @@ CREATE POLICY everyone_read ON vjm.payload_shapes FOR SELECT
 
 -- job_events: append-only (a trigger refuses UPDATE/DELETE/TRUNCATE even for the owner),
 -- written only by the append functions, which run as the owner: it reads every head and
--- inserts, and the insert is checked once more (vjm.may_append: a user's creates).
+-- inserts, and the insert is checked once more (vjm.may_append: a user's creates). The caller's
+-- teams decide only for a job in a team (vjm.may_create), so an event with no team does not read
+-- them: vjm.current_team_ids() verifies the token once more (bench/README.md, "the HTTP path").
 CREATE POLICY owner_read ON vjm.job_events FOR SELECT TO vjm_owner USING (true);
 CREATE POLICY owner_append ON vjm.job_events FOR INSERT TO vjm_owner
-    WITH CHECK (vjm.may_append(type, user_id, team_id, data, vjm.current_user_id(), vjm.current_team_ids()));
+    WITH CHECK (vjm.may_append(type, user_id, team_id, data, vjm.current_user_id(),
+                               CASE WHEN team_id IS NULL THEN NULL ELSE vjm.current_team_ids() END));
 CREATE POLICY user_read ON vjm.job_events FOR SELECT TO vjm_authenticated
     USING (user_id = (SELECT vjm.current_user_id()) OR team_id = ANY ((SELECT vjm.current_team_ids())::uuid[]));
 CREATE POLICY service_read ON vjm.job_events FOR SELECT TO vjm_processor, vjm_projector, vjm_admin USING (true);

@@ -12,10 +12,13 @@ import pytest
 
 from store.identity import create_role_pool
 from tests.support.factories import create_data
+from tests.support.waiting import eventually
 from videojobs import AccessDenied, ValidationError, VideoJobManager
 
 CLAIM = "SELECT job_id, user_id FROM vjm.claim_jobs($1, $2)"
 PROCESSING = "SELECT count(*) FROM vjm.run_queue WHERE processing AND user_id = $1"
+WAITING_FOR_A_CAP_KEY = ("SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                         " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))")
 
 
 @pytest.fixture
@@ -181,7 +184,8 @@ async def test_the_policy_refuses_end_users_processors_and_bad_input_changing_no
     bad = [lambda: manager.queue.pause("myspace"), lambda: manager.queue.set_cap("org", "x", 1),
            lambda: manager.queue.set_cap("team", "not-a-team", 1), lambda: manager.queue.set_cap("user", "a", -1),
            lambda: manager.queue.set_cap("user", "a", True), lambda: manager.queue.set_fair_share("everyone"),
-           lambda: manager.queue.pause(reason="x" * 501), lambda: manager.queue.history(0)]
+           lambda: manager.queue.pause(reason="x" * 501), lambda: manager.queue.history(0),
+           lambda: manager.queue.set_cap("user", "nobody", None)]  # no such cap to remove: nothing recorded
     for call in bad:
         with pytest.raises(ValidationError):
             await call()
@@ -221,3 +225,28 @@ async def test_a_capped_platforms_backlog_at_the_head_does_not_hide_the_other_pl
     await manager.queue.set_cap("platform", "tiktok", 1)
     rows = await claimers.fetch(CLAIM, "w", 3)
     assert [r["job_id"] for r in rows] == [j.job_id for j in insta[:3]]
+
+
+async def test_a_busy_platform_is_skipped_by_mixed_claims_and_waited_for_only_when_nothing_else_remains(
+        manager: VideoJobManager, claimers, pool) -> None:
+    """A claim holding instagram's cap key open (its job taken, not committed): a claim over every platform does
+    not queue behind it and takes tiktok work; a claim of instagram alone waits for it, then counts what it
+    committed and stops at the cap."""
+    await manager.queue.set_cap("platform", "instagram", 2)
+    await _queue(manager, "ig", 3, platform_target="instagram")
+    await _queue(manager, "tt", 3)
+    async with claimers.acquire() as first, claimers.acquire() as second, claimers.acquire() as third:
+        tx = first.transaction()
+        await tx.start()
+        assert [r["user_id"] for r in await first.fetch(CLAIM, "w1", 1)] == ["ig"]  # instagram's key held open
+        async with asyncio.timeout(5):  # never waits for the open claim
+            assert {r["user_id"] for r in await second.fetch(CLAIM, "w2", 2)} == {"tt"}
+        waiting = asyncio.create_task(third.fetch("SELECT job_id, user_id FROM vjm.claim_jobs($1, $2, $3)",
+                                                  "w3", 5, ["instagram"]))
+        await eventually(lambda: pool.fetchval(WAITING_FOR_A_CAP_KEY), 10, "the instagram-only claim to wait")
+        assert not waiting.done()
+        await tx.commit()
+        rows = await asyncio.wait_for(waiting, 10)
+    assert [r["user_id"] for r in rows] == ["ig"]  # one more: the cap (2) counted the committed claim
+    assert await pool.fetchval(PROCESSING, "ig") == 2
+

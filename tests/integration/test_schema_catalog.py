@@ -44,7 +44,7 @@ CATALOG = {
          WHERE c.relnamespace = 'vjm'::regnamespace AND NOT t.tgisinternal""",
     "functions": """
         SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.proacl::text, pg_get_userbyid(p.proowner)
-          FROM pg_proc p WHERE p.pronamespace = 'vjm'::regnamespace""",
+          FROM pg_proc p WHERE p.pronamespace::regnamespace::text IN ('vjm', 'vjm_entry')""",
     "policies": """
         SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check
           FROM pg_policies WHERE schemaname = 'vjm'""",
@@ -52,7 +52,8 @@ CATALOG = {
         SELECT t.typname, t.typtype FROM pg_type t
          WHERE t.typnamespace = 'vjm'::regnamespace AND t.typtype NOT IN ('b', 'c')""",
     "default_privileges": "SELECT pg_get_userbyid(defaclrole), defaclobjtype, defaclacl::text FROM pg_default_acl",
-    "schema": "SELECT nspacl::text, pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'vjm'",
+    "schema": "SELECT nspname, nspacl::text, pg_get_userbyid(nspowner) FROM pg_namespace "
+              "WHERE nspname IN ('vjm', 'vjm_entry')",
     "rules": """
         SELECT 'transitions', to_jsonb(t)::text FROM vjm.transitions t
         UNION ALL SELECT 'trigger_rules', to_jsonb(r)::text FROM vjm.trigger_rules r

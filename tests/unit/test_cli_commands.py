@@ -35,6 +35,9 @@ def test_every_command_has_help(command: list[str]) -> None:
     (["stats", "--user", "a", "--team", "b"], "give --user or --team, not both"),
     (["watch", "--rows", "0"], "must be positive"),
     (["jobs", "cancel"], "give job ids or --status"),
+    (["up", "--workers", "0"], "argument --workers: 0 is not between 1 and 64"),
+    (["up", "--workers", "65"], "argument --workers: 65 is not between 1 and 64"),
+    (["up", "--workers", "two"], "argument --workers: 'two' is not a number of processes"),
 ])
 def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     result = vjm(*args)
@@ -45,7 +48,8 @@ def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
 @pytest.mark.parametrize("command", [
     ["jobs", "list"], ["jobs", "show", "01a22269-c5f0-70f7-b178-304bfe35888f"], ["stats"],
     ["projections", "verify"], ["projections", "rebuild"], ["audit", "verify"],
-    ["maintenance", "reset-stuck"], ["listen"], ["watch"], ["up", "--port", "0"], ["demo"]])
+    ["maintenance", "reset-stuck"], ["listen"], ["watch"], ["up", "--port", "0"],
+    ["up", "--port", "0", "--workers", "2"], ["demo"]])
 def test_an_unreachable_database_is_a_clear_error(command: list[str]) -> None:
     started = time.monotonic()
     result = vjm(*command, "--database-url", UNREACHABLE, timeout=60)

@@ -1,4 +1,5 @@
-"""`vjm up`: the HTTP API, the web dashboard, the projector and the stuck detector in one process."""
+"""`vjm up`: the HTTP API, the web dashboard, the projector and the stuck detector in one process
+(or in N processes serving one port: `--workers N`, videojobs/cli/up_workers.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import secrets
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -17,6 +18,8 @@ import uvicorn
 from ..config import Settings
 from ..errors import ValidationError
 from .session import add_database_option, open_manager, require, settings_of, shutdown_event
+
+MAX_WORKERS = 64  # `--workers`: each process holds its own pools (2 x VJM_POOL_SIZE) and three connections more
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "uvicorn, and run the projector and stuck-job detector in the same "
                                         "process, until Ctrl-C or SIGTERM. Postgres: --database-url, "
                                         "VJM_DATABASE_URL, else the embedded server in VJM_DATA_DIR (kept "
-                                        "across runs). Without VJM_JWT_SECRET a secret is made up for this run.")
+                                        "across runs). Without VJM_JWT_SECRET a secret is made up for this run. "
+                                        "--workers N serves one port from N processes, one of which leads the "
+                                        "projector.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port, 0 for any free one (default 8000)")
     parser.add_argument("--stuck-timeout", type=float, metavar="SECONDS",
@@ -34,8 +39,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--secret-file", type=Path, metavar="PATH",
                         help="the identity secret, kept across restarts: read from PATH, or made up and written "
                              "there (mode 0600) on the first run; instead of VJM_JWT_SECRET")
+    parser.add_argument("--workers", type=worker_count, default=1, metavar="N",
+                        help=f"worker processes serving the port (1-{MAX_WORKERS}, default 1: everything in this "
+                             "process); each runs the API, a projector (one leads) and a stuck detector")
     add_database_option(parser)
     parser.set_defaults(handler=run)
+
+
+def worker_count(text: str) -> int:
+    """--workers: a whole number from 1 to MAX_WORKERS (argparse type: exit 2 otherwise)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes") from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{count} is not between 1 and {MAX_WORKERS}")
+    return count
 
 
 def secret_from_file(path: Path) -> tuple[str, bool]:
@@ -77,24 +96,44 @@ async def run(args: argparse.Namespace) -> int:
     from ..http import create_app
 
     settings, source = _with_secret(args, settings_of(args, stuck_timeout_seconds=args.stuck_timeout))
+    if args.workers > 1:
+        from .up_workers import run_workers
+
+        return await run_workers(args, settings, announce=lambda host, port: _announce(
+            host, port, settings, source, args.secret_file))
     stop = shutdown_event()
     async with open_manager(args, listeners=True, settings=settings) as manager:
         app = create_app(manager, settings=settings)
         server = Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on"))
-        serving = asyncio.create_task(server.serve())
-        if await _started(server, serving):
-            _announce(server, settings, source, args.secret_file)
-            await asyncio.wait({serving, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
-            print("vjm up: stopping ...", flush=True)
-            # Open event streams first: uvicorn waits for every response to end before it stops.
-            await app.state.vjm.close_feed_hub()
-            server.should_exit = True
-        await serving
-        if not server.started:
+
+        def started() -> None:
+            host, port = server.servers[0].sockets[0].getsockname()[:2]
+            _announce(host, port, settings, source, args.secret_file)
+
+        if not await serve_until(server, app, stop, started, say_stopping=True):
             print(f"error: could not serve on {args.host}:{args.port} (is the port in use?)", flush=True)
             return 1
     print("vjm up: stopped", flush=True)
     return 0
+
+
+async def serve_until(server: Server, app, stop: asyncio.Event, started: Callable[[], None], *,
+                      sockets: list | None = None, say_stopping: bool = False) -> bool:
+    """Serve until `stop` (calling `started()` once serving), then stop in order: event streams and held
+    worker calls first (uvicorn waits for every response to end before it stops), then uvicorn.
+    False when it never served."""
+    serving = asyncio.create_task(server.serve(sockets))
+    if await _started(server, serving):
+        started()
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if say_stopping:
+            print("vjm up: stopping ...", flush=True)
+        await app.state.vjm.close_feed_hub()
+        server.should_exit = True
+    await serving
+    return server.started
 
 
 def _with_secret(args: argparse.Namespace, settings: Settings) -> tuple[Settings, str | None]:
@@ -116,12 +155,11 @@ async def _started(server: Server, serving: asyncio.Task) -> bool:
     return server.started
 
 
-def _announce(server: Server, settings, source: str | None, secret_file: Path | None) -> None:
+def _announce(host: str, port: int, settings, source: str | None, secret_file: Path | None) -> None:
     """Where it serves; and, unless the secret is the operator's own (VJM_JWT_SECRET), where the secret
     comes from, a service token, and a user-token command that works as printed."""
     from ..http.auth import SERVICE_ROLE, mint_token
 
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
     base = f"http://{host}:{port}"
     print(f"vjm up: serving {base}/ (dashboard), {base}/api/v1 (API), {base}/docs (OpenAPI); Ctrl-C stops",
           flush=True)

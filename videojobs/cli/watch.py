@@ -21,13 +21,19 @@ from ..errors import JobNotFound
 from ..manager import VideoJobManager
 from ..models import JOB_STATUSES, Job, JobChange, JobStats
 from .render import counters_table, job_table, make_console, short_id
-from .session import add_as_user_option, add_database_option, open_manager, require, shutdown_event
+from .session import add_as_user_option, add_database_option, open_manager, require, settings_of, shutdown_event
+from .watch_all import OperatorView, watch_all
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `watch` command."""
     parser = sub.add_parser("watch", help="live terminal dashboard of job changes",
                             description=__doc__)
+    parser.add_argument("--all", action="store_true",
+                        help="the operator's screen: every tenant's counters, the run queue, projection lag, workers "
+                             "and stuck jobs (a service's or an admin's database access; not with --as/--user/--team)")
+    parser.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                        help="with --all: redraw at least this often (default 2)")
     parser.add_argument("--user", help="only this user's jobs")
     parser.add_argument("--team", help="only this team's jobs (team id)")
     parser.add_argument("--status", action="append", choices=[s.value for s in JOB_STATUSES],
@@ -75,6 +81,8 @@ async def run(args: argparse.Namespace) -> int:
     require(not (args.user and args.team), "give --user or --team, not both", "team")
     require(args.rows >= 1 and (args.max_changes is None or args.max_changes >= 1),
             "--rows and --max-changes must be positive", "rows")
+    if args.all:
+        return await _run_all(args)
     stop = shutdown_event()
     console = make_console()
     state = WatchState(args)
@@ -86,6 +94,26 @@ async def run(args: argparse.Namespace) -> int:
             print(f"vjm watch: watching job changes after #{after} (Ctrl-C to stop)", flush=True)
         with live or contextlib.nullcontext():
             await _follow(manager, state, after, stop, live)
+    return 0
+
+
+async def _run_all(args: argparse.Namespace) -> int:
+    """`--all`: the operator's screen (watch_all.py) until Ctrl-C or --duration."""
+    require(not (args.user or args.team or args.as_user or args.status or args.max_changes),
+            "--all shows every tenant: it takes no --as, --user, --team, --status or --max-changes", "all")
+    require(0.1 <= args.interval <= 3600, "--interval must be between 0.1 and 3600 seconds", "interval")
+    stop, console = shutdown_event(), make_console()
+    view = OperatorView(stuck_timeout=settings_of(args).stuck_timeout_seconds)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    async with open_manager(args) as manager:
+        after = await _current_seq(manager)
+        live = Live(view.render(), console=console, refresh_per_second=4) if console.is_terminal else None
+        if live is None:
+            print(f"vjm watch: the operator's screen, every tenant, changes after #{after} (Ctrl-C to stop)",
+                  flush=True)
+        with live or contextlib.nullcontext():
+            await watch_all(manager, view, after=after, interval=args.interval, live=live, stop=stop,
+                            deadline=deadline)
     return 0
 
 

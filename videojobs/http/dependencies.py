@@ -1,4 +1,9 @@
-"""FastAPI dependencies: the app state, the verified caller, and the manager acting as that caller."""
+"""FastAPI dependencies: the app state, the verified caller, and the manager acting as that caller.
+
+Every dependency is `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread
+hand-off (and a wait for the GIL) per dependency per request for a few microseconds of work
+(bench/README.md, "the HTTP path": 12% of `vjm up`'s CPU under load, and the latency of the hops).
+"""
 
 from __future__ import annotations
 
@@ -17,19 +22,19 @@ bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearerAuth", bearerFor
                                        "(`authenticated` or `service_role`), `aud`, `exp`.")
 
 
-def app_state(request: Request) -> AppState:
+async def app_state(request: Request) -> AppState:
     """The AppState of the running app."""
     return request.app.state.vjm
 
 
-def principal(request: Request, state: Annotated[AppState, Depends(app_state)],
+async def principal(request: Request, state: Annotated[AppState, Depends(app_state)],
               _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None) -> Principal:
     """The verified caller of this request (401 when the token is missing or invalid)."""
     token = bearer_token(request.headers.get("authorization"))
     return decode_token(token, secret=state.settings.jwt_secret or "", audience=state.settings.jwt_audience)
 
 
-def caller_manager(who: Annotated[Principal, Depends(principal)],
+async def caller_manager(who: Annotated[Principal, Depends(principal)],
                    state: Annotated[AppState, Depends(app_state)]) -> VideoJobManager:
     """The manager acting as the caller: `as_user(sub)` under RLS for users, `as_service(sub)` for services."""
     manager = state.require_manager()
@@ -40,14 +45,14 @@ def caller_manager(who: Annotated[Principal, Depends(principal)],
     raise Forbidden(f"role {who.role!r} may not use this API")
 
 
-def service_principal(who: Annotated[Principal, Depends(principal)]) -> Principal:
+async def service_principal(who: Annotated[Principal, Depends(principal)]) -> Principal:
     """Only service_role tokens pass (processor and admin endpoints); others get 403."""
     if not who.is_service:
         raise Forbidden("this endpoint needs a service_role token")
     return who
 
 
-def service_manager(who: Annotated[Principal, Depends(service_principal)],
+async def service_manager(who: Annotated[Principal, Depends(service_principal)],
                     state: Annotated[AppState, Depends(app_state)]) -> VideoJobManager:
     """The trusted manager acting as the service that called (its token's `sub` is the actor it records)."""
     manager = state.require_manager()

@@ -9,9 +9,10 @@ keeping up); an in-process detector also reports whether its loop is alive.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from videojobs import VideoJobManager
 from videojobs.errors import is_unavailable
@@ -31,18 +32,34 @@ class ComponentHealth(BaseModel):
     detail: str | None = None
 
 
+class ProcessHealth(BaseModel):
+    """Which process answered (`vjm up --workers N` runs N behind one port) and whether its projector leads."""
+
+    pid: int
+    projector_leader: bool | None = None       # None: no projector runs in this process (`vjm listen` elsewhere)
+    projector_backend_pid: int | None = None   # its connection's server pid: vjm.projector_leases.holder_pid
+
+
+def this_process(found: Health) -> ProcessHealth:
+    """This process's pid and whether its projector leads."""
+    return ProcessHealth(pid=os.getpid(), projector_leader=found.projector_leader,
+                         projector_backend_pid=found.projector_backend_pid)
+
+
 class HealthReport(BaseModel):
     """`GET /healthz`: ok (200), degraded (200) or down (503, when the database is unreachable)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "status": "ok", "database": {"status": "ok"},
         "projector": {"status": "ok", "events_behind": 0, "seconds_behind": 0.0},
-        "detector": {"status": "ok", "overdue_jobs": 0, "stuck_timeout_seconds": 900.0}}]})
+        "detector": {"status": "ok", "overdue_jobs": 0, "stuck_timeout_seconds": 900.0},
+        "process": {"pid": 4242, "projector_leader": True, "projector_backend_pid": 31337}}]})
 
     status: Literal["ok", "degraded", "down"]
     database: ComponentHealth
     projector: ComponentHealth
     detector: ComponentHealth
+    process: ProcessHealth = Field(default_factory=lambda: ProcessHealth(pid=os.getpid()))
 
 
 async def check_health(manager: VideoJobManager | None, stuck_timeout: float) -> HealthReport:
@@ -63,7 +80,7 @@ async def check_health(manager: VideoJobManager | None, stuck_timeout: float) ->
     projector, detector = _components(found, stuck_timeout)
     overall: Literal["ok", "degraded"] = "ok" if projector.status == detector.status == "ok" else "degraded"
     return HealthReport(status=overall, database=ComponentHealth(status="ok"), projector=projector,
-                        detector=detector)
+                        detector=detector, process=this_process(found))
 
 
 def component(**fields: Any) -> ComponentHealth:

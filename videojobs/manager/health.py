@@ -29,6 +29,8 @@ class Health:
     blocking_pid: int | None = None   # the backend whose open transaction holds the horizon
     blocking_state: str | None = None            # its state, when this role may see it
     blocking_xact_seconds: float | None = None   # its transaction's age, when this role may see it
+    projector_leader: bool | None = None         # this process's projector leads (None: it runs elsewhere)
+    projector_backend_pid: int | None = None     # the server pid of this process's projector connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,4 +62,6 @@ async def probe_health(conn: Any, stuck_timeout: float, listeners: InProcessList
                   listeners_in_process=listeners is not None, projector_fault=fault,
                   detector_running=listeners.detector_running if listeners is not None else None,
                   held_seconds=lag.held_seconds, blocking_pid=lag.blocking_pid,
-                  blocking_state=lag.blocking_state, blocking_xact_seconds=lag.blocking_xact_seconds)
+                  blocking_state=lag.blocking_state, blocking_xact_seconds=lag.blocking_xact_seconds,
+                  projector_leader=listeners.projector_leader if listeners is not None else None,
+                  projector_backend_pid=listeners.projector_backend_pid if listeners is not None else None)

@@ -18,7 +18,9 @@ from store.leases import QueueDepth, queue_depth
 from store.projections import (
     LagSample,
     RebuildResult,
+    StuckJob,
     VerifyResult,
+    find_stuck_jobs,
     get_checkpoint,
     get_leadership,
     rebuild_projections,
@@ -57,9 +59,7 @@ class Maintenance:
 
     async def reset_stuck_jobs(self, older_than: timedelta | float = timedelta(minutes=15)) -> DetectorResult:
         """Time out processing jobs idle for longer than `older_than` (re-queued, or failed when out of attempts)."""
-        seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 7 * 86400:
-            raise ValidationError("older_than must be between 0 seconds and 7 days", field="older_than")
+        seconds = _older_than_seconds(older_than)
         await self._session.read_your_writes()
         detector = StuckDetector(self._session.runtime.service_pool, StuckDetectorConfig(timeout=float(seconds)))
         result = await translated_call(detector.run_once())
@@ -69,6 +69,15 @@ class Maintenance:
             if cursor:
                 self._session.remember(cursor)
         return result
+
+    async def stuck_jobs(self, older_than: timedelta | float = timedelta(minutes=15), limit: int = 100) -> list[StuckJob]:
+        """Processing jobs idle for longer than `older_than`, oldest first, that the caller may see (what
+        `reset_stuck_jobs` would time out; a job a worker holds a lease on is left to its lease)."""
+        seconds = _older_than_seconds(older_than)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise ValidationError("limit must be between 1 and 1000", field="limit")
+        async with self._session.connection() as conn:
+            return await find_stuck_jobs(conn, seconds, limit)
 
     async def rebuild_projections(self) -> RebuildResult:
         """Replay every event into fresh tables and swap them in; readers are never blocked."""
@@ -143,6 +152,13 @@ class Maintenance:
             event = await void_event(conn, position, reason)
         self._session.remember(event.cursor)
         return event
+
+
+def _older_than_seconds(older_than: object) -> float:
+    seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 7 * 86400:
+        raise ValidationError("older_than must be between 0 seconds and 7 days", field="older_than")
+    return float(seconds)
 
 
 async def _status(conn, name: str) -> ProjectionStatus:

@@ -15,7 +15,7 @@ from listeners import ProjectionWatcher
 from statemachine import WORKER_REPORTS, AccessDenied, JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
-from store.identity import AUTHENTICATED, TokenSource, acting_as
+from store.identity import AUTHENTICATED, TokenSource, acting_as, end_user_token
 from store.job_writes import JobHistory, append_events, append_events_only, append_returning_job
 from store.projections.fold import apply_stream
 from store.write_combiner import WriteCombiner
@@ -63,6 +63,12 @@ class InProcessListeners(Protocol):
 
     @property
     def detector_running(self) -> bool: ...
+
+    @property
+    def projector_leader(self) -> bool: ...
+
+    @property
+    def projector_backend_pid(self) -> int | None: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,14 +134,25 @@ class Session:
             history = await translated_call(_combined(combiner, event))
             self.remember(history.event.cursor)
             return history.event, fold_job(history)
-        async with self.connection() as conn:
-            if event.trigger == "create":
-                stored = await EventStore(conn).append(event, lock_timeout=lock_timeout)
-                history = JobHistory(stored, None, [stored])
-            else:
+        if event.trigger == "create":
+            stored = await self._append_create(event, lock_timeout)
+            history = JobHistory(stored, None, [stored])
+        else:
+            async with self.connection() as conn:
                 history = await append_returning_job(conn, event)
         self.remember(history.event.cursor)
         return history.event, fold_job(history)
+
+    async def _append_create(self, event: NewEvent, lock_timeout: float | None) -> Event:
+        """A create: an end user's in one round trip, the identity set in the same statement as the append
+        (EventStore.append_as_user), not BEGIN, set_config, append, COMMIT; a trusted caller's as before."""
+        caller = self.caller
+        if caller.is_user and (caller.role or AUTHENTICATED) == AUTHENTICATED:
+            token = await end_user_token(caller.user_id, caller.token, self.runtime.tokens)
+            users = EventStore(self.runtime.user_pool)
+            return await translated_call(users.append_as_user(event, token=token, lock_timeout=lock_timeout))
+        async with self.connection() as conn:
+            return await EventStore(conn).append(event, lock_timeout=lock_timeout)
 
     async def append_each(self, events: list[NewEvent], job_ids: list[Any], *,
                           with_jobs: bool = True) -> list[BulkResult]:

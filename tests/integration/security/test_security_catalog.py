@@ -45,11 +45,23 @@ SELECT kind || ' ' || name FROM (
 NOT_OWNED_BY_OWNER = """
 SELECT kind || ' ' || name FROM (
     SELECT 'relation' AS kind, c.oid::regclass::text AS name, c.relowner AS owner FROM pg_class c
-     WHERE c.relnamespace = 'vjm'::regnamespace
+     WHERE c.relnamespace::regnamespace::text IN ('vjm', 'vjm_entry')
     UNION ALL SELECT 'function', p.oid::regprocedure::text, p.proowner FROM pg_proc p
-     WHERE p.pronamespace = 'vjm'::regnamespace
-    UNION ALL SELECT 'schema', n.nspname::text, n.nspowner FROM pg_namespace n WHERE n.nspname = 'vjm'
+     WHERE p.pronamespace::regnamespace::text IN ('vjm', 'vjm_entry')
+    UNION ALL SELECT 'schema', n.nspname::text, n.nspowner FROM pg_namespace n WHERE n.nspname IN ('vjm', 'vjm_entry')
 ) o WHERE pg_get_userbyid(o.owner) <> 'vjm_owner'
+"""
+# What the end users' login may use by itself, in every schema but the system's: only vjm_entry,
+# and in it only SECURITY INVOKER functions (they run with the login's own rights: nothing more).
+APP_LOGIN_REACH = """
+SELECT 'schema ' || n.nspname FROM pg_namespace n
+ WHERE has_schema_privilege('vjm_app', n.oid, 'USAGE') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public')
+   AND n.nspname NOT LIKE 'pg\\_%'
+UNION ALL SELECT 'function ' || p.oid::regprocedure::text || CASE WHEN p.prosecdef THEN ' (definer)' ELSE '' END
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname IN ('vjm', 'vjm_entry') AND has_function_privilege('vjm_app', p.oid, 'EXECUTE')
+UNION ALL SELECT 'relation ' || c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname IN ('vjm', 'vjm_entry') AND has_table_privilege('vjm_app', c.oid, 'SELECT, INSERT, UPDATE, DELETE')
 """
 EVENT_WRITERS = """
 SELECT r.rolname || ' ' || priv FROM pg_roles r, unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) priv
@@ -93,6 +105,9 @@ async def test_the_login_role_holds_nothing_by_itself(pool) -> None:
                               " WHERE rolname = 'vjm_app'")
     assert tuple(row) == (False, True, False, False)
     assert not await pool.fetchval("SELECT has_schema_privilege('vjm_app', 'vjm', 'USAGE')")
+    assert sorted(r[0] for r in await pool.fetch(APP_LOGIN_REACH)) == [
+        "function vjm_entry.append_event(text,integer,uuid,text,jsonb,text,integer,integer,text,uuid)",
+        "schema vjm_entry"]
 
 
 @pytest.mark.parametrize("role,allowed", [

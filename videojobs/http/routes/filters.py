@@ -25,7 +25,7 @@ class ListParams:
     cursor: str | None
 
 
-def list_params(
+async def list_params(
     status: Annotated[list[StatusName] | None, Query(description="One or more statuses (repeat the parameter)",
                                                      max_length=5)] = None,
     platform_target: Annotated[Platform | None, Query()] = None,
@@ -42,7 +42,8 @@ def list_params(
     cursor: Annotated[str | None, Query(max_length=49, json_schema_extra={"pattern": CURSOR_PATTERN},
                                         description="next_cursor of the previous page")] = None,
 ) -> ListParams:
-    """Parse the list parameters; the manager validates them again (e.g. date order, the cursor)."""
+    """Parse the list parameters; the manager validates them again (e.g. date order, the cursor). Async, as every
+    dependency (videojobs/http/dependencies.py): not run in the thread pool."""
     from videojobs import ValidationError
 
     try:
