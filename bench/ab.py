@@ -14,7 +14,9 @@ report for that tree:
 - w3r: W3 through the runtime (`bench.runtime_drain`: a Worker running 8 at a time against
   PgQueuer capped at 8, PgQueuer uncapped and procrastinate, 10,000 jobs);
 - w4: W4 projection lag at 25/50/75% of the write rate it measures first;
-- w6: W6 SSE fan-out (100 subscribers, 200 writes/s).
+- w6: W6 SSE fan-out (100 subscribers, 200 writes/s);
+- pc, pc-smoke: the projector's cost per event (`bench.projector_cost`, full or smoke sizes; a tree
+  older than it needs the file copied in).
 
 `python -m bench.ab --tree before=/tmp/before --tree after=. [--rounds 1] [w1 w3 w3r w4 w6]`
 prints one JSON document (every row of every run, the load average, the disk regime).
@@ -54,6 +56,9 @@ async def main(admin_url, workload):
         if workload == "w3r":
             from bench import runtime_drain
             return await runtime_drain.run(url, False)
+        if workload in ("pc", "pc-smoke"):
+            from bench import projector_cost
+            return await projector_cost.run(url, workload == "pc-smoke")
         if workload == "w4":
             from bench import projection_lag
             return await projection_lag.run(url, False)
@@ -81,7 +86,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--url", default=os.environ.get("VJM_TEST_DATABASE_URL") or LOCAL_SERVER)
     parser.add_argument("workloads", nargs="*", default=["w1", "w3", "w4", "w6"],
-                        choices=["w1", "w3", "w3r", "w4", "w6"])
+                        choices=["w1", "w3", "w3r", "w4", "w6", "pc", "pc-smoke"])
     args = parser.parse_args()
     trees = [(name, Path(path).resolve()) for name, _, path in (t.partition("=") for t in args.tree)]
     report: dict = {"server": asyncio.run(server_facts(args.url)), "load_before": os.getloadavg(), "runs": []}

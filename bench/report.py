@@ -34,7 +34,7 @@ def _table(w: dict) -> list[str]:
     for name, rows in (("write_path", _w1), ("bulk_create", _w2), ("lifecycle", _w3), ("projection_lag", _w4),
                        ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http),
                        ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat), ("claims", _claims),
-                       ("history_length", _w7), ("http_hey", _http_hey)):
+                       ("history_length", _w7), ("http_hey", _http_hey), ("projector_cost", _projector_cost)):
         if name in w:
             lines += rows(w[name])
     return lines
@@ -137,6 +137,20 @@ def _rebuild(r: dict) -> list[str]:
     rate = r["rebuild_from_empty"]["events_per_s"]
     return [f"| rebuild from empty | events/s | {rate} | 20000 | {round(rate / 20000, 3)} | >= 1 | "
             f"{_yes(rate >= 20000)} |"]
+
+
+def _projector_cost(r: dict) -> list[str]:
+    c, w, b = r["catch_up"], r["w1_with_projector"], r["small_batches"]
+    server = c["server_cpu_us_per_event"]
+    return [f"| projector catch-up, {c['events']} events, batch {c['batch_size']} | events/s | {c['events_per_s']} "
+            f"| | | | |",
+            f"| projector CPU per event, Python (server backend) | us | {c['python_cpu_us_per_event']} "
+            f"({'?' if server is None else server}) | | | | |",
+            f"| projector CPU per batch of {b['batch_size']}, Python (server backend) | us | "
+            f"{b['python_cpu_us_per_batch']} ({'?' if b['server_cpu_us_per_batch'] is None else b['server_cpu_us_per_batch']}) "
+            f"| | | | |",
+            f"| W1 writes, {w['connections']} conn, projector running | transitions/s | {w['vjm_projected_per_s']} | "
+            f"projector stopped {w['vjm_per_s']} | {w['ratio']} | >= 0.85 | {_yes(w['ratio'] >= 0.85)} |"]
 
 
 def _http(r: dict) -> list[str]:

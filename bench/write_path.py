@@ -159,6 +159,32 @@ async def _with_projector(url: str, vjm, runs: int) -> float:
     return statistics.median(rates)
 
 
+async def projector_ratio(url: str, connections: int, ops: int, runs: int) -> dict:
+    """vjm's rate without and with the projector projecting in its own process, rounds alternating
+    (bench/projector_cost.py: what the projector costs writers)."""
+    pool = await create_pool(url, min_size=connections, max_size=connections)
+    store = EventStore(pool)
+    shares = _split(ops, connections)
+    total = sum(shares)
+
+    async def vjm() -> float:
+        return total / await _timed([_vjm_writer(store, n) for n in shares])
+
+    without: list[float] = []
+    projected: list[float] = []
+    try:
+        await vjm()  # warm-up
+        for _ in range(runs):
+            without.append(await vjm())
+            projected.append(await _with_projector(url, vjm, 1))
+    finally:
+        await pool.close()
+    rate, with_rate = statistics.median(without), statistics.median(projected)
+    return {"connections": connections, "ops_per_run": total, "vjm_per_s": round(rate),
+            "vjm_projected_per_s": round(with_rate), "ratio": round(with_rate / rate, 3),
+            "samples_without": [round(x) for x in without], "samples_projected": [round(x) for x in projected]}
+
+
 async def run(url: str, smoke: bool) -> dict:
     """The whole W1 workload on the (fresh, migrated) database at `url`."""
     ops, runs, counts = (500, 3, (1, 8)) if smoke else (4000, 3, (1, 8, 32))

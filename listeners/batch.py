@@ -1,5 +1,10 @@
 """One apply transaction of the projector: read, fold, write, advance, notify.
 
+Five round trips: BEGIN, lock the checkpoint, read the batch with the rows it touches
+(store.projections.read_batch), then one statement that writes the folded rows and derives the
+counters, the change feed, its notices and the new checkpoint in SQL (write_batch), COMMIT.
+The Python work per event is the row fold (store/projections/fold.py, `fold_rows`) alone.
+
 Why this is exactly-once: the checkpoint row is locked FOR UPDATE first, and the
 events are read after the cursor *in that row*, not after a cursor kept in
 memory. Whatever another applier (a projector that lost its leadership, a
@@ -15,7 +20,8 @@ events; listeners/faults.py then finds the one event that fails. Errors that say
 nothing about the events (connection lost, statement cancelled, deadlock) pass through.
 
 Voids: the events an admin voided (`void` events in the log) among the batch's jobs are
-read in the same transaction and the fold skips them (store/projections/fold.py).
+read in the same transaction (only when the read says one of the jobs has a void at all) and the
+fold skips them (store/projections/fold.py).
 
 Commit-safe order: events are read below `vjm.projection_horizon()`, the oldest
 transaction of this database still running (see vjm.projection_horizon in sql/schema/030_event_log.sql), so an
@@ -30,19 +36,10 @@ import asyncpg
 
 from store.faults import fetch_void_targets
 from store.models import Event
-from store.projections import (
-    Checkpoint,
-    JobChange,
-    ProjectionWrite,
-    fetch_jobs,
-    lock_checkpoint,
-    read_events_after,
-    write_projection,
-)
-from store.projections.fold import Fold, Voids, fold
+from store.projections import lock_checkpoint, read_batch, write_batch
+from store.projections.fold import NO_VOIDS, Voids, fold_rows
 
 from .listening import CONNECTION_ERRORS
-from .notifications import build_notices
 
 # Errors of the moment, not of the events: the projector retries the same batch after a pause.
 RETRY_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.QueryCanceledError, asyncpg.DeadlockDetectedError,
@@ -75,41 +72,20 @@ async def project_batch(conn: asyncpg.Connection, name: str, *, batch_size: int,
     """Apply the next batch of committed events to the read models, in one transaction."""
     async with conn.transaction():
         checkpoint = await lock_checkpoint(conn, name)
-        events = await read_events_after(conn, checkpoint.cursor, batch_size)
+        batch = await read_batch(conn, checkpoint.cursor, batch_size)
+        events = batch.events
         if not events:
             return BatchResult(0, 0, 0, checkpoint.cursor, checkpoint.change_seq)
-        job_ids = list({e.job_id for e in events})
-        before = await fetch_jobs(conn, job_ids)
-        voids = Voids.of(await fetch_void_targets(conn, job_ids))
+        voids = NO_VOIDS
+        if batch.voided:  # rare: an admin voided an event of one of these jobs
+            voids = Voids.of(await fetch_void_targets(conn, list({e.job_id for e in events})))
+        cursor = events[-1].cursor
         try:
-            write = build_write(fold(before, events, voids), checkpoint, events, per_job_limit)
-            cursor, seq = events[-1].cursor, checkpoint.change_seq + len(write.changes)
-            await write_projection(conn, name, write, cursor, seq, len(events))
+            folded = fold_rows(batch.before, events, voids)
+            jobs, notifications = await write_batch(conn, name, checkpoint, folded, cursor, len(events),
+                                                    per_job_limit)
         except RETRY_ERRORS:
             raise
         except Exception as exc:
             raise BatchFailed(events, exc) from exc
-    return BatchResult(len(events), len(write.changes), len(write.notifications), cursor, seq)
-
-
-def build_write(result: Fold, checkpoint: Checkpoint, events: list[Event], per_job_limit: int) -> ProjectionWrite:
-    """Turn a fold into the rows, deltas, feed entries and notices of one transaction."""
-    changes = _changes(result, checkpoint.change_seq)
-    return ProjectionWrite(
-        upserts=[row for row in result.rows.values() if row is not None],
-        deletes=[job_id for job_id, row in result.rows.items() if row is None],
-        stats=result.stats,
-        daily=result.daily,
-        platforms=result.platforms,
-        transitions=result.transitions,
-        changes=changes,
-        notifications=build_notices(changes, events[-1].cursor, len(events), per_job_limit),
-    )
-
-
-def _changes(result: Fold, seq: int) -> list[JobChange]:
-    """One feed entry per touched job, in the commit order of its last event."""
-    last = sorted(result.last_events.values(), key=lambda e: e.cursor)
-    return [JobChange(seq=seq + i, xact_id=e.xact_id, position=e.position, job_id=e.job_id, user_id=e.user_id,
-                      team_id=e.team_id, status=e.to_state.value, version=e.version)
-            for i, e in enumerate(last, start=1)]
+    return BatchResult(len(events), jobs, notifications, cursor, checkpoint.change_seq + jobs)

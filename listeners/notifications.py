@@ -6,18 +6,17 @@ Invariant 7: ids and states only (no filenames, paths or errors), far below the
 batch (a burst) sends a single `batch` summary with its cursor and change-feed
 range, and listeners read the details from vjm.job_changes. Both carry the
 checkpoint `cursor`, so a read-your-writes waiter needs no query to wake up.
+The projector's apply statement builds them (projection_batch_apply in
+sql/queries/projector_batch.sql); these models are their shape for the readers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Literal
 from uuid import UUID
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
-
-from store.projections import JobChange
 
 CHANNEL = "vjm_jobs"
 # The claim policy changed so that work may be claimable now (a resume, a cap raised or lifted:
@@ -58,19 +57,6 @@ class BatchNotice(BaseModel):
 
 Notice = Annotated[JobNotice | BatchNotice, Field(discriminator="type")]
 _ADAPTER = pydantic.TypeAdapter(Notice)
-
-
-def build_notices(changes: Sequence[JobChange], cursor: tuple[int, int], events: int,
-                  per_job_limit: int) -> list[str]:
-    """The payloads for one applied batch: one per job, or one summary for a burst."""
-    if not changes:
-        return []
-    if len(changes) <= per_job_limit:
-        return [JobNotice(seq=c.seq, position=c.position, job_id=c.job_id, status=c.status, version=c.version,
-                          user_id=c.user_id, team_id=c.team_id, cursor=cursor).model_dump_json()
-                for c in changes]
-    return [BatchNotice(seq_from=changes[0].seq, seq_to=changes[-1].seq, jobs=len(changes), events=events,
-                        position=cursor[1], cursor=cursor).model_dump_json()]
 
 
 class Doorbell(BaseModel):

@@ -92,3 +92,12 @@ def event_from_row(row: Any, data: dict[str, Any] | None = None) -> Event:
     values["from_state"] = _STATES[values["from_state"]]
     values["to_state"] = _STATES[values["to_state"]]
     return construct_valid(Event, values)
+
+
+def event_from_values(values: Any) -> Event:
+    """Build an Event from a row's values whose first columns are vjm.job_events' in EVENT_FIELDS order."""
+    fields = dict(zip(EVENT_FIELDS, values, strict=False))  # stops at the event's last column
+    fields["type"] = _TRIGGERS[fields["type"]]
+    fields["from_state"] = _STATES[fields["from_state"]]
+    fields["to_state"] = _STATES[fields["to_state"]]
+    return construct_valid(Event, fields)

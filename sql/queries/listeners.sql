@@ -13,12 +13,6 @@ SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoin
 -- A projector's checkpoint, locked until the end of the transaction: one applier at a time.
 SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoints WHERE name = :name FOR UPDATE;
 
--- projection_checkpoint_advance --
--- Move the checkpoint to the last applied event and change sequence number.
-UPDATE vjm.projection_checkpoints
-   SET xact_id = :xact_id, position = :position, change_seq = :change_seq, events = events + :events, updated_at = now()
- WHERE name = :name;
-
 -- projection_leader_try_lock --
 -- Take or renew the projector's lease for :ttl_seconds seconds (vjm.projector_leases): true while this session leads.
 SELECT vjm.try_lead_projector(:name, make_interval(secs => :ttl_seconds::float8));
@@ -71,126 +65,6 @@ SELECT h.xmin, b.events, b.held,
   LEFT JOIN LATERAL (SELECT a.pid, a.state, a.xact_start FROM pg_stat_activity a
                       WHERE b.held > 0 AND a.backend_xid = h.xmin::xid LIMIT 1) a ON true;
 
--- job_get_many --
--- Projected rows of the given jobs (the projector reads them inside its apply transaction).
-SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
-       original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-       platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
-       started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
-  FROM vjm.jobs
- WHERE job_id = ANY(:job_ids::uuid[]);
-
--- job_upsert_many --
--- Write projected rows, one array per column; output paths travel as JSON text (arrays of arrays do not unnest).
-INSERT INTO vjm.jobs AS j (job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id,
-                           idempotency_key,
-                           original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-                           platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
-                           started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
-SELECT u.job_id, u.user_id, u.team_id, u.status, u.attempt, u.attempts_left, u.max_attempts, u.worker_id,
-       u.idempotency_key,
-       u.original_filename, u.original_filesize, u.clip_count, u.quality_preset, u.enhancement_level,
-       u.platform_target, u.priority, u.run_at, u.progress_percent, u.clips_done,
-       CASE WHEN u.output_paths IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(u.output_paths::jsonb)) END,
-       u.error_message, u.created_at, u.started_at, u.completed_at, u.cancelled_at, u.processing_time, u.last_activity_at,
-       u.version, u.last_position
-  FROM unnest(:job_id::uuid[], :user_id::text[], :team_id::uuid[], :status::text[], :attempt::integer[],
-              :idempotency_key::text[],
-              :attempts_left::smallint[], :max_attempts::smallint[], :worker_id::text[], :original_filename::text[],
-              :original_filesize::bigint[], :clip_count::integer[], :quality_preset::text[],
-              :enhancement_level::text[], :platform_target::text[], :priority::smallint[], :run_at::timestamptz[],
-              :progress_percent::real[], :clips_done::integer[],
-              :output_paths::text[], :error_message::text[], :created_at::timestamptz[], :started_at::timestamptz[],
-              :completed_at::timestamptz[], :cancelled_at::timestamptz[], :processing_time::float8[],
-              :last_activity_at::timestamptz[], :version::integer[], :last_position::bigint[])
-       AS u(job_id, user_id, team_id, status, attempt, idempotency_key, attempts_left, max_attempts, worker_id,
-            original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-            platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
-            started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
-ON CONFLICT (job_id) DO UPDATE SET
-    user_id = excluded.user_id, team_id = excluded.team_id, status = excluded.status,
-    idempotency_key = excluded.idempotency_key,
-    attempt = excluded.attempt, attempts_left = excluded.attempts_left, max_attempts = excluded.max_attempts,
-    worker_id = excluded.worker_id, original_filename = excluded.original_filename,
-    original_filesize = excluded.original_filesize, clip_count = excluded.clip_count,
-    quality_preset = excluded.quality_preset, enhancement_level = excluded.enhancement_level,
-    platform_target = excluded.platform_target, priority = excluded.priority, run_at = excluded.run_at,
-    progress_percent = excluded.progress_percent,
-    clips_done = excluded.clips_done, output_paths = excluded.output_paths,
-    error_message = excluded.error_message, created_at = excluded.created_at,
-    started_at = excluded.started_at, completed_at = excluded.completed_at, cancelled_at = excluded.cancelled_at,
-    processing_time = excluded.processing_time, last_activity_at = excluded.last_activity_at,
-    version = excluded.version, last_position = excluded.last_position;
-
--- job_delete_many --
--- Remove deleted jobs from the projection (their events stay).
-DELETE FROM vjm.jobs WHERE job_id = ANY(:job_ids::uuid[]);
-
--- job_stats_add_many --
--- Add per-scope deltas to the stats counters (never a recount).
-INSERT INTO vjm.job_stats AS s (scope, scope_id, user_id, team_id, total_jobs, queued_jobs, processing_jobs,
-                                completed_jobs, failed_jobs, cancelled_jobs, timed_jobs, total_processing_ms)
-SELECT * FROM unnest(:scope::text[], :scope_id::text[], :user_id::text[], :team_id::uuid[], :total_jobs::bigint[],
-                     :queued_jobs::bigint[], :processing_jobs::bigint[], :completed_jobs::bigint[],
-                     :failed_jobs::bigint[], :cancelled_jobs::bigint[], :timed_jobs::bigint[],
-                     :total_processing_ms::bigint[])
-ON CONFLICT (scope, scope_id) DO UPDATE SET
-    total_jobs = s.total_jobs + excluded.total_jobs,
-    queued_jobs = s.queued_jobs + excluded.queued_jobs,
-    processing_jobs = s.processing_jobs + excluded.processing_jobs,
-    completed_jobs = s.completed_jobs + excluded.completed_jobs,
-    failed_jobs = s.failed_jobs + excluded.failed_jobs,
-    cancelled_jobs = s.cancelled_jobs + excluded.cancelled_jobs,
-    timed_jobs = s.timed_jobs + excluded.timed_jobs,
-    total_processing_ms = s.total_processing_ms + excluded.total_processing_ms;
-
--- job_stats_prune_empty --
--- Drop counter rows of scopes that no longer have any job, so stats equal a recount exactly.
-DELETE FROM vjm.job_stats s
- USING unnest(:scope::text[], :scope_id::text[]) AS k(scope, scope_id)
- WHERE s.scope = k.scope AND s.scope_id = k.scope_id AND s.total_jobs = 0;
-
--- job_stats_platform_add_many --
--- Add per-(scope, platform) deltas to the platform counters (never a recount).
-INSERT INTO vjm.job_stats_platform AS s (scope, scope_id, user_id, team_id, platform_target, total_jobs,
-                                         queued_jobs, processing_jobs, completed_jobs, failed_jobs, cancelled_jobs)
-SELECT * FROM unnest(:scope::text[], :scope_id::text[], :user_id::text[], :team_id::uuid[], :platform_target::text[],
-                     :total_jobs::bigint[], :queued_jobs::bigint[], :processing_jobs::bigint[],
-                     :completed_jobs::bigint[], :failed_jobs::bigint[], :cancelled_jobs::bigint[])
-ON CONFLICT (scope, scope_id, platform_target) DO UPDATE SET
-    total_jobs = s.total_jobs + excluded.total_jobs,
-    queued_jobs = s.queued_jobs + excluded.queued_jobs,
-    processing_jobs = s.processing_jobs + excluded.processing_jobs,
-    completed_jobs = s.completed_jobs + excluded.completed_jobs,
-    failed_jobs = s.failed_jobs + excluded.failed_jobs,
-    cancelled_jobs = s.cancelled_jobs + excluded.cancelled_jobs;
-
--- job_stats_platform_prune_empty --
--- Drop platform counter rows that no longer count any job, so they equal a recount exactly.
-DELETE FROM vjm.job_stats_platform s
- USING unnest(:scope::text[], :scope_id::text[], :platform_target::text[]) AS k(scope, scope_id, platform_target)
- WHERE s.scope = k.scope AND s.scope_id = k.scope_id AND s.platform_target = k.platform_target
-   AND s.total_jobs = 0;
-
--- job_stats_daily_add_many --
--- Add to the daily history buckets (completed, failed, cancelled, processing milliseconds).
-INSERT INTO vjm.job_stats_daily AS d (scope, scope_id, user_id, team_id, day, completed_jobs, failed_jobs,
-                                      cancelled_jobs, processing_ms)
-SELECT * FROM unnest(:scope::text[], :scope_id::text[], :user_id::text[], :team_id::uuid[], :day::date[],
-                     :completed_jobs::bigint[], :failed_jobs::bigint[], :cancelled_jobs::bigint[],
-                     :processing_ms::bigint[])
-ON CONFLICT (scope, scope_id, day) DO UPDATE SET
-    completed_jobs = d.completed_jobs + excluded.completed_jobs,
-    failed_jobs = d.failed_jobs + excluded.failed_jobs,
-    cancelled_jobs = d.cancelled_jobs + excluded.cancelled_jobs,
-    processing_ms = d.processing_ms + excluded.processing_ms;
-
--- job_change_insert_many --
--- Append to the change feed, numbered by the projector in its apply transaction.
-INSERT INTO vjm.job_changes (seq, xact_id, position, job_id, user_id, team_id, status, version)
-SELECT * FROM unnest(:seq::bigint[], :xact_id::xid8[], :position::bigint[], :job_id::uuid[], :user_id::text[],
-                     :team_id::uuid[], :status::text[], :version::integer[]);
-
 -- job_change_get_after --
 -- The change feed after a sequence number, in order.
 SELECT seq, xact_id, position, job_id, user_id, team_id, status, version, changed_at
@@ -210,10 +84,6 @@ SELECT seq FROM vjm.job_changes_visible(:seqs::bigint[]) AS v(seq);
 -- job_change_prune --
 -- Forget feed entries older than the given number of seconds.
 DELETE FROM vjm.job_changes WHERE changed_at < now() - make_interval(secs => :older_than_seconds);
-
--- projection_notify_many --
--- Send the vjm_jobs notifications of a batch; delivered when the transaction commits, dropped on rollback.
-SELECT count(pg_notify('vjm_jobs', p)) FROM unnest(:payloads::text[]) AS p;
 
 -- job_get_stuck --
 -- Processing jobs idle for longer than :timeout_seconds seconds, oldest first (the processing jobs, through the partial index jobs_processing).
@@ -418,12 +288,6 @@ ON CONFLICT (scope, scope_id, platform_target) DO UPDATE SET
 DELETE FROM vjm.job_stats_platform s
  WHERE NOT EXISTS (SELECT 1 FROM pg_temp.job_stats_platform_replay r
                     WHERE r.scope = s.scope AND r.scope_id = s.scope_id AND r.platform_target = s.platform_target);
-
--- transition_counts_add_many --
--- Add the batch's events by type (:types, :counts: two arrays) to the counters monitoring reads.
-INSERT INTO vjm.transition_counts AS t (type, events)
-SELECT * FROM unnest(:types::text[], :counts::bigint[])
-ON CONFLICT (type) DO UPDATE SET events = t.events + excluded.events;
 
 -- transition_counts_get --
 -- Events applied to the read models, by type.

@@ -2,14 +2,14 @@
 
 - rows: the models rows leave as (JobRow, Checkpoint, JobChange, ...), keys and column orders;
 - checkpoints: a projector's checkpoint, its lease, the doorbell, its lag;
-- apply: the apply transaction (events after the checkpoint, the rows they touch, one batch's writes);
+- apply: the apply transaction (a batch's events with the rows they touch; its writes in one statement);
 - feed: the change feed, and the stuck jobs the detector resets;
 - replay: rebuild and verify's SQL (streams, shadow tables, recounts and their differences);
 - fold, deltas: the read models as a pure function of the events (rows, counter deltas);
 - rebuild, verify: fold every event from nothing into fresh tables, or compare with the live ones.
 """
 
-from .apply import fetch_jobs, read_events_after, write_projection
+from .apply import BatchRead, read_batch, write_batch
 from .checkpoints import (
     arm_doorbell,
     doorbell_holders,
@@ -24,7 +24,7 @@ from .checkpoints import (
     unlock_leadership,
 )
 from .feed import fetch_change_visibility, fetch_changes, fetch_last_change_seq, find_stuck_jobs, prune_changes
-from .fold import Fold, ProjectionGap, Voids, fold
+from .fold import ProjectionGap, Voids, fold, fold_rows
 from .rebuild import RebuildResult, rebuild_projections
 from .replay import (
     copy_replay_jobs,
@@ -50,11 +50,12 @@ from .rows import (
     Checkpoint,
     DailyKey,
     Difference,
+    Fold,
+    FoldedRows,
     JobChange,
     JobRow,
     LagSample,
     PlatformKey,
-    ProjectionWrite,
     StatsKey,
     StuckJob,
     scope_owner,
@@ -62,7 +63,7 @@ from .rows import (
 from .verify import VerifyResult, verify_projections
 
 __all__ = [
-    "fetch_jobs", "read_events_after", "write_projection",
+    "BatchRead", "read_batch", "write_batch",
     "arm_doorbell", "doorbell_holders", "ensure_checkpoint", "get_checkpoint", "get_leadership",
     "lift_statement_timeout", "lock_checkpoint", "release_doorbell", "sample_lag", "try_lock_leadership",
     "unlock_leadership",
@@ -71,7 +72,7 @@ __all__ = [
     "diff_transition_counts", "fetch_daily", "fetch_platform_stats", "fetch_stats", "merge_replay",
     "recount_transitions", "stream_events_by_job", "stream_jobs", "transition_counts",
     "DAILY_FIELDS", "JOB_COLUMNS", "PLATFORM_FIELDS", "STATS_FIELDS", "Checkpoint", "DailyKey", "Difference",
-    "JobChange", "JobRow", "LagSample", "PlatformKey", "ProjectionWrite", "StatsKey", "StuckJob", "scope_owner",
-    "Fold", "ProjectionGap", "Voids", "fold", "RebuildResult", "rebuild_projections", "VerifyResult",
+    "JobChange", "JobRow", "LagSample", "PlatformKey", "StatsKey", "StuckJob", "scope_owner",
+    "Fold", "FoldedRows", "ProjectionGap", "Voids", "fold", "fold_rows", "RebuildResult", "rebuild_projections", "VerifyResult",
     "verify_projections",
 ]

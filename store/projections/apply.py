@@ -1,90 +1,96 @@
-"""The projector's apply transaction: read the events after the checkpoint and the rows they touch, write a batch.
+"""The projector's apply transaction: read a batch with the rows it touches, write it, in two statements.
 
-The fold (store/projections/fold.py, pure) decides *what* to write; this module only moves rows
-in and out, set-based: one array per column, which the named queries `unnest`.
+The fold (store/projections/fold.py, pure) decides the rows; the statements of
+sql/queries/projector_batch.sql move them, set-based: `read_batch` reads the events after
+the checkpoint with each touched job's projected row in one statement, and `write_batch`
+writes the rows (one array of vjm.jobs records, which the query `unnest`s) and derives in the same
+statement the counter deltas (rows before and after), the change feed and its notices from
+the batch's events, and advances the checkpoint.
 """
 
 from __future__ import annotations
 
-import json
+import operator
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from ..executor import Connection, Executor
-from ..models import Event, construct_valid, event_from_row
-from ..queries import execute, fetch_all, fetch_value
+from ..executor import Connection
+from ..models import Event, event_from_values
+from ..queries import fetch_all, fetch_one
 from .rows import (
     DAILY_FIELDS,
     JOB_COLUMNS,
     PLATFORM_FIELDS,
     STATS_FIELDS,
+    Checkpoint,
     DailyKey,
-    JobChange,
-    JobRow,
+    FoldedRows,
     PlatformKey,
-    ProjectionWrite,
     StatsKey,
     scope_owner,
 )
 
 Columns = dict[str, list[Any]]  # one array per column, by the name of the query's parameter
+_EVENT_WIDTH = 14  # projection_batch_read: an event's columns, then `voids`, then the job's
 
 
-async def read_events_after(executor: Executor, cursor: tuple[int, int], limit: int) -> list[Event]:
-    """Committed events after `cursor` in commit-safe order (vjm.projection_horizon)."""
-    rows = await fetch_all(executor, "event_get_after", after_xact_id=cursor[0], after_position=cursor[1],
-                           limit=limit)
-    return [event_from_row(r) for r in rows]
+@dataclass(frozen=True, slots=True)
+class BatchRead:
+    """The next events in commit-safe order, the projected rows of their jobs (dicts, by id; a job without
+    one is missing), and whether any of those jobs has a void in the log (then read its voids)."""
+
+    events: list[Event]
+    before: dict[UUID, dict[str, Any]]
+    voided: bool
 
 
-async def fetch_jobs(executor: Executor, job_ids: Sequence[UUID]) -> dict[UUID, JobRow]:
-    """Projected rows of these jobs, by id (absent ones are missing from the dict)."""
-    rows = await fetch_all(executor, "job_get_many", job_ids=list(job_ids))
-    return {r["job_id"]: construct_valid(JobRow, dict(r.items())) for r in rows}
+async def read_batch(conn: Connection, cursor: tuple[int, int], limit: int) -> BatchRead:
+    """Committed events after `cursor` (vjm.projection_horizon) and the rows they touch, in one statement."""
+    records = await fetch_all(conn, "projection_batch_read", after_xact_id=cursor[0], after_position=cursor[1],
+                              limit=limit)
+    events: list[Event] = []
+    before: dict[UUID, dict[str, Any]] = {}
+    voided = False
+    for record in records:
+        values = tuple(record)
+        events.append(event_from_values(values))
+        if values[_EVENT_WIDTH]:
+            voided = True
+        if values[_EVENT_WIDTH + 1] is not None:
+            before[values[_EVENT_WIDTH + 1]] = dict(zip(JOB_COLUMNS, values[_EVENT_WIDTH + 1:], strict=True))
+    return BatchRead(events, before, voided)
 
 
-async def write_projection(conn: Connection, name: str, write: ProjectionWrite,
-                           cursor: tuple[int, int], change_seq: int, events: int) -> None:
-    """Write one batch and advance the checkpoint; call inside the apply transaction."""
-    if write.upserts:
-        await execute(conn, "job_upsert_many", **job_columns(write.upserts))
-    if write.deletes:
-        await execute(conn, "job_delete_many", job_ids=write.deletes)
-    if write.stats:
-        await _add_stats(conn, write.stats)
-    if write.platforms:
-        await _add_platform_stats(conn, write.platforms)
-    if write.daily:
-        await execute(conn, "job_stats_daily_add_many", **daily_columns(write.daily))
-    if write.changes:
-        await execute(conn, "job_change_insert_many", **_change_columns(write.changes))
-    if write.transitions:
-        await execute(conn, "transition_counts_add_many", types=list(write.transitions),
-                      counts=list(write.transitions.values()))
-    await execute(conn, "projection_checkpoint_advance", name=name, xact_id=cursor[0], position=cursor[1],
-                  change_seq=change_seq, events=events)
-    if write.notifications:
-        await fetch_value(conn, "projection_notify_many", payloads=write.notifications)
+async def write_batch(conn: Connection, name: str, checkpoint: Checkpoint, folded: FoldedRows,
+                      cursor: tuple[int, int], events: int, per_job_limit: int) -> tuple[int, int]:
+    """Write one folded batch and advance the checkpoint to `cursor`, in one statement of the apply transaction;
+    (feed entries, notices) written."""
+    rows = folded.rows
+    row = await fetch_one(
+        conn, "projection_batch_apply", name=name, after_xact_id=checkpoint.xact_id,
+        after_position=checkpoint.position, xact_id=cursor[0], position=cursor[1], change_seq=checkpoint.change_seq,
+        events=events, per_job_limit=per_job_limit,
+        rows=[_as_record(r) for r in rows.values() if r is not None],
+        deletes=[job_id for job_id, r in rows.items() if r is None],
+        types=list(folded.transitions), counts=list(folded.transitions.values()), **_day_columns(folded.daily))
+    return row["jobs"], row["notifications"]
 
 
-async def _add_stats(conn: Connection, stats: Mapping[StatsKey, list[int]]) -> None:
-    await execute(conn, "job_stats_add_many", **stats_columns(stats))
-    keys = list(stats)
-    await execute(conn, "job_stats_prune_empty", scope=[k[0] for k in keys], scope_id=[k[1] for k in keys])
+# A row as a vjm.jobs record: its values in JOB_COLUMNS order, which is the table's column order
+# (tests/integration/test_projector_batch_sql.py checks). One record per row, not one array per
+# column: the driver checks every element of an array parameter in Python, a record's fields in C.
+_as_record = operator.itemgetter(*JOB_COLUMNS)
 
 
-async def _add_platform_stats(conn: Connection, platforms: Mapping[PlatformKey, list[int]]) -> None:
-    await execute(conn, "job_stats_platform_add_many", **platform_columns(platforms))
-    keys = list(platforms)
-    await execute(conn, "job_stats_platform_prune_empty", scope=[k[0] for k in keys], scope_id=[k[1] for k in keys],
-                  platform_target=[k[2] for k in keys])
-
-
-def job_columns(rows: Sequence[JobRow]) -> Columns:
-    """JOB_COLUMNS of the rows; output_paths as JSON text (a list of lists would go as a 2-D array)."""
-    columns = {c: [getattr(r, c) for r in rows] for c in JOB_COLUMNS}
-    columns["output_paths"] = [None if paths is None else json.dumps(paths) for paths in columns["output_paths"]]
+def _day_columns(daily: Mapping[DailyKey, list[int]]) -> Columns:
+    """The daily deltas as projection_batch_apply takes them (the owner columns follow from the scope there)."""
+    keys, vectors = list(daily), list(daily.values())
+    columns: Columns = {"day_scope": [k[0] for k in keys], "day_scope_id": [k[1] for k in keys],
+                        "day": [k[2] for k in keys]}
+    for i, name in enumerate(("day_completed", "day_failed", "day_cancelled", "day_ms")):
+        columns[name] = [v[i] for v in vectors]
     return columns
 
 
@@ -113,8 +119,3 @@ def _counter_columns(keys: Sequence[tuple[Any, ...]], extra: Columns, vectors: S
                         "user_id": [o[0] for o in owners], "team_id": [o[1] for o in owners], **extra}
     columns.update({f: [v[i] for v in vectors] for i, f in enumerate(fields)})
     return columns
-
-
-def _change_columns(changes: Sequence[JobChange]) -> Columns:
-    names = ("seq", "xact_id", "position", "job_id", "user_id", "team_id", "status", "version")
-    return {n: [getattr(c, n) for c in changes] for n in names}

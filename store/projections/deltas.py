@@ -4,7 +4,9 @@ A job counts in its user's scope and, in a team, in the team's and the (team, ow
 member scope (`scope_keys`); `contribution` is its vector over STATS_FIELDS. The fold
 subtracts the before row's contribution and adds the after row's, per scope and per
 platform; daily buckets count completions, failures and cancellations by the day they
-happened.
+happened. The projector's apply statement computes the same scope and platform deltas in SQL
+(projection_batch_apply in sql/queries/projector_batch.sql); rebuild and verify use these, so
+verify compares the two.
 """
 
 from __future__ import annotations
@@ -93,5 +95,6 @@ def count_daily(daily: dict[DailyKey, list[int]], row: Row | None, event: Event)
 
 
 _DAILY_COLUMN = {"complete": 0, "fail": 1, "time_out": 1, "requeue": 1, "cancel": 2}
+DAILY_TYPES = frozenset(_DAILY_COLUMN)  # the events a daily bucket counts (the fold skips count_daily for others)
 # Count as a failure only when they fail the job for good (no attempts left), not when they re-queue it.
 _FAILS_ONLY_WHEN_FINAL = frozenset({"time_out", "requeue"})

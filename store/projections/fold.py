@@ -3,10 +3,12 @@
 `fold(before, events)` takes the projected rows of the jobs an event batch touches
 and the batch (in commit order, or any order that keeps each job's versions in
 order) and returns the rows after it, the stats deltas, the per-platform deltas and
-the daily-bucket deltas.
-The projector applies a fold per batch; rebuild and verify fold every event from
-nothing. Because both use this one function, "rebuild == live" is a real check of
-the incremental path (double or skipped applies), not of two implementations.
+the daily-bucket deltas; `fold_rows` returns the rows and daily deltas alone.
+The projector applies `fold_rows` per batch and derives the counter deltas in SQL from
+the rows before and after (sql/queries/projector_batch.sql); rebuild and verify `fold`
+every event from nothing. The rows come from this one function either way, so "rebuild
+== live" is a real check of the incremental path (double or skipped applies); the
+counters are checked against the Python deltas and a recount (store/projections/verify.py).
 
 Field rules, per event type (every event also sets status, attempt, attempts_left,
 version, last_activity_at and last_position):
@@ -47,7 +49,7 @@ that stats can add and subtract it exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -56,8 +58,8 @@ from statemachine import State, VJMError
 from statemachine.validation import METADATA_FIELDS
 
 from ..models import Event, construct_valid
-from .deltas import Row, count_daily, platform_delta, stats_delta
-from .rows import DailyKey, JobRow, PlatformKey, StatsKey
+from .deltas import DAILY_TYPES, Row, count_daily, platform_delta, stats_delta
+from .rows import DailyKey, Fold, FoldedRows, JobRow
 
 _STATUS = {state: state.value for state in State}  # a plain str, and a dict lookup is cheaper than .value
 
@@ -86,20 +88,17 @@ class Voids:
 NO_VOIDS = Voids()
 
 
-@dataclass(frozen=True, slots=True)
-class Fold:
-    """What a batch of events does to the read models."""
-
-    rows: dict[UUID, JobRow | None]          # every touched job after the batch; None = deleted
-    last_events: dict[UUID, Event]           # the last event of each touched job
-    stats: dict[StatsKey, list[int]]         # deltas, see store.projections.STATS_FIELDS
-    daily: dict[DailyKey, list[int]]         # deltas, see store.projections.DAILY_FIELDS
-    platforms: dict[PlatformKey, list[int]] = field(default_factory=dict)  # deltas, PLATFORM_FIELDS
-    transitions: dict[str, int] = field(default_factory=dict)  # events of the batch, by type (voided too)
-
-
 def fold(before: Mapping[UUID, JobRow], events: Iterable[Event], voids: Voids = NO_VOIDS) -> Fold:
     """Apply `events` to the rows in `before`, skipping what `voids` names; pure, `before` is not modified."""
+    folded = fold_rows(before, events, voids)
+    rows = {job_id: (construct_valid(JobRow, row) if row is not None else None)
+            for job_id, row in folded.rows.items()}
+    return Fold(rows=rows, last_events=folded.last_events, stats=stats_delta(before, rows), daily=folded.daily,
+                platforms=platform_delta(before, rows), transitions=folded.transitions)
+
+
+def fold_rows(before: Mapping[UUID, JobRow | Row], events: Iterable[Event], voids: Voids = NO_VOIDS) -> FoldedRows:
+    """The rows `events` leave from `before` (models or dicts, not modified), without the counter deltas."""
     state: dict[UUID, Row | None] = {}
     last: dict[UUID, Event] = {}
     daily: dict[DailyKey, list[int]] = {}
@@ -110,16 +109,14 @@ def fold(before: Mapping[UUID, JobRow], events: Iterable[Event], voids: Voids = 
         if job_id not in state:
             prior = before.get(job_id)
             state[job_id] = dict(prior) if prior is not None and job_id not in voids.jobs else None
+        last[job_id] = event
         if voids and (event.position in voids.positions or job_id in voids.jobs):
             state[job_id] = apply_voided(state[job_id], event, voids)
-            last[job_id] = event
             continue
-        state[job_id] = apply_event(state[job_id], event)
-        last[job_id] = event
-        count_daily(daily, state[job_id], event)
-    rows = {job_id: (construct_valid(JobRow, row) if row is not None else None) for job_id, row in state.items()}
-    return Fold(rows=rows, last_events=last, stats=stats_delta(before, rows), daily=daily,
-                platforms=platform_delta(before, rows), transitions=transitions)
+        state[job_id] = row = apply_event(state[job_id], event)
+        if event.type in DAILY_TYPES:
+            count_daily(daily, row, event)
+    return FoldedRows(state, last, daily, transitions)
 
 
 def apply_event(row: Row | None, event: Event) -> Row | None:

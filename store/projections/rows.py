@@ -1,4 +1,4 @@
-"""The rows of the read models as they leave store/: frozen pydantic models, keys and column orders.
+"""The rows of the read models as they leave store/: frozen pydantic models, keys and column orders, and what a fold returns.
 
 JOB_COLUMNS, STATS_FIELDS, PLATFORM_FIELDS and DAILY_FIELDS are the column orders the
 projector's counters and the queries of sql/queries/listeners.sql share.
@@ -12,6 +12,8 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
+
+from ..models import Event
 
 StatsKey = tuple[str, str]            # (scope, scope_id)
 DailyKey = tuple[str, str, date]      # (scope, scope_id, day)
@@ -140,18 +142,27 @@ class Difference(BaseModel):
     expected: dict[str, Any] | None = None
 
 
-@dataclass
-class ProjectionWrite:
-    """Everything one apply transaction writes (built by store/projections/fold.py)."""
+@dataclass(frozen=True, slots=True)
+class FoldedRows:
+    """The rows a batch leaves (plain dicts; None = deleted) and what only the events tell: the projector's
+    hot path writes these and derives the counters and the change feed in SQL (listeners/batch.py)."""
 
-    upserts: list[JobRow] = field(default_factory=list)
-    deletes: list[UUID] = field(default_factory=list)
-    stats: dict[StatsKey, list[int]] = field(default_factory=dict)
-    daily: dict[DailyKey, list[int]] = field(default_factory=dict)
-    platforms: dict[PlatformKey, list[int]] = field(default_factory=dict)
-    transitions: dict[str, int] = field(default_factory=dict)  # events applied, by type
-    changes: list[JobChange] = field(default_factory=list)
-    notifications: list[str] = field(default_factory=list)
+    rows: dict[UUID, dict[str, Any] | None]  # every touched job after the batch (JobRow's fields)
+    last_events: dict[UUID, Event]  # the last event of each touched job
+    daily: dict[DailyKey, list[int]]  # deltas, see store.projections.DAILY_FIELDS
+    transitions: dict[str, int]     # events of the batch, by type (voided too)
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """What a batch of events does to the read models."""
+
+    rows: dict[UUID, JobRow | None]          # every touched job after the batch; None = deleted
+    last_events: dict[UUID, Event]           # the last event of each touched job
+    stats: dict[StatsKey, list[int]]         # deltas, see store.projections.STATS_FIELDS
+    daily: dict[DailyKey, list[int]]         # deltas, see store.projections.DAILY_FIELDS
+    platforms: dict[PlatformKey, list[int]] = field(default_factory=dict)  # deltas, PLATFORM_FIELDS
+    transitions: dict[str, int] = field(default_factory=dict)  # events of the batch, by type (voided too)
 
 
 def scope_owner(scope: str, scope_id: str) -> tuple[str | None, UUID | None]:

@@ -7,8 +7,6 @@ the projector and the batch functions slowed down with every job added.
 
 from __future__ import annotations
 
-import uuid
-
 from listeners.listening import connect_with_role
 from store.queries import named_query
 
@@ -24,14 +22,12 @@ SELECT gen_random_uuid(), 'u', 'queued', 0, 3, 3, 'a.mp4', 1, 1, 'pro', 'basic',
 async def test_the_projectors_session_plans_job_lookups_for_the_table_it_has_now(database_url: str, pool) -> None:
     conn = await connect_with_role(database_url, "vjm_projector")
     try:
-        query = named_query("job_get_many").sql.strip().rstrip(";").replace("$1::uuid[]", "$1")
-        await conn.execute(f"PREPARE lookup(uuid[]) AS {query}")
-        batch = ",".join(str(uuid.uuid4()) for _ in range(300))  # a projector batch touches many jobs
+        query = named_query("projection_batch_read").sql.strip().rstrip(";")
+        await conn.execute(f"PREPARE read_batch(xid8, bigint, bigint) AS {query}")
         for _ in range(8):  # enough executions for PostgreSQL to settle on a generic plan
-            await conn.execute(f"EXECUTE lookup('{{{batch}}}')")
+            await conn.execute("EXECUTE read_batch('0', 0, 1000)")  # a projector batch touches many jobs
         await pool.execute(GROW)  # no ANALYZE: nothing tells the cached plan that the table grew
-        wanted = await pool.fetchval("SELECT job_id FROM vjm.jobs LIMIT 1")
-        plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE lookup('{{{wanted}}}')"))
-        assert "Seq Scan" not in plan, plan
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE read_batch('0', 0, 1000)"))
+        assert not [line for line in plan.splitlines() if "Seq Scan on jobs" in line], plan
     finally:
         await conn.close()

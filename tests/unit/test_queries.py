@@ -32,8 +32,8 @@ def test_a_positional_parameter_is_refused_when_the_queries_load() -> None:
 
 
 def test_arguments_bind_by_name_in_the_statements_order() -> None:
-    query = named_query("projection_checkpoint_advance")
-    given = {"name": "main", "xact_id": 7, "position": 9, "change_seq": 3, "events": 2}
+    query = named_query("projection_batch_read")
+    given = {"after_xact_id": 7, "after_position": 9, "limit": 3}
     assert dict(zip(query.params, query.args(given), strict=True)) == given
 
 
