@@ -33,13 +33,17 @@ TICK = os.sysconf("SC_CLK_TCK")
 APPLICATION = "vjm-cpu-split"
 
 
-def backend_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes so far (/proc/<pid>/stat)."""
-    total = 0
+def backend_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of these processes so far (/proc/<pid>/stat; one that has exited is left
+    out)."""
+    seconds = {}
     for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
-    return total / TICK
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15 of the line)
+    return seconds
 
 
 async def _backends(pool: asyncpg.Pool) -> list[int]:
@@ -53,10 +57,11 @@ Writers = Callable[[list[float]], list[Awaitable[None]]]
 async def _one(pool: asyncpg.Pool, total: int, writers: Writers) -> dict[str, float]:
     pids = await _backends(pool)
     latencies: list[float] = []
-    server, client, started = backend_seconds(pids), time.process_time(), time.perf_counter()
+    before, client, started = backend_seconds(pids), time.process_time(), time.perf_counter()
     await asyncio.gather(*writers(latencies))
     elapsed = time.perf_counter() - started
-    client, server = time.process_time() - client, backend_seconds(pids) - server
+    client = time.process_time() - client
+    server = sum(seconds - before[pid] for pid, seconds in backend_seconds(pids).items() if pid in before)
     return {"per_s": total / elapsed, "client_us": client / total * 1e6, "server_us": server / total * 1e6,
             "p50_ms": percentile(latencies, 0.5) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000}
 

@@ -11,8 +11,9 @@ committed: the round is one autocommit statement.
   callers scheduled in the same turn share it). Under load, what arrives while rounds are in flight waits for the
   next round: the batch grows with the load, at most `max_batch` items per round.
 - At most `max_rounds` rounds run at once, each on a connection of the pool. What is pending is split evenly over
-  the rounds that may start (callers in step, as equal writers soon are, would otherwise ride one round at a
-  time, and this process and the database would take turns instead of working at once).
+  the rounds that may start, in shares of at least MIN_SHARE items (callers in step, as equal writers soon are,
+  would otherwise ride one round at a time, and this process and the database would take turns instead of working
+  at once). A round of one transition takes the one-item path.
 - A job appears once per round (the guard refuses a call that names it twice): a second item for it waits for the
   next round, so one job's items apply in the order given.
 - A create batch is all or nothing; when it is refused (nothing of the round was written), its creates are sent
@@ -37,10 +38,13 @@ import asyncpg
 from statemachine import DatabaseUnavailable, Trigger, VJMError
 
 from .events import EventStore, NewCreates, NewEvent, created_events
-from .job_writes import JobHistory, append_events, append_events_only, append_mixed
+from .job_writes import JobHistory, append_events, append_events_only, append_mixed, append_returning_job
 from .models import Event
 
 DEFAULT_MAX_BATCH = 50  # vjm.append_events' items per call (store.job_writes.MAX_APPENDS_PER_CALL)
+# The fewest items a round is split down to: a round costs the database about as much as three or four items
+# (bench/README.md, "W1 with write combining on a fast disk"), so smaller shares cost more than they overlap.
+MIN_SHARE = 8
 
 
 @dataclass(slots=True)
@@ -115,11 +119,11 @@ class WriteCombiner:
     def _take(self) -> list[_Pending]:
         """Pending items, each job at most once: creates and transitions answered with their event, or transitions
         answered with their job (as the first pending item is). At most max_batch, and, while fewer than
-        max_rounds rounds are in flight, an even share of what is pending: the database works on one share while
-        this process reads the answer to another."""
+        max_rounds rounds are in flight, an even share of what is pending (of MIN_SHARE items at least): the
+        database works on one share while this process reads the answer to another."""
         with_job = self._pending[0].with_job
-        idle = self._max_rounds - self._rounds  # lanes free besides this round's
-        limit = min(self._max_batch, -(-len(self._pending) // (idle + 1)))
+        shares = min(self._max_rounds - self._rounds + 1, len(self._pending) // MIN_SHARE) or 1
+        limit = min(self._max_batch, -(-len(self._pending) // shares))
         taken: list[_Pending] = []
         kept: deque[_Pending] = deque()
         jobs: set[object] = set()
@@ -156,6 +160,11 @@ class WriteCombiner:
             raise
 
     async def _send_transitions(self, items: list[_Pending]) -> None:
+        if len(items) == 1:  # alone: the one-item path, which costs the database less than a batch of one
+            event = items[0].event
+            _settle(items[0], await _outcome(append_returning_job(self._pool, event) if items[0].with_job
+                                             else EventStore(self._pool).append(event)))
+            return
         events = [i.event for i in items]
         outcomes: Sequence[object] = await (append_events(self._pool, events) if items[0].with_job
                                             else append_events_only(self._pool, events))
@@ -193,7 +202,7 @@ class WriteCombiner:
             _settle(item, await _outcome(store.append(item.event)))
 
 
-async def _outcome(append: Awaitable[Event]) -> Event | VJMError:
+async def _outcome(append: Awaitable[Event | JobHistory]) -> Event | JobHistory | VJMError:
     try:
         return await append
     except VJMError as exc:

@@ -11,7 +11,7 @@ import pytest
 
 from statemachine import InvalidTransition
 from store import EventStore, prepare_event
-from store.write_combiner import WriteCombiner
+from store.write_combiner import MIN_SHARE, WriteCombiner
 from tests.support.factories import create_data
 from videojobs import JobNotFound, StaleAttempt, ValidationError
 
@@ -166,7 +166,24 @@ async def test_a_refused_create_in_a_round_with_transitions_fails_its_caller_onl
 
 async def test_what_is_pending_is_shared_among_the_rounds_that_may_start(pool) -> None:
     combiner = WriteCombiner(pool, max_rounds=2)
-    created = await asyncio.gather(*(combiner.append(_create(f"user-{i}")) for i in range(8)))
-    assert [e.user_id for e in created] == [f"user-{i}" for i in range(8)]
-    assert (combiner.rounds_run, combiner.items_sent) == (2, 8)  # four and four, side by side
+    count = 2 * MIN_SHARE
+    created = await asyncio.gather(*(combiner.append(_create(f"user-{i}")) for i in range(count)))
+    assert [e.user_id for e in created] == [f"user-{i}" for i in range(count)]
+    assert (combiner.rounds_run, combiner.items_sent) == (2, count)  # two shares, side by side
     assert len({e.xact_id for e in created}) == 2
+    fewer = await asyncio.gather(*(combiner.append(_start(e.job_id)) for e in created[:MIN_SHARE]))
+    assert combiner.rounds_run == 3 and len({e.xact_id for e in fewer}) == 1  # too few to share out
+
+
+async def test_a_transition_alone_takes_the_one_item_path_with_the_same_answers(pool, store: EventStore) -> None:
+    job = await store.append(_create())
+    combiner = WriteCombiner(pool)
+    started = await combiner.append(_start(job.job_id))
+    assert (started.job_id, started.version, started.to_state, started.data) == (job.job_id, 2, "processing",
+                                                                                 {"worker_id": "w"})
+    with pytest.raises(StaleAttempt):
+        await combiner.append(prepare_event("progress", {"percent": 1.0}, job_id=job.job_id, attempt=9, actor="svc"))
+    history = await combiner.append_returning_job(prepare_event("progress", {"percent": 2.0}, job_id=job.job_id,
+                                                                 actor="svc"))
+    assert (history.event.version, [e.version for e in history.since][-1]) == (3, 3)
+    assert combiner.rounds_run == 3
