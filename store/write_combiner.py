@@ -10,10 +10,9 @@ committed: the round is one autocommit statement.
 - No added wait when the database is idle: a round starts at once (after one turn of the event loop, so that the
   callers scheduled in the same turn share it). Under load, what arrives while rounds are in flight waits for the
   next round: the batch grows with the load, at most `max_batch` items per round.
-- At most `max_rounds` rounds run at once, each on a connection of the pool. What is pending is split evenly over
-  the rounds that may start, in shares of at least MIN_SHARE items (callers in step, as equal writers soon are,
-  would otherwise ride one round at a time, and this process and the database would take turns instead of working
-  at once). A round of one transition takes the one-item path.
+- At most `max_rounds` rounds run at once, each on a connection of the pool: what a round leaves pending (more
+  than `max_batch`) goes out beside it, unless it names a job of that round. A round of one transition takes the
+  one-item path.
 - A job appears once per round (the guard refuses a call that names it twice): a second item for it waits for the
   next round, so one job's items apply in the order given.
 - A create batch is all or nothing; when it is refused (nothing of the round was written), its creates are sent
@@ -42,9 +41,6 @@ from .job_writes import JobHistory, append_events, append_events_only, append_mi
 from .models import Event
 
 DEFAULT_MAX_BATCH = 50  # vjm.append_events' items per call (store.job_writes.MAX_APPENDS_PER_CALL)
-# The fewest items a round is split down to: a round costs the database about as much as three or four items
-# (bench/README.md, "W1 with write combining on a fast disk"), so smaller shares cost more than they overlap.
-MIN_SHARE = 8
 
 
 @dataclass(slots=True)
@@ -110,24 +106,22 @@ class WriteCombiner:
                 self._starting -= 1
             while self._pending:
                 items = self._take()
-                if self._pending:  # the rest goes out beside this round, on another connection
-                    self._start_round()
+                if self._pending and not _names_a_job_of(self._pending, items):
+                    self._start_round()  # the rest goes out beside this round, on another connection
                 await self._send(items)
         finally:
             self._rounds -= 1
 
     def _take(self) -> list[_Pending]:
         """Pending items, each job at most once: creates and transitions answered with their event, or transitions
-        answered with their job (as the first pending item is). At most max_batch, and, while fewer than
-        max_rounds rounds are in flight, an even share of what is pending (of MIN_SHARE items at least): the
-        database works on one share while this process reads the answer to another."""
+        answered with their job (as the first pending item is), at most max_batch. (Not split into smaller
+        shares to keep more rounds in flight: a round costs the database as much as three or four items,
+        bench/README.md "W1 with write combining on a fast disk".)"""
         with_job = self._pending[0].with_job
-        shares = min(self._max_rounds - self._rounds + 1, len(self._pending) // MIN_SHARE) or 1
-        limit = min(self._max_batch, -(-len(self._pending) // shares))
         taken: list[_Pending] = []
         kept: deque[_Pending] = deque()
         jobs: set[object] = set()
-        while self._pending and len(taken) < limit:
+        while self._pending and len(taken) < self._max_batch:
             item = self._pending.popleft()
             job = item.event.job_id
             if item.with_job != with_job or (job is not None and job in jobs):
@@ -200,6 +194,11 @@ class WriteCombiner:
                 return
         for item in items:
             _settle(item, await _outcome(store.append(item.event)))
+
+
+def _names_a_job_of(pending: deque[_Pending], items: list[_Pending]) -> bool:
+    jobs = {i.event.job_id for i in items if i.event.job_id is not None}
+    return any(p.event.job_id in jobs for p in pending)
 
 
 async def _outcome(append: Awaitable[Event | JobHistory]) -> Event | JobHistory | VJMError:

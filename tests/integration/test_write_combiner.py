@@ -11,7 +11,7 @@ import pytest
 
 from statemachine import InvalidTransition
 from store import EventStore, prepare_event
-from store.write_combiner import MIN_SHARE, WriteCombiner
+from store.write_combiner import WriteCombiner
 from tests.support.factories import create_data
 from videojobs import JobNotFound, StaleAttempt, ValidationError
 
@@ -164,15 +164,12 @@ async def test_a_refused_create_in_a_round_with_transitions_fails_its_caller_onl
     assert await pool.fetchval("SELECT count(*) FROM vjm.job_events WHERE user_id IN ('a', 'b')") == 1
 
 
-async def test_what_is_pending_is_shared_among_the_rounds_that_may_start(pool) -> None:
-    combiner = WriteCombiner(pool, max_rounds=2)
-    count = 2 * MIN_SHARE
-    created = await asyncio.gather(*(combiner.append(_create(f"user-{i}")) for i in range(count)))
-    assert [e.user_id for e in created] == [f"user-{i}" for i in range(count)]
-    assert (combiner.rounds_run, combiner.items_sent) == (2, count)  # two shares, side by side
+async def test_what_a_round_leaves_pending_goes_out_beside_it(pool) -> None:
+    combiner = WriteCombiner(pool, max_batch=5, max_rounds=2)
+    created = await asyncio.gather(*(combiner.append(_create(f"user-{i}")) for i in range(10)))
+    assert [e.user_id for e in created] == [f"user-{i}" for i in range(10)]
+    assert (combiner.rounds_run, combiner.items_sent) == (2, 10)  # five and five, side by side
     assert len({e.xact_id for e in created}) == 2
-    fewer = await asyncio.gather(*(combiner.append(_start(e.job_id)) for e in created[:MIN_SHARE]))
-    assert combiner.rounds_run == 3 and len({e.xact_id for e in fewer}) == 1  # too few to share out
 
 
 async def test_a_transition_alone_takes_the_one_item_path_with_the_same_answers(pool, store: EventStore) -> None:
