@@ -41,21 +41,20 @@ def _table(w: dict) -> list[str]:
 
 
 def _w1(r: dict) -> list[str]:
+    """Issue 20's W1 targets: one caller >= 0.6x INSERT+NOTIFY; with write combining at 8 and 32 callers
+    >= 1.0x INSERT+NOTIFY, >= 0.8x INSERT and an append p99 at most 2x the INSERT's."""
     out = []
     for row in r["rows"]:
         c = row["connections"]
+        target = 0.6 if c == 1 else None
         out.append(f"| W1 writes, {c} conn | transitions/s | {row['vjm_per_s']} | INSERT+NOTIFY "
-                   f"{row['ceiling_notify_per_s']} | {row['ratio_vs_notify_ceiling']} | >= 0.8 | "
-                   f"{_yes(row['ratio_vs_notify_ceiling'] >= 0.8)} |")
+                   f"{row['ceiling_notify_per_s']} | {row['ratio_vs_notify_ceiling']} | "
+                   f"{f'>= {target}' if target else ''} | "
+                   f"{_yes(row['ratio_vs_notify_ceiling'] >= target) if target else ''} |")
         out.append(f"| W1 writes, {c} conn | transitions/s | {row['vjm_per_s']} | INSERT {row['ceiling_insert_per_s']}"
                    f" | {row['ratio_vs_insert_ceiling']} | | |")
         if "vjm_combined_per_s" in row:
-            out.append(f"| W1 writes, {c} conn, write combining | transitions/s | {row['vjm_combined_per_s']} | "
-                       f"INSERT+NOTIFY {row['ceiling_notify_per_s']} | {row['combined_ratio_vs_notify_ceiling']} | "
-                       f">= 1.0 | {_yes(row['combined_ratio_vs_notify_ceiling'] >= 1.0)} |")
-            out.append(f"| W1 writes, {c} conn, write combining | transitions/s | {row['vjm_combined_per_s']} | "
-                       f"INSERT {row['ceiling_insert_per_s']} | {row['combined_ratio_vs_insert_ceiling']} | >= 0.8 | "
-                       f"{_yes(row['combined_ratio_vs_insert_ceiling'] >= 0.8)} |")
+            out += _w1_combined(row, c)
         if "vjm_ringing_per_s" in row:
             out.append(f"| W1 writes, {c} conn, every append rings (doorbell held) | transitions/s | "
                        f"{row['vjm_ringing_per_s']} | INSERT+NOTIFY {row['ceiling_notify_per_s']} | "
@@ -63,6 +62,24 @@ def _w1(r: dict) -> list[str]:
         if "vjm_projected_per_s" in row:
             out.append(f"| W1 writes, {c} conn, projector running | transitions/s | {row['vjm_projected_per_s']} | "
                        f"INSERT+NOTIFY {row['ceiling_notify_per_s']} | {row['projected_ratio_vs_notify_ceiling']} | | |")
+    return out
+
+
+def _w1_combined(row: dict, c: int) -> list[str]:
+    targeted = c > 1
+    out = [f"| W1 writes, {c} conn, write combining | transitions/s | {row['vjm_combined_per_s']} | "
+           f"INSERT+NOTIFY {row['ceiling_notify_per_s']} | {row['combined_ratio_vs_notify_ceiling']} | "
+           f"{'>= 1.0' if targeted else ''} | "
+           f"{_yes(row['combined_ratio_vs_notify_ceiling'] >= 1.0) if targeted else ''} |",
+           f"| W1 writes, {c} conn, write combining | transitions/s | {row['vjm_combined_per_s']} | "
+           f"INSERT {row['ceiling_insert_per_s']} | {row['combined_ratio_vs_insert_ceiling']} | "
+           f"{'>= 0.8' if targeted else ''} | "
+           f"{_yes(row['combined_ratio_vs_insert_ceiling'] >= 0.8) if targeted else ''} |"]
+    if "combined_p99_vs_insert_p99" in row:
+        ratio = row["combined_p99_vs_insert_p99"]
+        out.append(f"| W1 writes, {c} conn, write combining | append p99 ms | {row['vjm_combined_p99_ms']} | "
+                   f"INSERT {row['ceiling_insert_p99_ms']} | {ratio} | {'<= 2' if targeted else ''} | "
+                   f"{_yes(ratio <= 2) if targeted else ''} |")
     return out
 
 

@@ -24,13 +24,14 @@ import hashlib
 import statistics
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 from store import EventStore, create_pool, prepare_event
 from store.write_combiner import WriteCombiner
 
-from .common import interleaved, projector_process, run_standalone, wait_projected
+from .common import interleaved_figures, percentile, projector_process, run_standalone, wait_projected
 
 CYCLE = ["create", "start", "progress", "progress", "complete"]
 DATA = {
@@ -61,18 +62,21 @@ def _split(total: int, workers: int) -> list[int]:
     return [per] * workers
 
 
-async def _vjm_writer(store: EventStore, ops: int) -> None:
+async def _vjm_writer(store: EventStore | WriteCombiner, ops: int, latencies: list[float]) -> None:
+    """`ops` transitions through `store`, each one's latency (validation included) added to `latencies`."""
     job_id, attempt = None, None
     for i in range(ops):
         trigger = CYCLE[i % len(CYCLE)]
+        started = time.perf_counter()
         event = await store.append(prepare_event(trigger, DATA[trigger], job_id=job_id, user_id="bench",
                                                  actor="bench", attempt=attempt))
+        latencies.append(time.perf_counter() - started)
         job_id, attempt = event.job_id, event.attempt if trigger != "complete" else None
         if trigger == "complete":
             job_id = None
 
 
-async def _raw_writer(pool: asyncpg.Pool, ops: int, statement: str) -> None:
+async def _raw_writer(pool: asyncpg.Pool, ops: int, statement: str, latencies: list[float]) -> None:
     job_id = uuid.uuid4()
     for i in range(ops):
         step = i % len(CYCLE)
@@ -80,38 +84,42 @@ async def _raw_writer(pool: asyncpg.Pool, ops: int, statement: str) -> None:
         if step == 0:
             job_id = uuid.uuid4()
         from_state, to_state = STATES[trigger]
+        started = time.perf_counter()
         digest = hashlib.sha256(f"{job_id}{step}".encode()).digest()
         await pool.fetchrow(statement, job_id, step + 1, trigger, from_state, to_state, 1, 2,
                             DATA[trigger], "bench", "bench", digest)
+        latencies.append(time.perf_counter() - started)
 
 
-async def _timed(workers: list) -> float:
+async def _timed(total: int, writers: Callable[[list[float]], list[Awaitable[None]]]) -> dict[str, float]:
+    """Transitions/s of the writers `writers(latencies)` makes, and their latency p50 and p99 (ms)."""
+    latencies: list[float] = []
     started = time.perf_counter()
-    await asyncio.gather(*workers)
-    return time.perf_counter() - started
+    await asyncio.gather(*writers(latencies))
+    elapsed = time.perf_counter() - started
+    return {"per_s": total / elapsed, "p50_ms": percentile(latencies, 0.5) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000}
 
 
 async def measure(url: str, connections: int, ops: int, runs: int, with_projector: bool = False) -> dict:
-    """Transitions/s of vjm (three ways) and of both ceilings at one connection count, interleaved."""
+    """Transitions/s and append latency of vjm (three ways) and of both ceilings at one connection count,
+    interleaved."""
     pool = await create_pool(url, min_size=connections, max_size=connections)
     store = EventStore(pool)
     shares = _split(ops, connections)
     total = sum(shares)
 
-    async def vjm() -> float:
-        return total / await _timed([_vjm_writer(store, n) for n in shares])
+    def raw(statement: str) -> Callable[[list[float]], list[Awaitable[None]]]:
+        return lambda latencies: [_raw_writer(pool, n, statement, latencies) for n in shares]
 
-    async def vjm_combined() -> float:  # the same writers, their appends combined (store.write_combiner)
+    async def vjm() -> dict[str, float]:
+        return await _timed(total, lambda latencies: [_vjm_writer(store, n, latencies) for n in shares])
+
+    async def vjm_combined() -> dict[str, float]:  # the same writers, their appends combined (store.write_combiner)
         combiner = WriteCombiner(pool)
-        return total / await _timed([_vjm_writer(combiner, n) for n in shares])
+        return await _timed(total, lambda latencies: [_vjm_writer(combiner, n, latencies) for n in shares])
 
-    async def raw_insert() -> float:
-        return total / await _timed([_raw_writer(pool, n, RAW_INSERT) for n in shares])
-
-    async def raw_notify() -> float:
-        return total / await _timed([_raw_writer(pool, n, RAW_INSERT_NOTIFY) for n in shares])
-
-    async def vjm_ringing() -> float:
+    async def vjm_ringing() -> dict[str, float]:
         holder = await asyncpg.connect(url)
         try:
             await holder.execute("SELECT vjm.hold_doorbell()")
@@ -120,13 +128,20 @@ async def measure(url: str, connections: int, ops: int, runs: int, with_projecto
             await holder.close()
 
     try:
-        result = await interleaved({"vjm": vjm, "vjm_combined": vjm_combined, "vjm_ringing": vjm_ringing,
-                                    "ceiling_insert": raw_insert, "ceiling_insert_notify": raw_notify}, runs)
+        result = await interleaved_figures({
+            "vjm": vjm, "vjm_combined": vjm_combined, "vjm_ringing": vjm_ringing,
+            "ceiling_insert": lambda: _timed(total, raw(RAW_INSERT)),
+            "ceiling_insert_notify": lambda: _timed(total, raw(RAW_INSERT_NOTIFY))}, runs)
         projected = await _with_projector(url, vjm, runs) if with_projector else None
     finally:
         await pool.close()
-    vjm_rate, ringing, combined = (result[k]["median"] for k in ("vjm", "vjm_ringing", "vjm_combined"))
-    notify_ceiling, insert_ceiling = result["ceiling_insert_notify"]["median"], result["ceiling_insert"]["median"]
+    return _row(connections, total, result, projected)
+
+
+def _row(connections: int, total: int, result: dict[str, dict], projected: float | None) -> dict:
+    """One row of the report: rates, ratios to the ceilings, and latency p50/p99 per variant."""
+    vjm_rate, ringing, combined = (result[k]["per_s"] for k in ("vjm", "vjm_ringing", "vjm_combined"))
+    notify_ceiling, insert_ceiling = result["ceiling_insert_notify"]["per_s"], result["ceiling_insert"]["per_s"]
     row = {
         "connections": connections, "ops_per_run": total,
         "vjm_per_s": round(vjm_rate), "vjm_ringing_per_s": round(ringing),
@@ -137,14 +152,17 @@ async def measure(url: str, connections: int, ops: int, runs: int, with_projecto
         "vjm_combined_per_s": round(combined),
         "combined_ratio_vs_notify_ceiling": round(combined / notify_ceiling, 3),
         "combined_ratio_vs_insert_ceiling": round(combined / insert_ceiling, 3),
+        "combined_p99_vs_insert_p99": round(result["vjm_combined"]["p99_ms"] / result["ceiling_insert"]["p99_ms"], 3),
     }
+    for name, figures in result.items():
+        row |= {f"{name}_p50_ms": round(figures["p50_ms"], 3), f"{name}_p99_ms": round(figures["p99_ms"], 3)}
     if projected is not None:
         row |= {"vjm_projected_per_s": round(projected),
                 "projected_ratio_vs_notify_ceiling": round(projected / notify_ceiling, 3)}
     return row
 
 
-async def _with_projector(url: str, vjm, runs: int) -> float:
+async def _with_projector(url: str, vjm: Callable[[], Awaitable[dict[str, float]]], runs: int) -> float:
     """vjm's rate while the projector projects every append in its own process (median of `runs`)."""
     conn = await asyncpg.connect(url)
     try:
@@ -152,7 +170,7 @@ async def _with_projector(url: str, vjm, runs: int) -> float:
             await wait_projected(conn)
             rates = []
             for _ in range(runs):
-                rates.append(await vjm())
+                rates.append((await vjm())["per_s"])
                 await wait_projected(conn)  # each run starts with the projector caught up and asleep
     finally:
         await conn.close()

@@ -177,14 +177,11 @@ class EventStore:
             raise ValidationError(f"1 to {MAX_BULK_CREATES} creates per call", field="events")
         try:
             rows = await fetch_all(self._executor, "event_append_creates", job_ids=creates.job_ids,
-                                   payloads_json=pydantic_core.to_json(creates.data).decode(),
+                                   payloads_json=creates_payloads(creates),
                                    actors=creates.actors, user_ids=creates.user_ids, team_ids=creates.team_ids)
         except Exception as exc:
             raise translate_error(exc, job_id=creates.job_ids[0], trigger=Trigger.CREATE.value) from exc
-        return construct_valid(CreatedBatch, {  # the rows come in the order sent
-            "xact_ids": [r[1] for r in rows], "job_ids": [r[2] for r in rows], "positions": [r[0] for r in rows],
-            "attempts_left": [r[3] for r in rows],
-            "actors": [r[4] for r in rows], "occurred_at": [r[5] for r in rows]})
+        return created_batch(rows)  # the rows come in the order sent
 
     async def read_stream(self, job_id: UUID | str) -> list[Event]:
         """Every event of one job, in version order (empty if unknown or not visible)."""
@@ -254,6 +251,20 @@ def _checked_creates(events: Sequence[NewEvent]) -> NewCreates:
     if len(events) > MAX_BULK_CREATES:
         raise ValidationError(f"at most {MAX_BULK_CREATES} creates per call", field="events")
     return NewCreates.of(events)
+
+
+def created_batch(rows: Sequence[asyncpg.Record]) -> CreatedBatch:
+    """vjm.append_create_batch's rows (position, xact_id, job_id, attempts_left, actor, occurred_at: the columns
+    the database decides), in the order sent, as one model."""
+    return construct_valid(CreatedBatch, {
+        "xact_ids": [r["xact_id"] for r in rows], "job_ids": [r["job_id"] for r in rows],
+        "positions": [r["position"] for r in rows], "attempts_left": [r["attempts_left"] for r in rows],
+        "actors": [r["actor"] for r in rows], "occurred_at": [r["occurred_at"] for r in rows]})
+
+
+def creates_payloads(creates: NewCreates) -> str:
+    """The payloads of `creates` as one JSON array (text: the pool's jsonb codec would encode it once more)."""
+    return pydantic_core.to_json(creates.data).decode()
 
 
 def created_events(creates: NewCreates, batch: CreatedBatch) -> list[Event]:

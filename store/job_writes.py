@@ -19,10 +19,10 @@ from uuid import UUID
 
 import asyncpg
 
-from statemachine import VJMError
+from statemachine import Trigger, VJMError
 
 from .errors import translate_error
-from .events import NewEvent
+from .events import NewCreates, NewEvent, created_batch, created_events, creates_payloads
 from .executor import Executor
 from .models import Event, event_from_row
 from .projections import JobRow
@@ -94,6 +94,28 @@ async def append_events_only(executor: Executor, events: Sequence[NewEvent]) -> 
     return results
 
 
+async def append_mixed(executor: Executor, creates: NewCreates,
+                       events: Sequence[NewEvent]) -> tuple[list[Event], list[Event | VJMError]]:
+    """Creates and up to 50 transitions in one statement and one commit (a write combiner's round).
+
+    The creates are all or nothing (a refused one raises its error, and nothing of the call is written);
+    back come the stored creates in the order given, and per transition its event or the typed error
+    that refused it (as append_events_only).
+    """
+    if not 1 <= len(events) <= MAX_APPENDS_PER_CALL or not creates.job_ids:
+        raise ValueError(f"append_mixed takes creates and 1-{MAX_APPENDS_PER_CALL} transitions")
+    try:
+        rows = await fetch_all(executor, "event_append_mixed", create_job_ids=creates.job_ids,
+                               create_payloads_json=creates_payloads(creates), create_actors=creates.actors,
+                               create_user_ids=creates.user_ids, create_team_ids=creates.team_ids,
+                               **_columns(events))
+    except Exception as exc:
+        raise translate_error(exc, job_id=creates.job_ids[0], trigger=Trigger.CREATE.value) from exc
+    created = sorted((row for row in rows if row["kind"] == "create"), key=lambda row: row["item"])
+    outcomes = _outcomes((row for row in rows if row["kind"] == "transition"), events)
+    return created_events(creates, created_batch(created)), outcomes
+
+
 async def _append_chunk(executor: Executor, events: Sequence[NewEvent]) -> list[JobHistory | VJMError]:
     rows = await _append_rows(executor, "event_append_many", events)
     outcomes = _outcomes((row for row in rows if row["kind"] == "new"), events)
@@ -104,18 +126,23 @@ async def _append_chunk(executor: Executor, events: Sequence[NewEvent]) -> list[
 
 async def _append_rows(executor: Executor, query: str, events: Sequence[NewEvent]) -> list[asyncpg.Record]:
     try:
-        return await fetch_all(executor, query, job_ids=[e.job_id for e in events],
-                               triggers=[e.trigger.value for e in events], data=[e.data for e in events],
-                               actors=[e.actor for e in events], attempts=[e.attempt for e in events],
-                               expected_versions=[e.expected_version for e in events])
+        return await fetch_all(executor, query, **_columns(events))
     except Exception as exc:
         raise translate_error(exc) from exc
 
 
+def _columns(events: Sequence[NewEvent]) -> dict[str, list[Any]]:
+    """vjm.append_events' arguments: the transitions column by column."""
+    return {"job_ids": [e.job_id for e in events], "triggers": [e.trigger.value for e in events],
+            "data": [e.data for e in events], "actors": [e.actor for e in events],
+            "attempts": [e.attempt for e in events], "expected_versions": [e.expected_version for e in events]}
+
+
 def _outcomes(rows: Iterable[asyncpg.Record], events: Sequence[NewEvent]) -> list[Event | VJMError]:
-    """Per item, in item order: its event, or the typed error that refused it."""
+    """Per item, in item order: its event (with the payload sent), or the typed error that refused it."""
     items = sorted(rows, key=lambda row: row["item"])
-    return [_refusal(row, events[row["item"] - 1]) if row["error_code"] else event_from_row(row) for row in items]
+    return [_refusal(row, events[row["item"] - 1]) if row["error_code"]
+            else event_from_row(row, events[row["item"] - 1].data) for row in items]
 
 
 def _refusal(row: asyncpg.Record, event: NewEvent) -> VJMError:

@@ -142,12 +142,40 @@ SELECT 'before', NULL, NULL, NULL, NULL, NULL, b.position, b.xact_id, b.job_id, 
 
 -- event_append_many_events --
 -- As event_append_many, without what each job was before: the appended events and the refusals only (a
--- worker's batched completions need no job rows back).
+-- worker's batched completions need no job rows back), without their payloads (the caller sent them).
 SELECT r.item, r.error_code, r.error_message, r.error_detail, r.error_hint, r.position, r.xact_id, r.job_id,
        r.version, r.type, r.from_state, r.to_state, r.attempt, r.attempts_left, r.actor, r.user_id, r.team_id,
-       r.occurred_at, r.data
+       r.occurred_at
   FROM vjm.append_events(:job_ids::uuid[], :triggers::text[], :data::jsonb[], :actors::text[], :attempts::int[],
                          :expected_versions::int[]) r;
+
+-- event_append_mixed --
+-- Creates (vjm.append_create_batch: all or nothing, a refused one fails the statement) and transitions
+-- (vjm.append_events: each judged on its own) in one statement and one commit: a write combiner's round. Kind
+-- 'create' rows are the creates (item: their number in the order sent; what the database decided, as
+-- event_append_creates), kind 'transition' rows the transitions' outcomes (as event_append_many_events).
+WITH created AS MATERIALIZED (
+    SELECT c.ordinality::integer AS item, c.position, c.xact_id, c.job_id, c.attempts_left, c.actor, c.occurred_at
+      FROM vjm.append_create_batch(:create_job_ids::uuid[], :create_payloads_json::text::jsonb,
+                                   :create_actors::text[], :create_user_ids::text[], :create_team_ids::uuid[])
+           WITH ORDINALITY AS c
+), appended AS MATERIALIZED (
+    SELECT r.item, r.error_code, r.error_message, r.error_detail, r.error_hint, r.position, r.xact_id, r.job_id,
+           r.version, r.type, r.from_state, r.to_state, r.attempt, r.attempts_left, r.actor, r.user_id, r.team_id,
+           r.occurred_at
+      FROM vjm.append_events(:job_ids::uuid[], :triggers::text[], :data::jsonb[], :actors::text[], :attempts::int[],
+                             :expected_versions::int[]) r
+)
+SELECT 'create' AS kind, c.item, NULL::text AS error_code, NULL::text AS error_message, NULL::text AS error_detail,
+       NULL::text AS error_hint, c.position, c.xact_id, c.job_id, NULL::integer AS version, NULL::text AS type,
+       NULL::text AS from_state, NULL::text AS to_state, NULL::integer AS attempt, c.attempts_left, c.actor,
+       NULL::text AS user_id, NULL::uuid AS team_id, c.occurred_at
+  FROM created c
+UNION ALL
+SELECT 'transition', a.item, a.error_code, a.error_message, a.error_detail, a.error_hint, a.position, a.xact_id,
+       a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt, a.attempts_left, a.actor, a.user_id,
+       a.team_id, a.occurred_at
+  FROM appended a;
 
 -- event_append_with_job --
 -- Append one transition (as event_append): the kind 'new' row is the event, kind 'before' rows what the job was

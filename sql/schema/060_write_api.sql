@@ -546,6 +546,10 @@ $$;
 -- named twice takes its items in order, one round each. An item that lost a race with
 -- another writer is judged again on the fresh head, at most twice more. The doorbell
 -- rings once for the call.
+--
+-- Cost: a round's items and their arguments are gathered in one query (the first also counts
+-- the rounds), and the rows go out from the arrays unnested, not element by element: a batch
+-- that names each job once (a write combiner's round) runs three statements besides the guard.
 CREATE FUNCTION vjm.append_events(
     p_job_ids uuid[], p_types text[], p_data jsonb[], p_actors text[], p_attempts integer[],
     p_expected_versions integer[]
@@ -559,7 +563,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 #variable_conflict use_column
 DECLARE
     n constant integer := coalesce(cardinality(p_job_ids), 0);
-    rounds constant integer := (SELECT max(c) FROM (SELECT count(*) AS c FROM unnest(p_job_ids) AS j GROUP BY j) per_job);
+    rounds integer := 1;  -- how many items the most named job has (counted by the first round's query)
     events vjm.appended[] := array_fill(NULL::vjm.appended, ARRAY[n]);  -- per item: its event,
     errors vjm.refusal[] := array_fill(NULL::vjm.refusal, ARRAY[n]);      -- or why not
     todo integer[];  -- this round's items
@@ -573,7 +577,6 @@ DECLARE
     o vjm.outcome;
     a vjm.appended;
     f vjm.refusal;
-    i integer;
     applied integer := 0;
     newest bigint;
     rang boolean;
@@ -589,36 +592,46 @@ BEGIN
     IF 'create' = ANY (p_types) THEN
         RAISE EXCEPTION 'vjm.append_events takes no creates: use vjm.append_create_batch' USING ERRCODE = '22023';
     END IF;
-    FOR r IN 1 .. coalesce(rounds, 0) LOOP
-        -- The r-th item of each job, in job order.
-        todo := ARRAY(SELECT o.i FROM (SELECT k.i, k.j, row_number() OVER (PARTITION BY k.j ORDER BY k.i) AS nth
-                                         FROM unnest(p_job_ids) WITH ORDINALITY AS k(j, i)) AS o
-                       WHERE o.nth = r ORDER BY o.j);
+    FOR r IN 1 .. n LOOP
+        EXIT WHEN r > rounds;
+        -- The r-th item of each job, in job order, and its arguments: one query for all seven.
+        SELECT max(o.nth), array_agg(o.i ORDER BY o.j) FILTER (WHERE o.nth = r),
+               array_agg(o.j ORDER BY o.j) FILTER (WHERE o.nth = r),
+               array_agg(p_types[o.i] ORDER BY o.j) FILTER (WHERE o.nth = r),
+               jsonb_agg(p_data[o.i] ORDER BY o.j) FILTER (WHERE o.nth = r),
+               array_agg(p_actors[o.i] ORDER BY o.j) FILTER (WHERE o.nth = r),
+               array_agg(p_attempts[o.i] ORDER BY o.j) FILTER (WHERE o.nth = r),
+               array_agg(p_expected_versions[o.i] ORDER BY o.j) FILTER (WHERE o.nth = r)
+          INTO rounds, todo, ids, types, payloads, actors, attempts, versions
+          FROM (SELECT k.i::integer AS i, k.j, row_number() OVER (PARTITION BY k.j ORDER BY k.i)::integer AS nth
+                  FROM unnest(p_job_ids) WITH ORDINALITY AS k(j, i)) AS o;
         FOR try IN 1 .. 3 LOOP
-            EXIT WHEN cardinality(todo) = 0;
-            SELECT array_agg(p_job_ids[t.i] ORDER BY t.n), array_agg(p_types[t.i] ORDER BY t.n),
-                   jsonb_agg(p_data[t.i] ORDER BY t.n), array_agg(p_actors[t.i] ORDER BY t.n),
-                   array_agg(p_attempts[t.i] ORDER BY t.n), array_agg(p_expected_versions[t.i] ORDER BY t.n)
-              INTO ids, types, payloads, actors, attempts, versions
-              FROM unnest(todo) WITH ORDINALITY AS t(i, n);  -- this round's items, one query for all six
+            EXIT WHEN coalesce(cardinality(todo), 0) = 0;
+            IF try > 1 THEN  -- the items that lost a race, again
+                SELECT array_agg(p_job_ids[t.i] ORDER BY t.n), array_agg(p_types[t.i] ORDER BY t.n),
+                       jsonb_agg(p_data[t.i] ORDER BY t.n), array_agg(p_actors[t.i] ORDER BY t.n),
+                       array_agg(p_attempts[t.i] ORDER BY t.n), array_agg(p_expected_versions[t.i] ORDER BY t.n)
+                  INTO ids, types, payloads, actors, attempts, versions
+                  FROM unnest(todo) WITH ORDINALITY AS t(i, n);
+            END IF;
             o := vjm.guard_append(ids, types, payloads, actors, attempts, versions,
                                   array_fill(NULL::text, ARRAY[cardinality(todo)]),
                                   array_fill(NULL::uuid, ARRAY[cardinality(todo)]), false, false);
             again := '{}';
             FOREACH f IN ARRAY o.refused LOOP
-                i := todo[f.item];
-                IF f.code = 'VJ409' AND p_expected_versions[i] IS NULL AND try < 3 THEN
-                    again := again || i;  -- lost a race: judge it again on the head the winner left
+                IF f.code = 'VJ409' AND p_expected_versions[todo[f.item]] IS NULL AND try < 3 THEN
+                    again := again || todo[f.item];  -- lost a race: judge it again on the head the winner left
                 ELSE
-                    errors[i] := f;
+                    errors[todo[f.item]] := f;
                 END IF;
             END LOOP;
-            FOREACH a IN ARRAY o.appended LOOP
-                i := todo[array_position(ids, a.job_id)];
-                events[i] := a;
-                applied := applied + 1;
-                newest := greatest(newest, a.position);
+            FOREACH a IN ARRAY o.appended LOOP  -- in the order inserted: the last is the newest
+                events[todo[array_position(ids, a.job_id)]] := a;
             END LOOP;
+            IF cardinality(o.appended) > 0 THEN
+                applied := applied + cardinality(o.appended);
+                newest := greatest(newest, (o.appended[cardinality(o.appended)]).position);
+            END IF;
             todo := again;
         END LOOP;
     END LOOP;
@@ -626,12 +639,11 @@ BEGIN
         rang := vjm.ring_doorbell(newest, applied);
     END IF;
     RETURN QUERY
-    SELECT k, (errors[k]).code, (errors[k]).message, (errors[k]).detail, (errors[k]).hint, (events[k]).position,
-           (events[k]).xact_id, p_job_ids[k], (events[k]).version, (events[k]).type, (events[k]).from_state,
-           (events[k]).to_state, (events[k]).attempt, (events[k]).attempts_left, (events[k]).actor,
-           (events[k]).user_id, (events[k]).team_id, (events[k]).occurred_at,
-           CASE WHEN (events[k]).position IS NOT NULL THEN p_data[k] END
-      FROM generate_series(1, n) AS k;
+    SELECT u.k::integer, u.code, u.message, u.detail, u.hint, u.pos, u.xid, u.job, u.ver, u.typ, u.from_s, u.to_s,
+           u.att, u.att_left, u.who, u.owner_id, u.team, u.occurred, CASE WHEN u.pos IS NOT NULL THEN u.payload END
+      FROM ROWS FROM (unnest(events), unnest(errors), unnest(p_job_ids), unnest(p_data))
+           WITH ORDINALITY AS u(pos, xid, ev_job, ver, typ, from_s, to_s, att, att_left, who, owner_id, team, occurred,
+                                prev_h, h, platform, f_item, f_job, code, message, detail, hint, job, payload, k);
 END
 $$;
 

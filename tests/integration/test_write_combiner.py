@@ -128,3 +128,59 @@ async def test_the_managers_concurrent_reports_are_combined_and_each_gets_its_jo
     assert combiner.rounds_run - before < len(jobs)
     with pytest.raises(StaleAttempt):  # a refusal through the combiner is the caller's own, typed
         await manager.complete_job(jobs[0].job_id, ["/o.mp4"], attempt=99)
+
+
+async def test_creates_and_transitions_pending_together_go_in_one_statement(pool, store: EventStore) -> None:
+    jobs = [await store.append(_create(f"old-{i}")) for i in range(3)]
+    combiner = WriteCombiner(pool, max_rounds=1)
+    outcomes = await asyncio.gather(*(combiner.append(_start(j.job_id)) for j in jobs),
+                                    *(combiner.append(_create(f"new-{i}")) for i in range(3)))
+    assert combiner.rounds_run == 1  # every one was pending in the same turn of the loop
+    started, created = outcomes[:3], outcomes[3:]
+    assert [(s.job_id, s.version, s.to_state) for s in started] == [(j.job_id, 2, "processing") for j in jobs]
+    assert [(c.user_id, c.version, c.to_state) for c in created] == [(f"new-{i}", 1, "queued") for i in range(3)]
+    assert len({e.xact_id for e in outcomes}) == 1  # one transaction
+    for event in outcomes:  # each caller's event is the one stored
+        stored = await pool.fetchrow("SELECT position, xact_id, data FROM vjm.job_events WHERE job_id = $1 "
+                                     "AND version = $2", event.job_id, event.version)
+        assert (stored["position"], stored["xact_id"], stored["data"]) == (event.position, event.xact_id, event.data)
+
+
+async def test_a_refused_create_in_a_round_with_transitions_fails_its_caller_only(pool, store: EventStore) -> None:
+    jobs = [await store.append(_create(f"old-{i}")) for i in range(2)]
+    combiner = WriteCombiner(pool)
+    outcomes = await asyncio.gather(
+        combiner.append(_start(jobs[0].job_id)),
+        combiner.append(_create("a")),
+        combiner.append(prepare_event("create", create_data(), user_id="b", team_id=uuid.uuid4(), actor="svc")),
+        combiner.append(_start(jobs[1].job_id)),
+        combiner.append(_start(uuid.uuid4())),  # no such job
+        return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes[:2]] == ["Event", "Event"]
+    assert isinstance(outcomes[2], Exception) and not isinstance(outcomes[2], asyncio.CancelledError)
+    assert type(outcomes[3]).__name__ == "Event" and isinstance(outcomes[4], JobNotFound)
+    for job in jobs:  # each transition written once
+        assert await pool.fetchval(EVENTS_OF, job.job_id) == 2
+    assert await pool.fetchval("SELECT count(*) FROM vjm.job_events WHERE user_id IN ('a', 'b')") == 1
+
+
+async def test_what_a_round_leaves_pending_goes_out_beside_it(pool) -> None:
+    combiner = WriteCombiner(pool, max_batch=5, max_rounds=2)
+    created = await asyncio.gather(*(combiner.append(_create(f"user-{i}")) for i in range(10)))
+    assert [e.user_id for e in created] == [f"user-{i}" for i in range(10)]
+    assert (combiner.rounds_run, combiner.items_sent) == (2, 10)  # five and five, side by side
+    assert len({e.xact_id for e in created}) == 2
+
+
+async def test_a_transition_alone_takes_the_one_item_path_with_the_same_answers(pool, store: EventStore) -> None:
+    job = await store.append(_create())
+    combiner = WriteCombiner(pool)
+    started = await combiner.append(_start(job.job_id))
+    assert (started.job_id, started.version, started.to_state, started.data) == (job.job_id, 2, "processing",
+                                                                                 {"worker_id": "w"})
+    with pytest.raises(StaleAttempt):
+        await combiner.append(prepare_event("progress", {"percent": 1.0}, job_id=job.job_id, attempt=9, actor="svc"))
+    history = await combiner.append_returning_job(prepare_event("progress", {"percent": 2.0}, job_id=job.job_id,
+                                                                 actor="svc"))
+    assert (history.event.version, [e.version for e in history.since][-1]) == (3, 3)
+    assert combiner.rounds_run == 3
