@@ -97,7 +97,7 @@ def main() -> int:
     spec = WorkerSpec.from_line(line)
     configure_logging(spec.log_level or "WARNING")
     structlog.contextvars.bind_contextvars(up_worker=spec.index)  # on every log line of this process
-    return execute(lambda _: serve(spec), argparse.Namespace())
+    return execute(lambda _: serve(spec), argparse.Namespace(command="up"))  # "up": served on uvloop as `vjm up`
 
 
 if __name__ == "__main__":  # pragma: no cover

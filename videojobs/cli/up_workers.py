@@ -100,7 +100,7 @@ class WorkerProcess:
     async def spawn(cls, spec: WorkerSpec) -> WorkerProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "videojobs.cli.up_worker", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, pass_fds=(spec.fd,), process_group=0)
+            stdout=asyncio.subprocess.PIPE, pass_fds=(spec.fd,), start_new_session=True)  # no terminal Ctrl-C
         assert process.stdin is not None
         process.stdin.write(spec.to_line())  # stdin stays open: its end tells the worker the parent is gone
         return cls(spec.index, process)
