@@ -66,3 +66,12 @@ async def test_server_settings_application_name_wins(database_url: str) -> None:
     finally:
         await conn.close()
         await pool.close()
+
+
+async def test_the_http_app_serving_on_its_own_is_vjm_api(database_url: str) -> None:
+    """create_app(settings=...) opens its manager in its lifespan (uvicorn's `videojobs.http:create_app` way)."""
+    from videojobs.http import create_app
+
+    app = create_app(settings=Settings(database_url=database_url, jwt_secret="s" * 40))
+    async with app.router.lifespan_context(app):
+        await names_become(database_url, {API, PROJECTOR, FEED})
