@@ -6,7 +6,8 @@ from __future__ import annotations
 from store import connect as store_connect
 from store import create_role_pool
 from store.application_name import API, DEFAULT, FEED, MAX_LENGTH, PROJECTOR, application_name, worker_name
-from tests.support.sessions import names_become, with_query
+from tests.support.factories import create_data
+from tests.support.sessions import names_become, sessions, with_query
 from tests.support.workers import running_in_process
 from videojobs import Settings, Worker, connect
 
@@ -75,3 +76,13 @@ async def test_the_http_app_serving_on_its_own_is_vjm_api(database_url: str) -> 
     app = create_app(settings=Settings(database_url=database_url, jwt_secret="s" * 40))
     async with app.router.lifespan_context(app):
         await names_become(database_url, {API, PROJECTOR, FEED})
+
+
+async def test_pools_with_no_minimum_open_nothing_until_used(database_url: str) -> None:
+    """VJM_POOL_MIN_SIZE=0: an idle process holds no connection (README "Connections")."""
+    settings = Settings(database_url=database_url, pool_min_size=0, user_pool_size=2)
+    async with connect(settings=settings, listeners=False) as manager:
+        assert await sessions(database_url) == []
+        job = await manager.create_job(user_id="alice", **create_data())
+        assert (await manager.as_user("alice").get_job_by_id(job.job_id)).job_id == job.job_id
+        assert {row["application_name"] for row in await sessions(database_url)} == {DEFAULT}
