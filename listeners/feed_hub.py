@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
+from store.application_name import FEED
 from store.identity import AUTHENTICATED, PROCESSOR, acting_as, validate_role, validate_user_id
 from store.projections import JobChange, fetch_change_visibility, fetch_changes, fetch_last_change_seq
 
@@ -79,7 +80,7 @@ class ChangeFeedHub(BackgroundService[int]):
         self.position: int | None = None  # the last seq dispatched; None until the first connection
         self.overflows = 0
         self._service_pool, self._user_pool = service_pool, user_pool
-        self._listening = ListeningConnection(config.database_url, (CHANNEL,), role=config.role,
+        self._listening = ListeningConnection(config.database_url, (CHANNEL,), role=config.role, name=FEED,
                                               max_backoff=config.max_backoff)
         self._open: set[FeedSubscription] = set()
         self._live: set[FeedSubscription] = set()

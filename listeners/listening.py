@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from statemachine import DatabaseUnavailable
 from store import TRANSIENT_ERRORS
+from store.application_name import application_name, current
 from store.role_connection import connect_with_role
 
 log = structlog.get_logger("vjm.listeners")
@@ -36,8 +37,11 @@ class ListeningConnection:
 
     def __init__(self, database_url: str, channels: Sequence[str], *,
                  on_notify: Callable[[str, str], None] | None = None, role: str | None = None,
-                 max_backoff: float = 5.0, give_up_after: float = 3600.0):
+                 max_backoff: float = 5.0, give_up_after: float = 3600.0, name: str | None = None):
+        """`name`: the session's application_name (store.application_name), else the one current now,
+        kept for every reconnection (they happen in a background task)."""
         self._url = database_url
+        self._name = name or current()
         self._role = role
         self._channels = tuple(channels)
         self._on_notify = on_notify
@@ -68,7 +72,8 @@ class ListeningConnection:
         return self._conn
 
     async def _open(self) -> asyncpg.Connection:
-        conn = await connect_with_role(self._url, self._role, attempts=1)
+        with application_name(self._name):
+            conn = await connect_with_role(self._url, self._role, attempts=1)
         try:
             for channel in self._channels:
                 await conn.add_listener(channel, self._notified)

@@ -40,6 +40,7 @@ import time
 
 import structlog
 
+from store.application_name import PROJECTOR as PROJECTOR_NAME
 from store.faults import ProjectorFault, get_fault
 from store.projections import (
     LagSample,
@@ -74,7 +75,7 @@ class Projector(BackgroundService[ProjectionResult]):
         self.config = config
         self.name = f"projector:{config.name}"
         channels = ("vjm_events",) if config.listen else ()
-        self._listening = ListeningConnection(config.database_url, channels, role=config.role,
+        self._listening = ListeningConnection(config.database_url, channels, role=config.role, name=PROJECTOR_NAME,
                                               max_backoff=config.max_backoff, on_notify=self._rang)
         self._lock = asyncio.Lock()
         self._leader_pid: int | None = None

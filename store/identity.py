@@ -42,6 +42,7 @@ from asyncpg.pool import PoolConnectionProxy
 from statemachine import AccessDenied, ValidationError
 from statemachine.validation import check_user_id
 
+from .application_name import named_kwargs
 from .errors import InvalidToken, translate_error
 from .executor import Connection, Executor
 from .pool import connect, init_connection, keep_session, retry_idempotent
@@ -241,7 +242,7 @@ async def init_role_connection(conn: asyncpg.Connection, role: str | None) -> No
 
 async def may_act_as_admin(url: str) -> bool:
     """Whether the login of `url` may act as vjm_admin (a superuser, or a member of it)."""
-    conn = await asyncpg.connect(url)
+    conn = await asyncpg.connect(url, **named_kwargs(url, {}))
     try:
         return bool(await fetch_value(conn, "identity_may_admin"))
     finally:
@@ -268,6 +269,7 @@ async def create_role_pool(url: str, *, role: str | None = PROCESSOR, login: str
         validate_role(role)
     login = login or login_for(role)
     app_url = with_user(url, login, password)
+    kwargs = named_kwargs(app_url, kwargs)  # store.application_name
 
     async def _init(conn: asyncpg.Connection) -> None:
         await init_role_connection(conn, role)

@@ -25,6 +25,7 @@ from tenacity import (
 
 from statemachine import DatabaseUnavailable, VJMError
 
+from .application_name import named_kwargs
 from .errors import TRANSIENT_ERRORS, translate_error
 
 log = structlog.get_logger("vjm.pool")
@@ -76,7 +77,10 @@ async def retry_idempotent(operation: Callable[[], Awaitable[T]], *, attempts: i
 
 
 async def connect(url: str, *, attempts: int = 5, max_delay: float = 15.0, **kwargs: Any) -> asyncpg.Connection:
-    """One dedicated connection (listeners need their own), with connect retries."""
+    """One dedicated connection (listeners need their own), with connect retries; named for
+    pg_stat_activity by store.application_name unless `url` or `server_settings` name it."""
+    kwargs = named_kwargs(url, kwargs)
+
     async def _open() -> asyncpg.Connection:
         conn = await asyncpg.connect(url, **kwargs)
         await init_connection(conn)
@@ -97,7 +101,9 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, attempts: int = 5,
                       max_delay: float = 15.0, **kwargs: Any) -> asyncpg.Pool:
-    """An asyncpg pool with codecs installed, created with connect retries."""
+    """An asyncpg pool with codecs installed, created with connect retries (named as `connect` names)."""
+    kwargs = named_kwargs(url, kwargs)
+
     async def _open() -> asyncpg.Pool:
         kwargs.setdefault("reset", keep_session)
         return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,

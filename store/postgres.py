@@ -112,7 +112,9 @@ async def ensure_database(admin_url: str, name: str) -> None:
     """Create database `name` on `admin_url`'s server unless it exists (the embedded server's `vjm`)."""
     import asyncpg
 
-    conn = await asyncpg.connect(admin_url)
+    from .application_name import named_kwargs
+
+    conn = await asyncpg.connect(admin_url, **named_kwargs(admin_url, {}))
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             await conn.execute(f'CREATE DATABASE "{name}"')

@@ -1,7 +1,7 @@
 """vjm application layer: `connect()` gives a VideoJobManager; also configuration, CLI and HTTP API."""
 
 from .config import Settings
-from .connect import connect
+from .connect import application_name, connect
 from .errors import (
     AccessDenied,
     ConcurrencyConflict,
@@ -31,7 +31,7 @@ from .models import (
 from .worker import JobContext, Retry, TransientError, Worker
 
 __all__ = [
-    "connect", "VideoJobManager", "Settings", "Job", "JobPage", "JobFilters", "JobStats", "PlatformStats",
+    "connect", "application_name", "VideoJobManager", "Settings", "Job", "JobPage", "JobFilters", "JobStats", "PlatformStats",
     "DailyStats", "ClaimLatency", "Attempt", "BulkResult", "Team", "HistoryReport", "VJMError", "ValidationError", "JobNotFound",
     "InvalidTransition", "StaleAttempt", "ConcurrencyConflict", "AccessDenied", "DatabaseUnavailable",
     "IdempotencyConflict", "IdempotencyKeyInUse", "Worker", "JobContext", "Retry", "TransientError",

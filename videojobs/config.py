@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from store import default_data_dir
 
@@ -22,13 +22,24 @@ class Settings(BaseModel):
     jwt_audience: str | None = Field("authenticated", description="VJM_JWT_AUDIENCE")
     stuck_timeout_seconds: float = Field(15 * 60, gt=0, description="VJM_STUCK_TIMEOUT_SECONDS")
     stuck_interval_seconds: float = Field(60, gt=0, le=86400, description="VJM_STUCK_INTERVAL_SECONDS")
-    pool_size: int = Field(10, ge=1, le=200, description="VJM_POOL_SIZE")
+    pool_size: int = Field(10, ge=1, le=200, description="VJM_POOL_SIZE: the most connections of the service pool "
+                                                         "(and of the end users' pool unless VJM_USER_POOL_SIZE)")
+    user_pool_size: int | None = Field(None, ge=1, le=200, description="VJM_USER_POOL_SIZE: the most connections of "
+                                                                       "the end users' pool (default VJM_POOL_SIZE)")
+    pool_min_size: int = Field(1, ge=0, le=200, description="VJM_POOL_MIN_SIZE: connections each pool opens at "
+                                                            "once and keeps")
     log_level: str = Field("INFO", description="VJM_LOG_LEVEL")
     write_combining: bool = Field(True, description="VJM_WRITE_COMBINING: combine the trusted manager's concurrent "
                                                     "appends into one statement and commit per round (0 to turn off)")
     service_name: str = Field("vjm", min_length=1, max_length=200,
                               description="VJM_SERVICE_NAME: the actor the audit trail records for what the "
                                           "trusted manager does without a named actor")
+
+    @model_validator(mode="after")
+    def _pool_sizes_in_order(self) -> Settings:
+        if self.pool_min_size > min(self.pool_size, self.user_pool_size or self.pool_size):
+            raise ValueError("VJM_POOL_MIN_SIZE must not exceed VJM_POOL_SIZE or VJM_USER_POOL_SIZE")
+        return self
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -49,7 +60,8 @@ class Settings(BaseModel):
             env["service_name"] = os.environ["VJM_SERVICE_NAME"]
         if os.environ.get("VJM_WRITE_COMBINING"):
             env["write_combining"] = os.environ["VJM_WRITE_COMBINING"] not in ("0", "false", "no", "off")
-        if os.environ.get("VJM_POOL_SIZE"):
-            env["pool_size"] = os.environ["VJM_POOL_SIZE"]
+        for field in ("pool_size", "user_pool_size", "pool_min_size"):
+            if os.environ.get(f"VJM_{field.upper()}"):
+                env[field] = os.environ[f"VJM_{field.upper()}"]
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(env)

@@ -11,6 +11,8 @@ import asyncpg
 import structlog
 
 from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
+from store.application_name import API, CLI, DETECTOR, application_name
+from store.application_name import PROJECTOR as PROJECTOR_NAME
 from store.identity import (
     ADMIN,
     PROCESSOR,
@@ -32,6 +34,7 @@ from .database import provide_database
 from .manager import Caller, Runtime, VideoJobManager
 
 log = structlog.get_logger("vjm.connect")
+__all__ = ["connect", "application_name", "API", "CLI", "DETECTOR"]
 
 
 def login_of(url: str) -> str:
@@ -60,9 +63,11 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
     async with provide_database(settings, migrated=migrate) as database_url, contextlib.AsyncExitStack() as stack:
         role = service_role or await service_role_for(database_url)
         login = login_of(database_url)
-        service = await create_role_pool(database_url, role=role, login=login, max_size=settings.pool_size)
+        service = await create_role_pool(database_url, role=role, login=login, min_size=settings.pool_min_size,
+                                         max_size=settings.pool_size)
         stack.push_async_callback(service.close)
-        users = await create_role_pool(database_url, role=None, max_size=settings.pool_size)
+        users = await create_role_pool(database_url, role=None, min_size=settings.pool_min_size,
+                                       max_size=settings.user_pool_size or settings.pool_size)
         stack.push_async_callback(users.close)
         # The watcher reads the projection checkpoint, which only service roles may see.
         watcher = ProjectionWatcher(database_url, role=PROCESSOR)
@@ -122,7 +127,8 @@ async def start_listeners(stack: contextlib.AsyncExitStack, url: str, pool: asyn
     AccessDenied, before anything starts, when the login may not act as vjm_projector: the
     projector would otherwise retry forever and project nothing behind a "running".
     """
-    probe = await connect_with_role(url, PROJECTOR, attempts=2, max_delay=2)
+    with application_name(PROJECTOR_NAME):
+        probe = await connect_with_role(url, PROJECTOR, attempts=2, max_delay=2)
     await probe.close()
     projector = Projector(ProjectorConfig(database_url=url, role=PROJECTOR))
     await projector.start()

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from ..connect import API, CLI, DETECTOR, application_name
 from ..errors import DatabaseUnavailable, MigrationError, ValidationError, VJMError
 from ..logs import configure_logging
 from . import audit, demo, jobs, listen, maintenance, migrate, projections, queue, stats, teams, up, watch, worker
@@ -22,6 +23,9 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2,
 COMMANDS = (up, demo, listen, worker, watch, jobs, teams, stats, migrate, projections, maintenance, queue, audit)
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+# Each command's application_name (store.application_name): `vjm up` serves the API, `vjm listen`'s pools serve
+# the stuck detector; a videojobs.Worker (`vjm worker`, the demo's) names its own connections vjm:worker:<id>.
+NAMES = {"up": API, "listen": DETECTOR}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 def execute(handler: Handler, args: argparse.Namespace) -> int:
     """Run one command's handler; its errors become one line on stderr and an exit code."""
     try:
-        with asyncio.Runner(loop_factory=_server_loop() if args.command == "up" else None) as runner:
+        with application_name(NAMES.get(args.command, CLI)), \
+                asyncio.Runner(loop_factory=_server_loop() if args.command == "up" else None) as runner:
             return runner.run(handler(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

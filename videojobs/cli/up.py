@@ -19,7 +19,7 @@ from ..config import Settings
 from ..errors import ValidationError
 from .session import add_database_option, open_manager, require, settings_of, shutdown_event
 
-MAX_WORKERS = 64  # `--workers`: each process holds its own pools (2 x VJM_POOL_SIZE) and three connections more
+MAX_WORKERS = 64  # `--workers`: each process holds its own pools and three connections more (README "Connections")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from videojobs import Settings, VideoJobManager
 
+from ..connect import API, application_name
 from .metrics import RequestTimer
 from .middleware import BodySizeLimit, CatchAll, MethodNotAllowed
 from .openapi import install_openapi
@@ -105,10 +106,13 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
 
 
 def _default_factory(settings: Settings) -> ManagerFactory:
-    def factory() -> AbstractAsyncContextManager[VideoJobManager]:
+    @contextlib.asynccontextmanager
+    async def factory() -> AsyncIterator[VideoJobManager]:
         from videojobs import connect
 
-        return connect(settings=settings)
+        with application_name(API):  # the pools are named when they open (store.application_name)
+            async with connect(settings=settings) as manager:
+                yield manager
 
     return factory
 

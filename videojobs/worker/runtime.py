@@ -26,6 +26,7 @@ import structlog
 
 from listeners.service import Signal
 from statemachine import ValidationError, to_validation_error
+from store.application_name import application_name, worker_name
 
 from ..connect import connect
 from ..manager import VideoJobManager
@@ -97,11 +98,14 @@ class Worker:
         """Claim and run jobs until `stop()` (or SIGTERM/SIGINT with `handle_signals`); returns when all is reported."""
         if self._handler is None:
             raise ValidationError("no handler: decorate one with @worker.handler", field="handler")
-        async with self._opened_link() as link:
-            transport = link.transport
-            support = RunSupport(self._handler, transport, CompletionBatcher(transport), self.config, self._transient)
-            with self._signal_handlers(handle_signals):
-                await self._serve(link, support, self._stop_requested)
+        # Every connection it opens (its manager's pools, its LISTEN) is vjm:worker:<id> in pg_stat_activity.
+        with application_name(worker_name(self.config.worker_id)):
+            async with self._opened_link() as link:
+                transport = link.transport
+                support = RunSupport(self._handler, transport, CompletionBatcher(transport), self.config,
+                                     self._transient)
+                with self._signal_handlers(handle_signals):
+                    await self._serve(link, support, self._stop_requested)
         log.info("worker_stopped", worker_id=self.config.worker_id)
 
     async def _serve(self, link: WorkerLink, support: RunSupport, stop_requested: asyncio.Event) -> None:
