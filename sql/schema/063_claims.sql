@@ -68,12 +68,21 @@ CREATE TABLE vjm.queue_settings_history (
 CREATE FUNCTION vjm.claim_cap_lock_class() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1986359922 $$;
 
--- Who a job takes turns as, under the current setting.
+-- Who a job takes turns as under fair share p_fair_share (vjm.claim_settings.fair_share). An
+-- expression without a table, so the planner inlines it into the statement that calls it: the
+-- guard reads the setting once per call (one statement, its plan kept for the session) and
+-- passes it in, where a function that reads the table was planned anew at every call, twice per
+-- one-job create (bench/README.md, "Findings: SQL hot spots").
+CREATE FUNCTION vjm.fair_key_under(p_fair_share text, p_user_id text, p_team_id uuid) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN p_fair_share = 'team' AND p_team_id IS NOT NULL THEN 'team:' || p_team_id::text
+                ELSE 'user:' || p_user_id END
+$$;
+
+-- Who a job takes turns as, under the current setting (for callers outside the guard).
 CREATE FUNCTION vjm.fair_key(p_user_id text, p_team_id uuid) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN s.fair_share = 'team' AND p_team_id IS NOT NULL THEN 'team:' || p_team_id
-                ELSE 'user:' || p_user_id END
-      FROM vjm.claim_settings s
+    SELECT vjm.fair_key_under(s.fair_share, p_user_id, p_team_id) FROM vjm.claim_settings s
 $$;
 
 -- The turn a job of key p_key takes on entering priority p_priority's queue: after that key's
