@@ -54,7 +54,7 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
        actor, user_id, team_id, occurred_at, data
   FROM vjm.job_events
  WHERE (xact_id, position) > (:after_xact_id::xid8, :after_position::bigint)
-   AND xact_id < vjm.projection_horizon()
+   AND xact_id < (SELECT vjm.projection_horizon())  -- by the executor, once: not planned per call
  ORDER BY xact_id, position
  LIMIT :limit;
 

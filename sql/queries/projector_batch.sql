@@ -19,7 +19,7 @@ SELECT e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_st
                        user_id, team_id, occurred_at, data
                   FROM vjm.job_events
                  WHERE (xact_id, position) > (:after_xact_id::xid8, :after_position::bigint)
-                   AND xact_id < vjm.projection_horizon()
+                   AND xact_id < (SELECT vjm.projection_horizon())  -- by the executor, once: not planned per call
                  ORDER BY xact_id, position
                  LIMIT :limit) n) e
   -- LIMIT 1 keeps this a lookup by key per job (see vjm.jobs_before), whatever the table's size.

@@ -76,14 +76,21 @@ ALTER TABLE vjm.job_events ENABLE ALWAYS TRIGGER job_events_append_only;
 -- xid is skipped only when pg_stat_activity shows it belongs to a backend of another
 -- database; when that is not visible (no pg_read_all_stats), for prepared transactions and
 -- anything unknown, it counts. STABLE: it sees the snapshot of the calling statement, the
--- same one that then reads the events.
+-- same one that then reads the events. plpgsql, so its query is planned once per session: as a
+-- LANGUAGE sql function (not inlinable: it reads a table) its body was parsed and planned at every
+-- call, and a statement planned for custom parameters calls it twice (the planner evaluates a
+-- STABLE function to estimate `xact_id < vjm.projection_horizon()`). Callers that are planned
+-- per execution take it as a sub-select, `(SELECT vjm.projection_horizon())`, which the planner
+-- leaves to the executor (bench/README.md, "Findings: SQL hot spots").
 CREATE FUNCTION vjm.projection_horizon() RETURNS xid8
-LANGUAGE sql STABLE PARALLEL RESTRICTED AS $$
-    SELECT coalesce(min(x.xid), pg_snapshot_xmax(pg_current_snapshot()))
-      FROM pg_snapshot_xip(pg_current_snapshot()) AS x(xid)
-     WHERE NOT EXISTS (
-        SELECT 1 FROM pg_stat_activity a
-         WHERE a.backend_xid = x.xid::xid
-           AND a.datid IS NOT NULL
-           AND a.datid <> (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED AS $$
+BEGIN
+    RETURN (SELECT coalesce(min(x.xid), pg_snapshot_xmax(pg_current_snapshot()))
+              FROM pg_snapshot_xip(pg_current_snapshot()) AS x(xid)
+             WHERE NOT EXISTS (
+                SELECT 1 FROM pg_stat_activity a
+                 WHERE a.backend_xid = x.xid::xid
+                   AND a.datid IS NOT NULL
+                   AND a.datid <> (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())));
+END
 $$;

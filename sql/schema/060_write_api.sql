@@ -278,6 +278,7 @@ DECLARE
     rang boolean;
     keyed_ids uuid[];         -- creates with idempotency keys: per item, the job it stands for (if one replays)
     keyed vjm.appended[];     -- and then its create event (the outcome, in item order)
+    share text;               -- creates: vjm.claim_settings.fair_share, read once (vjm.fair_key_under)
 BEGIN
     IF NOT trusted THEN  -- trusted callers see every job
         teams := vjm.team_ids_of(caller);
@@ -325,6 +326,7 @@ BEGIN
                                              teams, who) t;
             n := coalesce(cardinality(p_job_ids), 0);
         END IF;
+        SELECT s.fair_share INTO share FROM vjm.claim_settings s;
         IF n = 1 THEN
             -- One create: the same rules (vjm.decide_create), without a batch's machinery.
             at := clock_timestamp();
@@ -345,7 +347,7 @@ BEGIN
                        f.priority, (p_data -> 0 ->> 'run_at')::timestamptz, f.fair_key,
                        vjm.first_turn(f.priority, f.fair_key)
                   FROM (SELECT coalesce((p_data -> 0 ->> 'priority')::smallint, 0::smallint) AS priority,
-                               vjm.fair_key(ev.user_id, ev.team_id) AS fair_key) f;
+                               vjm.fair_key_under(share, ev.user_id, ev.team_id) AS fair_key) f;
                 appended := ARRAY[ev];
             END IF;
         ELSE
@@ -372,7 +374,8 @@ BEGIN
                 SELECT a.*, k.fair_key, coalesce(a.priority::smallint, 0::smallint) AS level,
                        row_number() OVER (PARTITION BY k.fair_key, coalesce(a.priority::smallint, 0::smallint)
                                           ORDER BY a.position) - 1 AS rank
-                  FROM inserted a CROSS JOIN LATERAL (SELECT vjm.fair_key(a.user_id, a.team_id) AS fair_key) k
+                  FROM inserted a
+                 CROSS JOIN LATERAL (SELECT vjm.fair_key_under(share, a.user_id, a.team_id) AS fair_key) k
             ), turns AS MATERIALIZED (  -- each key's first turn, once, before any entry is inserted (an entry this
                 -- statement inserted is in the index but not in its snapshot: probing after would skip them all)
                 SELECT g.fair_key, g.level, vjm.first_turn(g.level, g.fair_key) AS first

@@ -68,12 +68,21 @@ CREATE TABLE vjm.queue_settings_history (
 CREATE FUNCTION vjm.claim_cap_lock_class() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1986359922 $$;
 
--- Who a job takes turns as, under the current setting.
+-- Who a job takes turns as under fair share p_fair_share (vjm.claim_settings.fair_share). An
+-- expression without a table, so the planner inlines it into the statement that calls it: the
+-- guard reads the setting once per call (one statement, its plan kept for the session) and
+-- passes it in, where a function that reads the table was planned anew at every call, twice per
+-- one-job create (bench/README.md, "Findings: SQL hot spots").
+CREATE FUNCTION vjm.fair_key_under(p_fair_share text, p_user_id text, p_team_id uuid) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN p_fair_share = 'team' AND p_team_id IS NOT NULL THEN 'team:' || p_team_id::text
+                ELSE 'user:' || p_user_id END
+$$;
+
+-- Who a job takes turns as, under the current setting (for callers outside the guard).
 CREATE FUNCTION vjm.fair_key(p_user_id text, p_team_id uuid) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN s.fair_share = 'team' AND p_team_id IS NOT NULL THEN 'team:' || p_team_id
-                ELSE 'user:' || p_user_id END
-      FROM vjm.claim_settings s
+    SELECT vjm.fair_key_under(s.fair_share, p_user_id, p_team_id) FROM vjm.claim_settings s
 $$;
 
 -- The turn a job of key p_key takes on entering priority p_priority's queue: after that key's
@@ -81,18 +90,29 @@ $$;
 -- that no "not before" holds: a job held back until tomorrow does not hold the clock back).
 -- plpgsql: as a LANGUAGE sql function (two sub-selects: not inlined) it was parsed and planned again
 -- at every execution of the statement that calls it, about 200 us of the guard's one-job create,
--- where plpgsql keeps its plan for the session (bench/README.md, "the HTTP path"). vjm.fair_key stays
--- sql: a batch create calls it per row, where a plpgsql call costs 10 us against 2.
+-- where plpgsql keeps its plan for the session (bench/README.md, "the HTTP path"). vjm.fair_key_under
+-- is sql: a batch create calls it per row, where a plpgsql call costs 10 us against 2.
+-- The key's last queued turn is asked first: it is probed from the top of the key's entries, where
+-- the queued ones are (claimed entries leave dead index entries below them until vacuum). When that
+-- entry is claimable (no "not before"), the turn being served is at most its turn, so the answer is
+-- the next turn and the turn being served is not asked: that probe walks the priority's dead entries
+-- from the bottom, where claims take them (bench/README.md, "Findings: SQL hot spots").
 CREATE FUNCTION vjm.first_turn(p_priority smallint, p_key text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    last_turn bigint;
+    held boolean;
 BEGIN
+    SELECT q.turn, q.not_before IS NOT NULL INTO last_turn, held FROM vjm.run_queue q
+     WHERE q.queued AND q.fair_key = p_key AND q.priority = p_priority
+     ORDER BY q.turn DESC LIMIT 1;
+    IF held IS NOT DISTINCT FROM false THEN
+        RETURN greatest(last_turn + 1, 0);
+    END IF;
     RETURN greatest((SELECT q.turn FROM vjm.run_queue q
                       WHERE q.queued AND q.not_before IS NULL AND q.priority = p_priority
                       ORDER BY q.turn LIMIT 1),
-                    (SELECT q.turn + 1 FROM vjm.run_queue q
-                      WHERE q.queued AND q.fair_key = p_key AND q.priority = p_priority
-                      ORDER BY q.turn DESC LIMIT 1),
-                    0);
+                    last_turn + 1, 0);
 END
 $$;
 
