@@ -85,7 +85,8 @@ async def server_facts(admin_url: str) -> dict:
     try:
         version = await conn.fetchval("SELECT version()")
         names = ["fsync", "synchronous_commit", "wal_sync_method", "shared_buffers", "max_connections",
-                 "commit_delay", "wal_level", "full_page_writes"]
+                 "commit_delay", "wal_level", "full_page_writes", "autovacuum"]  # off here (conf.d/90-ci.conf): queue churn
+                 # leaves dead entries until a VACUUM
         rows = await conn.fetch("SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1)", names)
         data_directory = await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'data_directory'")
     finally:
