@@ -25,6 +25,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 
@@ -34,7 +35,7 @@ from store.write_combiner import WriteCombiner
 from .common import interleaved_figures, percentile, projector_process, run_standalone, wait_projected
 
 CYCLE = ["create", "start", "progress", "progress", "complete"]
-DATA = {
+DATA: dict[str, dict[str, Any]] = {
     "create": {"original_filename": "clip.mp4", "original_filesize": 10_485_760, "clip_count": 5,
                "quality_preset": "pro", "enhancement_level": "basic", "platform_target": "tiktok"},
     "start": {"worker_id": "bench-worker"},
@@ -185,15 +186,15 @@ async def projector_ratio(url: str, connections: int, ops: int, runs: int) -> di
     shares = _split(ops, connections)
     total = sum(shares)
 
-    async def vjm() -> float:
-        return total / await _timed([_vjm_writer(store, n) for n in shares])
+    async def vjm() -> dict[str, float]:
+        return await _timed(total, lambda latencies: [_vjm_writer(store, n, latencies) for n in shares])
 
     without: list[float] = []
     projected: list[float] = []
     try:
         await vjm()  # warm-up
         for _ in range(runs):
-            without.append(await vjm())
+            without.append((await vjm())["per_s"])
             projected.append(await _with_projector(url, vjm, 1))
     finally:
         await pool.close()
