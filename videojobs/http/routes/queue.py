@@ -50,8 +50,9 @@ async def resume(request: Annotated[ResumeRequest, Body()], manager: ServiceMana
 @router.put("/caps", response_model=QueueChange, summary="Set or remove a cap", responses=problems(403, 413))
 async def set_cap(request: Annotated[CapRequest, Body()], manager: ServiceManager) -> QueueChange:
     """At most `max_processing` jobs processing at once of one user, team or platform (`kind`); `key` names
-    it, or is '*' for each one without a cap of its own; null removes the cap. Claims never overshoot a
-    cap (jobs already processing keep running). Answers the change as recorded."""
+    it, or is '*' for each one without a cap of its own; null removes the cap (422 when there is no such
+    cap: nothing is recorded). Claims never overshoot a cap (jobs already processing keep running).
+    Answers the change as recorded."""
     return change_of(await manager.queue.set_cap(request.kind, cap_key(request), request.max_processing,
                                                  request.reason))
 
