@@ -71,6 +71,10 @@ def parse_hey(text: str) -> dict:
     total = re.search(r"Total:\s+([\d.]+) secs", text)
     head, _, errors = text.partition("Error distribution:")
     percentiles = {int(p): float(s) * 1000 for p, s in re.findall(r"^\s*(\d+)%+ in ([\d.]+) secs", head, re.M)}
+    slowest = re.search(r"Slowest:\s+([\d.]+) secs", head)
+    if slowest:  # hey prints a percentile only once it has 100/(100-p) answers: below that it is the slowest one
+        for p in (50, 90, 99):
+            percentiles.setdefault(p, float(slowest.group(1)) * 1000)
     statuses = {code: int(n) for code, n in re.findall(r"^\s*\[(\d{3})\]\s+(\d+) responses", head, re.M)}
     return {"requests_per_s": float(rate.group(1)) if rate else 0.0,
             "total_s": float(total.group(1)) if total else None,

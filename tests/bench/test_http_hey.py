@@ -99,3 +99,13 @@ async def test_real_hey_output_parses_into_consistent_figures(database_url: str)
     assert 0 < figures["p50_ms"] <= figures["p90_ms"] <= figures["p99_ms"]
     assert figures["requests_per_s"] == pytest.approx(figures["responses"] / figures["total_s"], rel=0.02)
     assert figures["server_cpu_ms_per_request"] > 0 and figures["database_cpu_ms_per_request"] > 0
+
+
+def test_a_percentile_hey_leaves_out_for_too_few_answers_is_the_slowest() -> None:
+    """hey prints p99 only from 100 answers on (p90 from 10): with fewer, the nearest-rank percentile is the slowest."""
+    text = ("Summary:\n  Total:\t1.0012 secs\n  Slowest:\t0.0400 secs\n  Fastest:\t0.0100 secs\n"
+            "  Requests/sec:\t40.0000\n\nLatency distribution:\n  10%% in 0.0120 secs\n  50%% in 0.0200 secs\n"
+            "  90%% in 0.0300 secs\n\nStatus code distribution:\n  [201]\t40 responses\n")
+    figures = http_hey.parse_hey(text)
+    assert (figures["p50_ms"], figures["p90_ms"], figures["p99_ms"]) == pytest.approx((20.0, 30.0, 40.0))
+    assert figures["responses"] == 40 and figures["errors"] == 0
