@@ -19,6 +19,11 @@ const el = (tag, attrs = {}, ...children) => {
   for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
   return node;
 };
+/* The filter forms' choices (select[data-choices]), in one place: "any", then the statuses, platforms or presets. */
+const CHOICES = { status: STATUSES, platform_target: ["tiktok", "instagram", "youtube_shorts"],
+                  quality_preset: ["draft", "standard", "pro", "ultra"] };
+for (const select of document.querySelectorAll("select[data-choices]"))
+  select.append(el("option", { value: "" }, "any"), ...CHOICES[select.dataset.choices].map((c) => el("option", {}, c)));
 
 function decodeClaims(token) {
   try {
