@@ -93,6 +93,10 @@ def _unavailable(exc: asyncpg.PostgresError) -> DatabaseUnavailable | None:
         return DatabaseUnavailable(f"cannot log in: {exc}")
     if isinstance(exc, (asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError)):
         return DatabaseUnavailable(str(exc))
+    if isinstance(exc, (asyncpg.InvalidSQLStatementNameError, asyncpg.DuplicatePreparedStatementError)):
+        return DatabaseUnavailable(f"{exc.args[0] if exc.args else exc}: the database URL is a transaction "
+                                   "pooler (PgBouncer, Supavisor 6543); set VJM_DATABASE_POOLER=transaction and "
+                                   "VJM_DIRECT_DATABASE_URL (README, \"Deploying at scale\")")
     return None
 
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,11 +41,13 @@ from statemachine import AccessDenied, ValidationError
 from statemachine.validation import check_user_id
 
 from .application_name import named_kwargs
-from .errors import InvalidToken, translate_error
+from .errors import translate_error
 from .executor import Connection, Executor
 from .pool import connect, init_connection, keep_session, retry_idempotent
+from .pooler import TRANSACTION, RolePerTransaction, pooled_kwargs, takes_role_per_transaction
 from .postgres import with_user
 from .queries import execute, fetch_one, fetch_value
+from .tokens import TokenSource, end_user_token
 
 log = structlog.get_logger("vjm.identity")
 
@@ -81,100 +81,6 @@ def login_for(role: str | None) -> str:
         raise ValidationError(f"{role} has no login of its own: pass the login of an operator granted it",
                               field="login")
     return LOGINS[role]
-
-
-class TokenSource:
-    """Mints short-lived end-user tokens for `acting_as(user_id=...)`; cached per user."""
-
-    ttl_seconds = 300
-
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[str, float]] = {}
-
-    async def token_for(self, user_id: str) -> str:
-        """A token for `user_id` with at least half its lifetime left."""
-        cached = self._cache.get(user_id)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        token = await self._mint(user_id)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[user_id] = (token, now + self.ttl_seconds / 2)
-        return token
-
-    async def _mint(self, user_id: str) -> str:
-        raise NotImplementedError
-
-
-class LocalTokens(TokenSource):
-    """Tokens signed in this process with the identity secret (VJM_JWT_SECRET)."""
-
-    def __init__(self, secret: str, audience: str | None = "authenticated") -> None:
-        super().__init__()
-        self._secret, self._audience = secret, audience
-
-    async def _mint(self, user_id: str) -> str:
-        import jwt
-
-        now = int(time.time())
-        claims: dict[str, Any] = {"sub": user_id, "role": "authenticated", "iat": now, "exp": now + self.ttl_seconds}
-        if self._audience is not None:
-            claims["aud"] = self._audience
-        return jwt.encode(claims, self._secret, algorithm="HS256")
-
-
-class DatabaseTokens(TokenSource):
-    """Tokens issued by the database (`vjm.issue_token`) on a pool that acts as vjm_admin."""
-
-    def __init__(self, admin_pool: asyncpg.Pool) -> None:
-        super().__init__()
-        self._pool = admin_pool
-
-    async def _mint(self, user_id: str) -> str:
-        try:
-            return str(await fetch_value(self._pool, "identity_token_issue", user_id=user_id,
-                                         ttl_seconds=self.ttl_seconds))
-        except asyncpg.PostgresError as exc:
-            raise translate_error(exc) from exc
-
-
-_default_tokens: TokenSource | None = None
-
-
-def configure_tokens(source: TokenSource | None) -> None:
-    """The process's default token source (else LocalTokens from VJM_JWT_SECRET, if set)."""
-    global _default_tokens
-    _default_tokens = source
-
-
-def default_tokens() -> TokenSource | None:
-    """The configured token source, or one from VJM_JWT_SECRET / VJM_JWT_AUDIENCE, or None."""
-    global _default_tokens
-    if _default_tokens is None and os.environ.get("VJM_JWT_SECRET"):
-        _default_tokens = LocalTokens(os.environ["VJM_JWT_SECRET"],
-                                      os.environ.get("VJM_JWT_AUDIENCE", "authenticated") or None)
-    return _default_tokens
-
-
-async def token_for(user_id: str | None, tokens: TokenSource | None = None) -> str:
-    """The token acting_as sends for `user_id` ('' for no identity)."""
-    if user_id is None:
-        return ""
-    source = tokens or default_tokens()
-    if source is None:
-        raise InvalidToken("no token source to act as an end user: set VJM_JWT_SECRET "
-                           "(or connect as an admin, which asks the database for tokens)")
-    return await source.token_for(user_id)
-
-
-async def end_user_token(user_id: str | None, token: str | None = None, tokens: TokenSource | None = None) -> str:
-    """The token that names the end user to the database: `token` (checked for shape only: the database
-    verifies it), else one minted for `user_id` ('' for no identity)."""
-    user_id = validate_user_id(user_id)
-    if token is not None and (not isinstance(token, str) or not 0 < len(token) <= 8192):
-        raise ValidationError("token must be a string of at most 8192 characters", field="token")
-    return token if token is not None else await token_for(user_id, tokens)
 
 
 def identity_claims(role: str, user_id: str | None) -> str:
@@ -229,15 +135,32 @@ async def whoami(executor: Executor) -> dict[str, str | None]:
 
 
 async def init_role_connection(conn: asyncpg.Connection, role: str | None) -> None:
-    """Codecs, then the session role (a pool `init` hook; role None leaves the login's own rights)."""
+    """Codecs, then the session role (a pool `init` hook; role None leaves the login's own rights).
+
+    Behind a transaction pooler (a RolePerTransaction connection) the role is taken per
+    transaction instead, unless the login's default role already is `role`.
+    """
     await init_connection(conn)
     if role is not None:
         try:
-            await fetch_one(conn, "identity_set_session_role", role=validate_role(role))
+            if takes_role_per_transaction(conn):
+                await _take_role_per_transaction(conn, validate_role(role))  # type: ignore[arg-type]
+            else:
+                await fetch_one(conn, "identity_set_session_role", role=validate_role(role))
         except asyncpg.InsufficientPrivilegeError as exc:
             login = getattr(conn.get_settings(), "session_authorization", None) or "this login"
             raise AccessDenied(f"login {login} may not act as {role}: as an admin, GRANT {role} TO {login}, "
                                f"or use the login made for it ({login_for(role)}); see SECURITY.md") from exc
+
+
+async def _take_role_per_transaction(conn: RolePerTransaction, role: str) -> None:
+    """Act as `role` in each transaction of `conn` (none needed when the login's default role is `role`);
+    InsufficientPrivilegeError now, not at the first request, when the login may not."""
+    if await fetch_value(conn, "identity_current_role") == role:
+        return
+    async with conn.transaction():
+        await fetch_one(conn, "identity_set_local_role", role=role)
+    conn.vjm_role = role
 
 
 async def may_act_as_admin(url: str) -> bool:
@@ -259,17 +182,22 @@ async def install_identity_key(executor: Executor, secret: str, audience: str | 
 
 async def create_role_pool(url: str, *, role: str | None = PROCESSOR, login: str | None = None,
                            password: str | None = None, min_size: int = 1, max_size: int = 10,
-                           attempts: int = 5, max_delay: float = 15.0, **kwargs: Any) -> asyncpg.Pool:
+                           attempts: int = 5, max_delay: float = 15.0, pooler: str | None = None,
+                           **kwargs: Any) -> asyncpg.Pool:
     """A pool logged in as `login` (default `login_for(role)`) whose connections act as `role` for their session.
 
     `url` is any URL of the server (e.g. the admin URL); only its user is replaced.
     Use role=None for pools that serve end users: every request then needs acting_as().
+    `pooler="transaction"`: `url` is a transaction pooler (store.pooler); the role is then
+    taken per transaction, and no statement is cached on the server.
     """
     if role is not None:
         validate_role(role)
     login = login or login_for(role)
     app_url = with_user(url, login, password)
-    kwargs = named_kwargs(app_url, kwargs)  # store.application_name
+    kwargs = pooled_kwargs(pooler, named_kwargs(app_url, kwargs))  # store.application_name, store.pooler
+    if pooler == TRANSACTION:
+        kwargs.setdefault("connection_class", RolePerTransaction)
 
     async def _init(conn: asyncpg.Connection) -> None:
         await init_role_connection(conn, role)

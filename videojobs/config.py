@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,12 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     database_url: str | None = Field(None, description="VJM_DATABASE_URL; absent: embedded Postgres")
+    direct_database_url: str | None = Field(None, description="VJM_DIRECT_DATABASE_URL: where the listeners, the "
+                                                              "change feed and migrations connect (LISTEN, "
+                                                              "session locks); absent: VJM_DATABASE_URL")
+    database_pooler: Literal["transaction"] | None = Field(None, description="VJM_DATABASE_POOLER=transaction when "
+                                                                             "VJM_DATABASE_URL is a transaction "
+                                                                             "pooler (PgBouncer, Supavisor 6543)")
     data_dir: Path = Field(default_factory=default_data_dir, description="VJM_DATA_DIR for the embedded server")
     jwt_secret: str | None = Field(None, description="VJM_JWT_SECRET: the identity key (HS256) of the HTTP API and the database")
     jwt_audience: str | None = Field("authenticated", description="VJM_JWT_AUDIENCE")
@@ -39,13 +45,23 @@ class Settings(BaseModel):
     def _pool_sizes_in_order(self) -> Settings:
         if self.pool_min_size > min(self.pool_size, self.user_pool_size or self.pool_size):
             raise ValueError("VJM_POOL_MIN_SIZE must not exceed VJM_POOL_SIZE or VJM_USER_POOL_SIZE")
+        if (self.database_pooler or self.direct_database_url) and not self.database_url:
+            raise ValueError("VJM_DATABASE_POOLER and VJM_DIRECT_DATABASE_URL need VJM_DATABASE_URL "
+                             "(the embedded server has no pooler)")
         return self
+
+    @property
+    def direct_url(self) -> str | None:
+        """The URL of dedicated connections: VJM_DIRECT_DATABASE_URL, else VJM_DATABASE_URL."""
+        return self.direct_database_url or self.database_url
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         """Read VJM_* variables; keyword arguments win over the environment."""
         env: dict[str, Any] = {
             "database_url": os.environ.get("VJM_DATABASE_URL") or None,
+            "direct_database_url": os.environ.get("VJM_DIRECT_DATABASE_URL") or None,
+            "database_pooler": pooler_of(os.environ.get("VJM_DATABASE_POOLER", "")),
             "jwt_secret": os.environ.get("VJM_JWT_SECRET") or None,
             "jwt_audience": os.environ.get("VJM_JWT_AUDIENCE", "authenticated") or None,
             "log_level": os.environ.get("VJM_LOG_LEVEL", "INFO"),
@@ -65,3 +81,9 @@ class Settings(BaseModel):
                 env[field] = os.environ[f"VJM_{field.upper()}"]
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(env)
+
+
+def pooler_of(text: str) -> str | None:
+    """VJM_DATABASE_POOLER: 'transaction', or none ('', 'none', 'session': nothing to work around)."""
+    value = text.strip().lower()
+    return None if value in ("", "none", "session", "direct") else value

@@ -17,16 +17,12 @@ from store.identity import (
     ADMIN,
     PROCESSOR,
     PROJECTOR,
-    DatabaseTokens,
-    LocalTokens,
-    TokenSource,
-    configure_tokens,
     create_role_pool,
-    default_tokens,
     install_identity_key,
     may_act_as_admin,
 )
 from store.role_connection import connect_with_role
+from store.tokens import DatabaseTokens, LocalTokens, TokenSource, configure_tokens, default_tokens
 from store.write_combiner import WriteCombiner
 
 from .config import Settings
@@ -54,27 +50,32 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
                   migrate: bool = True) -> AsyncIterator[VideoJobManager]:
     """Open a VideoJobManager on `url` (else VJM_DATABASE_URL, else the embedded Postgres).
 
-    The schema is migrated first, unless `migrate=False` (a process whose parent migrated, as the
+    Behind a transaction pooler (Settings.database_pooler) the pools connect to `url` and
+    everything that keeps session state (the listeners, the change feed, migrations) to
+    Settings.direct_url. The schema is migrated first, unless `migrate=False` (a process whose parent migrated, as the
     workers of `vjm up --workers N`). With `listeners=True` the projector (leader-elected,
     so several processes may run it) and the stuck-job detector run in this process;
     pass `listeners=False` when `vjm listen` runs them elsewhere.
     """
     settings = settings or Settings.from_env(database_url=url)
     async with provide_database(settings, migrated=migrate) as database_url, contextlib.AsyncExitStack() as stack:
-        role = service_role or await service_role_for(database_url)
-        login = login_of(database_url)
-        service = await create_role_pool(database_url, role=role, login=login, min_size=settings.pool_min_size,
-                                         max_size=settings.pool_size)
+        # Pools on VJM_DATABASE_URL (a pooler, maybe); LISTEN and session locks on the direct URL.
+        direct_url = settings.direct_database_url or database_url
+        role = service_role or await service_role_for(direct_url)
+        service = await create_role_pool(database_url, role=role, login=login_of(database_url),
+                                         min_size=settings.pool_min_size, max_size=settings.pool_size,
+                                         pooler=settings.database_pooler)
         stack.push_async_callback(service.close)
         users = await create_role_pool(database_url, role=None, min_size=settings.pool_min_size,
-                                       max_size=settings.user_pool_size or settings.pool_size)
+                                       max_size=settings.user_pool_size or settings.pool_size,
+                                       pooler=settings.database_pooler)
         stack.push_async_callback(users.close)
         # The watcher reads the projection checkpoint, which only service roles may see.
-        watcher = ProjectionWatcher(database_url, role=PROCESSOR)
+        watcher = ProjectionWatcher(direct_url, role=PROCESSOR)
         stack.push_async_callback(watcher.close)
         tokens = await token_source(service, role, settings)
-        running = await start_listeners(stack, database_url, service, settings) if listeners else None
-        runtime = Runtime(service_pool=service, user_pool=users, database_url=database_url, watcher=watcher,
+        running = await start_listeners(stack, direct_url, service, settings) if listeners else None
+        runtime = Runtime(service_pool=service, user_pool=users, database_url=direct_url, watcher=watcher,
                           tokens=tokens, consistency_timeout=consistency_timeout, listeners=running,
                           combiner=WriteCombiner(service) if settings.write_combining else None)
         manager = VideoJobManager(runtime, Caller(service=settings.service_name))

@@ -57,3 +57,11 @@ SELECT vjm.current_team_ids();
 -- team_member_get_many --
 -- Members of one team that the caller may see.
 SELECT team_id, user_id, role, added_at FROM vjm.team_members WHERE team_id = :team_id ORDER BY added_at, user_id LIMIT :limit;
+
+-- identity_current_role --
+-- The role this session acts as now (a login's default role, ALTER ROLE ... SET role, shows here).
+SELECT current_user::text;
+
+-- identity_set_local_role --
+-- Act as a run-time role for the rest of this transaction only (behind a transaction pooler: store/pooler.py).
+SELECT set_config('role', :role, true);

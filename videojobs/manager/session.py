@@ -15,9 +15,10 @@ from listeners import ProjectionWatcher
 from statemachine import WORKER_REPORTS, AccessDenied, JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
-from store.identity import AUTHENTICATED, TokenSource, acting_as, end_user_token
+from store.identity import AUTHENTICATED, acting_as
 from store.job_writes import JobHistory, append_events, append_events_only, append_returning_job
 from store.projections.fold import apply_stream
+from store.tokens import TokenSource, end_user_token
 from store.write_combiner import WriteCombiner
 
 from ..models import BulkResult, Job
@@ -77,7 +78,7 @@ class Runtime:
 
     service_pool: asyncpg.Pool  # the trusted service's connections (a session role, e.g. vjm_admin)
     user_pool: asyncpg.Pool     # end users' connections: every request runs in acting_as()
-    database_url: str
+    database_url: str           # the direct URL: dedicated connections (listeners, feed, rebuild), never a pooler
     watcher: ProjectionWatcher | None = None
     tokens: TokenSource | None = None  # mints end users' tokens for as_user() (None: store.identity's default)
     consistency_timeout: float = 2.0

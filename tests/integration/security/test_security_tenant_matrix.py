@@ -11,8 +11,9 @@ import pytest
 
 from statemachine import AccessDenied, JobNotFound
 from store import EventStore, prepare_event
-from store.identity import LocalTokens, acting_as
+from store.identity import acting_as
 from store.teams import TeamNotFound, add_team_member, list_team_members, list_teams, remove_team_member
+from store.tokens import LocalTokens
 from tests.support.factories import create_data
 from tests.support.tenants import USERS, Tenants, as_user
 from tests.support.tokens import TEST_JWT_SECRET
