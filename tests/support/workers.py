@@ -27,8 +27,8 @@ class WorkerProcess:
         self._readers = [asyncio.create_task(self._read_stdout()), asyncio.create_task(self._read_stderr())]
 
     @classmethod
-    async def start(cls, database_url: str, *options: str) -> WorkerProcess:
-        env = {k: v for k, v in os.environ.items() if k != "VJM_DATABASE_URL"}
+    async def start(cls, database_url: str, *options: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        env = {**{k: v for k, v in os.environ.items() if k != "VJM_DATABASE_URL"}, **(env or {})}
         process = await asyncio.create_subprocess_exec(
             VJM, "--log-level", "INFO", "worker", HANDLER, "--database-url", database_url, *options,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
@@ -85,13 +85,14 @@ Spawn = Callable[..., Awaitable[WorkerProcess]]
 
 
 @contextlib.asynccontextmanager
-async def worker_spawner(database_url: str) -> AsyncIterator[Spawn]:
-    """`spawn(*options)` starts a `vjm worker` process on `database_url`; every one is killed at the end.
-    A test module makes it a fixture: `async with worker_spawner(database_url) as spawn: yield spawn`."""
+async def worker_spawner(database_url: str, env: dict[str, str] | None = None) -> AsyncIterator[Spawn]:
+    """`spawn(*options)` starts a `vjm worker` process on `database_url` (with `env` added to its
+    environment); every one is killed at the end. A test module makes it a fixture:
+    `async with worker_spawner(database_url) as spawn: yield spawn`."""
     started: list[WorkerProcess] = []
 
     async def spawn(*options: str) -> WorkerProcess:
-        worker = await WorkerProcess.start(database_url, "--poll-interval", "0.1", *options)
+        worker = await WorkerProcess.start(database_url, "--poll-interval", "0.1", *options, env=env)
         started.append(worker)
         return worker
 

@@ -1,0 +1,101 @@
+"""Behind PgBouncer (transaction mode) no identity, role or statement survives its transaction.
+
+The pooler hands each transaction to any of its server connections, so these prove that vjm keeps
+nothing in the session: 1,000 interleaved end-user requests see only their own rows while a
+processor pool's role is taken per transaction on the same server connections' login, and 50
+client connections really share 5 server connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+
+from statemachine import DatabaseUnavailable
+from store.identity import acting_as, create_role_pool, whoami
+from tests.integration.security.test_security_identity_leak import interleaved_requests
+from tests.support.pgbouncer import SERVER_CONNECTIONS
+from tests.support.tenants import Tenants
+from tests.support.workers import create_job_named
+from videojobs import Settings, connect
+
+CLIENTS = 50
+SLEEP = 0.1  # seconds each statement of the sharing test holds its server connection
+
+
+async def test_a_thousand_interleaved_requests_through_the_pooler_see_only_their_rows(
+        tenants: Tenants, pooled_url: str) -> None:
+    users = await create_role_pool(pooled_url, role=None, min_size=CLIENTS // 2, max_size=CLIENTS // 2,
+                                   pooler="transaction")
+    processors = await create_role_pool(pooled_url, role="vjm_processor", min_size=1, max_size=CLIENTS // 2,
+                                        pooler="transaction")
+    try:
+        async def processor_requests() -> list[dict]:
+            return list(await asyncio.gather(*(whoami(processors) for _ in range(300))))
+
+        failures, identities = await asyncio.gather(interleaved_requests(users, tenants), processor_requests())
+        assert failures == []
+        assert {(i["role"], i["kind"], i["user_id"]) for i in identities} == {("vjm_processor", "processor", None)}
+        # Between transactions a pooled vjm_app connection is nobody: no role, no token, nothing readable.
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await users.fetch("SELECT job_id FROM vjm.jobs")
+        assert await users.fetchrow("SELECT current_setting('role') AS role, "
+                                    "coalesce(current_setting('request.jwt', true), '') AS token") == ("none", "")
+    finally:
+        await users.close()
+        await processors.close()
+
+
+async def test_fifty_clients_share_five_server_connections(tenants: Tenants, pooled_url: str,
+                                                           database_url: str) -> None:
+    users = await create_role_pool(pooled_url, role=None, min_size=CLIENTS // 2, max_size=CLIENTS // 2,
+                                   pooler="transaction")
+    processors = await create_role_pool(pooled_url, role="vjm_processor", min_size=CLIENTS // 2,
+                                        max_size=CLIENTS // 2, pooler="transaction")
+    observer = await asyncpg.connect(database_url)
+    try:
+        async def as_user() -> int:
+            async with acting_as(users, user_id="alice") as conn:
+                return int(await conn.fetchval(f"SELECT count(*) FROM vjm.jobs, pg_sleep({SLEEP})"))
+
+        async def as_processor() -> int:
+            return int(await processors.fetchval(f"SELECT count(*) FROM vjm.jobs, pg_sleep({SLEEP})"))
+
+        async def server_sessions() -> int:  # this database's sessions but the observer's own
+            return int(await observer.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"))
+
+        started = time.monotonic()
+        work = asyncio.gather(*(as_user() for _ in range(CLIENTS // 2)),
+                              *(as_processor() for _ in range(CLIENTS // 2)))
+        peak = 0
+        while not work.done():
+            peak = max(peak, await server_sessions())
+            await asyncio.wait({work}, timeout=0.02)
+        counts, elapsed = await work, time.monotonic() - started
+        assert users.get_size() + processors.get_size() == CLIENTS  # 50 client connections were open
+        assert 0 < peak <= SERVER_CONNECTIONS
+        # 50 statements of SLEEP seconds each, at most 5 at a time: not faster than 10 rounds.
+        assert elapsed >= CLIENTS / SERVER_CONNECTIONS * SLEEP * 0.95
+        assert set(counts[:CLIENTS // 2]) == {len(tenants.visible_to("alice"))}
+        assert set(counts[CLIENTS // 2:]) == {len(tenants.jobs)}
+    finally:
+        await observer.close()
+        await users.close()
+        await processors.close()
+
+
+async def test_a_pooler_without_the_setting_is_named_in_the_error(pooled_url: str, database_url: str) -> None:
+    # Through a transaction pooler, cached statements land on server connections that never
+    # prepared them: the error says what to set, not only what the driver saw.
+    settings = Settings(database_url=pooled_url, direct_database_url=database_url, pool_size=10, user_pool_size=10,
+                        write_combining=False)
+    with pytest.raises(DatabaseUnavailable, match="VJM_DATABASE_POOLER=transaction"):
+        async with asyncio.timeout(60), connect(settings=settings, listeners=False) as manager:
+            for _ in range(50):
+                await asyncio.gather(*(create_job_named(manager, "ok.mp4") for _ in range(20)),
+                                     *(manager.list_jobs(limit=5) for _ in range(20)))
