@@ -4,10 +4,8 @@ feed reader), and a Server-Sent Events client that follows one of them and keeps
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import signal
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -92,20 +90,6 @@ async def stop_api(api: ApiProcess) -> None:
             api.process.kill()
             await api.process.wait()
     await asyncio.gather(*api.readers, return_exceptions=True)
-
-
-@contextlib.asynccontextmanager
-async def api_processes(database_url: str, count: int) -> AsyncIterator[list[ApiProcess]]:
-    """`count` separate `vjm up` processes on `database_url`, started together; all stopped at the end."""
-    started = await asyncio.gather(*(start_api(database_url) for _ in range(count)), return_exceptions=True)
-    apis = [api for api in started if isinstance(api, ApiProcess)]
-    try:
-        failed = [error for error in started if isinstance(error, BaseException)]
-        if failed:
-            raise failed[0]
-        yield apis
-    finally:
-        await asyncio.gather(*(stop_api(api) for api in apis))
 
 
 class StreamClient:
