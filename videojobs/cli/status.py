@@ -84,15 +84,18 @@ def _print(status: DeploymentStatus) -> None:
     console.print(f"lag: {projection.events_behind} events behind the log ({projection.seconds_behind:.1f} s); "
                   f"checkpoint at position {projection.cursor[1]}, {projection.events} events applied, change "
                   f"feed at seq {projection.change_seq}{stopped} (one projection: every process serves it)")
-    if status.candidates is not None:
+    if status.candidates:
         console.print(_candidates(status))
+    elif status.candidates is not None:
+        console.print("projector candidates: none connected")
     console.print(_sessions(status))
 
 
 def _candidates(status: DeploymentStatus) -> Table:
-    table = Table(title=f"projector candidates: 1 leader, {len(status.standbys)} standby"
-                        if any(c.leading for c in status.candidates or []) else
-                        f"projector candidates: {len(status.standbys)} standby", title_justify="left")
+    standbys = len(status.standbys)
+    counts = ("1 leader, " if any(c.leading for c in status.candidates or []) else "no leader, ") + \
+        f"{standbys} {'standby' if standbys == 1 else 'standbys'}"
+    table = Table(title=f"projector candidates: {counts}", title_justify="left")
     for column in ("process", "role", "server pid", "application_name", "client", "checked in"):
         table.add_column(column, no_wrap=True)
     for c in status.candidates or []:
