@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from ..manager import DeploymentStatus
@@ -107,8 +108,10 @@ def _candidates(status: DeploymentStatus) -> Table:
 def _sessions(status: DeploymentStatus) -> Table:
     total = sum(group.sessions for group in status.sessions)
     table = Table(title=f"sessions on this database: {total}", title_justify="left")
-    for column, justify in (("application_name", "left"), ("sessions", "right"), ("server pids", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("application_name", "left"), ("sessions", "right"), ("server pids", "left"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)
     for group in status.sessions:
         table.add_row(group.application_name or "(none)", str(group.sessions), " ".join(map(str, group.pids)))
     return table
