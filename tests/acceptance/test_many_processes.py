@@ -239,6 +239,7 @@ async def check_streams(deployment: Deployment, conn: asyncpg.Connection,
     assert [change[0] for change in feed] == list(range(1, len(feed) + 1))  # the feed itself: gap-free
     log = await the_log(conn)
     assert set(log) == set(deployment.jobs)
+    print(f"{sum(map(len, log.values()))} events of {len(log)} jobs reached the streams as {len(feed)} changes")
     for api in deployment.running:
         stream = deployment.streams[api.pid]
         await eventually(lambda stream=stream: stream.last_id == len(feed), 30,
