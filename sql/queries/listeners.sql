@@ -14,8 +14,9 @@ SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoin
 SELECT name, xact_id, position, change_seq, events FROM vjm.projection_checkpoints WHERE name = :name FOR UPDATE;
 
 -- projection_leader_try_lock --
--- Take or renew the projector's lease for :ttl_seconds seconds (vjm.projector_leases): true while this session leads.
-SELECT vjm.try_lead_projector(:name, make_interval(secs => :ttl_seconds::float8));
+-- Take or renew the projector's lease for :ttl_seconds seconds (vjm.projector_leases): true while this session leads;
+-- the session checks in as a candidate (vjm.projector_candidates), naming its :process ('host:pid').
+SELECT vjm.try_lead_projector(:name, make_interval(secs => :ttl_seconds::float8), :process::text);
 
 -- projection_leader_unlock --
 -- Give up leadership (closing the connection frees the lease too).

@@ -17,9 +17,18 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 1986359921 $$;
 --     since the same server start, so a crashed leader's lease is free at once;
 --   * and it renewed the lease before expires_at, so a leader that hangs with its
 --     session open (or a pid reused by an unrelated backend) loses it after its ttl.
--- A projector calls vjm.try_lead_projector(name, ttl) to take the lease or renew it (every
--- ttl/3); a standby calls it every takeover interval. An apply transaction does not need
+-- A projector calls vjm.try_lead_projector(name, ttl, process) to take the lease or renew it
+-- (every ttl/3); a standby calls it every takeover interval. An apply transaction does not need
 -- the lease to be safe: the checkpoint row lock makes two appliers harmless (listeners/batch.py).
+--
+-- A process killed outright (SIGKILL, OOM) closes its sockets with it; the server ends the
+-- backend as soon as it reads the closed socket, so the lease is free within the standby's
+-- takeover interval. A host that vanishes (power, network) leaves its backends waiting for TCP
+-- keepalive: its lease is free after its ttl.
+--
+-- Who holds it, for `vjm status`: the holder names its process (`host:pid`, as the projector
+-- sees itself) and its session's application_name and client address, read by the session
+-- itself (pg_stat_activity hides them from other logins).
 CREATE TABLE vjm.projector_leases (
     name            text        PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),
     holder_pid      integer,
@@ -28,29 +37,95 @@ CREATE TABLE vjm.projector_leases (
     acquired_at     timestamptz,
     renewed_at      timestamptz,
     expires_at      timestamptz,
+    holder_process  text CHECK (length(holder_process) <= 200),  -- 'host:pid' of the holder's process
+    holder_application_name text,        -- the holder session's application_name
+    holder_client_addr inet,             -- its client address (NULL: a Unix socket)
+    holder_client_port integer,
     CHECK ((holder_pid IS NULL) = (expires_at IS NULL))
 );
 INSERT INTO vjm.projector_leases (name) VALUES ('main');
+
+-- Every projector that asks for a lease, the leader and its standbys: one row per session, kept
+-- by vjm.try_lead_projector (refreshed at most every 5 seconds, so a standby asking every half
+-- second writes rarely). A row counts while its backend lives (vjm.backend_live); a new
+-- candidate deletes the rows of sessions that are gone. What `vjm status` lists as standbys.
+CREATE TABLE vjm.projector_candidates (
+    name             text        NOT NULL CHECK (length(name) BETWEEN 1 AND 63),
+    backend_pid      integer     NOT NULL,
+    login            oid         NOT NULL,
+    server_started   timestamptz NOT NULL,
+    process          text CHECK (length(process) <= 200),
+    application_name text,
+    client_addr      inet,
+    client_port      integer,
+    seen_at          timestamptz NOT NULL,
+    PRIMARY KEY (name, backend_pid)
+);
+
+-- Whether backend `pid` of login `login`, started under the server started at `started`, is
+-- still connected to this database.
+CREATE FUNCTION vjm.backend_live(pid integer, login oid, started timestamptz) RETURNS boolean
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pid IS NOT NULL AND started = pg_postmaster_start_time()
+       AND EXISTS (SELECT 1 FROM pg_stat_activity a
+                    WHERE a.pid = backend_live.pid AND a.usesysid = backend_live.login
+                      AND a.datid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+$$;
 
 -- Whether a lease still binds: its holder's backend is alive and it has not expired.
 CREATE FUNCTION vjm.projector_lease_live(lease vjm.projector_leases) RETURNS boolean
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT lease.holder_pid IS NOT NULL AND lease.expires_at > clock_timestamp()
-       AND lease.server_started = pg_postmaster_start_time()
-       AND EXISTS (SELECT 1 FROM pg_stat_activity a
-                    WHERE a.pid = lease.holder_pid AND a.usesysid = lease.holder_login
-                      AND a.datid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database()))
+       AND vjm.backend_live(lease.holder_pid, lease.holder_login, lease.server_started)
 $$;
 
--- Take or renew the lease of projector `name` for `ttl`; true while this session leads.
+-- Record the calling session as a candidate for projector `name` (at most every 5 seconds).
+CREATE FUNCTION vjm.check_in_projector(name text, process text) RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    known boolean;
+BEGIN
+    SELECT c.seen_at > clock_timestamp() - interval '5 seconds' AND c.process IS NOT DISTINCT FROM check_in_projector.process
+           AND c.server_started = pg_postmaster_start_time()
+      INTO known
+      FROM vjm.projector_candidates c WHERE c.name = check_in_projector.name AND c.backend_pid = pg_backend_pid();
+    IF known THEN
+        RETURN;
+    ELSIF known IS NULL THEN  -- a new session: clear out those that are gone (one pass over pg_stat_activity;
+        -- rows another new candidate is clearing are skipped, so two of them never wait on each other)
+        DELETE FROM vjm.projector_candidates c
+         WHERE (c.name, c.backend_pid) IN (
+               SELECT g.name, g.backend_pid FROM vjm.projector_candidates g
+                WHERE g.name = check_in_projector.name
+                  AND (g.server_started <> pg_postmaster_start_time()
+                       OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = g.backend_pid
+                                         AND a.usesysid = g.login AND a.datname = current_database()))
+                  FOR UPDATE SKIP LOCKED);
+    END IF;
+    INSERT INTO vjm.projector_candidates AS c (name, backend_pid, login, server_started, process, application_name,
+                                               client_addr, client_port, seen_at)
+    VALUES (check_in_projector.name, pg_backend_pid(), (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user),
+            pg_postmaster_start_time(), left(check_in_projector.process, 200), current_setting('application_name'),
+            inet_client_addr(), inet_client_port(), clock_timestamp())
+    ON CONFLICT ON CONSTRAINT projector_candidates_pkey DO UPDATE
+       SET login = excluded.login, server_started = excluded.server_started, process = excluded.process,
+           application_name = excluded.application_name, client_addr = excluded.client_addr,
+           client_port = excluded.client_port, seen_at = excluded.seen_at;
+END
+$$;
+
+-- Take or renew the lease of projector `name` for `ttl`; true while this session leads. The
+-- session checks in as a candidate first; `process` is how it names its process ('host:pid').
 -- SECURITY INVOKER: only a role that may UPDATE vjm.projector_leases (vjm_projector, the
 -- owner) gets anywhere; everyone else fails on the table's privileges.
-CREATE FUNCTION vjm.try_lead_projector(name text, ttl interval DEFAULT interval '30 seconds') RETURNS boolean
+CREATE FUNCTION vjm.try_lead_projector(name text, ttl interval DEFAULT interval '30 seconds',
+                                       process text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF ttl IS NULL OR ttl < interval '1 second' OR ttl > interval '1 day' THEN
         RAISE EXCEPTION 'a projector lease lasts between 1 second and 1 day, not %', ttl USING ERRCODE = '22023';
     END IF;
+    PERFORM vjm.check_in_projector(try_lead_projector.name, try_lead_projector.process);
     INSERT INTO vjm.projector_leases AS l (name) VALUES (try_lead_projector.name) ON CONFLICT DO NOTHING;
     UPDATE vjm.projector_leases AS l
        SET holder_pid = pg_backend_pid(),
@@ -59,7 +134,11 @@ BEGIN
            acquired_at = CASE WHEN l.holder_pid = pg_backend_pid() AND l.server_started = pg_postmaster_start_time()
                               THEN l.acquired_at ELSE clock_timestamp() END,
            renewed_at = clock_timestamp(),
-           expires_at = clock_timestamp() + ttl
+           expires_at = clock_timestamp() + ttl,
+           holder_process = left(try_lead_projector.process, 200),
+           holder_application_name = current_setting('application_name'),
+           holder_client_addr = inet_client_addr(),
+           holder_client_port = inet_client_port()
      WHERE l.name = try_lead_projector.name
        AND (l.holder_pid IS NULL OR l.holder_pid = pg_backend_pid() OR NOT vjm.projector_lease_live(l));
     RETURN FOUND;

@@ -69,11 +69,15 @@ GRANT EXECUTE ON FUNCTION vjm.arm_doorbell(xid8, bigint), vjm.hold_doorbell(), v
     vjm.doorbell_holders() TO vjm_projector, vjm_admin;
 -- The projector's leadership: only the projector may take or renew a lease (the functions are
 -- SECURITY INVOKER: the table's UPDATE privilege is what counts); admins may see who holds it.
+-- Its candidates (the leader and the standbys) check in through vjm.try_lead_projector.
 GRANT SELECT, INSERT, UPDATE ON vjm.projector_leases TO vjm_projector;
 GRANT SELECT ON vjm.projector_leases TO vjm_admin;
-GRANT EXECUTE ON FUNCTION vjm.try_lead_projector(text, interval), vjm.stop_leading_projector(text)
-    TO vjm_projector;
-GRANT EXECUTE ON FUNCTION vjm.projector_lease_live(vjm.projector_leases) TO vjm_projector, vjm_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON vjm.projector_candidates TO vjm_projector;
+GRANT SELECT ON vjm.projector_candidates TO vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.try_lead_projector(text, interval, text), vjm.stop_leading_projector(text),
+    vjm.check_in_projector(text, text) TO vjm_projector;
+GRANT EXECUTE ON FUNCTION vjm.projector_lease_live(vjm.projector_leases), vjm.backend_live(integer, oid, timestamptz)
+    TO vjm_projector, vjm_admin;
 
 -- Read models: the projector writes them; users read their rows; processors read jobs (the
 -- stuck detector scans vjm.jobs) and the change feed (a service token's event stream);

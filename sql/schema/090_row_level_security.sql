@@ -33,6 +33,7 @@ ALTER TABLE vjm.payload_shapes         ENABLE ROW LEVEL SECURITY, FORCE ROW LEVE
 ALTER TABLE vjm.teams                  ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.team_members           ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.projector_leases       ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE vjm.projector_candidates   ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.idempotency_keys       ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.idempotency_settings   ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE vjm.claim_settings         ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -155,6 +156,10 @@ CREATE POLICY service_read ON vjm.projection_checkpoints FOR SELECT TO vjm_proce
 CREATE POLICY owner_all ON vjm.projector_leases TO vjm_owner USING (true) WITH CHECK (true);
 CREATE POLICY projector_all ON vjm.projector_leases TO vjm_projector USING (true) WITH CHECK (true);
 CREATE POLICY admin_read ON vjm.projector_leases FOR SELECT TO vjm_admin USING (true);
+-- projector_candidates: the sessions that ask for a lease; the projector keeps them, admins read them.
+CREATE POLICY owner_all ON vjm.projector_candidates TO vjm_owner USING (true) WITH CHECK (true);
+CREATE POLICY projector_all ON vjm.projector_candidates TO vjm_projector USING (true) WITH CHECK (true);
+CREATE POLICY admin_read ON vjm.projector_candidates FOR SELECT TO vjm_admin USING (true);
 
 -- teams: members and the owner see a live team; admins see every team, deleted ones too.
 -- Nobody but the owner writes them: run-time roles hold no write privilege on these

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from ..executor import Connection, Executor
@@ -28,9 +30,16 @@ async def lock_checkpoint(conn: Connection, name: str) -> Checkpoint:
     return Checkpoint.model_validate(dict(row.items()))
 
 
-async def try_lock_leadership(conn: Connection, name: str, ttl: float = 30.0) -> bool:
-    """Take or renew the projector's lease (vjm.projector_leases) for `ttl` seconds; True while this session leads."""
-    return bool(await fetch_value(conn, "projection_leader_try_lock", name=name, ttl_seconds=float(ttl)))
+def process_label() -> str:
+    """How a projector names its process in its lease and candidacy (`vjm status`): 'host:pid'."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def try_lock_leadership(conn: Connection, name: str, ttl: float = 30.0, process: str | None = None) -> bool:
+    """Take or renew the projector's lease (vjm.projector_leases) for `ttl` seconds; True while this session leads.
+    The session checks in as a candidate too, naming its process (default: this one, process_label())."""
+    return bool(await fetch_value(conn, "projection_leader_try_lock", name=name, ttl_seconds=float(ttl),
+                                  process=process or process_label()))
 
 
 async def unlock_leadership(conn: Connection, name: str) -> None:

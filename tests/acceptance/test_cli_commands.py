@@ -304,7 +304,7 @@ EVERY_DATABASE_COMMAND = [
     ["jobs", "delete", JOB], ["stats"], ["projections", "verify"], ["projections", "rebuild"],
     ["projections", "status"], ["projections", "void", "--position", "1", "--reason", "r"], ["maintenance", "reset-stuck"],
     ["audit", "verify"], ["audit", "seal"], ["audit", "prove", JOB], ["migrate"], ["listen"], ["watch"],
-    ["up", "--port", "0"],
+    ["up", "--port", "0"], ["status"],
 ]
 
 

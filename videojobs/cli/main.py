@@ -17,10 +17,26 @@ import asyncpg
 from ..connect import API, CLI, DETECTOR, application_name
 from ..errors import DatabaseUnavailable, MigrationError, ValidationError, VJMError
 from ..logs import configure_logging
-from . import audit, demo, jobs, listen, maintenance, migrate, projections, queue, stats, teams, up, watch, worker
+from . import (
+    audit,
+    demo,
+    jobs,
+    listen,
+    maintenance,
+    migrate,
+    projections,
+    queue,
+    stats,
+    status,
+    teams,
+    up,
+    watch,
+    worker,
+)
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-COMMANDS = (up, demo, listen, worker, watch, jobs, teams, stats, migrate, projections, maintenance, queue, audit)
+COMMANDS = (up, demo, listen, worker, watch, jobs, teams, stats, status, migrate, projections, maintenance, queue,
+            audit)
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 # Each command's application_name (store.application_name): `vjm up` serves the API, `vjm listen`'s pools serve

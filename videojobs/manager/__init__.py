@@ -10,7 +10,8 @@ runs) and a manager over it. The manager's services, one module each:
                    claim latency from the log
     teams          teams and their members                   (teams.py)
     audit          history, searches, proofs, the audit tree (audit.py)
-    maintenance    stuck jobs, projections, health           (maintenance.py)
+    maintenance    stuck jobs, projections, health,          (maintenance.py)
+                   who leads and who stands by               (deployment.py)
     queue          the claim policy: pauses, caps, turns     (queue.py)
     subscriptions  the change feed                           (subscriptions.py)
     workers        the registry of running processors        (workers.py)
@@ -26,6 +27,7 @@ from statemachine.validation import check_user_id
 
 from .audit import Audit, TreeHeadReport
 from .bulk import Bulk
+from .deployment import DeploymentStatus
 from .health import Health, PoolUsage
 from .jobs import Jobs
 from .maintenance import Maintenance, ProjectionStatus
@@ -108,4 +110,5 @@ class VideoJobManager:
         return self._session.caller.user_id
 
 
-__all__ = ["VideoJobManager", "Caller", "Runtime", "Health", "PoolUsage", "ProjectionStatus", "TreeHeadReport"]
+__all__ = ["VideoJobManager", "Caller", "Runtime", "Health", "PoolUsage", "ProjectionStatus", "TreeHeadReport",
+           "DeploymentStatus"]

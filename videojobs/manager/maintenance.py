@@ -29,6 +29,7 @@ from store.projections import (
     verify_projections,
 )
 
+from .deployment import DeploymentStatus, read_lease_view, session_groups
 from .health import PROJECTOR, Health, PoolUsage, probe_health
 from .session import Session, translated_call
 
@@ -98,6 +99,17 @@ class Maintenance:
         """The projector's checkpoint, lag, and the event it is stopped at, if any (`vjm projections status`)."""
         async with self._session.connection() as conn:
             return await _status(conn, name)
+
+    async def deployment_status(self, name: str = PROJECTOR) -> DeploymentStatus:
+        """Which process leads projector `name` and which stand by (what each said of itself: process,
+        application_name, client address), how far the projection is behind the log, and the client
+        sessions on the database by application_name (`vjm status`). The lease and the candidates need
+        a role that may read them (vjm_admin); for others they are None."""
+        async with self._session.connection() as conn:
+            projection = await _status(conn, name)
+            leader, candidates = await read_lease_view(conn, name)
+            sessions = await session_groups(conn)
+        return DeploymentStatus(projection, leader, candidates, sessions)
 
     async def wait_for_projection(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 - returns False
         """Wait (woken by the projector's notices, never by sleeping) until the read models have applied

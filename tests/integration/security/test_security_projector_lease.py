@@ -36,6 +36,13 @@ ATTEMPTS = [
     "SELECT * FROM vjm.projector_leases FOR KEY SHARE",
     "LOCK TABLE vjm.projector_leases IN ACCESS EXCLUSIVE MODE",
     "TRUNCATE vjm.projector_leases",
+    "SELECT vjm.try_lead_projector('main', interval '30 seconds', 'squatter:1')",
+    "SELECT vjm.check_in_projector('main', 'squatter:1')",
+    "INSERT INTO vjm.projector_candidates (name, backend_pid, login, server_started, seen_at) "
+    "VALUES ('main', pg_backend_pid(), 10, now(), now())",
+    "UPDATE vjm.projector_candidates SET seen_at = now()",
+    "DELETE FROM vjm.projector_candidates",
+    "SELECT * FROM vjm.projector_candidates FOR UPDATE",
 ]
 
 
