@@ -119,30 +119,6 @@ BEGIN
 END
 $$;
 
--- The service logins act as their one run-time role from their first statement (ALTER ROLE ...
--- SET role, a property of the login, not state a client leaves in a session). Behind a
--- transaction pooler, where a session role set by one client would not follow its next
--- transaction, a worker's or the projector's statement then needs no BEGIN / SET LOCAL ROLE /
--- COMMIT around it (store/pooler.py). vjm_app has none: an end user's request sets its role and
--- token per transaction, and outside one vjm_app is nobody.
-DO $$
-DECLARE
-    defaults constant text[][] := ARRAY[['vjm_worker', 'vjm_processor'], ['vjm_listener', 'vjm_projector']];
-    i int;
-BEGIN
-    FOR i IN 1 .. array_length(defaults, 1) LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = defaults[i][1]
-                       AND format('role=%s', defaults[i][2]) = ANY (rolconfig)) THEN
-            BEGIN
-                EXECUTE format('ALTER ROLE %I SET role = %L', defaults[i][1], defaults[i][2]);
-            EXCEPTION WHEN unique_violation OR internal_error THEN
-                NULL;  -- another database's migration set it first ("tuple concurrently updated")
-            END;
-        END IF;
-    END LOOP;
-END
-$$;
-
 -- The schema and the migrations ledger (created by the migrations runner) belong to the
 -- owner; every later file runs as the owner, so what it creates is owned correctly from birth.
 ALTER SCHEMA vjm OWNER TO vjm_owner;
@@ -184,6 +160,12 @@ $$;
 -- survives later migrations (in this database or another one of the cluster). A session
 -- may still SET its own limits: they protect against accidents, and /healthz and /metrics
 -- name the pid of a transaction that holds the horizon back.
+-- The service logins also act as their one run-time role from their first statement (`role`, a
+-- property of the login, not state a client leaves in a session): behind a transaction pooler,
+-- where a session role set by one client would not follow its next transaction, a worker's or
+-- the projector's statement needs no BEGIN / SET LOCAL ROLE / COMMIT around it (store/pooler.py).
+-- vjm_app has none: an end user's request sets role and token per transaction, and outside one
+-- vjm_app is nobody.
 DO $$
 DECLARE
     wanted constant text[][] := ARRAY[
@@ -192,7 +174,9 @@ DECLARE
         ['vjm_worker',   'statement_timeout',                   '30s'],
         ['vjm_worker',   'idle_in_transaction_session_timeout', '30s'],
         ['vjm_listener', 'statement_timeout',                   '60s'],
-        ['vjm_listener', 'idle_in_transaction_session_timeout', '60s']];
+        ['vjm_listener', 'idle_in_transaction_session_timeout', '60s'],
+        ['vjm_worker',   'role',                                'vjm_processor'],
+        ['vjm_listener', 'role',                                'vjm_projector']];
     i int;
 BEGIN
     FOR i IN 1 .. array_length(wanted, 1) LOOP
