@@ -1,4 +1,4 @@
-"""Suites run again through a real PgBouncer in transaction mode (tests.support.pgbouncer).
+"""Suites run again through a real PgBouncer in transaction mode (bench.pgbouncer).
 
 The fixtures the re-run tests ask for by name (`manager`, `manager_with_listeners`, the security
 suite's `user_pool`, `processor_pool` and `tenants`, the HTTP suite's `app` and `client`, a
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
+from bench.pgbouncer import PgBouncer, pgbouncer_binary, running_pgbouncer
 from store.identity import create_role_pool
 from tests.http.conftest import (  # noqa: F401 (fixtures: re-made here on the pooled manager)
     _asgi_client,
@@ -24,7 +25,6 @@ from tests.http.conftest import (  # noqa: F401 (fixtures: re-made here on the p
     client_with_listeners,
     live_server_with_listeners,
 )
-from tests.support.pgbouncer import PgBouncer, pgbouncer_binary, running_pgbouncer
 from tests.support.tenants import Tenants, build_tenants
 from tests.support.workers import Spawn, worker_spawner
 from videojobs import Settings, connect

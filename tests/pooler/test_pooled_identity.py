@@ -14,13 +14,14 @@ import time
 import asyncpg
 import pytest
 
+from bench.pgbouncer import SERVER_CONNECTIONS
 from statemachine import DatabaseUnavailable
 from store.identity import acting_as, create_role_pool, whoami
 from tests.integration.security.test_security_identity_leak import interleaved_requests
-from tests.support.pgbouncer import SERVER_CONNECTIONS
 from tests.support.tenants import Tenants
 from tests.support.workers import create_job_named
 from videojobs import Settings, connect
+from videojobs.connect import login_of
 
 CLIENTS = 50
 SLEEP = 0.1  # seconds each statement of the sharing test holds its server connection
@@ -99,3 +100,25 @@ async def test_a_pooler_without_the_setting_is_named_in_the_error(pooled_url: st
             for _ in range(50):
                 await asyncio.gather(*(create_job_named(manager, "ok.mp4") for _ in range(20)),
                                      *(manager.list_jobs(limit=5) for _ in range(20)))
+
+
+async def test_a_worker_login_needs_no_role_per_transaction_and_an_operator_gets_one(pooled_url: str) -> None:
+    # vjm_worker acts as vjm_processor from its first statement (a login default, sql/schema/010_roles.sql):
+    # its pooled statements run as they are. The test's own login (an operator, acting as vjm_admin)
+    # has no such default: each of its transactions takes the role (store.pooler.RolePerTransaction).
+    workers = await create_role_pool(pooled_url, role="vjm_processor", min_size=2, max_size=2, pooler="transaction")
+    operators = await create_role_pool(pooled_url, role="vjm_admin", login=login_of(pooled_url), min_size=2,
+                                       max_size=2, pooler="transaction")
+    try:
+        async with workers.acquire() as conn:
+            assert conn._con.vjm_role is None
+        async with operators.acquire() as conn:
+            assert conn._con.vjm_role == "vjm_admin"
+        for pool, kind in ((workers, "processor"), (operators, "admin")):
+            seen = await asyncio.gather(*(whoami(pool) for _ in range(200)))
+            assert {s["kind"] for s in seen} == {kind}
+            async with pool.acquire() as conn, conn.transaction():
+                assert (await whoami(conn))["kind"] == kind
+    finally:
+        await workers.close()
+        await operators.close()

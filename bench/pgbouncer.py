@@ -1,9 +1,10 @@
-"""A real PgBouncer (Debian's `pgbouncer`) in transaction pooling mode in front of the test server.
+"""A real PgBouncer (Debian's `pgbouncer`) in transaction pooling mode in front of a server: what
+bench/pooler.py measures through and tests/pooler/ runs the suites through.
 
-`.ci/run` installs it. It listens on a free TCP port and reaches the session server over TCP or,
-for the embedded server, its Unix socket. Every database of the server is served (`* = ...`), so
-each test's own database is reachable through it by name. `max_db_connections` caps the server
-connections per database: the suites of tests/pooler/ run 50 clients over 5 of them.
+`.ci/run` installs it. It listens on a free TCP port and reaches the server over TCP or, for the
+embedded server, its Unix socket. Every database of the server is served (`* = ...`), so each
+test's or workload's database is reachable through it by name. `max_db_connections` caps the
+server connections per database (tests/pooler/ runs 50 clients over 5 of them).
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
-from tests.support.servers import free_port
-
 SERVER_CONNECTIONS = 5  # per database: what the pooled suites share
 LOGINS = ("vjm_app", "vjm_worker", "vjm_listener")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def pgbouncer_binary() -> str | None:
@@ -61,7 +67,7 @@ def _upstream(server_url: str) -> tuple[str, int, str]:
     return host, port, unquote(parts.username or "postgres")
 
 
-def _config(directory: Path, server_url: str, port: int) -> str:
+def _config(directory: Path, server_url: str, port: int, server_connections: int) -> str:
     host, upstream_port, login = _upstream(server_url)
     users = "\n".join(f'"{name}" ""' for name in (login, *LOGINS))
     (directory / "users.txt").write_text(users + "\n")
@@ -76,8 +82,8 @@ auth_type = trust
 auth_file = {directory}/users.txt
 admin_users = {login}
 pool_mode = transaction
-default_pool_size = {SERVER_CONNECTIONS}
-max_db_connections = {SERVER_CONNECTIONS}
+default_pool_size = {server_connections}
+max_db_connections = {server_connections}
 max_client_conn = 1000
 server_reset_query =
 ignore_startup_parameters = extra_float_digits
@@ -110,15 +116,16 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, deadline: fl
 
 
 @contextlib.contextmanager
-def running_pgbouncer(server_url: str) -> Iterator[PgBouncer]:
-    """Start PgBouncer (transaction mode) in front of `server_url`'s server; stop it at the end."""
+def running_pgbouncer(server_url: str, server_connections: int = SERVER_CONNECTIONS) -> Iterator[PgBouncer]:
+    """Start PgBouncer (transaction mode) in front of `server_url`'s server, at most `server_connections`
+    server connections per database; stop it at the end."""
     binary = pgbouncer_binary()
     if binary is None:
         raise FileNotFoundError("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
     directory = Path(tempfile.mkdtemp(prefix="vjm-pgbouncer-"))
     directory.chmod(0o755)
     port = free_port()
-    (directory / "pgbouncer.ini").write_text(_config(directory, server_url, port))
+    (directory / "pgbouncer.ini").write_text(_config(directory, server_url, port, server_connections))
     for path in directory.iterdir():
         path.chmod(0o644)
     log = directory / "pgbouncer.log"
