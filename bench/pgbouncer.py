@@ -67,9 +67,9 @@ def _upstream(server_url: str) -> tuple[str, int, str]:
     return host, port, unquote(parts.username or "postgres")
 
 
-def _config(directory: Path, server_url: str, port: int, server_connections: int) -> str:
+def _config(directory: Path, server_url: str, port: int, server_connections: int, logins: tuple[str, ...]) -> str:
     host, upstream_port, login = _upstream(server_url)
-    users = "\n".join(f'"{name}" ""' for name in (login, *LOGINS))
+    users = "\n".join(f'"{name}" ""' for name in (login, *LOGINS, *logins))
     (directory / "users.txt").write_text(users + "\n")
     return f"""[databases]
 * = host={host} port={upstream_port}
@@ -116,16 +116,17 @@ def _wait_for_port(port: int, process: subprocess.Popen, log: Path, deadline: fl
 
 
 @contextlib.contextmanager
-def running_pgbouncer(server_url: str, server_connections: int = SERVER_CONNECTIONS) -> Iterator[PgBouncer]:
+def running_pgbouncer(server_url: str, server_connections: int = SERVER_CONNECTIONS,
+                      logins: tuple[str, ...] = ()) -> Iterator[PgBouncer]:
     """Start PgBouncer (transaction mode) in front of `server_url`'s server, at most `server_connections`
-    server connections per database; stop it at the end."""
+    server connections per database, for vjm's logins, the server URL's and `logins`; stop it at the end."""
     binary = pgbouncer_binary()
     if binary is None:
         raise FileNotFoundError("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
     directory = Path(tempfile.mkdtemp(prefix="vjm-pgbouncer-"))
     directory.chmod(0o755)
     port = free_port()
-    (directory / "pgbouncer.ini").write_text(_config(directory, server_url, port, server_connections))
+    (directory / "pgbouncer.ini").write_text(_config(directory, server_url, port, server_connections, logins))
     for path in directory.iterdir():
         path.chmod(0o644)
     log = directory / "pgbouncer.log"

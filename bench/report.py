@@ -34,7 +34,8 @@ def _table(w: dict) -> list[str]:
     for name, rows in (("write_path", _w1), ("bulk_create", _w2), ("lifecycle", _w3), ("projection_lag", _w4),
                        ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http),
                        ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat), ("claims", _claims),
-                       ("history_length", _w7), ("http_hey", _http_hey), ("projector_cost", _projector_cost)):
+                       ("history_length", _w7), ("http_hey", _http_hey), ("projector_cost", _projector_cost),
+                       ("pooler", _pooler)):
         if name in w:
             lines += rows(w[name])
     return lines
@@ -188,6 +189,20 @@ def _http_hey(r: dict) -> list[str]:
             f"| W8 HTTP create, `vjm up`, {c} clients (hey) | p50 / p99 ms | {vjm['p50_ms']} / {vjm['p99_ms']} | "
             f"ceiling app {top['p50_ms']} / {top['p99_ms']} | {r['p99_ratio']} | p99 <= {r['target_p99_ratio']:g}x | "
             f"{_yes(r['p99_ratio'] <= r['target_p99_ratio'])} |"]
+
+
+def _pooler(r: dict) -> list[str]:
+    if r.get("skipped"):
+        return [f"| W1/W3 through PgBouncer | | skipped: {r['skipped']} | | | | n/a |"]
+    w1, w3 = r["w1"], r["w3"]
+    return [f"| W1 through PgBouncer (transaction mode), {w1['writers']} writers, operator login | transitions/s | "
+            f"{w1['pooled_per_s']} | direct {w1['direct_per_s']} | {w1['pooled_ratio_vs_direct']} | | |",
+            f"| W1 through PgBouncer, login with a default role | transitions/s | {w1['pooled_default_role_per_s']} | "
+            f"direct {w1['direct_per_s']} | {w1['pooled_default_role_ratio_vs_direct']} | | |",
+            f"| raw INSERT through PgBouncer (the hop alone) | rows/s | {w1['raw_pooled_per_s']} | direct "
+            f"{w1['raw_direct_per_s']} | {w1['raw_pooled_ratio_vs_raw_direct']} | | |",
+            f"| W3 through PgBouncer, {w3['jobs']} jobs, {w3['workers']} workers | jobs/s | {w3['pooled_jobs_per_s']} | "
+            f"direct {w3['direct_jobs_per_s']} | {w3['pooled_ratio_vs_direct']} | | |"]
 
 
 def _runtime_drain(r: dict) -> list[str]:
