@@ -23,15 +23,16 @@ from tests.support.readme import ROOT, Block, runnable
 from tests.support.servers import free_port
 
 
-def env_for(database_url: str) -> dict[str, str]:
+def env_for(database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("VJM_")}
-    return {**env, "VJM_DATABASE_URL": database_url, "VJM_LOG_LEVEL": "WARNING"}
+    return {**env, "VJM_DATABASE_URL": database_url, "VJM_LOG_LEVEL": "WARNING", **(extra or {})}
 
 
-def run(command: list[str], database_url: str, block: Block | None = None, **kwargs) -> None:
-    result = subprocess.run(command, cwd=ROOT, env=env_for(database_url), capture_output=True, text=True,
+def run(command: list[str], database_url: str, block: Block | None = None, extra_env: dict[str, str] | None = None,
+        **kwargs) -> None:
+    result = subprocess.run(command, cwd=ROOT, env=env_for(database_url, extra_env), capture_output=True, text=True,
                             timeout=240, **kwargs)
     where = f"README.md line {block.line}" if block else "README.md"
     assert result.returncode == 0 and "Traceback" not in result.stderr, (
@@ -61,10 +62,15 @@ def test_sql_block(block: Block, database_url: str, tmp_path: Path) -> None:
 
 
 def test_the_http_walkthrough_runs_as_written(database_url: str, tmp_path: Path) -> None:
+    run(["bash", str(walkthrough_script(tmp_path))], database_url)
+
+
+def walkthrough_script(tmp_path: Path) -> Path:
+    """The README's sh blocks as one bash script (tests/pooler runs it through PgBouncer too)."""
     steps = runnable("sh")
     assert steps, "no sh blocks"
     script = "\n".join(f"# README.md line {b.line}\n{b.code}" for b in steps)
     script = script.replace(".venv/bin/", f"{Path(sys.executable).parent}/").replace("8765", str(free_port()))
     prelude = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n"
     (tmp_path / "walkthrough.sh").write_text(prelude + script)
-    run(["bash", str(tmp_path / "walkthrough.sh")], database_url)
+    return tmp_path / "walkthrough.sh"

@@ -23,9 +23,10 @@ async def run(args: argparse.Namespace) -> int:
     """Migrate, then print what was applied."""
     settings = Settings.from_env(database_url=args.database_url)
     if args.status and settings.database_url:
-        _print(await migrations_of(settings.database_url), args.json)
+        _print(await migrations_of(settings.direct_url or settings.database_url), args.json)
         return 0
-    async with provide_database(settings, migrated=False) as url:
+    async with provide_database(settings, migrated=False) as pooled_or_direct:
+        url = settings.direct_database_url or pooled_or_direct  # never through a transaction pooler
         applied = await migrate_url(url, attempts=2, max_delay=3)
         status = await migrations_of(url)
     _print({"applied_now": applied, **status}, args.json)
