@@ -122,3 +122,37 @@ async def test_a_worker_login_needs_no_role_per_transaction_and_an_operator_gets
     finally:
         await workers.close()
         await operators.close()
+
+
+async def test_session_state_a_hostile_client_leaves_never_reaches_a_vjm_request(tenants: Tenants, pooled_url: str,
+                                                                                   user_pool) -> None:
+    # A raw client with vjm_app's password sets alice's role and token for the *session* on every
+    # server connection the pooler has (SET without LOCAL survives its transaction there). vjm's own
+    # requests set both per transaction, so each still runs as exactly who it names.
+    from store.postgres import with_user
+    from tests.support.tokens import token
+
+    alice = token("alice")
+
+    async def poison() -> None:
+        conn = await asyncpg.connect(with_user(pooled_url, "vjm_app"), statement_cache_size=0)
+        try:
+            async with conn.transaction():  # all at once: each holds its own server connection
+                await conn.execute(f"SET ROLE vjm_authenticated; SELECT set_config('request.jwt', '{alice}', false);"
+                                   f" SELECT pg_sleep(0.3)")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(poison() for _ in range(SERVER_CONNECTIONS)))
+    raw = await asyncpg.connect(with_user(pooled_url, "vjm_app"), statement_cache_size=0)
+    try:  # the poison took: a raw statement outside any transaction runs as alice (SECURITY.md, known gaps)
+        assert await raw.fetchval("SELECT vjm.current_user_id()") == "alice"
+    finally:
+        await raw.close()
+    for _ in range(20):
+        async with acting_as(user_pool, user_id="bob") as conn:
+            assert (await whoami(conn))["user_id"] == "bob"
+            assert {r[0] for r in await conn.fetch("SELECT job_id FROM vjm.jobs")} == tenants.visible_to("bob")
+        async with acting_as(user_pool) as conn:  # no identity: nobody, whatever the session was left with
+            assert (await whoami(conn))["user_id"] is None
+            assert await conn.fetch("SELECT job_id FROM vjm.jobs") == []
