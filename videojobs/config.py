@@ -17,6 +17,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     database_url: str | None = Field(None, description="VJM_DATABASE_URL; absent: embedded Postgres")
+    read_database_url: str | None = Field(None, description="VJM_READ_DATABASE_URL: a streaming standby of the "
+                                                            "database; lists, stats, history and the change feed "
+                                                            "read there (absent: everything on the primary)")
     data_dir: Path = Field(default_factory=default_data_dir, description="VJM_DATA_DIR for the embedded server")
     jwt_secret: str | None = Field(None, description="VJM_JWT_SECRET: the identity key (HS256) of the HTTP API and the database")
     jwt_audience: str | None = Field("authenticated", description="VJM_JWT_AUDIENCE")
@@ -46,6 +49,7 @@ class Settings(BaseModel):
         """Read VJM_* variables; keyword arguments win over the environment."""
         env: dict[str, Any] = {
             "database_url": os.environ.get("VJM_DATABASE_URL") or None,
+            "read_database_url": os.environ.get("VJM_READ_DATABASE_URL") or None,
             "jwt_secret": os.environ.get("VJM_JWT_SECRET") or None,
             "jwt_audience": os.environ.get("VJM_JWT_AUDIENCE", "authenticated") or None,
             "log_level": os.environ.get("VJM_LOG_LEVEL", "INFO"),
