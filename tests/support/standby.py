@@ -142,7 +142,9 @@ class StandbyPair:
         self.start_node(self.primary)
         self.tool("pg_basebackup", "-D", str(self.standby.data_dir), "-R", "-X", "stream", "-C", "-S", STANDBY_NAME,
                   "-d", f"{self.primary.conninfo()} application_name={STANDBY_NAME}")
-        self._write_conf(self.standby, {"unix_socket_directories": str(self.standby.socket_dir)})
+        # Promoted, the standby must not wait for a standby of its own (the primary's setting came with the copy).
+        self._write_conf(self.standby, {"unix_socket_directories": str(self.standby.socket_dir),
+                                        "synchronous_standby_names": ""})
         self.start_node(self.standby)
         return self
 
@@ -203,6 +205,13 @@ class StandbyPair:
             return await conn.fetchval(statement)
         finally:
             await conn.close()
+
+    async def wal_receiver_pid(self) -> int:
+        """The standby's WAL receiver process (what streams from the primary)."""
+        pid = await self.standby_sql("SELECT pid FROM pg_stat_wal_receiver")
+        if not isinstance(pid, int):
+            raise RuntimeError("the standby has no WAL receiver")
+        return pid
 
     async def pause_replay(self) -> None:
         """Stop the standby applying WAL (it still receives it); returns once replay is paused."""
