@@ -11,9 +11,11 @@ directory, the settings) is recorded with the figures.
 2. At 50% of it, paced open loop, the projector in its own process on the primary. Two probes,
    one connection each, read every millisecond: on the primary its WAL insert position and
    projector checkpoint, on the standby its replay position and replicated checkpoint.
-   - WAL replay lag: a primary reading (t, lsn) is replayed at the first standby reading at or
-     past lsn: what a read after a write waits for before it may run on the standby
-     (videojobs/manager/reads.py waits for exactly this position).
+   - WAL: a primary reading (t, flush position) is replayed at the first standby reading at or
+     past it: the replication's own lag (a standby is sent flushed WAL only), and what a read
+     after a write waits for before it may run on the standby when commits are synchronous
+     (videojobs/manager/reads.py). The same from the insert position (WAL of commits still
+     being flushed included) is what it waits for when they are not (synchronous_commit off).
    - Read-model lag: an append returned at t with cursor c is readable on the standby (on the
      primary) at the first reading whose checkpoint is at or past c: what a list after a write
      waits for. The primary's figure is W4's, measured in the same run: the ratio is what
@@ -47,8 +49,11 @@ from .common import fresh_database, interleaved_figures, percentile, projector_p
 from .projection_lag import _writer, max_write_rate
 
 TARGET_P99_MS = 100.0  # W4's target for the read models at 50% of the max rate, here for the standby
+# A primary's WAL insert and flush positions, a standby's replay position (twice); the projector's checkpoint.
 POSITION = ("SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END"
-            " - '0/0'::pg_lsn)::bigint, c.xact_id, c.position FROM vjm.projection_checkpoints c WHERE c.name = 'main'")
+            " - '0/0'::pg_lsn)::bigint, (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+            " ELSE pg_current_wal_flush_lsn() END - '0/0'::pg_lsn)::bigint, c.xact_id, c.position"
+            " FROM vjm.projection_checkpoints c WHERE c.name = 'main'")
 
 
 class Probe:
@@ -57,7 +62,8 @@ class Probe:
     def __init__(self, url: str, every: float = 0.001) -> None:
         self.url, self.every = url, every
         self.times: list[float] = []
-        self.wal: list[int] = []
+        self.wal: list[int] = []      # the primary's insert position (a standby: replayed)
+        self.flushed: list[int] = []  # the primary's flush position (a standby: replayed)
         self.cursors: list[tuple[int, int]] = []
         self._stop = asyncio.Event()
 
@@ -68,9 +74,10 @@ class Probe:
                 at = time.monotonic()
                 row = await conn.fetchrow(POSITION)
                 assert row is not None, "no projector checkpoint"
-                wal, xact, position = row
+                wal, flushed, xact, position = row
                 self.times.append(at)
                 self.wal.append(int(wal))
+                self.flushed.append(int(flushed))
                 self.cursors.append((int(xact), int(position)))
                 await asyncio.sleep(self.every)  # sampling interval
         finally:
@@ -114,11 +121,13 @@ async def lag_round(primary: str, standby: str, rate: float, writers: int, secon
             probe.stop()
         await asyncio.gather(*probes)
         await pool.close()
-    wal_lag = _lags(on_standby, on_standby.wal, [(t, lsn) for t, lsn in zip(on_primary.times, on_primary.wal,
-                                                                               strict=True) if t < until])
+    marks = [i for i, t in enumerate(on_primary.times) if t < until]
+    wal_lag = _lags(on_standby, on_standby.wal, [(on_primary.times[i], on_primary.wal[i]) for i in marks])
+    flushed_lag = _lags(on_standby, on_standby.wal, [(on_primary.times[i], on_primary.flushed[i]) for i in marks])
     standby_models = _lags(on_standby, on_standby.cursors, appends)
     primary_models = _lags(on_primary, on_primary.cursors, appends)
     figures = {f"wal_{k}": v for k, v in _figures(wal_lag).items()}
+    figures |= {f"flushed_{k}": v for k, v in _figures(flushed_lag).items()}
     figures |= {f"standby_models_{k}": v for k, v in _figures(standby_models).items()}
     figures |= {f"primary_models_{k}": v for k, v in _figures(primary_models).items()}
     return figures | {"rate_achieved": round(len(appends) / seconds, 1)}
@@ -137,7 +146,9 @@ async def run(url: str, smoke: bool) -> dict:
             standby = with_database(pair.standby.url(), urlsplit(primary).path.lstrip("/"))
             await pair.caught_up()
             result = await _measure(primary, standby, smoke)
-            result["pair"] = await _pair_facts(pair.primary.url(), smoke)
+        if not smoke:
+            result["fanout"] = await _fanout(pair)
+        result["pair"] = await _pair_facts(pair.primary.url(), smoke)
         return result
     finally:
         pair.stop()
@@ -183,22 +194,26 @@ async def _measure(primary: str, standby: str, smoke: bool) -> dict:
         "target_p99_ms": TARGET_P99_MS, "ratio_to_target": round(p99 / TARGET_P99_MS, 3),
         "standby_over_primary_models_p99": round(p99 / lag["primary_models_p99_ms"], 3)
         if lag["primary_models_p99_ms"] else None, "met": p99 < TARGET_P99_MS}
-    if not smoke:
-        result["fanout"] = await _fanout(primary, standby)
     return result
 
 
-async def _fanout(primary: str, standby: str) -> dict:
-    """W6 with the app's feed hub on the primary and on the standby, interleaved."""
+async def _fanout(pair: Any) -> dict:
+    """W6 with the app's feed hub on the primary and on the standby, interleaved; each run on a fresh database
+    (bench.fanout counts the deliveries due from the whole feed table)."""
     keys = ("p50_ms", "p99_ms", "subscribers", "deliveries", "deliveries_expected", "db_connections")
 
-    def variant(read_url: str | None) -> Callable[[], Awaitable[dict[str, float]]]:
+    def variant(on_standby: bool) -> Callable[[], Awaitable[dict[str, float]]]:
         async def one() -> dict[str, float]:
-            figures = await fanout.run(primary, False, read_url=read_url)
+            async with fresh_database(pair.primary.url()) as primary:
+                standby = with_database(pair.standby.url(), urlsplit(primary).path.lstrip("/"))
+                await pair.caught_up()
+                figures = await fanout.run(primary, False, read_url=standby if on_standby else None)
+            if figures["p99_ms"] is None:
+                raise RuntimeError(f"W6 delivered nothing: {figures}")
             return {k: figures[k] for k in keys}
         return one
 
-    runs = await interleaved_figures({"feed_on_primary": variant(None), "feed_on_standby": variant(standby)}, 3)
+    runs = await interleaved_figures({"feed_on_primary": variant(False), "feed_on_standby": variant(True)}, 3)
     on_primary, on_standby = runs["feed_on_primary"], runs["feed_on_standby"]
     complete = all(r["deliveries"] == r["deliveries_expected"] for r in on_standby["samples"])
     return {"primary": on_primary, "standby": on_standby, "target_p99_ms": fanout.TARGET_P99_MS,

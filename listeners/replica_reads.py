@@ -5,8 +5,9 @@ follows a write through the same runtime goes to the standby only once the stand
 replayed past that write, in the measure the read needs:
 
 - the WAL: the standby's `pg_last_wal_replay_lsn()` at or past the primary's WAL position read
-  after the write returned (`ReadTarget.wal`). Every read waits for this (the log, teams, the
-  claim policy: anything the write changed);
+  after the write returned (`ReadTarget.wal`; flushed, or inserted when commits are
+  asynchronous: store/replica.py). Every read waits for this (the log, teams, the claim policy:
+  anything the write changed);
 - the read models: the projector's checkpoint, as the standby has replayed it, at or past the
   cursor of the last event written (`ReadTarget.cursor`). The projector writes the checkpoint,
   the rows, the counters and the change feed in one transaction, so a replayed checkpoint
@@ -51,9 +52,12 @@ class ReplicaReads:
     """A standby's two pools (the trusted service's role; end users, each request under acting_as) and how far
     the standby is known to have replayed."""
 
-    def __init__(self, service_pool: asyncpg.Pool, user_pool: asyncpg.Pool, *, checkpoint: str = "main",
-                 max_poll: float = 0.025) -> None:
+    def __init__(self, service_pool: asyncpg.Pool, user_pool: asyncpg.Pool, *, commits_flushed: bool = False,
+                 checkpoint: str = "main", max_poll: float = 0.025) -> None:
         self.service_pool, self.user_pool = service_pool, user_pool
+        # The primary's writing sessions commit synchronously: its flush position bounds what they wrote (else its
+        # insert position; store/replica.py).
+        self.commits_flushed = commits_flushed
         self._checkpoint, self._max_poll = checkpoint, max_poll
         self.replayed = 0             # WAL bytes the standby is known to have replayed
         self.reached: Cursor = (0, 0)  # the projector's checkpoint as the standby is known to have replayed it

@@ -33,6 +33,7 @@ from store.identity import (
     install_identity_key,
     may_act_as_admin,
 )
+from store.replica import commits_flushed
 from store.role_connection import connect_with_role
 from store.write_combiner import WriteCombiner
 
@@ -85,7 +86,7 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
         watcher = ProjectionWatcher(database_url, role=PROCESSOR)
         stack.push_async_callback(watcher.close)
         tokens = await token_source(service, role, settings)
-        replica = await open_replica(stack, read_url, role, settings) if read_url else None
+        replica = await open_replica(stack, read_url, role, settings, (service, users)) if read_url else None
         running = await start_listeners(stack, database_url, service, settings) if listeners else None
         runtime = Runtime(service_pool=service, user_pool=users, database_url=database_url, watcher=watcher,
                           tokens=tokens, consistency_timeout=consistency_timeout, listeners=running,
@@ -94,16 +95,19 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
         yield manager
 
 
-async def open_replica(stack: contextlib.AsyncExitStack, read_url: str, role: str, settings: Settings) -> ReplicaReads:
+async def open_replica(stack: contextlib.AsyncExitStack, read_url: str, role: str, settings: Settings,
+                       primary: tuple[asyncpg.Pool, asyncpg.Pool]) -> ReplicaReads:
     """The standby's two pools, as the primary's (the service role with the read URL's login; end users as
-    vjm_app), of the same sizes; closed with `stack`."""
+    vjm_app), of the same sizes; closed with `stack`. Whether the `primary` pools commit synchronously is read
+    once, here (a read after a write then waits for the primary's flush position, not its insert position)."""
+    flushed = all([await commits_flushed(pool) for pool in primary])
     service = await create_role_pool(read_url, role=role, login=login_of(read_url), min_size=settings.pool_min_size,
                                      max_size=settings.pool_size)
     stack.push_async_callback(service.close)
     users = await create_role_pool(read_url, role=None, min_size=settings.pool_min_size,
                                    max_size=settings.user_pool_size or settings.pool_size)
     stack.push_async_callback(users.close)
-    return ReplicaReads(service, users)
+    return ReplicaReads(service, users, commits_flushed=flushed)
 
 
 async def token_source(service: asyncpg.Pool, role: str, settings: Settings) -> TokenSource | None:

@@ -3,8 +3,12 @@
 -- WAL positions are bytes from 0/0 (a pg_lsn minus '0/0'), so Python compares integers.
 
 -- replica_primary_wal --
--- The primary's WAL insert position: read after a write has returned, it is at or past that write's commit record.
-SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint;
+-- The primary's WAL position, read after a write has returned: flushed (its commit record is, unless commits are asynchronous) or inserted (at or past it always).
+SELECT (CASE WHEN :flushed THEN pg_current_wal_flush_lsn() ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint;
+
+-- replica_commits_flushed --
+-- Whether this session's commits return only once flushed (synchronous_commit is not off).
+SELECT current_setting('synchronous_commit') <> 'off';
 
 -- replica_position --
 -- How far this server is: the WAL it has replayed (not in recovery: all it has flushed), its projector checkpoint as replayed, whether it is a standby.

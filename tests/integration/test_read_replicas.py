@@ -14,16 +14,21 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 import pytest
 
 from statemachine import JobNotFound
 from store import with_database
 from tests.support.databases import create_migrated_database, drop_database
+from tests.support.http_app import FAST, JOB, http_settings
 from tests.support.standby import StandbyPair
+from tests.support.tokens import bearer
 from tests.support.waiting import eventually
 from videojobs import Settings, connect
+from videojobs.http import create_app
 
 TEMPLATE = "vjm_replica_tpl"
 
@@ -125,10 +130,16 @@ async def _lists(manager, expected: set) -> bool:
     return await listed(manager) == expected
 
 
-async def test_a_read_after_a_write_waits_for_the_standby_and_else_reads_the_primary(pair, urls) -> None:
+@pytest.mark.parametrize("synchronous_commit", ["on", "off"])
+async def test_a_read_after_a_write_waits_for_the_standby_and_else_reads_the_primary(pair, urls,
+                                                                                     synchronous_commit) -> None:
     primary, standby = urls
+    name = urlsplit(primary).path.lstrip("/")
+    await on(primary, f'ALTER DATABASE "{name}" SET synchronous_commit = {synchronous_commit}')
     timeout = 0.5
     async with opened(primary, standby, consistency_timeout=timeout) as manager, opened(primary) as other:
+        # Commits that return before they are flushed: the wait is for the primary's insert position, else its flush.
+        assert manager._session.runtime.replica.commits_flushed is (synchronous_commit == "on")
         first = await create(manager)
         assert await listed(manager) == {first.job_id}  # read your write: the standby caught up in time
 
@@ -232,6 +243,26 @@ async def test_a_standby_that_is_down_sends_reads_to_the_primary(pair, urls) -> 
             pair.start_node(pair.standby)
             await pair.wait_streaming()
         await eventually(lambda: _lists(reader, {job.job_id}), 20, "reads on the standby again")
+
+
+async def test_the_http_api_reads_its_lists_on_the_standby_and_its_own_writes_everywhere(pair, urls) -> None:
+    primary, standby = urls
+    async with opened(primary, standby, consistency_timeout=0.5) as manager, opened(primary) as other:
+        app = create_app(manager, settings=http_settings(primary), options=FAST)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vjm.test") as client:
+            made = await client.post("/api/v1/process", json=JOB, headers=bearer("alice"))
+            assert made.status_code == 201, made.text
+            mine = {made.json()["job_id"]}
+            page = await client.get("/api/v1/user/jobs", headers=bearer("alice"))
+            assert {j["job_id"] for j in page.json()["items"]} == mine  # the API's own write, read back
+
+            await pair.pause_replay()
+            await create(other, "alice")  # another process's write: this API's reads go on on the standby
+            await projected_on_primary(other)
+            page = await client.get("/api/v1/user/jobs", headers=bearer("alice"))
+            assert {j["job_id"] for j in page.json()["items"]} == mine
+            stats = await client.get("/api/v1/user/jobs/stats", headers=bearer("alice"))
+            assert stats.json()["total_jobs"] == 1
 
 
 async def test_without_a_read_url_there_are_no_standby_pools(manager) -> None:

@@ -7,7 +7,8 @@ most `consistency_timeout` seconds, until the standby has replayed past that wri
 models (lists, stats) also until the projector's checkpoint, as the standby has replayed it, has passed the
 write's event. Past the bound, or when the standby fails the read, the read runs on the primary (after the
 usual wait for the projector, within what is left of the bound). Which write to wait for: the
-primary's WAL position, read once after the newest write (WriteTracker.epoch), is at or past its commit.
+primary's WAL position, read once after the newest write (WriteTracker.epoch), is at or past its commit
+(the flush position when this process's pools commit synchronously, else the insert position).
 
 Without a standby every read runs on the primary as it always has, the read models after read_your_writes().
 """
@@ -81,5 +82,8 @@ async def written_wal(session: Session) -> int | None:
     async with writes.capturing:
         epoch = writes.epoch  # read before the position: every use counted in it had returned
         if writes.wal is None or writes.wal[0] < epoch:
-            writes.wal = (epoch, await translated_call(primary_wal_position(session.runtime.service_pool)))
+            replica = session.runtime.replica
+            flushed = replica is not None and replica.commits_flushed
+            writes.wal = (epoch, await translated_call(primary_wal_position(session.runtime.service_pool,
+                                                                            flushed=flushed)))
         return writes.wal[1]
