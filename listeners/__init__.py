@@ -22,7 +22,8 @@ from .subscriptions import JobChangeSubscription, subscribe_job_changes
 __all__ = [
     "Checkpoint", "Difference", "JobChange", "JobRow", "LagSample", "BatchResult", "project_batch",
     "BatchNotice", "JobNotice", "parse_notice", "ProjectionResult", "Projector", "ProjectorConfig",
-    "ProjectionWatcher", "wait_for_projection", "ReadTarget", "ReplicaReads", "DetectorResult", "StuckDetector", "StuckDetectorConfig",
+    "ProjectionWatcher", "wait_for_projection", "ReadTarget", "ReplicaReads", "DetectorResult", "StuckDetector",
+    "StuckDetectorConfig",
     "JobChangeSubscription", "subscribe_job_changes", "ChangeFeedHub", "FeedHubConfig", "FeedSubscription",
     "BackgroundService", "Signal", "backoff",
 ]

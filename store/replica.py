@@ -3,9 +3,10 @@
 The WAL it has replayed (`pg_last_wal_replay_lsn()`), compared with the primary's WAL position
 read after a write returned: `pg_current_wal_flush_lsn()` when the writing sessions commit
 synchronously (a commit returns once its record is flushed, so the flush position is at or past
-it), else `pg_current_wal_insert_lsn()` (at or past every record inserted, flushed or not); and the projector's checkpoint as the standby has replayed it (the projector writes
-the checkpoint, the read models and the change feed in one transaction, so a replayed
-checkpoint means replayed rows). Positions are bytes from 0/0.
+it), else `pg_current_wal_insert_lsn()` (at or past every record inserted, flushed or not); and
+the projector's checkpoint as the standby has replayed it (the projector writes the checkpoint,
+the read models and the change feed in one transaction, so a replayed checkpoint means replayed
+rows). Positions are bytes from 0/0.
 """
 
 from __future__ import annotations
