@@ -103,10 +103,11 @@ async def _team(pool: asyncpg.Pool, members: int):
     return team.team_id
 
 
-async def run(url: str, smoke: bool, as_users: bool = False) -> dict:
-    """p50/p99 commit-to-client latency with `subscribers` SSE clients and paced writers."""
+async def run(url: str, smoke: bool, as_users: bool = False, read_url: str | None = None) -> dict:
+    """p50/p99 commit-to-client latency with `subscribers` SSE clients and paced writers. `read_url`: a standby
+    of `url` the app reads the change feed from (VJM_READ_DATABASE_URL; bench/replica_lag.py)."""
     wanted, seconds, rate, writers = (10, 3.0, 100.0, 2) if smoke else (100, 10.0, 200.0, 4)
-    settings = Settings(database_url=url, jwt_secret=SECRET, pool_size=5)
+    settings = Settings(database_url=url, jwt_secret=SECRET, pool_size=5, read_database_url=read_url)
     app = create_app(settings=settings, options=HttpOptions(sse_heartbeat_seconds=5.0))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

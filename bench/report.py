@@ -35,7 +35,7 @@ def _table(w: dict) -> list[str]:
                        ("reads", _w5), ("fanout", _w6), ("rebuild", _rebuild), ("http_api", _http),
                        ("runtime_drain", _runtime_drain), ("wakeup", _wakeup), ("heartbeat", _heartbeat), ("claims", _claims),
                        ("history_length", _w7), ("http_hey", _http_hey), ("projector_cost", _projector_cost),
-                       ("pooler", _pooler)):
+                       ("pooler", _pooler), ("replica_lag", _replica_lag)):
         if name in w:
             lines += rows(w[name])
     return lines
@@ -149,6 +149,27 @@ def _w6(r: dict) -> list[str]:
     return [f"| W6 SSE fan-out, {r['subscribers']}/{r['subscribers_wanted']} subscribers, {r['write_rate_per_s']}"
             f" writes/s | p50 / p99 ms | {r['p50_ms']} / {r['p99_ms']} | 250 ms | {r['ratio_to_target']} | "
             f"p99 < 250 | {_yes(r['met'])} |"]
+
+
+def _replica_lag(r: dict) -> list[str]:
+    """Issue 22: a streaming standby under W1 at 50% (its own pair: bench/replica_lag.py)."""
+    lag, rate = r["lag"], r["target_rate_events_per_s"]
+    out = [f"| standby replays the primary's flushed WAL (a read after a write waits for it), W1 at 50% "
+           f"({lag['rate_achieved']}/s of {rate}) | p50 / p99 ms | {lag['flushed_p50_ms']} / {lag['flushed_p99_ms']} | "
+           f"100 ms | {round(lag['flushed_p99_ms'] / 100, 3)} | | |",
+           f"| standby replays the primary's inserted WAL (the wait with synchronous_commit off), W1 at 50% | "
+           f"p50 / p99 ms | {lag['wal_p50_ms']} / {lag['wal_p99_ms']} | 100 ms | {round(lag['wal_p99_ms'] / 100, 3)}"
+           f" | | |",
+           f"| standby read models lag, W1 at 50% | p50 / p99 ms | {lag['standby_models_p50_ms']} / "
+           f"{lag['standby_models_p99_ms']} | 100 ms | {r['ratio_to_target']} | p99 < 100 | {_yes(r['met'])} |",
+           f"| standby read models lag, W1 at 50% | p99 ms | {lag['standby_models_p99_ms']} | primary "
+           f"{lag['primary_models_p99_ms']} | {r['standby_over_primary_models_p99']} | | |"]
+    if "fanout" in r:
+        f = r["fanout"]
+        out.append(f"| W6 SSE fan-out, feed read from the standby | p50 / p99 ms | {f['standby']['p50_ms']} / "
+                   f"{f['standby']['p99_ms']} | feed on the primary {f['primary']['p99_ms']} | "
+                   f"{f['standby_over_primary_p99']} | p99 < 250 | {_yes(f['met'])} |")
+    return out
 
 
 def _rebuild(r: dict) -> list[str]:

@@ -29,6 +29,7 @@ from . import (
     projector_cost,
     reads,
     rebuild,
+    replica_lag,
     runtime_drain,
     wakeup,
     write_path,
@@ -42,7 +43,8 @@ WORKLOADS = {"write_path": write_path.run, "bulk_create": bulk_create.run, "life
              "projection_lag": projection_lag.run, "reads": reads.run, "fanout": fanout.run,
              "rebuild": rebuild.run, "runtime_drain": runtime_drain.run, "wakeup": wakeup.run,
              "heartbeat": heartbeat.run, "history_length": history_length.run, "claims": claims.run,
-             "projector_cost": projector_cost.run, "http_hey": http_hey.run, "pooler": pooler.run}
+             "projector_cost": projector_cost.run, "http_hey": http_hey.run, "pooler": pooler.run,
+             "replica_lag": replica_lag.run}
 try:  # the HTTP API benchmark is another engineer's file; run it when it is there
     from . import http_api
 

@@ -25,6 +25,12 @@ received (SSE Last-Event-ID) loses nothing.
 
 The hub's connection is reopened with backoff when it is lost (ListeningConnection);
 the hub then reads on from its position, so subscribers see a delay, never a gap.
+
+On a standby (`standby=True`: the pools are a streaming standby's, VJM_READ_DATABASE_URL) every
+page is read from the standby and only the LISTEN stays on the primary (a standby cannot
+LISTEN). A notice can then arrive before the standby has replayed its change: while the hub
+has heard of a seq it has not read, it reads again after 2 ms, doubling to 50 ms, rather than
+after the poll interval.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from store.projections import JobChange, fetch_change_visibility, fetch_changes,
 
 from .feed_subscription import CLOSED, OVERFLOW, SHUTDOWN, FeedSubscription
 from .listening import CONNECTION_ERRORS, ListeningConnection
-from .notifications import CHANNEL
+from .notifications import CHANNEL, JobNotice, parse_notice
 from .service import BackgroundService, backoff
 
 log = structlog.get_logger("vjm.feed_hub")
@@ -74,14 +80,17 @@ class ChangeFeedHub(BackgroundService[int]):
     name = "feed_hub"
     cancel_on_stop = True  # a pass may be waiting for the database to come back: do not wait for it
 
-    def __init__(self, config: FeedHubConfig, *, service_pool: asyncpg.Pool, user_pool: asyncpg.Pool):
+    def __init__(self, config: FeedHubConfig, *, service_pool: asyncpg.Pool, user_pool: asyncpg.Pool,
+                 standby: bool = False):
         super().__init__(interval=config.poll_interval, max_backoff=config.max_backoff)
         self.config = config
         self.position: int | None = None  # the last seq dispatched; None until the first connection
         self.overflows = 0
-        self._service_pool, self._user_pool = service_pool, user_pool
+        self._service_pool, self._user_pool, self._standby = service_pool, user_pool, standby
+        self._heard = 0  # the newest seq a notice named (on a standby: read again soon while behind it)
+        self._behind = 0  # passes in a row that read the standby behind `_heard`
         self._listening = ListeningConnection(config.database_url, (CHANNEL,), role=config.role, name=FEED,
-                                              max_backoff=config.max_backoff)
+                                              max_backoff=config.max_backoff, on_notify=self._notified)
         self._open: set[FeedSubscription] = set()
         self._live: set[FeedSubscription] = set()
         self._ready = asyncio.Event()
@@ -148,6 +157,11 @@ class ChangeFeedHub(BackgroundService[int]):
     def wake(self) -> None:
         self._listening.ring()
 
+    def _notified(self, channel: str, payload: str) -> None:
+        notice = parse_notice(payload)
+        if notice is not None:
+            self._heard = max(self._heard, notice.seq if isinstance(notice, JobNotice) else notice.seq_to)
+
     async def __aenter__(self) -> ChangeFeedHub:
         await self.start()
         return self
@@ -160,13 +174,14 @@ class ChangeFeedHub(BackgroundService[int]):
     async def run_once(self) -> int:
         """Read the next page after the hub's position and dispatch it; returns its size."""
         conn = await self._listening.ensure()
+        reader = self._service_pool if self._standby else conn
         if self.position is None:
-            self.position = await fetch_last_change_seq(conn)
+            self.position = await fetch_last_change_seq(reader)
             self._ready.set()
-            log.info("feed_hub_started", position=self.position)
-        page = await fetch_changes(conn, self.position, self.config.page_size)
+            log.info("feed_hub_started", position=self.position, standby=self._standby)
+        page = await fetch_changes(reader, self.position, self.config.page_size)
         if page:
-            visible = await self._visibility(conn, page)
+            visible = await self._visibility(reader, page)
             self._dispatch(page, visible)
         return len(page)
 
@@ -176,9 +191,13 @@ class ChangeFeedHub(BackgroundService[int]):
     async def idle(self, result: int) -> None:
         """A full page: straight on; else wait for a ring or the poll interval."""
         if result < self.config.page_size:
-            await self._listening.wait(self._token or self._listening.arm(), self.config.poll_interval)
+            behind = self._standby and self.position is not None and self.position < self._heard
+            self._behind = self._behind + 1 if behind else 0
+            wait = min(0.002 * 2 ** min(self._behind, 5), 0.05) if behind else self.config.poll_interval
+            await self._listening.wait(self._token or self._listening.arm(), wait)
 
-    async def _visibility(self, conn: asyncpg.Connection, page: list[JobChange]) -> set[tuple[int, str]]:
+    async def _visibility(self, conn: asyncpg.Pool | asyncpg.Connection,
+                          page: list[JobChange]) -> set[tuple[int, str]]:
         """(seq, user) pairs of this page that the live end users may see, as the database decides.
 
         Subscribers may join while the query runs: ask again for users not asked yet until

@@ -23,6 +23,9 @@ class Settings(BaseModel):
     database_pooler: Literal["transaction"] | None = Field(None, description="VJM_DATABASE_POOLER=transaction when "
                                                                              "VJM_DATABASE_URL is a transaction "
                                                                              "pooler (PgBouncer, Supavisor 6543)")
+    read_database_url: str | None = Field(None, description="VJM_READ_DATABASE_URL: a streaming standby of the "
+                                                            "database; lists, stats, history and the change feed "
+                                                            "read there (absent: everything on the primary)")
     data_dir: Path = Field(default_factory=default_data_dir, description="VJM_DATA_DIR for the embedded server")
     jwt_secret: str | None = Field(None, description="VJM_JWT_SECRET: the identity key (HS256) of the HTTP API and the database")
     jwt_audience: str | None = Field("authenticated", description="VJM_JWT_AUDIENCE")
@@ -62,6 +65,7 @@ class Settings(BaseModel):
             "database_url": os.environ.get("VJM_DATABASE_URL") or None,
             "direct_database_url": os.environ.get("VJM_DIRECT_DATABASE_URL") or None,
             "database_pooler": pooler_of(os.environ.get("VJM_DATABASE_POOLER", "")),
+            "read_database_url": os.environ.get("VJM_READ_DATABASE_URL") or None,
             "jwt_secret": os.environ.get("VJM_JWT_SECRET") or None,
             "jwt_audience": os.environ.get("VJM_JWT_AUDIENCE", "authenticated") or None,
             "log_level": os.environ.get("VJM_LOG_LEVEL", "INFO"),

@@ -10,7 +10,14 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 import structlog
 
-from listeners import ProjectionWatcher, Projector, ProjectorConfig, StuckDetector, StuckDetectorConfig
+from listeners import (
+    ProjectionWatcher,
+    Projector,
+    ProjectorConfig,
+    ReplicaReads,
+    StuckDetector,
+    StuckDetectorConfig,
+)
 from store.application_name import API, CLI, DETECTOR, application_name
 from store.application_name import PROJECTOR as PROJECTOR_NAME
 from store.identity import (
@@ -21,6 +28,7 @@ from store.identity import (
     install_identity_key,
     may_act_as_admin,
 )
+from store.replica import commits_flushed
 from store.role_connection import connect_with_role
 from store.tokens import DatabaseTokens, LocalTokens, TokenSource, configure_tokens, default_tokens
 from store.write_combiner import WriteCombiner
@@ -47,7 +55,7 @@ async def service_role_for(url: str) -> str:
 @contextlib.asynccontextmanager
 async def connect(url: str | None = None, *, listeners: bool = True, settings: Settings | None = None,
                   service_role: str | None = None, consistency_timeout: float = 2.0,
-                  migrate: bool = True) -> AsyncIterator[VideoJobManager]:
+                  migrate: bool = True, read_url: str | None = None) -> AsyncIterator[VideoJobManager]:
     """Open a VideoJobManager on `url` (else VJM_DATABASE_URL, else the embedded Postgres).
 
     Behind a transaction pooler (Settings.database_pooler) the pools connect to `url` and
@@ -56,8 +64,13 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
     workers of `vjm up --workers N`). With `listeners=True` the projector (leader-elected,
     so several processes may run it) and the stuck-job detector run in this process;
     pass `listeners=False` when `vjm listen` runs them elsewhere.
+
+    `read_url` (else VJM_READ_DATABASE_URL): a streaming standby of the database. Lists, stats,
+    history, time travel and the change-feed hub read there, once it has replayed this
+    runtime's writes (videojobs/manager/reads.py); writes, claims and the projector stay here.
     """
     settings = settings or Settings.from_env(database_url=url)
+    read_url = read_url or settings.read_database_url
     async with provide_database(settings, migrated=migrate) as database_url, contextlib.AsyncExitStack() as stack:
         # Pools on VJM_DATABASE_URL (a pooler, maybe); LISTEN and session locks on the direct URL.
         direct_url = settings.direct_database_url or database_url
@@ -74,12 +87,28 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
         watcher = ProjectionWatcher(direct_url, role=PROCESSOR)
         stack.push_async_callback(watcher.close)
         tokens = await token_source(service, role, settings)
+        replica = await open_replica(stack, read_url, role, settings, (service, users)) if read_url else None
         running = await start_listeners(stack, direct_url, service, settings) if listeners else None
         runtime = Runtime(service_pool=service, user_pool=users, database_url=direct_url, watcher=watcher,
                           tokens=tokens, consistency_timeout=consistency_timeout, listeners=running,
-                          combiner=WriteCombiner(service) if settings.write_combining else None)
+                          combiner=WriteCombiner(service) if settings.write_combining else None, replica=replica)
         manager = VideoJobManager(runtime, Caller(service=settings.service_name))
         yield manager
+
+
+async def open_replica(stack: contextlib.AsyncExitStack, read_url: str, role: str, settings: Settings,
+                       primary: tuple[asyncpg.Pool, asyncpg.Pool]) -> ReplicaReads:
+    """The standby's two pools, as the primary's (the service role with the read URL's login; end users as
+    vjm_app), of the same sizes; closed with `stack`. Whether the `primary` pools commit synchronously is read
+    once, here (a read after a write then waits for the primary's flush position, not its insert position)."""
+    flushed = all([await commits_flushed(pool) for pool in primary])
+    service = await create_role_pool(read_url, role=role, login=login_of(read_url), min_size=settings.pool_min_size,
+                                     max_size=settings.pool_size)
+    stack.push_async_callback(service.close)
+    users = await create_role_pool(read_url, role=None, min_size=settings.pool_min_size,
+                                   max_size=settings.user_pool_size or settings.pool_size)
+    stack.push_async_callback(users.close)
+    return ReplicaReads(service, users, commits_flushed=flushed)
 
 
 async def token_source(service: asyncpg.Pool, role: str, settings: Settings) -> TokenSource | None:

@@ -18,6 +18,7 @@ from store.merkle import consistency_ranges, inclusion_ranges
 from store.tree_heads import TreeHead, sign_head, signature_ok
 
 from ..models import EventPage, HistoryReport, Job
+from .reads import read_on
 from .session import Session, fold_to_job
 
 
@@ -48,8 +49,7 @@ class Audit:
     async def history(self, job_id: UUID | str) -> list[Event]:
         """Every event of the job in order: type, from/to state, actor, time and data (deleted jobs too)."""
         job_id = as_uuid(job_id)
-        async with self._session.connection() as conn:
-            events = await EventStore(conn).read_stream(job_id)
+        events = await read_on(self._session, lambda conn: EventStore(conn).read_stream(job_id), models=False)
         if not events:
             raise JobNotFound(job_id)
         return events
@@ -66,8 +66,7 @@ class Audit:
                            job_id=as_uuid(job_id) if job_id is not None else None, limit=_limit(limit))
         if query.since and query.until and query.since >= query.until:
             raise ValidationError("until must be after since", field="until")
-        async with self._session.connection() as conn:
-            events = await find_events(conn, query)
+        events = await read_on(self._session, lambda conn: find_events(conn, query), models=False)
         return EventPage(items=events, next_cursor=events[-1].position if len(events) == query.limit else None)
 
     async def job_as_of(self, job_id: UUID | str, at: datetime) -> Job:
@@ -75,8 +74,7 @@ class Audit:
         job_id, moment = as_uuid(job_id), _aware(at, "at")
         if moment is None:
             raise ValidationError("at must be a datetime", field="at")
-        async with self._session.connection() as conn:
-            events = await read_stream_until(conn, job_id, moment)
+        events = await read_on(self._session, lambda conn: read_stream_until(conn, job_id, moment), models=False)
         return fold_to_job(job_id, None, events)
 
     async def verify_history(self, job_id: UUID | str | None = None) -> HistoryReport:
@@ -86,8 +84,7 @@ class Audit:
         pass a job that is not there.
         """
         target = as_uuid(job_id) if job_id is not None else None
-        async with self._session.connection() as conn:
-            check = await verify_chain(conn, target)
+        check = await read_on(self._session, lambda conn: verify_chain(conn, target), models=False)
         if target is not None and check.checked == 0:
             raise JobNotFound(target)
         return HistoryReport(ok=check.ok, checked=check.checked, first_broken_job_id=check.broken_job_id,

@@ -14,6 +14,7 @@ from store.jobs import JobQuery, StatsScope, count_jobs, find_jobs, get_stats
 
 from ..models import Attempt, Job, JobFilters, JobPage, encode_cursor
 from .job_inputs import attempt_of, key_wait_of, metadata_fields, page_query, status_transition
+from .reads import read_on
 from .session import Session, fold_to_job
 
 Filters = JobFilters | dict[str, Any] | None
@@ -145,10 +146,10 @@ class Jobs:
 
     async def _page(self, scope: JobQuery, limit: int, offset: int, filters: Filters, cursor: str | None) -> JobPage:
         query = page_query(scope, limit, offset, filters, cursor)
-        await self._session.read_your_writes()
-        async with self._session.connection() as conn:
-            rows = await find_jobs(conn, query)
-            total = await _total(conn, query)
+        async def rows_and_total(conn: Any) -> tuple[list[Any], int]:
+            return await find_jobs(conn, query), await _total(conn, query)
+
+        rows, total = await read_on(self._session, rows_and_total, models=True)
         items = [Job.model_validate(r.model_dump()) for r in rows]
         next_cursor = encode_cursor(items[-1].created_at, items[-1].job_id) if len(items) == query.limit else None
         return JobPage(items=items, total=total, limit=query.limit, offset=query.offset, next_cursor=next_cursor)

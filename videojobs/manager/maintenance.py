@@ -147,7 +147,11 @@ class Maintenance:
     def pool_usage(self) -> list[PoolUsage]:
         """Size, idle and maximum connections of this runtime's pools (for monitoring)."""
         runtime = self._session.runtime
-        return [PoolUsage.of("service", runtime.service_pool), PoolUsage.of("users", runtime.user_pool)]
+        pools = [PoolUsage.of("service", runtime.service_pool), PoolUsage.of("users", runtime.user_pool)]
+        if (replica := runtime.replica) is not None:  # the standby's (VJM_READ_DATABASE_URL)
+            pools += [PoolUsage.of("replica_service", replica.service_pool),
+                      PoolUsage.of("replica_users", replica.user_pool)]
+        return pools
 
     async def void_event(self, position: int, reason: str) -> Event:
         """Admins: void the event at `position` so that the read models skip it (vjm.void_event).

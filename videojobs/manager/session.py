@@ -3,6 +3,7 @@ write primitives (append one, append and fold, append many) with read-your-write
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 import structlog
 
-from listeners import ProjectionWatcher
+from listeners import ProjectionWatcher, ReplicaReads
 from statemachine import WORKER_REPORTS, AccessDenied, JobNotFound, VJMError
 from store import Event, EventStore, NewEvent, translate_error
 from store.events import prepare_event
@@ -49,14 +50,24 @@ class Caller:
 
 
 class WriteTracker:
-    """The newest commit-order cursor written through a manager and every manager derived from it."""
+    """What was written through a manager and every manager derived from it: the newest commit-order
+    cursor, and an `epoch` counted up after each use of the primary that may have written (for reads on
+    a standby: videojobs/manager/reads.py reads the primary's WAL position once per epoch, into `wal`)."""
 
     def __init__(self) -> None:
         self.cursor: tuple[int, int] | None = None
+        self.epoch = 0
+        self.wal: tuple[int, int] | None = None  # (epoch, the primary's WAL position read after it)
+        self.capturing = asyncio.Lock()
 
     def remember(self, cursor: tuple[int, int]) -> None:
         if self.cursor is None or cursor > self.cursor:
             self.cursor = cursor
+        self.epoch += 1
+
+    def touch(self) -> None:
+        """The primary was used (maybe written): a standby read next re-reads its WAL position."""
+        self.epoch += 1
 
 
 class InProcessListeners(Protocol):
@@ -85,6 +96,7 @@ class Runtime:
     listeners: InProcessListeners | None = None
     writes: WriteTracker = field(default_factory=WriteTracker)
     combiner: WriteCombiner | None = None  # the trusted service's appends, combined (store.write_combiner)
+    replica: ReplicaReads | None = None  # a streaming standby for reads (VJM_READ_DATABASE_URL; reads.py)
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,15 +112,21 @@ class Session:
         Failing to get one (server down, refusing connections) is DatabaseUnavailable; driver
         errors inside the block become vjm errors.
         """
+        return _noting_use(self.runtime.writes, self.caller_connection(self.runtime.service_pool,
+                                                                       self.runtime.user_pool))
+
+    def caller_connection(self, service_pool: asyncpg.Pool,
+                          user_pool: asyncpg.Pool) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """As connection(), on the given pools (the primary's, or a standby's: reads.py)."""
         if not self.caller.is_user:
-            return self.service_connection()
-        return translated_opening(acting_as(self.runtime.user_pool, role=self.caller.role or AUTHENTICATED,
+            return translated_opening(service_pool.acquire())
+        return translated_opening(acting_as(user_pool, role=self.caller.role or AUTHENTICATED,
                                             user_id=self.caller.user_id, token=self.caller.token,
                                             tokens=self.runtime.tokens))
 
     def service_connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
         """A trusted service connection whoever the caller (checkpoints, leases, the audit tree)."""
-        return translated_opening(self.runtime.service_pool.acquire())
+        return _noting_use(self.runtime.writes, translated_opening(self.runtime.service_pool.acquire()))
 
     async def append(self, trigger: str, data: dict[str, Any] | None, **ids: Any) -> Event:
         """Validate and append one transition as the caller; remembers its position."""
@@ -193,13 +211,15 @@ class Session:
         """Note a position written by this caller: the next read waits until the projection has it."""
         self.runtime.writes.remember(cursor)
 
-    async def read_your_writes(self) -> None:
-        """Wait (bounded) until the projection has applied the last write made through this runtime."""
+    async def read_your_writes(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - bounded, then reads
+        """Wait (at most `timeout`, default consistency_timeout) until the projection has applied the last
+        write made through this runtime."""
         cursor, watcher = self.runtime.writes.cursor, self.runtime.watcher
         if cursor is None or watcher is None:
             return
-        if not await watcher.wait_for(cursor, self.runtime.consistency_timeout):
-            log.warning("read_your_writes_timeout", cursor=cursor, timeout=self.runtime.consistency_timeout)
+        timeout = self.runtime.consistency_timeout if timeout is None else timeout
+        if not await watcher.wait_for(cursor, timeout):
+            log.warning("read_your_writes_timeout", cursor=cursor, timeout=timeout)
 
 
 @contextlib.asynccontextmanager
@@ -218,6 +238,16 @@ async def translated_opening(opening: Any) -> AsyncIterator[asyncpg.Connection]:
             await opening.__aexit__(None, None, None)  # e.g. the COMMIT of a user's transaction
         except Exception as exc:
             raise translate_error(exc) from exc
+
+
+@contextlib.asynccontextmanager
+async def _noting_use(writes: WriteTracker, opening: Any) -> AsyncIterator[asyncpg.Connection]:
+    """`opening`, and the primary noted as used once it is given back (after its COMMIT): reads.py."""
+    try:
+        async with opening as conn:
+            yield conn
+    finally:
+        writes.touch()
 
 
 async def _exit_translated(opening: Any, exc: BaseException) -> None:

@@ -13,6 +13,7 @@ from store.jobs import StatsScope, get_claim_waits, get_daily, get_platforms, ge
 from store.teams import my_team_ids
 
 from ..models import ClaimLatency, DailyStats, JobStats, PlatformStats
+from .reads import read_on
 from .session import Session
 
 MAX_LATENCY_HOURS = 720  # 30 days: the window of a claim latency
@@ -37,18 +38,19 @@ class Stats:
             self._session.own_scope(user_id)
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 366:
             raise ValidationError("days must be an integer from 1 to 366", field="days")
-        await self._session.read_your_writes()
-        async with self._session.connection() as conn:
+        viewer = self._session.caller.user_id
+
+        async def counters(conn: Any) -> JobStats:
             if named is not None:
                 counted = named
-            elif (viewer := self._session.caller.user_id) is not None:
+            elif viewer is not None:
                 counted = StatsScope.visible_to(viewer, await my_team_ids(conn))
             else:
                 counted = StatsScope.every_user()
-            counts = await get_stats(conn, counted)
-            platforms = await get_platforms(conn, counted)
-            daily = await get_daily(conn, counted, days)
-        return _job_stats(counts, platforms, daily)
+            return _job_stats(await get_stats(conn, counted), await get_platforms(conn, counted),
+                              await get_daily(conn, counted, days))
+
+        return await read_on(self._session, counters, models=True)
 
     async def get_claim_latency(self, hours: int = 24, user_id: str | None = None,
                                 team_id: UUID | str | None = None) -> list[ClaimLatency]:
@@ -63,8 +65,8 @@ class Stats:
             self._session.own_scope(user_id)
         if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_LATENCY_HOURS:
             raise ValidationError(f"hours must be an integer from 1 to {MAX_LATENCY_HOURS}", field="hours")
-        async with self._session.connection() as conn:
-            rows = await get_claim_waits(conn, hours, user_id=owner, team_id=team)
+        rows = await read_on(self._session, lambda conn: get_claim_waits(conn, hours, user_id=owner, team_id=team),
+                             models=False)
         return [ClaimLatency.model_validate(r.model_dump()) for r in rows]
 
 

@@ -28,11 +28,14 @@ class Subscriptions:
                        database_url: str | None = None) -> ChangeFeedHub:
         """One reader of the change feed shared by any number of subscribers (an HTTP app's event
         streams), started; `hub.subscribe(after=, user_id=)` per stream, `hub.close()` at the end.
-        A trusted manager's: the hub reads every row and hands each subscriber what it may see."""
+        A trusted manager's: the hub reads every row and hands each subscriber what it may see.
+        With a standby (VJM_READ_DATABASE_URL) the hub reads the feed there; it LISTENs on the primary."""
         runtime = self._session.runtime
         config = FeedHubConfig(database_url=database_url or runtime.database_url, page_size=page_size,
                                queue_size=queue_size, poll_interval=poll_interval)
-        hub = ChangeFeedHub(config, service_pool=runtime.service_pool, user_pool=runtime.user_pool)
+        pools = runtime.replica or runtime
+        hub = ChangeFeedHub(config, service_pool=pools.service_pool, user_pool=pools.user_pool,
+                            standby=runtime.replica is not None)
         await hub.start()
         return hub
 
