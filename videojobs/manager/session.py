@@ -50,9 +50,8 @@ class Caller:
 
 
 class WriteTracker:
-    """What was written through a manager and every manager derived from it: the newest commit-order
-    cursor, and an `epoch` counted up after each use of the primary that may have written (for reads on
-    a standby: videojobs/manager/reads.py reads the primary's WAL position once per epoch, into `wal`)."""
+    """What was written through a manager and its derived managers: the newest commit-order cursor, and an
+    `epoch` counted up after each use of the primary that may have written (standby reads: reads.py)."""
 
     def __init__(self) -> None:
         self.cursor: tuple[int, int] | None = None
@@ -289,7 +288,7 @@ def fold_to_job(job_id: Any, base: dict[str, Any] | None, events: list[Event]) -
 
 
 def refused(job_id: Any, error: VJMError) -> BulkResult:
-    """The result of a bulk item that was not applied."""
+    """A bulk item that was not applied."""
     return BulkResult(job_id=str(job_id), ok=False, error=str(error), error_type=type(error).__name__)
 
 
