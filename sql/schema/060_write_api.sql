@@ -240,12 +240,15 @@ CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
 --
 -- Creates are one statement for a batch (a bulk import is one lean INSERT; a job id that
 -- exists already fails the call with unique_violation); one create is a plain INSERT of the
--- same decision. Transitions are judged and inserted one by one, in the order given (the
--- entry points pass them by job: one lock order on the (job_id, version) index): each
--- judgement is a new statement, so it reads a head committed after the queue entries were
--- locked. An item that lost a race with another writer (the unique (job_id, version) index)
--- is refused: with the reason the winner's head gives, or VJ409 'race' if there is none (the
--- caller may send it again). Only the owner may call it: the entry points below are SECURITY
+-- same decision. One or two transitions are judged and inserted one by one, in the order
+-- given (the entry points pass them by job: one lock order on the (job_id, version) index);
+-- three or more are judged and inserted in item order by one statement (a claim, a write
+-- combiner's round, complete_jobs), with the same rules per item (vjm.decide_transition,
+-- vjm.tenant_refusal) and the run queue kept in the same statement. Either way a judgement
+-- reads heads committed after the queue entries were locked. An item that lost a race with
+-- another writer (the unique (job_id, version) index) is judged again on the winner's head
+-- and refused: with the reason that head gives, or VJ409 'race' if there is none (the caller
+-- may send it again). Only the owner may call it: the entry points below are SECURITY
 -- DEFINER and pin the search_path it runs with. It returns one value, not rows, so that a
 -- one-item call is one expression.
 --
@@ -254,7 +257,9 @@ CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
 -- statements as they can, and the verdict is computed inside the statement that reads the
 -- head: the expressions of a statement are freed when it ends, while a transaction's simple
 -- expressions accumulate until its commit (past about 128 kB the heap was shrunk and grown
--- again by every transaction, bench/README.md 2026-12-06, third session).
+-- again by every transaction, bench/README.md 2026-12-06, third session). A batch's statement
+-- costs more to start than one item's statements, and about half as much per item: from three
+-- items on it costs less (bench/README.md, "the guard's batches").
 CREATE FUNCTION vjm.guard_append(
     p_job_ids uuid[], p_types text[], p_data jsonb, p_actors text[], p_attempts integer[],
     p_expected_versions integer[], p_user_ids text[], p_team_ids uuid[], p_ring boolean, p_strict boolean

@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from store import EventStore, prepare_event
+from store.identity import AUTHENTICATED, acting_as
 from tests.support.factories import create_data
 from tests.support.waiting import eventually
 
@@ -47,10 +48,12 @@ CASES: list[tuple[list[str], tuple[str, Any, str | None, Any, Any]]] = [
     (["start"], ("time_out", {"reason": "quiet"}, "proc", None, None)),  # back to the queue
     (["start"], ("fail", {"error": "boom"}, "proc", None, None)),
     ([], ("cancel", {"reason": "no"}, "admin", None, None)),
+    (["start", "requeue"], ("cancel", {}, "admin", None, None)),  # held back by a requeue: keeps its time
     (["start"], ("progress", [1, 2], "proc", None, None)),  # not an object: 22023
     (None, ("progress", {"percent": 1.0}, "proc", None, None)),  # no such job: VJ404
 ]
-SETUP = {"start": {"worker_id": "w-setup"}, "fail": {"error": "first try"}, "complete": OUT}
+SETUP = {"start": {"worker_id": "w-setup"}, "fail": {"error": "first try"}, "complete": OUT,
+         "requeue": {"retry_after": 600}}
 
 
 async def _world(conn: asyncpg.Connection, user: str) -> list[uuid.UUID]:
@@ -98,7 +101,7 @@ def _answer(row: asyncpg.Record, jobs: list[uuid.UUID]) -> tuple:
 
 QUEUE_ROW = """
 SELECT q.queued, q.processing, q.platform_target, q.max_attempts, q.priority, q.worker,
-       extract(epoch FROM q.not_before - h.occurred_at) AS held_for
+       round(extract(epoch FROM q.not_before - h.occurred_at)) AS held_for
   FROM vjm.run_queue q
   JOIN LATERAL (SELECT e.occurred_at FROM vjm.job_events e WHERE e.job_id = q.job_id ORDER BY e.version DESC
                  LIMIT 1) h ON true
@@ -128,6 +131,33 @@ async def test_a_batch_answers_each_item_as_one_item_would_be_answered(pool) -> 
                             AND e.prev_hash = p.hash)
               FROM vjm.job_events e JOIN vjm.job_events p ON p.job_id = e.job_id AND p.version = e.version - 1
              WHERE e.job_id = ANY ($1::uuid[])""", batch_jobs)
+
+
+async def test_an_end_users_batch_is_refused_as_their_single_appends_are(pool) -> None:
+    async def world(me: str, other: str) -> list[uuid.UUID]:
+        store = EventStore(pool)
+        mine = [(await store.append(prepare_event("create", create_data(), user_id=me, actor=me))).job_id
+                for _ in range(3)]
+        theirs = (await store.append(prepare_event("create", create_data(), user_id=other, actor=other))).job_id
+        return [mine[0], theirs, mine[1], mine[2], uuid.uuid4()]
+
+    items = [("cancel", {"reason": "mine"}), ("cancel", {}), ("update_metadata", {"platform_target": "instagram"}),
+             ("retry", {}), ("cancel", {})]  # another's job and a missing one: VJ404 alike; a retry of a queued job
+
+    async def send(me: str, jobs: list[uuid.UUID], numbers: list[int]) -> list[asyncpg.Record]:
+        async with acting_as(pool, role=AUTHENTICATED, user_id=me) as conn:
+            return await conn.fetch(APPEND_EVENTS, [jobs[n] for n in numbers], [items[n][0] for n in numbers],
+                                    [json.dumps(items[n][1]) for n in numbers], [None] * len(numbers),
+                                    [None] * len(numbers), [None] * len(numbers))
+
+    batch_jobs, single_jobs = await world("erin", "frank"), await world("gina", "hank")
+    batch = await send("erin", batch_jobs, list(range(len(items))))
+    single = [(await send("gina", single_jobs, [n]))[0] for n in range(len(items))]
+    assert [_answer(r, batch_jobs)[:-1] for r in batch] == [_answer(r, single_jobs)[:-1] for r in single]
+    assert [r["error_code"] for r in batch] == [None, "VJ404", None, "VJ422", "VJ404"]
+    assert [r["actor"] for r in batch] == ["erin", None, "erin", None, None]
+    async with pool.acquire() as conn:
+        assert await _queue(conn, batch_jobs) == await _queue(conn, single_jobs)
 
 
 async def test_a_refused_item_in_the_middle_leaves_the_items_around_it_applied(pool) -> None:
