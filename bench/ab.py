@@ -16,10 +16,18 @@ report for that tree:
 - w4: W4 projection lag at 25/50/75% of the write rate it measures first;
 - w6: W6 SSE fan-out (100 subscribers, 200 writes/s);
 - pc, pc-smoke: the projector's cost per event (`bench.projector_cost`, full or smoke sizes; a tree
-  older than it needs the file copied in).
+  older than it needs the file copied in);
+- w1cpu: W1 at 8 and 32 connections with the CPU split (`bench.cpu_split`: the raw INSERT and
+  INSERT+NOTIFY ceilings, vjm one append per statement and with write combining; transitions/s, the
+  client's and the server's CPU per transition, latency p50/p99), 4,000 transitions, median of 3;
+- claims: W5c at a smaller size (`bench.claims`: W3 through the runtime against PgQueuer capped at 8,
+  3,000 jobs; then claim latency of 4 processors, 200 claims each, with and without caps, limit 1 and
+  10, on a queue of 100,000 jobs of 1,000 users).
 
-`python -m bench.ab --tree before=/tmp/before --tree after=. [--rounds 1] [w1 w3 w3r w4 w6]`
-prints one JSON document (every row of every run, the load average, the disk regime).
+`python -m bench.ab --tree before=/tmp/before --tree after=. [--rounds 1] [--fast-commit] [w1 w3 w3r w4 w6]`
+prints one JSON document (every row of every run, the load average, the disk regime). `--fast-commit`
+runs every workload on an embedded server whose data directory is a tmpfs (`bench.common.fast_commit_server`:
+commits cost no disk flush; not durable), instead of `--url`.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import LOCAL_SERVER, server_facts
+from bench.common import LOCAL_SERVER, fast_commit_server, server_facts
 
 SNIPPET = """
 import asyncio, json, sys
@@ -56,6 +64,17 @@ async def main(admin_url, workload):
         if workload == "w3r":
             from bench import runtime_drain
             return await runtime_drain.run(url, False)
+        if workload == "w1cpu":
+            from bench import cpu_split, write_path
+            conn = await asyncpg.connect(url)
+            await conn.execute(write_path.RAW_SCHEMA)
+            await conn.close()
+            return {c: await cpu_split.measure(url, c, 4000, 3) for c in (8, 32)}
+        if workload == "claims":
+            from bench import claims
+            drain = await claims.drain_ratio(url, 3000, 3)
+            dataset = await claims.build(url, 100_000, 1000, 10_000)
+            return {"drain": drain, "dataset": dataset, **await claims.claim_latency(url, 200, 3)}
         if workload in ("pc", "pc-smoke"):
             from bench import projector_cost
             return await projector_cost.run(url, workload == "pc-smoke")
@@ -85,20 +104,32 @@ def main() -> None:
     parser.add_argument("--tree", action="append", required=True, metavar="NAME=PATH")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--url", default=os.environ.get("VJM_TEST_DATABASE_URL") or LOCAL_SERVER)
+    parser.add_argument("--fast-commit", action="store_true", help="an embedded server on a tmpfs instead of --url")
     parser.add_argument("workloads", nargs="*", default=["w1", "w3", "w4", "w6"],
-                        choices=["w1", "w3", "w3r", "w4", "w6", "pc", "pc-smoke"])
+                        choices=["w1", "w3", "w3r", "w4", "w6", "pc", "pc-smoke", "w1cpu", "claims"])
     args = parser.parse_args()
     trees = [(name, Path(path).resolve()) for name, _, path in (t.partition("=") for t in args.tree)]
-    report: dict = {"server": asyncio.run(server_facts(args.url)), "load_before": os.getloadavg(), "runs": []}
-    for round_ in range(args.rounds):
-        for workload in args.workloads:
+    if args.fast_commit:
+        with fast_commit_server() as url:
+            report = compare(trees, url, args.workloads, args.rounds)
+    else:
+        report = compare(trees, args.url, args.workloads, args.rounds)
+    print(json.dumps(report, default=str, indent=1))
+
+
+def compare(trees: list[tuple[str, Path]], url: str, workloads: list[str], rounds: int) -> dict:
+    """Every workload for every tree, `rounds` times, the trees' order alternating between rounds."""
+    report: dict = {"server": asyncio.run(server_facts(url)), "load_before": os.getloadavg(), "runs": []}
+    for round_ in range(rounds):
+        for workload in workloads:
             order = trees if round_ % 2 == 0 else trees[::-1]
             for name, path in order:
-                result = run_one(path, args.url, workload)
-                report["runs"].append({"round": round_, "workload": workload, "tree": name, "result": result})
+                result = run_one(path, url, workload)
+                report["runs"].append({"round": round_, "workload": workload, "tree": name, "result": result,
+                                       "load": os.getloadavg()})
                 print(f"round {round_} {workload} {name}: done", file=sys.stderr, flush=True)
     report["load_after"] = os.getloadavg()
-    print(json.dumps(report, default=str, indent=1))
+    return report
 
 
 if __name__ == "__main__":

@@ -92,6 +92,20 @@ BEGIN
 END
 $$;
 
+-- A transition's attempt and attempt budget, from the head's (h_*): a start begins the next attempt
+-- and spends one of the budget, a retry grants the job's budget again, a release gives back the
+-- attempt its start took. LANGUAGE sql: inlined into the guard's statements (one item's and a batch's).
+CREATE FUNCTION vjm.next_attempt(p_type text, h_attempt integer) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT h_attempt + (p_type = 'start')::integer
+$$;
+
+CREATE FUNCTION vjm.next_attempts_left(p_type text, h_attempts_left smallint, p_job_id uuid) RETURNS integer
+LANGUAGE sql STABLE AS $$
+    SELECT CASE p_type WHEN 'start' THEN h_attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(p_job_id)
+                       WHEN 'release' THEN h_attempts_left + 1 ELSE h_attempts_left END
+$$;
+
 -- What the guard decided for one item: the event to append, or why not (`refusal`, NULL
 -- when it may), with the head it was judged on.
 CREATE TYPE vjm.decision AS (
@@ -226,12 +240,15 @@ CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
 --
 -- Creates are one statement for a batch (a bulk import is one lean INSERT; a job id that
 -- exists already fails the call with unique_violation); one create is a plain INSERT of the
--- same decision. Transitions are judged and inserted one by one, in the order given (the
--- entry points pass them by job: one lock order on the (job_id, version) index): each
--- judgement is a new statement, so it reads a head committed after the queue entries were
--- locked. An item that lost a race with another writer (the unique (job_id, version) index)
--- is refused: with the reason the winner's head gives, or VJ409 'race' if there is none (the
--- caller may send it again). Only the owner may call it: the entry points below are SECURITY
+-- same decision. One or two transitions are judged and inserted one by one, in the order
+-- given (the entry points pass them by job: one lock order on the (job_id, version) index);
+-- three or more are judged and inserted in item order by one statement (a claim, a write
+-- combiner's round, complete_jobs), with the same rules per item (vjm.decide_transition,
+-- vjm.tenant_refusal) and the run queue kept in the same statement. Either way a judgement
+-- reads heads committed after the queue entries were locked. An item that lost a race with
+-- another writer (the unique (job_id, version) index) is judged again on the winner's head
+-- and refused: with the reason that head gives, or VJ409 'race' if there is none (the caller
+-- may send it again). Only the owner may call it: the entry points below are SECURITY
 -- DEFINER and pin the search_path it runs with. It returns one value, not rows, so that a
 -- one-item call is one expression.
 --
@@ -240,7 +257,9 @@ CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
 -- statements as they can, and the verdict is computed inside the statement that reads the
 -- head: the expressions of a statement are freed when it ends, while a transaction's simple
 -- expressions accumulate until its commit (past about 128 kB the heap was shrunk and grown
--- again by every transaction, bench/README.md 2026-12-06, third session).
+-- again by every transaction, bench/README.md 2026-12-06, third session). A batch's statement
+-- costs more to start than one item's statements, and about half as much per item: from three
+-- items on it costs less (bench/README.md, "the guard's batches").
 CREATE FUNCTION vjm.guard_append(
     p_job_ids uuid[], p_types text[], p_data jsonb, p_actors text[], p_attempts integer[],
     p_expected_versions integer[], p_user_ids text[], p_team_ids uuid[], p_ring boolean, p_strict boolean
@@ -275,6 +294,7 @@ DECLARE
     target text;
     verdict text;
     raced integer;  -- the item that lost a race and is judged again
+    lost integer[];  -- a batch's items that lost a race (judged again in a second pass)
     rang boolean;
     keyed_ids uuid[];         -- creates with idempotency keys: per item, the job it stands for (if one replays)
     keyed vjm.appended[];     -- and then its create event (the outcome, in item order)
@@ -425,9 +445,116 @@ BEGIN
             IF (SELECT count(DISTINCT j) FROM unnest(p_job_ids) AS j) <> n THEN
                 RAISE EXCEPTION 'a job may appear once per call' USING ERRCODE = '22023';
             END IF;
-            PERFORM 1 FROM unnest(p_job_ids, p_types) AS i(id, t) JOIN vjm.run_queue q ON q.job_id = i.id
+            -- (The arrays behind a sub-select: the estimate no longer follows their length, so the plan
+            -- stays generic; with unnest(p_job_ids) a batch of 2-7 was planned anew at every call.)
+            PERFORM 1 FROM unnest((SELECT p_job_ids), (SELECT p_types)) AS i(id, t)
+              JOIN vjm.run_queue q ON q.job_id = i.id
              WHERE vjm.moves_in_queue(i.t) AND vjm.can_see_job(q.user_id, q.team_id, caller, teams)
              ORDER BY q.job_id FOR UPDATE OF q;  -- one statement; rows are locked in the order sorted
+            IF n >= 3 AND NOT p_types && ARRAY['reschedule', 'delete'] THEN
+                -- A batch of three or more: every item judged on its head by the rules one item is judged
+                -- by, and the items that pass appended in item order, the run queue following, all in one
+                -- statement (bench/README.md, "the guard's batches": per item about half the statements'
+                -- cost; two items still cost less one by one). Items that lost a race are judged once more
+                -- on the winner's head (pass 2: refused with its reason, or 'race'), as one item is.
+                -- One by one: a reschedule (each takes its key's next turn in turn, which one statement
+                -- would give to all alike) and a delete (its queue entry goes).
+                who := CASE WHEN trusted THEN nullif(current_setting('vjm.principal', true), '') END;
+                FOR pass IN 1 .. 2 LOOP
+                    WITH judged AS MATERIALIZED (
+                        SELECT i.k, i.job_id, i.typ, i.item, i.who, i.at, e.version AS h_version,
+                               e.to_state AS h_state, e.attempt AS h_attempt, e.user_id AS h_user_id,
+                               e.team_id AS h_team_id, e.hash AS h_hash, t.target,
+                               vjm.next_attempt(i.typ, e.attempt) AS new_attempt,
+                               vjm.next_attempts_left(i.typ, e.attempts_left, i.job_id) AS new_left,
+                               CASE WHEN trusted THEN d.verdict
+                                    ELSE vjm.tenant_refusal(i.typ, i.item, caller, teams, e.user_id, e.team_id,
+                                                            d.verdict) END AS verdict
+                          -- (generate_subscripts: no estimate from the array's length, so one plan for the
+                          -- session; each lateral below is a lookup per item, whatever the estimate)
+                          FROM generate_subscripts(p_job_ids, 1) AS s(k)
+                         CROSS JOIN LATERAL (  -- the item, its actor as one item finds it, and its time
+                             SELECT s.k, p_job_ids[s.k] AS job_id, p_types[s.k] AS typ, p_data -> (s.k - 1) AS item,
+                                    CASE WHEN trusted
+                                         THEN coalesce(p_actors[s.k], caller,
+                                                       CASE WHEN vjm.worker_report(p_types[s.k])
+                                                            THEN (SELECT q.worker FROM vjm.run_queue q
+                                                                   WHERE q.job_id = p_job_ids[s.k]) END, who)
+                                         ELSE caller END AS who,
+                                    clock_timestamp() AS at
+                             OFFSET 0) i
+                          LEFT JOIN LATERAL (SELECT e.version, e.to_state, e.attempt, e.attempts_left, e.user_id,
+                                                    e.team_id, e.hash
+                                               FROM vjm.job_events e WHERE e.job_id = i.job_id
+                                              ORDER BY e.version DESC LIMIT 1) e ON true
+                         CROSS JOIN LATERAL (SELECT vjm.next_state(i.typ, e.to_state, e.attempts_left) AS target) t
+                         CROSS JOIN LATERAL (
+                             SELECT coalesce(vjm.decide_transition(i.typ, i.item, i.who, p_attempts[i.k],
+                                                                   p_expected_versions[i.k], e.version, e.to_state,
+                                                                   e.attempt, t.target),
+                                             CASE WHEN pass = 2 THEN 'race' END) AS verdict) d
+                         WHERE pass = 1 OR s.k = ANY (lost)
+                    ), inserted AS (
+                        INSERT INTO vjm.job_events AS e (job_id, version, type, from_state, to_state, attempt,
+                                                         attempts_left, data, actor, user_id, team_id, occurred_at,
+                                                         prev_hash, hash)
+                        SELECT j.job_id, j.h_version + 1, j.typ, j.h_state, j.target, j.new_attempt, j.new_left,
+                               j.item, j.who, j.h_user_id, j.h_team_id, j.at, j.h_hash,
+                               vjm.event_hash(j.h_hash, j.job_id, j.h_version + 1, j.typ, j.h_state, j.target,
+                                              j.new_attempt, j.item, j.who, j.h_user_id, j.h_team_id, j.at)
+                          FROM judged j WHERE j.verdict IS NULL ORDER BY j.k
+                        ON CONFLICT (job_id, version) DO NOTHING
+                        RETURNING e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_state,
+                                  e.attempt, e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at,
+                                  e.prev_hash, e.hash, e.data
+                    ), moved AS (  -- the run queue follows the log: the one-item UPDATE below, per row
+                        UPDATE vjm.run_queue q
+                           SET queued = (a.to_state = 'queued'), processing = (a.to_state = 'processing'),
+                               platform_target = coalesce(a.data ->> 'platform_target', q.platform_target),
+                               priority = coalesce((a.data ->> 'priority')::smallint, q.priority),
+                               turn = CASE WHEN (a.data ->> 'priority')::smallint <> q.priority
+                                           THEN vjm.first_turn((a.data ->> 'priority')::smallint, q.fair_key)
+                                           ELSE q.turn END,
+                               worker = CASE WHEN a.type = 'start' THEN coalesce(a.data ->> 'worker_id', a.actor)
+                                             ELSE q.worker END,
+                               not_before = vjm.queued_not_before(a.type, a.from_state, a.occurred_at, a.data,
+                                                                  q.not_before)
+                          FROM inserted a
+                         WHERE q.job_id = a.job_id AND vjm.moves_in_queue(a.type)
+                    )
+                    SELECT appended || (SELECT array_agg(ROW(a.position, a.xact_id, a.job_id, a.version, a.type,
+                                                             a.from_state, a.to_state, a.attempt, a.attempts_left,
+                                                             a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash,
+                                                             a.hash, a.data ->> 'platform_target')::vjm.appended
+                                                         ORDER BY a.position) FROM inserted a),
+                           refused || (SELECT array_agg(ROW(j.k, j.job_id, x.code, x.message, x.detail,
+                                                            x.hint)::vjm.refusal ORDER BY j.k)
+                                         FROM judged j
+                                        CROSS JOIN LATERAL vjm.refusal_error(j.verdict, j.job_id, j.typ, j.h_user_id,
+                                                                             j.h_team_id, j.h_state, j.h_version,
+                                                                             p_expected_versions[j.k], p_attempts[j.k],
+                                                                             j.h_attempt) x
+                                        WHERE j.verdict IS NOT NULL),
+                           -- Lost a race (the index refused it), looked for only when fewer rows went in than
+                           -- passed: a claim of 1,000 would compare every pair.
+                           CASE WHEN (SELECT count(*) FROM inserted) < (SELECT count(*) FROM judged j
+                                                                         WHERE j.verdict IS NULL)
+                                THEN (SELECT array_agg(j.k ORDER BY j.k) FROM judged j
+                                       WHERE j.verdict IS NULL
+                                         AND NOT EXISTS (SELECT FROM inserted a WHERE a.job_id = j.job_id)) END
+                      INTO appended, refused, lost;
+                    IF pass = 2 THEN  -- the race's refusals after the others: in item order again
+                        refused := ARRAY(SELECT x FROM unnest(refused) AS x ORDER BY x.item);
+                    END IF;
+                    EXIT WHEN lost IS NULL;
+                END LOOP;
+                IF p_strict AND refused IS NOT NULL THEN
+                    RAISE EXCEPTION USING ERRCODE = (refused[1]).code, MESSAGE = (refused[1]).message,
+                                          DETAIL = coalesce((refused[1]).detail, ''),
+                                          HINT = coalesce((refused[1]).hint, '');
+                END IF;
+                n := 0;  -- nothing is left to take one by one
+            END IF;
         ELSIF vjm.moves_in_queue(p_types[1]) THEN
             PERFORM 1 FROM vjm.run_queue q
              WHERE q.job_id = p_job_ids[1] AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
@@ -454,10 +581,7 @@ BEGIN
                 -- The new event follows from the head and the event alone. The verdict is part of
                 -- the statement (its expressions are freed with it).
                 SELECT e.version, e.to_state, e.attempt, e.user_id, e.team_id, e.hash, t.target,
-                       e.attempt + (typ = 'start')::integer,
-                       CASE typ WHEN 'start' THEN e.attempts_left - 1 WHEN 'retry' THEN vjm.job_budget(e.job_id)
-                                WHEN 'release' THEN e.attempts_left + 1  -- gives back the attempt its start took
-                                ELSE e.attempts_left END,
+                       vjm.next_attempt(typ, e.attempt), vjm.next_attempts_left(typ, e.attempts_left, e.job_id),
                        coalesce(vjm.decide_transition(typ, item, who, p_attempts[k], p_expected_versions[k],
                                                       e.version, e.to_state, e.attempt, t.target),
                                 CASE WHEN raced = k THEN 'race' END)

@@ -314,7 +314,7 @@ BEGIN
     END IF;
     n := cardinality(claimed);
     o := vjm.guard_append(claimed, array_fill('start'::text, ARRAY[n]),
-                          (SELECT jsonb_agg(worker) FROM generate_series(1, n)), array_fill(p_worker_id, ARRAY[n]),
+                          to_jsonb(array_fill(worker, ARRAY[n])), array_fill(p_worker_id, ARRAY[n]),
                           array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
                           array_fill(NULL::text, ARRAY[n]), array_fill(NULL::uuid, ARRAY[n]), true, false);
     IF cardinality(o.refused) > 0 THEN
