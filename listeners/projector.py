@@ -70,6 +70,10 @@ __all__ = ["Projector", "ProjectorConfig", "ProjectionResult"]
 class Projector(BackgroundService[ProjectionResult]):
     """Projects events into the read models; see the module docstring."""
 
+    # A pass waiting for a server that is gone (its connection retries for an hour) must not hold up a
+    # shutdown; a pass cancelled mid-batch rolls back, and the next leader applies the batch again.
+    stop_grace = 5.0
+
     def __init__(self, config: ProjectorConfig):
         super().__init__(interval=config.poll_interval, max_backoff=config.max_backoff)
         self.config = config

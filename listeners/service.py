@@ -75,6 +75,7 @@ class BackgroundService(Generic[R]):
 
     name = "service"
     cancel_on_stop = False  # True: stop() cancels a pass in flight instead of letting it finish
+    stop_grace: float | None = None  # seconds stop() lets a pass in flight finish before cancelling it (None: no bound)
 
     def __init__(self, *, interval: float = 1.0, max_backoff: float = 5.0) -> None:
         self.interval = interval
@@ -118,12 +119,19 @@ class BackgroundService(Generic[R]):
             log.info("service_started", service=self.name)
 
     async def stop(self) -> None:
-        """End the loop (the current pass finishes, unless `cancel_on_stop`), then `release()`."""
+        """End the loop (the current pass finishes, unless `cancel_on_stop`, or within `stop_grace` seconds),
+        then `release()`."""
         self._stopping.set()
         self.wake()
         if self._task is not None:
             task, self._task = self._task, None
-            if self.cancel_on_stop:
+            cancel = self.cancel_on_stop
+            if not cancel and self.stop_grace is not None:
+                finished, _ = await asyncio.wait({task}, timeout=self.stop_grace)
+                if not finished:
+                    log.warning("service_stop_cancelled_pass", service=self.name, grace=self.stop_grace)
+                    cancel = True
+            if cancel:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

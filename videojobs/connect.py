@@ -99,14 +99,17 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
 async def open_replica(stack: contextlib.AsyncExitStack, read_url: str, role: str, settings: Settings,
                        primary: tuple[asyncpg.Pool, asyncpg.Pool]) -> ReplicaReads:
     """The standby's two pools, as the primary's (the service role with the read URL's login; end users as
-    vjm_app), of the same sizes; closed with `stack`. Whether the `primary` pools commit synchronously is read
-    once, here (a read after a write then waits for the primary's flush position, not its insert position)."""
+    vjm_app), of the same sizes, behind the same kind of pooler (VJM_DATABASE_POOLER: a pooled standby breaks a
+    direct pool, a direct one only loses the statement cache); closed with `stack`. Whether the `primary` pools
+    commit synchronously is read once, here (a read after a write then waits for the primary's flush position,
+    not its insert position)."""
     flushed = all([await commits_flushed(pool) for pool in primary])
     service = await create_role_pool(read_url, role=role, login=login_of(read_url), min_size=settings.pool_min_size,
-                                     max_size=settings.pool_size)
+                                     max_size=settings.pool_size, pooler=settings.database_pooler)
     stack.push_async_callback(service.close)
     users = await create_role_pool(read_url, role=None, min_size=settings.pool_min_size,
-                                   max_size=settings.user_pool_size or settings.pool_size)
+                                   max_size=settings.user_pool_size or settings.pool_size,
+                                   pooler=settings.database_pooler)
     stack.push_async_callback(users.close)
     return ReplicaReads(service, users, commits_flushed=flushed)
 

@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
+from bench.pgbouncer import pgbouncer_binary, running_pgbouncer
 from statemachine import JobNotFound
 from store import with_database
 from tests.support.databases import create_migrated_database, drop_database
@@ -263,6 +264,25 @@ async def test_the_http_api_reads_its_lists_on_the_standby_and_its_own_writes_ev
             assert {j["job_id"] for j in page.json()["items"]} == mine
             stats = await client.get("/api/v1/user/jobs/stats", headers=bearer("alice"))
             assert stats.json()["total_jobs"] == 1
+
+
+async def test_behind_transaction_poolers_on_both_servers_reads_still_follow_writes(pair, urls) -> None:
+    if pgbouncer_binary() is None:
+        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
+    primary, standby = urls
+    with running_pgbouncer(pair.primary.url()) as on_primary, running_pgbouncer(pair.standby.url()) as on_standby:
+        settings = Settings(database_url=on_primary.url_for(primary), direct_database_url=primary,
+                            database_pooler="transaction", read_database_url=on_standby.url_for(standby))
+        async with connect(settings=settings, consistency_timeout=0.5) as manager, opened(primary) as other:
+            mine = {(await create(manager)).job_id}
+            assert await listed(manager) == mine  # through both poolers: the write, then the standby's read
+            bob = manager.as_user("bob")
+            bobs = {(await create(bob, "bob")).job_id}
+            assert await listed(bob, "bob") == bobs and (await bob.get_job_stats()).total_jobs == 1
+            await pair.pause_replay()
+            await create(other)
+            await projected_on_primary(other)
+            assert await listed(manager) == mine  # the standby's answer, through its pooler
 
 
 async def test_without_a_read_url_there_are_no_standby_pools(manager) -> None:

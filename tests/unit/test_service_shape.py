@@ -64,6 +64,36 @@ async def test_stop_returns_at_once_from_a_long_idle() -> None:
     assert service.passes == 1
 
 
+class Stuck(Counting):
+    """A pass that never ends (as a projector reconnecting to a server that is gone)."""
+
+    stop_grace = 0.05
+    began = asyncio.Event()
+
+    async def run_once(self) -> int:
+        self.passes += 1
+        self.began.set()
+        await asyncio.Event().wait()
+        return self.passes
+
+
+async def test_stop_cancels_a_pass_that_outlasts_the_grace() -> None:
+    service = Stuck()
+    service.began = asyncio.Event()
+    await service.start()
+    async with asyncio.timeout(5):
+        await service.began.wait()
+    with structlog.testing.capture_logs() as logs:
+        async with asyncio.timeout(2):
+            await service.stop()
+    assert not service.running and service.signals.stopped.count == 1
+    assert [e["service"] for e in logs if e["event"] == "service_stop_cancelled_pass"] == ["counting"]
+
+
+def test_the_projector_does_not_wait_for_ever_on_a_pass_at_stop() -> None:
+    assert Projector.stop_grace is not None and Projector.stop_grace <= 10
+
+
 async def test_a_signal_wait_names_its_deadline() -> None:
     with pytest.raises(TimeoutError):
         await Signal[int]().next(timeout=0.01)
