@@ -452,7 +452,7 @@ BEGIN
               JOIN vjm.run_queue q ON q.job_id = i.id
              WHERE vjm.moves_in_queue(i.t) AND vjm.can_see_job(q.user_id, q.team_id, caller, teams)
              ORDER BY q.job_id FOR UPDATE OF q;  -- one statement; rows are locked in the order sorted
-            IF n >= 3 AND NOT p_types && ARRAY['reschedule', 'delete'] THEN
+            IF n >= 3 AND NOT (p_types && ARRAY['reschedule', 'delete']) THEN
                 -- A batch of three or more: every item judged on its head by the rules one item is judged
                 -- by, and the items that pass appended in item order, the run queue following, all in one
                 -- statement (bench/README.md, "the guard's batches": per item about half the statements'
