@@ -295,6 +295,7 @@ DECLARE
     verdict text;
     raced integer;  -- the item that lost a race and is judged again
     lost integer[];  -- a batch's items that lost a race (judged again in a second pass)
+    passed bigint;   -- and how many of its items passed
     rang boolean;
     keyed_ids uuid[];         -- creates with idempotency keys: per item, the job it stands for (if one replays)
     keyed vjm.appended[];     -- and then its create event (the outcome, in item order)
@@ -451,7 +452,7 @@ BEGIN
               JOIN vjm.run_queue q ON q.job_id = i.id
              WHERE vjm.moves_in_queue(i.t) AND vjm.can_see_job(q.user_id, q.team_id, caller, teams)
              ORDER BY q.job_id FOR UPDATE OF q;  -- one statement; rows are locked in the order sorted
-            IF n >= 3 AND NOT p_types && ARRAY['reschedule', 'delete'] THEN
+            IF n >= 3 AND NOT (p_types && ARRAY['reschedule', 'delete']) THEN
                 -- A batch of three or more: every item judged on its head by the rules one item is judged
                 -- by, and the items that pass appended in item order, the run queue following, all in one
                 -- statement (bench/README.md, "the guard's batches": per item about half the statements'
@@ -535,18 +536,18 @@ BEGIN
                                                                              p_expected_versions[j.k], p_attempts[j.k],
                                                                              j.h_attempt) x
                                         WHERE j.verdict IS NOT NULL),
-                           -- Lost a race (the index refused it), looked for only when fewer rows went in than
-                           -- passed: a claim of 1,000 would compare every pair.
-                           CASE WHEN (SELECT count(*) FROM inserted) < (SELECT count(*) FROM judged j
-                                                                         WHERE j.verdict IS NULL)
-                                THEN (SELECT array_agg(j.k ORDER BY j.k) FROM judged j
-                                       WHERE j.verdict IS NULL
-                                         AND NOT EXISTS (SELECT FROM inserted a WHERE a.job_id = j.job_id)) END
-                      INTO appended, refused, lost;
+                           (SELECT count(*) FROM judged j WHERE j.verdict IS NULL)
+                      INTO appended, refused, passed;
                     IF pass = 2 THEN  -- the race's refusals after the others: in item order again
                         refused := ARRAY(SELECT x FROM unnest(refused) AS x ORDER BY x.item);
+                        EXIT;
                     END IF;
-                    EXIT WHEN lost IS NULL;
+                    EXIT WHEN coalesce(cardinality(appended), 0) = passed;
+                    -- Items that passed and did not go in: the index refused them (another writer won the race).
+                    lost := ARRAY(SELECT s.k FROM generate_subscripts(p_job_ids, 1) AS s(k)
+                                   WHERE s.k <> ALL (SELECT f.item FROM unnest(refused) AS f)
+                                     AND p_job_ids[s.k] <> ALL (SELECT a.job_id FROM unnest(appended) AS a)
+                                   ORDER BY s.k);
                 END LOOP;
                 IF p_strict AND refused IS NOT NULL THEN
                     RAISE EXCEPTION USING ERRCODE = (refused[1]).code, MESSAGE = (refused[1]).message,

@@ -282,3 +282,16 @@ async def test_concurrent_batches_on_the_same_jobs_lose_nothing_and_write_nothin
     versions = await pool.fetch("SELECT job_id, array_agg(version ORDER BY version) AS v FROM vjm.job_events "
                                 "WHERE job_id = ANY ($1::uuid[]) GROUP BY job_id", jobs)
     assert all(r["v"] == list(range(1, len(r["v"]) + 1)) for r in versions)
+
+
+async def test_a_batch_of_reschedules_gives_a_users_jobs_their_next_turns_one_after_another(pool) -> None:
+    async with pool.acquire() as conn:
+        store = EventStore(conn)
+        jobs = [(await store.append(prepare_event("create", create_data(), user_id="u", actor="u"))).job_id
+                for _ in range(3)]
+        rows = await conn.fetch(APPEND_EVENTS, jobs, ["reschedule"] * 3, ['{"priority": 5}'] * 3, ["admin"] * 3,
+                                [None] * 3, [None] * 3)
+        assert [r["error_code"] for r in rows] == [None] * 3
+        turns = [await conn.fetchval("SELECT turn FROM vjm.run_queue WHERE job_id = $1 AND priority = 5", job)
+                 for job in jobs]
+        assert turns == [turns[0], turns[0] + 1, turns[0] + 2]  # as three reschedules one by one
