@@ -53,11 +53,6 @@ class Settings(BaseModel):
                              "(the embedded server has no pooler)")
         return self
 
-    @property
-    def direct_url(self) -> str | None:
-        """The URL of dedicated connections: VJM_DIRECT_DATABASE_URL, else VJM_DATABASE_URL."""
-        return self.direct_database_url or self.database_url
-
     @classmethod
     def from_env(cls, **overrides) -> Settings:
         """Read VJM_* variables; keyword arguments win over the environment."""

@@ -60,7 +60,7 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
 
     Behind a transaction pooler (Settings.database_pooler) the pools connect to `url` and
     everything that keeps session state (the listeners, the change feed, migrations) to
-    Settings.direct_url. The schema is migrated first, unless `migrate=False` (a process whose parent migrated, as the
+    Settings.direct_database_url. The schema is migrated first, unless `migrate=False` (a process whose parent migrated, as the
     workers of `vjm up --workers N`). With `listeners=True` the projector (leader-elected,
     so several processes may run it) and the stuck-job detector run in this process;
     pass `listeners=False` when `vjm listen` runs them elsewhere.

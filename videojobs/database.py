@@ -26,7 +26,7 @@ async def provide_database(settings: Settings, *, temporary: bool = False,
     """Yield a database URL (migrated unless told otherwise): the configured one, or the embedded `vjm`."""
     if settings.database_url:
         if migrated:  # never through a transaction pooler: migrations hold a session lock
-            await migrate_url(settings.direct_url or settings.database_url)
+            await migrate_url(settings.direct_database_url or settings.database_url)
         yield settings.database_url
         return
     with provide_postgres(env_vars=(), data_dir=settings.data_dir, temporary=temporary,

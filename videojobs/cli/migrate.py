@@ -23,7 +23,7 @@ async def run(args: argparse.Namespace) -> int:
     """Migrate, then print what was applied."""
     settings = Settings.from_env(database_url=args.database_url)
     if args.status and settings.database_url:
-        _print(await migrations_of(settings.direct_url or settings.database_url), args.json)
+        _print(await migrations_of(settings.direct_database_url or settings.database_url), args.json)
         return 0
     async with provide_database(settings, migrated=False) as pooled_or_direct:
         url = settings.direct_database_url or pooled_or_direct  # never through a transaction pooler
