@@ -19,11 +19,11 @@ SERVICE = tokens.token("ops-console", tokens.SERVICE_ROLE)
 THOUSAND = 1000
 
 
-async def seed_a_thousand(database_url: str) -> None:
+async def seed_a_thousand(database_url: str, count: int = THOUSAND) -> None:
     async with manager_of(database_url) as manager:
         await manager.bulk_create_jobs([{"user_id": f"user-{n % 7}", **create_data(
             original_filename=f"bulk-{n}.mp4", platform_target=("tiktok", "instagram")[n % 2])}
-            for n in range(THOUSAND)])
+            for n in range(count)])
 
 
 def rows(devtools: DevTools) -> list[str]:
@@ -60,6 +60,38 @@ def test_a_thousand_jobs_paged_keyboard_and_url_state(database_url: str, served:
                   "the filter restored from the URL")
     assert browser.evaluate("document.querySelector('#op-filters select[name=platform_target]').value") == "instagram"
     keyboard_walk(browser)
+
+
+SLOW_NEXT_PAGES = """(() => {
+  window.slowPagesDone = 0;
+  const plain = window.fetch.bind(window);
+  window.fetch = async (url, options) => {
+    const response = await plain(url, options);
+    if (!String(url).includes("cursor=")) return response;
+    const body = await response.json();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    /* counted as the page is handed over: the console renders it in the same task */
+    return { ok: response.ok, status: response.status, statusText: response.statusText,
+             json: async () => { window.slowPagesDone++; return body; } };
+  };
+})()"""
+
+
+def test_a_late_answer_for_a_page_left_never_paints_over_the_page_asked_for(
+        database_url: str, served: str, browser: DevTools) -> None:
+    """Next, then Previous before the next page has arrived: the first page stays. A live refresh
+    started before a click races the same way."""
+    asyncio.run(seed_a_thousand(database_url, 120))
+    open_page(browser, f"{served}/#token={SERVICE}")
+    poll_blocking(lambda: len(rows(browser)) == 50, 30, "a page of the jobs")
+    first = rows(browser)
+    browser.evaluate(SLOW_NEXT_PAGES)
+    click(browser, "#op-next")
+    click(browser, "#op-prev")
+    poll_blocking(lambda: browser.evaluate("window.slowPagesDone") >= 1, 10, "the late answer for page 2")
+    poll_blocking(lambda: browser.evaluate("document.getElementById('op-page').textContent").startswith("page 1"),
+                  5, "the pager on page 1")
+    assert rows(browser) == first
 
 
 def keyboard_walk(browser: DevTools) -> None:

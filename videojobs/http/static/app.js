@@ -90,11 +90,14 @@ function statsPath() {
   if (isService()) return f.user_id ? `/user/jobs/stats?days=14&user_id=${encodeURIComponent(f.user_id)}` : null;
   return `/user/jobs/stats?days=14&scope=${encodeURIComponent(f.scope || "visible")}`;  // as listPath: one scope
 }
+const loads = { list: ui.latest(), stats: ui.latest() };
 async function reload() {
   $("error").textContent = "";
   state.loadedAt = Date.now();
+  const ticket = loads.list.take();
   try {
     const page = await api(listPath());
+    if (!loads.list.current(ticket)) return;
     state.jobs = new Map(page.items.map((job) => [job.job_id, job]));
     renderJobs();
     if (page.total > page.items.length) $("total").textContent += ` of ${page.total}`;
@@ -139,10 +142,12 @@ function renderCounters(stats) {
     el("div", { class: "counter " + name, "data-status": name }, el("div", { class: "n" }, String(n)), el("div", { class: "label" }, name))));
 }
 async function refreshStats() {
-  const path = statsPath();
+  const path = statsPath(), ticket = loads.stats.take();
   if (!path) { renderCounters(null); renderChart([]); return; }
-  try { const stats = await api(path); renderCounters(stats); renderChart(stats.daily); }
-  catch (error) { if (error.message !== "401") $("error").textContent = error.message; }
+  try {
+    const stats = await api(path);
+    if (loads.stats.current(ticket)) { renderCounters(stats); renderChart(stats.daily); }
+  } catch (error) { if (error.message !== "401") $("error").textContent = error.message; }
 }
 function scheduleStats() { clearTimeout(state.statsTimer); state.statsTimer = setTimeout(refreshStats, 400); }
 

@@ -4,7 +4,7 @@
    GET /api/v1/audit/events, /audit/events/export, /audit/verify, /jobs/{id}/events, /jobs/{id}?as_of=. */
 "use strict";
 
-const audit = { pager: ui.pager(), filters: {}, items: [], job: null, searched: false, lastExport: null, PAGE: 100 };
+const audit = { pager: ui.pager(), loads: ui.latest(), filters: {}, items: [], job: null, searched: false, lastExport: null, PAGE: 100 };
 window.vjmAudit = audit;
 
 function auditQuery(extra = {}) {
@@ -19,8 +19,10 @@ async function searchEvents() {
   audit.searched = true;
   const q = auditQuery({ limit: String(audit.PAGE) });
   if (audit.pager.cursor != null) q.set("after", audit.pager.cursor);
+  const ticket = audit.loads.take();
   try {
     const page = await api(`/audit/events?${q}`);
+    if (!audit.loads.current(ticket)) return;
     audit.items = page.items; audit.pager.next = page.next_cursor;
     renderEvents(page.items);
     $("audit-error").textContent = "";

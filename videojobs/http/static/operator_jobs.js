@@ -5,7 +5,7 @@
    change feed says a job changed. Enter on a row opens its timeline in the audit console. */
 "use strict";
 
-const opJobs = { pager: ui.pager(), filters: {}, items: [], lastBulk: null, known: new Set(), PAGE: 50 };
+const opJobs = { pager: ui.pager(), loads: ui.latest(), filters: {}, items: [], lastBulk: null, known: new Set(), PAGE: 50 };
 window.vjmOperatorJobs = opJobs;
 
 function opListPath(extra = {}) {
@@ -16,8 +16,10 @@ function opListPath(extra = {}) {
 
 async function loadOperatorJobs() {
   if (!state.token || !isService()) return;
+  const ticket = opJobs.loads.take();
   try {
     const page = await api(opListPath());
+    if (!opJobs.loads.current(ticket)) return;
     opJobs.items = page.items; opJobs.pager.next = page.next_cursor;
     renderOperatorJobs(page);
     $("op-error").textContent = "";

@@ -59,6 +59,11 @@ const ui = {
   showTable(body) { body.closest("table").hidden = body.rows.length === 0; },
   rovingRows(body) { [...body.rows].forEach((r, i) => { r.tabIndex = i === 0 ? 0 : -1; }); },
 
+  /* Only the newest of overlapping loads may render: a live refresh started before a click must
+     not paint over the page the click asked for. `const ticket = guard.take(); ... if
+     (!guard.current(ticket)) return;` */
+  latest() { return { n: 0, take() { return ++this.n; }, current(ticket) { return ticket === this.n; } }; },
+
   /* Keyset paging: the cursors of the pages seen, so that Previous goes back without offsets. */
   pager() {
     return { cursors: [null], index: 0, next: null,
