@@ -152,8 +152,7 @@ class EventStore:
         (vjm_entry.append_event), which is its own transaction, so the identity ends with it. The executor
         is the end users' pool, or one of its connections outside a transaction (inside one, the identity
         would outlive the call: ValidationError)."""
-        if not isinstance(self._executor, asyncpg.Pool) and self._executor.is_in_transaction():
-            raise ValidationError("append_as_user needs a connection outside a transaction", field="executor")
+        self._outside_a_transaction()
         milliseconds = None if lock_timeout is None else max(1, round(lock_timeout * 1000))
         try:
             row = await fetch_one(self._executor, "event_append_as_user", token=token, lock_timeout_ms=milliseconds,
@@ -163,6 +162,13 @@ class EventStore:
                                   attempt=event.attempt) from exc
         return _stored(row, event)
 
+    def _outside_a_transaction(self) -> None:
+        """An end user's one-statement write needs the pool, or a connection outside a transaction: inside one,
+        the identity would outlive the call."""
+        if not isinstance(self._executor, asyncpg.Pool) and self._executor.is_in_transaction():
+            raise ValidationError("an end user's one-statement write needs a connection outside a transaction",
+                                  field="executor")
+
     async def append_creates(self, events: Sequence[NewEvent] | NewCreates) -> list[Event]:
         """Append many create events in one statement; all or nothing. The events in the order given."""
         count = len(events.job_ids) if isinstance(events, NewCreates) else len(events)
@@ -171,14 +177,20 @@ class EventStore:
         creates = events if isinstance(events, NewCreates) else _checked_creates(events)
         return created_events(creates, await self.append_create_batch(creates))
 
-    async def append_create_batch(self, creates: NewCreates) -> CreatedBatch:
-        """As append_creates, returning what the database decided as columns (cheaper for big batches)."""
+    async def append_create_batch(self, creates: NewCreates, *, token: str | None = None) -> CreatedBatch:
+        """As append_creates, returning what the database decided as columns (cheaper for big batches).
+        With `token`, as the end user whose signed token it is, in one statement (as append_as_user)."""
         if not 1 <= len(creates.job_ids) <= MAX_BULK_CREATES:
             raise ValidationError(f"1 to {MAX_BULK_CREATES} creates per call", field="events")
+        identity: dict[str, str] = {}
+        if token is not None:
+            self._outside_a_transaction()
+            identity["token"] = token
         try:
-            rows = await fetch_all(self._executor, "event_append_creates", job_ids=creates.job_ids,
-                                   payloads_json=creates_payloads(creates),
-                                   actors=creates.actors, user_ids=creates.user_ids, team_ids=creates.team_ids)
+            rows = await fetch_all(self._executor, "event_append_creates_as_user" if identity else "event_append_creates",
+                                   job_ids=creates.job_ids, payloads_json=creates_payloads(creates),
+                                   actors=creates.actors, user_ids=creates.user_ids, team_ids=creates.team_ids,
+                                   **identity)
         except Exception as exc:
             raise translate_error(exc, job_id=creates.job_ids[0], trigger=Trigger.CREATE.value) from exc
         return created_batch(rows)  # the rows come in the order sent

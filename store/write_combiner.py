@@ -20,8 +20,10 @@ committed: the round is one autocommit statement.
   A round whose outcome is unknown (the connection was lost) is never sent again: its callers hear
   DatabaseUnavailable.
 - Transitions answered with their job's history (append_returning_job) go in rounds of their own.
-- Only what runs under the pool's role and identity is combined: one combiner per pool (a trusted service's or a
-  processor's). End users' writes, which run in a transaction of their own under their identity, are not combined.
+- Only what runs under one role and identity is combined: one combiner per pool (a trusted service's or a
+  processor's), and on the end users' pool, creates under one signed token (`append(event, token=...)`: one user's
+  concurrent uploads, through vjm_entry.append_create_batch, which takes the token in the same statement). Two users'
+  creates never share a round, nor a transaction. End users' transitions are not combined.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ DEFAULT_MAX_BATCH = 50  # vjm.append_events' items per call (store.job_writes.MA
 @dataclass(slots=True)
 class _Pending:
     event: NewEvent
+    token: str | None = None  # an end user's signed token: their creates go in rounds of their own
     with_job: bool = False  # the caller wants the job's history up to its event (append_returning_job)
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -68,13 +71,18 @@ class WriteCombiner:
         self.rounds_run = 0      # how many rounds were sent (for tests and monitoring)
         self.items_sent = 0
 
-    async def append(self, event: NewEvent) -> Event:
+    async def append(self, event: NewEvent, *, token: str | None = None) -> Event:
         """Append `event` together with whatever else is pending; its stored event once committed.
 
-        A create with an idempotency key goes alone (it may wait for another request's key)."""
+        With `token` (an end user's signed token, on the end users' pool) `event` must be a create, combined only
+        with creates under the same token. A create with an idempotency key goes alone (it may wait for another
+        request's key)."""
+        if token is not None and event.trigger is not Trigger.CREATE:
+            raise ValueError("an end user's writes are combined for creates only")
         if event.trigger is Trigger.CREATE and "idempotency_key" in event.data:
-            return await EventStore(self._pool).append(event)
-        return await self._enqueue(_Pending(event))
+            store = EventStore(self._pool)
+            return await (store.append(event) if token is None else store.append_as_user(event, token=token))
+        return await self._enqueue(_Pending(event, token=token))
 
     async def append_returning_job(self, event: NewEvent) -> JobHistory:
         """A transition (not a create), combined as `append`; its job's history up to it
@@ -117,14 +125,14 @@ class WriteCombiner:
         answered with their job (as the first pending item is), at most max_batch. (Not split into smaller
         shares to keep more rounds in flight: a round costs the database as much as three or four items,
         bench/README.md "W1 with write combining on a fast disk".)"""
-        with_job = self._pending[0].with_job
+        with_job, token = self._pending[0].with_job, self._pending[0].token
         taken: list[_Pending] = []
         kept: deque[_Pending] = deque()
         jobs: set[object] = set()
         while self._pending and len(taken) < self._max_batch:
             item = self._pending.popleft()
             job = item.event.job_id
-            if item.with_job != with_job or (job is not None and job in jobs):
+            if item.with_job != with_job or item.token != token or (job is not None and job in jobs):
                 kept.append(item)
                 continue
             jobs.add(job)
@@ -179,11 +187,11 @@ class WriteCombiner:
             _settle(item, outcome)
 
     async def _send_creates(self, items: list[_Pending], *, together: bool = True) -> None:
-        store = EventStore(self._pool)
+        store, token = EventStore(self._pool), items[0].token
         if together and len(items) > 1:
             try:
                 creates = NewCreates.of([i.event for i in items])
-                batch = await store.append_create_batch(creates)
+                batch = await store.append_create_batch(creates, token=token)
             except DatabaseUnavailable:  # the outcome is unknown: never sent again
                 raise
             except VJMError:  # one of them was refused: each again on its own, for its own answer
@@ -193,7 +201,8 @@ class WriteCombiner:
                     _settle(item, event)
                 return
         for item in items:
-            _settle(item, await _outcome(store.append(item.event)))
+            _settle(item, await _outcome(store.append(item.event) if token is None
+                                         else store.append_as_user(item.event, token=token)))
 
 
 def _names_a_job_of(pending: deque[_Pending], items: list[_Pending]) -> bool:

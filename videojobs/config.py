@@ -39,7 +39,8 @@ class Settings(BaseModel):
                                                             "once and keeps")
     log_level: str = Field("INFO", description="VJM_LOG_LEVEL")
     write_combining: bool = Field(True, description="VJM_WRITE_COMBINING: combine the trusted manager's concurrent "
-                                                    "appends into one statement and commit per round (0 to turn off)")
+                                                    "appends, and each end user's concurrent creates, into one "
+                                                    "statement and commit per round (0 to turn off)")
     service_name: str = Field("vjm", min_length=1, max_length=200,
                               description="VJM_SERVICE_NAME: the actor the audit trail records for what the "
                                           "trusted manager does without a named actor")

@@ -91,7 +91,8 @@ async def connect(url: str | None = None, *, listeners: bool = True, settings: S
         running = await start_listeners(stack, direct_url, service, settings) if listeners else None
         runtime = Runtime(service_pool=service, user_pool=users, database_url=direct_url, watcher=watcher,
                           tokens=tokens, consistency_timeout=consistency_timeout, listeners=running,
-                          combiner=WriteCombiner(service) if settings.write_combining else None, replica=replica)
+                          combiner=WriteCombiner(service) if settings.write_combining else None,
+                          user_combiner=WriteCombiner(users) if settings.write_combining else None, replica=replica)
         manager = VideoJobManager(runtime, Caller(service=settings.service_name))
         yield manager
 

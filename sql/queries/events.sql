@@ -29,6 +29,13 @@ SELECT position, xact_id, job_id, attempts_left, actor, occurred_at
   FROM vjm.append_create_batch(:job_ids::uuid[], :payloads_json::text::jsonb, :actors::text[], :user_ids::text[],
                                :team_ids::uuid[]);
 
+-- event_append_creates_as_user --
+-- event_append_creates as the end user whose signed token is :token, in one statement (vjm_entry.append_create_batch,
+-- sent outside a transaction block so that the identity ends with it): one user's combined creates.
+SELECT position, xact_id, job_id, attempts_left, actor, occurred_at
+  FROM vjm_entry.append_create_batch(:token, :job_ids::uuid[], :payloads_json::text::jsonb, :actors::text[],
+                                     :user_ids::text[], :team_ids::uuid[]);
+
 -- event_get_stream --
 -- One job's events in version order.
 SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, attempts_left,

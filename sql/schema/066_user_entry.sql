@@ -38,3 +38,18 @@ BEGIN
                             p_team_id);
 END
 $$;
+
+-- vjm.append_create_batch as the end user whose token is p_token, in one statement: a combined round
+-- of one user's creates (store.write_combiner, the end users' combiner: only creates under one token
+-- share a round). Every item is judged as the user's own create would be; the batch is all or nothing.
+CREATE FUNCTION vjm_entry.append_create_batch(
+    p_token text, p_job_ids uuid[], p_data jsonb, p_actors text[], p_user_ids text[], p_team_ids uuid[]
+) RETURNS TABLE ("position" bigint, xact_id xid8, job_id uuid, attempts_left smallint, actor text,
+                 occurred_at timestamptz)
+LANGUAGE plpgsql VOLATILE SECURITY INVOKER ROWS 50 AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('role', 'vjm_authenticated', true),
+            pg_catalog.set_config('request.jwt', p_token, true);
+    RETURN QUERY SELECT * FROM vjm.append_create_batch(p_job_ids, p_data, p_actors, p_user_ids, p_team_ids);
+END
+$$;

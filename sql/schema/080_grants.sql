@@ -7,7 +7,8 @@ GRANT USAGE ON SCHEMA vjm TO vjm_authenticated, vjm_processor, vjm_projector, vj
 -- The end users' login reaches vjm_entry only (066_user_entry.sql): invoker functions that take the
 -- role it may take anyway and name the caller's token. Nothing in vjm itself.
 GRANT USAGE ON SCHEMA vjm_entry TO vjm_app;
-GRANT EXECUTE ON FUNCTION vjm_entry.append_event(text, integer, uuid, text, jsonb, text, integer, integer, text, uuid)
+GRANT EXECUTE ON FUNCTION vjm_entry.append_event(text, integer, uuid, text, jsonb, text, integer, integer, text, uuid),
+    vjm_entry.append_create_batch(text, uuid[], jsonb, text[], text[], uuid[])
     TO vjm_app;
 
 -- The rules and the helpers that policies and queries evaluate as the caller.

@@ -3,7 +3,6 @@ write primitives (append one, append and fold, append many) with read-your-write
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from store.tokens import TokenSource, end_user_token
 from store.write_combiner import WriteCombiner
 
 from ..models import BulkResult, Job
+from .write_tracker import WriteTracker
 
 log = structlog.get_logger("vjm.manager")
 
@@ -47,26 +47,6 @@ class Caller:
     @property
     def is_user(self) -> bool:
         return self.user_id is not None
-
-
-class WriteTracker:
-    """What was written through a manager and its derived managers: the newest commit-order cursor, and an
-    `epoch` counted up after each use of the primary that may have written (standby reads: reads.py)."""
-
-    def __init__(self) -> None:
-        self.cursor: tuple[int, int] | None = None
-        self.epoch = 0
-        self.wal: tuple[int, int] | None = None  # (epoch, the primary's WAL position read after it)
-        self.capturing = asyncio.Lock()
-
-    def remember(self, cursor: tuple[int, int]) -> None:
-        if self.cursor is None or cursor > self.cursor:
-            self.cursor = cursor
-        self.epoch += 1
-
-    def touch(self) -> None:
-        """The primary was used (maybe written): a standby read next re-reads its WAL position."""
-        self.epoch += 1
 
 
 class InProcessListeners(Protocol):
@@ -95,6 +75,7 @@ class Runtime:
     listeners: InProcessListeners | None = None
     writes: WriteTracker = field(default_factory=WriteTracker)
     combiner: WriteCombiner | None = None  # the trusted service's appends, combined (store.write_combiner)
+    user_combiner: WriteCombiner | None = None  # end users' creates, combined per token, on the user pool
     replica: ReplicaReads | None = None  # a streaming standby for reads (VJM_READ_DATABASE_URL; reads.py)
 
 
@@ -163,12 +144,15 @@ class Session:
 
     async def _append_create(self, event: NewEvent, lock_timeout: float | None) -> Event:
         """A create: an end user's in one round trip, the identity set in the same statement as the append
-        (EventStore.append_as_user), not BEGIN, set_config, append, COMMIT; a trusted caller's as before."""
+        (EventStore.append_as_user), not BEGIN, set_config, append, COMMIT, and combined with the user's other
+        creates in flight when the runtime combines writes; a trusted caller's as before."""
         caller = self.caller
         if caller.is_user and (caller.role or AUTHENTICATED) == AUTHENTICATED:
             token = await end_user_token(caller.user_id, caller.token, self.runtime.tokens)
-            users = EventStore(self.runtime.user_pool)
-            return await translated_call(users.append_as_user(event, token=token, lock_timeout=lock_timeout))
+            combiner = self.runtime.user_combiner if lock_timeout is None else None
+            return await translated_call(
+                combiner.append(event, token=token) if combiner is not None  # with the user's others in flight
+                else EventStore(self.runtime.user_pool).append_as_user(event, token=token, lock_timeout=lock_timeout))
         async with self.connection() as conn:
             return await EventStore(conn).append(event, lock_timeout=lock_timeout)
 

@@ -106,6 +106,7 @@ async def test_the_login_role_holds_nothing_by_itself(pool) -> None:
     assert tuple(row) == (False, True, False, False)
     assert not await pool.fetchval("SELECT has_schema_privilege('vjm_app', 'vjm', 'USAGE')")
     assert sorted(r[0] for r in await pool.fetch(APP_LOGIN_REACH)) == [
+        "function vjm_entry.append_create_batch(text,uuid[],jsonb,text[],text[],uuid[])",
         "function vjm_entry.append_event(text,integer,uuid,text,jsonb,text,integer,integer,text,uuid)",
         "schema vjm_entry"]
 

@@ -4,7 +4,9 @@ identity on the connection, whether it succeeds, is refused, or is called by a h
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 
 import asyncpg
 import jwt
@@ -120,3 +122,49 @@ async def test_an_end_users_create_through_the_manager_is_one_statement(database
                                                          **create_data())
     assert job.user_id == keyed.user_id == "dana"
     assert len(sent) == 2 and all("vjm_entry.append_event" in q for q in sent), sent
+
+
+BATCH = ("SELECT job_id, actor FROM vjm_entry.append_create_batch($1, $2::uuid[], $3::text::jsonb, $4::text[], "
+         "$5::text[], $6::uuid[])")
+
+
+def _batch_args(users: list[str], teams: list[object] | None = None, job_ids: list[object] | None = None) -> tuple:
+    payloads = "[" + ",".join(json.dumps(create_data()) for _ in users) + "]"
+    return ([None] * len(users) if job_ids is None else job_ids, payloads, [None] * len(users), users,
+            [None] * len(users) if teams is None else teams)
+
+
+async def test_a_raw_app_session_batch_creates_as_its_token_only(tenants: Tenants, database_url) -> None:
+    """vjm_entry.append_create_batch (an end user's combined creates) refuses, all or nothing, every item the
+    token's user may not create, and leaves no identity on the connection."""
+    conn = await _session(database_url)
+    try:
+        before = await _count_events(database_url)
+        hostile = [(token("alice"), _batch_args(["alice", "bob"]), "not allowed|row-level security"),  # another user's create
+                   (token("alice"), _batch_args(["alice"], teams=[tenants.team2]), "not allowed|row-level security"),  # not her team
+                   (token("alice", secret="z" * 32), _batch_args(["alice"]), "signature"),  # a forged token
+                   (token("alice"), _batch_args(["alice"], job_ids=[uuid.uuid4()]), "issued by the database")]
+        for claims, args, refused in hostile:
+            with pytest.raises(asyncpg.PostgresError, match=refused):
+                await conn.fetch(BATCH, claims, *args)
+            assert await _identity(conn) == NO_IDENTITY
+        assert await _count_events(database_url) == before  # nothing of a refused batch was written
+        rows = await conn.fetch(BATCH, token("alice"), *_batch_args(["alice", "alice"], teams=[tenants.team1, None]))
+        assert [r["actor"] for r in rows] == ["alice", "alice"]
+        assert await _identity(conn) == NO_IDENTITY
+    finally:
+        await conn.close()
+    worker = await _session(database_url, WORKER_LOGIN)
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await worker.fetch(BATCH, token("alice"), *_batch_args(["alice"]))
+    finally:
+        await worker.close()
+
+
+async def _count_events(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM vjm.job_events")
+    finally:
+        await conn.close()
