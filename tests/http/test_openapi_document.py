@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import httpx
 import jsonschema_rs
@@ -67,6 +68,20 @@ async def test_each_caller_gets_its_own_valid_openapi_303_document(client) -> No
         assert doc["openapi"] == "3.0.3"
         assert [e.message[:300] for e in meta.iter_errors(doc)] == []
         assert "\\U" not in json.dumps(doc), "a Python \\U escape is no ECMA 262 (JavaScript reads a letter U)"
+
+
+async def test_the_documented_security_is_what_the_server_asks(client) -> None:
+    """An operation that declares the bearer scheme answers 401 without a token; one that declares none answers."""
+    for doc in (await document(client), await document(client, SERVICE)):
+        scheme = doc["components"]["securitySchemes"]["bearerAuth"]
+        assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
+        for path, operations in doc["paths"].items():
+            concrete = re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path)
+            for method, operation in operations.items():
+                response = await client.request(method.upper(), concrete, timeout=5)
+                secured = operation.get("security") == [{"bearerAuth": []}]
+                assert secured is (response.status_code == 401), (method, path, response.status_code)
+                assert operation.get("security") in (None, [{"bearerAuth": []}]), (method, path)
 
 
 async def test_a_token_that_does_not_verify_gets_401_not_a_document(client) -> None:

@@ -14,7 +14,11 @@ audience to None to turn the check off (e.g. to accept Supabase's service key).
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -24,6 +28,7 @@ from videojobs.models import MAX_USER_ID
 USER_ROLE, SERVICE_ROLE = "authenticated", "service_role"
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 5
+VERIFIED_TOKENS = 4096  # tokens remembered as verified (per process; a client sends the same one until it expires)
 
 
 class AuthenticationFailed(Exception):
@@ -60,7 +65,24 @@ def own_sub(who: Principal) -> str:
 
 
 def decode_token(token: str, *, secret: str, audience: str | None) -> Principal:
-    """Verify signature, expiry and audience; AuthenticationFailed says which check failed."""
+    """Verify signature, expiry and audience; AuthenticationFailed says which check failed.
+
+    A token verified once is remembered (the same string always has the same signature, claims and
+    audience verdict for one secret), so a client's next requests with it skip the HMAC and the JSON:
+    only its expiry and not-before are checked again, against the clock of this request."""
+    claims = _verified_claims(token, secret, audience)
+    now = time.time()
+    if claims["exp"] + LEEWAY_SECONDS <= now:
+        raise AuthenticationFailed("token has expired")
+    if isinstance(claims.get("nbf"), (int, float)) and claims["nbf"] - LEEWAY_SECONDS > now:
+        raise AuthenticationFailed("token is not valid yet")
+    return _principal(claims, token)
+
+
+@functools.lru_cache(maxsize=VERIFIED_TOKENS)
+def _verified_claims(token: str, secret: str, audience: str | None) -> MappingProxyType[str, Any]:
+    """The claims of a token whose signature and audience verify (read-only: shared by every request that
+    sends it); AuthenticationFailed otherwise (not remembered: lru_cache keeps no exception)."""
     options: jwt.types.Options = {"require": ["exp", "role"] + (["aud"] if audience else []),
                                   "verify_aud": audience is not None}
     try:
@@ -68,6 +90,8 @@ def decode_token(token: str, *, secret: str, audience: str | None) -> Principal:
                             leeway=LEEWAY_SECONDS)
     except jwt.ExpiredSignatureError:
         raise AuthenticationFailed("token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise AuthenticationFailed("token is not valid yet") from None
     except jwt.InvalidAudienceError:
         raise AuthenticationFailed("token audience is not accepted") from None
     except jwt.InvalidSignatureError:
@@ -76,10 +100,10 @@ def decode_token(token: str, *, secret: str, audience: str | None) -> Principal:
         raise AuthenticationFailed(f"token lacks the {exc.claim!r} claim") from None
     except jwt.PyJWTError:
         raise AuthenticationFailed("token is malformed") from None
-    return _principal(claims, token)
+    return MappingProxyType(claims)
 
 
-def _principal(claims: dict[str, Any], token: str | None = None) -> Principal:
+def _principal(claims: Mapping[str, Any], token: str | None = None) -> Principal:
     role, sub = claims.get("role"), claims.get("sub")
     if sub is not None and (not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID):
         raise AuthenticationFailed(f"token 'sub' must be a string of 1-{MAX_USER_ID} characters")

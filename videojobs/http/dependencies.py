@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from videojobs import VideoJobManager
 
 from .auth import USER_ROLE, Forbidden, Principal, bearer_token, decode_token
 from .state import AppState
 
-bearer_scheme = HTTPBearer(auto_error=False, scheme_name="bearerAuth", bearerFormat="JWT",
+BEARER = "bearerAuth"  # the security scheme every operation that takes a token declares (openapi.py)
+bearer_scheme = HTTPBearer(auto_error=False, scheme_name=BEARER, bearerFormat="JWT",
                            description="HS256 JWT signed with VJM_JWT_SECRET. Claims: `sub`, `role` "
                                        "(`authenticated` or `service_role`), `aud`, `exp`.")
 
@@ -27,17 +28,20 @@ async def app_state(request: Request) -> AppState:
     return request.app.state.vjm
 
 
-async def principal(request: Request, state: Annotated[AppState, Depends(app_state)],
-              _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None) -> Principal:
-    """The verified caller of this request (401 when the token is missing or invalid)."""
-    token = bearer_token(request.headers.get("authorization"))
-    return decode_token(token, secret=state.settings.jwt_secret or "", audience=state.settings.jwt_audience)
+async def principal(request: Request) -> Principal:
+    """The verified caller of this request (401 when the token is missing or invalid).
+
+    No sub-dependency: each costs FastAPI a nested resolution per request, and this one is in every
+    request (bench/README.md, "the HTTP path"). The OpenAPI documents declare the bearer scheme on
+    every operation that depends on this (openapi.py)."""
+    settings = request.app.state.vjm.settings
+    return decode_token(bearer_token(request.headers.get("authorization")), secret=settings.jwt_secret or "",
+                        audience=settings.jwt_audience)
 
 
-async def caller_manager(who: Annotated[Principal, Depends(principal)],
-                   state: Annotated[AppState, Depends(app_state)]) -> VideoJobManager:
+async def caller_manager(request: Request, who: Annotated[Principal, Depends(principal)]) -> VideoJobManager:
     """The manager acting as the caller: `as_user(sub)` under RLS for users, `as_service(sub)` for services."""
-    manager = state.require_manager()
+    manager = request.app.state.vjm.require_manager()
     if who.is_service:
         return manager.as_service(who.sub or manager.service or "service")
     if who.role == USER_ROLE and who.sub:
@@ -52,10 +56,9 @@ async def service_principal(who: Annotated[Principal, Depends(principal)]) -> Pr
     return who
 
 
-async def service_manager(who: Annotated[Principal, Depends(service_principal)],
-                    state: Annotated[AppState, Depends(app_state)]) -> VideoJobManager:
+async def service_manager(request: Request, who: Annotated[Principal, Depends(service_principal)]) -> VideoJobManager:
     """The trusted manager acting as the service that called (its token's `sub` is the actor it records)."""
-    manager = state.require_manager()
+    manager = request.app.state.vjm.require_manager()
     return manager.as_service(who.sub or manager.service or "service")
 
 

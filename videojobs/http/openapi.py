@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from .auth import AuthenticationFailed, bearer_token, decode_token
+from .dependencies import BEARER, bearer_scheme, principal
 from .openapi_30 import to_openapi_30
 from .openapi_callers import END_USER, SERVICE, for_caller
 from .patch_body import PATCH_JOB_BODY
@@ -51,6 +53,7 @@ def build_document(app: FastAPI, caller: str, max_body_bytes: int) -> dict[str, 
     """The OpenAPI 3.0.3 document of the app as `caller` (END_USER or SERVICE) calls it."""
     schema = get_openapi(title=app.title, version=app.version, description=app.description,
                          routes=app.routes, tags=app.openapi_tags)
+    _document_bearer_security(schema, app)
     _document_unparsable_bodies(schema)
     _document_body_limit(schema, max_body_bytes)
     _exact_patch_body(schema)
@@ -148,6 +151,33 @@ def _document_body_limit(schema: dict[str, Any], max_body_bytes: int) -> None:
             operation.setdefault("responses", {})["413"] = {
                 "description": f"The request body is over {max_body_bytes} bytes",
                 "content": {"application/json": {"schema": {"$ref": PROBLEM_REF}}}}
+
+
+def _document_bearer_security(schema: dict[str, Any], app: FastAPI) -> None:
+    """The bearer scheme on every operation whose route verifies a token (depends on `principal`, which reads
+    the header itself rather than through FastAPI's security dependency: a nested resolution per request)."""
+    secured = {(path, method.lower()) for path, methods, dependant in _api_routes(app)
+               if _depends_on(dependant, principal) for method in methods}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if (path, method) in secured:
+                operation["security"] = [{BEARER: []}]
+    if secured:
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[BEARER] = bearer_scheme.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _api_routes(app: FastAPI) -> list[tuple[str, set[str], Dependant]]:
+    """Each API route's effective path, methods and dependencies, also in the routers FastAPI keeps nested."""
+    contexts = getattr(routing, "iter_route_contexts", None)  # FastAPI >= 0.160 includes routers lazily
+    if contexts is None:
+        return [(r.path_format, r.methods or set(), r.dependant) for r in app.routes if isinstance(r, routing.APIRoute)]
+    return [(c.path_format, c.methods or set(), c.dependant) for c in contexts(app.routes)
+            if isinstance(c.original_route, routing.APIRoute)]
+
+
+def _depends_on(dependant: Dependant, call: Any) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
 def _drop_fastapi_validation(schema: dict[str, Any]) -> None:
