@@ -17,10 +17,14 @@ runs) and a manager over it. The manager's services, one module each:
     workers        the registry of running processors        (workers.py)
 
 The facade also carries the specification's method names (create_job, get_job_by_id, ...),
-each the same bound method as its service's.
+each its service's method, bound when asked for; the services are built on first use.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from statemachine import ValidationError
 from statemachine.validation import check_user_id
@@ -39,6 +43,29 @@ from .subscriptions import Subscriptions
 from .teams import Teams
 from .workers import Workers
 
+S = TypeVar("S")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+class _ServiceMethod(Generic[S, P, R]):
+    """A specification name on the facade: `manager.create_job` is `manager.jobs.create_job`, bound when asked
+    for (a manager per request builds nothing it does not use: bench/README.md, "the HTTP path")."""
+
+    def __init__(self, service: str, method: Callable[Concatenate[S, P], R]) -> None:
+        self.service, self.method = service, method
+
+    @overload
+    def __get__(self, manager: None, owner: type) -> Callable[Concatenate[S, P], R]: ...
+
+    @overload
+    def __get__(self, manager: VideoJobManager, owner: type) -> Callable[P, R]: ...
+
+    def __get__(self, manager: VideoJobManager | None, owner: type) -> Any:
+        if manager is None:
+            return self.method  # on the class: the service's function (its signature and docs, for help())
+        return self.method.__get__(getattr(manager, self.service))
+
 
 class VideoJobManager:
     """Create, read, change and audit video jobs.
@@ -48,28 +75,64 @@ class VideoJobManager:
     """
 
     def __init__(self, runtime: Runtime, caller: Caller = Caller()) -> None:
-        session = self._session = Session(runtime, caller)
-        self.jobs, self.bulk = Jobs(session), Bulk(session)
-        self.processors, self.stats, self.teams = Processors(session), Stats(session), Teams(session)
-        self.audit, self.maintenance = Audit(session), Maintenance(session)
-        self.subscriptions, self.workers = Subscriptions(session), Workers(session)
-        self.queue = Queue(session)
-        self._name_the_specification_api()
+        self._session = Session(runtime, caller)
 
-    def _name_the_specification_api(self) -> None:
-        jobs = self.jobs
-        self.create_job, self.get_job_by_id, self.list_jobs = jobs.create_job, jobs.get_job_by_id, jobs.list_jobs
-        self.get_user_jobs, self.get_team_jobs = jobs.get_user_jobs, jobs.get_team_jobs
-        self.update_job_status, self.update_job_metadata = jobs.update_job_status, jobs.update_job_metadata
-        self.start_processing, self.report_progress = jobs.start_processing, jobs.report_progress
-        self.complete_job, self.fail_job = jobs.complete_job, jobs.fail_job
-        self.cancel_job, self.retry_job, self.delete_job = jobs.cancel_job, jobs.retry_job, jobs.delete_job
-        self.reschedule_job = jobs.reschedule_job
-        self.bulk_create_jobs, self.bulk_update_status = self.bulk.bulk_create_jobs, self.bulk.bulk_update_status
-        self.bulk_delete_jobs = self.bulk.bulk_delete_jobs
-        self.claim_jobs, self.complete_jobs = self.processors.claim_jobs, self.processors.complete_jobs
-        self.get_job_stats, self.get_job_history = self.stats.get_job_stats, self.audit.history
-        self.get_claim_latency = self.stats.get_claim_latency
+    # The services, each built on first use (cached_property: then an attribute of this manager).
+    @cached_property
+    def jobs(self) -> Jobs:
+        return Jobs(self._session)
+    @cached_property
+    def bulk(self) -> Bulk:
+        return Bulk(self._session)
+    @cached_property
+    def processors(self) -> Processors:
+        return Processors(self._session)
+    @cached_property
+    def stats(self) -> Stats:
+        return Stats(self._session)
+    @cached_property
+    def teams(self) -> Teams:
+        return Teams(self._session)
+    @cached_property
+    def audit(self) -> Audit:
+        return Audit(self._session)
+    @cached_property
+    def maintenance(self) -> Maintenance:
+        return Maintenance(self._session)
+    @cached_property
+    def subscriptions(self) -> Subscriptions:
+        return Subscriptions(self._session)
+    @cached_property
+    def workers(self) -> Workers:
+        return Workers(self._session)
+    @cached_property
+    def queue(self) -> Queue:
+        return Queue(self._session)
+
+    # The specification's names.
+    create_job = _ServiceMethod("jobs", Jobs.create_job)
+    get_job_by_id = _ServiceMethod("jobs", Jobs.get_job_by_id)
+    list_jobs = _ServiceMethod("jobs", Jobs.list_jobs)
+    get_user_jobs = _ServiceMethod("jobs", Jobs.get_user_jobs)
+    get_team_jobs = _ServiceMethod("jobs", Jobs.get_team_jobs)
+    update_job_status = _ServiceMethod("jobs", Jobs.update_job_status)
+    update_job_metadata = _ServiceMethod("jobs", Jobs.update_job_metadata)
+    start_processing = _ServiceMethod("jobs", Jobs.start_processing)
+    report_progress = _ServiceMethod("jobs", Jobs.report_progress)
+    complete_job = _ServiceMethod("jobs", Jobs.complete_job)
+    fail_job = _ServiceMethod("jobs", Jobs.fail_job)
+    cancel_job = _ServiceMethod("jobs", Jobs.cancel_job)
+    retry_job = _ServiceMethod("jobs", Jobs.retry_job)
+    delete_job = _ServiceMethod("jobs", Jobs.delete_job)
+    reschedule_job = _ServiceMethod("jobs", Jobs.reschedule_job)
+    bulk_create_jobs = _ServiceMethod("bulk", Bulk.bulk_create_jobs)
+    bulk_update_status = _ServiceMethod("bulk", Bulk.bulk_update_status)
+    bulk_delete_jobs = _ServiceMethod("bulk", Bulk.bulk_delete_jobs)
+    claim_jobs = _ServiceMethod("processors", Processors.claim_jobs)
+    complete_jobs = _ServiceMethod("processors", Processors.complete_jobs)
+    get_job_stats = _ServiceMethod("stats", Stats.get_job_stats)
+    get_job_history = _ServiceMethod("audit", Audit.history)
+    get_claim_latency = _ServiceMethod("stats", Stats.get_claim_latency)
 
     def as_user(self, user_id: str, token: str | None = None) -> VideoJobManager:
         """The same API acting as end user `user_id` (their jobs and their teams' jobs only).
