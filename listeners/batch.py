@@ -82,8 +82,7 @@ async def project_batch(conn: asyncpg.Connection, name: str, *, batch_size: int,
         cursor = events[-1].cursor
         try:
             folded = fold_rows(batch.before, events, voids)
-            jobs, notifications = await write_batch(conn, name, checkpoint, folded, cursor, len(events),
-                                                    per_job_limit)
+            jobs, notifications = await write_batch(conn, name, checkpoint, folded, events, per_job_limit)
         except RETRY_ERRORS:
             raise
         except Exception as exc:

@@ -45,6 +45,7 @@ from store.faults import ProjectorFault, get_fault
 from store.projections import (
     LagSample,
     arm_doorbell,
+    discard_plans,
     doorbell_holders,
     ensure_checkpoint,
     get_checkpoint,
@@ -153,8 +154,7 @@ class Projector(BackgroundService[ProjectionResult]):
                 await resumed(conn, self.config.name)
                 self.fault = None
             total = ProjectionResult(True, total.events + batch.events, total.batches + (batch.events > 0),
-                                     total.jobs + batch.jobs, total.notifications + batch.notifications,
-                                     batch.cursor)
+                                     total.jobs + batch.jobs, total.notifications + batch.notifications, batch.cursor)
             if batch.events < size:
                 return total
 
@@ -173,6 +173,7 @@ class Projector(BackgroundService[ProjectionResult]):
             return False
         self._renew_at, self._standby_logged_at = due, None
         if self._leader_pid == pid:
+            await discard_plans(conn)  # every renewal: the apply statement's plan is made again for the tables now
             return True
         await ensure_checkpoint(conn, self.config.name)
         self._leader_pid = pid

@@ -18,7 +18,9 @@ async def connect_with_role(database_url: str, role: str | None, **kwargs: Any) 
     Its statements are planned for their arguments every time (plan_cache_mode =
     force_custom_plan): these sessions live for days, and a generic plan made while a
     table was small (`job_id = ANY($1)` as a sequential scan of vjm.jobs) would stay
-    in use as the table grew. They run a few statements per batch, so planning is cheap.
+    in use as the table grew. They run a few statements per batch, so planning is cheap; the one
+    exception is the projector's apply statement, whose every table access is by key: it keeps one
+    plan, made again at each lease renewal (sql/queries/projector_batch.sql, listeners/projector.py).
     They run READ COMMITTED whatever the database's default: the commit-order horizon
     and the doorbell (vjm.arm_doorbell) need each statement's snapshot to be fresh.
     """

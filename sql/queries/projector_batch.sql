@@ -26,13 +26,23 @@ SELECT e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_st
   LEFT JOIN LATERAL (SELECT * FROM vjm.jobs j WHERE e.first AND j.job_id = e.job_id LIMIT 1) j ON true
  ORDER BY e.xact_id, e.position;
 
+-- projection_batch_generic_plans --
+-- The rest of this apply transaction plans its statements once and keeps the plan (the session plans for the
+-- arguments otherwise, store/role_connection.py): the apply statement's every table access is by key, so one plan
+-- fits every batch, and planning its twenty parts cost more than running them under load (bench/README.md).
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true);
+
+-- projection_plans_discard --
+-- Forget this session's kept plans: the next use plans again, for the tables as they are now (every
+-- Projector.REPLAN_SECONDS, so that a plan made when a table was small does not outlive its size).
+DISCARD PLANS;
+
 -- projection_batch_apply --
 -- One batch's writes in one statement: rows, counters (deltas of the rows before and after), feed, notices, checkpoint.
 -- The rows after the batch come as one array of vjm.jobs records (:rows); :deletes are the jobs it deleted
 -- (the rows before of both are read by key). Every other figure is derived here:
 -- the counters from the rows before (this statement's snapshot) and after; the change feed from the batch's
--- events, (:after_*, :xact_id/:position], one entry per job in the commit order of its last event, numbered
--- after :change_seq; the vjm_jobs notices from the feed entries (one per job up to :per_job_limit, else one summary). A counter row whose total reaches 0
+-- last event of each job (:feed_*, in the commit order of those events), numbered after :change_seq; the vjm_jobs notices from the feed entries (one per job up to :per_job_limit, else one summary). A counter row whose total reaches 0
 -- is deleted, so the counters equal a recount. Returns the feed entries and the notices it wrote.
 WITH after AS (
     SELECT r.* FROM unnest(:rows::vjm.jobs[]) AS r
@@ -147,13 +157,14 @@ WITH after AS (
     SELECT * FROM unnest(:types::text[], :counts::bigint[])
     ON CONFLICT (type) DO UPDATE SET events = t.events + excluded.events
 ), changes AS (
-    SELECT :change_seq::bigint + row_number() OVER (ORDER BY l.xact_id, l.position) AS seq, l.*
-      FROM (SELECT DISTINCT ON (e.job_id) e.xact_id, e.position, e.job_id, e.user_id, e.team_id,
-                   e.to_state AS status, e.version
-              FROM vjm.job_events e
-             WHERE (e.xact_id, e.position) > (:after_xact_id::xid8, :after_position::bigint)
-               AND (e.xact_id, e.position) <= (:xact_id::xid8, :position::bigint)
-             ORDER BY e.job_id, e.xact_id DESC, e.position DESC) l
+    -- The feed entries: each job's last event of the batch, in commit order (store.projections.apply.feed_entries),
+    -- numbered after :change_seq. From the batch the projector read, not from the log: no scan whose plan
+    -- depends on where the cursor is, so the statement keeps one plan (projection_batch_generic_plans).
+    SELECT :change_seq::bigint + l.n AS seq, l.xact_id::text::xid8 AS xact_id, l.position, l.job_id, l.user_id,
+           l.team_id, l.status, l.version
+      FROM unnest(:feed_xact_ids::bigint[], :feed_positions::bigint[], :feed_job_ids::uuid[], :feed_user_ids::text[],
+                  :feed_team_ids::uuid[], :feed_statuses::text[], :feed_versions::integer[])
+           WITH ORDINALITY AS l(xact_id, position, job_id, user_id, team_id, status, version, n)
 ), feed AS (
     INSERT INTO vjm.job_changes (seq, xact_id, position, job_id, user_id, team_id, status, version)
     SELECT seq, xact_id, position, job_id, user_id, team_id, status, version FROM changes

@@ -12,6 +12,7 @@
 from .apply import BatchRead, read_batch, write_batch
 from .checkpoints import (
     arm_doorbell,
+    discard_plans,
     doorbell_holders,
     ensure_checkpoint,
     get_checkpoint,
@@ -64,7 +65,7 @@ from .verify import VerifyResult, verify_projections
 
 __all__ = [
     "BatchRead", "read_batch", "write_batch",
-    "arm_doorbell", "doorbell_holders", "ensure_checkpoint", "get_checkpoint", "get_leadership",
+    "arm_doorbell", "discard_plans", "doorbell_holders", "ensure_checkpoint", "get_checkpoint", "get_leadership",
     "lift_statement_timeout", "lock_checkpoint", "release_doorbell", "sample_lag", "try_lock_leadership",
     "unlock_leadership",
     "fetch_change_visibility", "fetch_changes", "fetch_last_change_seq", "find_stuck_jobs", "prune_changes",

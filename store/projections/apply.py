@@ -5,7 +5,7 @@ sql/queries/projector_batch.sql move them, set-based: `read_batch` reads the eve
 the checkpoint with each touched job's projected row in one statement, and `write_batch`
 writes the rows (one array of vjm.jobs records, which the query `unnest`s) and derives in the same
 statement the counter deltas (rows before and after), the change feed and its notices from
-the batch's events, and advances the checkpoint.
+the batch's events (each job's last one, which the client holds), and advances the checkpoint.
 """
 
 from __future__ import annotations
@@ -64,18 +64,34 @@ async def read_batch(conn: Connection, cursor: tuple[int, int], limit: int) -> B
 
 
 async def write_batch(conn: Connection, name: str, checkpoint: Checkpoint, folded: FoldedRows,
-                      cursor: tuple[int, int], events: int, per_job_limit: int) -> tuple[int, int]:
-    """Write one folded batch and advance the checkpoint to `cursor`, in one statement of the apply transaction;
-    (feed entries, notices) written."""
-    rows = folded.rows
+                      events: Sequence[Event], per_job_limit: int) -> tuple[int, int]:
+    """Write one folded batch of `events` and advance the checkpoint to the last one, in one statement of the apply
+    transaction, planned once for the session (generic: every table access in it is by key); (feed entries, notices)
+    written."""
+    rows, cursor = folded.rows, events[-1].cursor
+    await fetch_one(conn, "projection_batch_generic_plans")
     row = await fetch_one(
-        conn, "projection_batch_apply", name=name, after_xact_id=checkpoint.xact_id,
-        after_position=checkpoint.position, xact_id=cursor[0], position=cursor[1], change_seq=checkpoint.change_seq,
-        events=events, per_job_limit=per_job_limit,
+        conn, "projection_batch_apply", name=name, xact_id=cursor[0], position=cursor[1],
+        change_seq=checkpoint.change_seq, events=len(events), per_job_limit=per_job_limit,
         rows=[_as_record(r) for r in rows.values() if r is not None],
         deletes=[job_id for job_id, r in rows.items() if r is None],
-        types=list(folded.transitions), counts=list(folded.transitions.values()), **_day_columns(folded.daily))
+        types=list(folded.transitions), counts=list(folded.transitions.values()), **_day_columns(folded.daily),
+        **feed_columns(events))
     return row["jobs"], row["notifications"]
+
+
+def feed_columns(events: Sequence[Event]) -> Columns:
+    """The change feed's entries of a batch, as projection_batch_apply takes them: each job's last event, in the
+    commit order of those events (`events` are in commit order)."""
+    last: dict[UUID, Event] = {}
+    for event in events:
+        last.pop(event.job_id, None)  # re-inserted: the dict keeps the order of each job's last event
+        last[event.job_id] = event
+    entries = list(last.values())
+    return {"feed_xact_ids": [e.xact_id for e in entries], "feed_positions": [e.position for e in entries],
+            "feed_job_ids": [e.job_id for e in entries], "feed_user_ids": [e.user_id for e in entries],
+            "feed_team_ids": [e.team_id for e in entries], "feed_statuses": [e.to_state for e in entries],
+            "feed_versions": [e.version for e in entries]}
 
 
 # A row as a vjm.jobs record: its values in JOB_COLUMNS order, which is the table's column order

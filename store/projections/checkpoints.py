@@ -63,6 +63,11 @@ async def arm_doorbell(conn: Connection, cursor: tuple[int, int]) -> str:
     return str(await fetch_value(conn, "projection_doorbell_arm", xact_id=cursor[0], position=cursor[1]))
 
 
+async def discard_plans(conn: Connection) -> None:
+    """Forget the plans this session keeps (the apply statement's): the next batch plans for the tables as they are."""
+    await execute(conn, "projection_plans_discard")
+
+
 async def release_doorbell(conn: Connection) -> None:
     """After waking from an 'armed' sleep: appends stop ringing."""
     await fetch_value(conn, "projection_doorbell_release")

@@ -101,3 +101,30 @@ async def test_notices_name_each_job_up_to_the_limit_then_one_summary(database_u
     summary = json.loads(received[3])
     assert summary == {"type": "batch", "seq_from": 4, "seq_to": 7, "jobs": 4, "events": len(many),
                        "position": second.cursor[1], "cursor": list(second.cursor)}
+
+
+async def test_the_apply_statement_keeps_one_plan_and_the_rest_plan_for_their_arguments(
+        database_url: str, store: EventStore) -> None:
+    """The projector's session plans each statement for its arguments (store/role_connection.py), except the apply
+    statement, whose plan is made once and kept (every table access in it is by key), until discard_plans."""
+    from store.projections import discard_plans
+    from store.role_connection import connect_with_role
+
+    conn = await connect_with_role(database_url, "vjm_projector")
+    try:
+        for round_ in range(8):
+            for i in range(3):
+                await create_job(store, user_id=f"plan-{round_}-{i}")
+            assert (await project_batch(conn, "main", batch_size=1000, per_job_limit=10)).jobs == 3
+        plans = {r["statement"]: (r["generic_plans"], r["custom_plans"])
+                 for r in await conn.fetch("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")}
+        apply = next(v for k, v in plans.items() if "INSERT INTO vjm.job_changes" in k)
+        read = next(v for k, v in plans.items() if "projection_horizon" in k)
+        assert apply[0] == 8 and apply[1] == 0, apply  # one plan, used by every batch
+        assert read[0] == 0 and read[1] >= 8, read
+        await discard_plans(conn)
+        await create_job(store, user_id="plan-after")
+        assert (await project_batch(conn, "main", batch_size=1000, per_job_limit=10)).jobs == 1
+    finally:
+        await conn.close()
+    await _verify_ok(database_url)
