@@ -52,13 +52,20 @@ def serving(database_url: str, **env: str) -> Iterator[str]:
         process.wait(30)
 
 
+CATCH_ERRORS = ("window.vjmPageErrors = [];"
+                " addEventListener('error', (e) => window.vjmPageErrors.push(String(e.message)));")
+
+
 def open_page(devtools: DevTools, url: str) -> None:
-    """A fresh page load of `url` (through about:blank: a new hash alone would not reload)."""
+    """A fresh page load of `url` (through about:blank: a new hash alone would not reload), which must load
+    without an uncaught error (a script that throws while loading leaves the page half wired)."""
     devtools.call("Page.enable")
+    devtools.call("Page.addScriptToEvaluateOnNewDocument", source=CATCH_ERRORS)
     devtools.call("Page.navigate", url="about:blank")
     devtools.call("Page.navigate", url=url)
     poll_blocking(lambda: devtools.evaluate("!!(window.vjm && document.readyState === 'complete')"), 20,
                   f"the page {url.split('#')[0]} to load")
+    assert devtools.evaluate("window.vjmPageErrors || []") == [], "the page threw while it loaded"
 
 
 def js(devtools: DevTools, expression: str) -> Any:

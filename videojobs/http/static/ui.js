@@ -1,5 +1,6 @@
 /* Helpers the consoles share: requests that change things, forms and the URL, the confirmation dialog,
-   keyboard navigation of table rows, keyset paging, and durations. Uses app.js's $, el, api, state. */
+   keyboard navigation of table rows, keyset paging, and durations. Loaded first (app.js makes its loads'
+   guards at once); uses app.js's $, el, api, state when called. */
 "use strict";
 
 const ui = {
