@@ -62,36 +62,45 @@ def test_a_thousand_jobs_paged_keyboard_and_url_state(database_url: str, served:
     keyboard_walk(browser)
 
 
-SLOW_NEXT_PAGES = """(() => {
-  window.slowPagesDone = 0;
+SLOW_FIRST_PAGE_ASKED = """(() => {
+  window.slowPageDone = false;
+  let delayed = false;
   const plain = window.fetch.bind(window);
   window.fetch = async (url, options) => {
     const response = await plain(url, options);
-    if (!String(url).includes("cursor=")) return response;
+    if (delayed || !String(url).includes("cursor=")) return response;
+    delayed = true;  // only the first page asked for after this: the one Previous leaves behind
     const body = await response.json();
     await new Promise((resolve) => setTimeout(resolve, 400));
-    /* counted as the page is handed over: the console renders it in the same task */
+    /* marked as the page is handed over: the console renders it in the same task */
     return { ok: response.ok, status: response.status, statusText: response.statusText,
-             json: async () => { window.slowPagesDone++; return body; } };
+             json: async () => { window.slowPageDone = true; return body; } };
   };
 })()"""
 
 
+def _page_label(devtools: DevTools) -> str:
+    return devtools.evaluate("document.getElementById('op-page').textContent")
+
+
 def test_a_late_answer_for_a_page_left_never_paints_over_the_page_asked_for(
         database_url: str, served: str, browser: DevTools) -> None:
-    """Next, then Previous before the next page has arrived: the first page stays. A live refresh
+    """Next, then Previous before the next page has arrived: the page Previous asked for stays. A live refresh
     started before a click races the same way."""
     asyncio.run(seed_a_thousand(database_url, 120))
     open_page(browser, f"{served}/#token={SERVICE}")
-    poll_blocking(lambda: len(rows(browser)) == 50, 30, "a page of the jobs")
+    poll_blocking(lambda: browser.evaluate("document.getElementById('op-total').textContent") == "120 match"
+                  and len(rows(browser)) == 50, 30, "the jobs, counted, and a page of them")
     first = rows(browser)
-    browser.evaluate(SLOW_NEXT_PAGES)
     click(browser, "#op-next")
-    click(browser, "#op-prev")
-    poll_blocking(lambda: browser.evaluate("window.slowPagesDone") >= 1, 10, "the late answer for page 2")
-    poll_blocking(lambda: browser.evaluate("document.getElementById('op-page').textContent").startswith("page 1"),
-                  5, "the pager on page 1")
-    assert rows(browser) == first
+    poll_blocking(lambda: _page_label(browser).startswith("page 2") and rows(browser)[0] not in first, 5,
+                  "the second page")
+    second = rows(browser)
+    browser.evaluate(SLOW_FIRST_PAGE_ASKED)
+    click(browser, "#op-next")  # page 3, answered late
+    click(browser, "#op-prev")  # back to page 2 before it arrives
+    poll_blocking(lambda: browser.evaluate("window.slowPageDone"), 10, "the late answer for page 3")
+    assert _page_label(browser).startswith("page 2") and rows(browser) == second
 
 
 def keyboard_walk(browser: DevTools) -> None:

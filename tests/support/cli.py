@@ -34,9 +34,16 @@ async def avjm(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `vjm *args` in the background, its stdout and stderr piped (environment: `env`, else clean_env())."""
+    """Start `vjm *args` in the background, its stdout and stderr piped (environment: `env`, else clean_env()).
+
+    Ctrl-C reaches it as it reaches a command in a terminal: a test suite started in the background of a
+    non-interactive shell (`make test &`, CI) ignores SIGINT, and an ignored signal stays ignored across exec."""
     return subprocess.Popen([VJM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env() if env is None else env)
+                            env=clean_env() if env is None else env, preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 async def first_line_with(process: subprocess.Popen, text: str, within: float = 60) -> str:
