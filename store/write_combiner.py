@@ -80,8 +80,7 @@ class WriteCombiner:
         if token is not None and event.trigger is not Trigger.CREATE:
             raise ValueError("an end user's writes are combined for creates only")
         if event.trigger is Trigger.CREATE and "idempotency_key" in event.data:
-            store = EventStore(self._pool)
-            return await (store.append(event) if token is None else store.append_as_user(event, token=token))
+            return await _append_one(EventStore(self._pool), event, token)
         return await self._enqueue(_Pending(event, token=token))
 
     async def append_returning_job(self, event: NewEvent) -> JobHistory:
@@ -201,8 +200,7 @@ class WriteCombiner:
                     _settle(item, event)
                 return
         for item in items:
-            _settle(item, await _outcome(store.append(item.event) if token is None
-                                         else store.append_as_user(item.event, token=token)))
+            _settle(item, await _outcome(_append_one(store, item.event, token)))
 
 
 def _names_a_job_of(pending: deque[_Pending], items: list[_Pending]) -> bool:
@@ -215,6 +213,11 @@ async def _outcome(append: Awaitable[Event | JobHistory]) -> Event | JobHistory 
         return await append
     except VJMError as exc:
         return exc
+
+
+def _append_one(store: EventStore, event: NewEvent, token: str | None) -> Awaitable[Event]:
+    """One append on its own: as the pool's role, or as the end user whose token is `token`."""
+    return store.append(event) if token is None else store.append_as_user(event, token=token)
 
 
 def _settle(item: _Pending, outcome: object) -> None:

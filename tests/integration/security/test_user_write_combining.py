@@ -5,11 +5,9 @@ gets its own job or its own refusal."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 
 import asyncpg
-import jwt
 import pytest
 
 from statemachine import AccessDenied, JobNotFound
@@ -18,14 +16,10 @@ from store.errors import InvalidToken
 from store.write_combiner import WriteCombiner
 from tests.support.factories import create_data
 from tests.support.tenants import Tenants
-from tests.support.tokens import TEST_JWT_SECRET
+from tests.support.tokens import AUDIENCE, token
+from videojobs.http.auth import mint_token
 
 USERS = ("alice", "bob", "carol")
-
-
-def token(sub: str, *, secret: str = TEST_JWT_SECRET) -> str:
-    claims = {"sub": sub, "role": "authenticated", "aud": "authenticated", "exp": int(time.time()) + 60}
-    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def _create(user: str, **ids):
@@ -79,7 +73,7 @@ async def test_a_refused_create_fails_its_caller_only(tenants: Tenants, user_poo
 async def test_a_forged_token_fails_only_its_own_creates(tenants: Tenants, user_pool: asyncpg.Pool,
                                                          database_url: str) -> None:
     combiner = WriteCombiner(user_pool)
-    forged, alice = token("alice", secret="f" * 40), token("alice")
+    forged, alice = mint_token("f" * 40, sub="alice", audience=AUDIENCE), token("alice")
     outcomes = await asyncio.gather(*(combiner.append(_create("alice"), token=forged if i % 2 else alice)
                                       for i in range(10)), return_exceptions=True)
     assert all(isinstance(o, InvalidToken) for o in outcomes[1::2])
