@@ -43,7 +43,15 @@ from store.claim_policy import set_claim_cap
 from store.identity import PROCESSOR, connect_as
 from store.queries import bind
 
-from .common import fresh_database, interleaved, interleaved_figures, percentile, projector_process, run_standalone
+from .common import (
+    Pace,
+    fresh_database,
+    interleaved,
+    interleaved_figures,
+    percentile,
+    projector_process,
+    run_standalone,
+)
 from .lifecycle import install_peers
 from .runtime_drain import CONCURRENCY, pgqueuer_runtime_drain, vjm_runtime_drain
 
@@ -51,9 +59,16 @@ TARGET_P99_MS = 2.0
 CHUNK = 10_000
 CLAIMERS, HOLD = 4, 16
 USER_CAP, CAPPED_PLATFORM, PLATFORM_CAP = 2, "tiktok", 10
-# (name, caps set, limit): caps first, then the same claims on the fast path.
-VARIANTS = [("caps_limit1", True, 1), ("caps_limit10", True, 10), ("nocaps_limit1", False, 1),
-            ("nocaps_limit10", False, 10)]
+# The offered load of the paced variants: jobs claimed per second over all claimers (claims of 1 every
+# 20 ms per claimer, claims of 10 every 200 ms), a steady load that does not saturate the machine; the
+# other variants claim back to back.
+PACED_JOBS_PER_S = 200.0
+# (name, caps set, limit, claims per second over all claimers or None: back to back): caps first, then the
+# same claims on the fast path; saturated, then paced.
+VARIANTS = [("caps_limit1", True, 1, None), ("caps_limit10", True, 10, None), ("nocaps_limit1", False, 1, None),
+            ("nocaps_limit10", False, 10, None), ("caps_limit1_paced", True, 1, PACED_JOBS_PER_S),
+            ("caps_limit10_paced", True, 10, PACED_JOBS_PER_S / 10),
+            ("nocaps_limit1_paced", False, 1, PACED_JOBS_PER_S)]
 
 CREATES = """
 WITH chunk AS MATERIALIZED (
@@ -132,11 +147,16 @@ class Tally:
     empty: int = 0
 
 
-async def claimer(conn: asyncpg.Connection, worker: str, limit: int, claims: int, out: Tally) -> None:
-    """`claims` timed claims; keeps up to HOLD jobs processing, completes the oldest beyond it."""
+async def claimer(conn: asyncpg.Connection, worker: str, limit: int, claims: int, out: Tally,
+                  pace: Pace | None = None) -> None:
+    """`claims` timed claims; keeps up to HOLD jobs processing, completes the oldest beyond it.
+
+    Back to back without `pace`: the time around each claim. With it, each claim is due at its
+    slot and timed from the slot, not from when it was sent, so a claim held up by the one before
+    it counts its wait (no coordinated omission)."""
     held: deque[tuple] = deque()
-    for _ in range(claims):
-        started = time.perf_counter()
+    for i in range(claims):
+        started = await pace.slot(i) if pace else time.perf_counter()
         row = await conn.fetchrow(CLAIM, worker, limit)
         out.client_ms.append(1000 * (time.perf_counter() - started))
         assert row is not None  # an aggregate: always one row
@@ -164,16 +184,18 @@ async def complete(conn: asyncpg.Connection, worker: str, done: list[tuple]) -> 
 
 
 async def claim_run(admin: asyncpg.Connection, conns: list[asyncpg.Connection], capped: bool, limit: int,
-                    claims: int) -> dict[str, float]:
-    """One run of a variant: its caps, then every claimer at once; the run's figures."""
+                    claims: int, rate: float | None = None) -> dict[str, float]:
+    """One run of a variant: its caps, then every claimer at once (back to back, or `rate` claims per second over
+    all of them, their slots spread evenly); the run's figures."""
     await set_caps(admin, capped)
     before = await _function_times(admin)
     outs = [Tally() for _ in conns]
     seen, stop = [0, 0], asyncio.Event()
     watcher = asyncio.create_task(_watch(admin, seen, stop))
     started = time.perf_counter()
-    await asyncio.gather(*(claimer(c, f"bench-{i}", limit, claims, o)
-                           for i, (c, o) in enumerate(zip(conns, outs, strict=True))))
+    paces = [Pace.spread(rate, len(conns), i, started) if rate else None for i in range(len(conns))]
+    await asyncio.gather(*(claimer(c, f"bench-{i}", limit, claims, o, pace)
+                           for i, (c, o, pace) in enumerate(zip(conns, outs, paces, strict=True))))
     elapsed = time.perf_counter() - started
     stop.set()
     await watcher
@@ -183,7 +205,7 @@ async def claim_run(admin: asyncpg.Connection, conns: list[asyncpg.Connection], 
     return {"p50_ms": percentile(client, 0.5), "p95_ms": percentile(client, 0.95), "p99_ms": percentile(client, 0.99),
             "max_ms": max(client), "server_p50_ms": percentile(server, 0.5), "server_p99_ms": percentile(server, 0.99),
             "jobs_per_claim": sum(o.jobs for o in outs) / len(client), "empty_claims": sum(o.empty for o in outs),
-            "claims_per_s": len(client) / elapsed,
+            "claims_per_s": len(client) / elapsed, "offered_claims_per_s": rate or 0.0,
             "most_processing_one_user": seen[0], f"most_processing_{CAPPED_PLATFORM}": seen[1],
             **{f"{name}_mean_ms": _mean_ms(before, calls, name) for name in ("claim_jobs", "claim_within_caps")}}
 
@@ -213,8 +235,8 @@ async def claim_latency(url: str, claims: int, runs: int) -> dict:
     conns = [await connect_as(url, role=PROCESSOR) for _ in range(CLAIMERS)]
     try:
         result = await interleaved_figures(
-            {name: functools.partial(claim_run, admin, conns, capped, limit, claims)
-             for name, capped, limit in VARIANTS}, runs)
+            {name: functools.partial(claim_run, admin, conns, capped, limit, claims, rate)
+             for name, capped, limit, rate in VARIANTS}, runs)
     finally:
         for conn in (admin, *conns):
             await conn.close()

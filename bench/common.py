@@ -10,8 +10,10 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -243,3 +245,23 @@ async def wait_projected(conn: asyncpg.Connection, cursor: tuple[int, int] | Non
         while tuple(await conn.fetchrow("SELECT xact_id, position FROM vjm.projection_checkpoints "  # noqa: ASYNC110
                                         "WHERE name = 'main'") or (0, 0)) < cursor:
             await asyncio.sleep(0.01)  # poll
+
+
+@dataclass
+class Pace:
+    """A claimer's slots: one every `interval` seconds from `first` (perf_counter time)."""
+
+    first: float
+    interval: float
+
+    @classmethod
+    def spread(cls, rate: float, claimers: int, index: int, start: float) -> Pace:
+        """Claimer `index` of `claimers` sharing `rate` claims per second, its slots between the others'."""
+        interval = claimers / rate
+        return cls(start + interval * index / claimers, interval)
+
+    async def slot(self, i: int) -> float:
+        """Wait for slot i (at once when it is past); its time."""
+        due = self.first + i * self.interval
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))  # pace: the next slot
+        return due

@@ -277,8 +277,10 @@ def _claims(r: dict) -> list[str]:
     out = []
     for name, f in r["figures"].items():
         caps, limit = name.split("_limit")
+        limit, _, paced = limit.partition("_")
+        load = f"paced at {f['offered_claims_per_s']:g} claims/s" if paced else "back to back (saturated)"
         label = f"W5 claim, {d['jobs']} queued, {d['users']} users, {r['claimers']} claimers, limit {limit}, " + (
-            "caps" if caps == "caps" else "no caps")
+            "caps" if caps == "caps" else "no caps") + f", {load}"
         out.append(f"| {label} | p50 / p99 ms (server p99) | {f['p50_ms']} / {f['p99_ms']} ({f['server_p99_ms']}) | "
                    f"target {r['target_p99_ms']:g} ms | {round(f['p99_ms'] / r['target_p99_ms'], 3)} | < 1 | "
                    f"{_yes(f['p99_ms'] < r['target_p99_ms'])} |")
