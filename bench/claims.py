@@ -19,8 +19,12 @@ Issue 19's benchmark (fair claims and caps, sql/schema/063_claims.sql). One run:
    claim's rows are aggregated: the claim's execution without its commit). Variants, interleaved
    on the same queue: with caps (each user at most USER_CAP processing, `vjm.set_claim_cap('user',
    '*', n)`; CAPPED_PLATFORM at most PLATFORM_CAP) and without any cap (the fast path), each at
-   limit 1 and limit 10. An admin connection samples the most jobs processing under one user and
-   under the capped platform every 20 ms (the caps must hold; without caps they are exceeded).
+   limit 1 and limit 10, back to back (the claimers saturate the machine: the latency is mostly
+   their wait for the CPU, and claims/s is the capacity); then paced, at PACED_JOBS_PER_S jobs
+   claimed per second over the four (an offered load below the capacity, each claim timed from
+   the slot it was due at, so a claim held up by the one before it counts that wait). An admin
+   connection samples the most jobs processing under one user and under the capped platform
+   every 20 ms (the caps must hold; without caps they are exceeded).
    track_functions = 'pl' on the database gives each run's mean time in vjm.claim_jobs and in
    vjm.claim_within_caps (pg_stat_user_functions deltas).
 
