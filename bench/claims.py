@@ -5,7 +5,7 @@ Issue 19's benchmark (fair claims and caps, sql/schema/063_claims.sql). One run:
 1. W3 through the runtime on a database of its own, before anything else loads the server: the
    vjm `Worker` (8 at a time) against PgQueuer capped at 8 picked jobs, with bench.runtime_drain's
    own drain functions, interleaved (warm-up at a tenth of the jobs, then `runs` rounds).
-2. The queue: 1,000,000 jobs of 10,000 users (`user<n % users>`, 100 each) queued through the real
+2. The queue (bench/claim_queue.py): 1,000,000 jobs of 10,000 users (`user<n % users>`, 100 each) queued through the real
    write path, `vjm.append_creates` as the trusted owner in chunks of 10,000 on two connections,
    the arrays built on the server (as bench/reads.py does). Each run of 10,000 consecutive jobs
    has one priority: 5% of the jobs 9, 25% 5, 70% 0, so every user has jobs at all three and the
@@ -25,8 +25,10 @@ Issue 19's benchmark (fair claims and caps, sql/schema/063_claims.sql). One run:
    the slot it was due at, so a claim held up by the one before it counts that wait). An admin
    connection samples the most jobs processing under one user and under the capped platform
    every 20 ms (the caps must hold; without caps they are exceeded).
-   track_functions = 'pl' on the database gives each run's mean time in vjm.claim_jobs and in
-   vjm.claim_within_caps (pg_stat_user_functions deltas).
+   Each run starts with VACUUM vjm.run_queue: what the table's autovacuum setting (every 5,000
+   dead entries) does on a live server once per run's claims and completions (this server's
+   autovacuum may be off). track_functions = 'pl' on the database gives each run's mean time in
+   vjm.claim_jobs and in vjm.claim_within_caps (pg_stat_user_functions deltas).
 
 `python -m bench.claims [--smoke]` prints one JSON object.
 """
@@ -47,6 +49,7 @@ from store.claim_policy import set_claim_cap
 from store.identity import PROCESSOR, connect_as
 from store.queries import bind
 
+from .claim_queue import CHUNK, build
 from .common import (
     Pace,
     fresh_database,
@@ -60,7 +63,6 @@ from .lifecycle import install_peers
 from .runtime_drain import CONCURRENCY, pgqueuer_runtime_drain, vjm_runtime_drain
 
 TARGET_P99_MS = 2.0
-CHUNK = 10_000
 CLAIMERS, HOLD = 4, 16
 USER_CAP, CAPPED_PLATFORM, PLATFORM_CAP = 2, "tiktok", 10
 # The offered load of the paced variants: jobs claimed per second over all claimers (claims of 1 every
@@ -74,23 +76,6 @@ VARIANTS = [("caps_limit1", True, 1, None), ("caps_limit10", True, 10, None), ("
             ("caps_limit10_paced", True, 10, PACED_JOBS_PER_S / 10),
             ("nocaps_limit1_paced", False, 1, PACED_JOBS_PER_S)]
 
-CREATES = """
-WITH chunk AS MATERIALIZED (
-    SELECT n, gen_random_uuid() AS job_id,
-           CASE WHEN (n / $3) % 20 = 0 THEN 9 WHEN (n / $3) % 20 <= 5 THEN 5 ELSE 0 END AS priority
-      FROM generate_series($1::integer, $2::integer) AS n)
-SELECT count(*) FROM vjm.append_creates(
-    ARRAY(SELECT job_id FROM chunk ORDER BY n),
-    ARRAY(SELECT jsonb_build_object('original_filename', 'clip' || n || '.mp4', 'original_filesize', 10485760,
-                                    'clip_count', 5,
-                                    'quality_preset', (ARRAY['draft', 'standard', 'pro', 'ultra'])[1 + n % 4],
-                                    'enhancement_level', (ARRAY['none', 'basic', 'advanced', 'maximum'])[1 + n % 4],
-                                    'platform_target', (ARRAY['tiktok', 'instagram', 'youtube_shorts'])[1 + n % 3],
-                                    'max_attempts', 3, 'priority', priority) FROM chunk ORDER BY n),
-    ARRAY(SELECT 'bench'::text FROM chunk ORDER BY n),
-    ARRAY(SELECT 'user' || (n % $3) FROM chunk ORDER BY n),
-    ARRAY(SELECT NULL::uuid FROM chunk ORDER BY n))
-"""
 # The claim, and the server's time inside it: the aggregate consumes every claimed row before
 # its one output row (and clock_timestamp() in it) is computed.
 CLAIM = """
@@ -106,31 +91,6 @@ FUNCTION_TIMES = """
 SELECT funcname, calls, total_time, self_time FROM pg_stat_user_functions
  WHERE schemaname = 'vjm' AND funcname IN ('claim_jobs', 'claim_within_caps')
 """
-
-
-async def build(url: str, jobs: int, users: int, chunk: int = CHUNK) -> dict:
-    """The queue: `jobs` creates through vjm.append_creates, `chunk` per statement, two connections; seconds."""
-    pool = await asyncpg.create_pool(url, min_size=2, max_size=2)
-    try:
-        started = time.perf_counter()
-        chunks = [(low, min(jobs, low + chunk) - 1) for low in range(0, jobs, chunk)]
-        await asyncio.gather(*(_creates(pool, chunks[i::2], users) for i in range(2)))
-        append_s = time.perf_counter() - started
-        started = time.perf_counter()
-        for table in ("vjm.run_queue", "vjm.job_events"):
-            await pool.execute(f"VACUUM ANALYZE {table}")
-        vacuum_s = time.perf_counter() - started
-        by_priority = {str(r[0]): r[1] for r in await pool.fetch(
-            "SELECT priority, count(*) FROM vjm.run_queue WHERE queued GROUP BY priority ORDER BY priority")}
-    finally:
-        await pool.close()
-    return {"jobs": jobs, "users": users, "queued_by_priority": by_priority, "append_s": round(append_s, 1),
-            "vacuum_analyze_s": round(vacuum_s, 1), "creates_per_s": round(jobs / append_s)}
-
-
-async def _creates(pool: asyncpg.Pool, chunks: list[tuple[int, int]], users: int) -> None:
-    for low, high in chunks:
-        await pool.fetchval(CREATES, low, high, users)
 
 
 async def set_caps(admin: asyncpg.Connection, capped: bool) -> None:
@@ -192,6 +152,9 @@ async def claim_run(admin: asyncpg.Connection, conns: list[asyncpg.Connection], 
     """One run of a variant: its caps, then every claimer at once (back to back, or `rate` claims per second over
     all of them, their slots spread evenly); the run's figures."""
     await set_caps(admin, capped)
+    # What run_queue's autovacuum setting (sql/schema/060_write_api.sql: every 5,000 dead entries) does on a
+    # live server once per run's worth of claims and completions; this server's autovacuum may be off.
+    await admin.execute("VACUUM vjm.run_queue")
     before = await _function_times(admin)
     outs = [Tally() for _ in conns]
     seen, stop = [0, 0], asyncio.Event()
@@ -239,7 +202,8 @@ async def claim_latency(url: str, claims: int, runs: int) -> dict:
     conns = [await connect_as(url, role=PROCESSOR) for _ in range(CLAIMERS)]
     try:
         result = await interleaved_figures(
-            {name: functools.partial(claim_run, admin, conns, capped, limit, claims, rate)
+            {name: functools.partial(claim_run, admin, conns, capped, limit, claims if rate is None else
+                                     max(10, claims // limit), rate)  # paced: the same seconds at any limit
              for name, capped, limit, rate in VARIANTS}, runs)
     finally:
         for conn in (admin, *conns):

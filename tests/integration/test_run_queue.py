@@ -246,3 +246,13 @@ async def test_bulk_status_changes_go_fifty_at_a_time_and_respect_tenancy(manage
     assert all(r.ok and r.job is None for r in deleted)
     refused = await manager.bulk_update_status(ids[:2], "bogus")
     assert [(r.ok, r.error_type) for r in refused] == [(False, "ValidationError")] * 2
+
+
+async def test_the_run_queue_is_vacuumed_after_a_few_thousand_dead_entries_whatever_its_size(pool) -> None:
+    """Claims and ends leave dead entries where claims walk: autovacuum takes the table after 5,000 of them
+    (PostgreSQL's threshold plus scale factor times the rows), not after a fifth of a large queue."""
+    options = await pool.fetchval("SELECT reloptions FROM pg_class WHERE oid = 'vjm.run_queue'::regclass")
+    settings = dict(o.split("=", 1) for o in options)
+    million = 1_000_000
+    threshold = float(settings["autovacuum_vacuum_threshold"]) + float(settings["autovacuum_vacuum_scale_factor"]) * million
+    assert threshold <= 5_000
