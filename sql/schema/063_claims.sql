@@ -19,7 +19,9 @@
 --              another claimer is judging is skipped, as SKIP LOCKED skips rows, so with few
 --              keys and many claimers a claim may come back short; the next claim takes what it
 --              left. A platform's count is looked at first without its lock, so a full platform
---              never makes claimers queue on its lock; a claim that found nothing else to take
+--              never makes claimers queue on its lock (each capped platform is looked at so
+--              before the first walk, and a full one is left out of it: a claim of full
+--              platforms alone reads none of their backlog); a claim that found nothing else to take
 --              while a platform was only busy waits for that platform's key once (holding no
 --              platform key itself, so no two claimers wait on each other) and looks again.
 --              Caps bind claims; a trusted caller that starts a named job directly
@@ -160,6 +162,7 @@ DECLARE
     counted jsonb := '{}';  -- capped key -> jobs processing under it, this claim's included (keys it holds locked)
     shut text[] := '{}';    -- capped keys at their cap, or another claimer's to judge now
     closed text[] := '{}';  -- platforms shut: the next walk leaves them out
+    asked constant text[] := coalesce(p_platforms, vjm.known_platforms());
     busy text;              -- a platform key another claimer held, not seen at its cap
     stopped_at text;        -- the platform whose shutting ended a walk
     waited boolean := false;
@@ -171,6 +174,20 @@ DECLARE
     n bigint;
     fits boolean;
 BEGIN
+    -- Platforms at their cap now (looked at without their locks, as a walk's first look does) are left out from
+    -- the first walk on: a full platform's backlog at the head of the queue would end that walk at once.
+    IF caps::text LIKE '%"platform:%' THEN
+        FOREACH k IN ARRAY asked LOOP
+            cap := coalesce((caps ->> ('platform:' || k))::integer, (caps ->> 'platform:*')::integer);
+            CONTINUE WHEN cap IS NULL;
+            SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
+                                          WHERE q.processing AND q.platform_target = k LIMIT cap) s;
+            IF n >= cap THEN
+                closed := closed || k;
+                shut := shut || ('platform:' || k);
+            END IF;
+        END LOOP;
+    END IF;
     -- A walk ends when the claim is full, or when a platform shut: the next walk leaves that platform out, so a
     -- shut platform's backlog at the head of the queue never fills the look-ahead.
     FOR walk IN 1 .. 6 LOOP
@@ -178,6 +195,7 @@ BEGIN
     FOR c IN SELECT q.job_id, q.user_id, q.team_id, q.platform_target FROM vjm.run_queue q
               WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
                 AND q.platform_target <> ALL (closed)
+                AND NOT asked <@ closed  -- every platform asked shut: no walk (it would read all of them to find none)
                 AND (q.not_before IS NULL OR q.not_before <= now())
               ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id
               LIMIT 50 * p_limit + 500 LOOP  -- planned for the look-ahead, not the whole queue (no sort, no JIT)

@@ -250,3 +250,18 @@ async def test_a_busy_platform_is_skipped_by_mixed_claims_and_waited_for_only_wh
     assert [r["user_id"] for r in rows] == ["ig"]  # one more: the cap (2) counted the committed claim
     assert await pool.fetchval(PROCESSING, "ig") == 2
 
+
+
+async def test_a_claim_of_full_platforms_alone_reads_none_of_their_backlog(manager: VideoJobManager, claimers) -> None:
+    """Tiktok at its cap with 3,000 tiktok jobs queued: a claim of tiktok alone finds nothing without walking
+    them (it once read every queued tiktok job, each claim), and a claim over every platform still takes the
+    instagram job behind them."""
+    await _queue(manager, "tt", 3000)
+    insta = await _queue(manager, "ig", 1, platform_target="instagram")
+    await manager.queue.set_cap("platform", "tiktok", 0)
+    fetched = ("SELECT coalesce(sum(idx_tup_fetch), 0) + coalesce(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables"
+               " WHERE relid = 'vjm.run_queue'::regclass")
+    async with claimers.acquire() as conn, conn.transaction():
+        assert await conn.fetch("SELECT job_id FROM vjm.claim_jobs($1, $2, $3)", "w", 5, ["tiktok"]) == []
+        assert await conn.fetchval(fetched) < 100  # run-queue rows read by the claim, of 3,001 queued
+    assert [r["job_id"] for r in await claimers.fetch(CLAIM, "w", 5)] == insta
