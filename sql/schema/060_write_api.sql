@@ -54,6 +54,9 @@ CREATE TABLE vjm.run_queue (
 -- Claims take the highest priority first; within a priority, fair keys take turns
 -- (063_claims.sql), and within a turn the oldest goes first.
 CREATE INDEX run_queue_claim_order ON vjm.run_queue (priority DESC, turn, created_at, job_id) WHERE queued;
+-- The same per platform: a capped claim merges the open platforms' orders when some are shut (063_claims.sql).
+CREATE INDEX run_queue_platform_claim_order ON vjm.run_queue (platform_target, priority DESC, turn, created_at, job_id)
+    WHERE queued;
 -- The turn being served at each priority (vjm.first_turn): queued jobs no "not before" holds.
 CREATE INDEX run_queue_turns ON vjm.run_queue (priority, turn) WHERE queued AND not_before IS NULL;
 -- Each fair key's last turn at each priority (vjm.first_turn).

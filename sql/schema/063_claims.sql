@@ -163,6 +163,8 @@ DECLARE
     shut text[] := '{}';    -- capped keys at their cap, or another claimer's to judge now
     closed text[] := '{}';  -- platforms shut: the next walk leaves them out
     asked constant text[] := coalesce(p_platforms, vjm.known_platforms());
+    unshut text[];          -- the platforms asked that are not shut
+    walk_rows refcursor;
     busy text;              -- a platform key another claimer held, not seen at its cap
     stopped_at text;        -- the platform whose shutting ended a walk
     waited boolean := false;
@@ -192,13 +194,42 @@ BEGIN
     -- shut platform's backlog at the head of the queue never fills the look-ahead.
     FOR walk IN 1 .. 6 LOOP
     stopped_at := NULL;
-    FOR c IN SELECT q.job_id, q.user_id, q.team_id, q.platform_target FROM vjm.run_queue q
-              WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
-                AND q.platform_target <> ALL (closed)
-                AND NOT asked <@ closed  -- every platform asked shut: no walk (it would read all of them to find none)
-                AND (q.not_before IS NULL OR q.not_before <= now())
-              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id
-              LIMIT 50 * p_limit + 500 LOOP  -- planned for the look-ahead, not the whole queue (no sort, no JIT)
+    unshut := ARRAY(SELECT a FROM unnest(asked) AS a WHERE a <> ALL (closed));
+    IF cardinality(closed) > 0 AND cardinality(unshut) BETWEEN 1 AND 4 THEN
+        -- Some platforms shut: the open ones' claim orders merged (run_queue_platform_claim_order), so the shut
+        -- ones' backlog is not read row by row to be passed over, however long it grows at the head.
+        OPEN walk_rows FOR
+        SELECT u.job_id, u.user_id, u.team_id, u.platform_target FROM (
+            (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
+              WHERE q.queued AND q.platform_target = unshut[1] AND (q.not_before IS NULL OR q.not_before <= now())
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id)
+            UNION ALL
+            (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
+              WHERE q.queued AND q.platform_target = unshut[2] AND (q.not_before IS NULL OR q.not_before <= now())
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id)
+            UNION ALL
+            (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
+              WHERE q.queued AND q.platform_target = unshut[3] AND (q.not_before IS NULL OR q.not_before <= now())
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id)
+            UNION ALL
+            (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
+              WHERE q.queued AND q.platform_target = unshut[4] AND (q.not_before IS NULL OR q.not_before <= now())
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id)) u
+         ORDER BY u.priority DESC, u.turn, u.created_at, u.job_id
+         LIMIT 50 * p_limit + 500;
+    ELSE
+        OPEN walk_rows FOR
+        SELECT q.job_id, q.user_id, q.team_id, q.platform_target FROM vjm.run_queue q
+         WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
+           AND q.platform_target <> ALL (closed)
+           AND cardinality(unshut) > 0  -- every platform asked shut: no walk (it would read all of them to find none)
+           AND (q.not_before IS NULL OR q.not_before <= now())
+         ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id
+         LIMIT 50 * p_limit + 500;  -- planned for the look-ahead, not the whole queue (no sort, no JIT)
+    END IF;
+    LOOP
+        FETCH walk_rows INTO c;
+        EXIT WHEN NOT FOUND;
         CONTINUE WHEN c.job_id = ANY (taken);  -- taken by an earlier walk (still queued until it starts)
         keys := ARRAY['platform:' || c.platform_target, 'team:' || c.team_id, 'user:' || c.user_id];
         CONTINUE WHEN keys && shut;  -- passed over before any key of it is locked or counted
@@ -259,6 +290,7 @@ BEGIN
         END LOOP;
         EXIT WHEN cardinality(taken) >= p_limit;
     END LOOP;
+    CLOSE walk_rows;
     EXIT WHEN cardinality(taken) >= p_limit;
     IF stopped_at IS NOT NULL THEN
         closed := closed || stopped_at;  -- the walk ended at a platform that shut: once more without it

@@ -252,10 +252,10 @@ async def test_a_busy_platform_is_skipped_by_mixed_claims_and_waited_for_only_wh
 
 
 
-async def test_a_claim_of_full_platforms_alone_reads_none_of_their_backlog(manager: VideoJobManager, claimers) -> None:
+async def test_a_full_platforms_backlog_is_not_read_by_claims(manager: VideoJobManager, claimers) -> None:
     """Tiktok at its cap with 3,000 tiktok jobs queued: a claim of tiktok alone finds nothing without walking
-    them (it once read every queued tiktok job, each claim), and a claim over every platform still takes the
-    instagram job behind them."""
+    them (it once read every queued tiktok job, each claim), and a claim over every platform takes the
+    instagram job behind them without reading them either (it once passed over each, row by row)."""
     await _queue(manager, "tt", 3000)
     insta = await _queue(manager, "ig", 1, platform_target="instagram")
     await manager.queue.set_cap("platform", "tiktok", 0)
@@ -264,4 +264,6 @@ async def test_a_claim_of_full_platforms_alone_reads_none_of_their_backlog(manag
     async with claimers.acquire() as conn, conn.transaction():
         assert await conn.fetch("SELECT job_id FROM vjm.claim_jobs($1, $2, $3)", "w", 5, ["tiktok"]) == []
         assert await conn.fetchval(fetched) < 100  # run-queue rows read by the claim, of 3,001 queued
-    assert [r["job_id"] for r in await claimers.fetch(CLAIM, "w", 5)] == insta
+    async with claimers.acquire() as conn, conn.transaction():
+        assert [r["job_id"] for r in await conn.fetch(CLAIM, "w", 5)] == insta
+        assert await conn.fetchval(fetched) < 100
