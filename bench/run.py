@@ -53,7 +53,7 @@ except ImportError:
     pass
 TABLE_START, TABLE_END = "<!-- results:start -->", "<!-- results:end -->"
 # Measured again on an embedded server with a tmpfs data directory: what CPU alone allows (not durable).
-FAST_COMMIT_WORKLOADS = ("write_path", "runtime_drain")
+FAST_COMMIT_WORKLOADS = ("write_path", "runtime_drain", "claims")
 
 
 async def run_suite(admin_url: str, smoke: bool, only: list[str] | None) -> dict:
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS), help="run only these workloads")
     parser.add_argument("--embedded", action="store_true", help="measure the embedded server, not 127.0.0.1:5432")
     parser.add_argument("--no-fast-commit", action="store_true",
-                        help="skip the fast-commit run of W1 and W3 (an embedded server on a tmpfs)")
+                        help="skip the fast-commit run of W1, W3 and W5c (an embedded server on a tmpfs)")
     args = parser.parse_args()
     configure_logging("WARNING")
     if not args.only or "http_hey" in args.only:  # W8 drives the servers with hey: install it when missing
