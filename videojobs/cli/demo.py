@@ -214,7 +214,7 @@ def _outcome_of(task: asyncio.Task) -> None:
     try:
         task.result()
     except TimeoutError as exc:
-        raise VJMError(f"the demo stalled: {task.get_name()} did not happen in time") from exc
+        raise VJMError(f"the demo stalled: {task.get_name()} did not happen in time ({exc or 'no detail'})") from exc
 
 
 def _still_running(workers: list[WorkerProcess]) -> None:

@@ -116,7 +116,7 @@ class Cast:
     async def cancel_mid_encode(self) -> None:
         """The owner cancels the chosen upload while a worker is encoding it (its handler said so)."""
         story = self.cancellation
-        await asyncio.wait_for(story.mid_encode.wait(), timeout=60)
+        await _within(story.mid_encode, 90, f"upload no. {CANCELLED_UPLOAD} reached clip {CANCEL_AT_CLIP} of its encode")
         assert story.job_id is not None
         story.cancelled_at = time.time()
         try:
@@ -127,7 +127,7 @@ class Cast:
             return
         self.screen.note(f"{story.owner} cancels job {short_id(story.job_id)} mid-encode "
                          f"({CANCEL_AT_CLIP} of its 6 clips done): \"uploaded the wrong cut\"")
-        await asyncio.wait_for(story.handler_stopped.wait(), timeout=10)
+        await _within(story.handler_stopped, 30, f"the handler of {short_id(story.job_id)} stopped after the cancel")
 
     def on_change(self, job_id: UUID, status: str) -> None:
         """A job changed (the change feed): settle it, or have its owner retry a damaged upload's failure."""
@@ -149,3 +149,11 @@ class Cast:
     def finished(self) -> bool:
         """No uploads pending, no retry pending, and every job settled."""
         return not self.creating and not self.open_jobs and all(task.done() for task in self.background)
+
+
+async def _within(event: asyncio.Event, seconds: float, what: str) -> None:
+    """Wait for `event`; a TimeoutError that says what did not happen, and how long it was given."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+    except TimeoutError:
+        raise TimeoutError(f"not seen: {what} (within {seconds:g} s)") from None
