@@ -84,7 +84,6 @@ def test_every_check_runs_on_every_operation_but_the_one_documented_exemption() 
 
 
 @pytest.mark.slow
-@pytest.mark.schemathesis
 @pytest.mark.parametrize("caller", list(CALLERS))
 def test_schemathesis_finds_no_failure(served: str, caller: str, tmp_path: Path) -> None:
     sub, role = CALLERS[caller]
