@@ -197,24 +197,26 @@ BEGIN
     unshut := ARRAY(SELECT a FROM unnest(asked) AS a WHERE a <> ALL (closed));
     IF cardinality(closed) > 0 AND cardinality(unshut) BETWEEN 1 AND 4 THEN
         -- Some platforms shut: the open ones' claim orders merged (run_queue_platform_claim_order), so the shut
-        -- ones' backlog is not read row by row to be passed over, however long it grows at the head.
+        -- ones' backlog is not read row by row to be passed over, however long it grows at the head. Each branch
+        -- has the look-ahead's LIMIT too: without it the first (custom) plans sorted every queued job of each
+        -- platform instead of merging index scans (1.7 s a claim at a million queued).
         OPEN walk_rows FOR
         SELECT u.job_id, u.user_id, u.team_id, u.platform_target FROM (
             (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
               WHERE q.queued AND q.platform_target = unshut[1] AND (q.not_before IS NULL OR q.not_before <= now())
-              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id)
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LIMIT 50 * p_limit + 500)
             UNION ALL
             (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
               WHERE q.queued AND q.platform_target = unshut[2] AND (q.not_before IS NULL OR q.not_before <= now())
-              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id)
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LIMIT 50 * p_limit + 500)
             UNION ALL
             (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
               WHERE q.queued AND q.platform_target = unshut[3] AND (q.not_before IS NULL OR q.not_before <= now())
-              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id)
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LIMIT 50 * p_limit + 500)
             UNION ALL
             (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
               WHERE q.queued AND q.platform_target = unshut[4] AND (q.not_before IS NULL OR q.not_before <= now())
-              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id)) u
+              ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LIMIT 50 * p_limit + 500)) u
          ORDER BY u.priority DESC, u.turn, u.created_at, u.job_id
          LIMIT 50 * p_limit + 500;
     ELSE
