@@ -2,13 +2,17 @@
 
 A prepared statement's generic plan is made once; made while vjm.jobs was empty,
 `job_id = ANY($1)` is a sequential scan, and it stayed one as the table grew, so
-the projector and the batch functions slowed down with every job added.
+the projector and the batch functions slowed down with every job added. Claims keep
+one plan per session on purpose (sql/schema/063_claims.sql): it must be the index walk.
 """
 
 from __future__ import annotations
 
 from listeners.listening import connect_with_role
+from store.identity import create_role_pool
 from store.queries import named_query
+from tests.support.factories import create_data
+from videojobs import VideoJobManager
 
 GROW = """
 INSERT INTO vjm.jobs (job_id, user_id, status, attempt, attempts_left, max_attempts, original_filename,
@@ -31,3 +35,41 @@ async def test_the_projectors_session_plans_job_lookups_for_the_table_it_has_now
         assert not [line for line in plan.splitlines() if "Seq Scan on jobs" in line], plan
     finally:
         await conn.close()
+
+
+# Run-queue rows this transaction read, by index or by a sequential scan.
+ROWS_READ = ("SELECT coalesce(sum(idx_tup_fetch), 0) + coalesce(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables"
+             " WHERE relid = 'vjm.run_queue'::regclass")
+
+
+async def test_a_processors_claims_planned_on_a_few_jobs_walk_the_index_at_20000(manager: VideoJobManager, pool,
+                                                                                 database_url: str) -> None:
+    """A processor session makes its claim plans (without and with caps) on a queue of a few jobs; the queue then
+    grows to 20,000, with no ANALYZE: its next claims, capped or not, read a handful of run-queue rows. A plan made
+    for a share of a small queue (a sort of the whole queue) would read all 20,000."""
+    await pool.execute("ALTER TABLE vjm.run_queue SET (autovacuum_enabled = false)")  # no ANALYZE re-plans them
+    await manager.bulk_create_jobs([create_data(user_id=f"u{i}") for i in range(6)])
+    claimers = await create_role_pool(database_url, role="vjm_processor", min_size=1, max_size=1)
+    try:
+        async with claimers.acquire() as conn:
+            for capped in (False, True, False, True):  # the plans of both walks, made (and kept) on 6 jobs
+                await _caps(manager, capped)
+                assert len(await conn.fetch("SELECT job_id FROM vjm.claim_jobs($1, 1)", "w")) == 1
+            for offset in range(0, 20_000, 5_000):
+                await manager.bulk_create_jobs([create_data(user_id=f"u{i % 200}")
+                                                for i in range(offset, offset + 5_000)])
+            for capped in (False, True):
+                await _caps(manager, capped)
+                async with conn.transaction():
+                    assert len(await conn.fetch("SELECT job_id FROM vjm.claim_jobs($1, 3)", "w")) == 3
+                    assert await conn.fetchval(ROWS_READ) < 100, f"capped={capped}"
+    finally:
+        await claimers.close()
+
+
+async def _caps(manager: VideoJobManager, capped: bool) -> None:
+    """Each user capped at 5 processing, or no cap (removed when one is set)."""
+    if capped:
+        await manager.queue.set_cap("user", "*", 5)
+    elif (await manager.queue.policy()).caps:
+        await manager.queue.set_cap("user", "*", None)
