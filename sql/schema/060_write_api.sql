@@ -244,7 +244,9 @@ CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
 -- splits a batch that names a job twice into rounds). p_data is a JSON array of the
 -- payloads. p_user_ids and p_team_ids are read for creates only; every other event takes
 -- its owner from the head. p_ring: ring the doorbell once for what was appended. p_strict:
--- raise the first refusal instead of returning it (nothing is then appended).
+-- raise the first refusal instead of returning it (nothing is then appended). p_locked: the
+-- caller holds every item's queue entry locked already (a claim's walk locked them): the guard
+-- does not lock them again.
 --
 -- Creates are one statement for a batch (a bulk import is one lean INSERT; a job id that
 -- exists already fails the call with unique_violation); one create is a plain INSERT of the
@@ -270,7 +272,8 @@ CREATE TYPE vjm.outcome AS (appended vjm.appended[], refused vjm.refusal[]);
 -- items on it costs less (bench/README.md, "the guard's batches").
 CREATE FUNCTION vjm.guard_append(
     p_job_ids uuid[], p_types text[], p_data jsonb, p_actors text[], p_attempts integer[],
-    p_expected_versions integer[], p_user_ids text[], p_team_ids uuid[], p_ring boolean, p_strict boolean
+    p_expected_versions integer[], p_user_ids text[], p_team_ids uuid[], p_ring boolean, p_strict boolean,
+    p_locked boolean DEFAULT false
 ) RETURNS vjm.outcome
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -456,10 +459,12 @@ BEGIN
             END IF;
             -- (The arrays behind a sub-select: the estimate no longer follows their length, so the plan
             -- stays generic; with unnest(p_job_ids) a batch of 2-7 was planned anew at every call.)
-            PERFORM 1 FROM unnest((SELECT p_job_ids), (SELECT p_types)) AS i(id, t)
-              JOIN vjm.run_queue q ON q.job_id = i.id
-             WHERE vjm.moves_in_queue(i.t) AND vjm.can_see_job(q.user_id, q.team_id, caller, teams)
-             ORDER BY q.job_id FOR UPDATE OF q;  -- one statement; rows are locked in the order sorted
+            IF NOT p_locked THEN
+                PERFORM 1 FROM unnest((SELECT p_job_ids), (SELECT p_types)) AS i(id, t)
+                  JOIN vjm.run_queue q ON q.job_id = i.id
+                 WHERE vjm.moves_in_queue(i.t) AND vjm.can_see_job(q.user_id, q.team_id, caller, teams)
+                 ORDER BY q.job_id FOR UPDATE OF q;  -- one statement; rows are locked in the order sorted
+            END IF;
             IF n >= 3 AND NOT (p_types && ARRAY['reschedule', 'delete']) THEN
                 -- A batch of three or more: every item judged on its head by the rules one item is judged
                 -- by, and the items that pass appended in item order, the run queue following, all in one
@@ -564,7 +569,7 @@ BEGIN
                 END IF;
                 n := 0;  -- nothing is left to take one by one
             END IF;
-        ELSIF vjm.moves_in_queue(p_types[1]) THEN
+        ELSIF vjm.moves_in_queue(p_types[1]) AND NOT p_locked THEN
             PERFORM 1 FROM vjm.run_queue q
              WHERE q.job_id = p_job_ids[1] AND vjm.can_see_job(q.user_id, q.team_id, caller, teams) FOR UPDATE;
         END IF;

@@ -344,7 +344,9 @@ BEGIN
     IF p_worker_id IS NULL OR NOT vjm.payload_ok('start', worker) THEN  -- the start events' payload
         RAISE EXCEPTION 'worker_id breaks the payload rules of start (1-128 characters)' USING ERRCODE = '22023';
     END IF;
-    PERFORM vjm.check_platforms(p_platforms);
+    IF p_platforms IS NOT NULL THEN  -- (a statement: not paid by a claim of every platform)
+        PERFORM vjm.check_platforms(p_platforms);
+    END IF;
     IF NOT vjm.may_fire('start') THEN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
     END IF;
@@ -384,7 +386,7 @@ BEGIN
     o := vjm.guard_append(claimed, array_fill('start'::text, ARRAY[n]),
                           to_jsonb(array_fill(worker, ARRAY[n])), array_fill(p_worker_id, ARRAY[n]),
                           array_fill(NULL::integer, ARRAY[n]), array_fill(NULL::integer, ARRAY[n]),
-                          array_fill(NULL::text, ARRAY[n]), array_fill(NULL::uuid, ARRAY[n]), true, false);
+                          array_fill(NULL::text, ARRAY[n]), array_fill(NULL::uuid, ARRAY[n]), true, false, true);
     IF cardinality(o.refused) > 0 THEN
         RAISE EXCEPTION 'the run queue disagrees with the log: queued job % cannot start (%)', o.refused[1].job_id,
                         o.refused[1].message USING ERRCODE = 'XX000', HINT = 'vjm projections verify lists them';
