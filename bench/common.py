@@ -261,7 +261,15 @@ class Pace:
         return cls(start + interval * index / claimers, interval)
 
     async def slot(self, i: int) -> float:
-        """Wait for slot i (at once when it is past); its time."""
+        """Wait for slot i; the time the operation is timed from.
+
+        When the claimer is behind (slot i is past: the operation before it overran), the slot's own
+        time, so the operation counts the wait it was held up (no coordinated omission). Otherwise the
+        time it wakes at: the event loop's timer wakes up to a millisecond late (epoll's resolution),
+        and that lateness is the client's, not the system's."""
         due = self.first + i * self.interval
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))  # pace: the next slot
-        return due
+        now = time.perf_counter()
+        if now >= due:
+            return due
+        await asyncio.sleep(due - now)  # pace: the next slot
+        return time.perf_counter()
