@@ -155,13 +155,13 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The claim order's first p_limit claimable jobs that fit under every cap that applies to them
--- (see the top of this file), their entries locked. Looks at most 50 jobs per job asked (and
+-- (see the top of this file), their entries locked. caps: vjm.claim_caps as the claim read them
+-- ('<kind>:<key>' -> max_processing). Looks at most 50 jobs per job asked (and
 -- 500 more) past jobs that do not fit, so a claim stays short when the head of the queue is
 -- one capped user's: the next claim looks again.
-CREATE FUNCTION vjm.claim_within_caps(p_limit integer, p_platforms text[]) RETURNS uuid[]
+CREATE FUNCTION vjm.claim_within_caps(p_limit integer, p_platforms text[], caps jsonb) RETURNS uuid[]
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    caps constant jsonb := (SELECT jsonb_object_agg(c.kind || ':' || c.key, c.max_processing) FROM vjm.claim_caps c);
     counted jsonb := '{}';  -- capped key -> jobs processing under it, this claim's included (keys it holds locked)
     shut text[] := '{}';    -- capped keys at their cap, or another claimer's to judge now
     closed text[] := '{}';  -- platforms shut: the next walk leaves them out
@@ -342,7 +342,8 @@ DECLARE
     worker constant jsonb := jsonb_build_object('worker_id', p_worker_id);
     o vjm.outcome;
     platforms text[];
-    capped boolean;
+    paused boolean;
+    caps jsonb;  -- vjm.claim_caps ('<kind>:<key>' -> max_processing), NULL when there is none
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
         RAISE EXCEPTION 'limit must be between 1 and 1000' USING ERRCODE = '22023';
@@ -356,18 +357,17 @@ BEGIN
     IF NOT vjm.may_fire('start') THEN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
     END IF;
-    -- Plain statements (their plans kept for the session), not a SQL function planned on every call: a claim
-    -- asks them every time, and nothing is paused or capped most of the time.
-    platforms := p_platforms;
-    IF EXISTS (SELECT FROM vjm.claim_pauses) THEN
-        platforms := vjm.unpaused_platforms(p_platforms);
-    END IF;
-    capped := EXISTS (SELECT FROM vjm.claim_caps);
+    -- One plain statement (its plan kept for the session), not a SQL function planned on every call: a claim
+    -- asks it every time, and nothing is paused or capped most of the time.
+    SELECT EXISTS (SELECT FROM vjm.claim_pauses),
+           (SELECT jsonb_object_agg(c.kind || ':' || c.key, c.max_processing) FROM vjm.claim_caps c)
+      INTO paused, caps;
+    platforms := CASE WHEN paused THEN vjm.unpaused_platforms(p_platforms) ELSE p_platforms END;
     IF cardinality(platforms) = 0 THEN  -- every platform asked is paused
         RETURN;
     END IF;
-    IF capped THEN
-        claimed := vjm.claim_within_caps(p_limit, platforms);
+    IF caps IS NOT NULL THEN
+        claimed := vjm.claim_within_caps(p_limit, platforms, caps);
     ELSE
         -- One walk of run_queue_claim_order for every platform asked: no per-platform merge. A cursor fetched
         -- p_limit times locks the rows it returns and no more (LIMIT p_limit would do the same, but its plan
