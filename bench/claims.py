@@ -21,8 +21,8 @@ Issue 19's benchmark (fair claims and caps, sql/schema/063_claims.sql). One run:
    '*', n)`; CAPPED_PLATFORM at most PLATFORM_CAP) and without any cap (the fast path), each at
    limit 1 and limit 10, back to back (the claimers saturate the machine: the latency is mostly
    their wait for the CPU, and claims/s is the capacity); then paced, at PACED_JOBS_PER_S jobs
-   claimed per second over the four (an offered load below the capacity, each claim timed from
-   the slot it was due at, so a claim held up by the one before it counts that wait). An admin
+   claimed per second over the four (an offered load below the capacity; a claim held up by the one
+   before it is timed from the slot it was due at, so it counts that wait: common.Pace). An admin
    connection samples the most jobs processing under one user and under the capped platform
    every 20 ms (the caps must hold; without caps they are exceeded).
    Each run starts with VACUUM vjm.run_queue: what the table's autovacuum setting (every 5,000
@@ -116,8 +116,8 @@ async def claimer(conn: asyncpg.Connection, worker: str, limit: int, claims: int
     """`claims` timed claims; keeps up to HOLD jobs processing, completes the oldest beyond it.
 
     Back to back without `pace`: the time around each claim. With it, each claim is due at its
-    slot and timed from the slot, not from when it was sent, so a claim held up by the one before
-    it counts its wait (no coordinated omission)."""
+    slot, and one held up by the claim before it is timed from its slot, so it counts its wait (no
+    coordinated omission; `Pace.slot`)."""
     held: deque[tuple] = deque()
     for i in range(claims):
         started = await pace.slot(i) if pace else time.perf_counter()
