@@ -12,6 +12,7 @@ import pytest
 
 from store.identity import create_role_pool
 from tests.support.factories import create_data
+from tests.support.rows_read import RUN_QUEUE_ROWS_READ
 from tests.support.waiting import eventually
 from videojobs import AccessDenied, ValidationError, VideoJobManager
 
@@ -259,14 +260,12 @@ async def test_a_full_platforms_backlog_is_not_read_by_claims(manager: VideoJobM
     await _queue(manager, "tt", 3000)
     insta = await _queue(manager, "ig", 1, platform_target="instagram")
     await manager.queue.set_cap("platform", "tiktok", 0)
-    fetched = ("SELECT coalesce(sum(idx_tup_fetch), 0) + coalesce(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables"
-               " WHERE relid = 'vjm.run_queue'::regclass")
     async with claimers.acquire() as conn, conn.transaction():
         assert await conn.fetch("SELECT job_id FROM vjm.claim_jobs($1, $2, $3)", "w", 5, ["tiktok"]) == []
-        assert await conn.fetchval(fetched) < 100  # run-queue rows read by the claim, of 3,001 queued
+        assert await conn.fetchval(RUN_QUEUE_ROWS_READ) < 100  # run-queue rows read by the claim, of 3,001 queued
     async with claimers.acquire() as conn, conn.transaction():
         assert [r["job_id"] for r in await conn.fetch(CLAIM, "w", 5)] == insta
-        assert await conn.fetchval(fetched) < 100
+        assert await conn.fetchval(RUN_QUEUE_ROWS_READ) < 100
 
 
 async def test_a_claim_past_a_full_platform_merges_index_scans_at_any_queue_size(manager: VideoJobManager, pool,
@@ -281,13 +280,11 @@ async def test_a_claim_past_a_full_platform_merges_index_scans_at_any_queue_size
     await pool.execute("ANALYZE vjm.run_queue")
     await manager.queue.set_cap("platform", "tiktok", 0)
     await manager.queue.set_cap("user", "*", 2)
-    fetched = ("SELECT coalesce(sum(idx_tup_fetch), 0) + coalesce(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables"
-               " WHERE relid = 'vjm.run_queue'::regclass")
     fresh = await create_role_pool(database_url, role="vjm_processor", min_size=1, max_size=1)
     try:
         async with fresh.acquire() as conn, conn.transaction():
             claimed = await conn.fetchval("SELECT array_agg(job_id) FROM vjm.claim_jobs($1, $2)", "w", 1)
-            assert await conn.fetchval(fetched) < 1_000
+            assert await conn.fetchval(RUN_QUEUE_ROWS_READ) < 1_000
         assert len(claimed) == 1
         assert await pool.fetchval("SELECT platform_target FROM vjm.run_queue WHERE job_id = $1", claimed[0]) != "tiktok"
     finally:

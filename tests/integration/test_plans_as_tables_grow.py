@@ -12,6 +12,7 @@ from listeners.listening import connect_with_role
 from store.identity import create_role_pool
 from store.queries import named_query
 from tests.support.factories import create_data
+from tests.support.rows_read import RUN_QUEUE_ROWS_READ
 from videojobs import VideoJobManager
 
 GROW = """
@@ -37,11 +38,6 @@ async def test_the_projectors_session_plans_job_lookups_for_the_table_it_has_now
         await conn.close()
 
 
-# Run-queue rows this transaction read, by index or by a sequential scan.
-ROWS_READ = ("SELECT coalesce(sum(idx_tup_fetch), 0) + coalesce(sum(seq_tup_read), 0) FROM pg_stat_xact_user_tables"
-             " WHERE relid = 'vjm.run_queue'::regclass")
-
-
 async def test_a_processors_claims_planned_on_a_few_jobs_walk_the_index_at_20000(manager: VideoJobManager, pool,
                                                                                  database_url: str) -> None:
     """A processor session makes its claim plans (without and with caps) on a queue of a few jobs; the queue then
@@ -62,7 +58,7 @@ async def test_a_processors_claims_planned_on_a_few_jobs_walk_the_index_at_20000
                 await _caps(manager, capped)
                 async with conn.transaction():
                     assert len(await conn.fetch("SELECT job_id FROM vjm.claim_jobs($1, 3)", "w")) == 3
-                    assert await conn.fetchval(ROWS_READ) < 100, f"capped={capped}"
+                    assert await conn.fetchval(RUN_QUEUE_ROWS_READ) < 100, f"capped={capped}"
     finally:
         await claimers.close()
 
