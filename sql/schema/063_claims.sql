@@ -163,9 +163,8 @@ CREATE FUNCTION vjm.claim_within_caps(p_limit integer, p_platforms text[], caps 
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     counted jsonb := '{}';  -- capped key -> jobs processing under it, this claim's included (keys it holds locked)
-    shut text[] := '{}';    -- capped keys at their cap, or another claimer's to judge now
-    closed text[] := '{}';  -- platforms shut: the next walk leaves them out
-    asked constant text[] := coalesce(p_platforms, vjm.known_platforms());
+    shut text[];            -- capped keys at their cap, or another claimer's to judge now
+    closed text[];          -- platforms shut: the next walk leaves them out
     unshut text[];          -- the platforms asked that are not shut
     walk_rows refcursor;
     busy text;              -- a platform key another claimer held, not seen at its cap
@@ -179,25 +178,30 @@ DECLARE
     n bigint;
     fits boolean;
 BEGIN
-    -- Platforms at their cap now (looked at without their locks, as a walk's first look does) are left out from
-    -- the first walk on: a full platform's backlog at the head of the queue would end that walk at once.
-    IF caps::text LIKE '%"platform:%' THEN
-        FOREACH k IN ARRAY asked LOOP
-            cap := coalesce((caps ->> ('platform:' || k))::integer, (caps ->> 'platform:*')::integer);
-            CONTINUE WHEN cap IS NULL;
-            SELECT count(*) INTO n FROM (SELECT FROM vjm.run_queue q
-                                          WHERE q.processing AND q.platform_target = k LIMIT cap) s;
-            IF n >= cap THEN
-                closed := closed || k;
-                shut := shut || ('platform:' || k);
-            END IF;
-        END LOOP;
-    END IF;
+    -- The platforms asked (every known one for NULL), and those of them at their cap now (looked at without their
+    -- locks, as a walk's first look does): those are left out from the first walk on, since a full platform's
+    -- backlog at the head of the queue would end that walk at once. One statement, whatever the caps: each
+    -- statement and each expression of a plpgsql function costs its set-up again in every transaction, and a
+    -- claim is a transaction of its own (this replaced a loop of one count per capped platform, a call of
+    -- vjm.known_platforms() and a statement per walk for the platforms left: bench/README.md, "W5c, fifth round").
+    SELECT coalesce(array_agg(p.platform) FILTER (WHERE p.full), '{}'),
+           coalesce(array_agg('platform:' || p.platform) FILTER (WHERE p.full), '{}'),
+           coalesce(array_agg(p.platform) FILTER (WHERE NOT p.full), '{}')
+      INTO closed, shut, unshut
+      FROM unnest(coalesce(p_platforms, (SELECT r.choices FROM vjm.payload_rules r
+                                          WHERE r.trigger = 'create' AND r.key = 'platform_target'))) AS a(platform)
+     CROSS JOIN LATERAL (
+         SELECT a.platform, CASE WHEN pc.cap IS NULL THEN false
+                                 ELSE (SELECT count(*) FROM (SELECT FROM vjm.run_queue q
+                                                              WHERE q.processing AND q.platform_target = a.platform
+                                                              LIMIT pc.cap) s) >= pc.cap END AS full
+           FROM (SELECT coalesce((caps ->> ('platform:' || a.platform))::integer,
+                                 (caps ->> 'platform:*')::integer) AS cap) pc
+         OFFSET 0) p;  -- (not pulled up: each aggregate's filter would count again)
     -- A walk ends when the claim is full, or when a platform shut: the next walk leaves that platform out, so a
     -- shut platform's backlog at the head of the queue never fills the look-ahead.
     FOR walk IN 1 .. 6 LOOP
     stopped_at := NULL;
-    unshut := ARRAY(SELECT a FROM unnest(asked) AS a WHERE a <> ALL (closed));
     IF cardinality(closed) > 0 AND cardinality(unshut) BETWEEN 1 AND 4 THEN
         -- Some platforms shut: the open ones' claim orders merged (run_queue_platform_claim_order), so the shut
         -- ones' backlog is not read row by row to be passed over, however long it grows at the head. Each branch
@@ -297,8 +301,9 @@ BEGIN
     END LOOP;
     CLOSE walk_rows;
     EXIT WHEN cardinality(taken) >= p_limit;
-    IF stopped_at IS NOT NULL THEN
-        closed := closed || stopped_at;  -- the walk ended at a platform that shut: once more without it
+    IF stopped_at IS NOT NULL THEN  -- the walk ended at a platform that shut: once more without it
+        closed := closed || stopped_at;
+        unshut := array_remove(unshut, stopped_at);
     ELSIF cardinality(taken) = 0 AND busy IS NOT NULL AND NOT waited
           AND NOT EXISTS (SELECT FROM jsonb_object_keys(counted) key WHERE key LIKE 'platform:%') THEN
         -- Nothing else to take, and a platform was only busy: wait for its claimer (holding no platform key, so
@@ -306,6 +311,7 @@ BEGIN
         PERFORM pg_advisory_xact_lock(vjm.claim_cap_lock_class(), hashtext(busy));
         shut := array_remove(shut, busy);
         closed := array_remove(closed, substr(busy, 10));
+        unshut := unshut || substr(busy, 10);
         waited := true;
     ELSE
         EXIT;  -- nothing new shut: another walk would see the same rows
