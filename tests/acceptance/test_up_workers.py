@@ -77,10 +77,17 @@ async def test_both_workers_answer_with_one_secret_and_one_projector_leads(datab
             return seen == set(up.pids)
 
         await eventually(both_answered, 20, lambda: f"answers from both workers {up.pids} (seen {seen})")
+        asked = {pid: 2 + i for i, pid in enumerate(up.pids)}  # a different number of requests to each
         for pid in up.pids:  # the service token the parent printed works in each process: one secret
             async with pinned(up.base, pid) as client:
-                teams = await client.get("/api/v1/teams", headers=up.service)
-                assert teams.status_code == 200, teams.text
+                for _ in range(asked[pid]):
+                    teams = await client.get("/api/v1/teams", headers=up.service)
+                    assert teams.status_code == 200, teams.text
+        for pid in up.pids:  # a scrape of either worker counts both workers' requests, and shows both pools
+            async with pinned(up.base, pid) as client:
+                text = (await client.get("/metrics")).text
+            assert metric(text, TEAMS_REQUESTS) == sum(asked.values())
+            assert {int(p) for p in re.findall(r'^vjm_db_pool_connections\{.*\bpid="(\d+)"', text, re.M)} == set(up.pids)
         await one_leader(up, up.pids, database_url)
         assert sum("vjm up: serving" in line for line in up.lines) == 1
         secret = up.printed("user tokens: VJM_JWT_SECRET=").split("VJM_JWT_SECRET=")[1].split()[0]
@@ -107,13 +114,20 @@ async def follow_stream(client: httpx.AsyncClient, service: dict[str, str], open
                 seen.add(event["data"]["job_id"])
 
 
-async def streams_served_by(base: str, pid: int) -> float:
-    """The open event streams worker `pid` counts (its own gauge)."""
-    async with pinned(base, pid) as client:
-        text = (await client.get("/metrics")).text
-    found = re.search(r"^vjm_sse_clients (\S+)$", text, re.M)
-    assert found is not None
+def metric(text: str, series: str) -> float:
+    """The value of one series (its name and labels as printed) in a Prometheus text."""
+    found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    assert found is not None, f"{series} not in {text[:2000]}"
     return float(found.group(1))
+
+
+TEAMS_REQUESTS = 'vjm_http_request_duration_seconds_count{method="GET",route="/api/v1/teams",status="200"}'
+
+
+async def open_streams(base: str, pid: int) -> float:
+    """The open event streams of every worker, as worker `pid`'s /metrics sums them."""
+    async with pinned(base, pid) as client:
+        return metric((await client.get("/metrics")).text, "vjm_sse_clients")
 
 
 async def test_a_job_created_through_either_worker_shows_on_streams_served_by_each(database_url: str,
@@ -133,8 +147,9 @@ async def test_a_job_created_through_either_worker_shows_on_streams_served_by_ea
             stack.callback(stream.cancel)
             streams.append(stream)
             await asyncio.wait_for(opened.wait(), 10)
-        for pid in up.pids:
-            await eventually(lambda pid=pid: _serves_one(up.base, pid), 20, f"worker {pid} serving a stream")
+        for pid in up.pids:  # one stream each, and each worker's /metrics sums both
+            await eventually(lambda pid=pid: _all_streams(up.base, pid, len(streams)), 20,
+                             f"worker {pid} counting {len(streams)} open streams")
         created = set()
         for pid in up.pids:  # and one job created through each worker
             async with pinned(up.base, pid) as client:
@@ -151,13 +166,16 @@ async def test_a_job_created_through_either_worker_shows_on_streams_served_by_ea
     assert not any("killing it" in line or "did not stop cleanly" in line for line in up.lines)
 
 
-async def _serves_one(base: str, pid: int) -> bool:
-    return await streams_served_by(base, pid) == 1
+async def _all_streams(base: str, pid: int, opened: int) -> bool:
+    return await open_streams(base, pid) == opened
 
 
 async def test_killing_the_leading_worker_hands_the_projector_to_another_process(database_url: str) -> None:
     async with up_workers(database_url, 2) as up:
         leader = await one_leader(up, up.pids, database_url)
+        async with pinned(up.base, leader) as client:  # requests only the leader answers: its counts
+            for _ in range(3):
+                assert (await client.get("/api/v1/teams", headers=up.service)).status_code == 200
         os.kill(leader, signal.SIGKILL)
         exited = await up.line_with(f"(pid {leader}) exited (killed by SIGKILL)")
         assert "restarting it" in exited
@@ -173,6 +191,10 @@ async def test_killing_the_leading_worker_hands_the_projector_to_another_process
         survivors = [pid for pid in up.pids if pid != leader] + [restarted]
         new_leader = await one_leader(up, survivors, database_url)
         assert new_leader != leader and is_gone(leader)
+        async with pinned(up.base, restarted) as client:  # the dead worker's requests still count; its pool is gone
+            text = (await client.get("/metrics")).text
+        assert metric(text, TEAMS_REQUESTS) == 3
+        assert leader not in {int(p) for p in re.findall(r'^vjm_db_pool_connections\{.*\bpid="(\d+)"', text, re.M)}
         assert await up.stop() == 0, (up.lines, up.stderr[-20:])
     assert all(is_gone(pid) for pid in survivors)
 

@@ -17,6 +17,10 @@
 - Every worker runs a stuck detector too: a reset is appended through the version guard and a
   lease expiry deletes its lease row first (listeners/stuck_detector.py), so N detectors reset each
   stuck job exactly once; the cost is N cheap index scans per interval.
+- Each worker's own metrics (request latencies, open streams, pools) go to files in a directory the
+  parent makes for the run (PROMETHEUS_MULTIPROC_DIR, prometheus_client's multi-process mode), so a
+  scrape of /metrics, whichever worker answers, serves them all (videojobs/http/metrics.py); a dead
+  worker's gauges are dropped, its counts kept.
 - A worker that dies is reported and restarted, after RESTART_DELAY, doubling (up to
   RESTART_MAX_DELAY) while it keeps dying within RESTART_WINDOW of its start; after
   MAX_QUICK_DEATHS such deaths in a row the parent gives up, stops the others and exits 1. A worker
@@ -32,14 +36,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
+from prometheus_client.multiprocess import mark_process_dead
+
 from ..config import Settings
 from ..database import probe_database, provide_database
+from ..http.metrics import MULTIPROCESS_DIR
 from .session import shutdown_event
 from .up_worker import READY, WorkerSpec
 
@@ -97,10 +106,11 @@ class WorkerProcess:
         self._relay = asyncio.create_task(self._read_stdout())
 
     @classmethod
-    async def spawn(cls, spec: WorkerSpec) -> WorkerProcess:
+    async def spawn(cls, spec: WorkerSpec, metrics_dir: str) -> WorkerProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "videojobs.cli.up_worker", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, pass_fds=(spec.fd,), start_new_session=True)  # no terminal Ctrl-C
+            stdout=asyncio.subprocess.PIPE, pass_fds=(spec.fd,), start_new_session=True,  # no terminal Ctrl-C
+            env={**os.environ, MULTIPROCESS_DIR: metrics_dir})
         assert process.stdin is not None
         process.stdin.write(spec.to_line())  # stdin stays open: its end tells the worker the parent is gone
         return cls(spec.index, process)
@@ -149,8 +159,8 @@ class WorkerProcess:
 class Supervisor:
     """Starts the workers, restarts the ones that die, stops them all."""
 
-    def __init__(self, spec_of: Callable[[int], WorkerSpec], count: int, stop: asyncio.Event) -> None:
-        self.spec_of, self.count, self.stop = spec_of, count, stop
+    def __init__(self, spec_of: Callable[[int], WorkerSpec], count: int, stop: asyncio.Event, metrics_dir: str) -> None:
+        self.spec_of, self.count, self.stop, self.metrics_dir = spec_of, count, stop, metrics_dir
         self.workers: dict[int, WorkerProcess] = {}
         self.gave_up = False
         self._keepers: list[asyncio.Task[None]] = []
@@ -169,7 +179,7 @@ class Supervisor:
         return None
 
     async def _start(self, index: int) -> WorkerProcess:
-        worker = self.workers[index] = await WorkerProcess.spawn(self.spec_of(index))
+        worker = self.workers[index] = await WorkerProcess.spawn(self.spec_of(index), self.metrics_dir)
         await first_of(worker.serving(), self.stop.wait())
         return worker
 
@@ -179,6 +189,7 @@ class Supervisor:
         while True:
             worker = self.workers[index]
             code = await worker.wait()
+            mark_process_dead(worker.pid, self.metrics_dir)  # its gauges go; its counts stay in the sums
             if self.stop.is_set():
                 return
             quick = quick + 1 if time.monotonic() - worker.started_at < RESTART_WINDOW else 0
@@ -233,12 +244,12 @@ async def run_workers(args: argparse.Namespace, settings: Settings, announce: An
             return 1
         assert settings.jwt_secret is not None  # up.py settled it
         secret, level = settings.jwt_secret, getattr(args, "log_level", None)
-        with sock:
+        with sock, tempfile.TemporaryDirectory(prefix="vjm-metrics-") as metrics_dir:
             def spec_of(index: int) -> WorkerSpec:
                 return WorkerSpec(database_url=url, jwt_secret=secret, fd=sock.fileno(), index=index,
                                   stuck_timeout=settings.stuck_timeout_seconds, log_level=level)
 
-            return await supervise(Supervisor(spec_of, args.workers, stop), sock, announce)
+            return await supervise(Supervisor(spec_of, args.workers, stop, metrics_dir), sock, announce)
 
 
 async def supervise(supervisor: Supervisor, sock: socket.socket, announce: Announce) -> int:

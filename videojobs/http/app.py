@@ -89,7 +89,7 @@ def _assemble(app: FastAPI, state: AppState, static_dir: Path | None) -> None:
     app.add_middleware(MethodNotAllowed, routes=api_routes(app))
     app.add_middleware(CatchAll)
     app.add_middleware(BodySizeLimit, max_bytes=state.options.max_body_bytes)
-    app.add_middleware(RequestTimer, metrics=state.metrics)
+    app.add_middleware(RequestTimer, metrics=state.metrics, sample=state.observe_process)
     if static_dir is not None and static_dir.is_dir():
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="static")
 

@@ -48,6 +48,14 @@ class AppState:
     worker_waits: WorkerWaits = field(default_factory=WorkerWaits)
     _hub_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
+    def observe_process(self) -> None:
+        """This process's own gauges: the feed reader, the held worker calls, the pools."""
+        self.metrics.observe_feed_hub(self.feed_hub)
+        self.metrics.observe_held_calls(self.worker_waits.waiting)
+        if self.manager is not None:
+            for usage in self.manager.maintenance.pool_usage():
+                self.metrics.observe_pool(usage)
+
     def require_manager(self) -> VideoJobManager:
         """The service manager; DatabaseUnavailable while the app has none (starting, or its database is down)."""
         if self.manager is None:

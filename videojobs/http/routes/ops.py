@@ -5,12 +5,13 @@ from __future__ import annotations
 import structlog
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from videojobs.errors import is_unavailable
 
 from ..dependencies import State
 from ..health import HealthReport, check_health
+from ..metrics_figures import Figures
 from ..state import AppState
 
 log = structlog.get_logger("vjm.http")
@@ -41,25 +42,18 @@ async def metrics(state: State) -> Response:
         if not is_unavailable(exc):
             raise
         log.warning("metrics_database_unavailable", error=repr(exc)[:200])
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _refresh(state: AppState) -> None:
     manager, metrics = state.manager, state.metrics
-    metrics.observe_feed_hub(state.feed_hub)
+    state.observe_process()
     if manager is None:
         return
-    for usage in manager.maintenance.pool_usage():
-        metrics.observe_pool(usage)
-    metrics.observe_transition_totals(await manager.maintenance.transition_counts())
-    stats = await manager.get_job_stats(days=1)
-    for status in ("queued", "processing", "completed", "failed", "cancelled"):
-        metrics.jobs.labels(status=status).set(getattr(stats, f"{status}_jobs"))
-    report = await check_health(manager, state.settings.stuck_timeout_seconds)
-    metrics.lag_events.set(getattr(report.projector, "events_behind", 0) or 0)
-    metrics.lag_seconds.set(getattr(report.projector, "seconds_behind", 0.0) or 0.0)
-    metrics.observe_stop(getattr(report.projector, "stopped", None))
-    metrics.observe_horizon(getattr(report.projector, "horizon", None))
-    metrics.observe_workers(await manager.workers.list(REGISTRY_SCRAPE_LIMIT), state.worker_waits.waiting)
-    metrics.observe_queue(await manager.maintenance.queue_depth())
-    metrics.observe_pauses((await manager.queue.policy()).pauses)
+    figures = Figures()
+    figures.transitions(await manager.maintenance.transition_counts())
+    figures.jobs(await manager.get_job_stats(days=1))
+    figures.projector((await check_health(manager, state.settings.stuck_timeout_seconds)).projector)
+    figures.workers(await manager.workers.list(REGISTRY_SCRAPE_LIMIT))
+    figures.queue(await manager.maintenance.queue_depth(), (await manager.queue.policy()).pauses)
+    metrics.observe_database(figures)
