@@ -190,11 +190,11 @@ async def test_the_policy_refuses_end_users_processors_and_bad_input_changing_no
     for call in bad:
         with pytest.raises(ValidationError):
             await call()
-    for call in ["set_claim_cap('user', NULL, 1)", "set_claim_cap('team', 'ABC', 1)",
-                 "set_claim_cap('platform', 'myspace', 1)", "set_claim_cap('user', 'a', -5)",
-                 "pause_claims('TikTok')", "set_fair_share(NULL)"]:
+    for sql_call in ["set_claim_cap('user', NULL, 1)", "set_claim_cap('team', 'ABC', 1)",
+                     "set_claim_cap('platform', 'myspace', 1)", "set_claim_cap('user', 'a', -5)",
+                     "pause_claims('TikTok')", "set_fair_share(NULL)"]:
         with pytest.raises(asyncpg.InvalidParameterValueError):
-            await pool.fetch(f"SELECT * FROM vjm.{call}")
+            await pool.fetch(f"SELECT * FROM vjm.{sql_call}")
     assert await pool.fetchval("SELECT count(*) FROM vjm.queue_settings_history") == 0
     assert await pool.fetchval("SELECT count(*) FROM vjm.claim_caps") == 0
 
