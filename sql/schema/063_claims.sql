@@ -182,8 +182,7 @@ BEGIN
     -- locks, as a walk's first look does): those are left out from the first walk on, since a full platform's
     -- backlog at the head of the queue would end that walk at once. One statement, whatever the caps: each
     -- statement and each expression of a plpgsql function costs its set-up again in every transaction, and a
-    -- claim is a transaction of its own (this replaced a loop of one count per capped platform, a call of
-    -- vjm.known_platforms() and a statement per walk for the platforms left: bench/README.md, "W5c, fifth round").
+    -- claim is a transaction of its own (bench/README.md, "where a claim's and a W3 job's CPU goes").
     SELECT coalesce(array_agg(p.platform) FILTER (WHERE p.full), '{}'),
            coalesce(array_agg('platform:' || p.platform) FILTER (WHERE p.full), '{}'),
            coalesce(array_agg(p.platform) FILTER (WHERE NOT p.full), '{}')
