@@ -10,6 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from store import default_data_dir
 
+# What `vjm up --workers N` sets for each worker (videojobs/cli/up_workers.py): prometheus_client's directory for its
+# multi-process files, and the flag by which /metrics merges every worker's files (videojobs/http/metrics.py). A
+# directory a user sets for a single process is not merged: nothing there drops a dead process's gauges.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+MERGE_METRICS_VARIABLE = "VJM_MERGE_WORKER_METRICS"
+
 
 class Settings(BaseModel):
     """Everything vjm reads from the environment. Absent values have working defaults."""

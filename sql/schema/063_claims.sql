@@ -182,13 +182,14 @@ BEGIN
     -- locks, as a walk's first look does): those are left out from the first walk on, since a full platform's
     -- backlog at the head of the queue would end that walk at once. One statement, whatever the caps: each
     -- statement and each expression of a plpgsql function costs its set-up again in every transaction, and a
-    -- claim is a transaction of its own (bench/README.md, "where a claim's and a W3 job's CPU goes").
+    -- claim is a transaction of its own (bench/README.md, "where a claim's and a W3 job's CPU goes"). A platform
+    -- named twice is one platform (one branch of a merged walk, not two returning the same rows).
     SELECT coalesce(array_agg(p.platform) FILTER (WHERE p.full), '{}'),
            coalesce(array_agg('platform:' || p.platform) FILTER (WHERE p.full), '{}'),
            coalesce(array_agg(p.platform) FILTER (WHERE NOT p.full), '{}')
       INTO closed, shut, unshut
-      FROM unnest(coalesce(p_platforms, (SELECT r.choices FROM vjm.payload_rules r
-                                          WHERE r.trigger = 'create' AND r.key = 'platform_target'))) AS a(platform)
+      FROM (SELECT DISTINCT x FROM unnest(coalesce(p_platforms, (SELECT r.choices FROM vjm.payload_rules r
+                                 WHERE r.trigger = 'create' AND r.key = 'platform_target'))) AS x) AS a(platform)
      CROSS JOIN LATERAL (
          SELECT a.platform, CASE WHEN pc.cap IS NULL THEN false
                                  ELSE (SELECT count(*) FROM (SELECT FROM vjm.run_queue q

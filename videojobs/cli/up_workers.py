@@ -46,9 +46,8 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client.multiprocess import mark_process_dead
 
-from ..config import Settings
+from ..config import MERGE_METRICS_VARIABLE, METRICS_DIR_VARIABLE, Settings
 from ..database import probe_database, provide_database
-from ..http.metrics import MULTIPROCESS_DIR
 from .session import shutdown_event
 from .up_worker import READY, WorkerSpec
 
@@ -110,7 +109,7 @@ class WorkerProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "videojobs.cli.up_worker", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, pass_fds=(spec.fd,), start_new_session=True,  # no terminal Ctrl-C
-            env={**os.environ, MULTIPROCESS_DIR: metrics_dir})
+            env={**os.environ, METRICS_DIR_VARIABLE: metrics_dir, MERGE_METRICS_VARIABLE: "1"})
         assert process.stdin is not None
         process.stdin.write(spec.to_line())  # stdin stays open: its end tells the worker the parent is gone
         return cls(spec.index, process)

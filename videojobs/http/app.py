@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -89,7 +90,7 @@ def _assemble(app: FastAPI, state: AppState, static_dir: Path | None) -> None:
     app.add_middleware(MethodNotAllowed, routes=api_routes(app))
     app.add_middleware(CatchAll)
     app.add_middleware(BodySizeLimit, max_bytes=state.options.max_body_bytes)
-    app.add_middleware(RequestTimer, metrics=state.metrics, sample=state.observe_process)
+    app.add_middleware(RequestTimer, metrics=state.metrics)
     if static_dir is not None and static_dir.is_dir():
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="static")
 
@@ -140,12 +141,18 @@ def _lifespan(state: AppState, factory: ManagerFactory | None):
 @contextlib.asynccontextmanager
 async def _feed_hub(state: AppState) -> AsyncIterator[None]:
     """The shared change-feed reader runs with the app (it connects in the background) and is closed,
-    ending every event stream, before the manager and its pools."""
+    ending every event stream, before the manager and its pools. A worker of `vjm up --workers N` samples its
+    own gauges meanwhile (a scrape reaches one worker; the others show what they last sampled)."""
     if state.manager is not None:
         await state.require_feed_hub()
+    sampling = asyncio.create_task(state.sample_process()) if state.metrics.merged_dir else None
     try:
         yield
     finally:
+        if sampling is not None:
+            sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampling
         await state.close_feed_hub()
 
 

@@ -7,29 +7,30 @@ are the projector's counters by event type (`manager.maintenance.transition_coun
 transaction): they count every writer (other API processes, workers on the Python API, the stuck
 detector), exactly once, in commit order, and a scrape reads a handful of rows, never the log.
 
-Under `vjm up --workers N` (PROMETHEUS_MULTIPROC_DIR set for each worker by the parent) a scrape,
+Under `vjm up --workers N` (PROMETHEUS_MULTIPROC_DIR and VJM_MERGE_WORKER_METRICS set for each worker by the
+parent, videojobs/config.py) a scrape,
 whichever worker answers it, serves every worker's own metrics: request counts and latencies summed
 over the workers (those of a worker that died and was restarted included, so counters never go
 back), open streams and held calls summed over the live ones, and each live worker's pool and feed
-reader labelled by its `pid`. The database figures are read once, by the worker that answers.
+reader labelled by its `pid` (each worker samples them every SAMPLE_SECONDS). The database figures are read
+once, by the worker that answers.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from videojobs.config import MERGE_METRICS_VARIABLE, METRICS_DIR_VARIABLE
 from videojobs.manager import PoolUsage
 
 from .metrics_figures import DatabaseFigures, Figures
 
-MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's: set before it is imported
-SAMPLE_SECONDS = 1.0  # a worker of a multi-process server samples its own gauges after a request, this often
+SAMPLE_SECONDS = 1.0  # a worker of a multi-process server samples its own gauges this often
 
 
 class ApiMetrics:
@@ -56,15 +57,17 @@ class ApiMetrics:
                                 ("call",), registry=r, multiprocess_mode="livesum")
         self.database = DatabaseFigures()
         r.register(self.database)
+        # The workers' files to merge, under `vjm up --workers N` (else None: this process's own figures).
+        self.merged_dir = (os.environ.get(METRICS_DIR_VARIABLE) or None
+                           if os.environ.get(MERGE_METRICS_VARIABLE) == "1" else None)
 
     def exposition(self) -> bytes:
         """The Prometheus text of a scrape: every worker's own metrics under a multi-process server, and the
         newest database figures."""
-        directory = os.environ.get(MULTIPROCESS_DIR)
-        if not directory:
+        if self.merged_dir is None:
             return generate_latest(self.registry)
-        merged = CollectorRegistry(auto_describe=True)
-        MultiProcessCollector(merged, path=directory)
+        merged = CollectorRegistry()  # (no auto_describe: it would read the files once more on registering)
+        MultiProcessCollector(merged, path=self.merged_dir)
         merged.register(self.database)
         return generate_latest(merged)
 
@@ -91,16 +94,10 @@ class ApiMetrics:
 
 
 class RequestTimer:
-    """ASGI middleware observing every request's latency under its route template (not its raw path).
+    """ASGI middleware observing every request's latency under its route template (not its raw path)."""
 
-    Under a multi-process server it also samples this process's own gauges (`sample`), at most every
-    SAMPLE_SECONDS: a scrape reaches one worker, and the others' pools and feed readers are shown as
-    they last sampled them."""
-
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics, sample: Callable[[], None] | None = None):
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics):
         self.app, self.metrics = app, metrics
-        self.sample = sample if os.environ.get(MULTIPROCESS_DIR) else None
-        self.sampled_at = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,9 +115,5 @@ class RequestTimer:
             await self.app(scope, receive, timed_send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            ended = time.perf_counter()
             self.metrics.requests.labels(method=scope.get("method", "?"), route=route,
-                                         status=str(status)).observe(ended - started)
-            if self.sample is not None and ended - self.sampled_at >= SAMPLE_SECONDS:
-                self.sampled_at = ended
-                self.sample()
+                                         status=str(status)).observe(time.perf_counter() - started)

@@ -20,10 +20,12 @@ JOB_STATUSES = ("queued", "processing", "completed", "failed", "cancelled")
 
 
 class DatabaseFigures(Collector):
-    """Serves the figures of the newest scrape (none before the first)."""
+    """Serves the figures of the newest scrape (before the first that reached the database: every family, with
+    zeros where a figure is one number and no sample where it is labelled, as prometheus_client's own
+    metrics start)."""
 
     def __init__(self) -> None:
-        self._families: list[Metric] = []
+        self._families: list[Metric] = Figures.nothing_read().families
 
     def publish(self, figures: Figures) -> None:
         self._families = figures.families
@@ -41,6 +43,16 @@ class Figures:
     def __init__(self) -> None:
         self.families: list[Metric] = []
 
+    @classmethod
+    def nothing_read(cls) -> Figures:
+        figures = cls()
+        figures.transitions({})
+        figures.jobs(None)
+        figures.projector(None)
+        figures.workers(None)
+        figures.queue((), ())
+        return figures
+
     def _gauge(self, name: str, text: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
         family = GaugeMetricFamily(name, text, labels=list(labels))
         self.families.append(family)
@@ -49,10 +61,10 @@ class Figures:
     def _value(self, name: str, text: str, value: float) -> None:
         self._gauge(name, text).add_metric([], value)
 
-    def jobs(self, stats: Any) -> None:
+    def jobs(self, stats: Any | None) -> None:
         """Jobs by status (the projection's counters, manager.get_job_stats)."""
         family = self._gauge("vjm_jobs", "Jobs by status (projection counters)", ("status",))
-        for status in JOB_STATUSES:
+        for status in JOB_STATUSES if stats is not None else ():
             family.add_metric([status], getattr(stats, f"{status}_jobs"))
 
     def transitions(self, totals: dict[str, int]) -> None:
@@ -85,13 +97,13 @@ class Figures:
                  "to this role)", "blocking_xact_seconds")):
             self._value(f"vjm_projector_horizon_{name}", text, horizon.get(key) or 0)
 
-    def workers(self, workers: Sequence[Any]) -> None:
+    def workers(self, workers: Sequence[Any] | None) -> None:
         """The registry (manager.workers.list()) by state, and what its running workers run."""
         family = self._gauge("vjm_workers", "Registered workers by state (lost: no heartbeat for three leases)",
                              ("state",))
-        for state in WORKER_STATES:
-            family.add_metric([state], sum(1 for w in workers if w.state == state))
-        running = [w for w in workers if w.state == "running"]
+        for state in WORKER_STATES if workers is not None else ():
+            family.add_metric([state], sum(1 for w in workers or () if w.state == state))
+        running = [w for w in workers or () if w.state == "running"]
         self._value("vjm_worker_running_jobs", "Jobs the running workers' handlers run now",
                     sum(w.running for w in running))
         self._value("vjm_worker_slots", "Slots (concurrency) of the running workers",

@@ -7,11 +7,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from videojobs import DatabaseUnavailable, Settings, VideoJobManager
 from videojobs.manager.subscriptions import ChangeFeedHub
 
-from .metrics import ApiMetrics
+from .metrics import SAMPLE_SECONDS, ApiMetrics
 from .worker_waits import WorkerWaits
+
+log = structlog.get_logger("vjm.http")
 
 
 def long_poll_cap() -> float:
@@ -55,6 +59,15 @@ class AppState:
         if self.manager is not None:
             for usage in self.manager.maintenance.pool_usage():
                 self.metrics.observe_pool(usage)
+
+    async def sample_process(self) -> None:
+        """observe_process every SAMPLE_SECONDS, until cancelled (a worker of a multi-process server)."""
+        while True:
+            try:
+                self.observe_process()
+            except Exception as exc:  # noqa: BLE001 - a sample is skipped, the next one is taken
+                log.warning("metrics_sample_failed", error=repr(exc)[:200])
+            await asyncio.sleep(SAMPLE_SECONDS)  # poll: the gauges have no change events
 
     def require_manager(self) -> VideoJobManager:
         """The service manager; DatabaseUnavailable while the app has none (starting, or its database is down)."""
