@@ -208,6 +208,9 @@ def validate_creates(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     except pydantic.ValidationError as exc:
         raise to_validation_error(exc) from exc
     for payload in payloads:
+        for key in _CREATE_NULLABLE:  # JSON null means "not given": not stored (as validate_payload stores it)
+            if key in payload and payload[key] is None:
+                del payload[key]
         for key, default in _CREATE_DEFAULTS:
             payload.setdefault(key, default)
     return payloads
@@ -215,6 +218,8 @@ def validate_creates(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # What a create stores for the keys it leaves out that have a default (max_attempts, priority).
 _CREATE_DEFAULTS = tuple((r.key, r.default) for r in rules_of(Trigger.CREATE) if r.default is not None)
+# The keys a create may give as null (run_at).
+_CREATE_NULLABLE = tuple(r.key for r in rules_of(Trigger.CREATE) if r.nullable)
 
 
 # Tags pydantic puts in an error location for the member of a union; they are not field names.

@@ -168,3 +168,10 @@ def test_created_row_is_the_fold_of_the_create_event() -> None:
     assert row == apply_event(None, event) and list(row) == list(Job.model_fields)
     job = construct_valid(Job, row)
     assert job == Job.model_validate(row) and job.model_dump_json() == Job.model_validate(row).model_dump_json()
+
+
+def test_a_null_run_at_is_stored_as_not_given_by_both() -> None:
+    """JSON null means "not given": neither path stores the key (found by the property above)."""
+    data = {**create_data(), "run_at": None}
+    assert as_batch(data) == one_by_one(data)
+    assert "run_at" not in as_batch(data)[1]
