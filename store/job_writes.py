@@ -62,7 +62,7 @@ async def claim_jobs(executor: Executor, worker_id: str, limit: int, platforms: 
                      lease_seconds: float | None = None) -> list[JobHistory]:
     """Atomically start up to `limit` queued jobs of `platforms` (None: every platform) for `worker_id`, oldest first
     across them (vjm.claim_jobs), in claim order; with `lease_seconds`, each started job also gets a lease of that
-    length (vjm.claim_jobs_leased)."""
+    length in the same transaction."""
     try:
         rows = await fetch_all(executor, "job_claim_many", worker_id=worker_id, limit=limit,
                                platforms=None if platforms is None else list(platforms), lease_seconds=lease_seconds)

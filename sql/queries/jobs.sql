@@ -109,7 +109,7 @@ SELECT platform_target, claims, p50_seconds, p95_seconds, max_seconds
 -- lease of :lease_seconds on each (none when NULL): kind 'new' rows are the start events in claim order, kind 'before'
 -- rows what each job was before it (vjm.jobs_before), to fold the jobs from.
 WITH claimed AS MATERIALIZED (
-    SELECT * FROM vjm.claim_jobs_leased(:worker_id, :limit, :platforms::text[], :lease_seconds::float8)
+    SELECT * FROM vjm.claim_jobs(:worker_id, :limit, :platforms::text[], :lease_seconds::float8)
 )
 SELECT 'new' AS kind, c.position, c.xact_id, c.job_id, c.version, c.type, c.from_state, c.to_state, c.attempt,
        c.attempts_left, c.actor, c.user_id, c.team_id, c.occurred_at, c.data, NULL::jsonb AS base

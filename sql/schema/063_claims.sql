@@ -326,7 +326,10 @@ $$;
 -- platform and none past a cap. Entries are locked with SKIP LOCKED, so concurrent claimers never
 -- meet. Returns the `start` events, in claim order. A locked queued entry guarantees the job is
 -- queued, so a job that cannot start means the queue and the log disagree: that raises, and
--- `vjm projections verify` names the job.
+-- `vjm projections verify` names the job. With p_lease_seconds, each started job also gets a lease
+-- of that length (vjm.leases, 065_workers.sql), in the same transaction; NULL takes none, and runs
+-- no statement for it (a claim is one SECURITY DEFINER call, not a wrapper around one: the wrapper's
+-- call, its result set and its lease statement were a third of a one-job claim's server time).
 -- Every statement a claim runs keeps one plan for the session (force_generic_plan): a claim is a
 -- processor's hot path, and custom plans cost more to make than to run. The walks are cursors
 -- planned to return their first rows fast (cursor_tuple_fraction): so each is planned as the ordered
@@ -334,7 +337,8 @@ $$;
 -- queue" could sort the whole queue instead. ANALYZE of a table makes its plans again. No JIT:
 -- a walk's plan is costed as the whole queue's (the cursor reads a few rows of it), so at a
 -- million queued it passed jit_above_cost, and compiling took 12 ms of every claim.
-CREATE FUNCTION vjm.claim_jobs(p_worker_id text, p_limit integer, p_platforms text[] DEFAULT NULL)
+CREATE FUNCTION vjm.claim_jobs(p_worker_id text, p_limit integer, p_platforms text[] DEFAULT NULL,
+                               p_lease_seconds double precision DEFAULT NULL)
 RETURNS SETOF vjm.job_events
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan SET cursor_tuple_fraction = 0.000001
@@ -359,6 +363,9 @@ BEGIN
     END IF;
     IF p_platforms IS NOT NULL THEN  -- (a statement: not paid by a claim of every platform)
         PERFORM vjm.check_platforms(p_platforms);
+    END IF;
+    IF p_lease_seconds IS NOT NULL THEN
+        PERFORM vjm.check_lease_seconds(p_lease_seconds);
     END IF;
     IF NOT vjm.may_fire('start') THEN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
@@ -402,6 +409,15 @@ BEGIN
     IF cardinality(o.refused) > 0 THEN
         RAISE EXCEPTION 'the run queue disagrees with the log: queued job % cannot start (%)', o.refused[1].job_id,
                         o.refused[1].message USING ERRCODE = 'XX000', HINT = 'vjm projections verify lists them';
+    END IF;
+    IF p_lease_seconds IS NOT NULL THEN
+        INSERT INTO vjm.leases AS l (job_id, attempt, worker_id, lease_seconds, expires_at, renewed_at)
+        SELECT a.job_id, a.attempt, p_worker_id, p_lease_seconds, clock_timestamp() + make_interval(secs => p_lease_seconds),
+               clock_timestamp()
+          FROM unnest(o.appended) a
+        ON CONFLICT (job_id) DO UPDATE
+            SET attempt = excluded.attempt, worker_id = excluded.worker_id, lease_seconds = excluded.lease_seconds,
+                expires_at = excluded.expires_at, renewed_at = excluded.renewed_at;
     END IF;
     RETURN QUERY
     SELECT a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt, a.attempts_left,

@@ -5,7 +5,8 @@
 -- A lease names the attempt it was taken for; once the job has moved on (completed, failed,
 -- cancelled, released, re-run) the row is stale and is dropped when it runs out.
 --
---   vjm.claim_jobs_leased  vjm.claim_jobs, and a lease on every job it starts   (processors)
+--   vjm.claim_jobs_leased  vjm.claim_jobs with a lease on every job it starts  (processors; vjm.claim_jobs
+--                          takes p_lease_seconds itself)
 --   vjm.renew_leases       extend the leases a worker still holds; the reply     (processors)
 --                          leaves out the jobs that are no longer its attempt's
 --   vjm.expire_leases      time out the jobs whose lease ran out; the time_out   (processors: the
@@ -40,32 +41,13 @@ BEGIN
 END
 $$;
 
--- vjm.claim_jobs, and a lease of p_lease_seconds on each job it started (none when NULL).
+-- vjm.claim_jobs with a lease of p_lease_seconds on each job it started (none when NULL), as
+-- vjm.claim_jobs takes it itself: kept for callers that name it.
 CREATE FUNCTION vjm.claim_jobs_leased(p_worker_id text, p_limit integer, p_platforms text[],
                                       p_lease_seconds double precision)
 RETURNS SETOF vjm.job_events
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF p_lease_seconds IS NOT NULL THEN
-        PERFORM vjm.check_lease_seconds(p_lease_seconds);
-    END IF;
-    -- One statement for the whole claim: the starts, then a lease on each (none when p_lease_seconds is NULL).
-    RETURN QUERY
-    WITH claimed AS MATERIALIZED (
-        SELECT * FROM vjm.claim_jobs(p_worker_id, p_limit, p_platforms) WITH ORDINALITY AS c
-    ), leased AS (
-        INSERT INTO vjm.leases AS l (job_id, attempt, worker_id, lease_seconds, expires_at, renewed_at)
-        SELECT c.job_id, c.attempt, p_worker_id, p_lease_seconds,
-               clock_timestamp() + make_interval(secs => p_lease_seconds), clock_timestamp()
-          FROM claimed c WHERE p_lease_seconds IS NOT NULL
-        ON CONFLICT (job_id) DO UPDATE
-            SET attempt = excluded.attempt, worker_id = excluded.worker_id, lease_seconds = excluded.lease_seconds,
-                expires_at = excluded.expires_at, renewed_at = excluded.renewed_at
-    )
-    SELECT c.position, c.xact_id, c.job_id, c.version, c.type, c.from_state, c.to_state, c.attempt, c.attempts_left,
-           c.data, c.actor, c.user_id, c.team_id, c.occurred_at, c.prev_hash, c.hash
-      FROM claimed c ORDER BY c.ordinality;  -- claim order
-END
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM vjm.claim_jobs(p_worker_id, p_limit, p_platforms, p_lease_seconds)
 $$;
 
 -- Seconds until the earliest queued job (of the platforms p_platforms names, or of any platform

@@ -39,7 +39,7 @@ GRANT EXECUTE ON FUNCTION vjm.append_event(uuid, text, jsonb, text, integer, int
 GRANT EXECUTE ON FUNCTION vjm.append_create_batch(uuid[], jsonb, text[], text[], uuid[]),
     vjm.append_creates(uuid[], jsonb[], text[], text[], uuid[])
     TO vjm_authenticated, vjm_admin;
-GRANT EXECUTE ON FUNCTION vjm.claim_jobs(text, integer, text[]) TO vjm_processor, vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.claim_jobs(text, integer, text[], double precision) TO vjm_processor, vjm_admin;
 -- Leases (workers.sql): written only by these functions; processors (the stuck detector's
 -- idle scan leaves leased jobs to their lease) and admins read them.
 GRANT EXECUTE ON FUNCTION vjm.claim_jobs_leased(text, integer, text[], double precision),
