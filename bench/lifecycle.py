@@ -8,8 +8,10 @@ finished. jobs/s of the whole run (create + drain); ratios are vjm / peer.
   process of its own (as `vjm listen` runs it next to a processor fleet), projecting every
   event while the drain runs; `bulk_create_jobs` (10,000 per call), then `workers` tasks
   each loop `claim_jobs(worker_id, limit=batch)` and report the claimed batch done with one
-  `complete_jobs([...])` call (as PgQueuer acknowledges a batch at once); the
-  `vjm_one_by_one` variant calls `complete_job` per job instead. Every transition is a
+  `complete_jobs([...], with_jobs=False)` call (as PgQueuer acknowledges a batch at once, and
+  as `videojobs.Worker` reports: a processor needs no job back); the `vjm_with_jobs` variant
+  has each completed job returned (the default), the `vjm_one_by_one` variant calls
+  `complete_job` per job. Every transition is a
   validated, hash-chained event, and the jobs table, stats and change feed are projected
   from them. The time the projector then needs to show the last completion is reported too
   (`vjm_projection_catch_up_s`); it is not in jobs/s, as the peers have no read model.
@@ -50,14 +52,15 @@ TARGETS = {"procrastinate": 3.0, "pgqueuer": 1.0}
 OUTPUTS = ["/out/1.mp4", "/out/2.mp4"]
 
 
-async def vjm_drain(manager: videojobs.VideoJobManager, jobs: int, workers: int, batch: int) -> float:
+async def vjm_drain(manager: videojobs.VideoJobManager, jobs: int, workers: int, batch: int, *,
+                    with_jobs: bool = False) -> float:
     """Create `jobs` jobs; `workers` workers claim a batch and report it done together; seconds."""
     async def work(name: str) -> int:
         attempts = await manager.claim_jobs(name, limit=batch)
         if attempts:
             results = await manager.complete_jobs([
                 {"job_id": a.job_id, "attempt": a.attempt, "output_paths": OUTPUTS, "processing_time": 1.5}
-                for a in attempts], actor=name)
+                for a in attempts], actor=name, with_jobs=with_jobs)
             assert all(r.ok for r in results), results
         return len(attempts)
     return await _drain(manager, jobs, workers, work)
@@ -156,6 +159,7 @@ async def measure(url: str, manager, queries, jobs: int, workers: int, batch: in
         def systems(n: int) -> dict[str, Callable[[], Awaitable[float]]]:
             chosen = {
                 "vjm": lambda: _rate(n, vjm_drain(manager, n, workers, batch)),
+                "vjm_with_jobs": lambda: _rate(n, vjm_drain(manager, n, workers, batch, with_jobs=True)),
                 "vjm_one_by_one": lambda: _rate(n, vjm_one_by_one_drain(manager, n, workers, batch)),
                 "procrastinate": lambda: _rate(n, procrastinate_drain(app, task, n, workers)),
                 "pgqueuer": lambda: _rate(n, pgqueuer_drain(url, queries, n, workers, batch)),

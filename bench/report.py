@@ -106,7 +106,8 @@ def _w3(r: dict) -> list[str]:
         if "vjm_projection_catch_up_s" in row:
             out.append(f"| {label}, projection shows the last completion | s after the drain | "
                        f"{row['vjm_projection_catch_up_s']} | | | | |")
-        for variant, what in (("vjm_one_by_one", "complete_job per job"),):
+        for variant, what in (("vjm_with_jobs", "complete_jobs returning each job"),
+                              ("vjm_one_by_one", "complete_job per job")):
             if f"{variant}_jobs_per_s" in row:
                 rate = row[f"{variant}_jobs_per_s"]
                 out.append(f"| {label}, {what} | jobs/s | {rate} | PgQueuer {row['pgqueuer_jobs_per_s']} | "
