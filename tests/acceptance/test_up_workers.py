@@ -87,7 +87,7 @@ async def test_both_workers_answer_with_one_secret_and_one_projector_leads(datab
             async with pinned(up.base, pid) as client:
                 text = (await client.get("/metrics")).text
             assert metric(text, TEAMS_REQUESTS) == sum(asked.values())
-            assert {int(p) for p in re.findall(r'^vjm_db_pool_connections\{.*\bpid="(\d+)"', text, re.M)} == set(up.pids)
+            assert pool_pids(text) == set(up.pids)
         await one_leader(up, up.pids, database_url)
         assert sum("vjm up: serving" in line for line in up.lines) == 1
         secret = up.printed("user tokens: VJM_JWT_SECRET=").split("VJM_JWT_SECRET=")[1].split()[0]
@@ -112,6 +112,11 @@ async def follow_stream(client: httpx.AsyncClient, service: dict[str, str], open
             event = None if is_comment(line) else parser.feed(line)
             if event is not None:
                 seen.add(event["data"]["job_id"])
+
+
+def pool_pids(text: str) -> set[int]:
+    """The worker pids a /metrics exposition shows pools for."""
+    return {int(p) for p in re.findall(r'^vjm_db_pool_connections\{.*\bpid="(\d+)"', text, re.M)}
 
 
 def metric(text: str, series: str) -> float:
@@ -194,7 +199,7 @@ async def test_killing_the_leading_worker_hands_the_projector_to_another_process
         async with pinned(up.base, restarted) as client:  # the dead worker's requests still count; its pool is gone
             text = (await client.get("/metrics")).text
         assert metric(text, TEAMS_REQUESTS) == 3
-        assert leader not in {int(p) for p in re.findall(r'^vjm_db_pool_connections\{.*\bpid="(\d+)"', text, re.M)}
+        assert leader not in pool_pids(text)
         assert await up.stop() == 0, (up.lines, up.stderr[-20:])
     assert all(is_gone(pid) for pid in survivors)
 
