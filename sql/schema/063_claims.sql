@@ -329,7 +329,7 @@ $$;
 -- `vjm projections verify` names the job. With p_lease_seconds, each started job also gets a lease
 -- of that length (vjm.leases, 065_workers.sql), in the same transaction; NULL takes none, and runs
 -- no statement for it (a claim is one SECURITY DEFINER call, not a wrapper around one: the wrapper's
--- call, its result set and its lease statement were a third of a one-job claim's server time).
+-- call, its result set and its lease statement cost 0.1-0.4 ms of a one-job claim, bench/README.md).
 -- Every statement a claim runs keeps one plan for the session (force_generic_plan): a claim is a
 -- processor's hot path, and custom plans cost more to make than to run. The walks are cursors
 -- planned to return their first rows fast (cursor_tuple_fraction): so each is planned as the ordered
@@ -412,8 +412,8 @@ BEGIN
     END IF;
     IF p_lease_seconds IS NOT NULL THEN
         INSERT INTO vjm.leases AS l (job_id, attempt, worker_id, lease_seconds, expires_at, renewed_at)
-        SELECT a.job_id, a.attempt, p_worker_id, p_lease_seconds, clock_timestamp() + make_interval(secs => p_lease_seconds),
-               clock_timestamp()
+        SELECT a.job_id, a.attempt, p_worker_id, p_lease_seconds,
+               clock_timestamp() + make_interval(secs => p_lease_seconds), clock_timestamp()
           FROM unnest(o.appended) a
         ON CONFLICT (job_id) DO UPDATE
             SET attempt = excluded.attempt, worker_id = excluded.worker_id, lease_seconds = excluded.lease_seconds,
