@@ -2,8 +2,9 @@
 
 A job is stuck when it has been `processing` with no event for longer than
 `timeout` (15 minutes by default). The scan reads the projection through the
-partial index `jobs_processing`; the reset is a `time_out` transition
-appended through the event store, never an UPDATE. The event names the attempt
+partial index `jobs_processing_idle` (processing jobs by the minute of their
+last activity, so jobs active within the timeout are not read); the reset is a
+`time_out` transition appended through the event store, never an UPDATE. The event names the attempt
 and the version the detector observed, so:
 - two detectors racing on the same job: the second append hits the version guard
   (ConcurrencyConflict) or finds the job no longer processing (InvalidTransition),

@@ -87,12 +87,14 @@ SELECT seq FROM vjm.job_changes_visible(:seqs::bigint[]) AS v(seq);
 DELETE FROM vjm.job_changes WHERE changed_at < now() - make_interval(secs => :older_than_seconds);
 
 -- job_get_stuck --
--- Processing jobs idle for longer than :timeout_seconds seconds, oldest first (the processing jobs, through the partial index jobs_processing).
+-- Processing jobs idle for longer than :timeout_seconds seconds, oldest first: the candidates by the minute of their last
+-- activity (the partial index jobs_processing_idle), then the exact idle time.
 -- A job whose attempt holds a lease (a videojobs.Worker runs it) is left to its lease: heartbeats write no events.
 SELECT job_id, version, attempt, attempts_left,
        extract(epoch FROM statement_timestamp() - last_activity_at)::float8 AS idle_seconds
   FROM vjm.jobs j
  WHERE status = 'processing'
+   AND activity_minute <= vjm.epoch_minute(statement_timestamp() - make_interval(secs => :timeout_seconds))
    AND last_activity_at < statement_timestamp() - make_interval(secs => :timeout_seconds)
    AND NOT EXISTS (SELECT 1 FROM vjm.leases l WHERE l.job_id = j.job_id AND l.attempt = j.attempt)
  ORDER BY last_activity_at
@@ -108,7 +110,7 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
 
 -- replay_tables_create --
 -- Shadow tables for a replay, private to this transaction.
-CREATE TEMP TABLE jobs_replay (LIKE vjm.jobs INCLUDING DEFAULTS) ON COMMIT DROP;
+CREATE TEMP TABLE jobs_replay (LIKE vjm.jobs INCLUDING DEFAULTS INCLUDING GENERATED) ON COMMIT DROP;
 CREATE TEMP TABLE job_stats_replay (
     scope text, scope_id text, user_id text, team_id uuid, total_jobs bigint, queued_jobs bigint,
     processing_jobs bigint, completed_jobs bigint, failed_jobs bigint, cancelled_jobs bigint,
@@ -210,7 +212,15 @@ SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) || 
 
 -- jobs_replay_merge --
 -- Swap the replay in, in place: rows that differ are overwritten, missing ones added (readers are never blocked).
-INSERT INTO vjm.jobs AS j SELECT * FROM pg_temp.jobs_replay
+INSERT INTO vjm.jobs AS j (job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
+       original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
+       platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
+       started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
+SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
+       original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
+       platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
+       started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
+  FROM pg_temp.jobs_replay
 ON CONFLICT (job_id) DO UPDATE SET
     user_id = excluded.user_id, team_id = excluded.team_id, status = excluded.status,
     idempotency_key = excluded.idempotency_key,

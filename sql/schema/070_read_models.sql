@@ -3,6 +3,11 @@
 -- same rows. Only the projector writes them; rebuild merges a replay into them in place.
 SET LOCAL ROLE vjm_owner;
 
+-- The minute since the epoch of an instant (vjm.jobs.activity_minute). IMMUTABLE holds: an epoch does not
+-- depend on the time zone.
+CREATE FUNCTION vjm.epoch_minute(at timestamptz) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT floor(extract(epoch FROM at) / 60)::bigint $$;
+
 -- The current state of every job that is not deleted.
 CREATE TABLE vjm.jobs (
     job_id            uuid PRIMARY KEY,
@@ -33,15 +38,19 @@ CREATE TABLE vjm.jobs (
     processing_time   double precision,  -- how long its last attempt took to complete or fail
     last_activity_at  timestamptz NOT NULL,
     version           integer     NOT NULL,
-    last_position     bigint      NOT NULL
+    last_position     bigint      NOT NULL,
+    -- last_activity_at to the minute, for the stuck scan's index: it changes once a minute, where last_activity_at
+    -- changes with every projected event (an update that changes an indexed column is never HOT)
+    activity_minute   bigint      GENERATED ALWAYS AS (vjm.epoch_minute(last_activity_at)) STORED
 ) WITH (fillfactor = 85);  -- room on the page for a HOT update: progress and reports change no indexed column
 
 CREATE INDEX jobs_user_created ON vjm.jobs (user_id, created_at DESC, job_id DESC);
 CREATE INDEX jobs_team_created ON vjm.jobs (team_id, created_at DESC, job_id DESC) WHERE team_id IS NOT NULL;
--- The stuck detector's scan (listeners/stuck_detector.py): only processing jobs are indexed, by id, not by
--- last_activity_at, which every projected event changes: an update that changes no indexed column is HOT (no
--- index entries written), and a progress report, the most common event, changes none.
-CREATE INDEX jobs_processing ON vjm.jobs (job_id) WHERE status = 'processing';
+-- The stuck detector's scan (listeners/stuck_detector.py): processing jobs by the minute of their last activity.
+-- Not by last_activity_at, which every projected event changes: an update that changes no indexed column is HOT
+-- (no index entries written), and a progress report changes activity_minute once a minute at most. Indexed by
+-- job id instead (2026-12-06), the scan read and sorted every processing job: 259 ms at 50,000 of them (W5).
+CREATE INDEX jobs_processing_idle ON vjm.jobs (activity_minute) WHERE status = 'processing';
 
 -- Counters per scope over the rows of vjm.jobs, maintained incrementally by the projector
 -- (deltas in the same transaction as the rows). Scopes: 'user' (scope_id: the owner),

@@ -26,7 +26,7 @@ GRANT EXECUTE ON FUNCTION
     vjm.may_fire_as_caller(text), vjm.can_see_job_as_caller(text, uuid, text, uuid[]),
     vjm.may_append_as_caller(text, text, uuid, jsonb, text, uuid[]), vjm.may_fire(text), vjm.can_see_job(text, uuid, text, uuid[]),
     vjm.may_append(text, text, uuid, jsonb, text, uuid[]), vjm.doorbell_lock_class(),
-    vjm.jobs_before(uuid[], integer[])
+    vjm.jobs_before(uuid[], integer[]), vjm.epoch_minute(timestamptz)
     TO vjm_authenticated, vjm_processor, vjm_projector, vjm_admin;
 -- Only a user's own memberships; services never ask.
 GRANT EXECUTE ON FUNCTION vjm.current_team_ids() TO vjm_authenticated, vjm_admin;

@@ -45,6 +45,7 @@ from .replay import (
 )
 from .rows import (
     DAILY_FIELDS,
+    GENERATED_JOB_COLUMNS,
     JOB_COLUMNS,
     PLATFORM_FIELDS,
     STATS_FIELDS,
@@ -72,7 +73,7 @@ __all__ = [
     "copy_replay_jobs", "copy_replay_stats", "create_replay_tables", "diff_run_queue", "diff_stats_recount",
     "diff_transition_counts", "fetch_daily", "fetch_platform_stats", "fetch_stats", "merge_replay",
     "recount_transitions", "stream_events_by_job", "stream_jobs", "transition_counts",
-    "DAILY_FIELDS", "JOB_COLUMNS", "PLATFORM_FIELDS", "STATS_FIELDS", "Checkpoint", "DailyKey", "Difference",
+    "DAILY_FIELDS", "GENERATED_JOB_COLUMNS", "JOB_COLUMNS", "PLATFORM_FIELDS", "STATS_FIELDS", "Checkpoint", "DailyKey", "Difference",
     "JobChange", "JobRow", "LagSample", "PlatformKey", "StatsKey", "StuckJob", "scope_owner",
     "Fold", "FoldedRows", "ProjectionGap", "Voids", "fold", "fold_rows", "RebuildResult", "rebuild_projections", "VerifyResult",
     "verify_projections",

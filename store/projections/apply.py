@@ -21,6 +21,7 @@ from ..models import Event, event_from_values
 from ..queries import fetch_all, fetch_one
 from .rows import (
     DAILY_FIELDS,
+    GENERATED_JOB_COLUMNS,
     JOB_COLUMNS,
     PLATFORM_FIELDS,
     STATS_FIELDS,
@@ -94,10 +95,15 @@ def feed_columns(events: Sequence[Event]) -> Columns:
             "feed_versions": [e.version for e in entries]}
 
 
-# A row as a vjm.jobs record: its values in JOB_COLUMNS order, which is the table's column order
-# (tests/integration/test_projector_batch_sql.py checks). One record per row, not one array per
-# column: the driver checks every element of an array parameter in Python, a record's fields in C.
-_as_record = operator.itemgetter(*JOB_COLUMNS)
+# A row as a vjm.jobs record: its values in JOB_COLUMNS order, which is the table's column order, then NULL for
+# each generated column (tests/integration/test_projector_batch_sql.py checks). One record per row, not one array
+# per column: the driver checks every element of an array parameter in Python, a record's fields in C.
+_values = operator.itemgetter(*JOB_COLUMNS)
+_GENERATED = (None,) * len(GENERATED_JOB_COLUMNS)
+
+
+def _as_record(row: dict[str, Any]) -> tuple:
+    return _values(row) + _GENERATED
 
 
 def _day_columns(daily: Mapping[DailyKey, list[int]]) -> Columns:

@@ -25,6 +25,8 @@ JOB_COLUMNS = (
     "platform_target", "priority", "run_at", "progress_percent", "clips_done", "output_paths", "error_message", "created_at",
     "started_at", "completed_at", "cancelled_at", "processing_time", "last_activity_at", "version", "last_position",
 )
+# Columns of vjm.jobs the database computes (after JOB_COLUMNS in the table): never written, never folded.
+GENERATED_JOB_COLUMNS = ("activity_minute",)
 # Deltas and totals: total, queued, processing, completed, failed, cancelled, timed, processing ms.
 STATS_FIELDS = ("total_jobs", "queued_jobs", "processing_jobs", "completed_jobs", "failed_jobs",
                 "cancelled_jobs", "timed_jobs", "total_processing_ms")

@@ -17,7 +17,7 @@ EVENT_ROW = ("(job_id, version, type, to_state, attempt, attempts_left, actor, u
     "UPDATE vjm.job_events SET actor = 'mallory'",
     "DELETE FROM vjm.job_events",
     "TRUNCATE vjm.job_events",
-    "INSERT INTO vjm.jobs SELECT * FROM vjm.jobs LIMIT 0",
+    "INSERT INTO vjm.jobs (job_id, user_id) SELECT job_id, user_id FROM vjm.jobs LIMIT 0",
     "DELETE FROM vjm.jobs",
     "INSERT INTO vjm.team_members (team_id, user_id) VALUES (gen_random_uuid(), 'w')",
     "ALTER TABLE vjm.job_events DISABLE ROW LEVEL SECURITY",
