@@ -110,7 +110,8 @@ SELECT position, xact_id, job_id, version, type, from_state, to_state, attempt, 
 
 -- replay_tables_create --
 -- Shadow tables for a replay, private to this transaction.
-CREATE TEMP TABLE jobs_replay (LIKE vjm.jobs INCLUDING DEFAULTS INCLUDING GENERATED) ON COMMIT DROP;
+CREATE TEMP TABLE jobs_replay (LIKE vjm.jobs INCLUDING DEFAULTS) ON COMMIT DROP;
+ALTER TABLE jobs_replay DROP COLUMN activity_minute;  -- computed by vjm.jobs: the replay holds the folded columns only
 CREATE TEMP TABLE job_stats_replay (
     scope text, scope_id text, user_id text, team_id uuid, total_jobs bigint, queued_jobs bigint,
     processing_jobs bigint, completed_jobs bigint, failed_jobs bigint, cancelled_jobs bigint,
@@ -212,15 +213,7 @@ SELECT coalesce(l.scope, r.scope) || ':' || coalesce(l.scope_id, r.scope_id) || 
 
 -- jobs_replay_merge --
 -- Swap the replay in, in place: rows that differ are overwritten, missing ones added (readers are never blocked).
-INSERT INTO vjm.jobs AS j (job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
-       original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-       platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
-       started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position)
-SELECT job_id, user_id, team_id, status, attempt, attempts_left, max_attempts, worker_id, idempotency_key,
-       original_filename, original_filesize, clip_count, quality_preset, enhancement_level,
-       platform_target, priority, run_at, progress_percent, clips_done, output_paths, error_message, created_at,
-       started_at, completed_at, cancelled_at, processing_time, last_activity_at, version, last_position
-  FROM pg_temp.jobs_replay
+INSERT INTO vjm.jobs AS j SELECT * FROM pg_temp.jobs_replay
 ON CONFLICT (job_id) DO UPDATE SET
     user_id = excluded.user_id, team_id = excluded.team_id, status = excluded.status,
     idempotency_key = excluded.idempotency_key,
