@@ -103,3 +103,22 @@ async def test_team_jobs_are_listed_by_team(manager_with_listeners: VideoJobMana
     assert [j.job_id for j in page.items] == [mine.job_id]
     stats = await manager_with_listeners.get_job_stats(team_id=team.team_id)
     assert stats.total_jobs == 1 and stats.queued_jobs == 1
+
+
+async def test_a_page_holds_what_validation_would_build(manager_with_listeners: VideoJobManager) -> None:
+    """Pages are built from the rows without validation (store.jobs.find_jobs): every field must already
+    have the type pydantic would give it, in every state a job can be listed in."""
+    m = manager_with_listeners
+    done = await m.create_job(user_id="typed", **create_data(), priority=7, idempotency_key="typed-1")
+    await m.start_processing(done.job_id, "w1")
+    await m.report_progress(done.job_id, 1, percent=40.5, clips_done=2)
+    await m.complete_job(done.job_id, ["out/a.mp4", "out/b.mp4"], processing_time=12.25)
+    await m.create_job(user_id="typed", **create_data(), run_at="2030-01-01T00:00:00Z")
+    await m.create_job(user_id="typed", **create_data())
+    page = await m.get_user_jobs("typed", limit=10)
+    assert len(page.items) == 3 and any(j.output_paths for j in page.items) and any(j.run_at for j in page.items)
+    for job in page.items:
+        validated = type(job).model_validate(job.model_dump())
+        assert job == validated
+        assert {k: type(v) for k, v in job.__dict__.items()} == {k: type(v) for k, v in validated.__dict__.items()}
+        assert set(job.__dict__) == set(type(job).model_fields)

@@ -12,6 +12,7 @@ from store import EventStore, NewEvent
 from store.events import NewCreates, as_uuid, prepare_creates, prepare_event
 from store.jobs import JobQuery, find_jobs
 from store.models import construct_valid
+from store.projections import JobRow
 from store.projections.fold import created_row
 
 from ..models import BulkResult, Job, JobFilters
@@ -92,7 +93,7 @@ class Bulk:
         query = page_query(scope, min(MAX_LIMIT, limit), 0, filters, None)
         async with self._session.connection() as conn:
             while True:
-                rows = await find_jobs(conn, query)
+                rows = await find_jobs(conn, query, JobRow)
                 ids += [row.job_id for row in rows][: limit - len(ids)]
                 if len(rows) < query.limit or len(ids) >= limit:
                     return ids

@@ -147,10 +147,9 @@ class Jobs:
     async def _page(self, scope: JobQuery, limit: int, offset: int, filters: Filters, cursor: str | None) -> JobPage:
         query = page_query(scope, limit, offset, filters, cursor)
         async def rows_and_total(conn: Any) -> tuple[list[Any], int]:
-            return await find_jobs(conn, query), await _total(conn, query)
+            return await find_jobs(conn, query, Job), await _total(conn, query)
 
-        rows, total = await read_on(self._session, rows_and_total, models=True)
-        items = [Job.model_validate(r.model_dump()) for r in rows]
+        items, total = await read_on(self._session, rows_and_total, models=True)
         next_cursor = encode_cursor(items[-1].created_at, items[-1].job_id) if len(items) == query.limit else None
         return JobPage(items=items, total=total, limit=query.limit, offset=query.offset, next_cursor=next_cursor)
 
