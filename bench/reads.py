@@ -158,9 +158,7 @@ async def measure(url: str, manager, raw: asyncpg.Connection, users: int, depth:
         "offset_page": lambda i: manager.get_user_jobs(user(i), PAGE, offset=depth),
         "offset_page_raw": lambda i: raw.fetch(*_page(user(i), (None, None), depth)),
         "stats": lambda i: manager.get_job_stats(user_id=user(i)),
-        "stats_raw": lambda i: raw.fetchrow(*_raw("job_stats_get", **_scope(user(i)))),
-        "stats_platform_raw": lambda i: raw.fetch(*_raw("job_stats_platform_get", **_scope(user(i)))),
-        "stats_daily_raw": lambda i: raw.fetch(*_raw("job_stats_daily_get", **_scope(user(i)), days=30)),
+        "stats_raw": lambda i: raw.fetch(*_raw("job_stats_get", **_scope(user(i)), days=30)),
         "stuck_scan": lambda i: find_stuck_jobs(raw, 1.0, 100),  # the store function (the manager keeps its pools)
         "stuck_scan_raw": lambda i: raw.fetch(*_raw("job_get_stuck", timeout_seconds=1.0, limit=100)),
         "history": lambda i: manager.get_job_history(job_ids[i % len(job_ids)]),
@@ -171,7 +169,7 @@ async def measure(url: str, manager, raw: asyncpg.Connection, users: int, depth:
         "keyset_page": await _explain(raw, *_page(names[0], cursors[keys[0]], 0)),
         "count": await _explain(raw, *_raw("job_count", **_filters(keys[0]))),
         "offset_page": await _explain(raw, *_page(keys[0], (None, None), depth)),
-        "stats_platform": await _explain(raw, *_raw("job_stats_platform_get", **_scope(keys[0]))),
+        "stats": await _explain(raw, *_raw("job_stats_get", **_scope(keys[0]), days=30)),
         "stuck_scan": await _explain(raw, *_raw("job_get_stuck", timeout_seconds=1.0, limit=100)),
         "history": await _explain(raw, *_raw("event_get_stream", job_id=job_ids[0])),
     }

@@ -46,57 +46,53 @@ SELECT count(*)
    AND (:created_before::timestamptz IS NULL OR created_at < :created_before);
 
 -- job_stats_get --
--- Counters summed over the scopes named (:scopes, :scope_ids, :signs: store/jobs.py, StatsScope),
--- each by its key; a NULL scope id stands for every row of that scope that Row Level Security lets
--- the caller read.
-WITH k AS (SELECT * FROM unnest(:scopes::text[], :scope_ids::text[], :signs::integer[]) AS k(scope, scope_id, sign)),
-picked AS (
+-- The counters of the scopes named (:scopes, :scope_ids, :signs: store/jobs.py, StatsScope), summed, each by
+-- its key; a NULL scope id stands for every row of that scope that Row Level Security lets the caller read.
+-- With :days, also the jobs per platform and status, and the finished work of the last :days days, in the
+-- same statement: one snapshot (the breakdowns add up to the totals) and one round trip. Rows by kind:
+-- 'total' (one), 'platform' (one per platform), 'day' (one per day with finished work).
+WITH k AS MATERIALIZED (
+    SELECT * FROM unnest(:scopes::text[], :scope_ids::text[], :signs::integer[]) AS k(scope, scope_id, sign)
+), totals AS (
     SELECT k.sign, s.* FROM k JOIN vjm.job_stats s ON s.scope = k.scope AND s.scope_id = k.scope_id
     UNION ALL
     SELECT k.sign, s.* FROM k JOIN vjm.job_stats s ON s.scope = k.scope WHERE k.scope_id IS NULL
-)
-SELECT coalesce(sum(sign * total_jobs), 0)::bigint AS total_jobs,
-       coalesce(sum(sign * queued_jobs), 0)::bigint AS queued_jobs,
-       coalesce(sum(sign * processing_jobs), 0)::bigint AS processing_jobs,
-       coalesce(sum(sign * completed_jobs), 0)::bigint AS completed_jobs,
-       coalesce(sum(sign * failed_jobs), 0)::bigint AS failed_jobs,
-       coalesce(sum(sign * cancelled_jobs), 0)::bigint AS cancelled_jobs,
-       coalesce(sum(sign * timed_jobs), 0)::bigint AS timed_jobs,
-       coalesce(sum(sign * total_processing_ms), 0)::bigint AS total_processing_ms
-  FROM picked;
-
--- job_stats_daily_get --
--- The daily series of the scopes named as for job_stats_get (:scopes, :scope_ids, :signs), oldest first, last :days days.
-WITH k AS (SELECT * FROM unnest(:scopes::text[], :scope_ids::text[], :signs::integer[]) AS k(scope, scope_id, sign)),
-picked AS (
+), platforms AS (
+    SELECT k.sign, p.* FROM k JOIN vjm.job_stats_platform p ON p.scope = k.scope AND p.scope_id = k.scope_id
+     WHERE :days::integer IS NOT NULL
+    UNION ALL
+    SELECT k.sign, p.* FROM k JOIN vjm.job_stats_platform p ON p.scope = k.scope
+     WHERE k.scope_id IS NULL AND :days::integer IS NOT NULL
+), days AS (
     SELECT k.sign, d.* FROM k JOIN vjm.job_stats_daily d ON d.scope = k.scope AND d.scope_id = k.scope_id
      WHERE d.day > (now() AT TIME ZONE 'UTC')::date - :days::integer
     UNION ALL
     SELECT k.sign, d.* FROM k JOIN vjm.job_stats_daily d ON d.scope = k.scope
      WHERE k.scope_id IS NULL AND d.day > (now() AT TIME ZONE 'UTC')::date - :days::integer
 )
-SELECT day, sum(sign * completed_jobs)::bigint AS completed_jobs, sum(sign * failed_jobs)::bigint AS failed_jobs,
-       sum(sign * cancelled_jobs)::bigint AS cancelled_jobs, sum(sign * processing_ms)::bigint AS processing_ms
-  FROM picked
- GROUP BY day
-HAVING sum(sign * (completed_jobs + failed_jobs + cancelled_jobs)) <> 0
- ORDER BY day;
-
--- job_stats_platform_get --
--- Jobs per platform and status of the scopes named as for job_stats_get (:scopes, :scope_ids, :signs).
-WITH k AS (SELECT * FROM unnest(:scopes::text[], :scope_ids::text[], :signs::integer[]) AS k(scope, scope_id, sign)),
-picked AS (
-    SELECT k.sign, p.* FROM k JOIN vjm.job_stats_platform p ON p.scope = k.scope AND p.scope_id = k.scope_id
-    UNION ALL
-    SELECT k.sign, p.* FROM k JOIN vjm.job_stats_platform p ON p.scope = k.scope WHERE k.scope_id IS NULL
-)
-SELECT platform_target, sum(sign * total_jobs)::bigint AS total_jobs, sum(sign * queued_jobs)::bigint AS queued_jobs,
-       sum(sign * processing_jobs)::bigint AS processing_jobs, sum(sign * completed_jobs)::bigint AS completed_jobs,
-       sum(sign * failed_jobs)::bigint AS failed_jobs, sum(sign * cancelled_jobs)::bigint AS cancelled_jobs
-  FROM picked
+SELECT 'total' AS kind, NULL::text AS platform_target, NULL::date AS day,
+       coalesce(sum(sign * total_jobs), 0)::bigint AS total_jobs,
+       coalesce(sum(sign * queued_jobs), 0)::bigint AS queued_jobs,
+       coalesce(sum(sign * processing_jobs), 0)::bigint AS processing_jobs,
+       coalesce(sum(sign * completed_jobs), 0)::bigint AS completed_jobs,
+       coalesce(sum(sign * failed_jobs), 0)::bigint AS failed_jobs,
+       coalesce(sum(sign * cancelled_jobs), 0)::bigint AS cancelled_jobs,
+       coalesce(sum(sign * timed_jobs), 0)::bigint AS timed_jobs,
+       coalesce(sum(sign * total_processing_ms), 0)::bigint AS processing_ms
+  FROM totals
+UNION ALL
+SELECT 'platform', platform_target, NULL, sum(sign * total_jobs)::bigint, sum(sign * queued_jobs)::bigint,
+       sum(sign * processing_jobs)::bigint, sum(sign * completed_jobs)::bigint, sum(sign * failed_jobs)::bigint,
+       sum(sign * cancelled_jobs)::bigint, NULL, NULL
+  FROM platforms
  GROUP BY platform_target
 HAVING sum(sign * total_jobs) <> 0
- ORDER BY platform_target;
+UNION ALL
+SELECT 'day', NULL, day, NULL, NULL, NULL, sum(sign * completed_jobs)::bigint, sum(sign * failed_jobs)::bigint,
+       sum(sign * cancelled_jobs)::bigint, NULL, sum(sign * processing_ms)::bigint
+  FROM days
+ GROUP BY day
+HAVING sum(sign * (completed_jobs + failed_jobs + cancelled_jobs)) <> 0;
 
 -- claim_waits_get --
 -- Claim latency per platform (vjm.claim_waits, schema/072_claim_waits.sql): the starts of the last :hours hours by

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from store.jobs import StatsScope, get_platforms
+from store.jobs import StatsScope, get_stats_breakdown
 from store.projections import rebuild_projections, verify_projections
 from store.queries import named_query
 from tests.support.projections import assert_read_model_is_fold
@@ -47,14 +47,14 @@ async def test_platform_counters_equal_a_recount_after_a_random_workload(databas
 
     # The read side returns the same breakdown (summed over users when no scope is given).
     user = next(k for k in live if k[0] == "user")
-    rows = await get_platforms(pool, StatsScope.one("user", user[1]))
+    rows = (await get_stats_breakdown(pool, StatsScope.one("user", user[1]), 30)).platforms
     assert {r.platform_target: r.total_jobs for r in rows} == {k[2]: v["total_jobs"] for k, v in live.items()
                                                                  if k[:2] == user[:2]}
     everything: dict = {}
     for key, counts in live.items():
         if key[0] == "user":
             everything[key[2]] = everything.get(key[2], 0) + counts["total_jobs"]
-    assert {r.platform_target: r.total_jobs for r in await get_platforms(pool, StatsScope.every_user())} == everything
+    assert {r.platform_target: r.total_jobs for r in (await get_stats_breakdown(pool, StatsScope.every_user(), 30)).platforms} == everything
 
     result = await rebuild_projections(database_url)
     assert result.changed["job_stats_platform"] == 0
@@ -93,7 +93,7 @@ async def test_a_missing_platform_row_is_reported_and_restored(database_url: str
 
 
 async def test_platform_breakdown_reads_the_counters_not_the_jobs(pool) -> None:
-    query = named_query("job_stats_platform_get")
-    args = query.args(StatsScope.one("user", "u1").params())
+    query = named_query("job_stats_get")
+    args = query.args(StatsScope.one("user", "u1").params() | {"days": 30})
     plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + query.sql, *args))
     assert "job_stats_platform" in plan and "vjm.jobs" not in plan and " on jobs" not in plan
