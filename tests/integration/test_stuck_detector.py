@@ -105,6 +105,29 @@ async def test_the_scan_reads_only_jobs_idle_near_the_timeout(pool, store: Event
     assert sum(node["Actual Rows"] + node.get("Rows Removed by Filter", 0) for node in scans) == 0  # 60 before
 
 
+async def test_many_stuck_jobs_are_scanned_a_limit_at_a_time(pool, store: EventStore, make_projector) -> None:
+    """With more stuck jobs than the limit, the scan reads about the limit's worth, in index order, instead of reading
+    and sorting every stuck job (W5: 50,000 processing jobs idle past the timeout, 259 ms a scan)."""
+    started = await _processing_jobs(store, 60)
+    await make_projector().run_once()
+    await pool.execute("UPDATE vjm.jobs SET last_activity_at = last_activity_at - make_interval(mins => (version * 7 + "
+                       "ascii(job_id::text)) % 5) WHERE status = 'processing'")  # over several minutes, not in job order
+    scan = named_query("job_get_stuck")
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        explained = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + scan.sql,
+                                        *scan.args({"timeout_seconds": 0.0, "limit": 10}))
+        found = await conn.fetch(scan.sql, *scan.args({"timeout_seconds": 0.0, "limit": 10}))
+        minutes = await conn.fetch("SELECT job_id, activity_minute FROM vjm.jobs WHERE status = 'processing'")
+    [plan] = json.loads(explained) if isinstance(explained, str) else explained
+    scans = [node for node in _nodes(plan["Plan"]) if node.get("Relation Name") == "jobs"]
+    assert sum(node["Actual Rows"] + node.get("Rows Removed by Filter", 0) for node in scans) <= 10
+    by_job = {r["job_id"]: r["activity_minute"] for r in minutes}
+    assert len(by_job) == len(started) == 60 and len(found) == 10
+    chosen = sorted(by_job[r["job_id"]] for r in found)
+    assert chosen == sorted(by_job.values())[:10]  # the longest idle, to the minute
+
+
 def _nodes(node: dict) -> list[dict]:
     return [node, *(n for child in node.get("Plans", []) for n in _nodes(child))]
 
