@@ -51,6 +51,9 @@ SELECT count(*)
 -- With :days, also the jobs per platform and status, and the finished work of the last :days days, in the
 -- same statement: one snapshot (the breakdowns add up to the totals) and one round trip. Rows by kind:
 -- 'total' (one), 'platform' (one per platform), 'day' (one per day with finished work).
+-- (The breakdowns are gated by a sub-select, which no plan folds away: so a plan made for :days NULL costs what one
+-- made for a number costs, and the statement keeps one generic plan whichever its callers ask. Folded, the plans
+-- for NULL looked cheaper, and the statement was planned anew at every call: 0.6 of its 0.9 ms at W5's 1M jobs.)
 WITH k AS MATERIALIZED (
     SELECT * FROM unnest(:scopes::text[], :scope_ids::text[], :signs::integer[]) AS k(scope, scope_id, sign)
 ), totals AS (
@@ -59,16 +62,17 @@ WITH k AS MATERIALIZED (
     SELECT k.sign, s.* FROM k JOIN vjm.job_stats s ON s.scope = k.scope WHERE k.scope_id IS NULL
 ), platforms AS (
     SELECT k.sign, p.* FROM k JOIN vjm.job_stats_platform p ON p.scope = k.scope AND p.scope_id = k.scope_id
-     WHERE :days::integer IS NOT NULL
+     WHERE (SELECT :days::integer) IS NOT NULL
     UNION ALL
     SELECT k.sign, p.* FROM k JOIN vjm.job_stats_platform p ON p.scope = k.scope
-     WHERE k.scope_id IS NULL AND :days::integer IS NOT NULL
+     WHERE k.scope_id IS NULL AND (SELECT :days::integer) IS NOT NULL
 ), days AS (
     SELECT k.sign, d.* FROM k JOIN vjm.job_stats_daily d ON d.scope = k.scope AND d.scope_id = k.scope_id
-     WHERE d.day > (now() AT TIME ZONE 'UTC')::date - :days::integer
+     WHERE (SELECT :days::integer) IS NOT NULL AND d.day > (now() AT TIME ZONE 'UTC')::date - (SELECT :days::integer)
     UNION ALL
     SELECT k.sign, d.* FROM k JOIN vjm.job_stats_daily d ON d.scope = k.scope
-     WHERE k.scope_id IS NULL AND d.day > (now() AT TIME ZONE 'UTC')::date - :days::integer
+     WHERE (SELECT :days::integer) IS NOT NULL AND k.scope_id IS NULL
+       AND d.day > (now() AT TIME ZONE 'UTC')::date - (SELECT :days::integer)
 )
 SELECT 'total' AS kind, NULL::text AS platform_target, NULL::date AS day,
        coalesce(sum(sign * total_jobs), 0)::bigint AS total_jobs,
