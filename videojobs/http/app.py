@@ -19,8 +19,7 @@ from starlette.staticfiles import StaticFiles
 from videojobs import Settings, VideoJobManager
 
 from ..connect import API, application_name
-from .metrics import RequestTimer
-from .middleware import BodySizeLimit, CatchAll, MethodNotAllowed
+from .middleware import ApiEdge
 from .openapi import install_openapi
 from .problems import problem_for
 from .routes import admin, audit, console, events, jobs, ops, processors, queue, stats, teams, user, workers
@@ -87,10 +86,7 @@ def _assemble(app: FastAPI, state: AppState, static_dir: Path | None) -> None:
     for module in (jobs, user, teams, stats, processors, workers, admin, console, queue, audit, events, ops):
         app.include_router(module.router)
     install_openapi(app, state.options.max_body_bytes)  # /openapi.json per caller, /docs, /redoc
-    app.add_middleware(MethodNotAllowed, routes=api_routes(app))
-    app.add_middleware(CatchAll)
-    app.add_middleware(BodySizeLimit, max_bytes=state.options.max_body_bytes)
-    app.add_middleware(RequestTimer, metrics=state.metrics)
+    app.add_middleware(ApiEdge, metrics=state.metrics, routes=api_routes(app), max_bytes=state.options.max_body_bytes)
     if static_dir is not None and static_dir.is_dir():
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="static")
 

@@ -19,11 +19,9 @@ once, by the worker that answers.
 from __future__ import annotations
 
 import os
-import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from videojobs.config import MERGE_METRICS_VARIABLE, METRICS_DIR_VARIABLE
 from videojobs.manager import PoolUsage
@@ -91,29 +89,3 @@ class ApiMetrics:
         self.pool.labels(pool=usage.name, state="in_use").set(usage.in_use)
         self.pool.labels(pool=usage.name, state="idle").set(usage.idle)
         self.pool.labels(pool=usage.name, state="max").set(usage.max_size)
-
-
-class RequestTimer:
-    """ASGI middleware observing every request's latency under its route template (not its raw path)."""
-
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics):
-        self.app, self.metrics = app, metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.perf_counter(), 500
-
-        async def timed_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, timed_send)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(method=scope.get("method", "?"), route=route,
-                                         status=str(status)).observe(time.perf_counter() - started)

@@ -144,7 +144,7 @@ def _document_unparsable_bodies(schema: dict[str, Any]) -> None:
 
 
 def _document_body_limit(schema: dict[str, Any], max_body_bytes: int) -> None:
-    """A body over the limit answers 413 before anything reads it (middleware.BodySizeLimit), whatever
+    """A body over the limit answers 413 before anything reads it (middleware.ApiEdge), whatever
     its schema admits: every operation with a body says so, with the limit."""
     for operation in _operations(schema):
         if "requestBody" in operation:
