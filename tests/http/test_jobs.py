@@ -23,6 +23,9 @@ async def test_create_returns_201_with_the_job_and_location(client):
     job = response.json()
     assert job["status"] == "queued" and job["user_id"] == "alice" and job["clip_count"] == 3
     assert response.headers["location"] == f"/api/v1/jobs/{job['job_id']}"
+    assert response.headers["content-type"] == "application/json"
+    fetched = await client.get(response.headers["location"], headers=bearer("alice"))
+    assert fetched.json() == job  # the create answers the Job as its response model, as a read does
 
 
 async def test_create_takes_a_priority_and_a_run_at_and_shows_them(client):

@@ -12,7 +12,7 @@ from videojobs import AccessDenied, Job, ValidationError, VideoJobManager
 from videojobs.models import MAX_REASON, METADATA_FIELDS, Trigger
 
 from .. import idempotency
-from ..dependencies import Caller, Manager
+from ..dependencies import CallerAndManager, Manager
 from ..patch_body import MOVE_FIELDS, PatchJobRequest
 from ..payload_types import payload_pattern
 from ..schemas import JOB_EXAMPLE, CreateJobRequest, JobHistory, RescheduleRequest
@@ -26,12 +26,11 @@ _JOB_EXAMPLE = {"content": {"application/json": {"example": JOB_EXAMPLE}}}
 
 @router.post("/process", status_code=status.HTTP_201_CREATED, response_model=Job, summary="Create a job",
              responses={201: _JOB_EXAMPLE, **problems(403, 404, 409, 413)})
-async def create_job(request: Annotated[CreateJobRequest, Body()], who: Caller, manager: Manager,
-                     response: Response,
+async def create_job(request: Annotated[CreateJobRequest, Body()], caller: CallerAndManager,
                      idempotency_key: Annotated[str | None, Header(
                          alias=idempotency.HEADER, max_length=idempotency.HEADER_MAX_LENGTH,
                          json_schema_extra={"pattern": idempotency.HEADER_PATTERN},
-                         description=idempotency.HEADER_DESCRIPTION)] = None) -> Job:
+                         description=idempotency.HEADER_DESCRIPTION)] = None) -> Response:
     """Create a job in status `queued` (201, with a Location header).
 
     With an idempotency key (the `Idempotency-Key` header, or the body's `idempotency_key`), a retry
@@ -42,10 +41,12 @@ async def create_job(request: Annotated[CreateJobRequest, Body()], who: Caller, 
     """
     fields = request.model_dump(exclude={"user_id", "idempotency_key"}, mode="json")
     key = idempotency.request_key(idempotency_key, request.idempotency_key)
-    job = await manager.create_job(user_id=_owner(request.user_id, who), idempotency_key=key,
-                                   key_wait=idempotency.KEY_WAIT_SECONDS if key is not None else None, **fields)
-    response.headers["Location"] = f"/api/v1/jobs/{job.job_id}"
-    return job
+    job = await caller.manager.create_job(user_id=_owner(request.user_id, caller.who), idempotency_key=key,
+                                          key_wait=idempotency.KEY_WAIT_SECONDS if key is not None else None,
+                                          **fields)
+    # The Job as its response model dumps it, sent as is: FastAPI would validate it against Job again.
+    return Response(job.model_dump_json(), status_code=status.HTTP_201_CREATED, media_type="application/json",
+                    headers={"Location": f"/api/v1/jobs/{job.job_id}"})
 
 
 def _owner(user_id: str | None, who: Any) -> str:
