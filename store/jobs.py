@@ -112,7 +112,7 @@ async def find_jobs(executor: Executor, query: JobQuery, model: type[R]) -> list
     """One page of jobs, newest first (keyset when `query.after` is set, else OFFSET), as `model`s.
 
     Built without validation: job_find_page returns exactly JobRow's fields, each of its column's
-    Python type (tests/integration/test_job_pages.py compares with model_validate). A page of 50 was
+    Python type (test_manager_lists.py::test_a_page_holds_what_validation_would_build). A page of 50 was
     validated twice on its way to the caller, about half of a keyset page's time in the manager.
     """
     after_at, after_id = query.after if query.after else (None, None)
