@@ -8,7 +8,10 @@ cycle. The database issues the job ids (vjm.new_id, time-ordered), as it does fo
 creates through the API. Random ids (as the first rounds named them) scattered every insert across
 the log's (job_id, version) index, which no deployment does: on a 200,000-job queue a one-job claim
 took 0.47 ms in the server against 0.35 ms with issued ids, and the queue was built at 3,600
-creates/s against 9,200 (bench/README.md, "W5c, fourth round"). Then VACUUM ANALYZE.
+creates/s against 9,200 (bench/README.md, "W5c, fourth round"). Then VACUUM ANALYZE, and a CHECKPOINT: the
+build writes gigabytes of WAL, and the checkpoint it leaves running spreads its writes over minutes and ends in
+fsyncs of every data file it wrote, which hold up commits' WAL flushes on a slow disk. Measured from inside that
+checkpoint, the claims' tail was the build's (bench/README.md, "fifth session").
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ async def build(url: str, jobs: int, users: int, chunk: int = CHUNK) -> dict:
         started = time.perf_counter()
         for table in ("vjm.run_queue", "vjm.job_events"):
             await pool.execute(f"VACUUM ANALYZE {table}")
+        await pool.execute("CHECKPOINT")  # the build's I/O done before anything is measured (needs a superuser)
         vacuum_s = time.perf_counter() - started
         by_priority = {str(r[0]): r[1] for r in await pool.fetch(
             "SELECT priority, count(*) FROM vjm.run_queue WHERE queued GROUP BY priority ORDER BY priority")}
