@@ -80,7 +80,7 @@ def test_a_missing_hey_is_reported_not_passed_over(monkeypatch) -> None:
 async def test_real_hey_output_parses_into_consistent_figures(database_url: str) -> None:
     hey, why = http_hey.ensure_hey(install=False)
     if hey is None:
-        pytest.skip(why)
+        pytest.skip(f"no hey binary to run (Debian package hey; .ci/run installs it): {why}")
     port = free_port()
     env = {"CEILING_DATABASE_URL": database_url, "CEILING_JWT_SECRET": SECRET, "CEILING_POOL_SIZE": "2",
            **{k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "HOME")}}

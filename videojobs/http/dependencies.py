@@ -56,7 +56,7 @@ class Acting:
 async def acting(request: Request) -> Acting:
     """`principal` and `caller_manager` in one: FastAPI resolves each dependency of a request in turn, and one
     nested in another cost a create 11 us of its ~450 (bench/README.md, "the HTTP path, third round"). For the
-    hottest route; openapi.py documents the bearer scheme on it as on those that depend on `principal`."""
+    hottest route; like `principal`, one of the TOKEN_CHECKS."""
     who = await principal(request)
     return Acting(who, _acting_as(request, who))
 
@@ -82,6 +82,10 @@ async def service_manager(request: Request, who: Annotated[Principal, Depends(se
     manager = request.app.state.vjm.require_manager()
     return manager.as_service(who.sub or manager.service or "service")
 
+
+# The dependencies that verify the request's token: openapi.py declares the bearer scheme on every route that
+# depends on one of them.
+TOKEN_CHECKS = (principal, acting)
 
 Caller = Annotated[Principal, Depends(principal)]
 CallerAndManager = Annotated[Acting, Depends(acting)]

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from .auth import AuthenticationFailed, bearer_token, decode_token
-from .dependencies import BEARER, acting, bearer_scheme, principal
+from .dependencies import BEARER, TOKEN_CHECKS, bearer_scheme
 from .openapi_30 import to_openapi_30
 from .openapi_callers import END_USER, SERVICE, for_caller
 from .patch_body import PATCH_JOB_BODY
@@ -154,10 +154,10 @@ def _document_body_limit(schema: dict[str, Any], max_body_bytes: int) -> None:
 
 
 def _document_bearer_security(schema: dict[str, Any], app: FastAPI) -> None:
-    """The bearer scheme on every operation whose route verifies a token (depends on `principal`, which reads
-    the header itself rather than through FastAPI's security dependency: a nested resolution per request)."""
+    """The bearer scheme on every operation whose route verifies a token (depends on one of TOKEN_CHECKS, which
+    read the header themselves rather than through FastAPI's security dependency: a nested resolution per request)."""
     secured = {(path, method.lower()) for path, methods, dependant in _api_routes(app)
-               if _depends_on(dependant, principal) or _depends_on(dependant, acting) for method in methods}
+               if any(_depends_on(dependant, check) for check in TOKEN_CHECKS) for method in methods}
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             if (path, method) in secured:
