@@ -1,6 +1,6 @@
 """One apply transaction of the projector: read, fold, write, advance, notify.
 
-Five round trips: BEGIN, lock the checkpoint, read the batch with the rows it touches
+Five round trips: BEGIN, lock the checkpoint (store.projections.lock_batch: and keep the plans), read the batch with the rows it touches
 (store.projections.read_batch), then one statement that writes the folded rows and derives the
 counters, the change feed, its notices and the new checkpoint in SQL (write_batch), COMMIT.
 The Python work per event is the row fold (store/projections/fold.py, `fold_rows`) alone.
@@ -36,7 +36,7 @@ import asyncpg
 
 from store.faults import fetch_void_targets
 from store.models import Event
-from store.projections import lock_checkpoint, read_batch, write_batch
+from store.projections import lock_batch, read_batch, write_batch
 from store.projections.fold import NO_VOIDS, Voids, fold_rows
 
 from .listening import CONNECTION_ERRORS
@@ -71,7 +71,7 @@ async def project_batch(conn: asyncpg.Connection, name: str, *, batch_size: int,
                         per_job_limit: int) -> BatchResult:
     """Apply the next batch of committed events to the read models, in one transaction."""
     async with conn.transaction():
-        checkpoint = await lock_checkpoint(conn, name)
+        checkpoint = await lock_batch(conn, name)
         batch = await read_batch(conn, checkpoint.cursor, batch_size)
         events = batch.events
         if not events:

@@ -1,5 +1,19 @@
--- The projector's apply transaction in two statements (listeners/batch.py): read a batch, write it.
+-- The projector's apply transaction in three statements (listeners/batch.py): lock, read a batch, write it.
 -- Same format as events.sql: `-- name --`, one line of description, the statement.
+
+-- projection_batch_lock --
+-- Lock the checkpoint (one applier at a time), and keep one plan per statement for the rest of this apply transaction.
+-- The session plans for the arguments otherwise (store/role_connection.py). Every table access of the read and the
+-- apply is by key or by the log's commit order, so one plan fits every batch, and planning cost more than running
+-- under load: the read 0.28 ms, the apply's twenty parts more (bench/README.md). With no sequential scan in them
+-- (enable_seqscan = off), a plan made while a table was small is still the index plan when it has grown. DISCARD PLANS
+-- at each lease renewal makes them again.
+SELECT c.name, c.xact_id, c.position, c.change_seq, c.events
+  FROM vjm.projection_checkpoints c,
+       LATERAL (SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+                       set_config('enable_seqscan', 'off', true)) s
+ WHERE c.name = :name
+   FOR UPDATE OF c;
 
 -- projection_batch_read --
 -- Events after a cursor in commit-safe order (below vjm.projection_horizon), each job's projected row on its first event.
@@ -25,12 +39,6 @@ SELECT e.position, e.xact_id, e.job_id, e.version, e.type, e.from_state, e.to_st
   -- LIMIT 1 keeps this a lookup by key per job (see vjm.jobs_before), whatever the table's size.
   LEFT JOIN LATERAL (SELECT * FROM vjm.jobs j WHERE e.first AND j.job_id = e.job_id LIMIT 1) j ON true
  ORDER BY e.xact_id, e.position;
-
--- projection_batch_generic_plans --
--- The rest of this apply transaction plans its statements once and keeps the plan (the session plans for the
--- arguments otherwise, store/role_connection.py): the apply statement's every table access is by key, so one plan
--- fits every batch, and planning its twenty parts cost more than running them under load (bench/README.md).
-SELECT set_config('plan_cache_mode', 'force_generic_plan', true);
 
 -- projection_plans_discard --
 -- Forget this session's kept plans: the next use plans again, for the tables as they are now (every
@@ -159,7 +167,7 @@ WITH after AS (
 ), changes AS (
     -- The feed entries: each job's last event of the batch, in commit order (store.projections.apply.feed_entries),
     -- numbered after :change_seq. From the batch the projector read, not from the log: no scan whose plan
-    -- depends on where the cursor is, so the statement keeps one plan (projection_batch_generic_plans).
+    -- depends on where the cursor is, so the statement keeps one plan (projection_batch_lock).
     SELECT :change_seq::bigint + l.n AS seq, l.xact_id::text::xid8 AS xact_id, l.position, l.job_id, l.user_id,
            l.team_id, l.status, l.version
       FROM unnest(:feed_xact_ids::bigint[], :feed_positions::bigint[], :feed_job_ids::uuid[], :feed_user_ids::text[],

@@ -9,7 +9,7 @@
 - rebuild, verify: fold every event from nothing into fresh tables, or compare with the live ones.
 """
 
-from .apply import BatchRead, read_batch, write_batch
+from .apply import BatchRead, lock_batch, read_batch, write_batch
 from .checkpoints import (
     arm_doorbell,
     discard_plans,
@@ -65,7 +65,7 @@ from .rows import (
 from .verify import VerifyResult, verify_projections
 
 __all__ = [
-    "BatchRead", "read_batch", "write_batch",
+    "BatchRead", "lock_batch", "read_batch", "write_batch",
     "arm_doorbell", "discard_plans", "doorbell_holders", "ensure_checkpoint", "get_checkpoint", "get_leadership",
     "lift_statement_timeout", "lock_checkpoint", "release_doorbell", "sample_lag", "try_lock_leadership",
     "unlock_leadership",

@@ -1,7 +1,8 @@
-"""The projector's apply transaction: read a batch with the rows it touches, write it, in two statements.
+"""The projector's apply transaction: lock, read a batch with the rows it touches, write it, in three statements.
 
 The fold (store/projections/fold.py, pure) decides the rows; the statements of
-sql/queries/projector_batch.sql move them, set-based: `read_batch` reads the events after
+sql/queries/projector_batch.sql move them, set-based: `lock_batch` locks the checkpoint (and has the
+transaction's statements keep one plan each), `read_batch` reads the events after
 the checkpoint with each touched job's projected row in one statement, and `write_batch`
 writes the rows (one array of vjm.jobs records, which the query `unnest`s) and derives in the same
 statement the counter deltas (rows before and after), the change feed and its notices from
@@ -18,7 +19,7 @@ from uuid import UUID
 
 from ..executor import Connection
 from ..models import Event, event_from_values
-from ..queries import fetch_all, fetch_one
+from ..queries import fetch_all, fetch_one, fetch_optional
 from .rows import (
     DAILY_FIELDS,
     GENERATED_JOB_COLUMNS,
@@ -47,6 +48,15 @@ class BatchRead:
     voided: bool
 
 
+async def lock_batch(conn: Connection, name: str) -> Checkpoint:
+    """The checkpoint, locked FOR UPDATE until the apply transaction ends, whose later statements (the read and the
+    write) each keep one plan for the session (projection_batch_lock)."""
+    row = await fetch_optional(conn, "projection_batch_lock", name=name)
+    if row is None:
+        raise LookupError(f"no projection checkpoint named {name!r}")
+    return Checkpoint.model_validate(dict(row.items()))
+
+
 async def read_batch(conn: Connection, cursor: tuple[int, int], limit: int) -> BatchRead:
     """Committed events after `cursor` (vjm.projection_horizon) and the rows they touch, in one statement."""
     records = await fetch_all(conn, "projection_batch_read", after_xact_id=cursor[0], after_position=cursor[1],
@@ -67,10 +77,9 @@ async def read_batch(conn: Connection, cursor: tuple[int, int], limit: int) -> B
 async def write_batch(conn: Connection, name: str, checkpoint: Checkpoint, folded: FoldedRows,
                       events: Sequence[Event], per_job_limit: int) -> tuple[int, int]:
     """Write one folded batch of `events` and advance the checkpoint to the last one, in one statement of the apply
-    transaction, planned once for the session (generic: every table access in it is by key); (feed entries, notices)
-    written."""
+    transaction, planned once for the session (lock_batch; every table access in it is by key); (feed entries,
+    notices) written."""
     rows, cursor = folded.rows, events[-1].cursor
-    await fetch_one(conn, "projection_batch_generic_plans")
     row = await fetch_one(
         conn, "projection_batch_apply", name=name, xact_id=cursor[0], position=cursor[1],
         change_seq=checkpoint.change_seq, events=len(events), per_job_limit=per_job_limit,

@@ -104,10 +104,11 @@ async def test_notices_name_each_job_up_to_the_limit_then_one_summary(database_u
                        "position": second.cursor[1], "cursor": list(second.cursor)}
 
 
-async def test_the_apply_statement_keeps_one_plan_and_the_rest_plan_for_their_arguments(
+async def test_the_batch_statements_keep_one_plan_and_the_rest_plan_for_their_arguments(
         database_url: str, store: EventStore) -> None:
-    """The projector's session plans each statement for its arguments (store/role_connection.py), except the apply
-    statement, whose plan is made once and kept (every table access in it is by key), until discard_plans."""
+    """The projector's session plans each statement for its arguments (store/role_connection.py), except the read
+    and the apply of a batch, whose plans are made once and kept (projection_batch_lock) until discard_plans. The
+    lock sets that for its own transaction only: afterwards the session plans for the arguments again."""
     from store.projections import discard_plans
     from store.role_connection import connect_with_role
 
@@ -121,8 +122,13 @@ async def test_the_apply_statement_keeps_one_plan_and_the_rest_plan_for_their_ar
                  for r in await conn.fetch("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")}
         apply = next(v for k, v in plans.items() if "INSERT INTO vjm.job_changes" in k)
         read = next(v for k, v in plans.items() if "projection_horizon" in k)
-        assert apply[0] == 8 and apply[1] == 0, apply  # one plan, used by every batch
-        assert read[0] == 0 and read[1] >= 8, read
+        lock = next(v for k, v in plans.items() if "FOR UPDATE OF c" in k)
+        assert apply == (8, 0), apply  # one plan, used by every batch
+        assert read == (8, 0), read
+        assert lock[0] == 0 and lock[1] >= 8, lock  # before the settings it makes: planned for its arguments
+        settings = await conn.fetchrow("SELECT current_setting('plan_cache_mode') AS plans, "
+                                       "current_setting('enable_seqscan') AS seqscan")
+        assert tuple(settings) == ("force_custom_plan", "on")  # the batch's settings ended with its transaction
         await discard_plans(conn)
         await create_job(store, user_id="plan-after")
         assert (await project_batch(conn, "main", batch_size=1000, per_job_limit=10)).jobs == 1
