@@ -27,6 +27,9 @@
 --              Caps bind claims; a trusted caller that starts a named job directly
 --              (vjm.append_event 'start') is not held back by them.
 --   pauses     vjm.claim_pauses: no claims for a platform, or for every platform ('*').
+--   held back  a job whose not_before (a create's run_at, a requeue's retry_after) is ahead is out of
+--              the claim order (run_queue.held); the first claim after that time releases it, and it
+--              takes its turn as any other (vjm.claim_jobs).
 --
 -- The settings change through the functions below (admins only), and every change is a row
 -- of vjm.queue_settings_history: who, when, what, why. A change that may let work be claimed
@@ -89,30 +92,30 @@ $$;
 
 -- The turn a job of key p_key takes on entering priority p_priority's queue: after that key's
 -- queued jobs there, and not before the turn being served (the lowest turn among the queued jobs
--- that no "not before" holds: a job held back until tomorrow does not hold the clock back).
+-- that are not held back, run_queue.held: a job held back until tomorrow does not hold the clock back).
 -- plpgsql: as a LANGUAGE sql function (two sub-selects: not inlined) it was parsed and planned again
 -- at every execution of the statement that calls it, about 200 us of the guard's one-job create,
 -- where plpgsql keeps its plan for the session (bench/README.md, "the HTTP path"). vjm.fair_key_under
 -- is sql: a batch create calls it per row, where a plpgsql call costs 10 us against 2.
 -- The key's last queued turn is asked first: it is probed from the top of the key's entries, where
 -- the queued ones are (claimed entries leave dead index entries below them until vacuum). When that
--- entry is claimable (no "not before"), the turn being served is at most its turn, so the answer is
+-- entry is claimable (not held back), the turn being served is at most its turn, so the answer is
 -- the next turn and the turn being served is not asked: that probe walks the priority's dead entries
 -- from the bottom, where claims take them (bench/README.md, "Findings: SQL hot spots").
 CREATE FUNCTION vjm.first_turn(p_priority smallint, p_key text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     last_turn bigint;
-    held boolean;
+    last_held boolean;
 BEGIN
-    SELECT q.turn, q.not_before IS NOT NULL INTO last_turn, held FROM vjm.run_queue q
+    SELECT q.turn, q.held INTO last_turn, last_held FROM vjm.run_queue q
      WHERE q.queued AND q.fair_key = p_key AND q.priority = p_priority
      ORDER BY q.turn DESC LIMIT 1;
-    IF held IS NOT DISTINCT FROM false THEN
+    IF last_held IS NOT DISTINCT FROM false THEN
         RETURN greatest(last_turn + 1, 0);
     END IF;
     RETURN greatest((SELECT q.turn FROM vjm.run_queue q
-                      WHERE q.queued AND q.not_before IS NULL AND q.priority = p_priority
+                      WHERE q.queued AND NOT q.held AND q.priority = p_priority
                       ORDER BY q.turn LIMIT 1),
                     last_turn + 1, 0);
 END
@@ -210,19 +213,19 @@ BEGIN
         OPEN walk_rows FOR
         SELECT u.job_id, u.user_id, u.team_id, u.platform_target FROM (
             (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
-              WHERE q.queued AND q.platform_target = unshut[1] AND (q.not_before IS NULL OR q.not_before <= now())
+              WHERE q.queued AND q.platform_target = unshut[1] AND NOT q.held
               ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LIMIT 50 * p_limit + 500)
             UNION ALL
             (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
-              WHERE q.queued AND q.platform_target = unshut[2] AND (q.not_before IS NULL OR q.not_before <= now())
+              WHERE q.queued AND q.platform_target = unshut[2] AND NOT q.held
               ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LIMIT 50 * p_limit + 500)
             UNION ALL
             (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
-              WHERE q.queued AND q.platform_target = unshut[3] AND (q.not_before IS NULL OR q.not_before <= now())
+              WHERE q.queued AND q.platform_target = unshut[3] AND NOT q.held
               ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LIMIT 50 * p_limit + 500)
             UNION ALL
             (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
-              WHERE q.queued AND q.platform_target = unshut[4] AND (q.not_before IS NULL OR q.not_before <= now())
+              WHERE q.queued AND q.platform_target = unshut[4] AND NOT q.held
               ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LIMIT 50 * p_limit + 500)) u
          ORDER BY u.priority DESC, u.turn, u.created_at, u.job_id
          LIMIT 50 * p_limit + 500;
@@ -232,7 +235,7 @@ BEGIN
          WHERE q.queued AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))
            AND q.platform_target <> ALL (closed)
            AND cardinality(unshut) > 0  -- every platform asked shut: no walk (it would read all of them to find none)
-           AND (q.not_before IS NULL OR q.not_before <= now())
+           AND NOT q.held
          ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id
          LIMIT 50 * p_limit + 500;  -- planned for the look-ahead, not the whole queue (no sort, no JIT)
     END IF;
@@ -354,6 +357,7 @@ DECLARE
     platforms text[];
     paused boolean;
     caps jsonb;  -- vjm.claim_caps ('<kind>:<key>' -> max_processing), NULL when there is none
+    due boolean; -- a held-back job's time has come
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 1000 THEN
         RAISE EXCEPTION 'limit must be between 1 and 1000' USING ERRCODE = '22023';
@@ -371,10 +375,20 @@ BEGIN
         RAISE EXCEPTION 'not allowed to start jobs' USING ERRCODE = '42501';
     END IF;
     -- One plain statement (its plan kept for the session), not a SQL function planned on every call: a claim
-    -- asks it every time, and nothing is paused or capped most of the time.
+    -- asks it every time, and nothing is paused, capped or due most of the time.
     SELECT EXISTS (SELECT FROM vjm.claim_pauses),
-           (SELECT jsonb_object_agg(c.kind || ':' || c.key, c.max_processing) FROM vjm.claim_caps c)
-      INTO paused, caps;
+           (SELECT jsonb_object_agg(c.kind || ':' || c.key, c.max_processing) FROM vjm.claim_caps c),
+           (SELECT q.not_before FROM vjm.run_queue q WHERE q.queued AND q.held ORDER BY q.not_before LIMIT 1) <= now()
+      INTO paused, caps, due;  -- (the earliest held-back job, by run_queue_held_back: any plan of it is that index)
+    IF due THEN
+        -- Held-back jobs whose time has come enter the claim order (run_queue.held), the earliest due first, a
+        -- batch at a time: each keeps its turn, so it is taken as its turn comes. The claim order's indexes hold
+        -- no held-back job, so no walk reads past tomorrow's jobs. One another claimer is releasing is skipped.
+        UPDATE vjm.run_queue q SET held = false
+          FROM (SELECT h.job_id FROM vjm.run_queue h WHERE h.queued AND h.held AND h.not_before <= now()
+                 ORDER BY h.not_before LIMIT 100 + p_limit FOR UPDATE SKIP LOCKED) d
+         WHERE q.job_id = d.job_id;
+    END IF;
     platforms := CASE WHEN paused THEN vjm.unpaused_platforms(p_platforms) ELSE p_platforms END;
     IF cardinality(platforms) = 0 THEN  -- every platform asked is paused
         RETURN;
@@ -388,7 +402,7 @@ BEGIN
         OPEN walk_rows FOR
         SELECT q.job_id FROM vjm.run_queue q
          WHERE q.queued AND (platforms IS NULL OR q.platform_target = ANY (platforms))
-           AND (q.not_before IS NULL OR q.not_before <= now())
+           AND NOT q.held
          ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id
            FOR UPDATE SKIP LOCKED;
         FOR i IN 1 .. p_limit LOOP

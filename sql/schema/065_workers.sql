@@ -60,7 +60,7 @@ BEGIN
     PERFORM vjm.check_platforms(p_platforms);
     RETURN (SELECT greatest(extract(epoch FROM held.until - clock_timestamp()), 0)::double precision
               FROM (SELECT min(q.not_before) AS until FROM vjm.run_queue q
-                     WHERE q.queued AND q.not_before > now()
+                     WHERE q.queued AND q.held AND q.not_before > now()  -- (held: by run_queue_held_back)
                        AND (p_platforms IS NULL OR q.platform_target = ANY (p_platforms))) held
              WHERE held.until IS NOT NULL);
 END
