@@ -249,7 +249,9 @@ SELECT xact_id, position FROM vjm.job_events ORDER BY xact_id DESC, position DES
 -- job_queue_diff --
 -- The run queue against the log (for verify): an entry for every job that is not deleted, queued exactly when its
 -- head is and processing exactly when its head is, with its create time, current platform, priority and attempt
--- budget. At most :limit differences; live/replay as JSON.
+-- budget; a queued entry with the "not before" its stay set last (vjm.queued_not_before, as vjm.claim_wait_list reads
+-- it), held back while that time is ahead and not when there is none (a claim releases a due one: either is right).
+-- At most :limit differences; live/replay as JSON.
 WITH heads AS (
     SELECT DISTINCT ON (e.job_id) e.job_id, e.to_state FROM vjm.job_events e ORDER BY e.job_id, e.version DESC
 ), expected AS (
@@ -260,9 +262,24 @@ WITH heads AS (
              ORDER BY p.version DESC LIMIT 1) AS platform_target,
            coalesce((SELECT (p.data ->> 'priority')::smallint FROM vjm.job_events p
                       WHERE p.job_id = h.job_id AND p.type IN ('create', 'reschedule') AND p.data ? 'priority'
-                      ORDER BY p.version DESC LIMIT 1), 0) AS priority
+                      ORDER BY p.version DESC LIMIT 1), 0) AS priority,
+           CASE WHEN h.to_state = 'queued' THEN
+               (SELECT x.not_before
+                  FROM (SELECT e.version, CASE WHEN e.type = 'create' THEN (e.data ->> 'run_at')::timestamptz
+                                               ELSE vjm.queued_not_before(e.type, e.from_state, e.occurred_at, e.data,
+                                                                          NULL) END AS not_before
+                          FROM vjm.job_events e
+                         WHERE e.job_id = h.job_id
+                           AND e.version >= (SELECT max(s.version) FROM vjm.job_events s  -- this stay's entry
+                                              WHERE s.job_id = h.job_id AND s.from_state IS DISTINCT FROM 'queued')) x
+                 WHERE x.not_before IS NOT NULL
+                 ORDER BY x.version DESC LIMIT 1) END AS not_before
       FROM heads h JOIN vjm.job_events c ON c.job_id = h.job_id AND c.version = 1
      WHERE h.to_state <> 'deleted'
+), judged AS (
+    SELECT q.job_id, q.created_at, q.queued, q.processing, q.platform_target, q.priority, q.max_attempts,
+           CASE WHEN q.queued THEN q.not_before END AS not_before, q.queued AND q.held AS held
+      FROM vjm.run_queue q
 )
 SELECT coalesce(q.job_id, x.job_id)::text AS key,
        CASE WHEN q.job_id IS NULL THEN 'missing' WHEN x.job_id IS NULL THEN 'extra' ELSE 'different' END AS kind,
@@ -270,17 +287,22 @@ SELECT coalesce(q.job_id, x.job_id)::text AS key,
                                                               'processing', q.processing,
                                                               'platform_target', q.platform_target,
                                                               'priority', q.priority,
-                                                              'max_attempts', q.max_attempts) END AS live,
+                                                              'max_attempts', q.max_attempts,
+                                                              'not_before', q.not_before, 'held', q.held) END AS live,
        CASE WHEN x.job_id IS NOT NULL THEN jsonb_build_object('created_at', x.created_at, 'queued', x.queued,
                                                               'processing', x.processing,
                                                               'platform_target', x.platform_target,
                                                               'priority', x.priority,
-                                                              'max_attempts', x.max_attempts) END AS replay
-  FROM vjm.run_queue q
-  FULL JOIN expected x ON x.job_id = q.job_id
+                                                              'max_attempts', x.max_attempts,
+                                                              'not_before', x.not_before, 'held', x.held) END AS replay
+  FROM judged q
+  FULL JOIN (SELECT x.*, CASE WHEN x.not_before IS NULL THEN false WHEN x.not_before > now() THEN true END AS ahead
+               FROM expected x) x0 ON x0.job_id = q.job_id
+ CROSS JOIN LATERAL (SELECT x0.*, coalesce(x0.ahead, q.held) AS held) x
  WHERE q.job_id IS NULL OR x.job_id IS NULL
-    OR (q.created_at, q.queued, q.processing, q.platform_target, q.priority, q.max_attempts)
-       IS DISTINCT FROM (x.created_at, x.queued, x.processing, x.platform_target, x.priority, x.max_attempts)
+    OR (q.created_at, q.queued, q.processing, q.platform_target, q.priority, q.max_attempts, q.not_before, q.held)
+       IS DISTINCT FROM (x.created_at, x.queued, x.processing, x.platform_target, x.priority, x.max_attempts,
+                         x.not_before, x.held)
  ORDER BY 1
  LIMIT :limit;
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from store.identity import create_role_pool
+from store.projections import verify_projections
 from tests.support.factories import create_data
 from tests.support.rows_read import RUN_QUEUE_ROWS_READ
 from tests.support.waiting import eventually
@@ -173,3 +174,20 @@ async def test_a_held_back_job_enters_the_claim_order_when_due_and_keeps_its_tur
 
 async def _db_now_after(pool, moment: dt.datetime) -> bool:
     return bool(await pool.fetchval("SELECT now() > $1", moment))
+
+
+async def test_verify_checks_each_queued_jobs_not_before_and_whether_it_is_held(database_url: str, manager, pool,
+                                                                                make_projector) -> None:
+    """The run queue's "not before" is what the log set last in the job's stay in the queue, and a job is held back
+    while that time is ahead: verify names an entry that lost its hold, and one given a time the log never set."""
+    tomorrow = await pool.fetchval("SELECT now() + interval '1 day'")
+    later = await manager.create_job(**create_data(user_id="u-later"), run_at=tomorrow)
+    plain = await manager.create_job(**create_data(user_id="u-plain"))
+    await make_projector().run_once()
+    assert (await verify_projections(database_url)).ok
+    await pool.execute("UPDATE vjm.run_queue SET held = false WHERE job_id = $1", later.job_id)
+    await pool.execute("UPDATE vjm.run_queue SET not_before = $2, held = true WHERE job_id = $1", plain.job_id,
+                       tomorrow)
+    found = {(d.key, d.columns) for d in (await verify_projections(database_url)).differences
+             if d.table == "job_queue"}
+    assert found == {(str(later.job_id), ("held",)), (str(plain.job_id), ("held", "not_before"))}
