@@ -71,7 +71,9 @@ LANGUAGE sql STABLE SECURITY INVOKER AS $$
 $$;
 
 -- Whoever reads the log may ask (RLS decides which starts they see). vjm.queued_not_before is
--- evaluated as the caller, so they may call it too.
+-- evaluated as the caller, so they may call it too; and verify (the projector's role) reads the
+-- run queue's "not before" from the log with it (the job_queue_diff query).
 GRANT EXECUTE ON FUNCTION vjm.queued_not_before(text, text, timestamptz, jsonb, timestamptz),
     vjm.claim_wait_list(timestamptz, text, uuid), vjm.claim_waits(timestamptz, text, uuid)
     TO vjm_authenticated, vjm_processor, vjm_admin;
+GRANT EXECUTE ON FUNCTION vjm.queued_not_before(text, text, timestamptz, jsonb, timestamptz) TO vjm_projector;
