@@ -45,7 +45,8 @@ CREATE TABLE vjm.run_queue (
     priority        smallint    NOT NULL DEFAULT 0,  -- higher first (the create's priority, 0-9)
     processing      boolean     NOT NULL DEFAULT false,  -- started and not yet ended: what claim caps count
     fair_key        text        NOT NULL,  -- who takes turns: 'user:<id>', or 'team:<id>' (063_claims.sql)
-    turn            bigint      NOT NULL   -- its turn within its priority (vjm.first_turn)
+    turn            bigint                 -- its turn within its priority (vjm.first_turn); NULL while a run_at
+                                           -- holds it back: it takes its turn when a claim releases it
 ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
 -- Vacuumed after every 5,000 dead entries, whatever the queue's size (the default waits for a fifth
 -- of the table: 200,000 at a million queued). A claim and its job's end each leave a dead entry, and
@@ -63,8 +64,8 @@ CREATE INDEX run_queue_platform_claim_order ON vjm.run_queue (platform_target, p
     WHERE queued AND NOT held;
 -- The turn being served at each priority (vjm.first_turn): queued jobs that are not held back.
 CREATE INDEX run_queue_turns ON vjm.run_queue (priority, turn) WHERE queued AND NOT held;
--- Each fair key's last turn at each priority (vjm.first_turn).
-CREATE INDEX run_queue_fair_keys ON vjm.run_queue (fair_key, priority, turn) WHERE queued;
+-- Each fair key's last turn at each priority among its claimable jobs (vjm.first_turn).
+CREATE INDEX run_queue_fair_keys ON vjm.run_queue (fair_key, priority, turn) WHERE queued AND NOT held;
 -- What is processing, per owner, team and platform: what claim caps count (vjm.claim_within_caps).
 CREATE INDEX run_queue_processing_users ON vjm.run_queue (user_id) WHERE processing;
 CREATE INDEX run_queue_processing_teams ON vjm.run_queue (team_id) WHERE processing AND team_id IS NOT NULL;
@@ -390,7 +391,7 @@ BEGIN
                                            priority, not_before, held, fair_key, turn)
                 SELECT ev.job_id, ev.occurred_at, ev.platform_target, ev.attempts_left, true, ev.user_id, ev.team_id,
                        f.priority, f.not_before, vjm.held_back(f.not_before), f.fair_key,
-                       vjm.first_turn(f.priority, f.fair_key)
+                       CASE WHEN NOT vjm.held_back(f.not_before) THEN vjm.first_turn(f.priority, f.fair_key) END
                   FROM (SELECT coalesce((p_data -> 0 ->> 'priority')::smallint, 0::smallint) AS priority,
                                (p_data -> 0 ->> 'run_at')::timestamptz AS not_before,
                                vjm.fair_key_under(share, ev.user_id, ev.team_id) AS fair_key) f;
@@ -416,24 +417,25 @@ BEGIN
                           e.attempts_left, e.actor, e.user_id, e.team_id, e.occurred_at, e.prev_hash, e.hash,
                           e.data ->> 'platform_target' AS platform_target, e.data ->> 'priority' AS priority,
                           e.data ->> 'run_at' AS run_at
-            ), ranked AS (  -- each new job's fair key, and its place among the batch's jobs of that key and priority
-                SELECT a.*, k.fair_key, coalesce(a.priority::smallint, 0::smallint) AS level,
-                       row_number() OVER (PARTITION BY k.fair_key, coalesce(a.priority::smallint, 0::smallint)
+            ), ranked AS (  -- each new job's fair key, and its place among the batch's claimable jobs of that key and
+                -- priority (a job held back by its run_at takes its turn when a claim releases it)
+                SELECT a.*, k.fair_key, k.held, coalesce(a.priority::smallint, 0::smallint) AS level,
+                       row_number() OVER (PARTITION BY k.fair_key, coalesce(a.priority::smallint, 0::smallint), k.held
                                           ORDER BY a.position) - 1 AS rank
                   FROM inserted a
-                 CROSS JOIN LATERAL (SELECT vjm.fair_key_under(share, a.user_id, a.team_id) AS fair_key) k
+                 CROSS JOIN LATERAL (SELECT vjm.fair_key_under(share, a.user_id, a.team_id) AS fair_key,
+                                            vjm.held_back(a.run_at::timestamptz) AS held) k
             ), turns AS MATERIALIZED (  -- each key's first turn, once, before any entry is inserted (an entry this
                 -- statement inserted is in the index but not in its snapshot: probing after would skip them all)
                 SELECT g.fair_key, g.level, vjm.first_turn(g.level, g.fair_key) AS first
-                  FROM (SELECT DISTINCT b.fair_key, b.level FROM ranked b) g
+                  FROM (SELECT DISTINCT b.fair_key, b.level FROM ranked b WHERE NOT b.held) g
             ), queued AS (  -- the batch's jobs of a key take that key's next turns, one after another
                 INSERT INTO vjm.run_queue (job_id, created_at, platform_target, max_attempts, queued, user_id, team_id,
                                            priority, not_before, held, fair_key, turn)
                 SELECT a.job_id, a.occurred_at, a.platform_target, a.attempts_left, true, a.user_id, a.team_id,
-                       a.level, a.run_at::timestamptz, vjm.held_back(a.run_at::timestamptz), a.fair_key,
-                       t.first + a.rank
+                       a.level, a.run_at::timestamptz, a.held, a.fair_key, t.first + a.rank
                   FROM ranked a
-                  JOIN turns t ON t.fair_key = a.fair_key AND t.level = a.level
+                  LEFT JOIN turns t ON t.fair_key = a.fair_key AND t.level = a.level AND NOT a.held
             )
             SELECT array_agg(ROW(a.position, a.xact_id, a.job_id, a.version, a.type, a.from_state, a.to_state, a.attempt,
                                  a.attempts_left, a.actor, a.user_id, a.team_id, a.occurred_at, a.prev_hash, a.hash,
@@ -541,9 +543,11 @@ BEGIN
                            SET queued = (a.to_state = 'queued'), processing = (a.to_state = 'processing'),
                                platform_target = coalesce(a.data ->> 'platform_target', q.platform_target),
                                priority = coalesce((a.data ->> 'priority')::smallint, q.priority),
-                               turn = CASE WHEN (a.data ->> 'priority')::smallint <> q.priority
-                                           THEN vjm.first_turn((a.data ->> 'priority')::smallint, q.fair_key)
-                                           ELSE q.turn END,
+                               turn = vjm.queued_turn(a.type, a.to_state, (a.data ->> 'priority')::smallint,
+                                                      vjm.held_back(vjm.queued_not_before(a.type, a.from_state,
+                                                                                         a.occurred_at, a.data,
+                                                                                         q.not_before)),
+                                                      q.priority, q.fair_key, q.turn),
                                worker = CASE WHEN a.type = 'start' THEN coalesce(a.data ->> 'worker_id', a.actor)
                                              ELSE q.worker END,
                                not_before = vjm.queued_not_before(a.type, a.from_state, a.occurred_at, a.data,
@@ -651,10 +655,10 @@ BEGIN
                            SET queued = (target = 'queued'), processing = (target = 'processing'),
                                platform_target = coalesce(ev.platform_target, q.platform_target),
                                priority = coalesce((item ->> 'priority')::smallint, q.priority),
-                               -- a job moved to another priority takes its key's next turn there
-                               turn = CASE WHEN (item ->> 'priority')::smallint <> q.priority
-                                           THEN vjm.first_turn((item ->> 'priority')::smallint, q.fair_key)
-                                           ELSE q.turn END,
+                               turn = vjm.queued_turn(typ, target, (item ->> 'priority')::smallint,
+                                                      vjm.held_back(vjm.queued_not_before(typ, h_state, at, item,
+                                                                                         q.not_before)),
+                                                      q.priority, q.fair_key, q.turn),
                                worker = CASE WHEN typ = 'start' THEN coalesce(item ->> 'worker_id', who) ELSE q.worker END,
                                not_before = vjm.queued_not_before(typ, h_state, at, item, q.not_before),
                                held = vjm.held_back(vjm.queued_not_before(typ, h_state, at, item, q.not_before))

@@ -9,7 +9,9 @@
 --              0..9,999, and user B's 10 uploads, made while turn 40 is served, take turns
 --              40..49: B's jobs and A's alternate. This is start-time fair queueing with every
 --              job costing one. A job keeps its turn when it returns to the queue (a retry, a
---              time_out, a release): it is served ahead of newer work, as it was before.
+--              time_out, a release, a requeue): it is served ahead of newer work, as it was before.
+--              A job a run_at holds back enters the queue when its time comes: it has no turn
+--              until then (run_queue.turn is NULL), and takes one when a claim releases it.
 --   oldest     within a turn, the oldest job first.
 --   caps       vjm.claim_caps: at most N jobs processing at once per user, per team or per
 --              platform (an encoder pool's capacity); key '*' caps each one without a cap of
@@ -28,8 +30,9 @@
 --              (vjm.append_event 'start') is not held back by them.
 --   pauses     vjm.claim_pauses: no claims for a platform, or for every platform ('*').
 --   held back  a job whose not_before (a create's run_at, a requeue's retry_after) is ahead is out of
---              the claim order (run_queue.held); the first claim after that time releases it, and it
---              takes its turn as any other (vjm.claim_jobs).
+--              the claim order (run_queue.held); the first claim after that time releases it. One a
+--              run_at held back takes its turn then, as if queued then; a requeued one keeps its turn
+--              (vjm.claim_jobs).
 --
 -- The settings change through the functions below (admins only), and every change is a row
 -- of vjm.queue_settings_history: who, when, what, why. A change that may let work be claimed
@@ -106,19 +109,31 @@ CREATE FUNCTION vjm.first_turn(p_priority smallint, p_key text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     last_turn bigint;
-    last_held boolean;
 BEGIN
-    SELECT q.turn, q.held INTO last_turn, last_held FROM vjm.run_queue q
-     WHERE q.queued AND q.fair_key = p_key AND q.priority = p_priority
+    SELECT q.turn INTO last_turn FROM vjm.run_queue q
+     WHERE q.queued AND NOT q.held AND q.fair_key = p_key AND q.priority = p_priority
      ORDER BY q.turn DESC LIMIT 1;
-    IF last_held IS NOT DISTINCT FROM false THEN
+    IF FOUND THEN
         RETURN greatest(last_turn + 1, 0);
     END IF;
     RETURN greatest((SELECT q.turn FROM vjm.run_queue q
                       WHERE q.queued AND NOT q.held AND q.priority = p_priority
-                      ORDER BY q.turn LIMIT 1),
-                    last_turn + 1, 0);
+                      ORDER BY q.turn LIMIT 1), 0);
 END
+$$;
+
+-- The turn of a job's run-queue entry after a transition of type p_type to p_target (the guard's,
+-- 060_write_api.sql): a reschedule whose run_at holds it back has none (it takes its turn when a claim
+-- releases it); a job moved to another priority takes its key's next turn there; one that is queued
+-- and has none (it was held back, then started or rescheduled to now) takes its key's next turn; any
+-- other keeps its turn (a retry, a time_out, a release, a requeue: served ahead of newer work).
+CREATE FUNCTION vjm.queued_turn(p_type text, p_target text, p_priority smallint, p_held boolean,
+                                q_priority smallint, q_fair_key text, q_turn bigint) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p_held AND p_type = 'reschedule' THEN NULL
+                WHEN p_target = 'queued' AND NOT p_held AND (p_priority <> q_priority OR q_turn IS NULL)
+                    THEN vjm.first_turn(coalesce(p_priority, q_priority), q_fair_key)
+                ELSE q_turn END
 $$;
 
 -- A set of platforms a claim may name: NULL (every platform), else a non-empty, one-dimensional
@@ -382,11 +397,24 @@ BEGIN
       INTO paused, caps, due;  -- (the earliest held-back job, by run_queue_held_back: any plan of it is that index)
     IF due THEN
         -- Held-back jobs whose time has come enter the claim order (run_queue.held), the earliest due first, a
-        -- batch at a time: each keeps its turn, so it is taken as its turn comes. The claim order's indexes hold
-        -- no held-back job, so no walk reads past tomorrow's jobs. One another claimer is releasing is skipped.
-        UPDATE vjm.run_queue q SET held = false
-          FROM (SELECT h.job_id FROM vjm.run_queue h WHERE h.queued AND h.held AND h.not_before <= now()
-                 ORDER BY h.not_before LIMIT 100 + p_limit FOR UPDATE SKIP LOCKED) d
+        -- batch at a time. A job a run_at held back takes its turn now, as a job queued now would (its key's
+        -- jobs released together take consecutive turns): so uploads scheduled in bulk take turns with everyone
+        -- else's when their time comes, and did not take turns from their owner's work meanwhile. A requeued one
+        -- kept its turn. The claim order's indexes hold no held-back job, so no walk reads past tomorrow's jobs.
+        -- One another claimer is releasing is skipped.
+        WITH due_now AS (
+            SELECT h.job_id, h.fair_key, h.priority, h.turn, h.not_before, h.created_at FROM vjm.run_queue h
+             WHERE h.queued AND h.held AND h.not_before <= now()
+             ORDER BY h.not_before LIMIT 100 + p_limit FOR UPDATE SKIP LOCKED
+        ), firsts AS MATERIALIZED (  -- before any entry is released: a released one would count as the key's last
+            SELECT g.fair_key, g.priority, vjm.first_turn(g.priority, g.fair_key) AS first
+              FROM (SELECT DISTINCT d.fair_key, d.priority FROM due_now d WHERE d.turn IS NULL) g
+        )
+        UPDATE vjm.run_queue q SET held = false, turn = coalesce(d.turn, f.first + d.rank)
+          FROM (SELECT d.*, row_number() OVER (PARTITION BY d.fair_key, d.priority, d.turn IS NULL
+                                               ORDER BY d.not_before, d.created_at, d.job_id) - 1 AS rank
+                  FROM due_now d) d
+          LEFT JOIN firsts f ON f.fair_key = d.fair_key AND f.priority = d.priority
          WHERE q.job_id = d.job_id;
     END IF;
     platforms := CASE WHEN paused THEN vjm.unpaused_platforms(p_platforms) ELSE p_platforms END;

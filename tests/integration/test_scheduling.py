@@ -155,21 +155,23 @@ async def test_claims_do_not_read_the_jobs_held_back_for_later(manager: VideoJob
     assert len(claimed) == 2 and set(claimed) <= ready
 
 
-async def test_a_held_back_job_enters_the_claim_order_when_due_and_keeps_its_turn(manager: VideoJobManager,
-                                                                                   pool) -> None:
-    """A job held back for a moment is passed over until its time; the first claim after it releases it, and it is
-    taken at the turn it got when it was created: before the later turns of a user who queued after it."""
+async def test_a_held_back_job_enters_the_claim_order_when_due_at_the_turn_being_served(manager: VideoJobManager,
+                                                                                        pool) -> None:
+    """A job held back for a moment is passed over until its time; the first claim after it releases it, and it
+    takes the turn being served then (as an upload made then would), ahead of the later turns of a user who queued
+    after it was created."""
     soon = await manager.create_job(**create_data(user_id="early"),
                                     run_at=await pool.fetchval("SELECT now() + interval '1 second'"))
+    assert await pool.fetchval("SELECT turn FROM vjm.run_queue WHERE job_id = $1", soon.job_id) is None
     others = [j.job_id for j in await manager.bulk_create_jobs([create_data(user_id="late")] * 3)]
     [first] = await manager.claim_jobs("w", limit=1)
-    assert first.job_id == others[0]  # the same turn as the held job, which is not claimable yet
+    assert first.job_id == others[0]  # turn 0; the held job is not claimable yet
     assert await pool.fetchval("SELECT held FROM vjm.run_queue WHERE job_id = $1", soon.job_id)
     due = await pool.fetchval("SELECT not_before FROM vjm.run_queue WHERE job_id = $1", soon.job_id)
     await eventually(lambda: _db_now_after(pool, due), within=10, what="the database clock past the job's run_at")
     [second] = await manager.claim_jobs("w", limit=1)
-    assert second.job_id == soon.job_id  # its turn (0) before the late user's turn 1
-    assert not await pool.fetchval("SELECT held FROM vjm.run_queue WHERE job_id = $1", soon.job_id)
+    assert second.job_id == soon.job_id  # turn 1, the one being served, and older than the late user's turn-1 job
+    assert await pool.fetchrow("SELECT held, turn FROM vjm.run_queue WHERE job_id = $1", soon.job_id) == (False, 1)
 
 
 async def _db_now_after(pool, moment: dt.datetime) -> bool:
@@ -191,3 +193,25 @@ async def test_verify_checks_each_queued_jobs_not_before_and_whether_it_is_held(
     found = {(d.key, d.columns) for d in (await verify_projections(database_url)).differences
              if d.table == "job_queue"}
     assert found == {(str(later.job_id), ("held",)), (str(plain.job_id), ("held", "not_before"))}
+
+
+async def test_jobs_scheduled_in_bulk_take_turns_with_everyone_when_their_time_comes(manager: VideoJobManager,
+                                                                                     pool) -> None:
+    """User A schedules 200 uploads for a moment later while user C's backlog is being served; when they are due,
+    user B uploads 10. Every one of B's jobs starts before A's 50th: A's jobs take their turns when their time
+    comes, as uploads made then would. Turns taken when they were scheduled were older than the turn being served,
+    so all 200 went before B's first (the fairness issue 19 fixed for uploads, back for scheduled ones)."""
+    await manager.bulk_create_jobs([create_data(user_id="c")] * 300)
+    run_at = await pool.fetchval("SELECT now() + interval '1 second'")
+    scheduled = {j.job_id for j in await manager.bulk_create_jobs([create_data(user_id="a", run_at=run_at)] * 200)}
+    for _ in range(150):  # C's turns 0-149 are served meanwhile
+        [claimed] = await manager.claim_jobs("w", limit=1)
+        assert claimed.job_id not in scheduled
+    await eventually(lambda: _db_now_after(pool, run_at), within=10, what="the database clock past the run_at")
+    late = {j.job_id for j in await manager.bulk_create_jobs([create_data(user_id="b")] * 10)}
+    a_started = 0
+    while late:
+        [claimed] = await manager.claim_jobs("w", limit=1)
+        late.discard(claimed.job_id)
+        a_started += claimed.job_id in scheduled
+    assert 0 < a_started < 50  # A's jobs are claimable and interleaved, not ahead of B's in a block
