@@ -122,20 +122,6 @@ BEGIN
 END
 $$;
 
--- The turn of a job's run-queue entry after a transition of type p_type to p_target (the guard's,
--- 060_write_api.sql): a reschedule whose run_at holds it back has none (it takes its turn when a claim
--- releases it); a job moved to another priority takes its key's next turn there; one that is queued
--- and has none (it was held back, then started or rescheduled to now) takes its key's next turn; any
--- other keeps its turn (a retry, a time_out, a release, a requeue: served ahead of newer work).
-CREATE FUNCTION vjm.queued_turn(p_type text, p_target text, p_priority smallint, p_held boolean,
-                                q_priority smallint, q_fair_key text, q_turn bigint) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN p_held AND p_type = 'reschedule' THEN NULL
-                WHEN p_target = 'queued' AND NOT p_held AND (p_priority <> q_priority OR q_turn IS NULL)
-                    THEN vjm.first_turn(coalesce(p_priority, q_priority), q_fair_key)
-                ELSE q_turn END
-$$;
-
 -- A set of platforms a claim may name: NULL (every platform), else a non-empty, one-dimensional
 -- array of the platforms a create accepts, none of them NULL. Anything else is refused (22023)
 -- rather than read as "none" or "all".
