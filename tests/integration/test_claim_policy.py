@@ -268,6 +268,33 @@ async def test_a_full_platforms_backlog_is_not_read_by_claims(manager: VideoJobM
         assert await conn.fetchval(RUN_QUEUE_ROWS_READ) < 100
 
 
+async def test_a_claim_past_a_full_platform_walks_each_open_platforms_own_order(manager: VideoJobManager, pool,
+                                                                                database_url: str) -> None:
+    """A full platform's backlog at the head of 20,000 queued jobs of 200 users, analyzed, and the session's kept
+    plans: a capped claim reads a handful of run-queue rows. The merged walk's plan once weighed start-up cost
+    alone: each branch walked the global claim order, filtered by platform through the full platform's backlog,
+    and the branches of no platform read the whole queue (10 ms a claim)."""
+    await manager.bulk_create_jobs([create_data(user_id=f"u{i % 200}", platform_target="tiktok") for i in range(4000)])
+    platforms = ["tiktok", "instagram", "youtube_shorts"]
+    for offset in range(0, 16_000, 8_000):
+        await manager.bulk_create_jobs([create_data(user_id=f"u{i % 200}", platform_target=platforms[i % 3])
+                                        for i in range(offset, offset + 8_000)])
+    await pool.execute("ANALYZE vjm.run_queue")
+    await manager.queue.set_cap("platform", "tiktok", 0)
+    await manager.queue.set_cap("user", "*", 2)
+    claimers = await create_role_pool(database_url, role="vjm_processor", min_size=1, max_size=1)
+    try:
+        async with claimers.acquire() as conn:
+            for _ in range(3):  # the session's plans, made and kept
+                assert len(await conn.fetch(CLAIM, "w", 1)) == 1
+            async with conn.transaction():
+                [claimed] = await conn.fetch("SELECT job_id FROM vjm.claim_jobs($1, $2)", "w", 1)
+                assert await conn.fetchval(RUN_QUEUE_ROWS_READ) < 100
+    finally:
+        await claimers.close()
+    assert await pool.fetchval("SELECT platform_target FROM vjm.run_queue WHERE job_id = $1", claimed[0]) != "tiktok"
+
+
 async def test_a_claim_past_a_full_platform_merges_index_scans_at_any_queue_size(manager: VideoJobManager, pool,
                                                                                  database_url: str) -> None:
     """30,000 queued over three platforms, analyzed, tiktok at its cap: a new session's capped claim (its first,
