@@ -164,7 +164,7 @@ $$;
 -- 500 more) past jobs that do not fit, so a claim stays short when the head of the queue is
 -- one capped user's: the next claim looks again.
 CREATE FUNCTION vjm.claim_within_caps(p_limit integer, p_platforms text[], caps jsonb) RETURNS uuid[]
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET cursor_tuple_fraction = 0.1 AS $$
 DECLARE
     counted jsonb := '{}';  -- capped key -> jobs processing under it, this claim's included (keys it holds locked)
     shut text[];            -- capped keys at their cap, or another claimer's to judge now
@@ -216,13 +216,12 @@ BEGIN
         -- has the look-ahead's LIMIT too: without it the first (custom) plans sorted every queued job of each
         -- platform instead of merging index scans (1.7 s a claim at a million queued).
         -- A branch without a platform is not run (its condition is a one-time filter), and the walk is planned
-        -- for more than its first row (cursor_tuple_fraction 0.1, PostgreSQL's default, for this OPEN only):
-        -- planned as claim_jobs plans its one walk (start-up cost alone), each branch walked the global claim order
-        -- and filtered it by platform, through a shut platform's backlog, and the branches of no platform read the
+        -- for more than its first row (this function's cursor_tuple_fraction, 0.1, PostgreSQL's default): planned
+        -- as claim_jobs plans its one walk (start-up cost alone), each branch walked the global claim order and
+        -- filtered it by platform, through a shut platform's backlog, and the branches of no platform read the
         -- whole queue (12 ms a capped claim on a 20,000-job queue, bench/README.md; 0.01 still chose that plan).
         -- The plan is made at a session's first OPEN and kept: the per-platform index on 6 jobs and on 20,000.
         open1 := unshut[1]; open2 := unshut[2]; open3 := unshut[3]; open4 := unshut[4];
-        PERFORM set_config('cursor_tuple_fraction', '0.1', true);
         OPEN walk_rows FOR
         SELECT u.job_id, u.user_id, u.team_id, u.platform_target FROM (
             (SELECT q.job_id, q.user_id, q.team_id, q.platform_target, q.priority, q.turn, q.created_at FROM vjm.run_queue q
@@ -242,7 +241,6 @@ BEGIN
               ORDER BY q.priority DESC, q.turn, q.created_at, q.job_id LIMIT 50 * p_limit + 500)) u
          ORDER BY u.priority DESC, u.turn, u.created_at, u.job_id
          LIMIT 50 * p_limit + 500;
-        PERFORM set_config('cursor_tuple_fraction', '0.000001', true);  -- claim_jobs' own, for what follows
     ELSE
         OPEN walk_rows FOR
         SELECT q.job_id, q.user_id, q.team_id, q.platform_target FROM vjm.run_queue q
