@@ -268,6 +268,18 @@ async def test_a_full_platforms_backlog_is_not_read_by_claims(manager: VideoJobM
         assert await conn.fetchval(RUN_QUEUE_ROWS_READ) < 100
 
 
+async def _queue_with_tiktok_full(manager: VideoJobManager, pool, *, jobs: int, users: int, chunk: int) -> None:
+    """`jobs` more queued jobs of `users` users over the three platforms in turn, the queue analyzed; then tiktok at
+    its cap (0) and each user capped at 2."""
+    platforms = ["tiktok", "instagram", "youtube_shorts"]
+    for offset in range(0, jobs, chunk):
+        await manager.bulk_create_jobs([create_data(user_id=f"u{i % users}", platform_target=platforms[i % 3])
+                                        for i in range(offset, offset + chunk)])
+    await pool.execute("ANALYZE vjm.run_queue")
+    await manager.queue.set_cap("platform", "tiktok", 0)
+    await manager.queue.set_cap("user", "*", 2)
+
+
 async def test_a_claim_past_a_full_platform_walks_each_open_platforms_own_order(manager: VideoJobManager, pool,
                                                                                 database_url: str) -> None:
     """A full platform's backlog at the head of 20,000 queued jobs of 200 users, analyzed, and the session's kept
@@ -275,13 +287,7 @@ async def test_a_claim_past_a_full_platform_walks_each_open_platforms_own_order(
     alone: each branch walked the global claim order, filtered by platform through the full platform's backlog,
     and the branches of no platform read the whole queue (10 ms a claim)."""
     await manager.bulk_create_jobs([create_data(user_id=f"u{i % 200}", platform_target="tiktok") for i in range(4000)])
-    platforms = ["tiktok", "instagram", "youtube_shorts"]
-    for offset in range(0, 16_000, 8_000):
-        await manager.bulk_create_jobs([create_data(user_id=f"u{i % 200}", platform_target=platforms[i % 3])
-                                        for i in range(offset, offset + 8_000)])
-    await pool.execute("ANALYZE vjm.run_queue")
-    await manager.queue.set_cap("platform", "tiktok", 0)
-    await manager.queue.set_cap("user", "*", 2)
+    await _queue_with_tiktok_full(manager, pool, jobs=16_000, users=200, chunk=8_000)
     claimers = await create_role_pool(database_url, role="vjm_processor", min_size=1, max_size=1)
     try:
         async with claimers.acquire() as conn:
@@ -300,13 +306,7 @@ async def test_a_claim_past_a_full_platform_merges_index_scans_at_any_queue_size
     """30,000 queued over three platforms, analyzed, tiktok at its cap: a new session's capped claim (its first,
     custom plans) reads a handful of run-queue rows. Planned without a limit per platform, the merged walk sorted
     every queued job of the open platforms instead (60,000 rows read here; 1.7 s a claim at a million)."""
-    platforms = ["tiktok", "instagram", "youtube_shorts"]
-    for offset in range(0, 30_000, 5_000):
-        await manager.bulk_create_jobs([create_data(user_id=f"u{i % 300}", platform_target=platforms[i % 3])
-                                        for i in range(offset, offset + 5_000)])
-    await pool.execute("ANALYZE vjm.run_queue")
-    await manager.queue.set_cap("platform", "tiktok", 0)
-    await manager.queue.set_cap("user", "*", 2)
+    await _queue_with_tiktok_full(manager, pool, jobs=30_000, users=300, chunk=5_000)
     fresh = await create_role_pool(database_url, role="vjm_processor", min_size=1, max_size=1)
     try:
         async with fresh.acquire() as conn, conn.transaction():
