@@ -1,8 +1,9 @@
 """One apply transaction of the projector: read, fold, write, advance, notify.
 
-Five round trips: BEGIN, lock the checkpoint (store.projections.lock_batch: and keep the plans), read the batch with the rows it touches
-(store.projections.read_batch), then one statement that writes the folded rows and derives the
-counters, the change feed, its notices and the new checkpoint in SQL (write_batch), COMMIT.
+Five round trips: BEGIN, lock the checkpoint (store.projections.lock_batch, which also has the read and
+the write keep their plans), read the batch with the rows it touches (store.projections.read_batch),
+then one statement that writes the folded rows and derives the counters, the change feed, its notices
+and the new checkpoint in SQL (write_batch), COMMIT.
 The Python work per event is the row fold (store/projections/fold.py, `fold_rows`) alone.
 
 Why this is exactly-once: the checkpoint row is locked FOR UPDATE first, and the

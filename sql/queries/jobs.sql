@@ -296,9 +296,9 @@ SELECT coalesce(q.job_id, x.job_id)::text AS key,
                                                               'max_attempts', x.max_attempts,
                                                               'not_before', x.not_before, 'held', x.held) END AS replay
   FROM judged q
-  FULL JOIN (SELECT x.*, CASE WHEN x.not_before IS NULL THEN false WHEN x.not_before > now() THEN true END AS ahead
-               FROM expected x) x0 ON x0.job_id = q.job_id
- CROSS JOIN LATERAL (SELECT x0.*, coalesce(x0.ahead, q.held) AS held) x
+  FULL JOIN expected x0 ON x0.job_id = q.job_id
+ CROSS JOIN LATERAL (SELECT x0.*, CASE WHEN x0.not_before IS NULL THEN false WHEN x0.not_before > now() THEN true
+                                      ELSE q.held END AS held) x
  WHERE q.job_id IS NULL OR x.job_id IS NULL
     OR (q.created_at, q.queued, q.processing, q.platform_target, q.priority, q.max_attempts, q.not_before, q.held)
        IS DISTINCT FROM (x.created_at, x.queued, x.processing, x.platform_target, x.priority, x.max_attempts,

@@ -19,7 +19,8 @@ from uuid import UUID
 
 from ..executor import Connection
 from ..models import Event, event_from_values
-from ..queries import fetch_all, fetch_one, fetch_optional
+from ..queries import fetch_all, fetch_one
+from .checkpoints import lock_checkpoint
 from .rows import (
     DAILY_FIELDS,
     GENERATED_JOB_COLUMNS,
@@ -51,10 +52,7 @@ class BatchRead:
 async def lock_batch(conn: Connection, name: str) -> Checkpoint:
     """The checkpoint, locked FOR UPDATE until the apply transaction ends, whose later statements (the read and the
     write) each keep one plan for the session (projection_batch_lock)."""
-    row = await fetch_optional(conn, "projection_batch_lock", name=name)
-    if row is None:
-        raise LookupError(f"no projection checkpoint named {name!r}")
-    return Checkpoint.model_validate(dict(row.items()))
+    return await lock_checkpoint(conn, name, "projection_batch_lock")
 
 
 async def read_batch(conn: Connection, cursor: tuple[int, int], limit: int) -> BatchRead:

@@ -22,9 +22,10 @@ async def get_checkpoint(executor: Executor, name: str) -> Checkpoint | None:
     return Checkpoint.model_validate(dict(row.items())) if row else None
 
 
-async def lock_checkpoint(conn: Connection, name: str) -> Checkpoint:
-    """The checkpoint, locked FOR UPDATE until the transaction ends."""
-    row = await fetch_optional(conn, "projection_checkpoint_lock", name=name)
+async def lock_checkpoint(conn: Connection, name: str, query: str = "projection_checkpoint_lock") -> Checkpoint:
+    """The checkpoint, locked FOR UPDATE until the transaction ends (by `query`: the apply transaction's lock also
+    keeps its statements' plans, store.projections.apply.lock_batch)."""
+    row = await fetch_optional(conn, query, name=name)
     if row is None:
         raise LookupError(f"no projection checkpoint named {name!r}")
     return Checkpoint.model_validate(dict(row.items()))
