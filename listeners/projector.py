@@ -8,9 +8,10 @@ around a loop that calls it when woken by `vjm_events` or every `poll_interval`
 The doorbell (sql/schema/050_locks_and_doorbell.sql): appends ring only while a listener sleeps
 holding the doorbell lock, because every notifying commit queues behind the
 server's one notify lock. After catching up, the loop arms the doorbell and sleeps
-until rung; when it cannot arm because appends are in flight, it polls every
-`busy_poll_interval` instead (doubling up to `busy_poll_max` while nothing new turns
-up), so under load it projects in batches and nobody rings. If it cannot arm for
+until rung; when it cannot arm because appends are in flight, it polls instead, waiting
+(between `busy_poll_interval` and `busy_poll_max`) for about `busy_batch_target` events at
+the rate they arrive, and backing off while nothing new turns up: so under load it projects
+in batches whose fixed cost is shared, and nobody rings. If it cannot arm for
 `horizon_warn_after` seconds with nothing to project, it logs `doorbell_unavailable`
 with the sessions that hold the lock.
 
@@ -60,7 +61,7 @@ from .batch import BatchFailed, project_batch
 from .faults import isolate, resumed
 from .listening import ListeningConnection
 from .notifications import Doorbell, parse_doorbell
-from .projector_config import ProjectionResult, ProjectorConfig
+from .projector_config import ProjectionResult, ProjectorConfig, next_busy_wait
 from .service import BackgroundService
 
 log = structlog.get_logger("vjm.projector")
@@ -269,8 +270,7 @@ class Projector(BackgroundService[ProjectionResult]):
         # 'busy' (appends in flight) or 'held' (behind an open transaction): poll, backing off
         # while nothing new arrives.
         moved = result.events > 0
-        ceiling = min(self.config.busy_poll_max, self.config.poll_interval)
-        self._busy_wait = (self.config.busy_poll_interval if moved else min(self._busy_wait * 2, ceiling))
+        self._busy_wait = next_busy_wait(self.config, self._busy_wait, result.events)
         if state == "busy" and not moved:
             await self._warn_if_doorbell_unavailable()
         else:
